@@ -1,0 +1,246 @@
+import Crypto
+import Foundation
+import TesseraModel
+
+/// A built-in function of the expression language.
+public struct ExprFunction: Sendable {
+  public enum Impl: Sendable {
+    case one(@Sendable (Value) -> Value)
+    case two(@Sendable (Value, Value) -> Value)
+    case many(@Sendable ([Value]) -> Value)
+    case env(@Sendable (Env) -> Value)
+  }
+  public let name: String
+  /// Parameter types; `dyn` accepts anything.
+  public let params: [ExprType]
+  /// How many trailing parameters may be left out.
+  public let optional: Int
+  /// The last parameter repeats.
+  public let variadic: Bool
+  /// When false, a `null` argument makes the result `null` without calling the function.
+  public let takesNull: Bool
+  public let result: @Sendable ([ExprType]) -> ExprType
+  public let impl: Impl
+  public let summary: String
+  public let example: String
+}
+
+public enum ExprFunctions {
+  static func str(_ f: @escaping @Sendable (String) -> Value) -> ExprFunction.Impl {
+    .one { v in
+      if case .string(let s) = v { return f(s) }
+      return .null
+    }
+  }
+  static func str2(_ f: @escaping @Sendable (String, String) -> Value) -> ExprFunction.Impl {
+    .two { a, b in
+      if case .string(let x) = a, case .string(let y) = b { return f(x, y) }
+      return .null
+    }
+  }
+  static func fixed(_ t: ExprType) -> @Sendable ([ExprType]) -> ExprType { { _ in t } }
+
+  static func def(
+    _ name: String, _ params: [ExprType], optional: Int = 0, variadic: Bool = false, takesNull: Bool = false,
+    result: @escaping @Sendable ([ExprType]) -> ExprType, _ impl: ExprFunction.Impl, _ summary: String,
+    example: String
+  ) -> ExprFunction {
+    ExprFunction(
+      name: name, params: params, optional: optional, variadic: variadic, takesNull: takesNull, result: result,
+      impl: impl, summary: summary, example: example)
+  }
+
+  /// Every built-in, by name.
+  public static let all: [String: ExprFunction] = {
+    var fns: [ExprFunction] = [
+      def(
+        "lower", [.string], result: fixed(.string), str { .string($0.lowercased()) }, "lowercase a string",
+        example: #"lower("Ada") == "ada""#),
+      def(
+        "upper", [.string], result: fixed(.string), str { .string($0.uppercased()) }, "uppercase a string",
+        example: #"upper("gb") == "GB""#),
+      def(
+        "trim", [.string], result: fixed(.string), str { .string(Normalize.trim($0)) },
+        "remove leading and trailing white space", example: #"trim("  a ") == "a""#),
+      def(
+        "contains", [.string, .string], result: fixed(.bool), str2 { .bool($0.contains($1)) },
+        "whether the first string contains the second", example: #"contains(email, "@")"#),
+      def(
+        "starts_with", [.string, .string], result: fixed(.bool), str2 { .bool($0.hasPrefix($1)) },
+        "whether the first string starts with the second", example: #"starts_with(sku, "GIFT-")"#),
+      def(
+        "ends_with", [.string, .string], result: fixed(.bool), str2 { .bool($0.hasSuffix($1)) },
+        "whether the first string ends with the second", example: #"ends_with(email, "@example.com")"#),
+      def(
+        "matches", [.string, .string], result: fixed(.bool), .two { _, _ in .null },
+        "whether the string matches a regular expression (ICU syntax; the pattern must be a literal and is checked when the configuration compiles)",
+        example: #"matches(postcode, "^[0-9]{5}$")"#),
+      def(
+        "sha256", [.string], result: fixed(.string),
+        str { s in .string(SHA256.hash(data: Data(s.utf8)).map { String(format: "%02x", $0) }.joined()) },
+        "lowercase hex SHA-256 of the UTF-8 bytes", example: #"sha256(normalize_email(traits.email))"#),
+      def(
+        "normalize_email", [.string], result: fixed(.string),
+        str { Normalize.email($0).map(Value.string) ?? .null },
+        "trim and lowercase an email; null when it is not an email", example: #"normalize_email(" Ada@Example.COM ")"#),
+      def(
+        "phone_e164", [.string, .string], optional: 1, result: fixed(.string),
+        .many { args in
+          guard case .string(let s) = args[0] else { return .null }
+          let region = args.count > 1 ? (args[1].stringValue ?? "US") : "US"
+          return Normalize.phoneE164(s, defaultRegion: region).map(Value.string) ?? .null
+        }, "a phone number in E.164, read in the given region (default US); null when it is not a phone number",
+        example: #"phone_e164("(415) 555-0123", "US") == "+14155550123""#),
+      def(
+        "double", [.dyn], result: fixed(.double), .one(Convert.toDouble),
+        "convert a number or numeric string to double; null when it cannot", example: #"double(total) > 100.0"#),
+      def(
+        "int", [.dyn], result: fixed(.int), .one(Convert.toInt),
+        "convert to an integer (doubles truncate); null when it cannot", example: #"int("42") == 42"#),
+      def(
+        "string", [.dyn], result: fixed(.string), .one { .string($0.description) }, "render any value as a string",
+        example: #"string(customer_no)"#),
+      def(
+        "timestamp", [.dyn], result: fixed(.timestamp), .one(Convert.toTimestamp),
+        "an ISO 8601 string or epoch seconds as a timestamp; null when it cannot", example: #"timestamp(updated_at)"#),
+      def(
+        "duration", [.string], result: fixed(.duration),
+        str { TimeSpan(parsing: $0).map(Value.duration) ?? .null }, "a duration from text like `90d` or `1h30m`",
+        example: #"duration("90d") == 90d"#),
+      def(
+        "now", [], result: fixed(.timestamp), .env { .timestamp($0.now) },
+        "the pipeline's current time (injected by the runtime, so dry runs and tests are reproducible)",
+        example: #"now() - traits.last_seen < 30d"#),
+      def(
+        "size", [.dyn], result: fixed(.int),
+        .one { v in
+          switch v {
+          case .string(let s): return .int(Int64(s.count))
+          case .list(let l): return .int(Int64(l.count))
+          case .map(let m): return .int(Int64(m.count))
+          default: return .null
+          }
+        }, "length of a string, list or map", example: #"size(traits.tags) > 0"#),
+      def(
+        "exists", [.dyn], takesNull: true, result: fixed(.bool), .one { .bool(!$0.isNull) },
+        "whether a value is present (not null)", example: #"exists(traits.email)"#),
+      def(
+        "coalesce", [.dyn], variadic: true, takesNull: true,
+        result: { types in types.dropFirst().reduce(types.first ?? .null) { ExprType.unify($0, $1) ?? .dyn } },
+        .many { args in args.first { !$0.isNull } ?? .null }, "the first argument that is not null",
+        example: #"coalesce(traits.nickname, traits.first_name)"#),
+      def(
+        "soundex", [.string], result: fixed(.string), str { .string(Phonetic.soundex($0)) },
+        "the American Soundex code of a name, for blocking", example: #"soundex("Robert") == "R163""#),
+    ]
+    fns.sort { $0.name < $1.name }
+    return Dictionary(uniqueKeysWithValues: fns.map { ($0.name, $0) })
+  }()
+}
+
+/// Conversions used by `double()`, `int()`, `timestamp()` and by source schemas.
+public enum Convert {
+  @Sendable public static func toDouble(_ v: Value) -> Value {
+    switch v {
+    case .double: return v
+    case .int(let i): return .double(Double(i))
+    case .string(let s): return Double(Normalize.trim(s)).map(Value.double) ?? .null
+    case .bool(let b): return .double(b ? 1 : 0)
+    default: return .null
+    }
+  }
+  @Sendable public static func toInt(_ v: Value) -> Value {
+    switch v {
+    case .int: return v
+    case .double(let d): return d.isFinite && abs(d) < 9.2e18 ? .int(Int64(d)) : .null
+    case .string(let s):
+      let t = Normalize.trim(s)
+      if let i = Int64(t) { return .int(i) }
+      return Double(t).flatMap { $0.isFinite && abs($0) < 9.2e18 ? Value.int(Int64($0)) : nil } ?? .null
+    case .bool(let b): return .int(b ? 1 : 0)
+    default: return .null
+    }
+  }
+  @Sendable public static func toTimestamp(_ v: Value) -> Value {
+    switch v {
+    case .timestamp: return v
+    case .int(let i): return .timestamp(Timestamp(microseconds: i * 1_000_000))
+    case .double(let d): return .timestamp(Timestamp(seconds: d))
+    case .string(let s):
+      if let t = Timestamp(iso8601: Normalize.trim(s)) { return .timestamp(t) }
+      if let d = Double(s) { return .timestamp(Timestamp(seconds: d)) }
+      return .null
+    default: return .null
+    }
+  }
+  @Sendable public static func toBool(_ v: Value) -> Value {
+    switch v {
+    case .bool: return v
+    case .string(let s):
+      switch Normalize.trim(s).lowercased() {
+      case "true", "yes", "1", "y": return .bool(true)
+      case "false", "no", "0", "n": return .bool(false)
+      default: return .null
+      }
+    case .int(let i): return .bool(i != 0)
+    default: return .null
+    }
+  }
+
+  /// Converts a raw value to a declared type, or nil when it cannot be (null stays null).
+  public static func to(_ type: ExprType, _ v: Value) -> Value? {
+    if v.isNull { return .null }
+    switch type {
+    case .dyn: return v
+    case .string:
+      if case .string = v { return v }
+      if case .map = v { return nil }
+      if case .list = v { return nil }
+      return .string(v.description)
+    case .int: let r = toInt(v); return r.isNull ? nil : r
+    case .double: let r = toDouble(v); return r.isNull ? nil : r
+    case .bool: let r = toBool(v); return r.isNull ? nil : r
+    case .timestamp: let r = toTimestamp(v); return r.isNull ? nil : r
+    case .duration:
+      if case .duration = v { return v }
+      if case .string(let s) = v, let d = TimeSpan(parsing: s) { return .duration(d) }
+      return nil
+    case .list:
+      if case .list = v { return v }
+      return nil
+    case .map:
+      if case .map = v { return v }
+      return nil
+    case .null: return nil
+    }
+  }
+}
+
+public enum Phonetic {
+  /// American Soundex: first letter and three digits (`Robert` → `R163`, `Tymczak` → `T522`).
+  public static func soundex(_ s: String) -> String {
+    func code(_ c: Character) -> Character? {
+      switch c {
+      case "B", "F", "P", "V": return "1"
+      case "C", "G", "J", "K", "Q", "S", "X", "Z": return "2"
+      case "D", "T": return "3"
+      case "L": return "4"
+      case "M", "N": return "5"
+      case "R": return "6"
+      default: return nil
+      }
+    }
+    let letters = s.uppercased().filter { $0.isASCII && $0.isLetter }
+    guard let first = letters.first else { return "" }
+    var out = String(first)
+    var last = code(first)
+    for c in letters.dropFirst() {
+      let d = code(c)
+      if let d, d != last { out.append(d) }
+      if out.count == 4 { break }
+      // H and W do not separate equal codes; vowels do.
+      if c != "H" && c != "W" { last = d }
+    }
+    return out.padding(toLength: 4, withPad: "0", startingAt: 0)
+  }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Yams
+
+/// A YAML node that remembers where it came from. Built from Yams' composed tree; aliases are resolved by
+/// Yams and report their anchor's position.
+public struct YNode: Sendable {
+  public enum Style: Sendable { case plain, singleQuoted, doubleQuoted, literal, folded }
+
+  public enum Kind: Sendable {
+    case scalar(String, Style)
+    case mapping([(key: YNode, value: YNode)])
+    case sequence([YNode])
+  }
+
+  public var kind: Kind
+  public var location: SourceLocation
+  /// An explicit tag such as `!!str`, if one was written.
+  public var explicitTag: String?
+
+  public init(kind: Kind, location: SourceLocation, explicitTag: String? = nil) {
+    self.kind = kind
+    self.location = location
+    self.explicitTag = explicitTag
+  }
+
+  public var scalar: String? {
+    if case .scalar(let s, _) = kind { return s }
+    return nil
+  }
+  public var isPlainScalar: Bool {
+    if case .scalar(_, .plain) = kind, explicitTag == nil { return true }
+    return false
+  }
+  public var mapping: [(key: YNode, value: YNode)]? {
+    if case .mapping(let m) = kind { return m }
+    return nil
+  }
+  public var sequence: [YNode]? {
+    if case .sequence(let s) = kind { return s }
+    return nil
+  }
+  /// A plain scalar that reads as YAML null (`~`, `null`, or nothing).
+  public var isNull: Bool {
+    guard isPlainScalar, let s = scalar else { return false }
+    return s.isEmpty || s == "~" || s == "null" || s == "Null" || s == "NULL"
+  }
+
+  /// A short description of what this node is, for "expected X, found Y" messages.
+  public var kindDescription: String {
+    switch kind {
+    case .mapping: return "a mapping"
+    case .sequence: return "a list"
+    case .scalar(let s, _):
+      if isNull { return "null" }
+      return "`\(s.count > 40 ? String(s.prefix(40)) + "…" : s)`"
+    }
+  }
+
+  /// Where character `offset` of a single-line scalar's text sits in the file (quotes accounted for).
+  /// For block scalars, the offset is mapped through the newlines of the text.
+  public func location(ofOffset offset: Int) -> SourceLocation {
+    guard case .scalar(let text, let style) = kind else { return location }
+    switch style {
+    case .plain:
+      return lineAware(text: text, offset: offset, base: location, firstColumnShift: 0)
+    case .singleQuoted, .doubleQuoted:
+      return lineAware(text: text, offset: offset, base: location, firstColumnShift: 1)
+    case .literal, .folded:
+      // Block scalars start on the line after the indicator, indented by at least one column more.
+      let prefix = text.prefix(offset)
+      let line = prefix.filter { $0 == "\n" }.count
+      let col = prefix.count - (prefix.lastIndex(of: "\n").map { prefix.distance(from: prefix.startIndex, to: $0) + 1 } ?? 0)
+      return SourceLocation(file: location.file, line: location.line + 1 + line, column: location.column + 2 + col)
+    }
+  }
+
+  private func lineAware(text: String, offset: Int, base: SourceLocation, firstColumnShift: Int) -> SourceLocation {
+    let prefix = text.prefix(offset)
+    guard let nl = prefix.lastIndex(of: "\n") else { return base.advanced(by: offset + firstColumnShift) }
+    let lines = prefix.filter { $0 == "\n" }.count
+    let col = prefix.distance(from: prefix.index(after: nl), to: prefix.endIndex)
+    return SourceLocation(file: base.file, line: base.line + lines, column: base.column + col)
+  }
+}
+
+/// Reads YAML text into `YNode`s, turning every parser problem into a positioned diagnostic.
+public enum YAMLReader {
+  /// Parses one YAML document. Returns nil (with diagnostics) when the text is not valid YAML.
+  public static func read(_ source: SourceFile) -> (node: YNode?, diagnostics: [Diagnostic]) {
+    var diagnostics: [Diagnostic] = []
+    // Tabs in indentation are not YAML; libyaml's message for them is cryptic, so say it plainly.
+    for (i, line) in source.lines.enumerated() {
+      let indent = line.prefix { $0 == " " || $0 == "\t" }
+      if let tab = indent.firstIndex(of: "\t") {
+        let col = line.distance(from: line.startIndex, to: tab) + 1
+        diagnostics.append(
+          .error(
+            "tab character in indentation; YAML indents with spaces only",
+            at: SourceLocation(file: source.path, line: i + 1, column: col)))
+      }
+    }
+    if !diagnostics.isEmpty { return (nil, diagnostics) }
+    do {
+      guard let node = try Yams.compose(yaml: source.text) else {
+        return (YNode(kind: .mapping([]), location: SourceLocation(file: source.path, line: 1, column: 1)), [])
+      }
+      return (convert(node, file: source.path), [])
+    } catch let error as YamlError {
+      return (nil, [diagnostic(for: error, source: source)])
+    } catch {
+      return (
+        nil, [.error("cannot read YAML: \(error)", at: SourceLocation(file: source.path, line: 1, column: 1))]
+      )
+    }
+  }
+
+  static func convert(_ node: Node, file: String) -> YNode {
+    let loc = { (mark: Mark?) in
+      SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
+    }
+    switch node {
+    case .scalar(let s):
+      let style: YNode.Style
+      switch s.style {
+      case .singleQuoted: style = .singleQuoted
+      case .doubleQuoted: style = .doubleQuoted
+      case .literal: style = .literal
+      case .folded: style = .folded
+      default: style = .plain
+      }
+      return YNode(kind: .scalar(s.string, style), location: loc(s.mark), explicitTag: explicitTag(s.tag))
+    case .mapping(let m):
+      let pairs = m.map { (key: convert($0.key, file: file), value: convert($0.value, file: file)) }
+      return YNode(kind: .mapping(pairs), location: loc(m.mark), explicitTag: explicitTag(m.tag))
+    case .sequence(let seq):
+      return YNode(
+        kind: .sequence(seq.map { convert($0, file: file) }), location: loc(seq.mark), explicitTag: explicitTag(seq.tag))
+    case .alias(let a):
+      return YNode(kind: .scalar("*alias", .plain), location: loc(a.mark))
+    }
+  }
+
+  static func explicitTag(_ tag: Tag) -> String? {
+    let raw = tag.rawValue
+    return raw.isEmpty || raw == "?" || raw == "!" ? nil : raw
+  }
+
+  static func diagnostic(for error: YamlError, source: SourceFile) -> Diagnostic {
+    func at(_ mark: Mark) -> SourceLocation {
+      SourceLocation(file: source.path, line: max(1, mark.line), column: max(1, mark.column))
+    }
+    switch error {
+    case .scanner(let context, let problem, let mark, _),
+      .parser(let context, let problem, let mark, _),
+      .composer(let context, let problem, let mark, _):
+      var message = "invalid YAML: \(problem)"
+      if let context { message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))" }
+      return .error(message, at: at(mark))
+    case .reader(let problem, let offset, _, _):
+      var line = 1
+      var column = 1
+      if let offset {
+        let prefix = source.text.utf8.prefix(offset)
+        line = prefix.filter { $0 == UInt8(ascii: "\n") }.count + 1
+        column = (prefix.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).last?.count ?? 0) + 1
+      }
+      return .error("invalid YAML: \(problem)", at: SourceLocation(file: source.path, line: line, column: column))
+    case .duplicatedKeysInMapping(let duplicates, let context):
+      let key = duplicates.first ?? "?"
+      let second = secondOccurrence(of: key, after: context.mark, in: source) ?? at(context.mark)
+      return .error(
+        "duplicate key `\(key)` (first defined at line \(context.mark.line)); remove or rename one of them",
+        at: second, length: key.count)
+    default:
+      return .error("invalid YAML: \(error)", at: SourceLocation(file: source.path, line: 1, column: 1))
+    }
+  }
+
+  /// Finds the repeated key: the next `key:` at the same column in a later line (block mappings), or later on
+  /// the same line (flow mappings).
+  static func secondOccurrence(of key: String, after mark: Mark, in source: SourceFile) -> SourceLocation? {
+    let candidates = [key, "\"\(key)\"", "'\(key)'"]
+    for lineNo in mark.line...max(mark.line, source.lines.count) {
+      guard let line = source.line(lineNo) else { break }
+      let chars = Array(line)
+      let startCol = lineNo == mark.line ? mark.column + key.count : 0
+      for c in candidates {
+        var col = startCol
+        while col + c.count <= chars.count {
+          if String(chars[col..<(col + c.count)]) == c {
+            var j = col + c.count
+            while j < chars.count, chars[j] == " " { j += 1 }
+            let before = col == 0 ? " " : chars[col - 1]
+            if j < chars.count, chars[j] == ":", " {,".contains(before),
+              lineNo > mark.line ? col == mark.column - 1 : true
+            {
+              return SourceLocation(file: source.path, line: lineNo, column: col + 1)
+            }
+          }
+          col += 1
+        }
+      }
+    }
+    return nil
+  }
+}

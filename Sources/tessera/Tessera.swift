@@ -1,0 +1,6 @@
+import ArgumentParser
+
+@main
+struct Tessera: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(abstract: "Tessera")
+}
