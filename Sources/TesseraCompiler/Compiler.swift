@@ -1,0 +1,171 @@
+import Foundation
+import TesseraLanguage
+import TesseraModel
+
+/// The result of compiling a pipeline: the plan when there were no errors, and every diagnostic.
+public struct CompileResult: Sendable {
+  public var plan: PipelinePlan?
+  public var diagnostics: [Diagnostic]
+  /// The files read, by the path diagnostics use, so they can be quoted.
+  public var sources: [String: SourceFile]
+
+  public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+
+  /// Every diagnostic with its source line and caret, one after another.
+  public func rendered() -> String {
+    diagnostics.map { $0.rendered(source: sources[$0.location.file]) }.joined(separator: "\n")
+  }
+}
+
+/// Turns a pipeline's YAML files into a checked `PipelinePlan`.
+public struct Compiler {
+  public var environment: [String: String]
+  /// Reads a file's text; injectable so tests can compile from memory.
+  public var readFile: @Sendable (String) -> String?
+
+  public init(
+    environment: [String: String] = ProcessInfo.processInfo.environment,
+    readFile: @escaping @Sendable (String) -> String? = { try? String(contentsOfFile: $0, encoding: .utf8) }
+  ) {
+    self.environment = environment
+    self.readFile = readFile
+  }
+
+  public func compile(pipeline path: String) -> CompileResult {
+    var state = CompileState(sink: Sink(environment: environment), readFile: readFile)
+    let plan = state.run(root: Paths.normalize(path))
+    let diagnostics = state.sink.diagnostics.sorted
+    return CompileResult(
+      plan: diagnostics.contains { $0.severity == .error } ? nil : plan, diagnostics: diagnostics,
+      sources: state.files)
+  }
+}
+
+enum Paths {
+  /// Folds `.` and `..` segments so diagnostics name files the way a person would.
+  static func normalize(_ path: String) -> String {
+    let absolute = path.hasPrefix("/")
+    var out: [Substring] = []
+    for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+      if part == "." { continue }
+      if part == "..", let last = out.last, last != ".." {
+        out.removeLast()
+      } else if part == ".." && absolute {
+        continue
+      } else {
+        out.append(part)
+      }
+    }
+    let joined = out.joined(separator: "/")
+    return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
+  }
+
+  static func directory(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+  }
+
+  static func resolve(_ relative: String, from file: String) -> String {
+    relative.hasPrefix("/") ? normalize(relative) : normalize(directory(of: file) + "/" + relative)
+  }
+}
+
+/// One section of a file, e.g. the `segments:` mapping of `rules/segments.yaml`.
+struct Section {
+  var file: String
+  var key: YNode
+  var body: YNode
+}
+
+struct CompileState {
+  let sink: Sink
+  let readFile: @Sendable (String) -> String?
+  var files: [String: SourceFile] = [:]
+  var order: [String] = []
+  var sections: [String: [Section]] = [:]
+  var rootName: String?
+  var rootDescription: String?
+  /// Some file is not valid YAML.
+  var unreadable = false
+
+  static let topLevelKeys = [
+    "pipeline", "description", "include", "sources", "identifiers", "deterministic", "probabilistic", "profile",
+    "computed", "segments", "destinations", "consent_purposes",
+  ]
+
+  init(sink: Sink, readFile: @escaping @Sendable (String) -> String?) {
+    self.sink = sink
+    self.readFile = readFile
+  }
+
+  mutating func run(root: String) -> PipelinePlan? {
+    guard let text = readFile(root) else {
+      sink.error("cannot read pipeline file `\(root)`", at: SourceLocation(file: root, line: 1, column: 1))
+      return nil
+    }
+    load(root, text: text, chain: [], isRoot: true)
+    var config = PipelineConfig(name: rootName ?? "pipeline", file: root, files: order)
+    config.description = rootDescription
+    // A file that is not valid YAML leaves its declarations unknown; checking the rest would only report
+    // the consequences (missing sources, unknown names), so stop at the syntax errors.
+    if unreadable { return nil }
+    DeclarationChecker(sink: sink, sections: sections).check(into: &config)
+    if sink.diagnostics.hasErrors { return nil }
+    return PipelinePlan(config: config)
+  }
+
+  mutating func load(_ path: String, text: String, chain: [String], isRoot: Bool) {
+    let source = SourceFile(path: path, text: text)
+    files[path] = source
+    order.append(path)
+    let (node, diagnostics) = YAMLReader.read(source)
+    sink.diagnostics.append(contentsOf: diagnostics)
+    guard let node else {
+      unreadable = true
+      return
+    }
+    if node.isNull { return }
+    guard let top = MapReader(node, "the top level", sink) else { return }
+    top.check(allowed: CompileState.topLevelKeys)
+    for (key, value) in top.entries {
+      guard let name = key.scalar, CompileState.topLevelKeys.contains(name) else { continue }
+      switch name {
+      case "pipeline":
+        if isRoot {
+          if let s = top.string("pipeline") {
+            if YNode.isValidName(s) {
+              rootName = s
+            } else {
+              sink.error("invalid pipeline name `\(s)`: use letters, digits and `_`", at: value)
+            }
+          }
+        } else {
+          sink.error("`pipeline` belongs in the pipeline file, not in an included file", at: key)
+        }
+      case "description":
+        if isRoot { rootDescription = top.string("description") }
+      case "include":
+        guard let list = top.stringList("include") else { continue }
+        for (rel, item) in list {
+          let target = Paths.resolve(rel, from: path)
+          if target == path || chain.contains(target) {
+            let cycle = (chain + [path, target]).drop { $0 != target }
+            sink.error("include cycle: \(cycle.joined(separator: " → "))", at: item)
+            continue
+          }
+          if files[target] != nil { continue }  // already loaded through another include
+          guard let included = readFile(target) else {
+            sink.error("cannot read included file `\(target)`; check the path (relative to `\(path)`)", at: item)
+            continue
+          }
+          load(target, text: included, chain: chain + [path], isRoot: false)
+        }
+      default:
+        sections[name, default: []].append(Section(file: path, key: key, body: value))
+      }
+    }
+    if isRoot, rootName == nil, !top.has("pipeline") {
+      sink.error("the pipeline file is missing the required key `pipeline` (the pipeline's name)", at: node.location)
+    }
+  }
+}

@@ -1,0 +1,271 @@
+import TesseraLanguage
+import TesseraModel
+
+/// A name as declared in configuration, with where it was declared.
+public struct Declared<T: Sendable>: Sendable {
+  public var value: T
+  public var location: SourceLocation
+  public init(_ value: T, at location: SourceLocation) {
+    self.value = value
+    self.location = location
+  }
+}
+
+public enum SourceKind: String, Sendable, CaseIterable { case http, csv, ndjson }
+public enum EventType: String, Sendable, CaseIterable { case identify, track, page, screen, group, alias }
+
+/// Where a mapped value goes in the event.
+public enum MappingTarget: Sendable, Hashable, CustomStringConvertible {
+  case identifier(String)
+  case trait(String)
+  case property(String)
+  case context(String)
+  case event
+
+  public var description: String {
+    switch self {
+    case .identifier(let k): return "identifiers.\(k)"
+    case .trait(let t): return "traits.\(t)"
+    case .property(let p): return "properties.\(p)"
+    case .context(let c): return "context.\(c)"
+    case .event: return "event"
+    }
+  }
+}
+
+public struct FieldMapping: Sendable {
+  public var target: MappingTarget
+  public var expr: CompiledExpr
+  public var location: SourceLocation
+}
+
+public struct SourceSchema: Sendable {
+  public var required: [String] = []
+  /// Declared raw field types; the reader converts values to them and rejects records that do not convert.
+  public var types: [String: ExprType] = [:]
+}
+
+public struct SourceDecl: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  public var kind: SourceKind
+  /// File path or glob, relative paths resolved against the declaring file's folder.
+  public var path: String?
+  public var writeKey: String?
+  public var emit: EventType
+  /// The event name for `track` (a literal); a `map` entry for `event` overrides it per record.
+  public var event: String?
+  public var messageId: CompiledExpr?
+  public var timestamp: CompiledExpr?
+  public var mappings: [FieldMapping]
+  public var schema: SourceSchema
+  public var delimiter: Character
+  /// The scope the mapping expressions were compiled in: slot 0 holds the raw record.
+  public var scope: Scope
+
+  /// Identifier kinds this source can produce.
+  public var identifierKinds: Set<String> {
+    Set(mappings.compactMap { if case .identifier(let k) = $0.target { return k } else { return nil } })
+  }
+  public var traitNames: Set<String> {
+    Set(mappings.compactMap { if case .trait(let k) = $0.target { return k } else { return nil } })
+  }
+}
+
+public enum Normalizer: String, Sendable, CaseIterable {
+  case none, trim, lowercase, uppercase, email, phone_e164, digits
+}
+
+public struct IdentifierDecl: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  public var normalizers: [Normalizer]
+  public var defaultRegion: String
+  public var emailRules: Normalize.EmailRules
+  /// nil: no limit.
+  public var maxPerProfile: Int?
+  /// Lower is stronger; decides which profile wins when a merge is refused.
+  public var priority: Int
+  /// Normalized values never used for linking.
+  public var blocked: Set<String>
+  public var expiresAfter: TimeSpan?
+
+  /// Applies the normalizers in order; nil when the value is not a valid identifier of this kind.
+  public func normalize(_ raw: String) -> String? {
+    var s = raw
+    for n in normalizers {
+      switch n {
+      case .none: continue
+      case .trim: s = Normalize.trim(s)
+      case .lowercase: s = s.lowercased()
+      case .uppercase: s = s.uppercased()
+      case .digits: s = s.filter { $0.isASCII && $0.isNumber }
+      case .email:
+        guard let e = Normalize.email(s, rules: emailRules) else { return nil }
+        s = e
+      case .phone_e164:
+        guard let p = Normalize.phoneE164(s, defaultRegion: defaultRegion) else { return nil }
+        s = p
+      }
+    }
+    return s.isEmpty ? nil : s
+  }
+}
+
+public struct DeterministicRule: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  public var linkOn: [String]
+}
+
+/// One level of a Fellegi–Sunter comparison.
+public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
+  case exact
+  case jaroWinkler(Double)
+  case jaro(Double)
+  case levenshtein(Int)
+  case damerauLevenshtein(Int)
+  case tokenSet(Double)
+  /// Numeric or date distance; `unit` is nil for plain numbers.
+  case within(Double, TimeUnit?)
+  case transposedDayMonth
+  case soundex
+
+  public enum TimeUnit: String, Sendable, CaseIterable { case days, months, years }
+
+  public var description: String {
+    switch self {
+    case .exact: return "exact"
+    case .jaroWinkler(let t): return "jaro_winkler >= \(t)"
+    case .jaro(let t): return "jaro >= \(t)"
+    case .levenshtein(let n): return "levenshtein <= \(n)"
+    case .damerauLevenshtein(let n): return "damerau_levenshtein <= \(n)"
+    case .tokenSet(let t): return "token_set >= \(t)"
+    case .within(let n, let u): return "within \(Value.double(n).description.replacingOccurrences(of: ".0", with: ""))\(u.map { " \($0.rawValue)" } ?? "")"
+    case .transposedDayMonth: return "transposed_day_month"
+    case .soundex: return "soundex"
+    }
+  }
+}
+
+public struct LevelDecl: Sendable {
+  public var level: ComparisonLevel
+  public var m: Double?
+  public var u: Double?
+  /// Term-frequency adjustment for exact matches.
+  public var termFrequency: Bool
+  public var location: SourceLocation
+}
+
+public struct ComparisonDecl: Sendable {
+  public var trait: String
+  public var levels: [LevelDecl]
+  public var location: SourceLocation
+}
+
+public struct ProbabilisticRule: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  /// Each blocking rule is a list of key expressions; records agreeing on all keys of one rule are compared.
+  public var blocking: [[CompiledExpr]]
+  public var comparisons: [ComparisonDecl]
+  public var merge: Double
+  public var review: Double
+  public var prior: Double
+  public var maxClusterSize: Int
+  public var scope: Scope
+}
+
+public enum PolicyKind: String, Sendable, CaseIterable {
+  case source_priority, most_recent, first_seen, most_frequent, max, min, sum, union
+}
+
+public struct TraitDecl: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  public var type: ExprType
+  public var policy: PolicyKind
+  public var sources: [String]
+}
+
+public enum Aggregate: String, Sendable, CaseIterable {
+  case count, sum, min, max, avg, first, last, most_frequent, distinct_count
+}
+
+public struct ComputedTraitDecl: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  public var aggregate: Aggregate
+  public var of: CompiledExpr?
+  public var filter: CompiledExpr?
+  public var window: TimeSpan?
+  public var type: ExprType
+}
+
+public struct SegmentDecl: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  public var description: String?
+  public var condition: CompiledExpr
+  /// Other segments this one reads, directly.
+  public var dependsOn: [String]
+}
+
+public enum DestinationKind: String, Sendable, CaseIterable { case webhook, file, table }
+public enum Trigger: String, Sendable, CaseIterable { case profile_changes, segment_changes, events }
+
+public struct BatchSettings: Sendable, Hashable {
+  public var maxEvents = 500
+  public var maxBytes = 1_000_000
+  public var maxWait = TimeSpan(seconds: 5)
+}
+
+public struct RetrySettings: Sendable, Hashable {
+  public var attempts = 10
+  public var backoffMin = TimeSpan(seconds: 1)
+  public var backoffMax = TimeSpan(seconds: 300)
+  public var maxAge = TimeSpan(seconds: 86_400)
+}
+
+public struct DestinationDecl: Sendable {
+  public var name: String
+  public var location: SourceLocation
+  public var kind: DestinationKind
+  public var trigger: Trigger
+  public var url: String?
+  public var headers: [String: String]
+  public var path: String?
+  public var format: String
+  public var table: String?
+  public var database: String?
+  public var segments: [String]
+  public var filter: CompiledExpr?
+  public var consent: String?
+  public var payload: [(key: String, expr: CompiledExpr)]
+  public var batch: BatchSettings
+  public var retry: RetrySettings
+  public var rotateBytes: Int?
+  public var rotateEvery: TimeSpan?
+  public var scope: Scope
+}
+
+/// Everything a pipeline declares, across all its files, after checking.
+public struct PipelineConfig: Sendable {
+  public var name: String
+  public var description: String?
+  public var file: String
+  public var files: [String]
+  public var sources: [SourceDecl] = []
+  public var identifiers: [IdentifierDecl] = []
+  public var deterministic: [DeterministicRule] = []
+  public var probabilistic: [ProbabilisticRule] = []
+  public var defaultPolicy: PolicyKind = .most_recent
+  public var traits: [TraitDecl] = []
+  public var computed: [ComputedTraitDecl] = []
+  public var segments: [SegmentDecl] = []
+  public var destinations: [DestinationDecl] = []
+  public var consentPurposes: [String] = ["analytics", "advertising", "personalization"]
+
+  public func identifier(_ name: String) -> IdentifierDecl? { identifiers.first { $0.name == name } }
+  public func source(_ name: String) -> SourceDecl? { sources.first { $0.name == name } }
+}

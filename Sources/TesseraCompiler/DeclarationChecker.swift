@@ -1,0 +1,715 @@
+import Foundation
+import TesseraLanguage
+import TesseraModel
+
+/// Reads every declaration of a pipeline, in dependency order, and checks the references between them.
+struct DeclarationChecker {
+  let sink: Sink
+  let sections: [String: [Section]]
+
+  /// Named entries of a section across all files, duplicates reported.
+  func entries(_ section: String, _ what: String) -> [(name: String, key: YNode, body: YNode)] {
+    var seen: [String: SourceLocation] = [:]
+    var out: [(String, YNode, YNode)] = []
+    for s in sections[section] ?? [] {
+      for (name, key, body) in s.body.namedEntries(what, sink) {
+        if let first = seen[name] {
+          sink.error("duplicate \(what) `\(name)` (first declared at \(first))", at: key)
+          continue
+        }
+        seen[name] = key.location
+        out.append((name, key, body))
+      }
+    }
+    return out
+  }
+
+  func check(into config: inout PipelineConfig) {
+    readConsent(&config)
+    readIdentifiers(&config)
+    readSources(&config)
+    readProfile(&config)
+    readComputed(&config)
+    readDeterministic(&config)
+    readProbabilistic(&config)
+    readSegments(&config)
+    readDestinations(&config)
+    warnUnused(config)
+  }
+
+  // MARK: consent
+
+  func readConsent(_ config: inout PipelineConfig) {
+    guard let s = sections["consent_purposes"]?.last else { return }
+    guard let list = MapReader.stringList(s.body, "consent_purposes", "the pipeline", sink) else { return }
+    config.consentPurposes = list.map(\.0)
+  }
+
+  // MARK: identifiers
+
+  static let identifierKeys = [
+    "normalize", "default_region", "provider_rules", "max_per_profile", "priority", "blocked", "expires_after",
+    "description",
+  ]
+
+  func readIdentifiers(_ config: inout PipelineConfig) {
+    for (name, key, body) in entries("identifiers", "identifier") {
+      let what = "identifier `\(name)`"
+      var decl = IdentifierDecl(
+        name: name, location: key.location, normalizers: [.trim], defaultRegion: "US", emailRules: .none,
+        maxPerProfile: nil, priority: 100, blocked: [],
+        expiresAfter: name.hasPrefix("anonymous") ? TimeSpan(parsing: "730d") : nil)
+      if !body.isNull, let m = MapReader(body, what, sink) {
+        m.check(allowed: Self.identifierKeys)
+        if let v = m.value("normalize"), let list = MapReader.stringList(v, "normalize", what, sink) {
+          decl.normalizers = list.compactMap { MapReader.choice($0.1, "normalizer", what, Normalizer.self, sink) }
+        }
+        if let r = m.string("default_region") {
+          if Normalize.isKnownRegion(r) {
+            decl.defaultRegion = r.uppercased()
+          } else if let v = m.value("default_region") {
+            sink.error(
+              "unknown phone region `\(r)` in \(what); use an ISO 3166 code: "
+                + Normalize.callingCodes.keys.sorted().joined(separator: ", "), at: v)
+          }
+        }
+        if let rules = m.stringList("provider_rules") {
+          for (r, node) in rules {
+            if r == "gmail" {
+              decl.emailRules = .gmail
+            } else {
+              sink.error("unknown provider rule `\(r)` in \(what)" + Suggest.didYouMean(r, in: ["gmail"]) + "; known: gmail", at: node)
+            }
+          }
+          if !decl.normalizers.contains(.email), let v = m.value("provider_rules") {
+            sink.error("`provider_rules` applies to emails; add `normalize: email` to \(what)", at: v)
+          }
+        }
+        if decl.normalizers.contains(.phone_e164) == false, m.has("default_region"), let k = m.keyNode("default_region") {
+          sink.warning("`default_region` only matters with `normalize: phone_e164` in \(what)", at: k)
+        }
+        decl.maxPerProfile = m.int("max_per_profile", min: 1) ?? decl.maxPerProfile
+        decl.priority = m.int("priority", min: 0) ?? decl.priority
+        if let e = m.duration("expires_after") { decl.expiresAfter = e }
+        if let blocked = m.stringList("blocked") {
+          for (raw, node) in blocked {
+            if let n = decl.normalize(raw) {
+              decl.blocked.insert(n)
+            } else {
+              sink.warning("blocked value `\(raw)` is not a valid \(name) and can never match", at: node)
+            }
+          }
+        }
+      }
+      config.identifiers.append(decl)
+    }
+  }
+
+  // MARK: sources
+
+  static let sourceKeys = [
+    "kind", "path", "write_key", "emit", "event", "id", "timestamp", "map", "schema", "delimiter", "description",
+  ]
+
+  func readSources(_ config: inout PipelineConfig) {
+    let all = entries("sources", "source")
+    if all.isEmpty {
+      let at = sections["sources"]?.first?.key.location ?? SourceLocation(file: config.file, line: 1, column: 1)
+      sink.error("the pipeline declares no sources; add a `sources:` mapping with at least one source", at: at)
+    }
+    let identifierNames = config.identifiers.map(\.name)
+    for (name, key, body) in all {
+      let what = "source `\(name)`"
+      guard let m = MapReader(body, what, sink) else { continue }
+      m.check(allowed: Self.sourceKeys)
+      guard let kind = m.choice("kind", SourceKind.self, required: true) else { continue }
+      var schema = SourceSchema()
+      if let sv = m.value("schema"), let sm = MapReader(sv, "the schema of \(what)", sink) {
+        sm.check(allowed: ["required", "types"])
+        schema.required = sm.stringList("required")?.map(\.0) ?? []
+        if let tv = sm.value("types"), let tm = MapReader(tv, "the schema types of \(what)", sink) {
+          for (fk, fv) in tm.entries {
+            guard let field = fk.scalar else { continue }
+            guard let tn = fv.scalar, let t = ExprType(name: tn) else {
+              let tn = fv.scalar ?? ""
+              sink.error(
+                "unknown type `\(tn)` for field `\(field)`" + Suggest.didYouMean(tn, in: ExprType.typeNames)
+                  + "; types are \(ExprType.typeNames.joined(separator: ", "))", at: fv)
+              continue
+            }
+            schema.types[field] = t
+          }
+        }
+      }
+      let scope = Scopes.record(kind: kind, types: schema.types)
+      var decl = SourceDecl(
+        name: name, location: key.location, kind: kind, path: nil, writeKey: nil,
+        emit: kind == .csv ? .identify : .track, event: nil, messageId: nil, timestamp: nil, mappings: [],
+        schema: schema, delimiter: ",", scope: scope)
+      switch kind {
+      case .http:
+        decl.writeKey = m.expanded("write_key", required: true)
+        if let p = m.keyNode("path") { sink.error("`path` is for file sources; an http source has a `write_key`", at: p) }
+        if decl.writeKey?.isEmpty == true, let v = m.value("write_key") { sink.error("the write key of \(what) is empty", at: v) }
+      case .csv, .ndjson:
+        decl.path = m.expanded("path", required: true)
+        if let w = m.keyNode("write_key") { sink.error("`write_key` is for http sources; a \(kind) source has a `path`", at: w) }
+      }
+      if let d = m.string("delimiter") {
+        if kind != .csv, let k = m.keyNode("delimiter") {
+          sink.error("`delimiter` applies to csv sources only", at: k)
+        } else if d.count == 1, let c = d.first {
+          decl.delimiter = c
+        } else if let v = m.value("delimiter") {
+          sink.error("a CSV delimiter is one character, found `\(d)`", at: v)
+        }
+      }
+      if let e = m.choice("emit", EventType.self) { decl.emit = e }
+      decl.event = m.string("event")
+      if decl.emit == .track, decl.event == nil, kind != .http {
+        sink.error("\(what) emits `track` events and needs an `event` name (or `event` in its `map`)", at: key)
+      }
+      if let v = m.value("id") { decl.messageId = sink.expression(v, in: scope) }
+      if let v = m.value("timestamp") {
+        if let e = sink.expression(v, in: scope), checkTimestamp(e, v, what) { decl.timestamp = e }
+      }
+      var mappingErrors = false
+      if let mv = m.value("map") {
+        let before = sink.diagnostics.errorCount
+        decl.mappings = readMappings(mv, what, scope, identifierNames)
+        mappingErrors = sink.diagnostics.errorCount > before
+        if decl.mappings.contains(where: { $0.target == .event }) { decl.event = decl.event ?? "" }
+      }
+      if decl.emit == .track, kind != .http, decl.event == nil { decl.event = "" }
+      if kind != .http, !mappingErrors, decl.mappings.allSatisfy({ if case .identifier = $0.target { return false } else { return true } }) {
+        sink.error("\(what) maps no identifier, so its records could never join a profile; map at least one of: \(identifierNames.joined(separator: ", "))", at: key)
+      }
+      config.sources.append(decl)
+    }
+  }
+
+  func checkTimestamp(_ e: CompiledExpr, _ node: YNode, _ what: String) -> Bool {
+    switch e.type {
+    case .timestamp, .string, .int, .double, .dyn: return true
+    default:
+      sink.error("the timestamp of \(what) must be a timestamp, an ISO 8601 string or epoch seconds, found \(e.type)", at: node)
+      return false
+    }
+  }
+
+  func readMappings(_ node: YNode, _ what: String, _ scope: Scope, _ identifiers: [String]) -> [FieldMapping] {
+    guard let m = MapReader(node, "the map of \(what)", sink) else { return [] }
+    var out: [FieldMapping] = []
+    var seen: Set<MappingTarget> = []
+    for (k, v) in m.entries {
+      guard let raw = k.scalar else { continue }
+      let parts = raw.split(separator: ".", maxSplits: 1).map(String.init)
+      let target: MappingTarget
+      switch (parts.count, parts[0]) {
+      case (1, "event"): target = .event
+      case (1, let name) where identifiers.contains(name): target = .identifier(name)
+      case (2, "identifiers"):
+        guard identifiers.contains(parts[1]) else {
+          sink.error(
+            "unknown identifier kind `\(parts[1])` in the map of \(what)" + Suggest.didYouMean(parts[1], in: identifiers),
+            at: k.location.advanced(by: 12), length: parts[1].count)
+          continue
+        }
+        target = .identifier(parts[1])
+      case (2, "traits"): target = .trait(parts[1])
+      case (2, "properties"): target = .property(parts[1])
+      case (2, "context"): target = .context(parts[1])
+      default:
+        let hint = Suggest.closest(to: raw, in: identifiers + ["event"])
+        sink.error(
+          "unknown mapping target `\(raw)` in \(what)"
+            + (hint.map { "; did you mean `\($0)`?" }
+              ?? "; map to an identifier kind (\(identifiers.joined(separator: ", "))), `traits.NAME`, `properties.NAME`, `context.NAME` or `event`"),
+          at: k)
+        continue
+      }
+      if case .trait(let t) = target, !YNode.isValidName(t) {
+        sink.error("invalid trait name `\(t)`: names start with a letter and use letters, digits and `_` only", at: k)
+        continue
+      }
+      if !seen.insert(target).inserted {
+        sink.error("`\(target)` is mapped twice in \(what)", at: k)
+        continue
+      }
+      let expected: ExprType? = (target == .event) ? .string : nil
+      guard let e = sink.expression(v, in: scope, expecting: expected) else { continue }
+      if case .identifier = target, ![.string, .int, .dyn, .null].contains(e.type) {
+        sink.error("identifier `\(target)` must be a string, found \(e.type); convert with string(…)", at: v)
+        continue
+      }
+      out.append(FieldMapping(target: target, expr: e, location: k.location))
+    }
+    return out
+  }
+
+  // MARK: profile
+
+  func readProfile(_ config: inout PipelineConfig) {
+    let sourceNames = config.sources.map(\.name)
+    for s in sections["profile"] ?? [] {
+      guard let m = MapReader(s.body, "`profile`", sink) else { continue }
+      m.check(allowed: ["default_policy", "traits"])
+      if let p = m.choice("default_policy", PolicyKind.self) {
+        if p == .source_priority || p == .sum || p == .union, let v = m.value("default_policy") {
+          sink.error("`\(p.rawValue)` cannot be the default policy; use most_recent, first_seen, most_frequent, max or min", at: v)
+        } else {
+          config.defaultPolicy = p
+        }
+      }
+    }
+    let mapped = mappedTraitTypes(config)
+    var traitSections: [Section] = []
+    for s in sections["profile"] ?? [] {
+      if let m = s.body.mapping, let t = m.first(where: { $0.key.scalar == "traits" }) {
+        traitSections.append(Section(file: s.file, key: t.key, body: t.value))
+      }
+    }
+    var seen: [String: SourceLocation] = [:]
+    for section in traitSections {
+      for (name, key, body) in section.body.namedEntries("trait", sink) {
+        if let first = seen[name] {
+          sink.error("duplicate trait `\(name)` (first declared at \(first))", at: key)
+          continue
+        }
+        seen[name] = key.location
+        let what = "trait `\(name)`"
+        var decl = TraitDecl(name: name, location: key.location, type: mapped[name] ?? .dyn, policy: config.defaultPolicy, sources: [])
+        if body.isNull {
+          config.traits.append(decl)
+          continue
+        }
+        if let s = body.scalar {  // shorthand: `city: most_recent`
+          if let p = MapReader.choice(body, "policy", what, PolicyKind.self, sink) { decl.policy = p }
+          _ = s
+        } else if let m = MapReader(body, what, sink) {
+          m.check(allowed: ["type", "policy", "sources", "description"])
+          if let tv = m.value("type") {
+            if let tn = tv.scalar, let t = ExprType(name: tn) {
+              decl.type = t
+            } else {
+              let tn = tv.scalar ?? ""
+              sink.error("unknown type `\(tn)` for \(what)" + Suggest.didYouMean(tn, in: ExprType.typeNames) + "; types are \(ExprType.typeNames.joined(separator: ", "))", at: tv)
+            }
+          }
+          if let p = m.choice("policy", PolicyKind.self) { decl.policy = p }
+          if let list = m.stringList("sources") {
+            for (src, node) in list {
+              if sourceNames.contains(src) {
+                decl.sources.append(src)
+              } else {
+                sink.error("unknown source `\(src)` in the precedence of \(what)" + Suggest.didYouMean(src, in: sourceNames), at: node)
+              }
+            }
+            if decl.policy != .source_priority, let k = m.keyNode("sources") {
+              sink.error("`sources` is only used by the `source_priority` policy; \(what) uses `\(decl.policy.rawValue)`", at: k)
+            }
+          }
+          if decl.policy == .source_priority, !m.has("sources") {
+            sink.error("\(what) uses `source_priority` and needs `sources`, the sources in order of trust", at: key)
+          }
+          let policyNode = m.value("policy") ?? key
+          switch decl.policy {
+          case .sum where !(decl.type.isNumeric || decl.type == .dyn):
+            sink.error("policy `sum` needs a numeric trait; \(what) is \(decl.type)", at: policyNode)
+          case .max, .min:
+            if [.bool, .map].contains(decl.type) || decl.type.isListType {
+              sink.error("policy `\(decl.policy.rawValue)` needs an orderable trait; \(what) is \(decl.type)", at: policyNode)
+            }
+          case .union:
+            if decl.type == .dyn { decl.type = .list(.dyn) }
+            if !decl.type.isListType, m.has("type") {
+              sink.error("policy `union` collects values into a list; declare \(what) as `type: list`", at: policyNode)
+            }
+          default: break
+          }
+        }
+        if let mt = mapped[name], decl.policy != .union, !mt.isAssignable(to: decl.type) {
+          sink.error("sources map \(mt) values into \(what), declared \(decl.type); convert them in the source map (e.g. \(decl.type)(…))", at: key)
+        }
+        config.traits.append(decl)
+      }
+    }
+    // Traits mapped by sources but not declared get the default policy and the mapped type.
+    let declared = Set(config.traits.map(\.name))
+    for (name, type) in mapped.sorted(by: { $0.key < $1.key }) where !declared.contains(name) {
+      let loc = config.sources.flatMap(\.mappings).first { $0.target == .trait(name) }?.location
+      config.traits.append(TraitDecl(name: name, location: loc ?? SourceLocation(file: config.file, line: 1, column: 1), type: type, policy: config.defaultPolicy, sources: []))
+    }
+  }
+
+  func mappedTraitTypes(_ config: PipelineConfig) -> [String: ExprType] {
+    var out: [String: ExprType] = [:]
+    for s in config.sources {
+      for m in s.mappings {
+        guard case .trait(let name) = m.target else { continue }
+        let t = m.expr.type == .null ? ExprType.dyn : m.expr.type
+        out[name] = out[name].map { ExprType.unify($0, t) ?? .dyn } ?? t
+      }
+    }
+    return out
+  }
+
+  // MARK: computed traits
+
+  func readComputed(_ config: inout PipelineConfig) {
+    let scope = Scopes.event(identifiers: config.identifiers.map(\.name), place: "a computed trait")
+    let traitNames = Set(config.traits.map(\.name))
+    for (name, key, body) in entries("computed", "computed trait") {
+      let what = "computed trait `\(name)`"
+      if traitNames.contains(name) {
+        sink.error("\(what) has the name of a trait that sources map or `profile.traits` declares; rename one of them", at: key)
+        continue
+      }
+      guard let m = MapReader(body, what, sink) else { continue }
+      m.check(allowed: ["aggregate", "of", "where", "window", "description"])
+      guard let agg = m.choice("aggregate", Aggregate.self, required: true) else { continue }
+      var decl = ComputedTraitDecl(name: name, location: key.location, aggregate: agg, of: nil, filter: nil, window: nil, type: .int)
+      if let v = m.value("where") { decl.filter = sink.expression(v, in: scope, expecting: .bool) }
+      decl.window = m.duration("window")
+      if let v = m.value("of") {
+        decl.of = sink.expression(v, in: scope)
+        if agg == .count, let k = m.keyNode("of") {
+          sink.warning("`count` counts events; `of` is ignored in \(what)", at: k)
+        }
+      } else if agg != .count {
+        sink.error("\(what) uses `\(agg.rawValue)` and needs `of`, the value to aggregate", at: key)
+      }
+      let ofType = decl.of?.type ?? .dyn
+      switch agg {
+      case .count, .distinct_count: decl.type = .int
+      case .sum, .avg:
+        if !(ofType.isNumeric || ofType == .dyn), let v = m.value("of") {
+          sink.error("`\(agg.rawValue)` needs a number, but `of` is \(ofType); convert with double(…)", at: v)
+        }
+        decl.type = .double
+      case .min, .max:
+        if [.bool, .map].contains(ofType) || ofType.isListType, let v = m.value("of") {
+          sink.error("`\(agg.rawValue)` needs an orderable value, but `of` is \(ofType)", at: v)
+        }
+        decl.type = ofType == .int ? .double : ofType
+      case .first, .last, .most_frequent: decl.type = ofType
+      }
+      config.computed.append(decl)
+    }
+  }
+
+  // MARK: match rules
+
+  func readDeterministic(_ config: inout PipelineConfig) {
+    let kinds = config.identifiers.map(\.name)
+    for (name, key, body) in entries("deterministic", "deterministic rule") {
+      let what = "deterministic rule `\(name)`"
+      guard let m = MapReader(body, what, sink) else { continue }
+      m.check(allowed: ["link_on", "description"])
+      var rule = DeterministicRule(name: name, location: key.location, linkOn: [])
+      if m.value("link_on", required: true) != nil, let list = m.stringList("link_on") {
+        for (k, node) in list {
+          if kinds.contains(k) {
+            rule.linkOn.append(k)
+          } else {
+            sink.error("unknown identifier kind `\(k)` in \(what)" + Suggest.didYouMean(k, in: kinds), at: node)
+          }
+        }
+      }
+      config.deterministic.append(rule)
+    }
+  }
+
+  func readProbabilistic(_ config: inout PipelineConfig) {
+    let traits = config.traits.map { ($0.name, $0.type) } + config.computed.map { ($0.name, $0.type) }
+    let traitNames = traits.map(\.0)
+    var scope = Scopes.profile(place: "a blocking key", traits: traits, identifiers: config.identifiers.map(\.name), segments: [])
+    scope.place = "a blocking key"
+    for (name, key, body) in entries("probabilistic", "probabilistic rule") {
+      let what = "probabilistic rule `\(name)`"
+      guard let m = MapReader(body, what, sink) else { continue }
+      m.check(allowed: ["blocking", "compare", "thresholds", "prior", "max_cluster_size", "description"])
+      var rule = ProbabilisticRule(name: name, location: key.location, blocking: [], comparisons: [], merge: 0.99, review: 0.9, prior: 0.0001, maxClusterSize: 100, scope: scope)
+      if let bv = m.value("blocking", required: true) {
+        if let rules = bv.sequence {
+          for r in rules {
+            let keys = r.sequence ?? [r]
+            rule.blocking.append(keys.compactMap { sink.expression($0, in: scope) })
+          }
+        } else {
+          sink.error("expected a list of blocking rules for `blocking` in \(what), found \(bv.kindDescription)", at: bv)
+        }
+      }
+      if let cv = m.value("compare", required: true), let cm = MapReader(cv, "the comparisons of \(what)", sink) {
+        for (k, v) in cm.entries {
+          guard let field = k.scalar else { continue }
+          guard traitNames.contains(field) else {
+            sink.error("unknown trait `\(field)` in the comparisons of \(what)" + Suggest.didYouMean(field, in: traitNames), at: k)
+            continue
+          }
+          let items = v.sequence ?? [v]
+          var levels: [LevelDecl] = []
+          for item in items {
+            if let l = readLevel(item, field, what) { levels.append(l) }
+          }
+          if levels.isEmpty { sink.error("comparison `\(field)` of \(what) needs at least one level", at: k) }
+          rule.comparisons.append(ComparisonDecl(trait: field, levels: levels, location: k.location))
+        }
+        if cm.entries.isEmpty { sink.error("\(what) compares nothing; add fields under `compare`", at: cv) }
+      }
+      if let tv = m.value("thresholds", required: true), let tm = MapReader(tv, "the thresholds of \(what)", sink) {
+        tm.check(allowed: ["merge", "review"])
+        let merge = tm.double("merge")
+        let review = tm.double("review")
+        if tm.value("merge", required: true) != nil, let merge { rule.merge = merge }
+        if tm.value("review", required: true) != nil, let review { rule.review = review }
+        if let merge, !(merge > 0 && merge <= 1), let v = tm.value("merge") {
+          sink.error("threshold `merge` must be in (0, 1], found \(Value.double(merge))", at: v)
+        } else if let review, !(review > 0 && review <= 1), let v = tm.value("review") {
+          sink.error("threshold `review` must be in (0, 1], found \(Value.double(review))", at: v)
+        } else if let merge, let review, review > merge, let v = tm.value("review") {
+          sink.error("threshold `review` (\(Value.double(review))) must not exceed `merge` (\(Value.double(merge))); thresholds need 0 < review ≤ merge ≤ 1", at: v)
+        }
+      }
+      if let p = m.double("prior") {
+        if p > 0 && p < 1 { rule.prior = p } else if let v = m.value("prior") {
+          sink.error("`prior` is the probability that two random records match and must be in (0, 1), found \(Value.double(p))", at: v)
+        }
+      }
+      rule.maxClusterSize = m.int("max_cluster_size", min: 2) ?? rule.maxClusterSize
+      config.probabilistic.append(rule)
+    }
+  }
+
+  func readLevel(_ item: YNode, _ field: String, _ what: String) -> LevelDecl? {
+    var text: String?
+    var textNode = item
+    var m: Double?
+    var u: Double?
+    var tf = false
+    if let s = item.scalar {
+      text = s
+    } else if let lm = MapReader(item, "a level of `\(field)` in \(what)", sink) {
+      lm.check(allowed: ["level", "m", "u", "tf"])
+      text = lm.string("level", required: true)
+      textNode = lm.value("level") ?? item
+      for (name, value) in [("m", lm.double("m")), ("u", lm.double("u"))] {
+        guard let value else { continue }
+        if value > 0 && value < 1 {
+          if name == "m" { m = value } else { u = value }
+        } else if let v = lm.value(name) {
+          sink.error("`\(name)` is a probability and must be in (0, 1), found \(Value.double(value))", at: v)
+        }
+      }
+      tf = lm.bool("tf") ?? false
+    }
+    guard let text else { return nil }
+    switch LevelParser.parse(text) {
+    case .success(let level):
+      if tf, level != .exact { sink.error("term-frequency adjustment (`tf`) applies to `exact` levels only", at: item) }
+      return LevelDecl(level: level, m: m, u: u, termFrequency: tf, location: textNode.location)
+    case .failure(let e):
+      sink.error(e.message, at: textNode.location(ofOffset: e.offset), length: e.length)
+      return nil
+    }
+  }
+
+  // MARK: segments
+
+  func readSegments(_ config: inout PipelineConfig) {
+    let all = entries("segments", "segment")
+    let names = all.map(\.name)
+    let traits = config.traits.map { ($0.name, $0.type) } + config.computed.map { ($0.name, $0.type) }
+    let scope = Scopes.profile(place: "a segment condition", traits: traits, identifiers: config.identifiers.map(\.name), segments: names)
+    var nodes: [String: YNode] = [:]
+    for (name, key, body) in all {
+      let what = "segment `\(name)`"
+      var condNode: YNode?
+      var description: String?
+      if body.scalar != nil {
+        condNode = body  // shorthand: `vip: traits.lifetime_value > 1000`
+      } else if let m = MapReader(body, what, sink) {
+        m.check(allowed: ["when", "description"])
+        condNode = m.value("when", required: true)
+        description = m.string("description")
+      }
+      guard let condNode, let cond = sink.expression(condNode, in: scope, expecting: .bool) else { continue }
+      let deps = cond.references.filter { $0.hasPrefix("segments.") }.map { String($0.dropFirst(9)) }.sorted()
+      nodes[name] = condNode
+      config.segments.append(SegmentDecl(name: name, location: key.location, description: description, condition: cond, dependsOn: deps))
+    }
+    // Cycles between segments: report each once, at the segment where the walk found it.
+    var state: [String: Int] = [:]  // 1 visiting, 2 done
+    let byName = Dictionary(config.segments.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    var reported = false
+    func visit(_ n: String, _ path: [String]) {
+      if state[n] == 2 || reported { return }
+      if state[n] == 1 {
+        let cycle = path.drop { $0 != n } + [n]
+        if let node = nodes[n] {
+          sink.error("segment `\(n)` depends on itself: \(cycle.joined(separator: " → "))", at: node)
+        }
+        reported = true
+        return
+      }
+      state[n] = 1
+      for d in byName[n]?.dependsOn ?? [] { visit(d, path + [n]) }
+      state[n] = 2
+    }
+    for s in config.segments { visit(s.name, []) }
+  }
+
+  // MARK: destinations
+
+  static let destinationKeys = [
+    "kind", "on", "url", "headers", "path", "format", "table", "database", "segments", "where", "consent", "payload",
+    "batch", "retry", "rotate", "description",
+  ]
+
+  func readDestinations(_ config: inout PipelineConfig) {
+    let segmentNames = config.segments.map(\.name)
+    let traits = config.traits.map { ($0.name, $0.type) } + config.computed.map { ($0.name, $0.type) }
+    let identifiers = config.identifiers.map(\.name)
+    for (name, key, body) in entries("destinations", "destination") {
+      let what = "destination `\(name)`"
+      guard let m = MapReader(body, what, sink) else { continue }
+      m.check(allowed: Self.destinationKeys)
+      guard let kind = m.choice("kind", DestinationKind.self, required: true),
+        let trigger = m.choice("on", Trigger.self, required: true)
+      else { continue }
+      let scope: Scope
+      switch trigger {
+      case .events:
+        var s = Scopes.event(identifiers: identifiers, place: "the payload of \(what)")
+        s.addField("profile", "id", .string)
+        scope = s
+      case .profile_changes:
+        scope = Scopes.profile(place: "the payload of \(what)", traits: traits, identifiers: identifiers, segments: segmentNames, extra: [("changed", .list(.string))])
+      case .segment_changes:
+        scope = Scopes.profile(
+          place: "the payload of \(what)", traits: traits, identifiers: identifiers, segments: segmentNames,
+          extra: [("change.segment", .string), ("change.entered", .bool), ("change.exited", .bool), ("change.at", .timestamp)])
+      }
+      var decl = DestinationDecl(name: name, location: key.location, kind: kind, trigger: trigger, url: nil, headers: [:], path: nil, format: "ndjson", table: nil, database: nil, segments: [], filter: nil, consent: nil, payload: [], batch: BatchSettings(), retry: RetrySettings(), rotateBytes: nil, rotateEvery: nil, scope: scope)
+      switch kind {
+      case .webhook:
+        if let url = m.expanded("url", required: true) {
+          if let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil {
+            decl.url = url
+          } else if let v = m.value("url") {
+            sink.error("`\(url)` is not an http(s) URL", at: v)
+          }
+        }
+        if let hv = m.value("headers"), let hm = MapReader(hv, "the headers of \(what)", sink) {
+          for (hk, _) in hm.entries {
+            guard let h = hk.scalar else { continue }
+            if let value = hm.expanded(h) { decl.headers[h] = value }
+          }
+        }
+      case .file:
+        decl.path = m.expanded("path", required: true)
+        if let f = m.string("format") {
+          if ["ndjson", "csv"].contains(f) { decl.format = f } else if let v = m.value("format") {
+            sink.error("unknown format `\(f)` for \(what)" + Suggest.didYouMean(f, in: ["ndjson", "csv"]) + "; use ndjson or csv", at: v)
+          }
+        }
+        if let rv = m.value("rotate"), let rm = MapReader(rv, "the rotation of \(what)", sink) {
+          rm.check(allowed: ["max_bytes", "every"])
+          decl.rotateBytes = rm.int("max_bytes", min: 1)
+          decl.rotateEvery = rm.duration("every")
+        }
+      case .table:
+        if let t = m.string("table", required: true) {
+          if YNode.isValidName(t) { decl.table = t } else if let v = m.value("table") {
+            sink.error("invalid table name `\(t)`: use letters, digits and `_`", at: v)
+          }
+        }
+        decl.database = m.expanded("database")
+      }
+      for (k, allowedKinds) in [("url", [DestinationKind.webhook]), ("headers", [.webhook]), ("path", [.file]), ("format", [.file]), ("rotate", [.file]), ("table", [.table]), ("database", [.table]), ("retry", [.webhook])] {
+        if !allowedKinds.contains(kind), let kn = m.keyNode(k) {
+          sink.error("`\(k)` does not apply to a \(kind.rawValue) destination", at: kn)
+        }
+      }
+      if let list = m.stringList("segments") {
+        if trigger != .segment_changes, let k = m.keyNode("segments") {
+          sink.error("`segments` applies to `on: segment_changes`; \(what) is `on: \(trigger.rawValue)`", at: k)
+        }
+        for (s, node) in list {
+          if segmentNames.contains(s) { decl.segments.append(s) } else {
+            sink.error("unknown segment `\(s)` in \(what)" + Suggest.didYouMean(s, in: segmentNames), at: node)
+          }
+        }
+      }
+      if trigger == .segment_changes, segmentNames.isEmpty, let on = m.value("on") {
+        sink.error("\(what) listens to segment changes, but the pipeline declares no segments", at: on)
+      }
+      if let v = m.value("where") { decl.filter = sink.expression(v, in: scope, expecting: .bool) }
+      if let c = m.string("consent") {
+        if config.consentPurposes.contains(c) { decl.consent = c } else if let v = m.value("consent") {
+          sink.error("unknown consent purpose `\(c)` in \(what)" + Suggest.didYouMean(c, in: config.consentPurposes) + "; purposes are \(config.consentPurposes.joined(separator: ", "))", at: v)
+        }
+      }
+      if let pv = m.value("payload"), let pm = MapReader(pv, "the payload of \(what)", sink) {
+        for (pk, v) in pm.entries {
+          guard let field = pk.scalar, let e = sink.expression(v, in: scope) else { continue }
+          decl.payload.append((field, e))
+        }
+      }
+      if let bv = m.value("batch"), let bm = MapReader(bv, "the batch settings of \(what)", sink) {
+        bm.check(allowed: ["max_events", "max_bytes", "max_wait"])
+        decl.batch.maxEvents = bm.int("max_events", min: 1) ?? decl.batch.maxEvents
+        decl.batch.maxBytes = bm.int("max_bytes", min: 1) ?? decl.batch.maxBytes
+        decl.batch.maxWait = bm.duration("max_wait") ?? decl.batch.maxWait
+      }
+      if let rv = m.value("retry"), let rm = MapReader(rv, "the retry settings of \(what)", sink) {
+        rm.check(allowed: ["attempts", "backoff", "max_age"])
+        decl.retry.attempts = rm.int("attempts", min: 1) ?? decl.retry.attempts
+        decl.retry.maxAge = rm.duration("max_age") ?? decl.retry.maxAge
+        if let b = rm.value("backoff") {
+          let parts = (b.scalar ?? "").components(separatedBy: "..")
+          if parts.count == 2, let lo = TimeSpan(parsing: parts[0]), let hi = TimeSpan(parsing: parts[1]), lo.microseconds > 0, lo <= hi {
+            decl.retry.backoffMin = lo
+            decl.retry.backoffMax = hi
+          } else {
+            sink.error("invalid backoff \(b.kindDescription) in \(what); write `MIN..MAX` with durations, e.g. `1s..5m`", at: b)
+          }
+        }
+      }
+      config.destinations.append(decl)
+    }
+  }
+
+  // MARK: unused declarations
+
+  func warnUnused(_ config: PipelineConfig) {
+    let hasHTTP = config.sources.contains { $0.kind == .http }
+    let provided = Set(config.sources.flatMap(\.identifierKinds)).union(hasHTTP ? Set(HTTPDefaults.identifierFields.keys) : [])
+    let linked = Set(config.deterministic.flatMap(\.linkOn))
+    for id in config.identifiers where !provided.contains(id.name) {
+      sink.warning("identifier `\(id.name)` is declared but no source maps it", at: id.location, length: id.name.count)
+    }
+    for id in config.identifiers where provided.contains(id.name) && !linked.contains(id.name) && !config.deterministic.isEmpty {
+      sink.warning("identifier `\(id.name)` is mapped but no deterministic rule links on it; add it to a rule's `link_on` or it is only stored", at: id.location, length: id.name.count)
+    }
+    let mappedTraits = Set(config.sources.flatMap(\.traitNames))
+    for t in config.traits where !mappedTraits.contains(t.name) && !hasHTTP {
+      sink.warning("trait `\(t.name)` is declared but no source maps it", at: t.location, length: t.name.count)
+    }
+  }
+}
+
+/// The fields of the Segment/RudderStack tracking payload an `http` source reads identifiers from.
+public enum HTTPDefaults {
+  public static let identifierFields: [String: [String]] = [
+    "user_id": ["userId"], "anonymous_id": ["anonymousId"],
+    "email": ["traits.email", "context.traits.email"], "phone": ["traits.phone", "context.traits.phone"],
+  ]
+}
+
+extension ExprType {
+  var isListType: Bool {
+    if case .list = self { return true }
+    return false
+  }
+}
