@@ -6,12 +6,16 @@ let package = Package(
   platforms: [.macOS(.v14)],
   products: [
     .executable(name: "tessera", targets: ["tessera"]),
+    .library(name: "TesseraModel", targets: ["TesseraModel"]),
+    .library(name: "TesseraLanguage", targets: ["TesseraLanguage"]),
     .library(name: "TesseraCompiler", targets: ["TesseraCompiler"]),
   ],
   dependencies: [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+    .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
   ],
   targets: [
     // Values shared by every module: Value, Timestamp, TimeSpan, normalizers.
@@ -26,6 +30,21 @@ let package = Package(
     ),
     // Semantic checks across a pipeline's files and the PipelinePlan.
     .target(name: "TesseraCompiler", dependencies: ["TesseraModel", "TesseraLanguage"]),
+    // Normalized identifiers → profiles: merges under per-kind limits and priorities.
+    .target(name: "TesseraIdentity", dependencies: ["TesseraModel"]),
+    // The Store protocol and the in-memory store.
+    .target(name: "TesseraStore", dependencies: ["TesseraModel", "TesseraIdentity"]),
+    // The embedded default store: one SQLite file in WAL mode, through GRDB.
+    .target(
+      name: "TesseraSQLite",
+      dependencies: ["TesseraStore", "TesseraModel", "TesseraIdentity", .product(name: "GRDB", package: "GRDB.swift")]
+    ),
+    // The behaviour every store must show; run by the tests of each store.
+    .target(
+      name: "TesseraStoreSuite",
+      dependencies: ["TesseraStore", "TesseraModel", "TesseraIdentity"],
+      path: "Tests/TesseraStoreSuite"
+    ),
     .executableTarget(
       name: "tessera",
       dependencies: [
@@ -34,6 +53,11 @@ let package = Package(
       ]
     ),
     .testTarget(name: "TesseraModelTests", dependencies: ["TesseraModel"]),
+    .testTarget(name: "TesseraIdentityTests", dependencies: ["TesseraIdentity", "TesseraModel"]),
+    .testTarget(
+      name: "TesseraStoreTests",
+      dependencies: ["TesseraStoreSuite", "TesseraStore", "TesseraSQLite", "TesseraModel", "TesseraIdentity"]
+    ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),
     .testTarget(
       name: "TesseraCompilerTests",

@@ -141,7 +141,9 @@ public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
     case .levenshtein(let n): return "levenshtein <= \(n)"
     case .damerauLevenshtein(let n): return "damerau_levenshtein <= \(n)"
     case .tokenSet(let t): return "token_set >= \(t)"
-    case .within(let n, let u): return "within \(Value.double(n).description.replacingOccurrences(of: ".0", with: ""))\(u.map { " \($0.rawValue)" } ?? "")"
+    case .within(let n, let u):
+      return
+        "within \(Value.double(n).description.replacingOccurrences(of: ".0", with: ""))\(u.map { " \($0.rawValue)" } ?? "")"
     case .transposedDayMonth: return "transposed_day_month"
     case .soundex: return "soundex"
     }

@@ -27,14 +27,20 @@ struct DeclarationChecker {
   func check(into config: inout PipelineConfig) {
     readConsent(&config)
     readIdentifiers(&config)
+    // A source or rule dropped for an error would make the unused-declaration warnings below report its
+    // consequences, so they are only given for sections read without errors.
+    let errorsBeforeSources = sink.diagnostics.errorCount
     readSources(&config)
+    let sourcesComplete = sink.diagnostics.errorCount == errorsBeforeSources
     readProfile(&config)
     readComputed(&config)
+    let errorsBeforeRules = sink.diagnostics.errorCount
     readDeterministic(&config)
+    let rulesComplete = sink.diagnostics.errorCount == errorsBeforeRules
     readProbabilistic(&config)
     readSegments(&config)
     readDestinations(&config)
-    warnUnused(config)
+    warnUnused(config, sourcesComplete: sourcesComplete, rulesComplete: rulesComplete)
   }
 
   // MARK: consent
@@ -59,7 +65,7 @@ struct DeclarationChecker {
         name: name, location: key.location, normalizers: [.trim], defaultRegion: "US", emailRules: .none,
         maxPerProfile: nil, priority: 100, blocked: [],
         expiresAfter: name.hasPrefix("anonymous") ? TimeSpan(parsing: "730d") : nil)
-      if !body.isNull, let m = MapReader(body, what, sink) {
+      if !body.isNull, let m = MapReader(body, what, sink, key: key) {
         m.check(allowed: Self.identifierKeys)
         if let v = m.value("normalize"), let list = MapReader.stringList(v, "normalize", what, sink) {
           decl.normalizers = list.compactMap { MapReader.choice($0.1, "normalizer", what, Normalizer.self, sink) }
@@ -78,14 +84,17 @@ struct DeclarationChecker {
             if r == "gmail" {
               decl.emailRules = .gmail
             } else {
-              sink.error("unknown provider rule `\(r)` in \(what)" + Suggest.didYouMean(r, in: ["gmail"]) + "; known: gmail", at: node)
+              sink.error(
+                "unknown provider rule `\(r)` in \(what)" + Suggest.didYouMean(r, in: ["gmail"]) + "; known: gmail",
+                at: node)
             }
           }
           if !decl.normalizers.contains(.email), let v = m.value("provider_rules") {
             sink.error("`provider_rules` applies to emails; add `normalize: email` to \(what)", at: v)
           }
         }
-        if decl.normalizers.contains(.phone_e164) == false, m.has("default_region"), let k = m.keyNode("default_region") {
+        if decl.normalizers.contains(.phone_e164) == false, m.has("default_region"), let k = m.keyNode("default_region")
+        {
           sink.warning("`default_region` only matters with `normalize: phone_e164` in \(what)", at: k)
         }
         decl.maxPerProfile = m.int("max_per_profile", min: 1) ?? decl.maxPerProfile
@@ -120,7 +129,7 @@ struct DeclarationChecker {
     let identifierNames = config.identifiers.map(\.name)
     for (name, key, body) in all {
       let what = "source `\(name)`"
-      guard let m = MapReader(body, what, sink) else { continue }
+      guard let m = MapReader(body, what, sink, key: key) else { continue }
       m.check(allowed: Self.sourceKeys)
       guard let kind = m.choice("kind", SourceKind.self, required: true) else { continue }
       var schema = SourceSchema()
@@ -149,11 +158,17 @@ struct DeclarationChecker {
       switch kind {
       case .http:
         decl.writeKey = m.expanded("write_key", required: true)
-        if let p = m.keyNode("path") { sink.error("`path` is for file sources; an http source has a `write_key`", at: p) }
-        if decl.writeKey?.isEmpty == true, let v = m.value("write_key") { sink.error("the write key of \(what) is empty", at: v) }
+        if let p = m.keyNode("path") {
+          sink.error("`path` is for file sources; an http source has a `write_key`", at: p)
+        }
+        if decl.writeKey?.isEmpty == true, let v = m.value("write_key") {
+          sink.error("the write key of \(what) is empty", at: v)
+        }
       case .csv, .ndjson:
         decl.path = m.expanded("path", required: true)
-        if let w = m.keyNode("write_key") { sink.error("`write_key` is for http sources; a \(kind) source has a `path`", at: w) }
+        if let w = m.keyNode("write_key") {
+          sink.error("`write_key` is for http sources; a \(kind) source has a `path`", at: w)
+        }
       }
       if let d = m.string("delimiter") {
         if kind != .csv, let k = m.keyNode("delimiter") {
@@ -181,8 +196,12 @@ struct DeclarationChecker {
         if decl.mappings.contains(where: { $0.target == .event }) { decl.event = decl.event ?? "" }
       }
       if decl.emit == .track, kind != .http, decl.event == nil { decl.event = "" }
-      if kind != .http, !mappingErrors, decl.mappings.allSatisfy({ if case .identifier = $0.target { return false } else { return true } }) {
-        sink.error("\(what) maps no identifier, so its records could never join a profile; map at least one of: \(identifierNames.joined(separator: ", "))", at: key)
+      if kind != .http, !mappingErrors,
+        decl.mappings.allSatisfy({ if case .identifier = $0.target { return false } else { return true } })
+      {
+        sink.error(
+          "\(what) maps no identifier, so its records could never join a profile; map at least one of: \(identifierNames.joined(separator: ", "))",
+          at: key)
       }
       config.sources.append(decl)
     }
@@ -192,7 +211,8 @@ struct DeclarationChecker {
     switch e.type {
     case .timestamp, .string, .int, .double, .dyn: return true
     default:
-      sink.error("the timestamp of \(what) must be a timestamp, an ISO 8601 string or epoch seconds, found \(e.type)", at: node)
+      sink.error(
+        "the timestamp of \(what) must be a timestamp, an ISO 8601 string or epoch seconds, found \(e.type)", at: node)
       return false
     }
   }
@@ -211,7 +231,8 @@ struct DeclarationChecker {
       case (2, "identifiers"):
         guard identifiers.contains(parts[1]) else {
           sink.error(
-            "unknown identifier kind `\(parts[1])` in the map of \(what)" + Suggest.didYouMean(parts[1], in: identifiers),
+            "unknown identifier kind `\(parts[1])` in the map of \(what)"
+              + Suggest.didYouMean(parts[1], in: identifiers),
             at: k.location.advanced(by: 12), length: parts[1].count)
           continue
         }
@@ -256,7 +277,9 @@ struct DeclarationChecker {
       m.check(allowed: ["default_policy", "traits"])
       if let p = m.choice("default_policy", PolicyKind.self) {
         if p == .source_priority || p == .sum || p == .union, let v = m.value("default_policy") {
-          sink.error("`\(p.rawValue)` cannot be the default policy; use most_recent, first_seen, most_frequent, max or min", at: v)
+          sink.error(
+            "`\(p.rawValue)` cannot be the default policy; use most_recent, first_seen, most_frequent, max or min",
+            at: v)
         } else {
           config.defaultPolicy = p
         }
@@ -278,7 +301,8 @@ struct DeclarationChecker {
         }
         seen[name] = key.location
         let what = "trait `\(name)`"
-        var decl = TraitDecl(name: name, location: key.location, type: mapped[name] ?? .dyn, policy: config.defaultPolicy, sources: [])
+        var decl = TraitDecl(
+          name: name, location: key.location, type: mapped[name] ?? .dyn, policy: config.defaultPolicy, sources: [])
         if body.isNull {
           config.traits.append(decl)
           continue
@@ -286,14 +310,16 @@ struct DeclarationChecker {
         if let s = body.scalar {  // shorthand: `city: most_recent`
           if let p = MapReader.choice(body, "policy", what, PolicyKind.self, sink) { decl.policy = p }
           _ = s
-        } else if let m = MapReader(body, what, sink) {
+        } else if let m = MapReader(body, what, sink, key: key) {
           m.check(allowed: ["type", "policy", "sources", "description"])
           if let tv = m.value("type") {
             if let tn = tv.scalar, let t = ExprType(name: tn) {
               decl.type = t
             } else {
               let tn = tv.scalar ?? ""
-              sink.error("unknown type `\(tn)` for \(what)" + Suggest.didYouMean(tn, in: ExprType.typeNames) + "; types are \(ExprType.typeNames.joined(separator: ", "))", at: tv)
+              sink.error(
+                "unknown type `\(tn)` for \(what)" + Suggest.didYouMean(tn, in: ExprType.typeNames)
+                  + "; types are \(ExprType.typeNames.joined(separator: ", "))", at: tv)
             }
           }
           if let p = m.choice("policy", PolicyKind.self) { decl.policy = p }
@@ -302,11 +328,14 @@ struct DeclarationChecker {
               if sourceNames.contains(src) {
                 decl.sources.append(src)
               } else {
-                sink.error("unknown source `\(src)` in the precedence of \(what)" + Suggest.didYouMean(src, in: sourceNames), at: node)
+                sink.error(
+                  "unknown source `\(src)` in the precedence of \(what)" + Suggest.didYouMean(src, in: sourceNames),
+                  at: node)
               }
             }
             if decl.policy != .source_priority, let k = m.keyNode("sources") {
-              sink.error("`sources` is only used by the `source_priority` policy; \(what) uses `\(decl.policy.rawValue)`", at: k)
+              sink.error(
+                "`sources` is only used by the `source_priority` policy; \(what) uses `\(decl.policy.rawValue)`", at: k)
             }
           }
           if decl.policy == .source_priority, !m.has("sources") {
@@ -318,7 +347,8 @@ struct DeclarationChecker {
             sink.error("policy `sum` needs a numeric trait; \(what) is \(decl.type)", at: policyNode)
           case .max, .min:
             if [.bool, .map].contains(decl.type) || decl.type.isListType {
-              sink.error("policy `\(decl.policy.rawValue)` needs an orderable trait; \(what) is \(decl.type)", at: policyNode)
+              sink.error(
+                "policy `\(decl.policy.rawValue)` needs an orderable trait; \(what) is \(decl.type)", at: policyNode)
             }
           case .union:
             if decl.type == .dyn { decl.type = .list(.dyn) }
@@ -329,7 +359,9 @@ struct DeclarationChecker {
           }
         }
         if let mt = mapped[name], decl.policy != .union, !mt.isAssignable(to: decl.type) {
-          sink.error("sources map \(mt) values into \(what), declared \(decl.type); convert them in the source map (e.g. \(decl.type)(…))", at: key)
+          sink.error(
+            "sources map \(mt) values into \(what), declared \(decl.type); convert them in the source map (e.g. \(decl.type)(…))",
+            at: key)
         }
         config.traits.append(decl)
       }
@@ -338,7 +370,10 @@ struct DeclarationChecker {
     let declared = Set(config.traits.map(\.name))
     for (name, type) in mapped.sorted(by: { $0.key < $1.key }) where !declared.contains(name) {
       let loc = config.sources.flatMap(\.mappings).first { $0.target == .trait(name) }?.location
-      config.traits.append(TraitDecl(name: name, location: loc ?? SourceLocation(file: config.file, line: 1, column: 1), type: type, policy: config.defaultPolicy, sources: []))
+      config.traits.append(
+        TraitDecl(
+          name: name, location: loc ?? SourceLocation(file: config.file, line: 1, column: 1), type: type,
+          policy: config.defaultPolicy, sources: []))
     }
   }
 
@@ -362,13 +397,15 @@ struct DeclarationChecker {
     for (name, key, body) in entries("computed", "computed trait") {
       let what = "computed trait `\(name)`"
       if traitNames.contains(name) {
-        sink.error("\(what) has the name of a trait that sources map or `profile.traits` declares; rename one of them", at: key)
+        sink.error(
+          "\(what) has the name of a trait that sources map or `profile.traits` declares; rename one of them", at: key)
         continue
       }
-      guard let m = MapReader(body, what, sink) else { continue }
+      guard let m = MapReader(body, what, sink, key: key) else { continue }
       m.check(allowed: ["aggregate", "of", "where", "window", "description"])
       guard let agg = m.choice("aggregate", Aggregate.self, required: true) else { continue }
-      var decl = ComputedTraitDecl(name: name, location: key.location, aggregate: agg, of: nil, filter: nil, window: nil, type: .int)
+      var decl = ComputedTraitDecl(
+        name: name, location: key.location, aggregate: agg, of: nil, filter: nil, window: nil, type: .int)
       if let v = m.value("where") { decl.filter = sink.expression(v, in: scope, expecting: .bool) }
       decl.window = m.duration("window")
       if let v = m.value("of") {
@@ -404,7 +441,7 @@ struct DeclarationChecker {
     let kinds = config.identifiers.map(\.name)
     for (name, key, body) in entries("deterministic", "deterministic rule") {
       let what = "deterministic rule `\(name)`"
-      guard let m = MapReader(body, what, sink) else { continue }
+      guard let m = MapReader(body, what, sink, key: key) else { continue }
       m.check(allowed: ["link_on", "description"])
       var rule = DeterministicRule(name: name, location: key.location, linkOn: [])
       if m.value("link_on", required: true) != nil, let list = m.stringList("link_on") {
@@ -423,13 +460,16 @@ struct DeclarationChecker {
   func readProbabilistic(_ config: inout PipelineConfig) {
     let traits = config.traits.map { ($0.name, $0.type) } + config.computed.map { ($0.name, $0.type) }
     let traitNames = traits.map(\.0)
-    var scope = Scopes.profile(place: "a blocking key", traits: traits, identifiers: config.identifiers.map(\.name), segments: [])
+    var scope = Scopes.profile(
+      place: "a blocking key", traits: traits, identifiers: config.identifiers.map(\.name), segments: [])
     scope.place = "a blocking key"
     for (name, key, body) in entries("probabilistic", "probabilistic rule") {
       let what = "probabilistic rule `\(name)`"
-      guard let m = MapReader(body, what, sink) else { continue }
+      guard let m = MapReader(body, what, sink, key: key) else { continue }
       m.check(allowed: ["blocking", "compare", "thresholds", "prior", "max_cluster_size", "description"])
-      var rule = ProbabilisticRule(name: name, location: key.location, blocking: [], comparisons: [], merge: 0.99, review: 0.9, prior: 0.0001, maxClusterSize: 100, scope: scope)
+      var rule = ProbabilisticRule(
+        name: name, location: key.location, blocking: [], comparisons: [], merge: 0.99, review: 0.9, prior: 0.0001,
+        maxClusterSize: 100, scope: scope)
       if let bv = m.value("blocking", required: true) {
         if let rules = bv.sequence {
           for r in rules {
@@ -440,11 +480,15 @@ struct DeclarationChecker {
           sink.error("expected a list of blocking rules for `blocking` in \(what), found \(bv.kindDescription)", at: bv)
         }
       }
-      if let cv = m.value("compare", required: true), let cm = MapReader(cv, "the comparisons of \(what)", sink) {
+      if let cv = m.value("compare", required: true),
+        let cm = MapReader(cv, "the comparisons of \(what)", sink, key: m.keyNode("compare"))
+      {
         for (k, v) in cm.entries {
           guard let field = k.scalar else { continue }
           guard traitNames.contains(field) else {
-            sink.error("unknown trait `\(field)` in the comparisons of \(what)" + Suggest.didYouMean(field, in: traitNames), at: k)
+            sink.error(
+              "unknown trait `\(field)` in the comparisons of \(what)" + Suggest.didYouMean(field, in: traitNames),
+              at: k)
             continue
           }
           let items = v.sequence ?? [v]
@@ -457,7 +501,9 @@ struct DeclarationChecker {
         }
         if cm.entries.isEmpty { sink.error("\(what) compares nothing; add fields under `compare`", at: cv) }
       }
-      if let tv = m.value("thresholds", required: true), let tm = MapReader(tv, "the thresholds of \(what)", sink) {
+      if let tv = m.value("thresholds", required: true),
+        let tm = MapReader(tv, "the thresholds of \(what)", sink, key: m.keyNode("thresholds"))
+      {
         tm.check(allowed: ["merge", "review"])
         let merge = tm.double("merge")
         let review = tm.double("review")
@@ -468,12 +514,18 @@ struct DeclarationChecker {
         } else if let review, !(review > 0 && review <= 1), let v = tm.value("review") {
           sink.error("threshold `review` must be in (0, 1], found \(Value.double(review))", at: v)
         } else if let merge, let review, review > merge, let v = tm.value("review") {
-          sink.error("threshold `review` (\(Value.double(review))) must not exceed `merge` (\(Value.double(merge))); thresholds need 0 < review ≤ merge ≤ 1", at: v)
+          sink.error(
+            "threshold `review` (\(Value.double(review))) must not exceed `merge` (\(Value.double(merge))); thresholds need 0 < review ≤ merge ≤ 1",
+            at: v)
         }
       }
       if let p = m.double("prior") {
-        if p > 0 && p < 1 { rule.prior = p } else if let v = m.value("prior") {
-          sink.error("`prior` is the probability that two random records match and must be in (0, 1), found \(Value.double(p))", at: v)
+        if p > 0 && p < 1 {
+          rule.prior = p
+        } else if let v = m.value("prior") {
+          sink.error(
+            "`prior` is the probability that two random records match and must be in (0, 1), found \(Value.double(p))",
+            at: v)
         }
       }
       rule.maxClusterSize = m.int("max_cluster_size", min: 2) ?? rule.maxClusterSize
@@ -520,7 +572,8 @@ struct DeclarationChecker {
     let all = entries("segments", "segment")
     let names = all.map(\.name)
     let traits = config.traits.map { ($0.name, $0.type) } + config.computed.map { ($0.name, $0.type) }
-    let scope = Scopes.profile(place: "a segment condition", traits: traits, identifiers: config.identifiers.map(\.name), segments: names)
+    let scope = Scopes.profile(
+      place: "a segment condition", traits: traits, identifiers: config.identifiers.map(\.name), segments: names)
     var nodes: [String: YNode] = [:]
     for (name, key, body) in all {
       let what = "segment `\(name)`"
@@ -528,7 +581,7 @@ struct DeclarationChecker {
       var description: String?
       if body.scalar != nil {
         condNode = body  // shorthand: `vip: traits.lifetime_value > 1000`
-      } else if let m = MapReader(body, what, sink) {
+      } else if let m = MapReader(body, what, sink, key: key) {
         m.check(allowed: ["when", "description"])
         condNode = m.value("when", required: true)
         description = m.string("description")
@@ -536,7 +589,8 @@ struct DeclarationChecker {
       guard let condNode, let cond = sink.expression(condNode, in: scope, expecting: .bool) else { continue }
       let deps = cond.references.filter { $0.hasPrefix("segments.") }.map { String($0.dropFirst(9)) }.sorted()
       nodes[name] = condNode
-      config.segments.append(SegmentDecl(name: name, location: key.location, description: description, condition: cond, dependsOn: deps))
+      config.segments.append(
+        SegmentDecl(name: name, location: key.location, description: description, condition: cond, dependsOn: deps))
     }
     // Cycles between segments: report each once, at the segment where the walk found it.
     var state: [String: Int] = [:]  // 1 visiting, 2 done
@@ -572,7 +626,7 @@ struct DeclarationChecker {
     let identifiers = config.identifiers.map(\.name)
     for (name, key, body) in entries("destinations", "destination") {
       let what = "destination `\(name)`"
-      guard let m = MapReader(body, what, sink) else { continue }
+      guard let m = MapReader(body, what, sink, key: key) else { continue }
       m.check(allowed: Self.destinationKeys)
       guard let kind = m.choice("kind", DestinationKind.self, required: true),
         let trigger = m.choice("on", Trigger.self, required: true)
@@ -584,13 +638,20 @@ struct DeclarationChecker {
         s.addField("profile", "id", .string)
         scope = s
       case .profile_changes:
-        scope = Scopes.profile(place: "the payload of \(what)", traits: traits, identifiers: identifiers, segments: segmentNames, extra: [("changed", .list(.string))])
+        scope = Scopes.profile(
+          place: "the payload of \(what)", traits: traits, identifiers: identifiers, segments: segmentNames,
+          extra: [("changed", .list(.string))])
       case .segment_changes:
         scope = Scopes.profile(
           place: "the payload of \(what)", traits: traits, identifiers: identifiers, segments: segmentNames,
-          extra: [("change.segment", .string), ("change.entered", .bool), ("change.exited", .bool), ("change.at", .timestamp)])
+          extra: [
+            ("change.segment", .string), ("change.entered", .bool), ("change.exited", .bool), ("change.at", .timestamp),
+          ])
       }
-      var decl = DestinationDecl(name: name, location: key.location, kind: kind, trigger: trigger, url: nil, headers: [:], path: nil, format: "ndjson", table: nil, database: nil, segments: [], filter: nil, consent: nil, payload: [], batch: BatchSettings(), retry: RetrySettings(), rotateBytes: nil, rotateEvery: nil, scope: scope)
+      var decl = DestinationDecl(
+        name: name, location: key.location, kind: kind, trigger: trigger, url: nil, headers: [:], path: nil,
+        format: "ndjson", table: nil, database: nil, segments: [], filter: nil, consent: nil, payload: [],
+        batch: BatchSettings(), retry: RetrySettings(), rotateBytes: nil, rotateEvery: nil, scope: scope)
       switch kind {
       case .webhook:
         if let url = m.expanded("url", required: true) {
@@ -609,8 +670,12 @@ struct DeclarationChecker {
       case .file:
         decl.path = m.expanded("path", required: true)
         if let f = m.string("format") {
-          if ["ndjson", "csv"].contains(f) { decl.format = f } else if let v = m.value("format") {
-            sink.error("unknown format `\(f)` for \(what)" + Suggest.didYouMean(f, in: ["ndjson", "csv"]) + "; use ndjson or csv", at: v)
+          if ["ndjson", "csv"].contains(f) {
+            decl.format = f
+          } else if let v = m.value("format") {
+            sink.error(
+              "unknown format `\(f)` for \(what)" + Suggest.didYouMean(f, in: ["ndjson", "csv"])
+                + "; use ndjson or csv", at: v)
           }
         }
         if let rv = m.value("rotate"), let rm = MapReader(rv, "the rotation of \(what)", sink) {
@@ -620,13 +685,18 @@ struct DeclarationChecker {
         }
       case .table:
         if let t = m.string("table", required: true) {
-          if YNode.isValidName(t) { decl.table = t } else if let v = m.value("table") {
+          if YNode.isValidName(t) {
+            decl.table = t
+          } else if let v = m.value("table") {
             sink.error("invalid table name `\(t)`: use letters, digits and `_`", at: v)
           }
         }
         decl.database = m.expanded("database")
       }
-      for (k, allowedKinds) in [("url", [DestinationKind.webhook]), ("headers", [.webhook]), ("path", [.file]), ("format", [.file]), ("rotate", [.file]), ("table", [.table]), ("database", [.table]), ("retry", [.webhook])] {
+      for (k, allowedKinds) in [
+        ("url", [DestinationKind.webhook]), ("headers", [.webhook]), ("path", [.file]), ("format", [.file]),
+        ("rotate", [.file]), ("table", [.table]), ("database", [.table]), ("retry", [.webhook]),
+      ] {
         if !allowedKinds.contains(kind), let kn = m.keyNode(k) {
           sink.error("`\(k)` does not apply to a \(kind.rawValue) destination", at: kn)
         }
@@ -636,7 +706,9 @@ struct DeclarationChecker {
           sink.error("`segments` applies to `on: segment_changes`; \(what) is `on: \(trigger.rawValue)`", at: k)
         }
         for (s, node) in list {
-          if segmentNames.contains(s) { decl.segments.append(s) } else {
+          if segmentNames.contains(s) {
+            decl.segments.append(s)
+          } else {
             sink.error("unknown segment `\(s)` in \(what)" + Suggest.didYouMean(s, in: segmentNames), at: node)
           }
         }
@@ -646,8 +718,14 @@ struct DeclarationChecker {
       }
       if let v = m.value("where") { decl.filter = sink.expression(v, in: scope, expecting: .bool) }
       if let c = m.string("consent") {
-        if config.consentPurposes.contains(c) { decl.consent = c } else if let v = m.value("consent") {
-          sink.error("unknown consent purpose `\(c)` in \(what)" + Suggest.didYouMean(c, in: config.consentPurposes) + "; purposes are \(config.consentPurposes.joined(separator: ", "))", at: v)
+        if config.consentPurposes.contains(c) {
+          decl.consent = c
+        } else if let v = m.value("consent") {
+          sink.error(
+            "unknown consent purpose `\(c)` in \(what)"
+              + (Suggest.closest(to: c, in: config.consentPurposes).map { "; did you mean `\($0)`?" }
+                ?? "; purposes are \(config.consentPurposes.joined(separator: ", "))"),
+            at: v)
         }
       }
       if let pv = m.value("payload"), let pm = MapReader(pv, "the payload of \(what)", sink) {
@@ -668,11 +746,19 @@ struct DeclarationChecker {
         decl.retry.maxAge = rm.duration("max_age") ?? decl.retry.maxAge
         if let b = rm.value("backoff") {
           let parts = (b.scalar ?? "").components(separatedBy: "..")
-          if parts.count == 2, let lo = TimeSpan(parsing: parts[0]), let hi = TimeSpan(parsing: parts[1]), lo.microseconds > 0, lo <= hi {
+          if parts.count == 2, let lo = TimeSpan(parsing: parts[0]), let hi = TimeSpan(parsing: parts[1]),
+            lo.microseconds > 0, lo <= hi
+          {
             decl.retry.backoffMin = lo
             decl.retry.backoffMax = hi
+          } else if parts.count == 2, let lo = TimeSpan(parsing: parts[0]), let hi = TimeSpan(parsing: parts[1]),
+            lo.microseconds > 0
+          {
+            sink.error(
+              "invalid backoff \(b.kindDescription) in \(what): the minimum \(lo) exceeds the maximum \(hi)", at: b)
           } else {
-            sink.error("invalid backoff \(b.kindDescription) in \(what); write `MIN..MAX` with durations, e.g. `1s..5m`", at: b)
+            sink.error(
+              "invalid backoff \(b.kindDescription) in \(what); write `MIN..MAX` with durations, e.g. `1s..5m`", at: b)
           }
         }
       }
@@ -682,15 +768,20 @@ struct DeclarationChecker {
 
   // MARK: unused declarations
 
-  func warnUnused(_ config: PipelineConfig) {
+  func warnUnused(_ config: PipelineConfig, sourcesComplete: Bool, rulesComplete: Bool) {
+    guard sourcesComplete else { return }
     let hasHTTP = config.sources.contains { $0.kind == .http }
-    let provided = Set(config.sources.flatMap(\.identifierKinds)).union(hasHTTP ? Set(HTTPDefaults.identifierFields.keys) : [])
+    let provided = Set(config.sources.flatMap(\.identifierKinds)).union(
+      hasHTTP ? Set(HTTPDefaults.identifierFields.keys) : [])
     let linked = Set(config.deterministic.flatMap(\.linkOn))
     for id in config.identifiers where !provided.contains(id.name) {
       sink.warning("identifier `\(id.name)` is declared but no source maps it", at: id.location, length: id.name.count)
     }
-    for id in config.identifiers where provided.contains(id.name) && !linked.contains(id.name) && !config.deterministic.isEmpty {
-      sink.warning("identifier `\(id.name)` is mapped but no deterministic rule links on it; add it to a rule's `link_on` or it is only stored", at: id.location, length: id.name.count)
+    for id in config.identifiers
+    where rulesComplete && provided.contains(id.name) && !linked.contains(id.name) && !config.deterministic.isEmpty {
+      sink.warning(
+        "identifier `\(id.name)` is mapped but no deterministic rule links on it; add it to a rule's `link_on` or it is only stored",
+        at: id.location, length: id.name.count)
     }
     let mappedTraits = Set(config.sources.flatMap(\.traitNames))
     for t in config.traits where !mappedTraits.contains(t.name) && !hasHTTP {

@@ -83,11 +83,13 @@ struct MapReader {
   let node: YNode
   let what: String
   let sink: Sink
+  /// The key the mapping is the value of (`app` in `app: {…}`), where a missing required key is reported.
+  let owner: YNode?
   private var values: [String: (key: YNode, value: YNode)] = [:]
   private(set) var keys: [YNode] = []
 
   /// nil (with an error) when `node` is not a mapping.
-  init?(_ node: YNode, _ what: String, _ sink: Sink) {
+  init?(_ node: YNode, _ what: String, _ sink: Sink, key owner: YNode? = nil) {
     guard let pairs = node.mapping else {
       sink.error("expected a mapping for \(what), found \(node.kindDescription)", at: node)
       return nil
@@ -95,6 +97,7 @@ struct MapReader {
     self.node = node
     self.what = what
     self.sink = sink
+    self.owner = owner
     for p in pairs {
       guard let k = p.key.scalar else {
         sink.error("keys of \(what) must be names, found \(p.key.kindDescription)", at: p.key)
@@ -121,10 +124,14 @@ struct MapReader {
   func has(_ key: String) -> Bool { values[key] != nil }
   func keyNode(_ key: String) -> YNode? { values[key]?.key }
 
-  /// The value node of `key`; with `required`, a missing key is an error at the mapping.
+  /// The value node of `key`; with `required`, a missing key is an error at the mapping's own key (or, without
+  /// one, at the mapping).
   func value(_ key: String, required: Bool = false) -> YNode? {
     if let v = values[key]?.value { return v }
-    if required { sink.error("\(what) is missing the required key `\(key)`", at: node.location) }
+    if required {
+      let message = "\(what) is missing the required key `\(key)`"
+      if let owner { sink.error(message, at: owner) } else { sink.error(message, at: node.location) }
+    }
     return nil
   }
 
@@ -188,6 +195,10 @@ struct MapReader {
   }
 
   static func duration(_ v: YNode, _ key: String, _ what: String, _ sink: Sink) -> TimeSpan? {
+    if let s = v.scalar, let d = TimeSpan(parsing: s), d.microseconds <= 0 {
+      sink.error("`\(key)` in \(what) must be a positive duration, found `\(s)`", at: v)
+      return nil
+    }
     guard let s = v.scalar, v.mapping == nil, let d = TimeSpan(parsing: s), d.microseconds > 0 else {
       sink.error(
         "invalid duration \(v.kindDescription) for `\(key)` in \(what); write a number with a unit: w, d, h, m, s, ms (e.g. 90d, 1h30m)",
@@ -209,13 +220,15 @@ struct MapReader {
   ) -> E? where E.RawValue == String {
     let names = E.allCases.map(\.rawValue)
     guard let s = v.scalar, v.mapping == nil, !v.isNull else {
-      sink.error("expected one of \(names.joined(separator: ", ")) for `\(key)` in \(what), found \(v.kindDescription)", at: v)
+      sink.error(
+        "expected one of \(names.joined(separator: ", ")) for `\(key)` in \(what), found \(v.kindDescription)", at: v)
       return nil
     }
     guard let e = E(rawValue: s) else {
       let hint = Suggest.didYouMean(s, in: names)
       sink.error(
-        "unknown \(key) `\(s)` in \(what)" + (hint.isEmpty ? "; expected one of \(names.joined(separator: ", "))" : hint),
+        "unknown \(key) `\(s)` in \(what)"
+          + (hint.isEmpty ? "; expected one of \(names.joined(separator: ", "))" : hint),
         at: v)
       return nil
     }

@@ -49,9 +49,13 @@ public struct PipelinePlan: Sendable {
     self.config = config
     var stages: [PlanStage] = []
     var edges: [PlanEdge] = []
-    func add(_ id: String, _ kind: StageKind, _ label: String, _ input: PlanData?, _ output: PlanData?, _ p: Parallelism) {
+    func add(
+      _ id: String, _ kind: StageKind, _ label: String, _ input: PlanData?, _ output: PlanData?, _ p: Parallelism
+    ) {
       stages.append(
-        PlanStage(id: id, kind: kind, label: label, inputs: input.map { [$0] } ?? [], outputs: output.map { [$0] } ?? [], parallelism: p))
+        PlanStage(
+          id: id, kind: kind, label: label, inputs: input.map { [$0] } ?? [], outputs: output.map { [$0] } ?? [],
+          parallelism: p))
     }
     func link(_ from: String, _ to: String) {
       guard let a = stages.first(where: { $0.id == from }), let out = a.outputs.first else { return }
@@ -68,13 +72,17 @@ public struct PipelinePlan: Sendable {
     if let v = stages.firstIndex(where: { $0.id == "validate" }) { stages[v].outputs.append(.rejectedRecord) }
     edges.append(PlanEdge(from: "validate", to: "rejected", carries: .rejectedRecord))
     let rules = (config.deterministic.map(\.name) + config.probabilistic.map(\.name)).joined(separator: ", ")
-    add("resolve", .resolve, "resolve identity" + (rules.isEmpty ? "" : " [\(rules)]"), .validEvent, .resolvedEvent, .singleWriter)
+    add(
+      "resolve", .resolve, "resolve identity" + (rules.isEmpty ? "" : " [\(rules)]"), .validEvent, .resolvedEvent,
+      .singleWriter)
     link("validate", "resolve")
     add("unify", .unify, "unify profile (\(config.traits.count) traits)", .resolvedEvent, .profileChange, .singleWriter)
     link("resolve", "unify")
     var last = "unify"
     if !config.computed.isEmpty {
-      add("compute", .compute, "computed traits (\(config.computed.count))", .profileChange, .profileChange, .singleWriter)
+      add(
+        "compute", .compute, "computed traits (\(config.computed.count))", .profileChange, .profileChange, .singleWriter
+      )
       link(last, "compute")
       last = "compute"
     }
@@ -99,7 +107,8 @@ public struct PipelinePlan: Sendable {
       }
       for d in config.destinations {
         let trigger = d.trigger.rawValue + (d.segments.isEmpty ? "" : ": " + d.segments.joined(separator: ", "))
-        add("destination_\(d.name)", .destination, "\(d.name) (\(d.kind.rawValue), \(trigger))", .delivery, nil, .single)
+        add(
+          "destination_\(d.name)", .destination, "\(d.name) (\(d.kind.rawValue), \(trigger))", .delivery, nil, .single)
         link("route", "destination_\(d.name)")
       }
     }

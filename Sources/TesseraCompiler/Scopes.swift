@@ -26,6 +26,7 @@ public enum Scopes {
     s.addOpenNamespace("traits")
     s.addOpenNamespace("context")
     for k in identifiers { s.addField("identifiers", k, .string) }
+    if s.namespaces["identifiers"] == nil { s.namespaces["identifiers"] = Scope.Namespace() }
     return s
   }
 
@@ -43,6 +44,11 @@ public enum Scopes {
     for (name, type) in extra {
       let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
       if parts.count == 2 { s.addField(parts[0], parts[1], type) } else { s.addVariable(name, type) }
+    }
+    // The closed namespaces exist even when empty (they take no slot), so `traits.x` in a pipeline without
+    // traits reports the unknown field rather than an unknown name `traits`.
+    for ns in ["traits", "identifiers", "segments"] where s.namespaces[ns] == nil {
+      s.namespaces[ns] = Scope.Namespace()
     }
     return s
   }

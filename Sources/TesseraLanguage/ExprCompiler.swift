@@ -120,7 +120,7 @@ struct Checker {
         return fail("branches of `?:` have different types: \(ta.type) and \(tb.type)", e)
       }
       let (ce, ae, be) = (tc.eval, ta.eval, tb.eval)
-      return Typed(type: t, eval: { env in ce(env).isTrue ? ae(env) : be(env) }, constant: nil)
+      return fold(Typed(type: t, eval: { env in ce(env).isTrue ? ae(env) : be(env) }, constant: nil), tc, ta, tb)
     case .call(let name, let args):
       return call(name, args, e)
     }
@@ -140,7 +140,9 @@ struct Checker {
           references.insert(root)
           return slot(open, .map)
         }
-        return fail("`\(root)` is a namespace; name one of its fields, like `\(root).\(ns.fields.keys.sorted().first ?? "name")`", e)
+        return fail(
+          "`\(root)` is a namespace; name one of its fields, like `\(root).\(ns.fields.keys.sorted().first ?? "name")`",
+          e)
       }
       let field = path[1]
       if let f = ns.fields[field] {
@@ -213,13 +215,14 @@ struct Checker {
     switch b.type {
     case .list(let elem):
       guard i.type == .int || i.type.isDynOrNull else { return fail("a list index must be int, found \(i.type)", ie) }
-      return Typed(
-        type: elem,
-        eval: { env in
-          guard case .list(let l) = be(env), case .int(let n) = ie2(env) else { return .null }
-          let k = n < 0 ? Int(n) + l.count : Int(n)
-          return k >= 0 && k < l.count ? l[k] : .null
-        }, constant: nil)
+      return fold(
+        Typed(
+          type: elem,
+          eval: { env in
+            guard case .list(let l) = be(env), case .int(let n) = ie2(env) else { return .null }
+            let k = n < 0 ? Int(n) + l.count : Int(n)
+            return k >= 0 && k < l.count ? l[k] : .null
+          }, constant: nil), b, i)
     case .map, .dyn, .null:
       guard i.type == .string || i.type == .int || i.type.isDynOrNull else {
         return fail("an index must be a string key or an int position, found \(i.type)", ie)
@@ -245,7 +248,9 @@ struct Checker {
   mutating func unary(_ op: String, _ t: Typed, _ e: Expr) -> Typed {
     let te = t.eval
     if op == "!" {
-      guard t.type == .bool || t.type.isDynOrNull else { return fail("operator `!` needs a bool operand, found \(t.type)", e) }
+      guard t.type == .bool || t.type.isDynOrNull else {
+        return fail("operator `!` needs a bool operand, found \(t.type)", e)
+      }
       return fold(Typed(type: .bool, eval: { env in .bool(!te(env).isTrue) }, constant: nil), t)
     }
     guard t.type.isNumeric || t.type == .duration || t.type.isDynOrNull else {
@@ -258,7 +263,7 @@ struct Checker {
           switch te(env) {
           case .int(let i): return .int(0 &- i)
           case .double(let d): return .double(-d)
-          case .duration(let d): return .duration(TimeSpan(microseconds: -d.microseconds))
+          case .duration(let d): return .duration(TimeSpan(microseconds: 0 &- d.microseconds))
           default: return .null
           }
         }, constant: nil), t)
@@ -304,12 +309,13 @@ struct Checker {
       }
       let eq = op == "=="
       if let c = r.constant, case .string(let s) = c {
-        return Typed(
-          type: .bool,
-          eval: { env in
-            if case .string(let x) = lf(env) { return .bool((x == s) == eq) }
-            return .bool(!eq)
-          }, constant: nil)
+        return fold(
+          Typed(
+            type: .bool,
+            eval: { env in
+              if case .string(let x) = lf(env) { return .bool((x == s) == eq) }
+              return .bool(!eq)
+            }, constant: nil), l, r)
       }
       return fold(Typed(type: .bool, eval: { env in .bool(Value.equal(lf(env), rf(env)) == eq) }, constant: nil), l, r)
     case "<", "<=", ">", ">=":
@@ -344,7 +350,9 @@ struct Checker {
     case "in":
       switch r.type {
       case .list(let elem):
-        guard Checker.equatable(l.type, elem) else { return fail("operator `in` cannot look for \(l.type) in \(r.type)", e) }
+        guard Checker.equatable(l.type, elem) else {
+          return fail("operator `in` cannot look for \(l.type) in \(r.type)", e)
+        }
       case .map:
         guard l.type == .string || l.type.isDynOrNull else { return fail("map keys are strings; found \(l.type)", le) }
       case .dyn, .null: break
@@ -352,12 +360,13 @@ struct Checker {
       }
       if let c = r.constant, case .list(let items) = c, items.allSatisfy({ $0.stringValue != nil }) {
         let set = Set(items.compactMap(\.stringValue))
-        return Typed(
-          type: .bool,
-          eval: { env in
-            if case .string(let s) = lf(env) { return .bool(set.contains(s)) }
-            return .bool(false)
-          }, constant: nil)
+        return fold(
+          Typed(
+            type: .bool,
+            eval: { env in
+              if case .string(let s) = lf(env) { return .bool(set.contains(s)) }
+              return .bool(false)
+            }, constant: nil), l, r)
       }
       return fold(
         Typed(
@@ -423,19 +432,24 @@ struct Checker {
     case ("+", .int(let x), .int(let y)): return .int(x &+ y)
     case ("-", .int(let x), .int(let y)): return .int(x &- y)
     case ("*", .int(let x), .int(let y)): return .int(x &* y)
-    case ("%", .int(let x), .int(let y)): return y == 0 ? .null : .int(x % y)
+    case ("%", .int(let x), .int(let y)):
+      // `Int64.min % -1` overflows; its remainder is 0.
+      return y == 0 ? .null : .int(x.remainderReportingOverflow(dividingBy: y).partialValue)
     case ("+", .string(let x), .string(let y)): return .string(x + y)
     case ("+", .list(let x), .list(let y)): return .list(x + y)
-    case ("+", .timestamp(let t), .duration(let d)), ("+", .duration(let d), .timestamp(let t)): return .timestamp(t + d)
+    case ("+", .timestamp(let t), .duration(let d)), ("+", .duration(let d), .timestamp(let t)):
+      return .timestamp(t + d)
     case ("-", .timestamp(let t), .duration(let d)): return .timestamp(t - d)
     case ("-", .timestamp(let t), .timestamp(let u)): return .duration(t - u)
-    case ("+", .duration(let d), .duration(let e)): return .duration(TimeSpan(microseconds: d.microseconds &+ e.microseconds))
-    case ("-", .duration(let d), .duration(let e)): return .duration(TimeSpan(microseconds: d.microseconds &- e.microseconds))
-    case ("*", .duration(let d), _): return b.doubleValue.map { .duration(TimeSpan(seconds: d.seconds * $0)) } ?? .null
-    case ("*", _, .duration(let d)): return a.doubleValue.map { .duration(TimeSpan(seconds: d.seconds * $0)) } ?? .null
+    case ("+", .duration(let d), .duration(let e)):
+      return .duration(TimeSpan(microseconds: d.microseconds &+ e.microseconds))
+    case ("-", .duration(let d), .duration(let e)):
+      return .duration(TimeSpan(microseconds: d.microseconds &- e.microseconds))
+    case ("*", .duration(let d), _): return b.doubleValue.map { span(seconds: d.seconds * $0) } ?? .null
+    case ("*", _, .duration(let d)): return a.doubleValue.map { span(seconds: d.seconds * $0) } ?? .null
     case ("/", .duration(let d), _):
       guard let y = b.doubleValue, y != 0 else { return .null }
-      return .duration(TimeSpan(seconds: d.seconds / y))
+      return span(seconds: d.seconds / y)
     default:
       guard let x = a.doubleValue, let y = b.doubleValue else { return .null }
       switch op {
@@ -446,6 +460,12 @@ struct Checker {
       default: return .null
       }
     }
+  }
+
+  /// A scaled duration, or null when it is not finite or does not fit in microseconds.
+  static func span(seconds: Double) -> Value {
+    guard seconds.isFinite, abs(seconds) < 9.2e12 else { return .null }
+    return .duration(TimeSpan(seconds: seconds))
   }
 
   // MARK: calls
@@ -532,7 +552,8 @@ struct Checker {
 
   mutating func matches(_ typed: [Typed], _ args: [Expr], _ evals: [Evaluator]) -> Typed {
     guard let c = typed[1].constant, case .string(let pattern) = c else {
-      return fail("the pattern of `matches` must be a string literal, so it can be checked before the pipeline runs", args[1])
+      return fail(
+        "the pattern of `matches` must be a string literal, so it can be checked before the pipeline runs", args[1])
     }
     let regex: NSRegularExpression
     do {

@@ -63,7 +63,7 @@ public enum ExprFunctions {
         "trim", [.string], result: fixed(.string), str { .string(Normalize.trim($0)) },
         "remove leading and trailing white space", example: #"trim("  a ") == "a""#),
       def(
-        "contains", [.string, .string], result: fixed(.bool), str2 { .bool($0.contains($1)) },
+        "contains", [.string, .string], result: fixed(.bool), str2 { .bool($1.isEmpty || $0.contains($1)) },
         "whether the first string contains the second", example: #"contains(email, "@")"#),
       def(
         "starts_with", [.string, .string], result: fixed(.bool), str2 { .bool($0.hasPrefix($1)) },
@@ -164,14 +164,21 @@ public enum Convert {
   @Sendable public static func toTimestamp(_ v: Value) -> Value {
     switch v {
     case .timestamp: return v
-    case .int(let i): return .timestamp(Timestamp(microseconds: i * 1_000_000))
-    case .double(let d): return .timestamp(Timestamp(seconds: d))
+    case .int(let i):
+      let (micros, overflow) = i.multipliedReportingOverflow(by: 1_000_000)
+      return overflow ? .null : .timestamp(Timestamp(microseconds: micros))
+    case .double(let d): return fromEpochSeconds(d)
     case .string(let s):
       if let t = Timestamp(iso8601: Normalize.trim(s)) { return .timestamp(t) }
-      if let d = Double(s) { return .timestamp(Timestamp(seconds: d)) }
+      if let d = Double(s) { return fromEpochSeconds(d) }
       return .null
     default: return .null
     }
+  }
+  /// Epoch seconds as a timestamp; null when not finite or out of range.
+  static func fromEpochSeconds(_ d: Double) -> Value {
+    guard d.isFinite, abs(d) < 9.2e12 else { return .null }
+    return .timestamp(Timestamp(seconds: d))
   }
   @Sendable public static func toBool(_ v: Value) -> Value {
     switch v {

@@ -73,7 +73,9 @@ struct Lexer {
   init(_ text: String) { chars = Array(text) }
 
   static let twoCharOps: Set<String> = ["==", "!=", "<=", ">=", "&&", "||"]
-  static let oneCharOps: Set<Character> = ["<", ">", "!", "+", "-", "*", "/", "%", "?", ":", ".", "(", ")", "[", "]", ","]
+  static let oneCharOps: Set<Character> = [
+    "<", ">", "!", "+", "-", "*", "/", "%", "?", ":", ".", "(", ")", "[", "]", ",",
+  ]
 
   mutating func tokens() throws(ExprError) -> [Token] {
     var out: [Token] = []
@@ -102,7 +104,9 @@ struct Lexer {
         while i < chars.count, chars[i].isASCII, chars[i].isNumber { i += 1 }
       }
       if i < chars.count, chars[i] == "e" || chars[i] == "E",
-        i + 1 < chars.count, chars[i + 1].isNumber || ((chars[i + 1] == "-" || chars[i + 1] == "+") && i + 2 < chars.count && chars[i + 2].isNumber)
+        i + 1 < chars.count,
+        chars[i + 1].isNumber
+          || ((chars[i + 1] == "-" || chars[i + 1] == "+") && i + 2 < chars.count && chars[i + 2].isNumber)
       {
         isDouble = true
         i += 2
@@ -121,7 +125,9 @@ struct Lexer {
         return Token(kind: .duration(span), offset: start, length: i - start)
       }
       if isDouble {
-        guard let d = Double(numberText) else { throw ExprError("invalid number `\(numberText)`", offset: start, length: i - start) }
+        guard let d = Double(numberText) else {
+          throw ExprError("invalid number `\(numberText)`", offset: start, length: i - start)
+        }
         return Token(kind: .double(d), offset: start, length: i - start)
       }
       guard let n = Int64(numberText) else {
@@ -189,7 +195,8 @@ public struct Parser {
     if case .end = tokens[0].kind { throw ExprError("empty expression", offset: 0) }
     let e = try p.conditional()
     if case .end = p.peek.kind { return e }
-    throw ExprError("unexpected \(p.describe(p.peek)) after the end of the expression", offset: p.peek.offset, length: p.peek.length)
+    throw ExprError(
+      "unexpected \(p.describe(p.peek)) after the end of the expression", offset: p.peek.offset, length: p.peek.length)
   }
 
   var peek: Token { tokens[pos] }
@@ -237,7 +244,9 @@ public struct Parser {
     return Expr(.conditional(cond, a, b), offset: o, length: l)
   }
 
-  static let levels: [[String]] = [["||"], ["&&"], ["==", "!=", "<", "<=", ">", ">=", "in"], ["+", "-"], ["*", "/", "%"]]
+  static let levels: [[String]] = [
+    ["||"], ["&&"], ["==", "!=", "<", "<=", ">", ">=", "in"], ["+", "-"], ["*", "/", "%"],
+  ]
 
   func binaryOp(at level: Int) -> String? {
     switch peek.kind {

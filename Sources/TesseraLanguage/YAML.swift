@@ -16,6 +16,9 @@ public struct YNode: Sendable {
   public var location: SourceLocation
   /// An explicit tag such as `!!str`, if one was written.
   public var explicitTag: String?
+  /// The lines of the file a scalar was read from, so that offsets in its text map back through escapes,
+  /// folded lines and block indentation. Empty for nodes built in memory.
+  public var sourceLines: [Substring] = []
 
   public init(kind: Kind, location: SourceLocation, explicitTag: String? = nil) {
     self.kind = kind
@@ -56,10 +59,11 @@ public struct YNode: Sendable {
     }
   }
 
-  /// Where character `offset` of a single-line scalar's text sits in the file (quotes accounted for).
-  /// For block scalars, the offset is mapped through the newlines of the text.
+  /// Where character `offset` of a scalar's text sits in the file: through quotes, escapes, folded lines and
+  /// block indentation when the node was read from a file; estimated from the text alone otherwise.
   public func location(ofOffset offset: Int) -> SourceLocation {
     guard case .scalar(let text, let style) = kind else { return location }
+    if let found = sourceLocation(ofOffset: offset, text: Array(text), style: style) { return found }
     switch style {
     case .plain:
       return lineAware(text: text, offset: offset, base: location, firstColumnShift: 0)
@@ -69,9 +73,65 @@ public struct YNode: Sendable {
       // Block scalars start on the line after the indicator, indented by at least one column more.
       let prefix = text.prefix(offset)
       let line = prefix.filter { $0 == "\n" }.count
-      let col = prefix.count - (prefix.lastIndex(of: "\n").map { prefix.distance(from: prefix.startIndex, to: $0) + 1 } ?? 0)
+      let col =
+        prefix.count - (prefix.lastIndex(of: "\n").map { prefix.distance(from: prefix.startIndex, to: $0) + 1 } ?? 0)
       return SourceLocation(file: location.file, line: location.line + 1 + line, column: location.column + 2 + col)
     }
+  }
+
+  /// Walks the source from the scalar's first character, pairing each character of the parsed text with the
+  /// one it came from. Source characters that produce nothing (indentation, folded line breaks, the second quote
+  /// of `''`) are skipped; a double-quoted escape such as `\"` produces one character. Nil without source lines.
+  private func sourceLocation(ofOffset offset: Int, text parsed: [Character], style: Style) -> SourceLocation? {
+    guard !sourceLines.isEmpty, !parsed.isEmpty else { return nil }
+    var line = location.line
+    var col = location.column
+    switch style {
+    case .plain: break
+    case .singleQuoted, .doubleQuoted: col += 1
+    case .literal, .folded:
+      line += 1
+      col = 1
+    }
+    var cache: [Int: [Character]] = [:]
+    func char(_ l: Int, _ c: Int) -> Character? {
+      guard l >= 1, l <= sourceLines.count, c >= 1 else { return nil }
+      let chars = cache[l] ?? Array(sourceLines[l - 1])
+      cache[l] = chars
+      return c - 1 < chars.count ? chars[c - 1] : "\n"
+    }
+    let wanted = min(max(offset, 0), parsed.count - 1)
+    var i = 0
+    while let r = char(line, col) {
+      var width = 1
+      let matched: Bool
+      if style == .doubleQuoted, r == "\\" {
+        let next = char(line, col + 1)
+        if next == "\n" {  // an escaped line break produces nothing
+          line += 1
+          col = 1
+          continue
+        }
+        width = next == "x" ? 4 : next == "u" ? 6 : next == "U" ? 10 : 2
+        matched = true
+      } else {
+        matched = r == parsed[i]
+      }
+      if matched {
+        if i == wanted {
+          let found = SourceLocation(file: location.file, line: line, column: col)
+          return offset >= parsed.count ? found.advanced(by: width) : found
+        }
+        i += 1
+      }
+      if r == "\n" && width == 1 {
+        line += 1
+        col = 1
+      } else {
+        col += width
+      }
+    }
+    return nil
   }
 
   private func lineAware(text: String, offset: Int, base: SourceLocation, firstColumnShift: Int) -> SourceLocation {
@@ -101,10 +161,10 @@ public enum YAMLReader {
     }
     if !diagnostics.isEmpty { return (nil, diagnostics) }
     do {
-      guard let node = try Yams.compose(yaml: source.text) else {
+      guard let node = try Yams.compose(yaml: source.text, Resolver.basic) else {
         return (YNode(kind: .mapping([]), location: SourceLocation(file: source.path, line: 1, column: 1)), [])
       }
-      return (convert(node, file: source.path), [])
+      return (convert(node, file: source.path, lines: source.lines), [])
     } catch let error as YamlError {
       return (nil, [diagnostic(for: error, source: source)])
     } catch {
@@ -114,7 +174,7 @@ public enum YAMLReader {
     }
   }
 
-  static func convert(_ node: Node, file: String) -> YNode {
+  static func convert(_ node: Node, file: String, lines: [Substring] = []) -> YNode {
     let loc = { (mark: Mark?) in
       SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
     }
@@ -128,13 +188,19 @@ public enum YAMLReader {
       case .folded: style = .folded
       default: style = .plain
       }
-      return YNode(kind: .scalar(s.string, style), location: loc(s.mark), explicitTag: explicitTag(s.tag))
+      var scalar = YNode(kind: .scalar(s.string, style), location: loc(s.mark), explicitTag: explicitTag(s.tag))
+      scalar.sourceLines = lines
+      return scalar
     case .mapping(let m):
-      let pairs = m.map { (key: convert($0.key, file: file), value: convert($0.value, file: file)) }
+      let pairs = m.map {
+        (key: convert($0.key, file: file, lines: lines), value: convert($0.value, file: file, lines: lines))
+      }
       return YNode(kind: .mapping(pairs), location: loc(m.mark), explicitTag: explicitTag(m.tag))
     case .sequence(let seq):
       return YNode(
-        kind: .sequence(seq.map { convert($0, file: file) }), location: loc(seq.mark), explicitTag: explicitTag(seq.tag))
+        kind: .sequence(seq.map { convert($0, file: file, lines: lines) }), location: loc(seq.mark),
+        explicitTag: explicitTag(seq.tag)
+      )
     case .alias(let a):
       return YNode(kind: .scalar("*alias", .plain), location: loc(a.mark))
     }
@@ -147,7 +213,12 @@ public enum YAMLReader {
 
   static func diagnostic(for error: YamlError, source: SourceFile) -> Diagnostic {
     func at(_ mark: Mark) -> SourceLocation {
-      SourceLocation(file: source.path, line: max(1, mark.line), column: max(1, mark.column))
+      // libyaml reports an unexpected end of the stream on the line after the last; point at the end of the text.
+      let lastLine = max(1, source.lines.count)
+      guard mark.line <= lastLine else {
+        return SourceLocation(file: source.path, line: lastLine, column: (source.line(lastLine)?.count ?? 0) + 1)
+      }
+      return SourceLocation(file: source.path, line: max(1, mark.line), column: max(1, mark.column))
     }
     switch error {
     case .scanner(let context, let problem, let mark, _),

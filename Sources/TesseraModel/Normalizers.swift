@@ -31,7 +31,7 @@ public enum Normalize {
     guard let at = s.lastIndex(of: "@") else { return nil }
     var local = String(s[..<at])
     let domain = String(s[s.index(after: at)...])
-    guard !local.isEmpty, !domain.isEmpty, domain.contains("."), !domain.contains("@"), !domain.hasPrefix("."),
+    guard !local.isEmpty, !domain.isEmpty, domain.contains("."), !local.contains("@"), !domain.hasPrefix("."),
       !domain.hasSuffix("."), !s.contains(where: { $0.isWhitespace })
     else { return nil }
     if rules.plusSuffixDomains.contains(domain) || rules.plusSuffixDomains.contains("*"),
@@ -86,7 +86,10 @@ public enum Normalize {
       return "+" + digits
     }
     guard let info = callingCodes[defaultRegion.uppercased()] else { return nil }
-    if !info.trunk.isEmpty, digits.hasPrefix(info.trunk), !info.nationalLength.contains(digits.count) {
+    // A national number never starts with the trunk prefix, so drop it whenever what remains fits.
+    if !info.trunk.isEmpty, digits.hasPrefix(info.trunk),
+      info.nationalLength.contains(digits.count - info.trunk.count)
+    {
       digits.removeFirst(info.trunk.count)
     }
     guard info.nationalLength.contains(digits.count) else {

@@ -60,8 +60,12 @@ public struct Timestamp: Sendable, Hashable, Comparable {
     } else if let sign = p.peek, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
       p.advance()
       guard let oh = p.digits(2) else { return nil }
-      _ = p.expect(UInt8(ascii: ":"))
-      let om = p.digits(2) ?? 0
+      var om: Int64 = 0
+      if p.expect(UInt8(ascii: ":")) || !p.atEnd {
+        guard let m = p.digits(2) else { return nil }
+        om = m
+      }
+      guard oh < 24, om < 60 else { return nil }
       let offset = oh * 3600 + om * 60
       seconds += sign == UInt8(ascii: "+") ? -offset : offset
     }
@@ -71,8 +75,10 @@ public struct Timestamp: Sendable, Hashable, Comparable {
 
   /// `2024-05-01T10:20:30Z`, with `.ffffff` when there are fractional seconds.
   public var iso8601: String {
-    let secs = microseconds >= 0 ? microseconds / 1_000_000 : (microseconds - 999_999) / 1_000_000
-    let frac = microseconds - secs * 1_000_000
+    // Floor division without overflow near Int64.min.
+    let r = microseconds % 1_000_000
+    let secs = microseconds / 1_000_000 - (r < 0 ? 1 : 0)
+    let frac = r < 0 ? r + 1_000_000 : r
     let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
     let rem = secs - days * 86_400
     let (y, m, d) = Timestamp.civilFromDays(days)
@@ -80,7 +86,8 @@ public struct Timestamp: Sendable, Hashable, Comparable {
       let s = String(v)
       return String(repeating: "0", count: max(0, n - s.count)) + s
     }
-    var out = "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
+    var out =
+      "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(rem / 3600, 2)):\(pad(rem / 60 % 60, 2)):\(pad(rem % 60, 2))"
     if frac != 0 { out += "." + pad(frac, 6) }
     return out + "Z"
   }
@@ -173,10 +180,10 @@ public struct TimeSpan: Sendable, Hashable, Comparable, CustomStringConvertible 
 
   public var description: String {
     if microseconds == 0 { return "0s" }
-    var rest = abs(microseconds)
+    var rest = microseconds.magnitude
     var out = microseconds < 0 ? "-" : ""
     for (name, factor) in [
-      ("d", Int64(86_400_000_000)), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1000),
+      ("d", UInt64(86_400_000_000)), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1000),
       ("us", 1),
     ] where rest >= factor {
       out += "\(rest / factor)\(name)"

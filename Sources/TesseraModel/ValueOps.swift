@@ -10,6 +10,8 @@ extension Value {
     case (.double(let x), .double(let y)): return x == y
     case (.list(let x), .list(let y)):
       return x.count == y.count && zip(x, y).allSatisfy { equal($0, $1) }
+    case (.map(let x), .map(let y)):
+      return x.count == y.count && x.allSatisfy { key, v in y[key].map { equal(v, $0) } ?? false }
     default: return a == b
     }
   }

@@ -52,7 +52,8 @@ struct Validate: ParsableCommand {
       }
     }
     if format == .json {
-      let data = try JSONSerialization.data(withJSONObject: ["pipelines": json], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+      let data = try JSONSerialization.data(
+        withJSONObject: ["pipelines": json], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
       print(String(decoding: data, as: UTF8.self))
     }
     if failed { throw ExitCode(1) }

@@ -1,0 +1,21 @@
+// swift-tools-version: 6.1
+// Benchmarks live in their own package so their release builds stay out of the main build and test cycle.
+// Run: swift run -c release --package-path Benchmarks tessera-bench all
+import PackageDescription
+
+let package = Package(
+  name: "TesseraBenchmarks",
+  platforms: [.macOS(.v14)],
+  dependencies: [.package(name: "Tessera", path: "..")],
+  targets: [
+    .executableTarget(
+      name: "tessera-bench",
+      dependencies: [
+        .product(name: "TesseraModel", package: "Tessera"),
+        .product(name: "TesseraLanguage", package: "Tessera"),
+        .product(name: "TesseraCompiler", package: "Tessera"),
+      ]
+    )
+  ],
+  swiftLanguageModes: [.v6]
+)

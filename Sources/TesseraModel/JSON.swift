@@ -1,0 +1,308 @@
+/// A small, fast JSON reader and writer for `Value`, used for NDJSON sources, stored event bodies and
+/// payloads. Integers stay integers (`Int64`), other numbers are doubles; objects become `.map`.
+public enum JSON {
+  public struct ParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var offset: Int
+    public var message: String
+    public var description: String { "\(message) at byte \(offset + 1)" }
+  }
+
+  public static func parse(_ text: String) throws(ParseError) -> Value {
+    var text = text
+    let result: Result<Value, ParseError> = text.withUTF8 { buf in
+      do throws(ParseError) { return .success(try parse(buf)) } catch { return .failure(error) }
+    }
+    return try result.get()
+  }
+
+  public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(ParseError) -> Value {
+    var p = JSONParser(bytes: bytes)
+    p.skipSpace()
+    let v = try p.value(depth: 0)
+    p.skipSpace()
+    guard p.i == bytes.count else { throw ParseError(offset: p.i, message: "unexpected text after the JSON value") }
+    return v
+  }
+
+  /// Compact JSON with keys sorted, so equal values encode to equal text.
+  public static func encode(_ v: Value) -> String {
+    var out = ""
+    out.reserveCapacity(64)
+    write(v, to: &out)
+    return out
+  }
+
+  public static func write(_ v: Value, to out: inout String) {
+    switch v {
+    case .null: out += "null"
+    case .bool(let b): out += b ? "true" : "false"
+    case .int(let i): out += String(i)
+    case .double(let d):
+      if d.isFinite {
+        out += d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) + ".0" : String(d)
+      } else {
+        out += "null"
+      }
+    case .string(let s): writeString(s, to: &out)
+    case .timestamp(let t): writeString(t.iso8601, to: &out)
+    case .duration(let d): writeString(d.description, to: &out)
+    case .list(let l):
+      out += "["
+      for (i, x) in l.enumerated() {
+        if i > 0 { out += "," }
+        write(x, to: &out)
+      }
+      out += "]"
+    case .map(let m):
+      out += "{"
+      for (i, k) in m.keys.sorted().enumerated() {
+        if i > 0 { out += "," }
+        writeString(k, to: &out)
+        out += ":"
+        write(m[k] ?? .null, to: &out)
+      }
+      out += "}"
+    }
+  }
+
+  static let hex: [Character] = Array("0123456789abcdef")
+
+  public static func writeString(_ s: String, to out: inout String) {
+    out += "\""
+    var needsEscape = false
+    for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
+      needsEscape = true
+      break
+    }
+    if !needsEscape {
+      out += s
+    } else {
+      for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+          if u.value < 0x20 {
+            out += "\\u00"
+            out.append(hex[Int(u.value >> 4)])
+            out.append(hex[Int(u.value & 15)])
+          } else {
+            out.unicodeScalars.append(u)
+          }
+        }
+      }
+    }
+    out += "\""
+  }
+}
+
+struct JSONParser {
+  let bytes: UnsafeBufferPointer<UInt8>
+  var i = 0
+
+  init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+  func fail(_ message: String) -> JSON.ParseError { JSON.ParseError(offset: i, message: message) }
+
+  mutating func skipSpace() {
+    while i < bytes.count {
+      let b = bytes[i]
+      if b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { i += 1 } else { break }
+    }
+  }
+
+  mutating func value(depth: Int) throws(JSON.ParseError) -> Value {
+    guard depth < 512 else { throw fail("JSON nested too deeply") }
+    guard i < bytes.count else { throw fail("unexpected end of JSON") }
+    switch bytes[i] {
+    case UInt8(ascii: "{"):
+      i += 1
+      var m: [String: Value] = [:]
+      skipSpace()
+      if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+        i += 1
+        return .map(m)
+      }
+      while true {
+        skipSpace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+        let k = try string()
+        skipSpace()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+        i += 1
+        skipSpace()
+        m[k] = try value(depth: depth + 1)
+        skipSpace()
+        guard i < bytes.count else { throw fail("unterminated object") }
+        if bytes[i] == UInt8(ascii: ",") {
+          i += 1
+          continue
+        }
+        if bytes[i] == UInt8(ascii: "}") {
+          i += 1
+          return .map(m)
+        }
+        throw fail("expected `,` or `}` in an object")
+      }
+    case UInt8(ascii: "["):
+      i += 1
+      var l: [Value] = []
+      skipSpace()
+      if i < bytes.count, bytes[i] == UInt8(ascii: "]") {
+        i += 1
+        return .list(l)
+      }
+      while true {
+        skipSpace()
+        l.append(try value(depth: depth + 1))
+        skipSpace()
+        guard i < bytes.count else { throw fail("unterminated array") }
+        if bytes[i] == UInt8(ascii: ",") {
+          i += 1
+          continue
+        }
+        if bytes[i] == UInt8(ascii: "]") {
+          i += 1
+          return .list(l)
+        }
+        throw fail("expected `,` or `]` in an array")
+      }
+    case UInt8(ascii: "\""):
+      return .string(try string())
+    case UInt8(ascii: "t"):
+      try literal("true")
+      return .bool(true)
+    case UInt8(ascii: "f"):
+      try literal("false")
+      return .bool(false)
+    case UInt8(ascii: "n"):
+      try literal("null")
+      return .null
+    default:
+      return try number()
+    }
+  }
+
+  mutating func literal(_ word: StaticString) throws(JSON.ParseError) {
+    let n = word.utf8CodeUnitCount
+    guard i + n <= bytes.count else { throw fail("invalid literal") }
+    let w = word.utf8Start
+    for k in 0..<n where bytes[i + k] != w[k] { throw fail("invalid literal") }
+    i += n
+  }
+
+  mutating func number() throws(JSON.ParseError) -> Value {
+    let start = i
+    var negative = false
+    if i < bytes.count, bytes[i] == UInt8(ascii: "-") {
+      negative = true
+      i += 1
+    }
+    var n: Int64 = 0
+    var overflow = false
+    let digitsStart = i
+    while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 {
+      let (m, o1) = n.multipliedReportingOverflow(by: 10)
+      let (a, o2) = m.addingReportingOverflow(Int64(bytes[i] - 0x30))
+      overflow = overflow || o1 || o2
+      n = a
+      i += 1
+    }
+    guard i > digitsStart else { throw fail("unexpected character `\(Character(UnicodeScalar(bytes[start])))`") }
+    var isDouble = overflow
+    if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
+      isDouble = true
+      i += 1
+      while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 { i += 1 }
+    }
+    if i < bytes.count, bytes[i] == UInt8(ascii: "e") || bytes[i] == UInt8(ascii: "E") {
+      isDouble = true
+      i += 1
+      if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
+      while i < bytes.count, bytes[i] >= 0x30, bytes[i] <= 0x39 { i += 1 }
+    }
+    if !isDouble { return .int(negative ? -n : n) }
+    let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+    guard let d = Double(text) else { throw JSON.ParseError(offset: start, message: "invalid number") }
+    return .double(d)
+  }
+
+  mutating func string() throws(JSON.ParseError) -> String {
+    i += 1  // opening quote
+    let start = i
+    // Fast path: no escapes.
+    while i < bytes.count {
+      let b = bytes[i]
+      if b == UInt8(ascii: "\"") {
+        let s = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
+        i += 1
+        return s
+      }
+      if b == UInt8(ascii: "\\") { break }
+      if b < 0x20 { throw fail("control character in a string") }
+      i += 1
+    }
+    var out = [UInt8](UnsafeBufferPointer(rebasing: bytes[start..<i]))
+    while i < bytes.count {
+      let b = bytes[i]
+      if b == UInt8(ascii: "\"") {
+        i += 1
+        return String(decoding: out, as: UTF8.self)
+      }
+      if b == UInt8(ascii: "\\") {
+        i += 1
+        guard i < bytes.count else { break }
+        let e = bytes[i]
+        i += 1
+        switch e {
+        case UInt8(ascii: "\""): out.append(0x22)
+        case UInt8(ascii: "\\"): out.append(0x5C)
+        case UInt8(ascii: "/"): out.append(0x2F)
+        case UInt8(ascii: "b"): out.append(0x08)
+        case UInt8(ascii: "f"): out.append(0x0C)
+        case UInt8(ascii: "n"): out.append(0x0A)
+        case UInt8(ascii: "r"): out.append(0x0D)
+        case UInt8(ascii: "t"): out.append(0x09)
+        case UInt8(ascii: "u"):
+          var code = try hex4()
+          if code >= 0xD800 && code < 0xDC00, i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"),
+            bytes[i + 1] == UInt8(ascii: "u")
+          {
+            i += 2
+            let low = try hex4()
+            code = 0x10000 + ((code - 0xD800) << 10) + (low &- 0xDC00)
+          }
+          let scalar = UnicodeScalar(code) ?? "\u{FFFD}"
+          out.append(contentsOf: Array(String(Character(scalar)).utf8))
+        default: throw fail("invalid escape in a string")
+        }
+        continue
+      }
+      if b < 0x20 { throw fail("control character in a string") }
+      out.append(b)
+      i += 1
+    }
+    throw fail("unterminated string")
+  }
+
+  mutating func hex4() throws(JSON.ParseError) -> UInt32 {
+    guard i + 4 <= bytes.count else { throw fail("invalid \\u escape") }
+    var v: UInt32 = 0
+    for _ in 0..<4 {
+      let b = bytes[i]
+      let d: UInt32
+      switch b {
+      case 0x30...0x39: d = UInt32(b - 0x30)
+      case 0x41...0x46: d = UInt32(b - 0x41 + 10)
+      case 0x61...0x66: d = UInt32(b - 0x61 + 10)
+      default: throw fail("invalid \\u escape")
+      }
+      v = v << 4 | d
+      i += 1
+    }
+    return v
+  }
+}

@@ -1,0 +1,129 @@
+import TesseraIdentity
+import TesseraModel
+
+/// The in-memory store: dry runs and tests. Same behaviour as the persistent stores, nothing on disk.
+public actor MemoryStore: Store {
+  struct IdentifierRow {
+    var profile: ProfileID
+    var lastSeen: Timestamp
+  }
+
+  var events: [EventKey: StoredEvent] = [:]
+  var eventOrder: [EventKey] = []
+  var profiles: [ProfileID: Timestamp] = [:]
+  var mergedInto: [ProfileID: ProfileID] = [:]
+  var identifierRows: [Identifier: [ProfileID: Timestamp]] = [:]
+  var traitRows: [ProfileID: [String: TraitRecord]] = [:]
+  var mergeLog: [MergeRecord] = []
+  var conflictLog: [ConflictRecord] = []
+  var rejectedLog: [RejectedRecord] = []
+
+  public init() {}
+
+  public func existingEvents(_ keys: [EventKey]) -> Set<EventKey> { Set(keys.filter { events[$0] != nil }) }
+
+  public func commit(_ batch: CommitBatch) {
+    for (p, at) in batch.newProfiles where profiles[p] == nil { profiles[p] = at }
+    for e in batch.events {
+      let key = EventKey(source: e.event.source, id: e.event.id)
+      guard events[key] == nil else { continue }
+      events[key] = e
+      eventOrder.append(key)
+    }
+    for (i, p) in batch.released { identifierRows[i]?[p] = nil }
+    for m in batch.merges {
+      mergedInto[m.absorbed] = m.survivor
+      for (i, rows) in identifierRows {
+        if let seen = rows[m.absorbed] {
+          identifierRows[i]?[m.absorbed] = nil
+          identifierRows[i]?[m.survivor] = max(seen, rows[m.survivor] ?? seen)
+        }
+      }
+      traitRows[m.absorbed] = nil
+      mergeLog.append(m)
+    }
+    for (i, p, seen) in batch.identifiers {
+      identifierRows[i, default: [:]][p] = max(seen, identifierRows[i]?[p] ?? seen)
+    }
+    conflictLog.append(contentsOf: batch.conflicts)
+    for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
+    rejectedLog.append(contentsOf: batch.rejected)
+  }
+
+  public func loadIdentity() -> IdentitySnapshot {
+    var byProfile: [ProfileID: [(Identifier, Timestamp)]] = [:]
+    for (i, rows) in identifierRows {
+      for (p, seen) in rows { byProfile[p, default: []].append((i, seen)) }
+    }
+    var snap = IdentitySnapshot()
+    for p in profiles.keys.sorted() where mergedInto[p] == nil {
+      snap.profiles.append((p, (byProfile[p] ?? []).sorted { $0.0 < $1.0 }))
+    }
+    snap.aliases = mergedInto.sorted { $0.key < $1.key }.map { (absorbed: $0.key, survivor: $0.value) }
+    return snap
+  }
+
+  public func loadTraits() -> [TraitRecord] {
+    traitRows.keys.sorted().flatMap { p in (traitRows[p] ?? [:]).values.sorted { $0.trait < $1.trait } }
+  }
+
+  public func profile(for identifier: Identifier) -> ProfileID? {
+    guard let rows = identifierRows[identifier] else { return nil }
+    return rows.keys.sorted().first.map(live)
+  }
+
+  func live(_ id: ProfileID) -> ProfileID {
+    var current = id
+    while let next = mergedInto[current] { current = next }
+    return current
+  }
+
+  public func canonical(_ id: ProfileID) -> ProfileID? { profiles[id] == nil ? nil : live(id) }
+
+  public func identifiers(of profile: ProfileID) -> [(Identifier, Timestamp)] {
+    let p = live(profile)
+    return identifierRows.compactMap { i, rows in rows[p].map { (i, $0) } }.sorted { $0.0 < $1.0 }
+  }
+
+  public func traits(of profile: ProfileID) -> [TraitRecord] {
+    (traitRows[live(profile)] ?? [:]).values.sorted { $0.trait < $1.trait }
+  }
+
+  func family(_ profile: ProfileID) -> Set<ProfileID> {
+    let p = live(profile)
+    return Set(profiles.keys.filter { live($0) == p })
+  }
+
+  public func merges(involving profile: ProfileID) -> [MergeRecord] {
+    let fam = family(profile)
+    return mergeLog.filter { fam.contains($0.survivor) || fam.contains($0.absorbed) }
+  }
+
+  public func conflicts(involving profile: ProfileID) -> [ConflictRecord] {
+    let fam = family(profile)
+    return conflictLog.filter { fam.contains($0.kept) || $0.other.map(fam.contains) == true }
+  }
+
+  public func events(of profile: ProfileID, limit: Int) -> [StoredEvent] {
+    let fam = family(profile)
+    var out: [StoredEvent] = []
+    for key in eventOrder.reversed() {
+      guard let e = events[key], fam.contains(e.profile) else { continue }
+      out.append(e)
+    }
+    return Array(out.sorted { ($0.event.timestamp, $0.event.id) > ($1.event.timestamp, $1.event.id) }.prefix(limit))
+  }
+
+  public func rejected(limit: Int) -> [RejectedRecord] { Array(rejectedLog.prefix(limit)) }
+
+  public func stats() -> StoreStats {
+    var s = StoreStats()
+    s.events = events.count
+    s.profiles = profiles.keys.filter { mergedInto[$0] == nil }.count
+    s.identifiers = identifierRows.values.reduce(0) { $0 + $1.count }
+    s.merges = mergeLog.count
+    s.conflicts = conflictLog.count
+    s.rejected = rejectedLog.count
+    return s
+  }
+}

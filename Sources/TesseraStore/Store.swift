@@ -1,0 +1,151 @@
+import TesseraIdentity
+import TesseraModel
+
+/// The state of one trait on one profile: the visible value with its provenance, and the policy's
+/// summary of every observation (enough to re-apply the policy when profiles merge or on restart).
+public struct TraitRecord: Sendable, Hashable {
+  public var profile: ProfileID
+  public var trait: String
+  public var value: Value
+  public var source: String
+  public var eventID: String
+  public var timestamp: Timestamp
+  /// The policy's summary, opaque to the store.
+  public var state: Value
+
+  public init(
+    profile: ProfileID, trait: String, value: Value, source: String, eventID: String, timestamp: Timestamp,
+    state: Value
+  ) {
+    self.profile = profile
+    self.trait = trait
+    self.value = value
+    self.source = source
+    self.eventID = eventID
+    self.timestamp = timestamp
+    self.state = state
+  }
+}
+
+/// A record a source could not turn into an event, kept with the reason.
+public struct RejectedRecord: Sendable, Hashable {
+  public var source: String
+  /// 1-based line (or record number) in the source file; nil for records without one.
+  public var line: Int?
+  public var record: String
+  public var reason: String
+  public var at: Timestamp
+
+  public init(source: String, line: Int?, record: String, reason: String, at: Timestamp) {
+    self.source = source
+    self.line = line
+    self.record = record
+    self.reason = reason
+    self.at = at
+  }
+}
+
+/// An event as stored: the event and the profile it was resolved to when it arrived.
+public struct StoredEvent: Sendable, Hashable {
+  public var event: Event
+  public var profile: ProfileID
+  public init(event: Event, profile: ProfileID) {
+    self.event = event
+    self.profile = profile
+  }
+}
+
+/// Everything one batch of the single writer changes, committed atomically.
+public struct CommitBatch: Sendable {
+  public var events: [StoredEvent] = []
+  public var newProfiles: [(ProfileID, Timestamp)] = []
+  /// Identifiers to insert or move to a profile, with when they were last seen.
+  public var identifiers: [(Identifier, ProfileID, Timestamp)] = []
+  /// Identifiers released (expired) from a profile.
+  public var released: [(Identifier, ProfileID)] = []
+  /// Applied in order: the absorbed profile's identifiers, traits and events move to the survivor.
+  public var merges: [MergeRecord] = []
+  public var conflicts: [ConflictRecord] = []
+  /// Trait states to upsert, after the merges.
+  public var traits: [TraitRecord] = []
+  public var rejected: [RejectedRecord] = []
+
+  public init() {}
+  public var isEmpty: Bool {
+    events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
+      && conflicts.isEmpty && traits.isEmpty && rejected.isEmpty
+  }
+}
+
+/// Counts of what a store holds.
+public struct StoreStats: Sendable, Hashable {
+  public var events = 0
+  public var profiles = 0
+  public var identifiers = 0
+  public var merges = 0
+  public var conflicts = 0
+  public var rejected = 0
+  public init() {}
+}
+
+/// Identity state as saved: live profiles with their identifiers, and aliases of absorbed profiles.
+public struct IdentitySnapshot: Sendable {
+  public var profiles: [(ProfileID, [(Identifier, Timestamp)])] = []
+  public var aliases: [(absorbed: ProfileID, survivor: ProfileID)] = []
+  public init() {}
+
+  /// Rebuilds the in-memory graph from the snapshot.
+  public func graph(rules: [String: KindRule]) -> IdentityGraph {
+    var g = IdentityGraph(rules: rules)
+    for (p, ids) in profiles { g.restore(profile: p, identifiers: ids) }
+    for a in aliases { g.restoreAlias(a.absorbed, into: a.survivor) }
+    return g
+  }
+}
+
+/// Where Tessera keeps its state. The event log is the truth; profiles, identifiers and traits are derived
+/// from it and written in the same transaction as the events that caused them.
+public protocol Store: Sendable {
+  /// Which of these (source, event id) pairs are already stored.
+  func existingEvents(_ keys: [EventKey]) async throws -> Set<EventKey>
+  /// Writes one batch atomically: all of it or nothing.
+  func commit(_ batch: CommitBatch) async throws
+  func loadIdentity() async throws -> IdentitySnapshot
+  func loadTraits() async throws -> [TraitRecord]
+
+  /// The live profile an identifier belongs to.
+  func profile(for identifier: Identifier) async throws -> ProfileID?
+  /// The live profile an id resolves to (following merges); nil when unknown.
+  func canonical(_ id: ProfileID) async throws -> ProfileID?
+  func identifiers(of profile: ProfileID) async throws -> [(Identifier, Timestamp)]
+  func traits(of profile: ProfileID) async throws -> [TraitRecord]
+  /// Merges in which the profile (or a profile merged into it) took part, oldest first.
+  func merges(involving profile: ProfileID) async throws -> [MergeRecord]
+  func conflicts(involving profile: ProfileID) async throws -> [ConflictRecord]
+  /// The profile's events (including those of profiles merged into it), newest first.
+  func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent]
+  func rejected(limit: Int) async throws -> [RejectedRecord]
+  func stats() async throws -> StoreStats
+}
+
+public struct EventKey: Sendable, Hashable {
+  public var source: String
+  public var id: String
+  public init(source: String, id: String) {
+    self.source = source
+    self.id = id
+  }
+}
+
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+  case schemaTooNew(found: Int, supported: Int)
+  case corrupt(String)
+
+  public var description: String {
+    switch self {
+    case .schemaTooNew(let found, let supported):
+      return "the store's schema version \(found) is newer than this Tessera supports (\(supported)); upgrade Tessera"
+    case .corrupt(let what): return "the store is damaged: \(what)"
+    }
+  }
+}
