@@ -9,6 +9,10 @@ let package = Package(
     .library(name: "TesseraModel", targets: ["TesseraModel"]),
     .library(name: "TesseraLanguage", targets: ["TesseraLanguage"]),
     .library(name: "TesseraCompiler", targets: ["TesseraCompiler"]),
+    .library(name: "TesseraStore", targets: ["TesseraStore"]),
+    .library(name: "TesseraSQLite", targets: ["TesseraSQLite"]),
+    .library(name: "TesseraRuntime", targets: ["TesseraRuntime"]),
+    .library(name: "TesseraConnectors", targets: ["TesseraConnectors"]),
   ],
   dependencies: [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -45,18 +49,34 @@ let package = Package(
       dependencies: ["TesseraStore", "TesseraModel", "TesseraIdentity"],
       path: "Tests/TesseraStoreSuite"
     ),
+    // Stages, channels, decode & map, resolution and unification, the run.
+    .target(
+      name: "TesseraRuntime",
+      dependencies: [
+        "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+      ]
+    ),
+    // Source readers (files now; HTTP in the server) and destination writers.
+    .target(name: "TesseraConnectors", dependencies: ["TesseraModel", "TesseraCompiler", "TesseraRuntime"]),
     .executableTarget(
       name: "tessera",
       dependencies: [
-        "TesseraModel", "TesseraLanguage", "TesseraCompiler",
+        "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
+        "TesseraRuntime", "TesseraConnectors",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
     .testTarget(name: "TesseraModelTests", dependencies: ["TesseraModel"]),
     .testTarget(name: "TesseraIdentityTests", dependencies: ["TesseraIdentity", "TesseraModel"]),
+    .testTarget(name: "TesseraRuntimeTests", dependencies: ["TesseraRuntime", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraIdentity", "TesseraModel"]),
     .testTarget(
       name: "TesseraStoreTests",
-      dependencies: ["TesseraStoreSuite", "TesseraStore", "TesseraSQLite", "TesseraModel", "TesseraIdentity"]
+      dependencies: [
+        "TesseraStoreSuite", "TesseraStore", "TesseraSQLite", "TesseraModel", "TesseraIdentity",
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]
     ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),
     .testTarget(

@@ -6,7 +6,10 @@ import PackageDescription
 let package = Package(
   name: "TesseraBenchmarks",
   platforms: [.macOS(.v14)],
-  dependencies: [.package(name: "Tessera", path: "..")],
+  dependencies: [
+    .package(name: "Tessera", path: ".."),
+    .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+  ],
   targets: [
     .executableTarget(
       name: "tessera-bench",
@@ -14,6 +17,11 @@ let package = Package(
         .product(name: "TesseraModel", package: "Tessera"),
         .product(name: "TesseraLanguage", package: "Tessera"),
         .product(name: "TesseraCompiler", package: "Tessera"),
+        .product(name: "TesseraStore", package: "Tessera"),
+        .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraRuntime", package: "Tessera"),
+        .product(name: "TesseraConnectors", package: "Tessera"),
+        .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
       ]
     )
   ],

@@ -41,9 +41,9 @@ public struct Compiler {
   }
 }
 
-enum Paths {
+public enum Paths {
   /// Folds `.` and `..` segments so diagnostics name files the way a person would.
-  static func normalize(_ path: String) -> String {
+  public static func normalize(_ path: String) -> String {
     let absolute = path.hasPrefix("/")
     var out: [Substring] = []
     for part in path.split(separator: "/", omittingEmptySubsequences: true) {
@@ -60,12 +60,12 @@ enum Paths {
     return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
   }
 
-  static func directory(of path: String) -> String {
+  public static func directory(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     return slash == path.startIndex ? "/" : String(path[..<slash])
   }
 
-  static func resolve(_ relative: String, from file: String) -> String {
+  public static func resolve(_ relative: String, from file: String) -> String {
     relative.hasPrefix("/") ? normalize(relative) : normalize(directory(of: file) + "/" + relative)
   }
 }

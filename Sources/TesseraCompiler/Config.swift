@@ -21,6 +21,10 @@ public enum MappingTarget: Sendable, Hashable, CustomStringConvertible {
   case property(String)
   case context(String)
   case event
+  /// The event type (identify, track, page, …) per record, for sources that carry several.
+  case type
+  /// A whole map of traits, properties or context at once (`traits: traits` for Segment-shaped records).
+  case allTraits, allProperties, allContext
 
   public var description: String {
     switch self {
@@ -29,6 +33,10 @@ public enum MappingTarget: Sendable, Hashable, CustomStringConvertible {
     case .property(let p): return "properties.\(p)"
     case .context(let c): return "context.\(c)"
     case .event: return "event"
+    case .type: return "type"
+    case .allTraits: return "traits"
+    case .allProperties: return "properties"
+    case .allContext: return "context"
     }
   }
 }

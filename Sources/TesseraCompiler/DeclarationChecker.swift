@@ -181,9 +181,6 @@ struct DeclarationChecker {
       }
       if let e = m.choice("emit", EventType.self) { decl.emit = e }
       decl.event = m.string("event")
-      if decl.emit == .track, decl.event == nil, kind != .http {
-        sink.error("\(what) emits `track` events and needs an `event` name (or `event` in its `map`)", at: key)
-      }
       if let v = m.value("id") { decl.messageId = sink.expression(v, in: scope) }
       if let v = m.value("timestamp") {
         if let e = sink.expression(v, in: scope), checkTimestamp(e, v, what) { decl.timestamp = e }
@@ -193,9 +190,12 @@ struct DeclarationChecker {
         let before = sink.diagnostics.errorCount
         decl.mappings = readMappings(mv, what, scope, identifierNames)
         mappingErrors = sink.diagnostics.errorCount > before
-        if decl.mappings.contains(where: { $0.target == .event }) { decl.event = decl.event ?? "" }
       }
-      if decl.emit == .track, kind != .http, decl.event == nil { decl.event = "" }
+      if decl.emit == .track, kind != .http, decl.event == nil,
+        !decl.mappings.contains(where: { $0.target == .event }), !mappingErrors
+      {
+        sink.error("\(what) emits `track` events and needs an `event` name (or `event` in its `map`)", at: key)
+      }
       if kind != .http, !mappingErrors,
         decl.mappings.allSatisfy({ if case .identifier = $0.target { return false } else { return true } })
       {
@@ -227,6 +227,10 @@ struct DeclarationChecker {
       let target: MappingTarget
       switch (parts.count, parts[0]) {
       case (1, "event"): target = .event
+      case (1, "type"): target = .type
+      case (1, "traits"): target = .allTraits
+      case (1, "properties"): target = .allProperties
+      case (1, "context"): target = .allContext
       case (1, let name) where identifiers.contains(name): target = .identifier(name)
       case (2, "identifiers"):
         guard identifiers.contains(parts[1]) else {
@@ -245,7 +249,7 @@ struct DeclarationChecker {
         sink.error(
           "unknown mapping target `\(raw)` in \(what)"
             + (hint.map { "; did you mean `\($0)`?" }
-              ?? "; map to an identifier kind (\(identifiers.joined(separator: ", "))), `traits.NAME`, `properties.NAME`, `context.NAME` or `event`"),
+              ?? "; map to an identifier kind (\(identifiers.joined(separator: ", "))), `traits.NAME`, `properties.NAME`, `context.NAME`, `event` or `type`"),
           at: k)
         continue
       }
@@ -257,7 +261,12 @@ struct DeclarationChecker {
         sink.error("`\(target)` is mapped twice in \(what)", at: k)
         continue
       }
-      let expected: ExprType? = (target == .event) ? .string : nil
+      let expected: ExprType?
+      switch target {
+      case .event, .type: expected = .string
+      case .allTraits, .allProperties, .allContext: expected = .map
+      default: expected = nil
+      }
       guard let e = sink.expression(v, in: scope, expecting: expected) else { continue }
       if case .identifier = target, ![.string, .int, .dyn, .null].contains(e.type) {
         sink.error("identifier `\(target)` must be a string, found \(e.type); convert with string(…)", at: v)
@@ -307,9 +316,15 @@ struct DeclarationChecker {
           config.traits.append(decl)
           continue
         }
-        if let s = body.scalar {  // shorthand: `city: most_recent`
-          if let p = MapReader.choice(body, "policy", what, PolicyKind.self, sink) { decl.policy = p }
-          _ = s
+        if body.scalar != nil {  // shorthand: `city: most_recent`
+          if let p = MapReader.choice(body, "policy", what, PolicyKind.self, sink) {
+            decl.policy = p
+            if p == .source_priority {
+              sink.error(
+                "\(what) uses `source_priority` and needs `sources`; write `{ policy: source_priority, sources: [...] }`",
+                at: body)
+            }
+          }
         } else if let m = MapReader(body, what, sink, key: key) {
           m.check(allowed: ["type", "policy", "sources", "description"])
           if let tv = m.value("type") {
@@ -674,8 +689,10 @@ struct DeclarationChecker {
             decl.format = f
           } else if let v = m.value("format") {
             sink.error(
-              "unknown format `\(f)` for \(what)" + Suggest.didYouMean(f, in: ["ndjson", "csv"])
-                + "; use ndjson or csv", at: v)
+              "unknown format `\(f)` for \(what)"
+                + (Suggest.closest(to: f, in: ["ndjson", "csv"]).map { "; did you mean `\($0)`?" }
+                  ?? "; use ndjson or csv"),
+              at: v)
           }
         }
         if let rv = m.value("rotate"), let rm = MapReader(rv, "the rotation of \(what)", sink) {
@@ -784,7 +801,9 @@ struct DeclarationChecker {
         at: id.location, length: id.name.count)
     }
     let mappedTraits = Set(config.sources.flatMap(\.traitNames))
-    for t in config.traits where !mappedTraits.contains(t.name) && !hasHTTP {
+    // Sources that bring whole trait maps (the tracking API, `traits: …` mappings) may carry any trait.
+    let openTraits = hasHTTP || config.sources.contains { $0.mappings.contains { $0.target == .allTraits } }
+    for t in config.traits where !mappedTraits.contains(t.name) && !openTraits {
       sink.warning("trait `\(t.name)` is declared but no source maps it", at: t.location, length: t.name.count)
     }
   }

@@ -62,6 +62,19 @@ public struct ConflictRecord: Sendable, Hashable {
   public var identifiers: [Identifier]
   public var eventID: String
   public var at: Timestamp
+
+  public init(
+    kept: ProfileID, other: ProfileID?, kind: String, reason: String, identifiers: [Identifier], eventID: String,
+    at: Timestamp
+  ) {
+    self.kept = kept
+    self.other = other
+    self.kind = kind
+    self.reason = reason
+    self.identifiers = identifiers
+    self.eventID = eventID
+    self.at = at
+  }
 }
 
 /// What resolving one event did.
@@ -74,6 +87,9 @@ public struct Resolution: Sendable, Hashable {
   public var attached: [Identifier] = []
   /// Identifiers released because they expired, with the profile that held them.
   public var expired: [(Identifier, ProfileID)] = []
+  /// Expiring identifiers whose last-seen time this event moved forward (what a store must persist so that
+  /// expiry survives a restart).
+  public var touched: [Identifier] = []
 
   public static func == (a: Resolution, b: Resolution) -> Bool {
     a.profile == b.profile && a.created == b.created && a.merges == b.merges && a.conflicts == b.conflicts
@@ -152,83 +168,170 @@ public struct IdentityGraph: Sendable {
     return !r.blocked.contains(i.value)
   }
 
+  /// Blocked values (placeholders) never link, so they never count against `max_per_profile` either.
+  func isBlocked(_ i: Identifier) -> Bool { rules[i.kind]?.blocked.contains(i.value) ?? false }
+
   /// Resolves one event's identifiers to a profile, creating, attaching and merging as the rules allow.
+  ///
+  /// The event's identifiers that no profile holds yet form a provisional profile of their own. It and the
+  /// profiles the event reaches are joined in order of the strongest identifier that brings each in; the
+  /// first is the anchor. Each join that would give the result more values of a kind than `max_per_profile`
+  /// allows is refused and recorded as a conflict, so the event stays with the profile of its strongest
+  /// identifier and a shared identifier (a household phone, a family laptop) never glues people together.
   public mutating func resolve(_ identifiers: [Identifier], eventID: String, at time: Timestamp) -> Resolution {
     // Strongest first; ties by kind and value so the outcome never depends on mapping order.
     let ids = Array(Set(identifiers)).sorted { (rank($0), $0) < (rank($1), $1) }
     var expired: [(Identifier, ProfileID)] = []
-    // Which live profiles do the event's linking identifiers reach, strongest identifier first?
-    var reached: [(ProfileID, Identifier)] = []
-    for i in ids where isLinking(i) {
-      guard let m = owner[i] else { continue }
-      if let ttl = rules[i.kind]?.expiresAfter, m.lastSeen + ttl < time {
-        let p = canonical(m.profile)
-        owner[i] = nil
-        members[p]?.removeAll { $0 == i }
-        expired.append((i, p))
+    var conflicts: [ConflictRecord] = []
+    var reached: [(profile: ProfileID, via: Identifier)] = []
+    var fresh: [Identifier] = []
+    for i in ids {
+      guard isLinking(i), let m = owner[i] else {
+        fresh.append(i)
         continue
       }
       let p = canonical(m.profile)
-      if !reached.contains(where: { $0.0 == p }) { reached.append((p, i)) }
+      if let ttl = rules[i.kind]?.expiresAfter, m.lastSeen + ttl < time {
+        owner[i] = nil
+        members[p]?.removeAll { $0 == i }
+        expired.append((i, p))
+        fresh.append(i)
+        continue
+      }
+      if !reached.contains(where: { $0.profile == p }) { reached.append((p, i)) }
+    }
+    // The provisional profile: fresh identifiers within the limits (an event with two user ids keeps one).
+    var provisional: [Identifier] = []
+    var dropped: [Identifier] = []
+    for i in fresh {
+      if let max = rules[i.kind]?.maxPerProfile, !isBlocked(i),
+        provisional.filter({ $0.kind == i.kind && !isBlocked($0) }).count >= max
+      {
+        dropped.append(i)
+      } else {
+        provisional.append(i)
+      }
+    }
+    let provisionalRank = provisional.filter(isLinking).map(rank).min() ?? Int.max
+    // Participants in join order: profiles by the rank of the identifier that reached them, the provisional
+    // profile by its strongest linking identifier (an existing profile wins a tie).
+    enum Part: Equatable {
+      case profile(ProfileID, Identifier)
+      case provisional
+    }
+    var parts: [(rank: Int, part: Part)] = reached.map { (rank($0.via), .profile($0.profile, $0.via)) }
+    if !provisional.isEmpty { parts.append((provisionalRank, .provisional)) }
+    parts.sort { a, b in
+      if a.rank != b.rank { return a.rank < b.rank }
+      if case .provisional = b.part { return true }
+      return false
+    }
+    var current: ProfileID?
+    var currentMembers: [Identifier] = []
+    var currentVia: Identifier?
+    var provisionalJoined = false
+    var merges: [MergeRecord] = []
+    for (_, part) in parts {
+      switch part {
+      case .provisional:
+        if current == nil {
+          currentMembers = provisional
+          currentVia = provisional.first
+          provisionalJoined = true
+        } else if let kind = limitBroken(currentMembers, provisional), let anchor = current {
+          conflicts.append(
+            ConflictRecord(
+              kept: anchor, other: nil, kind: kind, reason: reason(kind, attach: true), identifiers: provisional,
+              eventID: eventID, at: time))
+        } else {
+          currentMembers += provisional
+          provisionalJoined = true
+        }
+      case .profile(let p, let via):
+        let theirs = members[p] ?? []
+        guard let anchor = current else {
+          if let kind = limitBroken(currentMembers, theirs) {
+            // The provisional profile anchors and this profile would break a limit: they stay apart.
+            conflicts.append(
+              ConflictRecord(
+                kept: IdentityGraph.pending, other: p, kind: kind, reason: reason(kind, attach: false),
+                identifiers: [currentVia, via].compactMap { $0 }, eventID: eventID, at: time))
+            continue
+          }
+          current = p
+          currentMembers = theirs + currentMembers
+          // Later merges are evidenced by the identifier that reached this profile, not by a new one.
+          currentVia = via
+          continue
+        }
+        if let kind = limitBroken(currentMembers, theirs) {
+          conflicts.append(
+            ConflictRecord(
+              kept: anchor, other: p, kind: kind, reason: reason(kind, attach: false),
+              identifiers: [currentVia, via].compactMap { $0 }, eventID: eventID, at: time))
+          continue
+        }
+        let survivor = min(anchor, p)
+        let absorbed = max(anchor, p)
+        merge(absorbed, into: survivor)
+        merges.append(
+          MergeRecord(
+            survivor: survivor, absorbed: absorbed, rule: rules[via.kind]?.rule ?? "deterministic",
+            evidence: [currentVia, via].compactMap { $0 }, eventID: eventID, at: time))
+        current = survivor
+        // Still counts the provisional identifiers, which are attached only at the end.
+        currentMembers += theirs
+      }
     }
     var result: Resolution
-    if reached.isEmpty {
+    if let p = current {
+      result = Resolution(profile: p, created: false)
+    } else {
       let p = ProfileID(nextID)
       nextID += 1
       members[p] = []
       result = Resolution(profile: p, created: true)
-    } else {
-      result = Resolution(profile: reached[0].0, created: false)
-      for (other, via) in reached.dropFirst() {
-        let anchor = result.profile
-        if let kind = limitBroken(merging: anchor, other) {
-          result.conflicts.append(
-            ConflictRecord(
-              kept: anchor, other: other, kind: kind,
-              reason: "merging would give the profile more than \(rules[kind]?.maxPerProfile ?? 0) \(kind) values",
-              identifiers: [reached[0].1, via], eventID: eventID, at: time))
-          continue
-        }
-        let survivor = min(anchor, other)
-        let absorbed = max(anchor, other)
-        merge(absorbed, into: survivor)
-        let rule = rules[via.kind]?.rule ?? "deterministic"
-        result.merges.append(
-          MergeRecord(
-            survivor: survivor, absorbed: absorbed, rule: rule, evidence: [reached[0].1, via], eventID: eventID,
-            at: time))
-        result.profile = survivor
-      }
     }
-    // Attach what the event carries and nobody holds, within the limits.
     let p = result.profile
-    for i in ids {
-      if let m = owner[i] {
-        if canonical(m.profile) == p { owner[i] = Member(profile: m.profile, lastSeen: max(m.lastSeen, time)) }
-        continue
+    // Conflicts name the profile the event joined: not the pending one, nor an anchor a later merge absorbed.
+    for k in conflicts.indices { conflicts[k].kept = p }
+    result.merges = merges
+    if provisionalJoined {
+      for i in provisional where !(members[p] ?? []).contains(i) {
+        members[p, default: []].append(i)
+        if isLinking(i) { owner[i] = Member(profile: p, lastSeen: time) }
+        result.attached.append(i)
       }
-      let have = members[p] ?? []
-      if have.contains(i) { continue }
-      if let max = rules[i.kind]?.maxPerProfile, have.filter({ $0.kind == i.kind }).count >= max {
-        result.conflicts.append(
-          ConflictRecord(
-            kept: p, other: nil, kind: i.kind,
-            reason: "the profile already has \(max) \(i.kind) value\(max == 1 ? "" : "s")", identifiers: [i],
-            eventID: eventID, at: time))
-        continue
-      }
-      members[p, default: []].append(i)
-      if isLinking(i) { owner[i] = Member(profile: p, lastSeen: time) }
-      result.attached.append(i)
     }
+    for i in dropped {
+      conflicts.append(
+        ConflictRecord(
+          kept: p, other: nil, kind: i.kind, reason: reason(i.kind, attach: true), identifiers: [i], eventID: eventID,
+          at: time))
+    }
+    for i in ids {
+      guard let m = owner[i], canonical(m.profile) == p, time > m.lastSeen else { continue }
+      owner[i] = Member(profile: m.profile, lastSeen: time)
+      if rules[i.kind]?.expiresAfter != nil, !result.attached.contains(i) { result.touched.append(i) }
+    }
+    result.conflicts = conflicts
     result.expired = expired
     return result
   }
 
-  /// The kind whose limit a merge of `a` and `b` would exceed, if any.
-  func limitBroken(merging a: ProfileID, _ b: ProfileID) -> String? {
+  /// Stands for "the profile this event ends in" until it is known.
+  static let pending = ProfileID(0)
+
+  func reason(_ kind: String, attach: Bool) -> String {
+    let max = rules[kind]?.maxPerProfile ?? 0
+    return (attach ? "attaching" : "merging")
+      + " would give the profile more than \(max) \(kind) value\(max == 1 ? "" : "s")"
+  }
+
+  /// The kind whose limit the union of two identifier sets would exceed, if any.
+  func limitBroken(_ a: [Identifier], _ b: [Identifier]) -> String? {
     var counts: [String: Set<String>] = [:]
-    for i in (members[a] ?? []) + (members[b] ?? []) { counts[i.kind, default: []].insert(i.value) }
+    for i in a + b where !isBlocked(i) { counts[i.kind, default: []].insert(i.value) }
     for (kind, values) in counts.sorted(by: { $0.key < $1.key }) {
       if let max = rules[kind]?.maxPerProfile, values.count > max { return kind }
     }

@@ -1,1 +1,507 @@
+import GRDB
+import TesseraIdentity
+import TesseraModel
 import TesseraStore
+
+/// The embedded default store: one SQLite file in WAL mode, through GRDB.
+///
+/// One writer (the pipeline's commit stage) and any number of readers: a `DatabasePool` lets queries run
+/// while a batch is being written. Every `CommitBatch` is one transaction (group commit); with
+/// `synchronous = NORMAL` in WAL mode a committed batch survives a crash of the process, and the last batches
+/// before a power loss may be lost but the file stays consistent.
+///
+/// Schema notes:
+/// - Timestamps are INTEGER microseconds since the epoch, profile ids INTEGER.
+/// - Values (event bodies, trait values and states) are JSON text in the typed form of `StoredValue`, which
+///   round-trips every `Value` exactly.
+/// - There are no foreign keys: every row is written by the single writer from a consistent batch, and
+///   checking them would cost an index probe per row on the hot path. `PRAGMA foreign_keys` stays at GRDB's
+///   default (on) so a later migration may add some.
+/// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
+public final class SQLiteStore: Store {
+  /// The schema version this build writes and understands.
+  public static let schemaVersion = 1
+
+  let pool: DatabasePool
+  public let path: String
+
+  /// Opens the store at `path`, creating the file and its schema when missing.
+  ///
+  /// Throws `StoreError.schemaTooNew` when the file was written by a newer Tessera.
+  public init(path: String) throws {
+    var config = Configuration()
+    config.label = "tessera.store"
+    config.prepareDatabase { db in
+      // WAL itself is set by DatabasePool. NORMAL is the usual pairing with WAL: durable against process
+      // crashes, no fsync per commit. The page cache is per connection; the writer gets the larger one.
+      try db.execute(sql: "PRAGMA synchronous = NORMAL")
+      try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -65536")
+      try db.execute(sql: "PRAGMA temp_store = MEMORY")
+      // Checkpoint every 8192 pages (32 MiB of WAL) instead of 1000: a batch of a few thousand events dirties
+      // several MiB of scattered index pages, and the default made almost every commit pay a checkpoint.
+      if !db.configuration.readonly { try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192") }
+    }
+    let pool = try DatabasePool(path: path, configuration: config)
+    // Refuse a newer schema before the migrator gets a chance to touch it.
+    try pool.read { db in
+      guard try db.tableExists("meta") else { return }
+      let found = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'") ?? 0
+      if found > Self.schemaVersion { throw StoreError.schemaTooNew(found: found, supported: Self.schemaVersion) }
+    }
+    try Self.migrator.migrate(pool)
+    self.pool = pool
+    self.path = path
+  }
+
+  /// Closes the file; the store must not be used afterwards.
+  public func close() throws { try pool.close() }
+
+  static var migrator: DatabaseMigrator {
+    var m = DatabaseMigrator()
+    m.registerMigration("v1") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL);
+          INSERT INTO meta (key, value) VALUES ('schema_version', 1);
+
+          CREATE TABLE profiles (
+            id INTEGER PRIMARY KEY NOT NULL,
+            created_at INTEGER NOT NULL,
+            merged_into INTEGER CHECK (merged_into IS NULL OR merged_into <> id)
+          );
+          CREATE INDEX profiles_merged_into ON profiles (merged_into) WHERE merged_into IS NOT NULL;
+
+          -- A rowid table with a separate primary-key index: bodies are too large for WITHOUT ROWID, and
+          -- appends to the rowid b-tree are cheap.
+          CREATE TABLE events (
+            source TEXT NOT NULL,
+            id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            name TEXT,
+            timestamp INTEGER NOT NULL,
+            received_at INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            PRIMARY KEY (source, id)
+          );
+          CREATE INDEX events_profile ON events (profile_id, timestamp);
+
+          CREATE TABLE identifiers (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            last_seen INTEGER NOT NULL,
+            PRIMARY KEY (kind, value, profile_id)
+          ) WITHOUT ROWID;
+          CREATE INDEX identifiers_profile ON identifiers (profile_id);
+
+          CREATE TABLE traits (
+            profile_id INTEGER NOT NULL,
+            trait TEXT NOT NULL,
+            value TEXT NOT NULL,
+            source TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            timestamp INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (profile_id, trait)
+          ) WITHOUT ROWID;
+
+          CREATE TABLE merges (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            survivor INTEGER NOT NULL,
+            absorbed INTEGER NOT NULL,
+            rule TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            score REAL -- NULL stands for NaN, which SQLite cannot store
+          );
+          CREATE INDEX merges_survivor ON merges (survivor);
+          CREATE INDEX merges_absorbed ON merges (absorbed);
+
+          CREATE TABLE conflicts (
+            id INTEGER PRIMARY KEY,
+            kept INTEGER NOT NULL,
+            other INTEGER,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            identifiers TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            at INTEGER NOT NULL
+          );
+          CREATE INDEX conflicts_kept ON conflicts (kept);
+          CREATE INDEX conflicts_other ON conflicts (other) WHERE other IS NOT NULL;
+
+          CREATE TABLE rejected (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            line INTEGER,
+            record TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at INTEGER NOT NULL
+          );
+          """)
+    }
+    // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
+    return m
+  }
+
+  // MARK: - Writing
+
+  public func commit(_ batch: CommitBatch) async throws {
+    if batch.isEmpty { return }
+    try await pool.write { db in try Self.write(batch, db) }
+  }
+
+  /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it.
+  ///
+  /// Each statement is looked up once per batch and re-bound per row; `execute(arguments:)` binds strings
+  /// without copying them.
+  static func write(_ batch: CommitBatch, _ db: Database) throws {
+    if !batch.newProfiles.isEmpty {
+      let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)")
+      for (p, at) in batch.newProfiles { try insert.execute(arguments: [p.raw, at.microseconds]) }
+    }
+    if !batch.events.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: """
+          INSERT OR IGNORE INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+          """)
+      for s in batch.events {
+        let e = s.event
+        try insert.execute(arguments: [
+          e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds, s.profile.raw,
+          StoredValue.encodeBody(e),
+        ])
+      }
+    }
+    if !batch.released.isEmpty {
+      let delete = try db.cachedStatement(
+        sql: "DELETE FROM identifiers WHERE kind = ? AND value = ? AND profile_id = ?")
+      for (i, p) in batch.released { try delete.execute(arguments: [i.kind, i.value, p.raw]) }
+    }
+    if !batch.merges.isEmpty {
+      let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
+      // Upsert from a SELECT needs the WHERE (SQLite's parsing rule for `ON CONFLICT` after a SELECT).
+      let moveIdentifiers = try db.cachedStatement(
+        sql: """
+          INSERT INTO identifiers (kind, value, profile_id, last_seen)
+          SELECT kind, value, ?, last_seen FROM identifiers WHERE profile_id = ?
+          ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+          """)
+      let dropIdentifiers = try db.cachedStatement(sql: "DELETE FROM identifiers WHERE profile_id = ?")
+      let dropTraits = try db.cachedStatement(sql: "DELETE FROM traits WHERE profile_id = ?")
+      let record = try db.cachedStatement(
+        sql: """
+          INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """)
+      for m in batch.merges {
+        // A self-merge of a known profile fails on the CHECK (and the whole batch rolls back); for an unknown
+        // one, moving its identifiers onto itself would delete them, so that part is skipped.
+        try alias.execute(arguments: [m.survivor.raw, m.absorbed.raw])
+        if m.survivor != m.absorbed {
+          try moveIdentifiers.execute(arguments: [m.survivor.raw, m.absorbed.raw])
+          try dropIdentifiers.execute(arguments: [m.absorbed.raw])
+          try dropTraits.execute(arguments: [m.absorbed.raw])
+        }
+        try record.execute(arguments: [
+          m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
+          m.score.isNaN ? nil : m.score,
+        ])
+      }
+    }
+    if !batch.identifiers.isEmpty {
+      let upsert = try db.cachedStatement(
+        sql: """
+          INSERT INTO identifiers (kind, value, profile_id, last_seen) VALUES (?, ?, ?, ?)
+          ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+          """)
+      for (i, p, seen) in batch.identifiers {
+        try upsert.execute(arguments: [i.kind, i.value, p.raw, seen.microseconds])
+      }
+    }
+    if !batch.conflicts.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: """
+          INSERT INTO conflicts (kept, other, kind, reason, identifiers, event_id, at)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """)
+      for c in batch.conflicts {
+        try insert.execute(arguments: [
+          c.kept.raw, c.other?.raw, c.kind, c.reason, StoredValue.encode(c.identifiers), c.eventID, c.at.microseconds,
+        ])
+      }
+    }
+    if !batch.traits.isEmpty {
+      let upsert = try db.cachedStatement(
+        sql: """
+          INSERT INTO traits (profile_id, trait, value, source, event_id, timestamp, state)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          ON CONFLICT (profile_id, trait) DO UPDATE SET
+            value = excluded.value, source = excluded.source, event_id = excluded.event_id,
+            timestamp = excluded.timestamp, state = excluded.state
+          """)
+      for t in batch.traits {
+        try upsert.execute(arguments: [
+          t.profile.raw, t.trait, StoredValue.encode(t.value), t.source, t.eventID, t.timestamp.microseconds,
+          StoredValue.encode(t.state),
+        ])
+      }
+    }
+    if !batch.rejected.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: "INSERT INTO rejected (source, line, record, reason, at) VALUES (?, ?, ?, ?, ?)")
+      for r in batch.rejected {
+        try insert.execute(arguments: [r.source, r.line, r.record, r.reason, r.at.microseconds])
+      }
+    }
+  }
+
+  // MARK: - Reading
+
+  /// Keys per `existingEvents` query; twice this many parameters stay far below SQLite's limit.
+  static let existingChunk = 256
+
+  /// The chunk query joins a VALUES list to the events' primary key. `CROSS JOIN` fixes the loop order (the
+  /// list outside, an index probe per key inside); the tempting `WHERE (source, id) IN (VALUES ...)` makes
+  /// SQLite scan the whole events index instead. Short chunks are padded with their last key so one cached
+  /// statement serves every call.
+  static let existingSQL: String = {
+    let rows = Array(repeating: "(?, ?)", count: existingChunk).joined(separator: ", ")
+    return """
+      SELECT e.source, e.id FROM (VALUES \(rows)) AS k
+      CROSS JOIN events AS e ON e.source = k.column1 AND e.id = k.column2
+      """
+  }()
+
+  public func existingEvents(_ keys: [EventKey]) async throws -> Set<EventKey> {
+    if keys.isEmpty { return [] }
+    return try await pool.read { db in
+      let statement = try db.cachedStatement(sql: Self.existingSQL)
+      var found = Set<EventKey>()
+      var values: [(any DatabaseValueConvertible)?] = []
+      values.reserveCapacity(2 * Self.existingChunk)
+      var start = 0
+      while start < keys.count {
+        let end = min(start + Self.existingChunk, keys.count)
+        values.removeAll(keepingCapacity: true)
+        for k in keys[start..<end] {
+          values.append(k.source)
+          values.append(k.id)
+        }
+        let last = keys[end - 1]
+        for _ in end..<(start + Self.existingChunk) {
+          values.append(last.source)
+          values.append(last.id)
+        }
+        let rows = try Row.fetchCursor(statement, arguments: StatementArguments(values))
+        while let row = try rows.next() { found.insert(EventKey(source: row[0], id: row[1])) }
+        start = end
+      }
+      return found
+    }
+  }
+
+  /// Follows merges from `id` to the live profile; nil when `id` is not a known profile.
+  static func live(_ id: ProfileID, _ db: Database) throws -> ProfileID? {
+    let statement = try db.cachedStatement(sql: "SELECT merged_into FROM profiles WHERE id = ?")
+    guard let first = try Row.fetchOne(statement, arguments: [id.raw]) else { return nil }
+    var next: Int64? = first[0]
+    var current = id
+    var hops = 0
+    while let n = next {
+      current = ProfileID(n)
+      hops += 1
+      if hops > 1_000_000 { throw StoreError.corrupt("the merges of \(id) form a cycle") }
+      // A chain may run through a profile the store never registered; it ends there.
+      next = try Row.fetchOne(statement, arguments: [n]).flatMap { $0[0] }
+    }
+    return current
+  }
+
+  /// The live profile of `id`, or `id` itself when it is unknown (as `MemoryStore` resolves).
+  static func liveOrSelf(_ id: ProfileID, _ db: Database) throws -> ProfileID { try live(id, db) ?? id }
+
+  /// `fam`: every profile whose live profile is `?1`, which must already be live.
+  static let familyCTE = """
+    WITH RECURSIVE fam (id) AS (
+      SELECT id FROM profiles WHERE id = ?1
+      UNION SELECT p.id FROM profiles AS p JOIN fam ON p.merged_into = fam.id
+    )
+    """
+
+  public func canonical(_ id: ProfileID) async throws -> ProfileID? {
+    try await pool.read { db in try Self.live(id, db) }
+  }
+
+  public func profile(for identifier: Identifier) async throws -> ProfileID? {
+    try await pool.read { db in
+      let statement = try db.cachedStatement(
+        sql: "SELECT profile_id FROM identifiers WHERE kind = ? AND value = ? ORDER BY profile_id LIMIT 1")
+      guard let p = try Int64.fetchOne(statement, arguments: [identifier.kind, identifier.value]) else {
+        return nil
+      }
+      return try Self.liveOrSelf(ProfileID(p), db)
+    }
+  }
+
+  public func identifiers(of profile: ProfileID) async throws -> [(Identifier, Timestamp)] {
+    // Rows are not Sendable: everything is decoded inside the read.
+    try await pool.read { db in
+      let p = try Self.liveOrSelf(profile, db)
+      let statement = try db.cachedStatement(
+        sql: "SELECT kind, value, last_seen FROM identifiers WHERE profile_id = ? ORDER BY kind, value")
+      return try Row.fetchAll(statement, arguments: [p.raw]).map {
+        (Identifier($0[0], $0[1]), Timestamp(microseconds: $0[2]))
+      }
+    }
+  }
+
+  static let traitColumns = "profile_id, trait, value, source, event_id, timestamp, state"
+
+  static func trait(_ row: Row) throws -> TraitRecord {
+    TraitRecord(
+      profile: ProfileID(row[0]), trait: row[1], value: try StoredValue.decode(row[2]), source: row[3],
+      eventID: row[4], timestamp: Timestamp(microseconds: row[5]), state: try StoredValue.decode(row[6]))
+  }
+
+  public func traits(of profile: ProfileID) async throws -> [TraitRecord] {
+    try await pool.read { db in
+      let p = try Self.liveOrSelf(profile, db)
+      let statement = try db.cachedStatement(
+        sql: "SELECT \(Self.traitColumns) FROM traits WHERE profile_id = ? ORDER BY trait")
+      return try Row.fetchAll(statement, arguments: [p.raw]).map(Self.trait)
+    }
+  }
+
+  public func loadTraits() async throws -> [TraitRecord] {
+    try await pool.read { db in
+      var out: [TraitRecord] = []
+      let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.traitColumns) FROM traits ORDER BY profile_id, trait")
+      while let row = try rows.next() { out.append(try Self.trait(row)) }
+      return out
+    }
+  }
+
+  public func loadIdentity() async throws -> IdentitySnapshot {
+    try await pool.read { db in
+      var snap = IdentitySnapshot()
+      var index: [ProfileID: Int] = [:]
+      let live = try Int64.fetchCursor(db, sql: "SELECT id FROM profiles WHERE merged_into IS NULL ORDER BY id")
+      while let id = try live.next() {
+        index[ProfileID(id)] = snap.profiles.count
+        snap.profiles.append((ProfileID(id), []))
+      }
+      // Identifiers of profiles that are not live (or not registered) are left out, as in MemoryStore.
+      let ids = try Row.fetchCursor(
+        db, sql: "SELECT profile_id, kind, value, last_seen FROM identifiers ORDER BY profile_id, kind, value")
+      while let row = try ids.next() {
+        guard let n = index[ProfileID(row[0])] else { continue }
+        snap.profiles[n].1.append((Identifier(row[1], row[2]), Timestamp(microseconds: row[3])))
+      }
+      let aliases = try Row.fetchCursor(
+        db, sql: "SELECT id, merged_into FROM profiles WHERE merged_into IS NOT NULL ORDER BY id")
+      while let row = try aliases.next() {
+        snap.aliases.append((absorbed: ProfileID(row[0]), survivor: ProfileID(row[1])))
+      }
+      return snap
+    }
+  }
+
+  static func merge(_ row: Row) throws -> MergeRecord {
+    let score: Double? = row[6]
+    return MergeRecord(
+      survivor: ProfileID(row[0]), absorbed: ProfileID(row[1]), rule: row[2],
+      evidence: try StoredValue.decodeIdentifiers(row[3]), eventID: row[4], at: Timestamp(microseconds: row[5]),
+      score: score ?? .nan)
+  }
+
+  public func merges(involving profile: ProfileID) async throws -> [MergeRecord] {
+    try await pool.read { db in
+      let p = try Self.liveOrSelf(profile, db)
+      let statement = try db.cachedStatement(
+        sql: """
+          \(Self.familyCTE)
+          SELECT survivor, absorbed, rule, evidence, event_id, at, score FROM merges
+          WHERE survivor IN fam OR absorbed IN fam ORDER BY id
+          """)
+      return try Row.fetchAll(statement, arguments: [p.raw]).map(Self.merge)
+    }
+  }
+
+  public func conflicts(involving profile: ProfileID) async throws -> [ConflictRecord] {
+    try await pool.read { db in
+      let p = try Self.liveOrSelf(profile, db)
+      let statement = try db.cachedStatement(
+        sql: """
+          \(Self.familyCTE)
+          SELECT kept, other, kind, reason, identifiers, event_id, at FROM conflicts
+          WHERE kept IN fam OR other IN fam ORDER BY id
+          """)
+      return try Row.fetchAll(statement, arguments: [p.raw]).map { row in
+        let other: Int64? = row[1]
+        return ConflictRecord(
+          kept: ProfileID(row[0]), other: other.map(ProfileID.init), kind: row[2], reason: row[3],
+          identifiers: try StoredValue.decodeIdentifiers(row[4]), eventID: row[5],
+          at: Timestamp(microseconds: row[6]))
+      }
+    }
+  }
+
+  public func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent] {
+    if limit <= 0 { return [] }
+    return try await pool.read { db in
+      let p = try Self.liveOrSelf(profile, db)
+      let statement = try db.cachedStatement(
+        sql: """
+          \(Self.familyCTE)
+          SELECT source, id, type, name, timestamp, received_at, profile_id, body FROM events
+          WHERE profile_id IN fam ORDER BY timestamp DESC, id DESC LIMIT ?2
+          """)
+      return try Row.fetchAll(statement, arguments: [p.raw, limit]).map { row in
+        let body = try StoredValue.decodeBody(row[7])
+        let event = Event(
+          id: row[1], source: row[0], type: row[2], name: row[3], timestamp: Timestamp(microseconds: row[4]),
+          receivedAt: Timestamp(microseconds: row[5]), identifiers: body.identifiers, traits: body.traits,
+          properties: body.properties, context: body.context)
+        return StoredEvent(event: event, profile: ProfileID(row[6]))
+      }
+    }
+  }
+
+  public func rejected(limit: Int) async throws -> [RejectedRecord] {
+    if limit <= 0 { return [] }
+    return try await pool.read { db in
+      try Row.fetchAll(
+        db, sql: "SELECT source, line, record, reason, at FROM rejected ORDER BY id LIMIT ?", arguments: [limit]
+      ).map { row in
+        let line: Int? = row[1]
+        return RejectedRecord(
+          source: row[0], line: line, record: row[2], reason: row[3], at: Timestamp(microseconds: row[4]))
+      }
+    }
+  }
+
+  public func stats() async throws -> StoreStats {
+    try await pool.read { db in
+      let row = try Row.fetchOne(
+        db,
+        sql: """
+          SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM profiles WHERE merged_into IS NULL),
+            (SELECT count(*) FROM identifiers), (SELECT count(*) FROM merges), (SELECT count(*) FROM conflicts),
+            (SELECT count(*) FROM rejected)
+          """)
+      guard let row else { throw StoreError.corrupt("stats query returned no row") }
+      var s = StoreStats()
+      s.events = row[0]
+      s.profiles = row[1]
+      s.identifiers = row[2]
+      s.merges = row[3]
+      s.conflicts = row[4]
+      s.rejected = row[5]
+      return s
+    }
+  }
+}

@@ -25,8 +25,8 @@ struct ExamplePipelineTests {
     let c = plan.config
     #expect(c.name == "retail")
     #expect(c.files.count == 4)
-    #expect(c.sources.map(\.name) == ["web", "crm", "pos"])
-    #expect(c.sources.map(\.kind) == [.http, .csv, .ndjson])
+    #expect(c.sources.map(\.name) == ["web", "crm", "pos", "web_history"])
+    #expect(c.sources.map(\.kind) == [.http, .csv, .ndjson, .ndjson])
     #expect(c.identifiers.map(\.name) == ["user_id", "email", "phone", "anonymous_id"])
     #expect(c.deterministic.count + c.probabilistic.count == 2)
     #expect(c.deterministic.first?.linkOn == ["user_id", "email", "phone", "anonymous_id"])
@@ -50,7 +50,8 @@ struct ExamplePipelineTests {
     let (_, plan) = try Self.compile()
     #expect(
       plan.stages.map(\.id) == [
-        "source_web", "decode_web", "source_crm", "decode_crm", "source_pos", "decode_pos", "validate", "rejected",
+        "source_web", "decode_web", "source_crm", "decode_crm", "source_pos", "decode_pos", "source_web_history",
+        "decode_web_history", "validate", "rejected",
         "resolve", "unify", "compute", "segment", "route", "destination_ads_audience", "destination_profile_export",
       ])
     let kinds = Dictionary(plan.stages.map { ($0.id, $0.kind) }, uniquingKeysWith: { a, _ in a })
@@ -73,9 +74,11 @@ struct ExamplePipelineTests {
         "source_web -[RawRecord]-> decode_web",
         "source_crm -[RawRecord]-> decode_crm",
         "source_pos -[RawRecord]-> decode_pos",
+        "source_web_history -[RawRecord]-> decode_web_history",
         "decode_web -[MappedEvent]-> validate",
         "decode_crm -[MappedEvent]-> validate",
         "decode_pos -[MappedEvent]-> validate",
+        "decode_web_history -[MappedEvent]-> validate",
         "validate -[RejectedRecord]-> rejected",
         "validate -[ValidEvent]-> resolve",
         "resolve -[ResolvedEvent]-> unify",

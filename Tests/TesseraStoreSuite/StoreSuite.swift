@@ -1,1 +1,612 @@
+import TesseraIdentity
+import TesseraModel
 import TesseraStore
+
+/// The behaviour every `Store` shows, checked through the protocol only.
+///
+/// Each check gets a fresh store from `make`, commits batches and compares what the queries return with what
+/// `MemoryStore` (the reference) returns by construction. A mismatch becomes one message naming the check,
+/// the query, what was expected and what came back; an empty list means the store passes.
+public enum StoreSuite {
+  public typealias Make = () async throws -> any Store
+
+  /// Every check, by name.
+  public static var checks: [(String, (any Store, inout Failures) async throws -> Void)] {
+    [
+      ("events, identifiers and traits read back", readBack),
+      ("duplicate events are ignored", duplicates),
+      ("existingEvents over many keys", manyKeys),
+      ("a merge moves identifiers, traits and events", merge),
+      ("chains of merges resolve to the live profile", chains),
+      ("conflicts are kept for both profiles", conflicts),
+      ("released identifiers disappear; last_seen keeps the newest", released),
+      ("trait upserts replace", traitUpsert),
+      ("loadIdentity rebuilds the same graph", identityRoundTrip),
+      ("values round-trip exactly", valueRoundTrip),
+      ("rejected records are kept in order", rejectedRecords),
+      ("stats count what is stored", statsCounts),
+      ("an empty batch changes nothing", emptyBatch),
+    ]
+  }
+
+  /// Runs every check, each on a fresh store; returns the failures (empty when the store passes).
+  public static func run(_ make: Make) async throws -> [String] {
+    var failures = Failures()
+    for (name, check) in checks {
+      failures.check = name
+      let store = try await make()
+      do { try await check(store, &failures) } catch { failures.fail("threw \(error)") }
+    }
+    return failures.messages
+  }
+
+  /// Collects mismatches.
+  public struct Failures: Sendable {
+    public internal(set) var messages: [String] = []
+    var check = ""
+    public init() {}
+
+    public mutating func fail(_ what: String) { messages.append("[\(check)] \(what)") }
+
+    public mutating func expect<T: Equatable>(_ actual: T, _ expected: T, _ what: String) {
+      if actual != expected { fail("\(what): expected \(expected), got \(actual)") }
+    }
+
+    /// Lists: names the first element that differs instead of printing both lists whole.
+    public mutating func expect<T: Equatable>(_ actual: [T], _ expected: [T], _ what: String) {
+      if actual == expected { return }
+      if let i = (0..<min(actual.count, expected.count)).first(where: { actual[$0] != expected[$0] }) {
+        fail("\(what): element \(i) of \(expected.count): expected \(expected[i]), got \(actual[i])")
+      } else {
+        fail("\(what): expected \(expected.count) elements \(expected), got \(actual.count) \(actual)")
+      }
+    }
+  }
+
+  // MARK: - Fixtures
+
+  public static func t(_ seconds: Int64) -> Timestamp {
+    Timestamp(microseconds: 1_700_000_000_000_000 + seconds * 1_000_000)
+  }
+  public static func p(_ n: Int64) -> ProfileID { ProfileID(n) }
+
+  public static func event(
+    _ id: String, source: String = "web", type: String = "track", name: String? = "Clicked", at: Timestamp,
+    ids: [Identifier] = [], traits: [String: Value] = [:], properties: [String: Value] = [:],
+    context: [String: Value] = [:], profile: ProfileID
+  ) -> StoredEvent {
+    StoredEvent(
+      event: Event(
+        id: id, source: source, type: type, name: name, timestamp: at, receivedAt: at + TimeSpan(microseconds: 1500),
+        identifiers: ids, traits: traits, properties: properties, context: context),
+      profile: profile)
+  }
+
+  public static func trait(
+    _ profile: ProfileID, _ name: String, _ value: Value, event: String = "e1", at: Timestamp = t(0),
+    state: Value = .null
+  ) -> TraitRecord {
+    TraitRecord(profile: profile, trait: name, value: value, source: "web", eventID: event, timestamp: at, state: state)
+  }
+
+  public static func conflict(
+    kept: ProfileID, other: ProfileID?, kind: String, reason: String = "limit", identifiers: [Identifier],
+    eventID: String, at: Timestamp
+  ) -> ConflictRecord {
+    ConflictRecord(
+      kept: kept, other: other, kind: kind, reason: reason, identifiers: identifiers, eventID: eventID, at: at)
+  }
+
+  static func render(_ ids: [(Identifier, Timestamp)]) -> [String] { ids.map { "\($0.0)@\($0.1.microseconds)" } }
+
+  static func keys(_ events: [StoredEvent]) -> [String] { events.map { "\($0.event.source)/\($0.event.id)" } }
+
+  static let email = Identifier("email", "ada@example.com")
+  static let email2 = Identifier("email", "grace@example.com")
+  static let user1 = Identifier("user_id", "u1")
+  static let user2 = Identifier("user_id", "u2")
+  static let anon = Identifier("anonymous_id", "a-1")
+  static let device = Identifier("device", "d-1")
+
+  /// A store's whole observable state, as text: equal renderings mean equal stores. Profiles 1...`upTo` are
+  /// queried one by one.
+  public static func snapshot(of store: any Store, upTo: Int64 = 10) async throws -> [String] {
+    var out: [String] = []
+    let s = try await store.stats()
+    out.append(
+      "stats events=\(s.events) profiles=\(s.profiles) identifiers=\(s.identifiers) merges=\(s.merges) "
+        + "conflicts=\(s.conflicts) rejected=\(s.rejected)")
+    let snap = try await store.loadIdentity()
+    for (p, ids) in snap.profiles { out.append("identity \(p): \(render(ids))") }
+    for a in snap.aliases { out.append("alias \(a.absorbed) -> \(a.survivor)") }
+    for tr in try await store.loadTraits() { out.append("trait \(describe(tr))") }
+    for n in 1...max(1, upTo) {
+      let id = p(n)
+      out.append("canonical \(id) = \(String(describing: try await store.canonical(id)))")
+      out.append("identifiers \(id) = \(render(try await store.identifiers(of: id)))")
+      out.append("traits \(id) = \(try await store.traits(of: id).map(describe))")
+      out.append("merges \(id) = \(try await store.merges(involving: id))")
+      out.append("conflicts \(id) = \(try await store.conflicts(involving: id))")
+      out.append("events \(id) = \(try await store.events(of: id, limit: 1000).map(describe))")
+    }
+    out.append("rejected = \(try await store.rejected(limit: 1000))")
+    return out
+  }
+
+  static func describe(_ tr: TraitRecord) -> String {
+    "\(tr.profile).\(tr.trait)=\(exact(tr.value)) from \(tr.source)/\(tr.eventID)@\(tr.timestamp.microseconds) "
+      + "state \(exact(tr.state))"
+  }
+
+  static func describe(_ e: StoredEvent) -> String {
+    let v = e.event
+    return "\(v.source)/\(v.id) \(v.type) \(v.name ?? "-") @\(v.timestamp.microseconds)/\(v.receivedAt.microseconds) "
+      + "\(e.profile) ids=\(v.identifiers) traits=\(exact(.map(v.traits))) props=\(exact(.map(v.properties))) "
+      + "ctx=\(exact(.map(v.context)))"
+  }
+
+  /// A rendering that tells every value apart: types, -0.0, NaN, and map keys in order.
+  public static func exact(_ v: Value) -> String {
+    switch v {
+    case .null: return "null"
+    case .bool(let b): return "bool(\(b))"
+    case .int(let i): return "int(\(i))"
+    case .double(let d): return "double(\(d.sign == .minus ? "-" : "+")\(d.magnitude))"
+    case .string(let s): return "string(\(s.debugDescription))"
+    case .timestamp(let ts): return "timestamp(\(ts.microseconds))"
+    case .duration(let d): return "duration(\(d.microseconds))"
+    case .list(let l): return "[" + l.map(exact).joined(separator: ",") + "]"
+    case .map(let m):
+      return "{" + m.keys.sorted().map { "\($0.debugDescription):\(exact(m[$0] ?? .null))" }.joined(separator: ",")
+        + "}"
+    }
+  }
+
+  // MARK: - Checks
+
+  static func readBack(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0)), (p(2), t(1))]
+    let e1 = event(
+      "e1", at: t(10), ids: [email, anon], traits: ["plan": .string("pro")], properties: ["price": .double(9.5)],
+      context: ["ip": .string("10.0.0.1")], profile: p(1))
+    let e2 = event("e2", type: "identify", name: nil, at: t(20), ids: [email], profile: p(1))
+    // Same timestamp as e2: newest first means (timestamp, id) descending, so "e3" before "e2".
+    let e3 = event("e3", source: "app", type: "page", name: "Home", at: t(20), profile: p(1))
+    let e4 = event("e4", at: t(5), ids: [user2], profile: p(2))
+    b.events = [e1, e3, e2, e4]  // e3 stored first: the tie must be broken by id, not by arrival
+    b.identifiers = [(email, p(1), t(20)), (anon, p(1), t(10)), (user2, p(2), t(5))]
+    b.traits = [trait(p(1), "plan", .string("pro")), trait(p(1), "age", .int(36)), trait(p(2), "plan", .null)]
+    try await store.commit(b)
+
+    f.expect(try await store.events(of: p(1), limit: 10).map(describe), [e3, e2, e1].map(describe), "events(of: 1)")
+    f.expect(keys(try await store.events(of: p(1), limit: 2)), keys([e3, e2]), "events(of: 1, limit: 2)")
+    f.expect(keys(try await store.events(of: p(1), limit: 0)), [], "events(of: 1, limit: 0)")
+    f.expect(keys(try await store.events(of: p(2), limit: 10)), keys([e4]), "events(of: 2)")
+    f.expect(keys(try await store.events(of: p(9), limit: 10)), [], "events(of: unknown)")
+    f.expect(
+      render(try await store.identifiers(of: p(1))), render([(anon, t(10)), (email, t(20))]), "identifiers(of: 1)")
+    f.expect(render(try await store.identifiers(of: p(9))), [], "identifiers(of: unknown)")
+    f.expect(
+      try await store.traits(of: p(1)).map(describe),
+      [trait(p(1), "age", .int(36)), trait(p(1), "plan", .string("pro"))].map(describe), "traits(of: 1)")
+    f.expect(
+      try await store.traits(of: p(2)).map(describe), [trait(p(2), "plan", .null)].map(describe), "traits(of: 2)")
+    f.expect(try await store.profile(for: email), p(1), "profile(for: email)")
+    f.expect(try await store.profile(for: user2), p(2), "profile(for: user2)")
+    f.expect(try await store.profile(for: Identifier("email", "nobody@example.com")), nil, "profile(for: unknown)")
+    f.expect(try await store.canonical(p(1)), p(1), "canonical(1)")
+    f.expect(try await store.canonical(p(99)), nil, "canonical(unknown)")
+    f.expect(try await store.merges(involving: p(1)), [], "merges(involving: 1)")
+    f.expect(try await store.conflicts(involving: p(1)), [], "conflicts(involving: 1)")
+  }
+
+  static func duplicates(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0)), (p(2), t(0))]
+    let original = event("m1", at: t(1), properties: ["n": .int(1)], profile: p(1))
+    // The same (source, id) again in the same batch: the first one wins.
+    b.events = [original, event("m1", at: t(2), properties: ["n": .int(2)], profile: p(2))]
+    try await store.commit(b)
+    f.expect(
+      try await store.existingEvents([
+        EventKey(source: "web", id: "m1"), EventKey(source: "app", id: "m1"), EventKey(source: "web", id: "m2"),
+      ]), [EventKey(source: "web", id: "m1")], "existingEvents after the first commit")
+    f.expect(try await store.existingEvents([]), [], "existingEvents([])")
+
+    // The same id again in a later batch: ignored; from another source: a second event.
+    var again = CommitBatch()
+    again.events = [
+      event("m1", type: "identify", at: t(3), properties: ["n": .int(3)], profile: p(2)),
+      event("m1", source: "app", at: t(4), profile: p(2)),
+    ]
+    try await store.commit(again)
+    f.expect(try await store.stats().events, 2, "stats.events")
+    f.expect(try await store.events(of: p(1), limit: 10).map(describe), [describe(original)], "events(of: 1)")
+    f.expect(keys(try await store.events(of: p(2), limit: 10)), ["app/m1"], "events(of: 2)")
+    f.expect(
+      try await store.existingEvents([EventKey(source: "web", id: "m1"), EventKey(source: "app", id: "m1")]),
+      [EventKey(source: "web", id: "m1"), EventKey(source: "app", id: "m1")], "existingEvents after the second commit")
+  }
+
+  static func manyKeys(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0))]
+    b.events = (0..<700).map { event("k\($0 * 2)", at: t(Int64($0)), profile: p(1)) }
+    try await store.commit(b)
+    // Every other key exists; odd sizes and repeats exercise any chunking.
+    for count in [1, 255, 256, 257, 1001] {
+      var asked = (0..<count).map { EventKey(source: "web", id: "k\($0)") }
+      asked.append(contentsOf: asked.prefix(3))
+      let expected = Set((0..<count).filter { $0 % 2 == 0 && $0 < 1400 }.map { EventKey(source: "web", id: "k\($0)") })
+      let got = try await store.existingEvents(asked)
+      f.expect(got.count, expected.count, "existingEvents of \(count) keys: count")
+      f.expect(got == expected, true, "existingEvents of \(count) keys: the set")
+    }
+  }
+
+  /// Profile 1 (email, user1, traits plan and age) and profile 2 (email2, device, traits plan and city), with
+  /// an identifier both hold.
+  static func twoProfiles() -> CommitBatch {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0)), (p(2), t(1))]
+    b.events = [
+      event("a1", at: t(10), ids: [email, user1], profile: p(1)),
+      event("b1", at: t(11), ids: [email2, device], profile: p(2)),
+      event("b2", at: t(30), ids: [email2], profile: p(2)),
+    ]
+    let shared = Identifier("phone", "+15550000")
+    b.identifiers = [
+      (email, p(1), t(10)), (user1, p(1), t(10)), (shared, p(1), t(12)),
+      (email2, p(2), t(30)), (device, p(2), t(11)), (shared, p(2), t(25)),
+    ]
+    b.traits = [
+      trait(p(1), "plan", .string("gold")), trait(p(1), "age", .int(36)),
+      trait(p(2), "plan", .string("silver"), event: "b1"), trait(p(2), "city", .string("Paris"), event: "b1"),
+    ]
+    return b
+  }
+
+  static func merge(_ store: any Store, _ f: inout Failures) async throws {
+    try await store.commit(twoProfiles())
+    let m = MergeRecord(
+      survivor: p(1), absorbed: p(2), rule: "email", evidence: [email, email2], eventID: "c1", at: t(40), score: 1)
+    var b = CommitBatch()
+    b.events = [event("c1", at: t(40), ids: [email, email2], profile: p(1))]
+    b.merges = [m]
+    b.identifiers = [(email, p(1), t(40))]
+    // The policy re-applied after the merge: only the upserted trait survives from the absorbed side.
+    b.traits = [trait(p(1), "city", .string("Paris"), event: "b1")]
+    try await store.commit(b)
+
+    let ids = [
+      (device, t(11)), (email, t(40)), (email2, t(30)), (Identifier("phone", "+15550000"), t(25)), (user1, t(10)),
+    ]
+    f.expect(render(try await store.identifiers(of: p(1))), render(ids), "identifiers(of: survivor)")
+    f.expect(render(try await store.identifiers(of: p(2))), render(ids), "identifiers(of: absorbed)")
+    let traits = [
+      trait(p(1), "age", .int(36)), trait(p(1), "city", .string("Paris"), event: "b1"),
+      trait(p(1), "plan", .string("gold")),
+    ].map(describe)
+    f.expect(try await store.traits(of: p(1)).map(describe), traits, "traits(of: survivor)")
+    f.expect(try await store.traits(of: p(2)).map(describe), traits, "traits(of: absorbed)")
+    f.expect(try await store.loadTraits().map(describe), traits, "loadTraits (no traits left on the absorbed id)")
+    f.expect(try await store.canonical(p(2)), p(1), "canonical(absorbed)")
+    f.expect(try await store.canonical(p(1)), p(1), "canonical(survivor)")
+    f.expect(try await store.profile(for: email2), p(1), "profile(for: identifier of the absorbed)")
+    f.expect(try await store.profile(for: device), p(1), "profile(for: device)")
+    let events = try await store.events(of: p(1), limit: 10)
+    f.expect(keys(events), ["web/c1", "web/b2", "web/b1", "web/a1"], "events(of: survivor)")
+    f.expect(events.map(\.profile), [p(1), p(2), p(2), p(1)], "events keep the profile they arrived on")
+    f.expect(keys(try await store.events(of: p(2), limit: 10)), keys(events), "events(of: absorbed)")
+    f.expect(try await store.merges(involving: p(1)), [m], "merges(involving: survivor)")
+    f.expect(try await store.merges(involving: p(2)), [m], "merges(involving: absorbed)")
+    let s = try await store.stats()
+    f.expect(s.profiles, 1, "stats.profiles")
+    f.expect(s.merges, 1, "stats.merges")
+    f.expect(s.identifiers, 5, "stats.identifiers (the shared identifier counted once)")
+    let snap = try await store.loadIdentity()
+    f.expect(snap.profiles.map { "\($0.0): \(render($0.1))" }, ["prf_1: \(render(ids))"], "loadIdentity profiles")
+    f.expect(snap.aliases.map { "\($0.absorbed)->\($0.survivor)" }, ["prf_2->prf_1"], "loadIdentity aliases")
+  }
+
+  static func chains(_ store: any Store, _ f: inout Failures) async throws {
+    // a → b in one batch, b → c in the next; then, in one batch, d → e and e → c applied in order.
+    var b = CommitBatch()
+    b.newProfiles = (Int64(1)...5).map { (p($0), t($0)) }
+    b.events = (Int64(1)...5).map {
+      event("e\($0)", at: t(10 * $0), ids: [Identifier("user_id", "u\($0)")], profile: p($0))
+    }
+    b.identifiers = (Int64(1)...5).map { (Identifier("user_id", "u\($0)"), p($0), t(10 * $0)) }
+    try await store.commit(b)
+    let m1 = MergeRecord(survivor: p(2), absorbed: p(3), rule: "r", evidence: [], eventID: "x1", at: t(100))
+    let m2 = MergeRecord(survivor: p(1), absorbed: p(2), rule: "r", evidence: [], eventID: "x2", at: t(101))
+    let m3 = MergeRecord(
+      survivor: p(4), absorbed: p(5), rule: "r", evidence: [], eventID: "x3", at: t(102), score: 0.875)
+    let m4 = MergeRecord(survivor: p(1), absorbed: p(4), rule: "r", evidence: [], eventID: "x3", at: t(102))
+    var first = CommitBatch()
+    first.merges = [m1]
+    try await store.commit(first)
+    var second = CommitBatch()
+    second.merges = [m2]
+    try await store.commit(second)
+    f.expect(try await store.canonical(p(3)), p(1), "canonical(3) after 3→2, 2→1")
+    f.expect(try await store.profile(for: Identifier("user_id", "u3")), p(1), "profile(for: u3)")
+    f.expect(try await store.merges(involving: p(3)), [m1, m2], "merges(involving: 3)")
+    f.expect(try await store.merges(involving: p(4)), [], "merges(involving: 4) before its merges")
+    var third = CommitBatch()
+    third.merges = [m3, m4]
+    try await store.commit(third)
+    for n in Int64(1)...5 { f.expect(try await store.canonical(p(n)), p(1), "canonical(\(n))") }
+    f.expect(try await store.merges(involving: p(5)), [m1, m2, m3, m4], "merges(involving: 5)")
+    f.expect(
+      keys(try await store.events(of: p(3), limit: 10)), ["web/e5", "web/e4", "web/e3", "web/e2", "web/e1"],
+      "events(of: 3)")
+    f.expect(
+      render(try await store.identifiers(of: p(5))),
+      render((Int64(1)...5).map { (Identifier("user_id", "u\($0)"), t(10 * $0)) }), "identifiers(of: 5)")
+    let snap = try await store.loadIdentity()
+    f.expect(snap.profiles.map { "\($0.0)" }, ["prf_1"], "loadIdentity profiles")
+    f.expect(
+      snap.aliases.map { "\($0.absorbed)->\($0.survivor)" },
+      ["prf_2->prf_1", "prf_3->prf_2", "prf_4->prf_1", "prf_5->prf_4"],
+      "loadIdentity aliases")
+    f.expect(try await store.stats().profiles, 1, "stats.profiles")
+  }
+
+  static func conflicts(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0)), (p(2), t(0)), (p(3), t(0))]
+    let c1 = conflict(
+      kept: p(1), other: p(2), kind: "user_id", reason: "merging would give the profile more than 1 user_id values",
+      identifiers: [user1, user2], eventID: "e1", at: t(5))
+    let c2 = conflict(
+      kept: p(1), other: nil, kind: "email", reason: "the profile already has 1 email value", identifiers: [email2],
+      eventID: "e2", at: t(6))
+    b.conflicts = [c1, c2]
+    try await store.commit(b)
+    f.expect(try await store.conflicts(involving: p(1)), [c1, c2], "conflicts(involving: kept)")
+    f.expect(try await store.conflicts(involving: p(2)), [c1], "conflicts(involving: other)")
+    f.expect(try await store.conflicts(involving: p(3)), [], "conflicts(involving: uninvolved)")
+    f.expect(try await store.stats().conflicts, 2, "stats.conflicts")
+    // Once 3 merges into 2, 3's family shares 2's conflicts.
+    var m = CommitBatch()
+    m.merges = [MergeRecord(survivor: p(2), absorbed: p(3), rule: "r", evidence: [], eventID: "e3", at: t(7))]
+    try await store.commit(m)
+    f.expect(try await store.conflicts(involving: p(3)), [c1], "conflicts(involving: 3) after 3→2")
+  }
+
+  static func released(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0)), (p(2), t(0)), (p(3), t(0))]
+    b.identifiers = [(anon, p(1), t(10)), (email, p(1), t(10)), (device, p(3), t(1)), (device, p(2), t(2))]
+    try await store.commit(b)
+    // Identifiers held by two profiles: the lowest id answers.
+    f.expect(try await store.profile(for: device), p(2), "profile(for: identifier held by 2 and 3)")
+
+    var r = CommitBatch()
+    r.released = [(anon, p(1)), (email, p(2)), (device, p(2))]
+    // last_seen only moves forward.
+    r.identifiers = [(email, p(1), t(5)), (device, p(3), t(9))]
+    try await store.commit(r)
+    f.expect(render(try await store.identifiers(of: p(1))), render([(email, t(10))]), "identifiers(of: 1)")
+    f.expect(try await store.profile(for: anon), nil, "profile(for: released)")
+    f.expect(try await store.profile(for: device), p(3), "profile(for: device) after release from 2")
+    f.expect(render(try await store.identifiers(of: p(3))), render([(device, t(9))]), "identifiers(of: 3)")
+    f.expect(try await store.stats().identifiers, 2, "stats.identifiers")
+
+    // Released and attached again in one batch: releases come first.
+    var again = CommitBatch()
+    again.released = [(email, p(1))]
+    again.identifiers = [(email, p(1), t(3))]
+    try await store.commit(again)
+    f.expect(render(try await store.identifiers(of: p(1))), render([(email, t(3))]), "identifiers(of: 1) re-attached")
+  }
+
+  static func traitUpsert(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0))]
+    b.traits = [
+      trait(p(1), "plan", .string("free"), event: "e1", at: t(1), state: .map(["seen": .int(1)])),
+      trait(p(1), "plan", .string("pro"), event: "e2", at: t(2), state: .map(["seen": .int(2)])),
+    ]
+    try await store.commit(b)
+    f.expect(try await store.traits(of: p(1)).map(describe), [describe(b.traits[1])], "the last upsert in a batch wins")
+    var c = CommitBatch()
+    let newer = TraitRecord(
+      profile: p(1), trait: "plan", value: .int(3), source: "crm", eventID: "e9", timestamp: t(9), state: .list([]))
+    c.traits = [newer]
+    try await store.commit(c)
+    f.expect(try await store.traits(of: p(1)).map(describe), [describe(newer)], "a later upsert replaces")
+    f.expect(try await store.loadTraits().map(describe), [describe(newer)], "loadTraits")
+  }
+
+  /// Drives a real identity graph, commits what each resolution changed as the writer would, and rebuilds a
+  /// graph from `loadIdentity`.
+  static func identityRoundTrip(_ store: any Store, _ f: inout Failures) async throws {
+    let rules: [String: KindRule] = [
+      "user_id": KindRule(priority: 0, maxPerProfile: 1, rule: "user_id"),
+      "email": KindRule(priority: 1, rule: "email"),
+      "anonymous_id": KindRule(priority: 2, expiresAfter: TimeSpan(seconds: 86_400), rule: "anonymous_id"),
+      "device": KindRule(priority: 3),
+    ]
+    var graph = IdentityGraph(rules: rules)
+    let steps: [(String, [Identifier], Timestamp)] = [
+      ("e1", [Identifier("anonymous_id", "a1"), Identifier("email", "x@example.com")], t(0)),
+      ("e2", [Identifier("anonymous_id", "a2"), Identifier("user_id", "u1")], t(10)),
+      ("e3", [Identifier("email", "x@example.com"), Identifier("user_id", "u1")], t(20)),
+      ("e4", [Identifier("user_id", "u2"), Identifier("anonymous_id", "a3"), Identifier("device", "d9")], t(30)),
+      ("e5", [Identifier("user_id", "u2"), Identifier("email", "x@example.com")], t(40)),
+      ("e6", [Identifier("anonymous_id", "a1"), Identifier("device", "d1")], t(200_000)),
+      ("e7", [Identifier("email", "y@example.com"), Identifier("anonymous_id", "a3")], t(40)),
+    ]
+    for (id, ids, at) in steps {
+      let r = graph.resolve(ids, eventID: id, at: at)
+      var b = CommitBatch()
+      if r.created { b.newProfiles = [(r.profile, at)] }
+      b.events = [event(id, at: at, ids: ids, profile: r.profile)]
+      b.released = r.expired
+      b.merges = r.merges
+      b.conflicts = r.conflicts
+      let held = Set(graph.identifiers(of: r.profile))
+      b.identifiers = ids.filter { held.contains($0) }.map { ($0, r.profile, at) }
+      try await store.commit(b)
+    }
+    let restored = try await store.loadIdentity().graph(rules: rules)
+    f.expect(restored.nextID, graph.nextID, "nextID")
+    f.expect(restored.profileCount, graph.profileCount, "profileCount")
+    for n in Int64(1)..<graph.nextID {
+      f.expect(restored.canonical(p(n)), graph.canonical(p(n)), "canonical(\(n))")
+      f.expect(Set(restored.identifiers(of: p(n))), Set(graph.identifiers(of: p(n))), "identifiers(of: \(n))")
+    }
+    let owners = graph.owner.keys.sorted()
+    f.expect(restored.owner.keys.sorted(), owners, "owned identifiers")
+    for i in owners {
+      f.expect(restored.profile(of: i), graph.profile(of: i), "owner of \(i)")
+      f.expect(restored.owner[i]?.lastSeen, graph.owner[i]?.lastSeen, "last seen of \(i)")
+    }
+    // The graph owns only linking identifiers; the store answers for all it holds.
+    for i in owners { f.expect(try await store.profile(for: i), graph.profile(of: i), "store.profile(for: \(i))") }
+    for (_, ids, _) in steps {
+      for i in ids where graph.owner[i] == nil {
+        let p = try await store.profile(for: i)
+        let holds = p.map { graph.identifiers(of: $0).contains(i) } ?? false
+        f.expect(holds, true, "store.profile(for: \(i)) = \(String(describing: p)) holds it")
+      }
+    }
+    f.expect(try await store.stats().profiles, graph.profileCount, "stats.profiles")
+  }
+
+  /// Values a trait or event may carry, including those plain JSON cannot tell apart.
+  public static let tricky: [String: Value] = [
+    "int": .int(42), "double": .double(42.0), "fraction": .double(0.1), "negzero": .double(-0.0),
+    "inf": .double(.infinity), "neginf": .double(-.infinity), "huge": .double(1e300),
+    "tiny": .double(.leastNonzeroMagnitude),
+    "big": .double(1.2345678901234568e20), "intmax": .int(.max), "intmin": .int(.min),
+    "true": .bool(true), "null": .null,
+    "ts": .timestamp(Timestamp(microseconds: 1_714_557_630_123_456)), "negts": .timestamp(Timestamp(microseconds: -1)),
+    "dur": .duration(TimeSpan(seconds: 5400)),
+    "text": .string("quote \" backslash \\ newline \n tab \t cr \r nul \u{0} bell \u{7} é 中文 🎉 \u{2028}"),
+    "empty": .string(""), "dollar": .string("{\"$t\":1}"),
+    "list": .list([.int(1), .double(1), .string("1"), .list([]), .map([:]), .null]),
+    "map": .map([
+      "a": .list([.timestamp(Timestamp(microseconds: 0))]), "b": .map(["c": .duration(TimeSpan(microseconds: 1))]),
+    ]),
+    "reserved": .map(["$t": .int(1)]), "reserved2": .map(["$m": .string("x")]),
+    "reserved3": .map(["$x": .map(["$d": .int(2)])]),
+    "twokeys": .map(["$t": .int(1), "$d": .int(2)]), "emptymap": .map([:]), "emptylist": .list([]),
+  ]
+
+  static func valueRoundTrip(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0))]
+    b.traits = tricky.keys.sorted().map { k in
+      trait(p(1), k, tricky[k] ?? .null, state: .map(["last": tricky[k] ?? .null, "all": .list(Array(tricky.values))]))
+    }
+    b.traits.append(trait(p(1), "nan", .double(.nan), state: .list([.double(.nan)])))
+    b.traits.append(trait(p(1), "ключ \"é\" 🎉", .string("unicode name")))
+    b.events = [
+      event(
+        "ev \"1\" é", source: "src/🎉", name: "Name \"with\" quotes\nand newline", at: t(1),
+        ids: [Identifier("email", "q\"uote@example.com"), Identifier("phone", "+1 555")], traits: tricky,
+        properties: ["nested": .map(tricky), "reserved": .map(["$m": .map(["$t": .int(3)])])], context: tricky,
+        profile: p(1))
+    ]
+    try await store.commit(b)
+    let expected = b.traits.sorted { $0.trait < $1.trait }
+    let loaded = try await store.loadTraits()
+    let byName = try await store.traits(of: p(1))
+    f.expect(loaded.map(describe), expected.map(describe), "loadTraits")
+    f.expect(byName.map(describe), expected.map(describe), "traits(of:)")
+    // `exact` renders NaN as "nan" whatever its payload; check NaN is still a double NaN.
+    for tr in loaded where tr.trait == "nan" {
+      if case .double(let d) = tr.value, d.isNaN {} else { f.fail("NaN came back as \(exact(tr.value))") }
+    }
+    f.expect(
+      try await store.events(of: p(1), limit: 1).map(describe), b.events.map(describe), "event body round trip")
+  }
+
+  static func rejectedRecords(_ store: any Store, _ f: inout Failures) async throws {
+    let r1 = RejectedRecord(source: "csv", line: 1, record: "a,b", reason: "missing id", at: t(1))
+    let r2 = RejectedRecord(source: "api", line: nil, record: "{\"x\": \"é\n\"}", reason: "no identifiers", at: t(2))
+    let r3 = RejectedRecord(source: "csv", line: 7, record: "", reason: "empty", at: t(3))
+    var b = CommitBatch()
+    b.rejected = [r1, r2]
+    try await store.commit(b)
+    var c = CommitBatch()
+    c.rejected = [r3]
+    try await store.commit(c)
+    f.expect(try await store.rejected(limit: 10), [r1, r2, r3], "rejected(limit: 10)")
+    f.expect(try await store.rejected(limit: 2), [r1, r2], "rejected(limit: 2)")
+    f.expect(try await store.rejected(limit: 0), [], "rejected(limit: 0)")
+    f.expect(try await store.stats().rejected, 3, "stats.rejected")
+  }
+
+  static func statsCounts(_ store: any Store, _ f: inout Failures) async throws {
+    var expected = StoreStats()
+    f.expect(try await store.stats(), expected, "stats of an empty store")
+    try await store.commit(twoProfiles())
+    var b = CommitBatch()
+    b.newProfiles = [(p(3), t(2)), (p(1), t(99))]  // 1 again: ignored
+    b.merges = [MergeRecord(survivor: p(1), absorbed: p(2), rule: "r", evidence: [email], eventID: "z", at: t(50))]
+    b.rejected = [RejectedRecord(source: "s", line: 3, record: "r", reason: "bad", at: t(50))]
+    b.conflicts = [conflict(kept: p(1), other: p(3), kind: "user_id", identifiers: [], eventID: "z", at: t(50))]
+    try await store.commit(b)
+    expected.events = 3
+    expected.profiles = 2
+    expected.identifiers = 5
+    expected.merges = 1
+    expected.conflicts = 1
+    expected.rejected = 1
+    f.expect(try await store.stats(), expected, "stats")
+    f.expect(try await store.canonical(p(3)), p(3), "canonical(3)")
+  }
+
+  static func emptyBatch(_ store: any Store, _ f: inout Failures) async throws {
+    try await store.commit(CommitBatch())
+    f.expect(try await store.stats(), StoreStats(), "stats after an empty batch on an empty store")
+    try await store.commit(twoProfiles())
+    let before = try await snapshot(of: store, upTo: 3)
+    try await store.commit(CommitBatch())
+    f.expect(try await snapshot(of: store, upTo: 3), before, "state after an empty batch")
+  }
+
+  // MARK: - Atomicity
+
+  /// For stores that can refuse a batch. Commits `twoProfiles`, then a batch that touches every part of the
+  /// store (a new profile, events, a release, a merge, identifiers, a conflict, traits, a rejected record),
+  /// poisoned by `poison` so that the store must refuse it partway. Checks that the commit throws and that the
+  /// store's whole observable state is what it was before.
+  public static func checkAtomicity(of store: any Store, poison: (inout CommitBatch) -> Void) async throws -> [String] {
+    var f = Failures()
+    f.check = "a refused batch leaves no trace"
+    try await store.commit(twoProfiles())
+    let before = try await snapshot(of: store, upTo: 4)
+    var b = CommitBatch()
+    b.newProfiles = [(p(3), t(60))]
+    b.events = [event("z1", at: t(60), ids: [email, anon], profile: p(3)), event("z2", at: t(61), profile: p(1))]
+    b.released = [(user1, p(1))]
+    b.merges = [MergeRecord(survivor: p(1), absorbed: p(2), rule: "r", evidence: [email], eventID: "z1", at: t(60))]
+    b.identifiers = [(anon, p(3), t(60)), (email, p(1), t(60))]
+    b.conflicts = [conflict(kept: p(1), other: p(3), kind: "user_id", identifiers: [], eventID: "z1", at: t(60))]
+    b.traits = [trait(p(1), "plan", .string("platinum")), trait(p(3), "new", .bool(true))]
+    b.rejected = [RejectedRecord(source: "s", line: 1, record: "r", reason: "bad", at: t(60))]
+    poison(&b)
+    do {
+      try await store.commit(b)
+      f.fail("the poisoned batch was accepted")
+    } catch {}
+    f.expect(
+      try await store.existingEvents([EventKey(source: "web", id: "z1"), EventKey(source: "web", id: "z2")]), [],
+      "events of the refused batch")
+    let after = try await snapshot(of: store, upTo: 4)
+    for (x, y) in zip(before, after) where x != y { f.fail("changed: expected \(x), got \(y)") }
+    f.expect(after.count, before.count, "snapshot size")
+    // The store still works afterwards.
+    var ok = CommitBatch()
+    ok.events = [event("z3", at: t(70), profile: p(1))]
+    try await store.commit(ok)
+    f.expect(try await store.stats().events, 4, "stats.events after a good batch")
+    return f.messages
+  }
+}

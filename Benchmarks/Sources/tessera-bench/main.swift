@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TesseraCompiler
 import TesseraLanguage
 import TesseraModel
@@ -137,8 +138,19 @@ func benchExpr() {
   }
 }
 
-let what = CommandLine.arguments.dropFirst().first ?? "all"
+let args = Array(CommandLine.arguments.dropFirst())
+let what = args.first ?? "all"
+func option(_ name: String, _ fallback: Int) -> Int {
+  guard let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) else { return fallback }
+  return v
+}
 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores")
 if what == "compile" || what == "all" { benchCompile() }
 if what == "expr" || what == "all" { benchExpr() }
+if ["sqlite", "memory", "parse"].contains(what) {
+  // tessera-bench sqlite|memory|parse [--events N] [--workers W]
+  try await PipelineBench.run(
+    mode: what, events: option("--events", 1_000_000),
+    workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount))
+}
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))

@@ -1,0 +1,227 @@
+import AsyncAlgorithms
+import Foundation
+import Synchronization
+import TesseraCompiler
+import TesseraConnectors
+import TesseraModel
+import TesseraRuntime
+import TesseraSQLite
+import TesseraStore
+
+/// Synthetic tracking events: persons recur across anonymous ids (1–3 devices each), emails and user ids,
+/// so resolution attaches, merges and sometimes refuses. One NDJSON line per event, about 400 bytes.
+enum EventGenerator {
+  struct RNG {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+      state &+= 0x9E37_79B9_7F4A_7C15
+      var z = state
+      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+      return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    mutating func chance(_ p: Double) -> Bool { Double(next() % 10_000) < p * 10_000 }
+  }
+
+  static let firstNames = [
+    "Ada", "Bruno", "Chiara", "Dmitri", "Emma", "Farid", "Grace", "Henry", "Ines", "Jonas", "Kenji", "Lena",
+  ]
+  static let lastNames = [
+    "Whitfield", "Castillo", "Rossi", "Volkov", "Lindgren", "Haddad", "Okafor", "Novak", "Patel", "Berg",
+  ]
+  static let events = [
+    "Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Newsletter Subscribed",
+  ]
+
+  /// Writes `count` events to `path`; returns the file size in bytes.
+  static func write(count: Int, to path: String, seed: UInt64 = 42) throws -> Int {
+    FileManager.default.createFile(atPath: path, contents: nil)
+    guard let out = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteNoPermission) }
+    defer { try? out.close() }
+    var rng = RNG(state: seed)
+    let persons = max(1, count / 5)
+    var buffer = ""
+    buffer.reserveCapacity(1 << 20)
+    var bytes = 0
+    let start = Timestamp(iso8601: "2026-01-01T00:00:00Z")?.microseconds ?? 0
+    for n in 0..<count {
+      let p = rng.below(persons)
+      var prng = RNG(state: UInt64(p) &* 7919 &+ seed)
+      let devices = 1 + prng.below(3)
+      let hasUser = prng.chance(0.7)
+      let hasEmail = prng.chance(0.8)
+      let hasPhone = prng.chance(0.3)
+      let first = firstNames[prng.below(firstNames.count)]
+      let last = lastNames[prng.below(lastNames.count)]
+      let device = rng.below(devices)
+      let kind = rng.below(10)
+      let type = kind < 2 ? "identify" : (kind < 5 ? "page" : "track")
+      let ts = Timestamp(microseconds: start + Int64(n) * 15_000_000 + Int64(rng.below(1_000_000)))
+      var line = "{\"messageId\":\"m-\(n)\",\"type\":\"\(type)\",\"anonymousId\":\"anon-\(p)-\(device)\""
+      if hasUser && (type == "identify" || rng.chance(0.5)) {
+        line += ",\"userId\":\"u\(p)\""
+      } else {
+        line += ",\"userId\":null"
+      }
+      line += ",\"timestamp\":\"\(ts.iso8601)\",\"sentAt\":\"\(ts.iso8601)\""
+      if type == "identify" {
+        line += ",\"traits\":{"
+        var parts = [
+          "\"first_name\":\"\(first)\"", "\"last_name\":\"\(last)\"",
+          "\"plan\":\"\(["free", "pro", "team"][rng.below(3)])\"",
+        ]
+        if hasEmail { parts.append("\"email\":\"\(first.lowercased()).\(last.lowercased()).\(p)@example.com\"") }
+        if hasPhone { parts.append("\"phone\":\"+1415\(String(format: "%07d", p % 10_000_000))\"") }
+        line += parts.joined(separator: ",") + "}"
+      } else if type == "page" {
+        line +=
+          ",\"name\":\"Home\",\"properties\":{\"path\":\"/p/\(rng.below(500))\",\"referrer\":\"https://www.example.org/\",\"title\":\"Trailhead Outfitters\"}"
+      } else {
+        let e = events[rng.below(events.count)]
+        line +=
+          ",\"event\":\"\(e)\",\"properties\":{\"sku\":\"SKU-\(rng.below(2000))\",\"price\":\(rng.below(20000)).99,\"quantity\":\(1 + rng.below(3)),\"currency\":\"USD\"}"
+      }
+      line +=
+        ",\"context\":{\"ip\":\"203.0.113.\(rng.below(250))\",\"library\":{\"name\":\"analytics.js\",\"version\":\"4.1.0\"},\"locale\":\"en-US\"}}\n"
+      buffer += line
+      if buffer.utf8.count > (1 << 20) - 1024 {
+        bytes += buffer.utf8.count
+        out.write(Data(buffer.utf8))
+        buffer.removeAll(keepingCapacity: true)
+      }
+    }
+    bytes += buffer.utf8.count
+    out.write(Data(buffer.utf8))
+    return bytes
+  }
+
+  static let pipeline = """
+    pipeline: bench
+    sources:
+      events:
+        kind: ndjson
+        path: events.ndjson
+        emit: track
+        id: messageId
+        timestamp: timestamp
+        map:
+          type: type
+          event: coalesce(event, name, "")
+          user_id: userId
+          anonymous_id: anonymousId
+          email: traits.email
+          phone: traits.phone
+          traits.first_name: traits.first_name
+          traits.last_name: traits.last_name
+          traits.plan: traits.plan
+          properties: properties
+    identifiers:
+      user_id: { normalize: trim, max_per_profile: 1, priority: 1 }
+      email: { normalize: email, max_per_profile: 5, priority: 2 }
+      phone: { normalize: phone_e164, default_region: US, max_per_profile: 3, priority: 3 }
+      anonymous_id: { normalize: trim, max_per_profile: 50, expires_after: 730d, priority: 9 }
+    deterministic:
+      ids: { link_on: [user_id, email, phone, anonymous_id] }
+    profile:
+      default_policy: most_recent
+      traits:
+        first_name: { type: string, policy: most_recent }
+        last_name: { type: string, policy: most_recent }
+        plan: { type: string, policy: most_frequent }
+
+    """
+}
+
+enum PipelineBench {
+  static func prepare(events: Int, dir: String) throws -> (plan: PipelinePlan, bytes: Int) {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    let data = dir + "/events.ndjson"
+    let bytes: Int
+    if let attrs = try? FileManager.default.attributesOfItem(atPath: data), let size = attrs[.size] as? Int,
+      let marker = try? String(contentsOfFile: dir + "/count", encoding: .utf8), Int(marker) == events
+    {
+      bytes = size
+    } else {
+      bytes = try EventGenerator.write(count: events, to: data)
+      try String(events).write(toFile: dir + "/count", atomically: true, encoding: .utf8)
+    }
+    try EventGenerator.pipeline.write(toFile: dir + "/bench.yaml", atomically: true, encoding: .utf8)
+    let result = Compiler(environment: [:]).compile(pipeline: dir + "/bench.yaml")
+    guard let plan = result.plan else { fatalError(result.rendered()) }
+    return (plan, bytes)
+  }
+
+  static func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+  }
+
+  /// `mode`: sqlite, memory or parse.
+  static func run(mode: String, events: Int, workers: Int) async throws {
+    let dir = NSTemporaryDirectory() + "tessera-bench-\(events)"
+    let (plan, bytes) = try prepare(events: events, dir: dir)
+    let source = plan.config.sources[0]
+    let reader = FileSourceReader(source: source)
+    let clock = ContinuousClock()
+    switch mode {
+    case "parse":
+      // The floor: read, cut into records and parse the JSON, on the same workers, nothing else.
+      let parsed = Counter()
+      let start = clock.now
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        let channel = AsyncChannel<RawBatch>()
+        group.addTask {
+          try await reader.read(source: 0) { b in await channel.send(b) }
+          channel.finish()
+        }
+        for _ in 0..<workers {
+          group.addTask {
+            for await batch in channel {
+              var n = 0
+              batch.bytes.withUnsafeBufferPointer { all in
+                for r in batch.records {
+                  if (try? JSON.parse(UnsafeBufferPointer(rebasing: all[r.start..<r.end]))) != nil { n += 1 }
+                }
+              }
+              parsed.add(n)
+            }
+          }
+        }
+        try await group.waitForAll()
+      }
+      let secs = seconds(clock.now - start)
+      print(
+        String(
+          format: "parse-only: %d events (%.0f MiB), %d workers: %.2f s, %.0f events/s, %.0f MiB/s", parsed.value,
+          Double(bytes) / 1_048_576, workers, secs, Double(parsed.value) / secs, Double(bytes) / 1_048_576 / secs))
+    default:
+      let store: any Store
+      var path = ""
+      if mode == "sqlite" {
+        path = dir + "/bench.sqlite"
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        store = try SQLiteStore(path: path)
+      } else {
+        store = MemoryStore()
+      }
+      let runner = PipelineRunner(
+        plan: plan, store: store, readers: [0: reader], workers: workers,
+        now: Timestamp(iso8601: "2026-06-30T00:00:00Z") ?? Timestamp(microseconds: 0))
+      let summary = try await runner.run()
+      let stats = try await store.stats()
+      print(
+        String(
+          format:
+            "pipeline → %@: %d events (%.0f MiB), %d workers: %.2f s, %.0f events/s; %d profiles, %d merges, %d conflicts, %d rejected",
+          mode, summary.stats.events, Double(bytes) / 1_048_576, workers, summary.seconds,
+          Double(summary.stats.events) / summary.seconds, stats.profiles, stats.merges, stats.conflicts,
+          summary.stats.rejected))
+    }
+  }
+}
+
+final class Counter: Sendable {
+  let m = Mutex(0)
+  func add(_ n: Int) { m.withLock { $0 += n } }
+  var value: Int { m.withLock { $0 } }
+}

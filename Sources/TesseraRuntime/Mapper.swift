@@ -1,0 +1,257 @@
+import Crypto
+import Foundation
+import TesseraCompiler
+import TesseraLanguage
+import TesseraModel
+import TesseraStore
+
+/// What decode & map made of one batch: events in record order and the records it had to reject.
+public struct MappedBatch: Sendable {
+  public var seq: Int
+  public var events: [Event]
+  public var rejected: [RejectedRecord]
+  /// Identifier values dropped because they did not normalize (a malformed email, say).
+  public var invalidIdentifiers: Int
+}
+
+/// Decodes, maps and validates records of one source with the expressions the compiler built.
+/// Stateless after construction, so any number of workers can share one.
+public struct Mapper: Sendable {
+  let source: SourceDecl
+  let identifiers: [String: IdentifierDecl]
+  let receivedAt: Timestamp
+  let typedFields: [(path: [String], type: ExprType, name: String)]
+  let required: [(path: [String], name: String)]
+  /// Whether an event without any identifier is kept (it starts a profile that probabilistic rules may
+  /// later join to others) or rejected (a deterministic-only pipeline could never find it again).
+  let keepsUnidentified: Bool
+
+  public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp) {
+    self.keepsUnidentified = !config.probabilistic.isEmpty
+    self.source = source
+    self.identifiers = Dictionary(config.identifiers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    self.receivedAt = receivedAt
+    self.typedFields = source.schema.types.sorted { $0.key < $1.key }.map {
+      ($0.key.split(separator: ".").map(String.init), $0.value, $0.key)
+    }
+    self.required = source.schema.required.map { ($0.split(separator: ".").map(String.init), $0) }
+  }
+
+  public func map(_ batch: RawBatch) -> MappedBatch {
+    var out = MappedBatch(seq: batch.seq, events: [], rejected: [], invalidIdentifiers: 0)
+    out.events.reserveCapacity(batch.records.count)
+    batch.bytes.withUnsafeBufferPointer { all in
+      for r in batch.records {
+        let bytes = UnsafeBufferPointer(rebasing: all[r.start..<r.end])
+        switch decode(bytes, batch.format) {
+        case .failure(let reason):
+          out.rejected.append(reject(bytes, r.line, reason, batch.file))
+        case .success(let record):
+          switch map(record, bytes) {
+          case .failure(let reason): out.rejected.append(reject(bytes, r.line, reason, batch.file))
+          case .success(let (event, invalid)):
+            out.events.append(event)
+            out.invalidIdentifiers += invalid
+          }
+        }
+      }
+    }
+    return out
+  }
+
+  struct Reason: Error { var message: String }
+
+  func reject(_ bytes: UnsafeBufferPointer<UInt8>, _ line: Int, _ reason: Reason, _ file: String) -> RejectedRecord {
+    RejectedRecord(
+      source: source.name, line: line, record: String(decoding: bytes, as: UTF8.self),
+      reason: "\(file):\(line): \(reason.message)", at: receivedAt)
+  }
+
+  func decode(_ bytes: UnsafeBufferPointer<UInt8>, _ format: RawBatch.Format) -> Result<Value, Reason> {
+    switch format {
+    case .ndjson:
+      do {
+        let v = try JSON.parse(bytes)
+        guard case .map = v else { return .failure(Reason(message: "expected a JSON object, found \(v.typeName)")) }
+        return .success(v)
+      } catch {
+        return .failure(Reason(message: "malformed JSON: \(error.description)"))
+      }
+    case .csv(let header, let delimiter):
+      let fields = CSV.fields(bytes, delimiter: delimiter)
+      guard fields.count == header.count else {
+        return .failure(Reason(message: "expected \(header.count) CSV fields as in the header, found \(fields.count)"))
+      }
+      var m: [String: Value] = [:]
+      m.reserveCapacity(header.count)
+      for (k, v) in zip(header, fields) where !v.isEmpty { m[k] = .string(v) }
+      return .success(.map(m))
+    }
+  }
+
+  /// Applies the schema, the mapping expressions and the identifier normalizers.
+  func map(_ raw: Value, _ bytes: UnsafeBufferPointer<UInt8>) -> Result<(Event, Int), Reason> {
+    var record = raw
+    for (path, name) in required {
+      let v = record.lookup(path)
+      if v.isNull || v == .string("") { return .failure(Reason(message: "missing required field `\(name)`")) }
+    }
+    for (path, type, name) in typedFields {
+      let v = record.lookup(path)
+      if v.isNull { continue }
+      guard let converted = Convert.to(type, v) else {
+        return .failure(Reason(message: "field `\(name)`: expected \(type), found \(v.literal)"))
+      }
+      if converted != v { record = record.setting(path, converted) }
+    }
+    let env = Env(slots: [record], now: receivedAt)
+    var ids: [Identifier] = []
+    var invalid = 0
+    var traits: [String: Value] = [:]
+    var properties: [String: Value] = [:]
+    var context: [String: Value] = [:]
+    var name = source.event
+    var type = source.emit.rawValue
+    for m in source.mappings {
+      let v = m.expr.evaluate(env)
+      if v.isNull { continue }
+      switch m.target {
+      case .identifier(let kind):
+        let text: String
+        switch v {
+        case .string(let s): text = s
+        case .int(let i): text = String(i)
+        default: text = v.description
+        }
+        if let decl = identifiers[kind], let n = decl.normalize(text) {
+          ids.append(Identifier(kind, n))
+        } else if !Normalize.trim(text).isEmpty {
+          invalid += 1
+        }
+      case .trait(let t): traits[t] = v
+      case .property(let p): properties[p] = v
+      case .context(let c): context[c] = v
+      case .event: name = v.stringValue ?? v.description
+      case .allTraits, .allProperties, .allContext:
+        // A whole map at once; fields mapped one by one take precedence over it.
+        guard case .map(let fields) = v else { continue }
+        for (k, x) in fields where !x.isNull {
+          switch m.target {
+          case .allTraits: if traits[k] == nil { traits[k] = x }
+          case .allProperties: if properties[k] == nil { properties[k] = x }
+          default: if context[k] == nil { context[k] = x }
+          }
+        }
+      case .type:
+        let t = (v.stringValue ?? v.description).lowercased()
+        guard EventType(rawValue: t) != nil else {
+          return .failure(
+            Reason(
+              message:
+                "unknown event type \(v.literal); expected one of \(EventType.allCases.map(\.rawValue).joined(separator: ", "))"
+            ))
+        }
+        type = t
+      }
+    }
+    guard !ids.isEmpty || keepsUnidentified else {
+      let kinds = source.identifierKinds.sorted().joined(separator: ", ")
+      return .failure(
+        Reason(
+          message: invalid > 0
+            ? "no valid identifier (\(kinds) did not normalize)" : "no identifier: none of \(kinds) is present"))
+    }
+    var timestamp = receivedAt
+    if let te = source.timestamp {
+      let tv = te.evaluate(env)
+      guard case .timestamp(let t) = Convert.toTimestamp(tv) else {
+        return .failure(
+          Reason(
+            message: tv.isNull
+              ? "no timestamp: the timestamp expression gave null" : "cannot read \(tv.literal) as a timestamp"))
+      }
+      timestamp = t
+    }
+    var id: String?
+    if let ie = source.messageId {
+      let v = ie.evaluate(env)
+      if !v.isNull { id = v.stringValue ?? v.description }
+    }
+    let eventID = id ?? Mapper.contentID(source: source.name, bytes: bytes)
+    let event = Event(
+      id: eventID, source: source.name, type: type, name: name, timestamp: timestamp,
+      receivedAt: receivedAt, identifiers: ids, traits: traits, properties: properties, context: context)
+    return .success((event, invalid))
+  }
+
+  /// A stable id for a record without one: the first 128 bits of SHA-256 over source name and record bytes,
+  /// so the same record read again is recognised as a duplicate.
+  static func contentID(source: String, bytes: UnsafeBufferPointer<UInt8>) -> String {
+    var h = SHA256()
+    h.update(data: Array(source.utf8) + [0])
+    h.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+    let digest = h.finalize()
+    var out = "h_"
+    out.reserveCapacity(34)
+    for b in digest.prefix(16) {
+      out.append(Mapper.hex[Int(b >> 4)])
+      out.append(Mapper.hex[Int(b & 15)])
+    }
+    return out
+  }
+  static let hex: [Character] = Array("0123456789abcdef")
+}
+
+extension Value {
+  /// A copy with the value at a dotted path replaced (maps created as needed).
+  func setting(_ path: [String], _ new: Value) -> Value {
+    guard let first = path.first else { return new }
+    var m: [String: Value] = [:]
+    if case .map(let existing) = self { m = existing }
+    m[first] = (m[first] ?? .null).setting(Array(path.dropFirst()), new)
+    return .map(m)
+  }
+}
+
+/// RFC 4180 fields: quoted fields may hold delimiters, newlines and doubled quotes.
+public enum CSV {
+  public static func fields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8) -> [String] {
+    var out: [String] = []
+    var i = 0
+    let n = bytes.count
+    var end = n
+    while end > 0, bytes[end - 1] == 0x0D || bytes[end - 1] == 0x0A { end -= 1 }
+    if end == 0 { return [""] }
+    while i <= end {
+      if i < end, bytes[i] == 0x22 {
+        var field: [UInt8] = []
+        i += 1
+        while i < end {
+          if bytes[i] == 0x22 {
+            if i + 1 < end, bytes[i + 1] == 0x22 {
+              field.append(0x22)
+              i += 2
+              continue
+            }
+            i += 1
+            break
+          }
+          field.append(bytes[i])
+          i += 1
+        }
+        // Anything between the closing quote and the delimiter is kept, as most readers do.
+        while i < end, bytes[i] != delimiter {
+          field.append(bytes[i])
+          i += 1
+        }
+        out.append(String(decoding: field, as: UTF8.self))
+      } else {
+        let start = i
+        while i < end, bytes[i] != delimiter { i += 1 }
+        out.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
+      }
+      i += 1  // past the delimiter (or past the end)
+    }
+    return out
+  }
+}

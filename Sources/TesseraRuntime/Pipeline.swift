@@ -1,0 +1,157 @@
+import AsyncAlgorithms
+import Foundation
+import Synchronization
+import TesseraCompiler
+import TesseraModel
+import TesseraStore
+
+/// Live counters the stages update and the progress display reads.
+public final class RunCounters: Sendable {
+  public struct Snapshot: Sendable, Hashable {
+    public var recordsRead = 0
+    public var committed = ResolveStats()
+    public var profiles = 0
+  }
+  let state = Mutex(Snapshot())
+  public init() {}
+  public var snapshot: Snapshot { state.withLock { $0 } }
+  func read(_ n: Int) { state.withLock { $0.recordsRead += n } }
+  func committed(_ s: ResolveStats, profiles: Int) {
+    state.withLock {
+      $0.committed.add(s)
+      $0.profiles = profiles
+    }
+  }
+}
+
+/// What a run did.
+public struct RunSummary: Sendable, Hashable {
+  public var recordsRead: Int
+  public var stats: ResolveStats
+  /// Live profiles in the store after the run.
+  public var profiles: Int
+  public var seconds: Double
+  public var eventsPerSecond: Double { seconds > 0 ? Double(recordsRead) / seconds : 0 }
+}
+
+/// Runs a compiled plan's file sources to the end into a store.
+///
+/// Stages are child tasks of one task group, joined by `AsyncChannel`s, which suspend the sender until the
+/// receiver takes the element, so a slow stage holds back the ones before it instead of buffering:
+///
+///     reader ─RawBatch─► N decode & map workers ─MappedBatch─► resolve & unify (one writer) ─CommitBatch─► store writer
+///
+/// The workers finish batches out of order; the resolver puts them back in read order, so a run gives
+/// the same profiles whatever the number of workers. Each `CommitBatch` is one store transaction holding the
+/// events and every state change they caused: if the run stops, what was committed is whole, and the
+/// next run re-reads the rest (events already stored are recognised by id and skipped).
+public struct PipelineRunner: Sendable {
+  public var plan: PipelinePlan
+  public var store: any Store
+  public var readers: [Int: any SourceReader]
+  public var workers: Int
+  /// The time events without a timestamp get, and the `now()` of mapping expressions.
+  public var now: Timestamp
+  public let counters = RunCounters()
+  /// Called with the rejected records of each committed batch (for `--rejected FILE`).
+  public var onRejected: (@Sendable ([RejectedRecord]) -> Void)?
+
+  public init(
+    plan: PipelinePlan, store: any Store, readers: [Int: any SourceReader], workers: Int = 2,
+    now: Timestamp = Timestamp(Date())
+  ) {
+    self.plan = plan
+    self.store = store
+    self.readers = readers
+    self.workers = max(1, workers)
+    self.now = now
+  }
+
+  public func run() async throws -> RunSummary {
+    let started = ContinuousClock.now
+    let config = plan.config
+    let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
+    let identity = try await store.loadIdentity()
+    let traits = try await store.loadTraits()
+    let raw = AsyncChannel<RawBatch>()
+    let mapped = AsyncChannel<MappedBatch>()
+    let commits = AsyncChannel<(CommitBatch, ResolveStats, Int)>()
+    let readers = self.readers
+    let store = self.store
+    let counters = self.counters
+    let workerCount = workers
+    let onRejected = self.onRejected
+
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      // Sources, one after another in declaration order, so batch numbers follow the files.
+      group.addTask {
+        defer { raw.finish() }
+        var seq = 0
+        for index in config.sources.indices {
+          guard let reader = readers[index] else { continue }
+          let seqBox = Mutex(seq)
+          try await reader.read(source: index) { batch in
+            var b = batch
+            b.seq = seqBox.withLock { s in
+              defer { s += 1 }
+              return s
+            }
+            counters.read(b.records.count)
+            try Task.checkCancellation()
+            await raw.send(b)
+          }
+          seq = seqBox.withLock { $0 }
+        }
+      }
+      // Decode & map on N workers.
+      group.addTask {
+        defer { mapped.finish() }
+        try await withThrowingTaskGroup(of: Void.self) { pool in
+          for _ in 0..<workerCount {
+            pool.addTask {
+              for await batch in raw {
+                try Task.checkCancellation()
+                await mapped.send(mappers[batch.source].map(batch))
+              }
+            }
+          }
+          try await pool.waitForAll()
+        }
+      }
+      // Resolve & unify: the single writer of identity and profile state.
+      group.addTask {
+        defer { commits.finish() }
+        var resolver = Resolver(config: config, identity: identity, traits: traits)
+        var pending: [Int: MappedBatch] = [:]
+        var next = 0
+        for await batch in mapped {
+          pending[batch.seq] = batch
+          while let b = pending.removeValue(forKey: next) {
+            next += 1
+            try Task.checkCancellation()
+            let keys = b.events.map { EventKey(source: $0.source, id: $0.id) }
+            let stored = try await store.existingEvents(keys)
+            let (commit, stats) = resolver.apply(b, stored: stored)
+            await commits.send((commit, stats, resolver.graph.profileCount))
+          }
+        }
+        try Task.checkCancellation()
+      }
+      // The store writer: one transaction per batch.
+      group.addTask {
+        for await (commit, stats, profiles) in commits {
+          if !commit.isEmpty { try await store.commit(commit) }
+          counters.committed(stats, profiles: profiles)
+          if !commit.rejected.isEmpty { onRejected?(commit.rejected) }
+        }
+      }
+      try await group.waitForAll()
+    }
+    let elapsed = ContinuousClock.now - started
+    let snap = counters.snapshot
+    let live = try await store.stats().profiles
+    return RunSummary(
+      recordsRead: snap.recordsRead, stats: snap.committed, profiles: live,
+      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+  }
+}

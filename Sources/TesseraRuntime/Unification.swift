@@ -1,0 +1,232 @@
+import TesseraCompiler
+import TesseraModel
+
+/// One observed value of a trait, with where and when it came from.
+public struct Observation: Sendable, Hashable {
+  public var value: Value
+  public var source: String
+  public var eventID: String
+  public var timestamp: Timestamp
+
+  public init(value: Value, source: String, eventID: String, timestamp: Timestamp) {
+    self.value = value
+    self.source = source
+    self.eventID = eventID
+    self.timestamp = timestamp
+  }
+
+  /// Later timestamp wins; equal timestamps are ordered by event id so the outcome never depends on arrival.
+  func isNewer(than o: Observation) -> Bool { (timestamp, eventID) > (o.timestamp, o.eventID) }
+}
+
+/// How one attribute's value is chosen among observations, with the policy's summary of what was seen.
+/// Summaries merge without the full history, so merging two profiles re-applies the policy over both.
+public struct TraitPolicy: Sendable {
+  public var kind: PolicyKind
+  /// For `source_priority`: sources in order of trust; unlisted sources rank after them.
+  public var sources: [String]
+
+  public init(kind: PolicyKind, sources: [String] = []) {
+    self.kind = kind
+    self.sources = sources
+  }
+
+  func rank(_ source: String) -> Int { sources.firstIndex(of: source) ?? sources.count }
+
+  /// Adds one observation to a summary (nil: the first one).
+  public func add(_ o: Observation, to state: TraitState?) -> TraitState {
+    merge(state, TraitState.initial(o, kind))
+  }
+
+  /// Combines two summaries of the same trait.
+  public func merge(_ a: TraitState?, _ b: TraitState) -> TraitState {
+    guard let a else { return b }
+    var out = a
+    out.latest = b.latest.isNewer(than: a.latest) ? b.latest : a.latest
+    switch kind {
+    case .most_recent:
+      out.winner = b.winner.isNewer(than: a.winner) ? b.winner : a.winner
+    case .first_seen:
+      out.winner = a.winner.isNewer(than: b.winner) ? b.winner : a.winner
+    case .max, .min:
+      let c = Value.compare(b.winner.value, a.winner.value) ?? 0
+      let better = kind == .max ? c > 0 : c < 0
+      // Equal values: keep the earlier observation as the one that first reached it.
+      out.winner = better || (c == 0 && a.winner.isNewer(than: b.winner)) ? b.winner : a.winner
+    case .source_priority:
+      for (s, o) in b.bySource where out.bySource[s].map({ o.isNewer(than: $0) }) ?? true { out.bySource[s] = o }
+      out.winner =
+        out.bySource.values.min { x, y in
+          let (rx, ry) = (rank(x.source), rank(y.source))
+          return rx != ry ? rx < ry : x.isNewer(than: y)
+        } ?? out.winner
+    case .most_frequent:
+      for (v, entry) in b.counts {
+        if let mine = out.counts[v] {
+          out.counts[v] = (mine.0 + entry.0, entry.1.isNewer(than: mine.1) ? entry.1 : mine.1)
+        } else {
+          out.counts[v] = entry
+        }
+      }
+      out.winner =
+        out.counts.values.max { x, y in x.0 != y.0 ? x.0 < y.0 : y.1.isNewer(than: x.1) }?.1 ?? out.winner
+    case .sum:
+      out.total = Checkers.add(a.total, b.total)
+      out.winner = Observation(
+        value: out.total, source: out.latest.source, eventID: out.latest.eventID, timestamp: out.latest.timestamp)
+    case .union:
+      var seen = Set(a.members)
+      for v in b.members where seen.insert(v).inserted { out.members.append(v) }
+      out.members = TraitState.ordered(out.members)
+      out.winner = Observation(
+        value: .list(out.members), source: out.latest.source, eventID: out.latest.eventID,
+        timestamp: out.latest.timestamp)
+    }
+    out.observations = a.observations + b.observations
+    return out
+  }
+
+  /// Why the visible value won, in words.
+  public func explain(_ s: TraitState) -> String {
+    switch kind {
+    case .most_recent: return "most recent (\(s.winner.timestamp.iso8601))"
+    case .first_seen: return "first seen (\(s.winner.timestamp.iso8601))"
+    case .max: return "largest of \(s.observations) value\(s.observations == 1 ? "" : "s")"
+    case .min: return "smallest of \(s.observations) value\(s.observations == 1 ? "" : "s")"
+    case .source_priority:
+      let order = sources.isEmpty ? "" : " (\(sources.joined(separator: " > ")))"
+      return "source priority\(order): \(s.winner.source) is the most trusted source with a value"
+    case .most_frequent:
+      let n = s.counts[s.winner.value]?.0 ?? 0
+      return "most frequent: \(n) of \(s.observations) observations"
+    case .sum: return "sum of \(s.observations) value\(s.observations == 1 ? "" : "s")"
+    case .union: return "union of \(s.members.count) distinct value\(s.members.count == 1 ? "" : "s")"
+    }
+  }
+}
+
+enum Checkers {
+  static func add(_ a: Value, _ b: Value) -> Value {
+    switch (a, b) {
+    case (.int(let x), .int(let y)):
+      let (s, o) = x.addingReportingOverflow(y)
+      return o ? .double(Double(x) + Double(y)) : .int(s)
+    default:
+      guard let x = a.doubleValue, let y = b.doubleValue else { return a.isNull ? b : a }
+      return .double(x + y)
+    }
+  }
+}
+
+/// A policy's summary of a trait's observations.
+public struct TraitState: Sendable {
+  /// The observation whose value is visible.
+  public var winner: Observation
+  /// The newest observation of any value.
+  public var latest: Observation
+  /// How many observations went into this state.
+  public var observations: Int
+  var bySource: [String: Observation] = [:]
+  var counts: [Value: (Int, Observation)] = [:]
+  var total: Value = .null
+  var members: [Value] = []
+
+  public var value: Value { winner.value }
+
+  static func initial(_ o: Observation, _ kind: PolicyKind) -> TraitState {
+    var s = TraitState(winner: o, latest: o, observations: 1)
+    switch kind {
+    case .source_priority: s.bySource = [o.source: o]
+    case .most_frequent: s.counts = [o.value: (1, o)]
+    case .sum:
+      s.total = o.value.doubleValue == nil ? .int(0) : o.value
+      s.winner.value = s.total
+    case .union:
+      if case .list(let l) = o.value {
+        var seen = Set<Value>()
+        s.members = ordered(l.filter { !$0.isNull && seen.insert($0).inserted })
+      } else {
+        s.members = [o.value]
+      }
+      s.winner.value = .list(s.members)
+    default: break
+    }
+    return s
+  }
+
+  /// Union members in one canonical order (kind, then value), so the list never depends on the order
+  /// observations arrived in or on which of two merged profiles survived.
+  static func ordered(_ values: [Value]) -> [Value] {
+    func group(_ v: Value) -> Int {
+      switch v {
+      case .null: return 0
+      case .bool: return 1
+      case .int, .double: return 2
+      case .string: return 3
+      case .timestamp: return 4
+      case .duration: return 5
+      case .list: return 6
+      case .map: return 7
+      }
+    }
+    return values.sorted { a, b in
+      let (ga, gb) = (group(a), group(b))
+      if ga != gb { return ga < gb }
+      if let c = Value.compare(a, b), c != 0 { return c < 0 }
+      return a.literal < b.literal
+    }
+  }
+
+  // MARK: persistence
+
+  static func encode(_ o: Observation) -> Value {
+    .map(["v": o.value, "s": .string(o.source), "e": .string(o.eventID), "t": .int(o.timestamp.microseconds)])
+  }
+
+  static func decode(_ v: Value) -> Observation? {
+    guard case .map(let m) = v, let s = m["s"]?.stringValue, let e = m["e"]?.stringValue,
+      case .int(let t)? = m["t"]
+    else { return nil }
+    return Observation(value: m["v"] ?? .null, source: s, eventID: e, timestamp: Timestamp(microseconds: t))
+  }
+
+  /// The summary as a value a store can keep.
+  public var encoded: Value {
+    var m: [String: Value] = ["w": Self.encode(winner), "l": Self.encode(latest), "n": .int(Int64(observations))]
+    if !bySource.isEmpty { m["by_source"] = .list(bySource.keys.sorted().compactMap { bySource[$0].map(Self.encode) }) }
+    if !counts.isEmpty {
+      m["counts"] = .list(
+        counts.sorted { JSON.encode($0.key) < JSON.encode($1.key) }.map {
+          .list([.int(Int64($0.value.0)), Self.encode($0.value.1)])
+        })
+    }
+    if !total.isNull { m["total"] = total }
+    if !members.isEmpty { m["members"] = .list(members) }
+    return .map(m)
+  }
+
+  public init?(encoded v: Value) {
+    guard case .map(let m) = v, let w = m["w"].flatMap(Self.decode), let l = m["l"].flatMap(Self.decode),
+      case .int(let n)? = m["n"]
+    else { return nil }
+    self.init(winner: w, latest: l, observations: Int(n))
+    if case .list(let l)? = m["by_source"] {
+      for o in l.compactMap(Self.decode) { bySource[o.source] = o }
+    }
+    if case .list(let l)? = m["counts"] {
+      for entry in l {
+        guard case .list(let pair) = entry, pair.count == 2, case .int(let c) = pair[0], let o = Self.decode(pair[1])
+        else { continue }
+        counts[o.value] = (Int(c), o)
+      }
+    }
+    total = m["total"] ?? .null
+    if case .list(let l)? = m["members"] { members = l }
+  }
+
+  init(winner: Observation, latest: Observation, observations: Int) {
+    self.winner = winner
+    self.latest = latest
+    self.observations = observations
+  }
+}

@@ -1,0 +1,207 @@
+import Foundation
+import GRDB
+import TesseraIdentity
+import TesseraModel
+import TesseraSQLite
+import TesseraStore
+import TesseraStoreSuite
+import Testing
+
+/// A directory under the temporary directory, removed when the test is done with it.
+final class TempDir: Sendable {
+  let url: URL
+  init() throws {
+    url = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-store-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+  }
+  func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+  deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+func report(_ failures: [String]) {
+  for f in failures { print("FAIL \(f)") }
+}
+
+@Suite struct MemoryStoreTests {
+  @Test func behaviourSuite() async throws {
+    let failures = try await StoreSuite.run { MemoryStore() }
+    report(failures)
+    #expect(failures == [])
+  }
+}
+
+@Suite struct SQLiteStoreTests {
+  @Test func behaviourSuite() async throws {
+    let dir = try TempDir()
+    var n = 0
+    let failures = try await StoreSuite.run {
+      n += 1
+      return try SQLiteStore(path: dir.path("suite-\(n).sqlite"))
+    }
+    report(failures)
+    #expect(failures == [])
+  }
+
+  /// A batch that fails partway (a profile merged into itself, refused by a CHECK after the batch's profiles,
+  /// events, releases and a first merge were written) leaves nothing behind.
+  @Test func refusedBatchIsRolledBack() async throws {
+    let dir = try TempDir()
+    let store = try SQLiteStore(path: dir.path("atomic.sqlite"))
+    let failures = try await StoreSuite.checkAtomicity(of: store) { b in
+      b.merges.append(
+        MergeRecord(
+          survivor: ProfileID(3), absorbed: ProfileID(3), rule: "bad", evidence: [], eventID: "z1",
+          at: Timestamp(microseconds: 0)))
+    }
+    report(failures)
+    #expect(failures == [])
+  }
+
+  /// The same at the GRDB level: a transaction that throws after writing is rolled back by `write`.
+  @Test func grdbWriteRollsBackOnError() async throws {
+    struct Boom: Error {}
+    let dir = try TempDir()
+    let path = dir.path("raw.sqlite")
+    _ = try SQLiteStore(path: path)
+    let pool = try DatabasePool(path: path)
+    await #expect(throws: Boom.self) {
+      try await pool.write { db in
+        try db.execute(sql: "INSERT INTO profiles (id, created_at) VALUES (1, 0)")
+        throw Boom()
+      }
+    }
+    let count = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM profiles") }
+    #expect(count == 0)
+  }
+
+  @Test func dataSurvivesReopening() async throws {
+    let dir = try TempDir()
+    let path = dir.path("reopen.sqlite")
+    let first = try SQLiteStore(path: path)
+    var f = StoreSuite.Failures()
+    var b = CommitBatch()
+    b.newProfiles = [(ProfileID(1), StoreSuite.t(0)), (ProfileID(2), StoreSuite.t(1))]
+    b.events = [
+      StoreSuite.event(
+        "e1", at: StoreSuite.t(5), ids: [Identifier("email", "a@x")], traits: StoreSuite.tricky,
+        profile: ProfileID(1)),
+      StoreSuite.event("e2", at: StoreSuite.t(6), ids: [Identifier("email", "b@x")], profile: ProfileID(2)),
+    ]
+    b.identifiers = [
+      (Identifier("email", "a@x"), ProfileID(1), StoreSuite.t(5)),
+      (Identifier("email", "b@x"), ProfileID(2), StoreSuite.t(6)),
+    ]
+    b.traits = StoreSuite.tricky.map { StoreSuite.trait(ProfileID(1), $0.key, $0.value) }
+    b.rejected = [RejectedRecord(source: "csv", line: 2, record: "x", reason: "bad", at: StoreSuite.t(7))]
+    try await first.commit(b)
+    var m = CommitBatch()
+    m.merges = [
+      MergeRecord(
+        survivor: ProfileID(1), absorbed: ProfileID(2), rule: "email", evidence: [Identifier("email", "a@x")],
+        eventID: "e3", at: StoreSuite.t(8), score: 0.75)
+    ]
+    m.conflicts = [
+      StoreSuite.conflict(
+        kept: ProfileID(1), other: nil, kind: "email", identifiers: [], eventID: "e3", at: StoreSuite.t(8))
+    ]
+    try await first.commit(m)
+    let before = try await StoreSuite.snapshot(of: first, upTo: 3)
+    try first.close()
+
+    let second = try SQLiteStore(path: path)
+    let after = try await StoreSuite.snapshot(of: second, upTo: 3)
+    #expect(after == before)
+    #expect(try await second.stats().merges == 1)
+    f.expect(after.count, before.count, "snapshot size")
+    report(f.messages)
+    try second.close()
+  }
+
+  @Test func walModeIsOn() async throws {
+    let dir = try TempDir()
+    let path = dir.path("wal.sqlite")
+    let store = try SQLiteStore(path: path)
+    let queue = try DatabaseQueue(path: path)
+    let mode = try await queue.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+    #expect(mode == "wal")
+    try queue.close()
+    try store.close()
+  }
+
+  @Test func schemaVersionIsRecordedAndNewerIsRefused() async throws {
+    let dir = try TempDir()
+    let path = dir.path("version.sqlite")
+    try SQLiteStore(path: path).close()
+    let queue = try DatabaseQueue(path: path)
+    let version = try await queue.read { db in
+      try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'")
+    }
+    #expect(version == SQLiteStore.schemaVersion)
+    let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+    }
+    #expect(migrations == ["v1"])
+    // Opening again is fine and changes nothing.
+    try SQLiteStore(path: path).close()
+    try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
+    try queue.close()
+
+    var refused: StoreError?
+    do { _ = try SQLiteStore(path: path) } catch let e as StoreError { refused = e }
+    guard case .schemaTooNew(let found, let supported)? = refused else {
+      Issue.record("expected StoreError.schemaTooNew, got \(String(describing: refused))")
+      return
+    }
+    #expect(found == 99)
+    #expect(supported == SQLiteStore.schemaVersion)
+    #expect(refused?.description.contains("newer") == true)
+  }
+
+  @Test func largeBatch() async throws {
+    let dir = try TempDir()
+    let store = try SQLiteStore(path: dir.path("large.sqlite"))
+    let count = 50_000
+    let profiles = 10_000
+    var b = CommitBatch()
+    b.newProfiles = (1...profiles).map { (ProfileID(Int64($0)), StoreSuite.t(0)) }
+    b.events.reserveCapacity(count)
+    b.identifiers.reserveCapacity(count * 2)
+    b.traits.reserveCapacity(count)
+    for n in 0..<count {
+      let p = ProfileID(Int64(n % profiles + 1))
+      let at = StoreSuite.t(Int64(n))
+      let ids = [Identifier("user_id", "u\(p.raw)"), Identifier("anonymous_id", "a\(n)")]
+      b.events.append(
+        StoreSuite.event(
+          "evt-\(n)", at: at, ids: ids, traits: ["plan": .string("pro"), "n": .int(Int64(n))],
+          properties: ["price": .double(Double(n) / 4), "sku": .string("sku-\(n % 97)")],
+          context: ["ip": .string("10.0.\(n % 256).1")], profile: p))
+      for i in ids { b.identifiers.append((i, p, at)) }
+      b.traits.append(StoreSuite.trait(p, "plan", .string("pro"), event: "evt-\(n)", at: at))
+      b.traits.append(StoreSuite.trait(p, "last_n", .int(Int64(n)), event: "evt-\(n)", at: at))
+    }
+    let clock = ContinuousClock()
+    let took = try await clock.measure { try await store.commit(b) }
+    print(
+      "committed \(count) events, \(b.identifiers.count) identifier rows, \(b.traits.count) trait upserts in \(took)")
+
+    let stats = try await store.stats()
+    #expect(stats.events == count)
+    #expect(stats.profiles == profiles)
+    #expect(stats.identifiers == profiles + count)
+    let keys = (0..<count).map { EventKey(source: "web", id: "evt-\($0)") }
+    let lookup = try await clock.measure {
+      let existing = try await store.existingEvents(keys + [EventKey(source: "web", id: "nope")])
+      #expect(existing.count == count)
+    }
+    print("existingEvents of \(count + 1) keys in \(lookup)")
+    let traits = try await store.loadTraits()
+    #expect(traits.count == profiles * 2)
+    #expect(traits.first(where: { $0.profile == ProfileID(1) && $0.trait == "last_n" })?.value == .int(40_000))
+    let snap = try await store.loadIdentity()
+    #expect(snap.profiles.count == profiles)
+    #expect(snap.profiles.reduce(0) { $0 + $1.1.count } == profiles + count)
+    let events = try await store.events(of: ProfileID(7), limit: 3)
+    #expect(events.map(\.event.id) == ["evt-40006", "evt-30006", "evt-20006"])
+    try store.close()
+  }
+}
