@@ -180,7 +180,15 @@ public struct IdentityGraph: Sendable {
   /// identifier and a shared identifier (a household phone, a family laptop) never glues people together.
   public mutating func resolve(_ identifiers: [Identifier], eventID: String, at time: Timestamp) -> Resolution {
     // Strongest first; ties by kind and value so the outcome never depends on mapping order.
-    let ids = Array(Set(identifiers)).sorted { (rank($0), $0) < (rank($1), $1) }
+    var ids = identifiers.sorted { (rank($0), $0) < (rank($1), $1) }
+    if ids.count > 1 {  // drop repeats (adjacent after sorting) without hashing
+      var w = 1
+      for r in 1..<ids.count where ids[r] != ids[w - 1] {
+        ids[w] = ids[r]
+        w += 1
+      }
+      ids.removeLast(ids.count - w)
+    }
     var expired: [(Identifier, ProfileID)] = []
     var conflicts: [ConflictRecord] = []
     var reached: [(profile: ProfileID, via: Identifier)] = []
@@ -330,12 +338,16 @@ public struct IdentityGraph: Sendable {
 
   /// The kind whose limit the union of two identifier sets would exceed, if any.
   func limitBroken(_ a: [Identifier], _ b: [Identifier]) -> String? {
-    var counts: [String: Set<String>] = [:]
-    for i in a + b where !isBlocked(i) { counts[i.kind, default: []].insert(i.value) }
-    for (kind, values) in counts.sorted(by: { $0.key < $1.key }) {
-      if let max = rules[kind]?.maxPerProfile, values.count > max { return kind }
+    // Profiles hold a handful of identifiers, so linear scans beat hashing here (this is on the hot path).
+    var broken: String?
+    for i in b where !isBlocked(i) {
+      guard let max = rules[i.kind]?.maxPerProfile, broken.map({ i.kind < $0 }) ?? true else { continue }
+      var values: [String] = []
+      for x in a where x.kind == i.kind && !isBlocked(x) && !values.contains(x.value) { values.append(x.value) }
+      for x in b where x.kind == i.kind && !isBlocked(x) && !values.contains(x.value) { values.append(x.value) }
+      if values.count > max { broken = i.kind }
     }
-    return nil
+    return broken
   }
 
   mutating func merge(_ absorbed: ProfileID, into survivor: ProfileID) {

@@ -2,6 +2,9 @@
 /// identity resolution. They live in the model because both need them and neither may import the other.
 public enum Normalize {
   public static func trim(_ s: String) -> String {
+    // Fast path: nothing to trim when the first and last bytes are visible ASCII (or non-ASCII text that the
+    // slow path below checks properly).
+    if let f = s.utf8.first, let l = s.utf8.last, f > 0x20, f < 0x80, l > 0x20, l < 0x80 { return s }
     var sub = Substring(s)
     while let f = sub.first, f.isWhitespace { sub.removeFirst() }
     while let l = sub.last, l.isWhitespace { sub.removeLast() }

@@ -53,6 +53,9 @@ public struct PipelineRunner: Sendable {
   /// The time events without a timestamp get, and the `now()` of mapping expressions.
   public var now: Timestamp
   public let counters = RunCounters()
+  /// Events per store transaction: resolved batches are gathered up to this many before they are committed
+  /// together, because each transaction rewrites every index page it touches.
+  public var commitEvents = 8192
   /// Called with the rejected records of each committed batch (for `--rejected FILE`).
   public var onRejected: (@Sendable ([RejectedRecord]) -> Void)?
 
@@ -75,7 +78,11 @@ public struct PipelineRunner: Sendable {
     let traits = try await store.loadTraits()
     let raw = AsyncChannel<RawBatch>()
     let mapped = AsyncChannel<MappedBatch>()
-    let commits = AsyncChannel<(CommitBatch, ResolveStats, Int)>()
+    let commits = AsyncChannel<(ResolvedBatch, Int)>()
+    // A store that held no events when the run started can only hold this run's, which the resolver
+    // already remembers: no need to ask the store about each batch.
+    let storeWasEmpty = try await store.stats().events == 0
+    let commitEvents = max(1, self.commitEvents)
     let readers = self.readers
     let store = self.store
     let counters = self.counters
@@ -124,22 +131,32 @@ public struct PipelineRunner: Sendable {
         var resolver = Resolver(config: config, identity: identity, traits: traits)
         var pending: [Int: MappedBatch] = [:]
         var next = 0
+        var gathered: ResolvedBatch?
         for await batch in mapped {
           pending[batch.seq] = batch
           while let b = pending.removeValue(forKey: next) {
             next += 1
             try Task.checkCancellation()
-            let keys = b.events.map { EventKey(source: $0.source, id: $0.id) }
-            let stored = try await store.existingEvents(keys)
-            let (commit, stats) = resolver.apply(b, stored: stored)
-            await commits.send((commit, stats, resolver.graph.profileCount))
+            var stored: Set<EventKey> = []
+            if !storeWasEmpty {
+              stored = try await store.existingEvents(b.events.map { EventKey(source: $0.source, id: $0.id) })
+            }
+            let resolved = resolver.resolve(b, stored: stored)
+            if gathered == nil { gathered = resolved } else { gathered?.append(resolved) }
+            if let g = gathered, g.commit.events.count + g.commit.rejected.count >= commitEvents {
+              await commits.send((g, resolver.graph.profileCount))
+              gathered = nil
+            }
           }
         }
         try Task.checkCancellation()
+        if let g = gathered { await commits.send((g, resolver.graph.profileCount)) }
       }
       // The store writer: one transaction per batch.
       group.addTask {
-        for await (commit, stats, profiles) in commits {
+        for await (resolved, profiles) in commits {
+          let commit = resolved.finished()
+          let stats = resolved.stats
           if !commit.isEmpty { try await store.commit(commit) }
           counters.committed(stats, profiles: profiles)
           if !commit.rejected.isEmpty { onRejected?(commit.rejected) }

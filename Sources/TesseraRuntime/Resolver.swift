@@ -64,11 +64,19 @@ public struct Resolver: Sendable {
 
   /// Resolves and unifies a batch. `stored` names the events the store already holds.
   public mutating func apply(_ batch: MappedBatch, stored: Set<EventKey>) -> (CommitBatch, ResolveStats) {
+    let r = resolve(batch, stored: stored)
+    return (r.finished(), r.stats)
+  }
+
+  /// Resolves and unifies a batch, leaving the encoding of changed traits to `ResolvedBatch.finished()`,
+  /// which the store writer runs, off the single writer's path.
+  public mutating func resolve(_ batch: MappedBatch, stored: Set<EventKey>) -> ResolvedBatch {
     var commit = CommitBatch()
     var stats = ResolveStats()
     stats.rejected = batch.rejected.count
     stats.invalidIdentifiers = batch.invalidIdentifiers
     commit.rejected = batch.rejected
+    commit.events.reserveCapacity(batch.events.count)
     var dirty: Set<TraitKey> = []
     for event in batch.events {
       let key = EventKey(source: event.source, id: event.id)
@@ -83,48 +91,103 @@ public struct Resolver: Sendable {
       }
       for m in r.merges {
         if let absorbed = profiles.removeValue(forKey: m.absorbed) {
-          var survivor = profiles[m.survivor] ?? [:]
           for (trait, state) in absorbed {
-            survivor[trait] = policy(for: trait).merge(survivor[trait], state)
+            let merged = policy(for: trait).merge(profiles[m.survivor]?[trait], state)
+            profiles[m.survivor, default: [:]][trait] = merged
           }
-          profiles[m.survivor] = survivor
         }
-        // Every trait of the survivor may have changed; the absorbed profile's rows go with the merge.
+        // Every trait of the survivor may have changed; the absorbed profile's rows go with the merge. Keys of
+        // absorbed profiles still in `dirty` are mapped to their survivor when the batch is finished.
         for trait in (profiles[m.survivor] ?? [:]).keys { dirty.insert(TraitKey(profile: m.survivor, trait: trait)) }
-        dirty = Set(dirty.map { $0.profile == m.absorbed ? TraitKey(profile: m.survivor, trait: $0.trait) : $0 })
       }
-      commit.merges += r.merges
-      commit.conflicts += r.conflicts
-      stats.merges += r.merges.count
-      stats.conflicts += r.conflicts.count
-      for i in r.attached + r.touched { commit.identifiers.append((i, r.profile, event.timestamp)) }
-      commit.released += r.expired
-      var state = profiles[r.profile] ?? [:]
+      if !r.merges.isEmpty {
+        commit.merges += r.merges
+        stats.merges += r.merges.count
+      }
+      if !r.conflicts.isEmpty {
+        commit.conflicts += r.conflicts
+        stats.conflicts += r.conflicts.count
+      }
+      for i in r.attached { commit.identifiers.append((i, r.profile, event.timestamp)) }
+      for i in r.touched { commit.identifiers.append((i, r.profile, event.timestamp)) }
+      if !r.expired.isEmpty { commit.released += r.expired }
       for (trait, value) in event.traits where !value.isNull {
         let o = Observation(value: value, source: event.source, eventID: event.id, timestamp: event.timestamp)
-        state[trait] = policy(for: trait).add(o, to: state[trait])
+        let p = policy(for: trait)
+        let updated = p.add(o, to: profiles[r.profile]?[trait])
+        profiles[r.profile, default: [:]][trait] = updated
         dirty.insert(TraitKey(profile: r.profile, trait: trait))
       }
-      profiles[r.profile] = state
       var resolved = event
-      resolved.identifiers = event.identifiers.sorted()
+      if resolved.identifiers.count > 1 { resolved.identifiers.sort() }
       commit.events.append(StoredEvent(event: resolved, profile: r.profile))
       stats.events += 1
     }
-    for k in dirty.sorted(by: { ($0.profile, $0.trait) < ($1.profile, $1.trait) }) {
-      let p = graph.canonical(k.profile)
-      guard let s = profiles[p]?[k.trait] else { continue }
+    var changed: [ProfileID: Set<String>] = [:]
+    for k in dirty { changed[graph.canonical(k.profile), default: []].insert(k.trait) }
+    var pending: [PendingTrait] = []
+    pending.reserveCapacity(dirty.count)
+    for (p, traits) in changed {
+      for t in traits {
+        guard let state = profiles[p]?[t] else { continue }
+        pending.append(PendingTrait(profile: p, trait: t, state: state, policy: policy(for: t)))
+      }
+    }
+    return ResolvedBatch(commit: commit, stats: stats, pending: pending)
+  }
+}
+
+/// A changed trait waiting to be encoded for the store.
+struct PendingTrait: Sendable {
+  var profile: ProfileID
+  var trait: String
+  var state: TraitState
+  var policy: TraitPolicy
+}
+
+/// A resolved batch: the store changes and the stats, with changed traits still to be encoded.
+public struct ResolvedBatch: Sendable {
+  public var commit: CommitBatch
+  public var stats: ResolveStats
+  var pending: [PendingTrait]
+
+  /// The complete `CommitBatch`, traits encoded with their state and the policy's explanation.
+  public func finished() -> CommitBatch {
+    var c = commit
+    c.traits.reserveCapacity(pending.count)
+    for t in pending.sorted(by: { ($0.profile, $0.trait) < ($1.profile, $1.trait) }) {
+      let s = t.state
       var state = s.encoded
       if case .map(var m) = state {
-        m["why"] = .string(policy(for: k.trait).explain(s))
+        m["why"] = .string(t.policy.explain(s))
         state = .map(m)
       }
-      commit.traits.append(
+      c.traits.append(
         TraitRecord(
-          profile: p, trait: k.trait, value: s.value, source: s.winner.source, eventID: s.winner.eventID,
+          profile: t.profile, trait: t.trait, value: s.value, source: s.winner.source, eventID: s.winner.eventID,
           timestamp: s.winner.timestamp, state: state))
     }
-    return (commit, stats)
+    return c
+  }
+
+  /// Appends another resolved batch, for committing several in one transaction.
+  public mutating func append(_ o: ResolvedBatch) {
+    commit.events += o.commit.events
+    commit.newProfiles += o.commit.newProfiles
+    commit.identifiers += o.commit.identifiers
+    commit.released += o.commit.released
+    commit.merges += o.commit.merges
+    commit.conflicts += o.commit.conflicts
+    commit.rejected += o.commit.rejected
+    stats.add(o.stats)
+    // A later state of the same trait replaces the earlier one; profiles absorbed since are dropped.
+    var index: [TraitKey: Int] = [:]
+    for (n, t) in pending.enumerated() { index[TraitKey(profile: t.profile, trait: t.trait)] = n }
+    for t in o.pending {
+      if let n = index[TraitKey(profile: t.profile, trait: t.trait)] { pending[n] = t } else { pending.append(t) }
+    }
+    let absorbed = Set(o.commit.merges.map(\.absorbed))
+    if !absorbed.isEmpty { pending.removeAll { absorbed.contains($0.profile) } }
   }
 }
 

@@ -13,6 +13,10 @@ public actor MemoryStore: Store {
   var profiles: [ProfileID: Timestamp] = [:]
   var mergedInto: [ProfileID: ProfileID] = [:]
   var identifierRows: [Identifier: [ProfileID: Timestamp]] = [:]
+  /// The identifiers each profile holds (the reverse of `identifierRows`), so merges touch only their rows.
+  var heldBy: [ProfileID: Set<Identifier>] = [:]
+  /// The profiles merged into each live profile, itself included.
+  var families: [ProfileID: [ProfileID]] = [:]
   var traitRows: [ProfileID: [String: TraitRecord]] = [:]
   var mergeLog: [MergeRecord] = []
   var conflictLog: [ConflictRecord] = []
@@ -23,27 +27,35 @@ public actor MemoryStore: Store {
   public func existingEvents(_ keys: [EventKey]) -> Set<EventKey> { Set(keys.filter { events[$0] != nil }) }
 
   public func commit(_ batch: CommitBatch) {
-    for (p, at) in batch.newProfiles where profiles[p] == nil { profiles[p] = at }
+    for (p, at) in batch.newProfiles where profiles[p] == nil {
+      profiles[p] = at
+      families[p] = [p]
+    }
     for e in batch.events {
       let key = EventKey(source: e.event.source, id: e.event.id)
       guard events[key] == nil else { continue }
       events[key] = e
       eventOrder.append(key)
     }
-    for (i, p) in batch.released { identifierRows[i]?[p] = nil }
-    for m in batch.merges {
+    for (i, p) in batch.released {
+      identifierRows[i]?[p] = nil
+      heldBy[p]?.remove(i)
+    }
+    for m in batch.merges where m.absorbed != m.survivor {
       mergedInto[m.absorbed] = m.survivor
-      for (i, rows) in identifierRows {
-        if let seen = rows[m.absorbed] {
-          identifierRows[i]?[m.absorbed] = nil
-          identifierRows[i]?[m.survivor] = max(seen, rows[m.survivor] ?? seen)
-        }
+      for i in heldBy.removeValue(forKey: m.absorbed) ?? [] {
+        guard let rows = identifierRows[i], let seen = rows[m.absorbed] else { continue }
+        identifierRows[i]?[m.absorbed] = nil
+        identifierRows[i]?[m.survivor] = max(seen, rows[m.survivor] ?? seen)
+        heldBy[m.survivor, default: []].insert(i)
       }
+      families[m.survivor, default: [m.survivor]] += families.removeValue(forKey: m.absorbed) ?? [m.absorbed]
       traitRows[m.absorbed] = nil
       mergeLog.append(m)
     }
     for (i, p, seen) in batch.identifiers {
       identifierRows[i, default: [:]][p] = max(seen, identifierRows[i]?[p] ?? seen)
+      heldBy[p, default: []].insert(i)
     }
     conflictLog.append(contentsOf: batch.conflicts)
     for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
@@ -82,7 +94,7 @@ public actor MemoryStore: Store {
 
   public func identifiers(of profile: ProfileID) -> [(Identifier, Timestamp)] {
     let p = live(profile)
-    return identifierRows.compactMap { i, rows in rows[p].map { (i, $0) } }.sorted { $0.0 < $1.0 }
+    return (heldBy[p] ?? []).compactMap { i in identifierRows[i]?[p].map { (i, $0) } }.sorted { $0.0 < $1.0 }
   }
 
   public func traits(of profile: ProfileID) -> [TraitRecord] {
@@ -91,7 +103,7 @@ public actor MemoryStore: Store {
 
   func family(_ profile: ProfileID) -> Set<ProfileID> {
     let p = live(profile)
-    return Set(profiles.keys.filter { live($0) == p })
+    return Set(families[p] ?? [p])
   }
 
   public func merges(involving profile: ProfileID) -> [MergeRecord] {

@@ -225,3 +225,48 @@ final class Counter: Sendable {
   func add(_ n: Int) { m.withLock { $0 += n } }
   var value: Int { m.withLock { $0 } }
 }
+
+/// Single-threaded cost of each stage per event, to see where time goes.
+enum StageBench {
+  static func run(events: Int) async throws {
+    let dir = NSTemporaryDirectory() + "tessera-bench-\(events)"
+    let (plan, _) = try PipelineBench.prepare(events: events, dir: dir)
+    let reader = FileSourceReader(source: plan.config.sources[0])
+    let batches = BatchBox()
+    try await reader.read(source: 0) { b in batches.add(b) }
+    let raw = batches.all.enumerated().map { i, b in
+      var b = b
+      b.seq = i
+      return b
+    }
+    let now = Timestamp(iso8601: "2026-06-30T00:00:00Z") ?? Timestamp(microseconds: 0)
+    let mapper = Mapper(source: plan.config.sources[0], config: plan.config, receivedAt: now)
+    let clock = ContinuousClock()
+    func us(_ d: Duration) -> Double { PipelineBench.seconds(d) * 1e6 / Double(events) }
+    var mapped: [MappedBatch] = []
+    var t = clock.now
+    for b in raw { mapped.append(mapper.map(b)) }
+    print(String(format: "decode & map: %.2f µs/event", us(clock.now - t)))
+    var resolver = Resolver(config: plan.config)
+    var commits: [CommitBatch] = []
+    t = clock.now
+    for b in mapped { commits.append(resolver.apply(b, stored: []).0) }
+    print(String(format: "resolve & unify: %.2f µs/event", us(clock.now - t)))
+    let memory = MemoryStore()
+    t = clock.now
+    for c in commits { await memory.commit(c) }
+    print(String(format: "commit (memory): %.2f µs/event", us(clock.now - t)))
+    let path = dir + "/stages.sqlite"
+    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    let sqlite = try SQLiteStore(path: path)
+    t = clock.now
+    for c in commits { try await sqlite.commit(c) }
+    print(String(format: "commit (SQLite): %.2f µs/event", us(clock.now - t)))
+  }
+}
+
+final class BatchBox: Sendable {
+  let m = Mutex<[RawBatch]>([])
+  func add(_ b: RawBatch) { m.withLock { $0.append(b) } }
+  var all: [RawBatch] { m.withLock { $0 } }
+}

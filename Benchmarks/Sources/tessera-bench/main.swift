@@ -147,6 +147,7 @@ func option(_ name: String, _ fallback: Int) -> Int {
 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores")
 if what == "compile" || what == "all" { benchCompile() }
 if what == "expr" || what == "all" { benchExpr() }
+if what == "stages" { try await StageBench.run(events: option("--events", 200_000)) }
 if ["sqlite", "memory", "parse"].contains(what) {
   // tessera-bench sqlite|memory|parse [--events N] [--workers W]
   try await PipelineBench.run(
