@@ -35,7 +35,7 @@ public final class SQLiteStore: Store {
       // WAL itself is set by DatabasePool. NORMAL is the usual pairing with WAL: durable against process
       // crashes, no fsync per commit. The page cache is per connection; the writer gets the larger one.
       try db.execute(sql: "PRAGMA synchronous = NORMAL")
-      try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -65536")
+      try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -524288")
       try db.execute(sql: "PRAGMA temp_store = MEMORY")
       // Checkpoint every 8192 pages (32 MiB of WAL) instead of 1000: a batch of a few thousand events dirties
       // several MiB of scattered index pages, and the default made almost every commit pay a checkpoint.
