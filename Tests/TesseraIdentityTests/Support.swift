@@ -64,22 +64,6 @@ struct Harness {
   var conflicts: [ConflictRecord] { log.flatMap(\.conflicts) }
 }
 
-/// SplitMix64: a tiny seeded generator, so property tests replay exactly.
-struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-
-  mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
-  mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-  mutating func pick<T>(_ xs: [T]) -> T { xs[int(0..<xs.count)] }
-}
 
 extension IdentityGraph {
   /// Live profiles as sets of the linking identifiers they own.

@@ -50,7 +50,7 @@ struct TimeSpanTests {
 
   @Test("descriptions parse back to the same span")
   func descriptionRoundTrip() throws {
-    var rng = ModelSplitMix64(seed: 42)
+    var rng = SplitMix64(seed: 42)
     for _ in 0..<2_000 {
       let micros = Int64.random(in: -(1 << 50)...(1 << 50), using: &rng)
       let span = TimeSpan(microseconds: micros)

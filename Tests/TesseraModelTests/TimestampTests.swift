@@ -84,7 +84,7 @@ struct TimestampTests {
 
   @Test("formatting and parsing round-trip and agree with Foundation's calendar")
   func roundTripAgainstFoundation() throws {
-    var rng = ModelSplitMix64(seed: 0x7E55_E4A0)
+    var rng = SplitMix64(seed: 0x7E55_E4A0)
     var calendar = Calendar(identifier: .gregorian)
     calendar.timeZone = try #require(TimeZone(identifier: "UTC"))
     // Years 1600 through 9999 (Foundation's Gregorian calendar switches to Julian dates before 1582).
@@ -122,15 +122,3 @@ struct TimestampTests {
   }
 }
 
-/// SplitMix64, a small seeded generator so property tests are reproducible.
-struct ModelSplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}

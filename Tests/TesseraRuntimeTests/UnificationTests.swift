@@ -24,20 +24,6 @@ enum UnificationFixture {
     TraitPolicy(kind: kind, sources: kind == .source_priority ? ["crm", "support"] : [])
   }
 
-  /// SplitMix64: a tiny seeded generator, so the property tests replay exactly.
-  struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-    mutating func int(_ range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
-    mutating func pick<T>(_ xs: [T]) -> T { xs[int(0..<xs.count)] }
-  }
 
   /// A value of the kind a policy usually sees, drawn from a small pool so values repeat.
   static func value(for kind: PolicyKind, _ rng: inout SplitMix64) -> Value {
@@ -319,7 +305,7 @@ struct MergeTests {
     "merging the summaries of profiles equals adding every observation to one summary",
     arguments: PolicyKind.allCases, [1, 2, 3, 5, 8, 13, 21, 42] as [UInt64])
   func mergeEqualsSingle(kind: PolicyKind, seed: UInt64) {
-    var rng = F.SplitMix64(seed: seed &* 0x1000 &+ UInt64(PolicyKind.allCases.firstIndex(of: kind) ?? 0))
+    var rng = SplitMix64(seed: seed &* 0x1000 &+ UInt64(PolicyKind.allCases.firstIndex(of: kind) ?? 0))
     let p = F.policy(kind)
     for _ in 0..<25 {
       let all = F.observations(for: kind, &rng, count: rng.int(1..<40))
@@ -339,7 +325,7 @@ struct MergeTests {
 
   @Test("merging is the same in either direction", arguments: PolicyKind.allCases)
   func mergeCommutes(kind: PolicyKind) throws {
-    var rng = F.SplitMix64(seed: 99)
+    var rng = SplitMix64(seed: 99)
     let p = F.policy(kind)
     for _ in 0..<30 {
       let a = try #require(F.fold(p, F.observations(for: kind, &rng, count: rng.int(1..<15))))
@@ -350,7 +336,7 @@ struct MergeTests {
 
   @Test("merging into nothing gives the other summary unchanged", arguments: PolicyKind.allCases)
   func mergeIntoNil(kind: PolicyKind) throws {
-    var rng = F.SplitMix64(seed: 5)
+    var rng = SplitMix64(seed: 5)
     let p = F.policy(kind)
     let b = try #require(F.fold(p, F.observations(for: kind, &rng, count: 6)))
     F.same(p.merge(nil, b), b)
@@ -363,7 +349,7 @@ struct PersistenceTests {
     "encoded → init(encoded:) keeps the value, winner, latest and count, and later merges behave the same",
     arguments: PolicyKind.allCases)
   func roundTrip(kind: PolicyKind) throws {
-    var rng = F.SplitMix64(seed: 2024)
+    var rng = SplitMix64(seed: 2024)
     let p = F.policy(kind)
     for _ in 0..<20 {
       let first = F.observations(for: kind, &rng, count: rng.int(1..<20))
@@ -385,7 +371,7 @@ struct PersistenceTests {
 
   @Test("a summary survives a round trip through JSON text, as a store keeps it", arguments: PolicyKind.allCases)
   func jsonRoundTrip(kind: PolicyKind) throws {
-    var rng = F.SplitMix64(seed: 77)
+    var rng = SplitMix64(seed: 77)
     let p = F.policy(kind)
     let s = try #require(F.fold(p, F.observations(for: kind, &rng, count: 12)))
     let parsed = try JSON.parse(JSON.encode(s.encoded))

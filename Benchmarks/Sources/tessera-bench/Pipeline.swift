@@ -11,19 +11,6 @@ import TesseraStore
 /// Synthetic tracking events: persons recur across anonymous ids (1–3 devices each), emails and user ids,
 /// so resolution attaches, merges and sometimes refuses. One NDJSON line per event, about 400 bytes.
 enum EventGenerator {
-  struct RNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func chance(_ p: Double) -> Bool { Double(next() % 10_000) < p * 10_000 }
-  }
-
   static let firstNames = [
     "Ada", "Bruno", "Chiara", "Dmitri", "Emma", "Farid", "Grace", "Henry", "Ines", "Jonas", "Kenji", "Lena",
   ]
@@ -39,25 +26,25 @@ enum EventGenerator {
     FileManager.default.createFile(atPath: path, contents: nil)
     guard let out = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteNoPermission) }
     defer { try? out.close() }
-    var rng = RNG(state: seed)
+    var rng = SplitMix64(seed: seed)
     let persons = max(1, count / 5)
     var buffer = ""
     buffer.reserveCapacity(1 << 20)
     var bytes = 0
     let start = Timestamp(iso8601: "2026-01-01T00:00:00Z")?.microseconds ?? 0
     for n in 0..<count {
-      let p = rng.below(persons)
-      var prng = RNG(state: UInt64(p) &* 7919 &+ seed)
-      let devices = 1 + prng.below(3)
+      let p = rng.int(0..<persons)
+      var prng = SplitMix64(seed: UInt64(p) &* 7919 &+ seed)
+      let devices = 1 + prng.int(0..<3)
       let hasUser = prng.chance(0.7)
       let hasEmail = prng.chance(0.8)
       let hasPhone = prng.chance(0.3)
-      let first = firstNames[prng.below(firstNames.count)]
-      let last = lastNames[prng.below(lastNames.count)]
-      let device = rng.below(devices)
-      let kind = rng.below(10)
+      let first = firstNames[prng.int(0..<firstNames.count)]
+      let last = lastNames[prng.int(0..<lastNames.count)]
+      let device = rng.int(0..<devices)
+      let kind = rng.int(0..<10)
       let type = kind < 2 ? "identify" : (kind < 5 ? "page" : "track")
-      let ts = Timestamp(microseconds: start + Int64(n) * 15_000_000 + Int64(rng.below(1_000_000)))
+      let ts = Timestamp(microseconds: start + Int64(n) * 15_000_000 + Int64(rng.int(0..<1_000_000)))
       var line = "{\"messageId\":\"m-\(n)\",\"type\":\"\(type)\",\"anonymousId\":\"anon-\(p)-\(device)\""
       if hasUser && (type == "identify" || rng.chance(0.5)) {
         line += ",\"userId\":\"u\(p)\""
@@ -69,21 +56,21 @@ enum EventGenerator {
         line += ",\"traits\":{"
         var parts = [
           "\"first_name\":\"\(first)\"", "\"last_name\":\"\(last)\"",
-          "\"plan\":\"\(["free", "pro", "team"][rng.below(3)])\"",
+          "\"plan\":\"\(["free", "pro", "team"][rng.int(0..<3)])\"",
         ]
         if hasEmail { parts.append("\"email\":\"\(first.lowercased()).\(last.lowercased()).\(p)@example.com\"") }
         if hasPhone { parts.append("\"phone\":\"+1415\(String(format: "%07d", p % 10_000_000))\"") }
         line += parts.joined(separator: ",") + "}"
       } else if type == "page" {
         line +=
-          ",\"name\":\"Home\",\"properties\":{\"path\":\"/p/\(rng.below(500))\",\"referrer\":\"https://www.example.org/\",\"title\":\"Trailhead Outfitters\"}"
+          ",\"name\":\"Home\",\"properties\":{\"path\":\"/p/\(rng.int(0..<500))\",\"referrer\":\"https://www.example.org/\",\"title\":\"Trailhead Outfitters\"}"
       } else {
-        let e = events[rng.below(events.count)]
+        let e = events[rng.int(0..<events.count)]
         line +=
-          ",\"event\":\"\(e)\",\"properties\":{\"sku\":\"SKU-\(rng.below(2000))\",\"price\":\(rng.below(20000)).99,\"quantity\":\(1 + rng.below(3)),\"currency\":\"USD\"}"
+          ",\"event\":\"\(e)\",\"properties\":{\"sku\":\"SKU-\(rng.int(0..<2000))\",\"price\":\(rng.int(0..<20000)).99,\"quantity\":\(1 + rng.int(0..<3)),\"currency\":\"USD\"}"
       }
       line +=
-        ",\"context\":{\"ip\":\"203.0.113.\(rng.below(250))\",\"library\":{\"name\":\"analytics.js\",\"version\":\"4.1.0\"},\"locale\":\"en-US\"}}\n"
+        ",\"context\":{\"ip\":\"203.0.113.\(rng.int(0..<250))\",\"library\":{\"name\":\"analytics.js\",\"version\":\"4.1.0\"},\"locale\":\"en-US\"}}\n"
       buffer += line
       if buffer.utf8.count > (1 << 20) - 1024 {
         bytes += buffer.utf8.count
