@@ -24,6 +24,20 @@ public enum JSON {
     return v
   }
 
+  /// Parses a JSON object, building only the members named in `keys` (compared as UTF-8 bytes); the values of
+  /// other members are skipped without being built, which is most of the work saved when a source maps a few
+  /// fields of large records. Skipped text is checked for structure (brackets, strings, literals), not built.
+  public static func parseObject(_ bytes: UnsafeBufferPointer<UInt8>, keeping keys: [[UInt8]]) throws(ParseError)
+    -> Value
+  {
+    var p = JSONParser(bytes: bytes)
+    p.skipSpace()
+    let v = try p.object(keeping: keys)
+    p.skipSpace()
+    guard p.i == bytes.count else { throw ParseError(offset: p.i, message: "unexpected text after the JSON value") }
+    return v
+  }
+
   /// Compact JSON with keys sorted, so equal values encode to equal text.
   public static func encode(_ v: Value) -> String {
     var out = ""
@@ -184,6 +198,121 @@ struct JSONParser {
     default:
       return try number()
     }
+  }
+
+  /// A top-level object keeping only `keys`; anything else at the top is an error like `value` gives.
+  mutating func object(keeping keys: [[UInt8]]) throws(JSON.ParseError) -> Value {
+    guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else {
+      let v = try value(depth: 0)
+      return v
+    }
+    i += 1
+    var m: [String: Value] = [:]
+    m.reserveCapacity(keys.count)
+    skipSpace()
+    if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
+      i += 1
+      return .map(m)
+    }
+    while true {
+      skipSpace()
+      guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+      // Keys without escapes are compared in place; a key with escapes is decoded first.
+      let keyStart = i + 1
+      var j = keyStart
+      while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\") { j += 1 }
+      var wanted: String?
+      if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+        let raw = UnsafeBufferPointer(rebasing: bytes[keyStart..<j])
+        if keys.contains(where: { $0.elementsEqual(raw) }) { wanted = String(decoding: raw, as: UTF8.self) }
+        i = j + 1
+      } else {
+        let k = try string()
+        if keys.contains(where: { $0.elementsEqual(k.utf8) }) { wanted = k }
+      }
+      skipSpace()
+      guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+      i += 1
+      skipSpace()
+      if let wanted {
+        m[wanted] = try value(depth: 1)
+      } else {
+        try skipValue(depth: 1)
+      }
+      skipSpace()
+      guard i < bytes.count else { throw fail("unterminated object") }
+      if bytes[i] == UInt8(ascii: ",") {
+        i += 1
+        continue
+      }
+      if bytes[i] == UInt8(ascii: "}") {
+        i += 1
+        return .map(m)
+      }
+      throw fail("expected `,` or `}` in an object")
+    }
+  }
+
+  /// Steps over one value, checking its syntax, without building it.
+  mutating func skipValue(depth: Int) throws(JSON.ParseError) {
+    guard depth < 512 else { throw fail("JSON nested too deeply") }
+    guard i < bytes.count else { throw fail("unexpected end of JSON") }
+    switch bytes[i] {
+    case UInt8(ascii: "{"), UInt8(ascii: "["):
+      let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+      let isObject = close == UInt8(ascii: "}")
+      i += 1
+      skipSpace()
+      if i < bytes.count, bytes[i] == close {
+        i += 1
+        return
+      }
+      while true {
+        skipSpace()
+        if isObject {
+          guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+          try skipString()
+          skipSpace()
+          guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+          i += 1
+          skipSpace()
+        }
+        try skipValue(depth: depth + 1)
+        skipSpace()
+        guard i < bytes.count else { throw fail(isObject ? "unterminated object" : "unterminated array") }
+        if bytes[i] == UInt8(ascii: ",") {
+          i += 1
+          continue
+        }
+        if bytes[i] == close {
+          i += 1
+          return
+        }
+        throw fail(isObject ? "expected `,` or `}` in an object" : "expected `,` or `]` in an array")
+      }
+    case UInt8(ascii: "\""):
+      try skipString()
+    default:
+      _ = try value(depth: depth)  // literals and numbers: cheap to build, and checked the same way
+    }
+  }
+
+  mutating func skipString() throws(JSON.ParseError) {
+    i += 1
+    while i < bytes.count {
+      let b = bytes[i]
+      if b == UInt8(ascii: "\"") {
+        i += 1
+        return
+      }
+      if b == UInt8(ascii: "\\") {
+        i += 2
+        continue
+      }
+      if b < 0x20 { throw fail("control character in a string") }
+      i += 1
+    }
+    throw fail("unterminated string")
   }
 
   mutating func literal(_ word: StaticString) throws(JSON.ParseError) {

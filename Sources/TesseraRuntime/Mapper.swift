@@ -25,9 +25,21 @@ public struct Mapper: Sendable {
   /// Whether an event without any identifier is kept (it starts a profile that probabilistic rules may
   /// later join to others) or rejected (a deterministic-only pipeline could never find it again).
   let keepsUnidentified: Bool
+  /// The top-level fields of a JSON record that the source's expressions and schema read; the decoder
+  /// builds only these.
+  let topLevelFields: [[UInt8]]
 
   public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp) {
     self.keepsUnidentified = !config.probabilistic.isEmpty
+    var roots: Set<String> = []
+    let exprs = source.mappings.map(\.expr) + [source.messageId, source.timestamp].compactMap { $0 }
+    for e in exprs {
+      for r in e.references { roots.insert(String(r.split(separator: ".", maxSplits: 1).first ?? Substring(r))) }
+    }
+    for f in source.schema.required + Array(source.schema.types.keys) {
+      roots.insert(String(f.split(separator: ".", maxSplits: 1).first ?? Substring(f)))
+    }
+    self.topLevelFields = roots.sorted().map { Array($0.utf8) }
     self.source = source
     self.identifiers = Dictionary(config.identifiers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     self.receivedAt = receivedAt
@@ -71,7 +83,7 @@ public struct Mapper: Sendable {
     switch format {
     case .ndjson:
       do {
-        let v = try JSON.parse(bytes)
+        let v = try JSON.parseObject(bytes, keeping: topLevelFields)
         guard case .map = v else { return .failure(Reason(message: "expected a JSON object, found \(v.typeName)")) }
         return .success(v)
       } catch {

@@ -35,7 +35,24 @@ public struct TraitPolicy: Sendable {
 
   /// Adds one observation to a summary (nil: the first one).
   public func add(_ o: Observation, to state: TraitState?) -> TraitState {
-    merge(state, TraitState.initial(o, kind))
+    guard var s = state else { return TraitState.initial(o, kind) }
+    // Fast paths for the single-winner policies: the same decisions as `merge` with a one-observation summary,
+    // without building one (this runs for every trait of every event).
+    switch kind {
+    case .most_recent:
+      if o.isNewer(than: s.winner) { s.winner = o }
+    case .first_seen:
+      if s.winner.isNewer(than: o) { s.winner = o }
+    case .max, .min:
+      let c = Value.compare(o.value, s.winner.value) ?? 0
+      let better = kind == .max ? c > 0 : c < 0
+      if better || (c == 0 && s.winner.isNewer(than: o)) { s.winner = o }
+    default:
+      return merge(state, TraitState.initial(o, kind))
+    }
+    if o.isNewer(than: s.latest) { s.latest = o }
+    s.observations += 1
+    return s
   }
 
   /// Combines two summaries of the same trait.

@@ -1,0 +1,75 @@
+import TesseraModel
+import Testing
+
+@Suite("JSON reader and writer")
+struct JSONTests {
+  func parse(_ s: String) throws -> Value {
+    var text = s
+    return try text.withUTF8 { try JSON.parse($0) }
+  }
+
+  func parseObject(_ s: String, keeping keys: [String]) throws -> Value {
+    var text = s
+    return try text.withUTF8 { try JSON.parseObject($0, keeping: keys.map { Array($0.utf8) }) }
+  }
+
+  @Test("values of every kind, ints kept apart from doubles")
+  func kinds() throws {
+    let v = try parse(#"{"a": 1, "b": 1.5, "c": "x\"y\u00e9\n", "d": [true, false, null], "e": {"f": -2e3}}"#)
+    #expect(
+      v
+        == .map([
+          "a": .int(1), "b": .double(1.5), "c": .string("x\"yé\n"), "d": .list([.bool(true), .bool(false), .null]),
+          "e": .map(["f": .double(-2000)]),
+        ]))
+  }
+
+  @Test("encoding sorts keys and reads back to the same value")
+  func roundTrip() throws {
+    let v: Value = .map(["b": .list([.int(2), .string("q\"\\\u{1}")]), "a": .double(0.25), "c": .null])
+    let text = JSON.encode(v)
+    #expect(text == #"{"a":0.25,"b":[2,"q\"\\\u0001"],"c":null}"#)
+    #expect(try parse(text) == v)
+  }
+
+  @Test("errors name the byte where the JSON goes wrong")
+  func errors() {
+    for (text, offset) in [(#"{"a": }"#, 6), (#"{"a": 1"#, 7), (#"[1, 2,]"#, 6), ("tru", 0), (#"{"a": 1} x"#, 9)] {
+      #expect(throws: JSON.ParseError.self, "\(text)") { try parse(text) }
+      do {
+        _ = try parse(text)
+      } catch let error as JSON.ParseError {
+        #expect(error.offset == offset, "\(text): \(error)")
+      } catch {
+        Issue.record("unexpected error \(error)")
+      }
+    }
+  }
+
+  @Test("a projected object builds only the kept members and equals the full parse restricted to them")
+  func projection() throws {
+    let text =
+      #"{"keep": {"x": [1, {"y": "z"}]}, "skip": {"deep": [[["\"]}{"]], {"e": "\\"}], "n": 3}, "id": "m-1", "t": null}"#
+    let full = try parse(text)
+    let projected = try parseObject(text, keeping: ["keep", "id", "t", "absent"])
+    guard case .map(let all) = full else {
+      Issue.record("not a map")
+      return
+    }
+    #expect(projected == .map(all.filter { ["keep", "id", "t"].contains($0.key) }))
+    #expect(try parseObject(#"{"a\u0062": 1, "c": 2}"#, keeping: ["ab"]) == .map(["ab": .int(1)]))
+  }
+
+  @Test("skipped members are still checked for structure")
+  func projectionErrors() {
+    for text in [#"{"skip": [1, 2, "id": 1}"#, #"{"skip": "unterminated}"#, #"{"skip": {"a" 1}, "id": 1}"#] {
+      #expect(throws: JSON.ParseError.self, "\(text)") { try parseObject(text, keeping: ["id"]) }
+    }
+    #expect(throws: JSON.ParseError.self) { try parseObject(#"{"id": 1} trailing"#, keeping: ["id"]) }
+  }
+
+  @Test("a non-object top level comes back as it is, for the caller to reject")
+  func nonObject() throws {
+    #expect(try parseObject("[1]", keeping: ["a"]) == .list([.int(1)]))
+  }
+}
