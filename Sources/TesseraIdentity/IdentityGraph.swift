@@ -144,6 +144,12 @@ public struct IdentityGraph: Sendable {
 
   public func identifiers(of profile: ProfileID) -> [Identifier] { members[canonical(profile)] ?? [] }
 
+  /// Whether the live profile `profile` holds `identifier` now.
+  public func holds(_ profile: ProfileID, _ identifier: Identifier) -> Bool {
+    if let m = owner[identifier] { return canonical(m.profile) == profile }
+    return members[profile]?.contains(identifier) ?? false
+  }
+
   func rank(_ i: Identifier) -> Int { rules[i.kind]?.priority ?? Int.max }
 
   /// Restores state saved by a store: a profile, its identifiers and when each was last seen.

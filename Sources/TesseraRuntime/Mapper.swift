@@ -12,6 +12,13 @@ public struct MappedBatch: Sendable {
   public var rejected: [RejectedRecord]
   /// Identifier values dropped because they did not normalize (a malformed email, say).
   public var invalidIdentifiers: Int
+
+  public init(seq: Int, events: [Event], rejected: [RejectedRecord], invalidIdentifiers: Int) {
+    self.seq = seq
+    self.events = events
+    self.rejected = rejected
+    self.invalidIdentifiers = invalidIdentifiers
+  }
 }
 
 /// Decodes, maps and validates records of one source with the expressions the compiler built.

@@ -143,14 +143,18 @@ public struct PipelineRunner: Sendable {
             }
             let resolved = resolver.resolve(b, stored: stored)
             if gathered == nil { gathered = resolved } else { gathered?.append(resolved) }
-            if let g = gathered, g.commit.events.count + g.commit.rejected.count >= commitEvents {
+            if var g = gathered, g.commit.events.count + g.commit.rejected.count >= commitEvents {
+              g.reconcile(with: resolver.graph)
               await commits.send((g, resolver.graph.profileCount))
               gathered = nil
             }
           }
         }
         try Task.checkCancellation()
-        if let g = gathered { await commits.send((g, resolver.graph.profileCount)) }
+        if var g = gathered {
+          g.reconcile(with: resolver.graph)
+          await commits.send((g, resolver.graph.profileCount))
+        }
       }
       // The store writer: one transaction per batch.
       group.addTask {

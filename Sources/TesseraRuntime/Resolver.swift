@@ -64,7 +64,8 @@ public struct Resolver: Sendable {
 
   /// Resolves and unifies a batch. `stored` names the events the store already holds.
   public mutating func apply(_ batch: MappedBatch, stored: Set<EventKey>) -> (CommitBatch, ResolveStats) {
-    let r = resolve(batch, stored: stored)
+    var r = resolve(batch, stored: stored)
+    r.reconcile(with: graph)
     return (r.finished(), r.stats)
   }
 
@@ -168,6 +169,29 @@ public struct ResolvedBatch: Sendable {
           timestamp: s.winner.timestamp, state: state))
     }
     return c
+  }
+
+  /// Brings the identifier rows up to the graph's state at the end of the batch, before it is committed.
+  ///
+  /// An identifier attached to a profile that a later event of the same batch merged away must be written
+  /// for the survivor (the store applies merges before identifier rows), and one attached and then released
+  /// (expired) within the batch must not be written at all. Without this, the store could show an
+  /// identifier on two profiles.
+  public mutating func reconcile(with graph: IdentityGraph) {
+    var out: [(Identifier, ProfileID, Timestamp)] = []
+    out.reserveCapacity(commit.identifiers.count)
+    var index: [Identifier: Int] = [:]
+    for (i, p, seen) in commit.identifiers {
+      let live = graph.canonical(p)
+      guard graph.holds(live, i) else { continue }
+      if let k = index[i], out[k].1 == live {
+        out[k].2 = max(out[k].2, seen)
+      } else {
+        index[i] = out.count
+        out.append((i, live, seen))
+      }
+    }
+    commit.identifiers = out
   }
 
   /// Appends another resolved batch, for committing several in one transaction.
