@@ -50,15 +50,20 @@ public struct FileSourceReader: SourceReader {
         throw SourceError(source: source.name, message: "cannot open `\(file)`")
       }
       defer { try? handle.close() }
-      var splitter = RecordSplitter(csv: source.kind == .csv)
+      var splitter = RecordSplitter(csv: source.kind == .csv, delimiter: delimiter)
       var format: RawBatch.Format = .ndjson
       var header: [String]?
       var batch = Batcher(size: batchSize)
+      var first = true
       while true {
         try Task.checkCancellation()
         let chunk = try handle.read(upToCount: chunkSize) ?? Data()
         let atEnd = chunk.isEmpty
-        for record in splitter.feed(Array(chunk), final: atEnd) {
+        var bytes = Array(chunk)
+        // A UTF-8 byte order mark (spreadsheet exports) is not part of the first record.
+        if first, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        first = false
+        for record in splitter.feed(bytes, final: atEnd) {
           if source.kind == .csv, header == nil {
             let h = record.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }
             header = h.enumerated().map { i, name in
@@ -120,14 +125,22 @@ struct RecordSplitter {
     var line: Int
   }
   let csv: Bool
+  let delimiter: UInt8
   /// The start of a record not yet ended, already scanned.
   var carry: [UInt8] = []
   /// The line the carried record starts on, and the line ends inside it (quoted CSV fields).
   var carryLine = 1
   var carryNewlines = 0
   var inQuotes = false
+  /// As `CSV.fields` reads a record: only a quote that starts a field opens a quoted field (a quote inside an
+  /// unquoted field, as in `5" screen`, is data), and a quote right after a closing one (`""`) re-opens it.
+  var atFieldStart = true
+  var justClosed = false
 
-  init(csv: Bool) { self.csv = csv }
+  init(csv: Bool, delimiter: UInt8 = UInt8(ascii: ",")) {
+    self.csv = csv
+    self.delimiter = delimiter
+  }
 
   mutating func feed(_ chunk: [UInt8], final: Bool) -> [Record] {
     var buf = carry
@@ -140,15 +153,28 @@ struct RecordSplitter {
     while i < buf.count {
       let b = buf[i]
       if csv && b == 0x22 {
-        inQuotes.toggle()
-      } else if b == 0x0A {
         if inQuotes {
-          inside += 1
-        } else {
-          append(buf[start..<i], recordLine, &out)
-          start = i + 1
-          recordLine += inside + 1
-          inside = 0
+          inQuotes = false
+          justClosed = true
+        } else if atFieldStart || justClosed {
+          inQuotes = true
+          justClosed = false
+        }
+        atFieldStart = false
+      } else {
+        justClosed = false
+        if b == 0x0A {
+          if inQuotes {
+            inside += 1
+          } else {
+            append(buf[start..<i], recordLine, &out)
+            start = i + 1
+            recordLine += inside + 1
+            inside = 0
+            atFieldStart = true
+          }
+        } else if !inQuotes {
+          atFieldStart = b == delimiter
         }
       }
       i += 1

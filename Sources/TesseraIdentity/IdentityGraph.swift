@@ -200,6 +200,9 @@ public struct IdentityGraph: Sendable {
     var reached: [(profile: ProfileID, via: Identifier)] = []
     var fresh: [Identifier] = []
     for i in ids {
+      // A blocked value (a test email, a placeholder phone) is not an identifier of anybody: it neither links
+      // nor is attached, so no lookup of it can answer with some customer.
+      if isBlocked(i) { continue }
       guard isLinking(i), let m = owner[i] else {
         fresh.append(i)
         continue

@@ -192,6 +192,12 @@ public struct ResolvedBatch: Sendable {
       }
     }
     commit.identifiers = out
+    // Releases name the live profile (the store applies them after the merges); one whose identifier the
+    // graph holds again on that profile was undone by a later event of the batch.
+    commit.released = commit.released.compactMap { i, p in
+      let live = graph.canonical(p)
+      return graph.holds(live, i) ? nil : (i, live)
+    }
   }
 
   /// Appends another resolved batch, for committing several in one transaction.

@@ -20,7 +20,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 1
+  public static let schemaVersion = 2
 
   let pool: DatabasePool
   public let path: String
@@ -142,6 +142,15 @@ public final class SQLiteStore: Store {
           );
           """)
     }
+    // v2: a record rejected again on a later run over the same files is kept once.
+    m.registerMigration("v2") { db in
+      try db.execute(
+        sql: """
+          DELETE FROM rejected WHERE id NOT IN (SELECT min(id) FROM rejected GROUP BY source, reason, record);
+          CREATE UNIQUE INDEX rejected_once ON rejected (source, reason, record);
+          UPDATE meta SET value = 2 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }
@@ -176,11 +185,6 @@ public final class SQLiteStore: Store {
         ])
       }
     }
-    if !batch.released.isEmpty {
-      let delete = try db.cachedStatement(
-        sql: "DELETE FROM identifiers WHERE kind = ? AND value = ? AND profile_id = ?")
-      for (i, p) in batch.released { try delete.execute(arguments: [i.kind, i.value, p.raw]) }
-    }
     if !batch.merges.isEmpty {
       let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
       // Upsert from a SELECT needs the WHERE (SQLite's parsing rule for `ON CONFLICT` after a SELECT).
@@ -211,6 +215,12 @@ public final class SQLiteStore: Store {
           m.score.isNaN ? nil : m.score,
         ])
       }
+    }
+    // Releases after merges: an identifier a merge moved to the survivor is released from the survivor.
+    if !batch.released.isEmpty {
+      let delete = try db.cachedStatement(
+        sql: "DELETE FROM identifiers WHERE kind = ? AND value = ? AND profile_id = ?")
+      for (i, p) in batch.released { try delete.execute(arguments: [i.kind, i.value, p.raw]) }
     }
     if !batch.identifiers.isEmpty {
       let upsert = try db.cachedStatement(
@@ -252,7 +262,7 @@ public final class SQLiteStore: Store {
     }
     if !batch.rejected.isEmpty {
       let insert = try db.cachedStatement(
-        sql: "INSERT INTO rejected (source, line, record, reason, at) VALUES (?, ?, ?, ?, ?)")
+        sql: "INSERT OR IGNORE INTO rejected (source, line, record, reason, at) VALUES (?, ?, ?, ?, ?)")
       for r in batch.rejected {
         try insert.execute(arguments: [r.source, r.line, r.record, r.reason, r.at.microseconds])
       }

@@ -21,6 +21,8 @@ public actor MemoryStore: Store {
   var mergeLog: [MergeRecord] = []
   var conflictLog: [ConflictRecord] = []
   var rejectedLog: [RejectedRecord] = []
+  /// A record rejected again on a later run is kept once (by source, reason and record).
+  var rejectedKeys: Set<[String]> = []
 
   public init() {}
 
@@ -37,10 +39,6 @@ public actor MemoryStore: Store {
       events[key] = e
       eventOrder.append(key)
     }
-    for (i, p) in batch.released {
-      identifierRows[i]?[p] = nil
-      heldBy[p]?.remove(i)
-    }
     for m in batch.merges where m.absorbed != m.survivor {
       mergedInto[m.absorbed] = m.survivor
       for i in heldBy.removeValue(forKey: m.absorbed) ?? [] {
@@ -53,13 +51,17 @@ public actor MemoryStore: Store {
       traitRows[m.absorbed] = nil
       mergeLog.append(m)
     }
+    for (i, p) in batch.released {
+      identifierRows[i]?[p] = nil
+      heldBy[p]?.remove(i)
+    }
     for (i, p, seen) in batch.identifiers {
       identifierRows[i, default: [:]][p] = max(seen, identifierRows[i]?[p] ?? seen)
       heldBy[p, default: []].insert(i)
     }
     conflictLog.append(contentsOf: batch.conflicts)
     for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
-    rejectedLog.append(contentsOf: batch.rejected)
+    for r in batch.rejected where rejectedKeys.insert([r.source, r.reason, r.record]).inserted { rejectedLog.append(r) }
   }
 
   public func loadIdentity() -> IdentitySnapshot {

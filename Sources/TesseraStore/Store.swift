@@ -61,10 +61,11 @@ public struct CommitBatch: Sendable {
   public var newProfiles: [(ProfileID, Timestamp)] = []
   /// Identifiers to insert or move to a profile, with when they were last seen.
   public var identifiers: [(Identifier, ProfileID, Timestamp)] = []
-  /// Identifiers released (expired) from a profile.
-  public var released: [(Identifier, ProfileID)] = []
   /// Applied in order: the absorbed profile's identifiers, traits and events move to the survivor.
   public var merges: [MergeRecord] = []
+  /// Identifiers released (expired) from a profile; applied after the merges, so a release names the live
+  /// profile at the end of the batch.
+  public var released: [(Identifier, ProfileID)] = []
   public var conflicts: [ConflictRecord] = []
   /// Trait states to upsert, after the merges.
   public var traits: [TraitRecord] = []

@@ -4,7 +4,6 @@ import TesseraLanguage
 import TesseraModel
 import Testing
 
-
 /// Random texts and YAML-shaped documents built from the configuration's own vocabulary.
 struct DocumentGenerator {
   var rng: SplitMix64

@@ -64,7 +64,6 @@ struct Harness {
   var conflicts: [ConflictRecord] { log.flatMap(\.conflicts) }
 }
 
-
 extension IdentityGraph {
   /// Live profiles as sets of the linking identifiers they own.
   var linkPartition: Set<Set<Identifier>> {

@@ -110,6 +110,5 @@ enum Fixture {
   }
 }
 
-
 /// The language's source location (Swift Testing has a type of the same name).
 typealias Loc = TesseraLanguage.SourceLocation

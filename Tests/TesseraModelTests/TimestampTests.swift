@@ -121,4 +121,3 @@ struct TimestampTests {
     #expect(Timestamp(seconds: 1.5).seconds == 1.5)
   }
 }
-

@@ -24,7 +24,6 @@ enum UnificationFixture {
     TraitPolicy(kind: kind, sources: kind == .source_priority ? ["crm", "support"] : [])
   }
 
-
   /// A value of the kind a policy usually sees, drawn from a small pool so values repeat.
   static func value(for kind: PolicyKind, _ rng: inout SplitMix64) -> Value {
     let words = ["red", "green", "blue", "amber", "teal"]

@@ -139,7 +139,8 @@ func report(_ failures: [String]) {
     #expect(version == SQLiteStore.schemaVersion)
     let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations == ["v1"])
+    #expect(migrations == ["v1", "v2"])
+    #expect(SQLiteStore.schemaVersion == 2)
     // Opening again is fine and changes nothing.
     try SQLiteStore(path: path).close()
     try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
@@ -154,6 +155,36 @@ func report(_ failures: [String]) {
     #expect(found == 99)
     #expect(supported == SQLiteStore.schemaVersion)
     #expect(refused?.description.contains("newer") == true)
+  }
+
+  /// v2 keeps a record that is rejected again on a later run once; a v1 file with repeats is cleaned up.
+  @Test func migrationToV2KeepsRejectedRecordsOnce() async throws {
+    let dir = try TempDir()
+    let path = dir.path("v1.sqlite")
+    // A v1 file holding the same rejected record twice, as v1 stores wrote after two runs.
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value NOT NULL);
+          INSERT INTO meta (key, value) VALUES ('schema_version', 1);
+          CREATE TABLE rejected (id INTEGER PRIMARY KEY, source TEXT NOT NULL, line INTEGER, record TEXT NOT NULL,
+            reason TEXT NOT NULL, at INTEGER NOT NULL);
+          INSERT INTO rejected (source, line, record, reason, at) VALUES ('crm', 3, 'x,y', 'bad', 1), ('crm', 3, 'x,y', 'bad', 2);
+          """)
+    }
+    let queue = try DatabaseQueue(path: path)
+    try migrator.migrate(queue)
+    try queue.close()
+    // Opening with this build runs v2 (the v1 identifier is already recorded, so v1 does not run again).
+    let store = try SQLiteStore(path: path)
+    #expect(try await store.rejected(limit: 10).count == 1)
+    let r = RejectedRecord(source: "crm", line: 3, record: "x,y", reason: "bad", at: Timestamp(microseconds: 3))
+    var batch = CommitBatch()
+    batch.rejected = [r]
+    try await store.commit(batch)
+    #expect(try await store.rejected(limit: 10).count == 1)
+    try store.close()
   }
 
   @Test func largeBatch() async throws {
