@@ -278,4 +278,8 @@ public struct PipelineConfig: Sendable {
 
   public func identifier(_ name: String) -> IdentifierDecl? { identifiers.first { $0.name == name } }
   public func source(_ name: String) -> SourceDecl? { sources.first { $0.name == name } }
+
+  /// The traits a segment condition's scope holds, in slot order: declared traits, then computed traits, as
+  /// `DeclarationChecker.readSegments` builds the scope. The runtime fills `traits.<name>` slots in this order.
+  public var segmentTraitOrder: [String] { traits.map(\.name) + computed.map(\.name) }
 }

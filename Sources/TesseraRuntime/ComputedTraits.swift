@@ -1,0 +1,550 @@
+import TesseraCompiler
+import TesseraLanguage
+import TesseraModel
+
+/// The environment event expressions (event filters, computed-trait `where` and `of`) evaluate against.
+public enum EventEnv {
+  /// Fills the slots in the order `Scopes.event(identifiers:)` hands them out: `event`, `type`, `source`,
+  /// `timestamp`, `message_id`, `properties`, `traits`, `context`, then `identifiers.<kind>` for each kind in
+  /// `identifiers` (the event's first identifier of that kind — identifiers are strongest first — or null).
+  public static func make(_ event: Event, identifiers: [String], now: Timestamp) -> Env {
+    var slots: [Value] = []
+    slots.reserveCapacity(8 + identifiers.count)
+    slots.append(event.name.map { .string($0) } ?? .null)
+    slots.append(.string(event.type))
+    slots.append(.string(event.source))
+    slots.append(.timestamp(event.timestamp))
+    slots.append(.string(event.id))
+    slots.append(.map(event.properties))
+    slots.append(.map(event.traits))
+    slots.append(.map(event.context))
+    for kind in identifiers {
+      slots.append(event.identifiers.first { $0.kind == kind }.map { .string($0.value) } ?? .null)
+    }
+    return Env(slots: slots, now: now)
+  }
+}
+
+/// What one event contributes to a computed trait: the value of `of` (null for `count`), and the event's time
+/// and id, which order `first`/`last` and break ties.
+public struct AggregateSample: Sendable, Hashable {
+  public var value: Value
+  public var timestamp: Timestamp
+  public var eventID: String
+
+  public init(value: Value, timestamp: Timestamp, eventID: String) {
+    self.value = value
+    self.timestamp = timestamp
+    self.eventID = eventID
+  }
+
+  /// Earlier timestamp first; equal timestamps are ordered by event id, so arrival order never decides.
+  func precedes(_ o: AggregateSample) -> Bool { (timestamp, eventID) < (o.timestamp, o.eventID) }
+}
+
+/// How often a value was seen, and the latest event that carried it (the tie-break of `most_frequent`).
+struct Tally: Sendable, Hashable {
+  var count: Int64
+  var lastTime: Timestamp
+  var lastEvent: String
+
+  func isLater(than o: Tally) -> Bool { (lastTime, lastEvent) > (o.lastTime, o.lastEvent) }
+}
+
+/// The mergeable summary of an aggregate over some events. Merging two summaries gives exactly the summary of
+/// all their events (for sums of doubles: exactly when the additions are exact, e.g. integers or binary
+/// fractions; otherwise up to rounding).
+enum AggregateSummary: Sendable, Hashable {
+  case count(Int64)
+  case sum(Value)
+  case avg(Value, Int64)
+  case extreme(Value)
+  case pick(AggregateSample)
+  case frequent([Value: Tally])
+  case distinct(Set<Value>)
+
+  /// The summary of one sample; nil when the sample does not count (a null value, a non-number for sum/avg).
+  static func initial(_ s: AggregateSample, _ a: Aggregate) -> AggregateSummary? {
+    if a == .count { return .count(1) }
+    if s.value.isNull { return nil }
+    switch a {
+    case .count: return .count(1)
+    case .sum: return s.value.doubleValue == nil ? nil : .sum(s.value)
+    case .avg: return s.value.doubleValue == nil ? nil : .avg(s.value, 1)
+    case .min, .max: return .extreme(s.value)
+    case .first, .last: return .pick(s)
+    case .most_frequent:
+      return .frequent([s.value: Tally(count: 1, lastTime: s.timestamp, lastEvent: s.eventID)])
+    case .distinct_count: return .distinct([canonical(s.value)])
+    }
+  }
+
+  /// Combines two summaries of the same aggregate. The result does not depend on the order of the arguments.
+  static func merge(_ x: AggregateSummary, _ y: AggregateSummary, _ a: Aggregate) -> AggregateSummary {
+    switch (x, y) {
+    case (.count(let p), .count(let q)): return .count(p &+ q)
+    case (.sum(let p), .sum(let q)): return .sum(Checkers.add(p, q))
+    case (.avg(let p, let n), .avg(let q, let m)): return .avg(Checkers.add(p, q), n &+ m)
+    case (.extreme(let p), .extreme(let q)):
+      let qFirst = precedes(q, p)
+      return .extreme(a == .min ? (qFirst ? q : p) : (qFirst ? p : q))
+    case (.pick(let p), .pick(let q)):
+      let qFirst = q.precedes(p)
+      return .pick(a == .first ? (qFirst ? q : p) : (qFirst ? p : q))
+    case (.frequent(var p), .frequent(let q)):
+      for (v, t) in q {
+        if let mine = p[v] {
+          p[v] = Tally(
+            count: mine.count &+ t.count, lastTime: t.isLater(than: mine) ? t.lastTime : mine.lastTime,
+            lastEvent: t.isLater(than: mine) ? t.lastEvent : mine.lastEvent)
+        } else {
+          p[v] = t
+        }
+      }
+      return .frequent(p)
+    case (.distinct(let p), .distinct(let q)): return .distinct(p.count >= q.count ? p.union(q) : q.union(p))
+    default: return x
+    }
+  }
+
+  /// The aggregate's value.
+  var value: Value {
+    switch self {
+    case .count(let n): return .int(n)
+    case .sum(let s): return .double(s.doubleValue ?? 0)
+    case .avg(let s, let n): return n == 0 ? .null : .double((s.doubleValue ?? 0) / Double(n))
+    case .extreme(let v):
+      if case .int(let i) = v { return .double(Double(i)) }  // the compiler types min/max of ints as double
+      return v
+    case .pick(let s): return s.value
+    case .frequent(let counts):
+      var best: (Value, Tally)?
+      for (v, t) in counts {
+        guard let b = best else {
+          best = (v, t)
+          continue
+        }
+        if t.count != b.1.count {
+          if t.count > b.1.count { best = (v, t) }
+        } else if t.isLater(than: b.1) || (!b.1.isLater(than: t) && Self.precedes(v, b.0)) {
+          best = (v, t)
+        }
+      }
+      return best?.0 ?? .null
+    case .distinct(let set): return .int(Int64(set.count))
+    }
+  }
+
+  /// The value of an aggregate over no events: 0 for `count` and `distinct_count`, 0.0 for `sum`, else null.
+  static func emptyValue(_ a: Aggregate) -> Value {
+    switch a {
+    case .count, .distinct_count: return .int(0)
+    case .sum: return .double(0)
+    default: return .null
+    }
+  }
+
+  /// One total order over all values: kind first, then the language's ordering, then the literal text. Used
+  /// where two values compare equal but differ (`1` and `1.0`), so the outcome never depends on arrival order.
+  static func precedes(_ a: Value, _ b: Value) -> Bool {
+    func group(_ v: Value) -> Int {
+      switch v {
+      case .null: return 0
+      case .bool: return 1
+      case .int, .double: return 2
+      case .string: return 3
+      case .timestamp: return 4
+      case .duration: return 5
+      case .list: return 6
+      case .map: return 7
+      }
+    }
+    let (ga, gb) = (group(a), group(b))
+    if ga != gb { return ga < gb }
+    if let c = Value.compare(a, b), c != 0 { return c < 0 }
+    return a.literal < b.literal
+  }
+
+  /// Numbers that are equal count once in `distinct_count`: a whole double is counted as the int.
+  static func canonical(_ v: Value) -> Value {
+    if case .double(let d) = v, d.isFinite, d == d.rounded(), abs(d) < 9.0e15 { return .int(Int64(d)) }
+    return v
+  }
+}
+
+/// One profile's state of one computed trait: the aggregate's summary, kept in time buckets when the trait
+/// has a window so the value falls as time passes.
+///
+/// **Buckets.** A windowed trait keeps one summary per bucket of `bucketWidth(for: window)` — the largest of
+/// 1 day, 1 hour, 1 minute, 1 second, 1 ms, 1 µs that is at most half the window (so `90d` and `30d` use
+/// daily buckets, `24h` hourly ones, `90m` minutes). Buckets are aligned to the Unix epoch (UTC days), so two
+/// profiles' buckets line up and merge bucket by bucket. A bucket counts while its end is inside the window:
+/// an event counts from its arrival for at least `window` and at most `window + bucket` after its timestamp.
+/// Events are placed by their timestamp, so a late event lands in the bucket of its time. An all-time trait
+/// keeps a single summary.
+public struct ComputedTraitState: Sendable, Hashable {
+  public let aggregate: Aggregate
+  public let window: TimeSpan?
+  /// Bucket width in microseconds; 0 for an all-time trait.
+  let width: Int64
+
+  struct Bucket: Sendable, Hashable {
+    var start: Int64
+    var summary: AggregateSummary
+  }
+  /// Sorted by start; never holds two buckets with the same start. All-time: at most one, at `Int64.min`.
+  var buckets: [Bucket] = []
+
+  public init(aggregate: Aggregate, window: TimeSpan?) {
+    self.aggregate = aggregate
+    self.window = window.flatMap { $0.microseconds > 0 ? $0 : nil }
+    self.width = self.window.map { Self.bucketWidth(for: $0).microseconds } ?? 0
+  }
+
+  public init(for decl: ComputedTraitDecl) { self.init(aggregate: decl.aggregate, window: decl.window) }
+
+  /// The width of the time buckets a window keeps (see the type's documentation).
+  public static func bucketWidth(for window: TimeSpan) -> TimeSpan {
+    let units: [Int64] = [86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000, 1000, 1]
+    let half = window.microseconds / 2
+    return TimeSpan(microseconds: units.first { $0 <= half } ?? 1)
+  }
+
+  /// The width of this state's buckets; nil for all time.
+  public var bucketWidth: TimeSpan? { width > 0 ? TimeSpan(microseconds: width) : nil }
+
+  /// True when no event has contributed (or every contribution has expired).
+  public var isEmpty: Bool { buckets.isEmpty }
+
+  /// Where each held bucket starts, oldest first (empty for an all-time trait).
+  public var bucketStarts: [Timestamp] { width > 0 ? buckets.map { Timestamp(microseconds: $0.start) } : [] }
+
+  func bucketStart(_ t: Timestamp) -> Int64 {
+    guard width > 0 else { return Int64.min }
+    let q = t.microseconds / width
+    let r = t.microseconds % width
+    return (r < 0 ? q - 1 : q) &* width
+  }
+
+  /// The index of the first bucket with `start >= s`.
+  func index(of s: Int64) -> Int {
+    var lo = 0
+    var hi = buckets.count
+    while lo < hi {
+      let mid = (lo + hi) / 2
+      if buckets[mid].start < s { lo = mid + 1 } else { hi = mid }
+    }
+    return lo
+  }
+
+  /// Buckets starting at or before this start have left the window at `now`.
+  func cutoff(_ now: Timestamp) -> Int64 {
+    guard let window else { return Int64.min }
+    return now.microseconds &- window.microseconds &- width
+  }
+
+  /// The index of the first bucket still inside the window at `now`.
+  func firstLive(_ now: Timestamp) -> Int {
+    guard window != nil else { return 0 }
+    let c = cutoff(now)
+    if let first = buckets.first, first.start > c { return 0 }
+    return index(of: c &+ 1)
+  }
+
+  /// Adds one sample in the bucket of its timestamp; false when the sample does not count.
+  @discardableResult public mutating func add(_ s: AggregateSample) -> Bool {
+    guard let summary = AggregateSummary.initial(s, aggregate) else { return false }
+    insert(Bucket(start: bucketStart(s.timestamp), summary: summary))
+    return true
+  }
+
+  mutating func insert(_ b: Bucket) {
+    if let last = buckets.last, last.start < b.start {
+      buckets.append(b)
+      return
+    }
+    let i = index(of: b.start)
+    if i < buckets.count, buckets[i].start == b.start {
+      buckets[i].summary = AggregateSummary.merge(buckets[i].summary, b.summary, aggregate)
+    } else {
+      buckets.insert(b, at: i)
+    }
+  }
+
+  func fold(from i: Int) -> Value {
+    guard i < buckets.count else { return AggregateSummary.emptyValue(aggregate) }
+    var acc = buckets[i].summary
+    for b in buckets[(i + 1)...] { acc = AggregateSummary.merge(acc, b.summary, aggregate) }
+    return acc.value
+  }
+
+  /// The value at `now`: over the buckets still inside the window (all of them for an all-time trait).
+  public func value(at now: Timestamp) -> Value { fold(from: firstLive(now)) }
+
+  /// The value over every bucket held, as it was before the last `expire`.
+  public var heldValue: Value { fold(from: 0) }
+
+  /// Drops the buckets that have left the window at `now`; true when that changed the value.
+  @discardableResult public mutating func expire(now: Timestamp) -> Bool {
+    let i = firstLive(now)
+    guard i > 0 else { return false }
+    let before = heldValue
+    buckets.removeFirst(i)
+    return heldValue != before
+  }
+
+  /// Adds another profile's state of the same trait, as if its events had been added here.
+  public mutating func merge(_ o: ComputedTraitState) {
+    guard o.aggregate == aggregate, o.width == width, o.window == window else { return }
+    if buckets.isEmpty {
+      buckets = o.buckets
+      return
+    }
+    for b in o.buckets { insert(b) }
+  }
+
+  public func merging(_ o: ComputedTraitState) -> ComputedTraitState {
+    var out = self
+    out.merge(o)
+    return out
+  }
+
+  /// The value of the aggregate over no events: 0 for `count` and `distinct_count`, 0.0 for `sum`, else null.
+  public static func emptyValue(_ a: Aggregate) -> Value { AggregateSummary.emptyValue(a) }
+}
+
+// MARK: persistence
+
+extension AggregateSummary {
+  var encoded: Value {
+    switch self {
+    case .count(let n): return .int(n)
+    case .sum(let v), .extreme(let v): return v
+    case .avg(let v, let n): return .list([v, .int(n)])
+    case .pick(let s): return .list([s.value, .int(s.timestamp.microseconds), .string(s.eventID)])
+    case .frequent(let counts):
+      return .list(
+        counts.keys.sorted(by: Self.precedes).compactMap { v in
+          counts[v].map { .list([v, .int($0.count), .int($0.lastTime.microseconds), .string($0.lastEvent)]) }
+        })
+    case .distinct(let set): return .list(set.sorted(by: Self.precedes))
+    }
+  }
+
+  init?(encoded v: Value, _ a: Aggregate) {
+    switch (a, v) {
+    case (.count, .int(let n)): self = .count(n)
+    case (.sum, _): self = .sum(v)
+    case (.min, _), (.max, _): self = .extreme(v)
+    case (.avg, .list(let l)):
+      guard l.count == 2, case .int(let n) = l[1] else { return nil }
+      self = .avg(l[0], n)
+    case (.first, .list(let l)), (.last, .list(let l)):
+      guard l.count == 3, case .int(let t) = l[1], case .string(let e) = l[2] else { return nil }
+      self = .pick(AggregateSample(value: l[0], timestamp: Timestamp(microseconds: t), eventID: e))
+    case (.most_frequent, .list(let l)):
+      var counts: [Value: Tally] = [:]
+      for entry in l {
+        guard case .list(let f) = entry, f.count == 4, case .int(let n) = f[1], case .int(let t) = f[2],
+          case .string(let e) = f[3]
+        else { return nil }
+        counts[f[0]] = Tally(count: n, lastTime: Timestamp(microseconds: t), lastEvent: e)
+      }
+      self = .frequent(counts)
+    case (.distinct_count, .list(let l)): self = .distinct(Set(l))
+    default: return nil
+    }
+  }
+}
+
+extension ComputedTraitState {
+  /// The state as a value a store can keep: aggregate, bucket width and the buckets.
+  public var encoded: Value {
+    .map([
+      "a": .string(aggregate.rawValue), "w": .int(width),
+      "b": .list(buckets.map { .list([.int($0.start), $0.summary.encoded]) }),
+    ])
+  }
+
+  /// Reads a stored state back for `decl`; nil when it does not decode or was kept for a different aggregate
+  /// or window (the trait's declaration changed: rebuild it by replaying the profile's events).
+  public init?(encoded v: Value, for decl: ComputedTraitDecl) {
+    self.init(for: decl)
+    guard case .map(let m) = v, m["a"] == .string(aggregate.rawValue), m["w"] == .int(width),
+      case .list(let l)? = m["b"]
+    else { return nil }
+    for entry in l {
+      guard case .list(let pair) = entry, pair.count == 2, case .int(let start) = pair[0],
+        let summary = AggregateSummary(encoded: pair[1], aggregate)
+      else { return nil }
+      insert(Bucket(start: start, summary: summary))
+    }
+  }
+}
+
+/// A computed trait as the runtime runs it: which events it takes (`where`) and what it aggregates (`of`).
+public struct ComputedTrait: Sendable {
+  public let decl: ComputedTraitDecl
+  public var name: String { decl.name }
+
+  public init(_ decl: ComputedTraitDecl) { self.decl = decl }
+
+  /// What `event` contributes, evaluated in `env` (built by `EventEnv.make`); nil when the filter rejects it
+  /// or `of` is null.
+  public func sample(_ event: Event, env: Env) -> AggregateSample? {
+    if let f = decl.filter, !f.evaluate(env).isTrue { return nil }
+    var v = Value.null
+    if decl.aggregate != .count {
+      guard let of = decl.of else { return nil }
+      v = of.evaluate(env)
+      if v.isNull { return nil }
+    }
+    return AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)
+  }
+
+  public func newState() -> ComputedTraitState { ComputedTraitState(for: decl) }
+}
+
+/// Every profile's computed-trait states: events are added incrementally (never by rescanning history),
+/// merges combine states, and a periodic `expire` drops buckets that left their windows.
+public struct ComputedTraitTable: Sendable {
+  public let traits: [ComputedTrait]
+  /// Identifier kinds in the order the event scope gives them slots (`config.identifiers`).
+  public let identifiers: [String]
+  /// Per profile, one state per trait in `traits` order. Profiles without contributions have no entry.
+  public private(set) var states: [ProfileID: [ComputedTraitState]] = [:]
+  /// Trait names, in `traits` order.
+  public let names: [String]
+  let windowed: [Int]
+  let empty: [ComputedTraitState]
+  let emptyValues: [Value]
+  // The hot path reads these instead of copying each `ComputedTrait` out of `traits`.
+  let filters: [Evaluator?]
+  let ofs: [Evaluator?]
+  let counts: [Bool]
+
+  public init(computed: [ComputedTraitDecl], identifiers: [String]) {
+    self.traits = computed.map(ComputedTrait.init)
+    self.identifiers = identifiers
+    self.names = computed.map(\.name)
+    self.windowed = computed.indices.filter { computed[$0].window != nil }
+    self.empty = computed.map { ComputedTraitState(for: $0) }
+    self.emptyValues = computed.map { ComputedTraitState.emptyValue($0.aggregate) }
+    func evaluator(_ e: CompiledExpr?) -> Evaluator? {
+      guard let e else { return nil }
+      return { e.evaluate($0) }
+    }
+    self.filters = computed.map { evaluator($0.filter) }
+    self.ofs = computed.map { evaluator($0.of) }
+    self.counts = computed.map { $0.aggregate == .count }
+  }
+
+  public init(config: PipelineConfig) {
+    self.init(computed: config.computed, identifiers: config.identifiers.map(\.name))
+  }
+
+  func emptyStates() -> [ComputedTraitState] { empty }
+
+  /// Adds an event of `profile`; returns the names of the traits it contributed to (their values may have
+  /// changed). `now` is what `now()` reads in the expressions.
+  @discardableResult public mutating func add(_ event: Event, to profile: ProfileID, now: Timestamp) -> [String] {
+    guard !traits.isEmpty else { return [] }
+    let env = EventEnv.make(event, identifiers: identifiers, now: now)
+    var changed: [String] = []
+    for i in filters.indices {
+      // As `ComputedTrait.sample`, without copying the declaration.
+      if let f = filters[i], !f(env).isTrue { continue }
+      var v = Value.null
+      if !counts[i] {
+        guard let of = ofs[i] else { continue }
+        v = of(env)
+        if v.isNull { continue }
+      }
+      let s = AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)
+      if states[profile] == nil { states[profile] = empty }
+      if states[profile]?[i].add(s) == true { changed.append(names[i]) }
+    }
+    return changed
+  }
+
+  /// Moves the absorbed profile's states into the survivor's, as if all its events had been the survivor's.
+  public mutating func merge(absorbed: ProfileID, into survivor: ProfileID) {
+    guard absorbed != survivor, let gone = states.removeValue(forKey: absorbed) else { return }
+    guard var mine = states[survivor] else {
+      states[survivor] = gone
+      return
+    }
+    for i in mine.indices where i < gone.count { mine[i].merge(gone[i]) }
+    states[survivor] = mine
+  }
+
+  /// Forgets a profile's states (before a rebuild from replayed events).
+  public mutating func remove(_ profile: ProfileID) { states.removeValue(forKey: profile) }
+
+  /// Replaces a profile's states (restored from a store).
+  public mutating func restore(_ profile: ProfileID, states s: [ComputedTraitState]) {
+    guard s.count == traits.count else { return }
+    states[profile] = s
+  }
+
+  /// A profile's states as stored values, by trait name (traits without events are left out).
+  public func encodedStates(of profile: ProfileID) -> [String: Value] {
+    guard let s = states[profile] else { return [:] }
+    var out: [String: Value] = [:]
+    for (i, t) in traits.enumerated() where !s[i].isEmpty { out[t.name] = s[i].encoded }
+    return out
+  }
+
+  /// Restores a profile's states from stored values; returns the traits whose stored state could not be used
+  /// (unknown encoding, or the declaration changed), which the caller rebuilds by replaying events.
+  @discardableResult public mutating func restore(_ profile: ProfileID, encoded: [String: Value]) -> [String] {
+    var s = emptyStates()
+    var failed: [String] = []
+    for (i, t) in traits.enumerated() {
+      guard let v = encoded[t.name] else { continue }
+      if let state = ComputedTraitState(encoded: v, for: t.decl) { s[i] = state } else { failed.append(t.name) }
+    }
+    if s.allSatisfy(\.isEmpty) { states.removeValue(forKey: profile) } else { states[profile] = s }
+    return failed
+  }
+
+  public func state(of profile: ProfileID, _ trait: String) -> ComputedTraitState? {
+    guard let i = traits.firstIndex(where: { $0.name == trait }) else { return nil }
+    return states[profile]?[i]
+  }
+
+  /// Every computed trait's value for `profile` at `now` (the empty value for traits without events).
+  public func values(of profile: ProfileID, at now: Timestamp) -> [String: Value] {
+    var out: [String: Value] = [:]
+    out.reserveCapacity(traits.count)
+    for (i, v) in valueList(of: profile, at: now).enumerated() { out[names[i]] = v }
+    return out
+  }
+
+  /// The same values, positionally in `traits` order (the computed part of `PipelineConfig.segmentTraitOrder`).
+  public func valueList(of profile: ProfileID, at now: Timestamp) -> [Value] {
+    guard let s = states[profile] else { return emptyValues }
+    return s.map { $0.value(at: now) }
+  }
+
+  /// Drops expired buckets of every windowed trait; returns the profiles whose values changed, for segment
+  /// re-evaluation. Profiles left without any state lose their entry.
+  public mutating func expire(now: Timestamp) -> Set<ProfileID> {
+    guard !windowed.isEmpty else { return [] }
+    var changed: Set<ProfileID> = []
+    var emptied: [ProfileID] = []
+    var idx = states.values.startIndex
+    while idx != states.values.endIndex {
+      var any = false
+      for i in windowed where states.values[idx][i].expire(now: now) { any = true }
+      if any {
+        let p = states.keys[idx]
+        changed.insert(p)
+        if states.values[idx].allSatisfy(\.isEmpty) { emptied.append(p) }
+      }
+      states.values.formIndex(after: &idx)
+    }
+    for p in emptied { states.removeValue(forKey: p) }
+    return changed
+  }
+}

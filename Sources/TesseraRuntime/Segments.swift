@@ -1,0 +1,299 @@
+import TesseraCompiler
+import TesseraLanguage
+import TesseraModel
+
+/// A profile entering or leaving a segment.
+public struct SegmentChange: Sendable, Hashable, CustomStringConvertible {
+  public enum Kind: String, Sendable, Hashable { case entered, exited }
+
+  public var kind: Kind
+  public var segment: String
+  public var profile: ProfileID
+  /// When the change was decided (the `now` the engine was given).
+  public var time: Timestamp
+  /// What the condition read when it decided: `traits.orders_90d`, `identifiers.email`, `segments.vip`,
+  /// `profile.id` → value. Empty for exits caused by a merge.
+  public var values: [String: Value]
+  /// Set on the exits of a profile that was absorbed into this one by a merge.
+  public var mergedInto: ProfileID?
+
+  public init(
+    kind: Kind, segment: String, profile: ProfileID, time: Timestamp, values: [String: Value],
+    mergedInto: ProfileID? = nil
+  ) {
+    self.kind = kind
+    self.segment = segment
+    self.profile = profile
+    self.time = time
+    self.values = values
+    self.mergedInto = mergedInto
+  }
+
+  public var entered: Bool { kind == .entered }
+
+  public var description: String { "\(profile) \(kind.rawValue) \(segment) at \(time.iso8601)" }
+}
+
+/// What a segment condition reads of one profile.
+public struct ProfileInputs: Sendable, Hashable {
+  /// Declared and computed trait values by name; a missing trait reads as null.
+  public var traits: [String: Value]
+  /// One value per identifier kind (the strongest); a missing kind reads as null.
+  public var identifiers: [String: Value]
+
+  /// The faster, positional form: trait values in the engine's `traitOrder` and identifier values in its
+  /// `identifierOrder`. When set, they are read instead of `traits` / `identifiers`.
+  public var traitValues: [Value]?
+  public var identifierValues: [Value]?
+
+  public init(traits: [String: Value] = [:], identifiers: [String: Value] = [:]) {
+    self.traits = traits
+    self.identifiers = identifiers
+  }
+
+  public init(traitValues: [Value], identifierValues: [Value] = []) {
+    self.traits = [:]
+    self.identifiers = [:]
+    self.traitValues = traitValues
+    self.identifierValues = identifierValues
+  }
+
+  /// Takes the first identifier of each kind, so pass them strongest first.
+  public init(traits: [String: Value], identifiers: [Identifier]) {
+    var ids: [String: Value] = [:]
+    for i in identifiers where ids[i.kind] == nil { ids[i.kind] = .string(i.value) }
+    self.init(traits: traits, identifiers: ids)
+  }
+}
+
+/// A set of segment indexes.
+struct SegmentBits: Sendable, Hashable {
+  var words: [UInt64]
+
+  init(count: Int) { words = Array(repeating: 0, count: max(1, (count + 63) / 64)) }
+
+  func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+
+  mutating func set(_ i: Int, _ on: Bool) {
+    if on { words[i >> 6] |= 1 << UInt64(i & 63) } else { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
+  }
+
+  var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+}
+
+/// Keeps every profile's segment memberships and re-evaluates them when the caller says a profile's inputs
+/// changed (an event, a merge, a window expiry). Produces `entered`/`exited` changes only when a membership
+/// flips, so re-evaluating an unchanged profile, or a restart with restored memberships, announces nothing.
+///
+/// Segments are evaluated in dependency order (a segment after the segments it reads, `dependsOn`), within one
+/// pass, so `segments.high_value` in another condition reads the fresh membership. Time is always given by the
+/// caller (`now`), which is also what `now()` reads in the conditions.
+///
+/// **Merges.** When profile A is absorbed into B, A ends: an `exited` change (with `mergedInto: B` and no
+/// values) for each segment A was in, then B is re-evaluated over the merged inputs, which may enter B into
+/// segments (or leave it where it was, announcing nothing).
+public struct SegmentEngine: Sendable {
+  struct Read: Sendable {
+    var name: String
+    var slot: Int
+  }
+
+  /// Segment names in declaration order (the order of their slots).
+  public let names: [String]
+  /// Segment names in evaluation order: every segment after the segments it depends on.
+  public let evaluationOrder: [String]
+  /// Trait names in the order of their slots (`PipelineConfig.segmentTraitOrder`).
+  public let traitOrder: [String]
+  /// Identifier kinds in the order of their slots.
+  public let identifierOrder: [String]
+  // Per segment, in declaration order: the condition, what it reads, its own slot.
+  let conditions: [Evaluator]
+  let reads: [[Read]]
+  let ownSlots: [Int]
+  let order: [Int]
+  let index: [String: Int]
+  let traitSlots: [Int]
+  let identifierSlots: [Int]
+  let idSlot: Int?
+  let slotCount: Int
+  var members: [ProfileID: SegmentBits] = [:]
+  /// Members per segment, in declaration order.
+  public private(set) var memberCounts: [Int]
+
+  /// `traits` and `identifiers` in the order the compiler built the segment scope with
+  /// (`PipelineConfig.segmentTraitOrder`, `config.identifiers`). `memberships` restores stored memberships.
+  public init(
+    segments: [SegmentDecl], traits: [String], identifiers: [String], memberships: [ProfileID: Set<String>] = [:]
+  ) {
+    let names = segments.map(\.name)
+    let scope = Scopes.profile(
+      place: "a segment condition", traits: traits.map { ($0, ExprType.dyn) }, identifiers: identifiers,
+      segments: names)
+    func slot(_ reference: String) -> Int? {
+      if let v = scope.variables[reference] { return v.slot }
+      let parts = reference.split(separator: ".", maxSplits: 1).map(String.init)
+      guard parts.count == 2 else { return nil }
+      return scope.namespaces[parts[0]]?.fields[parts[1]]?.slot
+    }
+    self.names = names
+    self.conditions = segments.map { s in
+      let c = s.condition
+      return { c.evaluate($0) }
+    }
+    self.reads = segments.map { s in
+      s.condition.references.sorted().compactMap { r in slot(r).map { Read(name: r, slot: $0) } }
+    }
+    self.ownSlots = segments.map { slot("segments.\($0.name)") ?? 0 }
+    self.index = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    self.traitOrder = traits
+    self.identifierOrder = identifiers
+    // Every name has a slot; a repeated name keeps the slot of its first occurrence, as the scope does.
+    self.traitSlots = traits.map { slot("traits.\($0)") ?? 0 }
+    self.identifierSlots = identifiers.map { slot("identifiers.\($0)") ?? 0 }
+    self.idSlot = slot("profile.id")
+    self.slotCount = scope.slotCount
+    let order = Self.topologicalOrder(segments)
+    self.order = order
+    self.evaluationOrder = order.map { names[$0] }
+    self.memberCounts = Array(repeating: 0, count: names.count)
+    for (p, set) in memberships {
+      var bits = SegmentBits(count: names.count)
+      for name in set {
+        guard let i = index[name] else { continue }
+        bits.set(i, true)
+        memberCounts[i] += 1
+      }
+      if !bits.isEmpty { members[p] = bits }
+    }
+  }
+
+  public init(config: PipelineConfig, memberships: [ProfileID: Set<String>] = [:]) {
+    self.init(
+      segments: config.segments, traits: config.segmentTraitOrder, identifiers: config.identifiers.map(\.name),
+      memberships: memberships)
+  }
+
+  /// Kahn's algorithm, taking ready segments in declaration order. Cycles (which the compiler rejects) are
+  /// appended in declaration order rather than dropped.
+  static func topologicalOrder(_ segments: [SegmentDecl]) -> [Int] {
+    let index = Dictionary(segments.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+    var pending = segments.map { s in Set(s.dependsOn.compactMap { index[$0] }) }
+    var done = Array(repeating: false, count: segments.count)
+    var out: [Int] = []
+    var progress = true
+    while out.count < segments.count && progress {
+      progress = false
+      for i in segments.indices where !done[i] && pending[i].isEmpty {
+        done[i] = true
+        out.append(i)
+        progress = true
+        for j in segments.indices { pending[j].remove(i) }
+        break
+      }
+    }
+    for i in segments.indices where !done[i] { out.append(i) }
+    return out
+  }
+
+  // MARK: evaluation
+
+  /// Re-evaluates one profile whose inputs changed; returns the memberships that flipped.
+  public mutating func evaluate(_ profile: ProfileID, inputs: ProfileInputs, now: Timestamp) -> [SegmentChange] {
+    guard !conditions.isEmpty else { return [] }
+    var env = Env(slots: Array(repeating: Value.null, count: slotCount), now: now)
+    if let idSlot { env.slots[idSlot] = .string(profile.description) }
+    if let values = inputs.traitValues {
+      for (n, s) in traitSlots.enumerated() where n < values.count { env.slots[s] = values[n] }
+    } else {
+      for (n, s) in traitSlots.enumerated() { env.slots[s] = inputs.traits[traitOrder[n]] ?? .null }
+    }
+    if let values = inputs.identifierValues {
+      for (n, s) in identifierSlots.enumerated() where n < values.count { env.slots[s] = values[n] }
+    } else {
+      for (n, s) in identifierSlots.enumerated() { env.slots[s] = inputs.identifiers[identifierOrder[n]] ?? .null }
+    }
+    let current = members[profile] ?? SegmentBits(count: names.count)
+    for (i, s) in ownSlots.enumerated() { env.slots[s] = .bool(current.contains(i)) }
+    var next = current
+    var changes: [SegmentChange] = []
+    for i in order {
+      let isIn = conditions[i](env).isTrue
+      env.slots[ownSlots[i]] = .bool(isIn)
+      guard isIn != current.contains(i) else { continue }
+      next.set(i, isIn)
+      memberCounts[i] += isIn ? 1 : -1
+      var values: [String: Value] = [:]
+      for r in reads[i] { values[r.name] = env.slots[r.slot] }
+      changes.append(
+        SegmentChange(kind: isIn ? .entered : .exited, segment: names[i], profile: profile, time: now, values: values))
+    }
+    if next != current { members[profile] = next.isEmpty ? nil : next }
+    return changes
+  }
+
+  /// Re-evaluates the profiles whose inputs changed, in profile order; `inputs` gives each one's inputs (nil
+  /// skips the profile).
+  public mutating func evaluate(
+    _ profiles: some Sequence<ProfileID>, now: Timestamp, inputs: (ProfileID) -> ProfileInputs?
+  ) -> [SegmentChange] {
+    var out: [SegmentChange] = []
+    for p in Set(profiles).sorted() {
+      guard let i = inputs(p) else { continue }
+      out += evaluate(p, inputs: i, now: now)
+    }
+    return out
+  }
+
+  /// Profile `absorbed` was merged into `survivor`: the absorbed profile exits every segment it was in, then
+  /// the survivor is re-evaluated over its merged inputs.
+  public mutating func merge(
+    absorbed: ProfileID, into survivor: ProfileID, survivorInputs: ProfileInputs, now: Timestamp
+  ) -> [SegmentChange] {
+    var out = end(absorbed, now: now, mergedInto: survivor)
+    out += evaluate(survivor, inputs: survivorInputs, now: now)
+    return out
+  }
+
+  /// The profile is gone (deleted, or about to be rebuilt): it exits every segment it was in.
+  public mutating func remove(_ profile: ProfileID, now: Timestamp) -> [SegmentChange] {
+    end(profile, now: now, mergedInto: nil)
+  }
+
+  mutating func end(_ profile: ProfileID, now: Timestamp, mergedInto: ProfileID?) -> [SegmentChange] {
+    guard let bits = members.removeValue(forKey: profile) else { return [] }
+    var out: [SegmentChange] = []
+    for i in order where bits.contains(i) {
+      memberCounts[i] -= 1
+      out.append(
+        SegmentChange(
+          kind: .exited, segment: names[i], profile: profile, time: now, values: [:], mergedInto: mergedInto))
+    }
+    return out
+  }
+
+  // MARK: queries
+
+  public func isMember(_ profile: ProfileID, of segment: String) -> Bool {
+    guard let i = index[segment], let bits = members[profile] else { return false }
+    return bits.contains(i)
+  }
+
+  /// The segments a profile is in, in declaration order.
+  public func segments(of profile: ProfileID) -> [String] {
+    guard let bits = members[profile] else { return [] }
+    return names.indices.filter { bits.contains($0) }.map { names[$0] }
+  }
+
+  /// A segment's members, in profile order.
+  public func members(of segment: String) -> [ProfileID] {
+    guard let i = index[segment] else { return [] }
+    return members.compactMap { $0.value.contains(i) ? $0.key : nil }.sorted()
+  }
+
+  public func memberCount(of segment: String) -> Int { index[segment].map { memberCounts[$0] } ?? 0 }
+
+  /// Every membership, to store (and to restore through `init(…, memberships:)`).
+  public var memberships: [ProfileID: Set<String>] {
+    members.mapValues { bits in Set(names.indices.filter { bits.contains($0) }.map { names[$0] }) }
+  }
+}
