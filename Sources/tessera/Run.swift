@@ -11,12 +11,15 @@ struct Run: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Run a pipeline's file sources to the end into the store.",
     discussion: """
-      Compiles the pipeline, then reads every csv and ndjson source, maps and validates each record, resolves
-      identities, unifies profiles and commits in batches to the store (SQLite by default). Records that fail
-      mapping or the schema are rejected with their source, line and reason: kept in the store's rejected table
-      and, with --rejected, written to a file. Running again over the same files adds nothing: events are
-      recognised by their id. Ctrl-C stops cleanly; what was committed stays whole and the next run continues.
-      Exit status: 0 on success, 1 on configuration errors, 2 when a source cannot be read, 130 when interrupted.
+      Compiles the pipeline, then reads every csv and ndjson source, maps and validates each record, resolves \
+      identities, unifies profiles and commits to the store (SQLite by default) in transactions of \
+      --commit-events events. Records that fail mapping or the schema are rejected with their source, line and \
+      reason: kept in the store's rejected table and, with --rejected, written to a file. Running again over \
+      the same files adds nothing: events are recognised by their id. Ctrl-C stops cleanly; what was \
+      committed stays whole and the next run continues.
+
+      Exit status: 0 on success, 1 on configuration errors, 2 when a source cannot be read, 130 when \
+      interrupted.
       """)
 
   @Argument(help: "The pipeline file (e.g. pipelines/retail.yaml).")
@@ -31,8 +34,11 @@ struct Run: AsyncParsableCommand {
   @Option(help: "Also write rejected records to this file, one JSON object per line.")
   var rejected: String?
 
-  @Option(help: "Records per batch (one store transaction per batch).")
+  @Option(help: "Records per batch handed to the decode & map workers.")
   var batchSize: Int = 1024
+
+  @Option(help: "Events per store transaction.")
+  var commitEvents: Int = 8192
 
   func run() async throws {
     let result = Compiler().compile(pipeline: pipeline)
@@ -44,6 +50,7 @@ struct Run: AsyncParsableCommand {
       readers[i] = FileSourceReader(source: s, batchSize: batchSize)
     }
     var runner = PipelineRunner(plan: plan, store: storeFile, readers: readers, workers: workers)
+    runner.commitEvents = commitEvents
     let rejectedFile = try rejected.map { try RejectedFile(path: $0) }
     if let rejectedFile { runner.onRejected = { rejectedFile.write($0) } }
     let progress = Progress(counters: runner.counters)
