@@ -76,6 +76,9 @@ public struct PipelineRunner: Sendable {
     let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
     let identity = try await store.loadIdentity()
     let traits = try await store.loadTraits()
+    let computed = try await store.loadComputed()
+    let memberships = try await store.loadMemberships()
+    let runNow = self.now
     let raw = AsyncChannel<RawBatch>()
     let mapped = AsyncChannel<MappedBatch>()
     let commits = AsyncChannel<(ResolvedBatch, Int)>()
@@ -128,7 +131,10 @@ public struct PipelineRunner: Sendable {
       // Resolve & unify: the single writer of identity and profile state.
       group.addTask {
         defer { commits.finish() }
-        var resolver = Resolver(config: config, identity: identity, traits: traits)
+        // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
+        // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
+        var resolver = Resolver(
+          config: config, identity: identity, traits: traits, computed: computed, memberships: memberships, now: runNow)
         var pending: [Int: MappedBatch] = [:]
         var next = 0
         var gathered: ResolvedBatch?
@@ -151,6 +157,12 @@ public struct PipelineRunner: Sendable {
           }
         }
         try Task.checkCancellation()
+        // The end-of-run tick: expire windows at `now` and re-evaluate the profiles whose values fell.
+        let tick = resolver.tick()
+        if !tick.isEmpty {
+          let t = ResolvedBatch(commit: tick, stats: ResolveStats(), pending: [])
+          if gathered == nil { gathered = t } else { gathered?.append(t) }
+        }
         if var g = gathered {
           g.reconcile(with: resolver.graph)
           await commits.send((g, resolver.graph.profileCount))

@@ -35,9 +35,36 @@ public struct Resolver: Sendable {
   let defaultPolicy: TraitPolicy
   /// Events resolved during this run, so duplicates are skipped before they reach the store.
   var seen: Set<EventKey> = []
+  /// Every profile's computed-trait states (only this writer changes them).
+  public private(set) var computed: ComputedTraitTable
+  /// Every profile's segment memberships (only this writer changes them).
+  public private(set) var segments: SegmentEngine
+  /// The time segments are evaluated at and windows are measured from. Nil: the newest event time seen so far
+  /// (the high-water mark), which is what a resolver without an injected clock uses.
+  public var now: Timestamp?
+  /// The newest event timestamp resolved so far.
+  public private(set) var highWater = Timestamp(microseconds: 0)
+  /// Computed traits that were stored but could not be restored (their declaration changed), by name.
+  public private(set) var unrestoredComputed: Set<String> = []
 
-  public init(config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(), traits: [TraitRecord] = []) {
+  /// `computed` and `memberships` restore the computed-trait states and segment memberships a store holds.
+  /// `now` is the injected clock (see `now`).
+  public init(
+    config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(), traits: [TraitRecord] = [],
+    computed: [ComputedRecord] = [], memberships: [MembershipRecord] = [], now: Timestamp? = nil
+  ) {
     self.graph = identity.graph(rules: Resolver.kindRules(config))
+    self.now = now
+    var table = ComputedTraitTable(config: config)
+    var encoded: [ProfileID: [String: Value]] = [:]
+    for c in computed { encoded[c.profile, default: [:]][c.trait] = c.state }
+    var failed: Set<String> = []
+    for (p, states) in encoded { failed.formUnion(table.restore(p, encoded: states)) }
+    self.computed = table
+    self.unrestoredComputed = failed
+    var members: [ProfileID: Set<String>] = [:]
+    for m in memberships { members[m.profile, default: []].insert(m.segment) }
+    self.segments = SegmentEngine(config: config, memberships: members)
     var policies: [String: TraitPolicy] = [:]
     for t in config.traits { policies[t.name] = TraitPolicy(kind: t.policy, sources: t.sources) }
     self.policies = policies
@@ -79,6 +106,12 @@ public struct Resolver: Sendable {
     commit.rejected = batch.rejected
     commit.events.reserveCapacity(batch.events.count)
     var dirty: Set<TraitKey> = []
+    // Profiles whose segment inputs changed in this batch; evaluated once each at the end.
+    var touched: Set<ProfileID> = []
+    // Computed traits whose state changed, per profile; only those rows are written.
+    var computedDirty: [ProfileID: Set<String>] = [:]
+    var segmentChanges: [SegmentChange] = []
+    let evaluating = !segments.names.isEmpty
     for event in batch.events {
       let key = EventKey(source: event.source, id: event.id)
       if stored.contains(key) || !seen.insert(key).inserted {
@@ -100,6 +133,13 @@ public struct Resolver: Sendable {
         // Every trait of the survivor may have changed; the absorbed profile's rows go with the merge. Keys of
         // absorbed profiles still in `dirty` are mapped to their survivor when the batch is finished.
         for trait in (profiles[m.survivor] ?? [:]).keys { dirty.insert(TraitKey(profile: m.survivor, trait: trait)) }
+        computed.merge(absorbed: m.absorbed, into: m.survivor)
+        if !computed.names.isEmpty { computedDirty[m.survivor, default: []].formUnion(computed.names) }
+        // The absorbed profile ends now; the survivor is evaluated with the others at the end of the batch.
+        if evaluating {
+          segmentChanges += segments.end(m.absorbed, now: clock(event.timestamp), mergedInto: m.survivor)
+          touched.insert(m.survivor)
+        }
       }
       if !r.merges.isEmpty {
         commit.merges += r.merges
@@ -119,6 +159,13 @@ public struct Resolver: Sendable {
         profiles[r.profile, default: [:]][trait] = updated
         dirty.insert(TraitKey(profile: r.profile, trait: trait))
       }
+      if event.timestamp > highWater { highWater = event.timestamp }
+      if !computed.traits.isEmpty {
+        let changed = computed.add(event, to: r.profile, now: clock(event.timestamp))
+        if !changed.isEmpty { computedDirty[r.profile, default: []].formUnion(changed) }
+      }
+      // Identifiers, traits or computed traits may have changed: segments read all three.
+      if evaluating { touched.insert(r.profile) }
       var resolved = event
       if resolved.identifiers.count > 1 { resolved.identifiers.sort() }
       commit.events.append(StoredEvent(event: resolved, profile: r.profile))
@@ -134,7 +181,78 @@ public struct Resolver: Sendable {
         pending.append(PendingTrait(profile: p, trait: t, state: state, policy: policy(for: t)))
       }
     }
+    let at = clock(highWater)
+    let live = Set(touched.map { graph.canonical($0) })
+    let liveInputs = Dictionary(uniqueKeysWithValues: live.map { ($0, inputs(of: $0, at: at)) })
+    segmentChanges += segments.evaluate(live, now: at) { liveInputs[$0] }
+    commit.segmentChanges = segmentChanges.map(Self.record)
+    var liveDirty: [ProfileID: Set<String>] = [:]
+    for (p, names) in computedDirty { liveDirty[graph.canonical(p), default: []].formUnion(names) }
+    commit.computed = computedRecords(liveDirty, at: at)
     return ResolvedBatch(commit: commit, stats: stats, pending: pending)
+  }
+
+  /// The evaluation time: the injected `now`, else the newest event time seen (at least `event`).
+  func clock(_ event: Timestamp) -> Timestamp { now ?? max(highWater, event) }
+
+  /// What the segment conditions read of `profile` at `at`: declared traits, computed traits, identifiers.
+  public func inputs(of profile: ProfileID, at: Timestamp) -> ProfileInputs {
+    var values: [Value] = []
+    values.reserveCapacity(segments.traitOrder.count)
+    let declared = profiles[profile] ?? [:]
+    let computedValues = computed.valueList(of: profile, at: at)
+    let declaredCount = segments.traitOrder.count - computedValues.count
+    for (n, name) in segments.traitOrder.enumerated() {
+      if n >= declaredCount {
+        values.append(computedValues[n - declaredCount])
+      } else {
+        values.append(declared[name]?.value ?? .null)
+      }
+    }
+    let ids = graph.identifiers(of: profile).sorted()
+    let identifierValues = segments.identifierOrder.map { kind in
+      ids.first { $0.kind == kind }.map { Value.string($0.value) } ?? .null
+    }
+    return ProfileInputs(traitValues: values, identifierValues: identifierValues)
+  }
+
+  /// The named computed traits of these profiles (every trait when nil), as store rows: the state and its
+  /// value at `at`, or a null state (delete) for traits that hold nothing.
+  func computedRecords(_ changed: [ProfileID: Set<String>?], at: Timestamp) -> [ComputedRecord] {
+    var out: [ComputedRecord] = []
+    for p in changed.keys.sorted() {
+      let names = changed[p] ?? nil
+      let states = computed.states[p]
+      for (i, t) in computed.traits.enumerated() where names?.contains(t.name) ?? true {
+        let state = states.flatMap { i < $0.count ? $0[i] : nil }
+        out.append(
+          ComputedRecord(
+            profile: p, trait: t.name, state: state.flatMap { $0.isEmpty ? nil : $0.encoded } ?? .null,
+            value: state?.value(at: at) ?? ComputedTraitState.emptyValue(t.decl.aggregate)))
+      }
+    }
+    return out
+  }
+
+  static func record(_ c: SegmentChange) -> SegmentChangeRecord {
+    SegmentChangeRecord(
+      segment: c.segment, profile: c.profile, entered: c.entered, at: c.time, values: c.values,
+      mergedInto: c.mergedInto)
+  }
+
+  /// The clock tick: drops buckets that left their windows at `now` (the injected clock, else the high-water
+  /// mark) and re-evaluates the segments of the profiles whose values changed. Run at the end of a run.
+  public mutating func tick() -> CommitBatch {
+    let at = clock(highWater)
+    let changed = computed.expire(now: at)
+    var commit = CommitBatch()
+    guard !changed.isEmpty else { return commit }
+    commit.computed = computedRecords(Dictionary(uniqueKeysWithValues: changed.map { ($0, nil) }), at: at)
+    if !segments.names.isEmpty {
+      let changedInputs = Dictionary(uniqueKeysWithValues: changed.map { ($0, inputs(of: $0, at: at)) })
+      commit.segmentChanges = segments.evaluate(changed, now: at) { changedInputs[$0] }.map(Self.record)
+    }
+    return commit
   }
 }
 
@@ -209,6 +327,16 @@ public struct ResolvedBatch: Sendable {
     commit.merges += o.commit.merges
     commit.conflicts += o.commit.conflicts
     commit.rejected += o.commit.rejected
+    commit.segmentChanges += o.commit.segmentChanges
+    // Computed rows: a later row of the same trait replaces the earlier one; absorbed profiles' rows are dropped.
+    if !o.commit.computed.isEmpty || !o.commit.merges.isEmpty {
+      let rewritten = Set(o.commit.computed.map { TraitKey(profile: $0.profile, trait: $0.trait) })
+      let absorbed = Set(o.commit.merges.map(\.absorbed))
+      commit.computed.removeAll {
+        absorbed.contains($0.profile) || rewritten.contains(TraitKey(profile: $0.profile, trait: $0.trait))
+      }
+      commit.computed += o.commit.computed
+    }
     stats.add(o.stats)
     // A later state of the same trait replaces the earlier one; profiles absorbed since are dropped.
     var index: [TraitKey: Int] = [:]

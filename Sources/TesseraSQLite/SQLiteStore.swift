@@ -20,7 +20,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 2
+  public static let schemaVersion = 3
 
   let pool: DatabasePool
   public let path: String
@@ -151,6 +151,39 @@ public final class SQLiteStore: Store {
           UPDATE meta SET value = 2 WHERE key = 'schema_version';
           """)
     }
+    // v3: computed-trait states, segment memberships and the log of segment changes.
+    m.registerMigration("v3") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE computed_traits (
+            profile_id INTEGER NOT NULL,
+            trait TEXT NOT NULL,
+            value TEXT NOT NULL,
+            state TEXT NOT NULL,
+            PRIMARY KEY (profile_id, trait)
+          ) WITHOUT ROWID;
+
+          CREATE TABLE memberships (
+            segment TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            since INTEGER NOT NULL,
+            PRIMARY KEY (segment, profile_id)
+          ) WITHOUT ROWID;
+          CREATE INDEX memberships_profile ON memberships (profile_id);
+
+          CREATE TABLE segment_changes (
+            id INTEGER PRIMARY KEY,
+            segment TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            entered INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            "values" TEXT NOT NULL,
+            merged_into INTEGER
+          );
+          CREATE INDEX segment_changes_segment ON segment_changes (segment, id);
+          UPDATE meta SET value = 3 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }
@@ -196,6 +229,8 @@ public final class SQLiteStore: Store {
           """)
       let dropIdentifiers = try db.cachedStatement(sql: "DELETE FROM identifiers WHERE profile_id = ?")
       let dropTraits = try db.cachedStatement(sql: "DELETE FROM traits WHERE profile_id = ?")
+      let dropComputed = try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ?")
+      let dropMemberships = try db.cachedStatement(sql: "DELETE FROM memberships WHERE profile_id = ?")
       let record = try db.cachedStatement(
         sql: """
           INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score)
@@ -209,6 +244,8 @@ public final class SQLiteStore: Store {
           try moveIdentifiers.execute(arguments: [m.survivor.raw, m.absorbed.raw])
           try dropIdentifiers.execute(arguments: [m.absorbed.raw])
           try dropTraits.execute(arguments: [m.absorbed.raw])
+          try dropComputed.execute(arguments: [m.absorbed.raw])
+          try dropMemberships.execute(arguments: [m.absorbed.raw])
         }
         try record.execute(arguments: [
           m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
@@ -257,6 +294,44 @@ public final class SQLiteStore: Store {
         try upsert.execute(arguments: [
           t.profile.raw, t.trait, StoredValue.encode(t.value), t.source, t.eventID, t.timestamp.microseconds,
           StoredValue.encode(t.state),
+        ])
+      }
+    }
+    if !batch.computed.isEmpty {
+      let upsert = try db.cachedStatement(
+        sql: """
+          INSERT INTO computed_traits (profile_id, trait, value, state) VALUES (?, ?, ?, ?)
+          ON CONFLICT (profile_id, trait) DO UPDATE SET value = excluded.value, state = excluded.state
+          """)
+      let delete = try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ? AND trait = ?")
+      for c in batch.computed {
+        if c.state.isNull {
+          try delete.execute(arguments: [c.profile.raw, c.trait])
+        } else {
+          try upsert.execute(arguments: [
+            c.profile.raw, c.trait, StoredValue.encode(c.value), StoredValue.encode(c.state),
+          ])
+        }
+      }
+    }
+    if !batch.segmentChanges.isEmpty {
+      let enter = try db.cachedStatement(
+        sql: "INSERT OR REPLACE INTO memberships (segment, profile_id, since) VALUES (?, ?, ?)")
+      let exit = try db.cachedStatement(sql: "DELETE FROM memberships WHERE segment = ? AND profile_id = ?")
+      let log = try db.cachedStatement(
+        sql: """
+          INSERT INTO segment_changes (segment, profile_id, entered, at, "values", merged_into)
+          VALUES (?, ?, ?, ?, ?, ?)
+          """)
+      for c in batch.segmentChanges {
+        if c.entered {
+          try enter.execute(arguments: [c.segment, c.profile.raw, c.at.microseconds])
+        } else {
+          try exit.execute(arguments: [c.segment, c.profile.raw])
+        }
+        try log.execute(arguments: [
+          c.segment, c.profile.raw, c.entered, c.at.microseconds, StoredValue.encode(.map(c.values)),
+          c.mergedInto?.raw,
         ])
       }
     }
@@ -392,6 +467,92 @@ public final class SQLiteStore: Store {
       let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.traitColumns) FROM traits ORDER BY profile_id, trait")
       while let row = try rows.next() { out.append(try Self.trait(row)) }
       return out
+    }
+  }
+
+  static func computed(_ row: Row) throws -> ComputedRecord {
+    ComputedRecord(
+      profile: ProfileID(row[0]), trait: row[1], state: try StoredValue.decode(row[3]),
+      value: try StoredValue.decode(row[2]))
+  }
+
+  static func membership(_ row: Row) -> MembershipRecord {
+    MembershipRecord(segment: row[0], profile: ProfileID(row[1]), since: Timestamp(microseconds: row[2]))
+  }
+
+  public func loadComputed() async throws -> [ComputedRecord] {
+    try await pool.read { db in
+      var out: [ComputedRecord] = []
+      let rows = try Row.fetchCursor(
+        db, sql: "SELECT profile_id, trait, value, state FROM computed_traits ORDER BY profile_id, trait")
+      while let row = try rows.next() { out.append(try Self.computed(row)) }
+      return out
+    }
+  }
+
+  public func computed(of profile: ProfileID) async throws -> [ComputedRecord] {
+    try await pool.read { db in
+      let p = try Self.liveOrSelf(profile, db)
+      return try Row.fetchAll(
+        db, sql: "SELECT profile_id, trait, value, state FROM computed_traits WHERE profile_id = ? ORDER BY trait",
+        arguments: [p.raw]
+      ).map(Self.computed)
+    }
+  }
+
+  public func loadMemberships() async throws -> [MembershipRecord] {
+    try await pool.read { db in
+      try Row.fetchAll(db, sql: "SELECT segment, profile_id, since FROM memberships ORDER BY segment, profile_id")
+        .map(Self.membership)
+    }
+  }
+
+  public func members(of segment: String) async throws -> [MembershipRecord] {
+    try await pool.read { db in
+      try Row.fetchAll(
+        db, sql: "SELECT segment, profile_id, since FROM memberships WHERE segment = ? ORDER BY profile_id",
+        arguments: [segment]
+      ).map(Self.membership)
+    }
+  }
+
+  public func memberships(of profile: ProfileID) async throws -> [MembershipRecord] {
+    try await pool.read { db in
+      let p = try Self.liveOrSelf(profile, db)
+      return try Row.fetchAll(
+        db, sql: "SELECT segment, profile_id, since FROM memberships WHERE profile_id = ? ORDER BY segment",
+        arguments: [p.raw]
+      ).map(Self.membership)
+    }
+  }
+
+  public func segmentCounts() async throws -> [String: Int] {
+    try await pool.read { db in
+      var out: [String: Int] = [:]
+      for row in try Row.fetchAll(db, sql: "SELECT segment, count(*) FROM memberships GROUP BY segment") {
+        out[row[0]] = row[1]
+      }
+      return out
+    }
+  }
+
+  public func segmentChanges(of segment: String, limit: Int) async throws -> [SegmentChangeRecord] {
+    if limit <= 0 { return [] }
+    return try await pool.read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT segment, profile_id, entered, at, "values", merged_into FROM segment_changes
+          WHERE segment = ? ORDER BY id LIMIT ?
+          """, arguments: [segment, limit]
+      ).map { row in
+        let merged: Int64? = row[5]
+        var values: [String: Value] = [:]
+        if case .map(let m) = try StoredValue.decode(row[4]) { values = m }
+        return SegmentChangeRecord(
+          segment: row[0], profile: ProfileID(row[1]), entered: row[2], at: Timestamp(microseconds: row[3]),
+          values: values, mergedInto: merged.map(ProfileID.init))
+      }
     }
   }
 

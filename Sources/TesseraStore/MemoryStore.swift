@@ -18,6 +18,10 @@ public actor MemoryStore: Store {
   /// The profiles merged into each live profile, itself included.
   var families: [ProfileID: [ProfileID]] = [:]
   var traitRows: [ProfileID: [String: TraitRecord]] = [:]
+  var computedRows: [ProfileID: [String: ComputedRecord]] = [:]
+  /// Members per segment, with when they entered.
+  var memberRows: [String: [ProfileID: Timestamp]] = [:]
+  var changeLog: [SegmentChangeRecord] = []
   var mergeLog: [MergeRecord] = []
   var conflictLog: [ConflictRecord] = []
   var rejectedLog: [RejectedRecord] = []
@@ -49,6 +53,8 @@ public actor MemoryStore: Store {
       }
       families[m.survivor, default: [m.survivor]] += families.removeValue(forKey: m.absorbed) ?? [m.absorbed]
       traitRows[m.absorbed] = nil
+      computedRows[m.absorbed] = nil
+      for segment in memberRows.keys { memberRows[segment]?[m.absorbed] = nil }
       mergeLog.append(m)
     }
     for (i, p) in batch.released {
@@ -61,6 +67,22 @@ public actor MemoryStore: Store {
     }
     conflictLog.append(contentsOf: batch.conflicts)
     for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
+    for c in batch.computed {
+      if c.state.isNull {
+        computedRows[c.profile]?[c.trait] = nil
+        if computedRows[c.profile]?.isEmpty == true { computedRows[c.profile] = nil }
+      } else {
+        computedRows[c.profile, default: [:]][c.trait] = c
+      }
+    }
+    for c in batch.segmentChanges {
+      if c.entered {
+        memberRows[c.segment, default: [:]][c.profile] = c.at
+      } else {
+        memberRows[c.segment]?[c.profile] = nil
+      }
+      changeLog.append(c)
+    }
     for r in batch.rejected where rejectedKeys.insert([r.source, r.reason, r.record]).inserted { rejectedLog.append(r) }
   }
 
@@ -79,6 +101,39 @@ public actor MemoryStore: Store {
 
   public func loadTraits() -> [TraitRecord] {
     traitRows.keys.sorted().flatMap { p in (traitRows[p] ?? [:]).values.sorted { $0.trait < $1.trait } }
+  }
+
+  public func loadComputed() -> [ComputedRecord] {
+    computedRows.keys.sorted().flatMap { p in (computedRows[p] ?? [:]).values.sorted { $0.trait < $1.trait } }
+  }
+
+  public func loadMemberships() -> [MembershipRecord] {
+    memberRows.keys.sorted().flatMap { members(of: $0) }
+  }
+
+  public func members(of segment: String) -> [MembershipRecord] {
+    (memberRows[segment] ?? [:]).sorted { $0.key < $1.key }.map {
+      MembershipRecord(segment: segment, profile: $0.key, since: $0.value)
+    }
+  }
+
+  public func segmentCounts() -> [String: Int] {
+    memberRows.compactMapValues { $0.isEmpty ? nil : $0.count }
+  }
+
+  public func computed(of profile: ProfileID) -> [ComputedRecord] {
+    (computedRows[live(profile)] ?? [:]).values.sorted { $0.trait < $1.trait }
+  }
+
+  public func memberships(of profile: ProfileID) -> [MembershipRecord] {
+    let p = live(profile)
+    return memberRows.keys.sorted().compactMap { s in
+      memberRows[s]?[p].map { MembershipRecord(segment: s, profile: p, since: $0) }
+    }
+  }
+
+  public func segmentChanges(of segment: String, limit: Int) -> [SegmentChangeRecord] {
+    Array(changeLog.lazy.filter { $0.segment == segment }.prefix(max(0, limit)))
   }
 
   public func profile(for identifier: Identifier) -> ProfileID? {

@@ -55,6 +55,61 @@ public struct StoredEvent: Sendable, Hashable {
   }
 }
 
+/// One profile's state of one computed trait: the engine's encoded state (opaque to the store) and the value
+/// it gave when it was written. A `state` of `.null` deletes the row (every contribution expired).
+public struct ComputedRecord: Sendable, Hashable {
+  public var profile: ProfileID
+  public var trait: String
+  public var state: Value
+  public var value: Value
+
+  public init(profile: ProfileID, trait: String, state: Value, value: Value) {
+    self.profile = profile
+    self.trait = trait
+    self.state = state
+    self.value = value
+  }
+}
+
+/// A profile entering or leaving a segment, as the store logs it. Applied in order: `entered` adds the
+/// membership (since `at`), `exited` removes it.
+public struct SegmentChangeRecord: Sendable, Hashable {
+  public var segment: String
+  public var profile: ProfileID
+  public var entered: Bool
+  public var at: Timestamp
+  /// What the condition read when it decided (`traits.orders_90d` → value); empty for exits caused by merges.
+  public var values: [String: Value]
+  /// Set on the exits of a profile absorbed by a merge.
+  public var mergedInto: ProfileID?
+
+  public init(
+    segment: String, profile: ProfileID, entered: Bool, at: Timestamp, values: [String: Value] = [:],
+    mergedInto: ProfileID? = nil
+  ) {
+    self.segment = segment
+    self.profile = profile
+    self.entered = entered
+    self.at = at
+    self.values = values
+    self.mergedInto = mergedInto
+  }
+}
+
+/// A stored segment membership.
+public struct MembershipRecord: Sendable, Hashable {
+  public var segment: String
+  public var profile: ProfileID
+  /// When the profile entered the segment.
+  public var since: Timestamp
+
+  public init(segment: String, profile: ProfileID, since: Timestamp) {
+    self.segment = segment
+    self.profile = profile
+    self.since = since
+  }
+}
+
 /// Everything one batch of the single writer changes, committed atomically.
 public struct CommitBatch: Sendable {
   public var events: [StoredEvent] = []
@@ -69,12 +124,16 @@ public struct CommitBatch: Sendable {
   public var conflicts: [ConflictRecord] = []
   /// Trait states to upsert, after the merges.
   public var traits: [TraitRecord] = []
+  /// Computed-trait states to upsert (or delete, when `state` is null), after the merges.
+  public var computed: [ComputedRecord] = []
+  /// Segment changes, applied to the memberships in order after the merges, and logged.
+  public var segmentChanges: [SegmentChangeRecord] = []
   public var rejected: [RejectedRecord] = []
 
   public init() {}
   public var isEmpty: Bool {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
-      && conflicts.isEmpty && traits.isEmpty && rejected.isEmpty
+      && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
   }
 }
 
@@ -113,6 +172,20 @@ public protocol Store: Sendable {
   func commit(_ batch: CommitBatch) async throws
   func loadIdentity() async throws -> IdentitySnapshot
   func loadTraits() async throws -> [TraitRecord]
+  /// Every computed-trait state, by profile then trait.
+  func loadComputed() async throws -> [ComputedRecord]
+  /// Every segment membership, by segment then profile.
+  func loadMemberships() async throws -> [MembershipRecord]
+  /// A segment's members, in profile order.
+  func members(of segment: String) async throws -> [MembershipRecord]
+  /// Member counts of every segment with at least one member.
+  func segmentCounts() async throws -> [String: Int]
+  /// The computed-trait states of the live profile of `profile`, by trait.
+  func computed(of profile: ProfileID) async throws -> [ComputedRecord]
+  /// The segments the live profile of `profile` is in, by segment name.
+  func memberships(of profile: ProfileID) async throws -> [MembershipRecord]
+  /// Logged segment changes of a segment, oldest first (at most `limit`).
+  func segmentChanges(of segment: String, limit: Int) async throws -> [SegmentChangeRecord]
 
   /// The live profile an identifier belongs to.
   func profile(for identifier: Identifier) async throws -> ProfileID?

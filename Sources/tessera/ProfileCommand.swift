@@ -76,6 +76,8 @@ struct ProfileView {
   var aliases: [ProfileID]
   var identifiers: [(Identifier, Timestamp)]
   var traits: [TraitRecord]
+  var computed: [ComputedRecord]
+  var segments: [MembershipRecord]
   var merges: [MergeRecord]
   var conflicts: [ConflictRecord]
   var events: [StoredEvent]
@@ -84,7 +86,8 @@ struct ProfileView {
     let merges = try await db.merges(involving: id)
     return ProfileView(
       id: id, aliases: merges.map(\.absorbed).filter { $0 != id }.sorted(),
-      identifiers: try await db.identifiers(of: id), traits: try await db.traits(of: id), merges: merges,
+      identifiers: try await db.identifiers(of: id), traits: try await db.traits(of: id),
+      computed: try await db.computed(of: id), segments: try await db.memberships(of: id), merges: merges,
       conflicts: try await db.conflicts(involving: id), events: try await db.events(of: id, limit: events))
   }
 
@@ -104,6 +107,12 @@ struct ProfileView {
       let w = Self.why(t)
       out += w.isEmpty ? "\n" : " — \(w)\n"
     }
+    out += "\ncomputed traits (as of the last run)\n"
+    if computed.isEmpty { out += "  none\n" }
+    for c in computed { out += "  \(c.trait.padded(18)) \(c.value.description)\n" }
+    out += "\nsegments\n"
+    if segments.isEmpty { out += "  none\n" }
+    for m in segments { out += "  \(m.segment.padded(18)) since \(m.since.iso8601)\n" }
     out += "\nmerges\n"
     if merges.isEmpty { out += "  none\n" }
     for m in merges {
@@ -146,6 +155,9 @@ struct ProfileView {
               ])
             )
           })),
+      "computed": .map(Dictionary(computed.map { ($0.trait, $0.value) }, uniquingKeysWith: { a, _ in a })),
+      "segments": .list(
+        segments.map { .map(["segment": .string($0.segment), "since": .timestamp($0.since)]) }),
       "merges": .list(
         merges.map {
           .map([

@@ -40,6 +40,13 @@ struct Run: AsyncParsableCommand {
   @Option(help: "Events per store transaction.")
   var commitEvents: Int = 8192
 
+  @Option(
+    help: """
+      The time the run evaluates segments and computed-trait windows at, ISO 8601 (default: the current time). \
+      Also the time of events without a timestamp.
+      """)
+  var now: String?
+
   func run() async throws {
     let result = Compiler().compile(pipeline: pipeline)
     if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
@@ -50,6 +57,12 @@ struct Run: AsyncParsableCommand {
       readers[i] = FileSourceReader(source: s, batchSize: batchSize)
     }
     var runner = PipelineRunner(plan: plan, store: storeFile, readers: readers, workers: workers)
+    if let now {
+      guard let t = Timestamp(iso8601: now) else {
+        throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
+      }
+      runner.now = t
+    }
     runner.commitEvents = commitEvents
     let rejectedFile = try rejected.map { try RejectedFile(path: $0) }
     if let rejectedFile { runner.onRejected = { rejectedFile.write($0) } }

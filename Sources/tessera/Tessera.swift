@@ -12,7 +12,7 @@ struct Tessera: AsyncParsableCommand {
       Everything is declared in YAML (see docs/LANGUAGE.md) and compiled before it runs.
       Exit status: 0 on success, 1 when the configuration has errors, 64 on a usage error.
       """,
-    subcommands: [Validate.self, Graph.self, Run.self, ProfileCommand.self]
+    subcommands: [Validate.self, Graph.self, Run.self, ProfileCommand.self, SegmentsCommand.self]
   )
 }
 

@@ -26,6 +26,9 @@ public enum StoreSuite {
       ("rejected records are kept in order", rejectedRecords),
       ("stats count what is stored", statsCounts),
       ("an empty batch changes nothing", emptyBatch),
+      ("computed-trait states upsert, delete and read back", computedStates),
+      ("segment changes keep memberships and a log", segmentMemberships),
+      ("a merge drops the absorbed profile's computed states and memberships", mergeCleansSegments),
     ]
   }
 
@@ -130,6 +133,8 @@ public enum StoreSuite {
       out.append("events \(id) = \(try await store.events(of: id, limit: 1000).map(describe))")
     }
     out.append("rejected = \(try await store.rejected(limit: 1000))")
+    for c in try await store.loadComputed() { out.append("computed \(describe(c))") }
+    for m in try await store.loadMemberships() { out.append("membership \(describe(m))") }
     return out
   }
 
@@ -571,6 +576,117 @@ public enum StoreSuite {
     f.expect(try await snapshot(of: store, upTo: 3), before, "state after an empty batch")
   }
 
+  // MARK: - Computed traits and segments
+
+  static func describe(_ c: ComputedRecord) -> String { "\(c.profile) \(c.trait)=\(exact(c.value)) \(exact(c.state))" }
+  static func describe(_ m: MembershipRecord) -> String { "\(m.segment) \(m.profile) since \(m.since.microseconds)" }
+  static func describe(_ c: SegmentChangeRecord) -> String {
+    "\(c.profile) \(c.entered ? "entered" : "exited") \(c.segment) at \(c.at.microseconds) "
+      + "\(exact(.map(c.values))) merged into \(c.mergedInto.map(\.description) ?? "-")"
+  }
+
+  static func computedRecord(_ profile: ProfileID, _ trait: String, _ n: Int64) -> ComputedRecord {
+    ComputedRecord(
+      profile: profile, trait: trait, state: .map(["a": .string("count"), "w": .int(0), "b": .list([.int(n)])]),
+      value: .int(n))
+  }
+
+  static func computedStates(_ store: any Store, _ f: inout Failures) async throws {
+    var b = twoProfiles()
+    b.computed = [
+      computedRecord(p(1), "orders", 2), computedRecord(p(1), "pages", 5), computedRecord(p(2), "orders", 1),
+    ]
+    try await store.commit(b)
+    f.expect(
+      try await store.loadComputed().map(describe),
+      [computedRecord(p(1), "orders", 2), computedRecord(p(1), "pages", 5), computedRecord(p(2), "orders", 1)].map(
+        describe), "loadComputed")
+    var c = CommitBatch()
+    // An upsert replaces; a null state deletes.
+    c.computed = [
+      computedRecord(p(1), "orders", 3), ComputedRecord(profile: p(1), trait: "pages", state: .null, value: .int(0)),
+    ]
+    try await store.commit(c)
+    f.expect(
+      try await store.computed(of: p(1)).map(describe), [describe(computedRecord(p(1), "orders", 3))], "computed(of:)")
+    f.expect(
+      try await store.loadComputed().map(describe),
+      [computedRecord(p(1), "orders", 3), computedRecord(p(2), "orders", 1)].map(describe), "loadComputed after")
+  }
+
+  static func segmentMemberships(_ store: any Store, _ f: inout Failures) async throws {
+    var b = twoProfiles()
+    b.segmentChanges = [
+      SegmentChangeRecord(segment: "vip", profile: p(1), entered: true, at: t(50), values: ["traits.x": .int(1)]),
+      SegmentChangeRecord(segment: "vip", profile: p(2), entered: true, at: t(51)),
+      SegmentChangeRecord(segment: "new", profile: p(2), entered: true, at: t(52)),
+    ]
+    try await store.commit(b)
+    var c = CommitBatch()
+    c.segmentChanges = [
+      SegmentChangeRecord(segment: "vip", profile: p(2), entered: false, at: t(60), values: ["traits.x": .null])
+    ]
+    try await store.commit(c)
+    f.expect(
+      try await store.members(of: "vip").map(describe), ["vip prf_1 since \(t(50).microseconds)"], "members(of: vip)")
+    f.expect(try await store.members(of: "none").map(describe), [], "members(of: unknown)")
+    f.expect(try await store.segmentCounts(), ["vip": 1, "new": 1], "segmentCounts")
+    f.expect(
+      try await store.loadMemberships().map(describe),
+      ["new prf_2 since \(t(52).microseconds)", "vip prf_1 since \(t(50).microseconds)"], "loadMemberships")
+    f.expect(try await store.memberships(of: p(2)).map(\.segment), ["new"], "memberships(of: 2)")
+    f.expect(
+      try await store.segmentChanges(of: "vip", limit: 10).map(describe),
+      [b.segmentChanges[0], b.segmentChanges[1], c.segmentChanges[0]].map(describe), "segmentChanges(of: vip)")
+    f.expect(try await store.segmentChanges(of: "vip", limit: 1).count, 1, "segmentChanges limit")
+  }
+
+  static func mergeCleansSegments(_ store: any Store, _ f: inout Failures) async throws {
+    var b = twoProfiles()
+    b.computed = [computedRecord(p(1), "orders", 1), computedRecord(p(2), "orders", 1)]
+    b.segmentChanges = [
+      SegmentChangeRecord(segment: "vip", profile: p(2), entered: true, at: t(50)),
+      SegmentChangeRecord(segment: "new", profile: p(2), entered: true, at: t(50)),
+    ]
+    try await store.commit(b)
+    var c = CommitBatch()
+    c.merges = [
+      MergeRecord(
+        survivor: p(1), absorbed: p(2), rule: "email", evidence: [email, email2], eventID: "c1", at: t(60), score: 1)
+    ]
+    // What the resolver writes: the merged state on the survivor, the absorbed profile's exits, the survivor's entry.
+    c.computed = [computedRecord(p(1), "orders", 2)]
+    c.segmentChanges = [
+      SegmentChangeRecord(segment: "vip", profile: p(2), entered: false, at: t(60), mergedInto: p(1)),
+      SegmentChangeRecord(segment: "new", profile: p(2), entered: false, at: t(60), mergedInto: p(1)),
+      SegmentChangeRecord(segment: "vip", profile: p(1), entered: true, at: t(60)),
+    ]
+    try await store.commit(c)
+    f.expect(
+      try await store.loadComputed().map(describe), [describe(computedRecord(p(1), "orders", 2))], "loadComputed")
+    f.expect(
+      try await store.computed(of: p(2)).map(describe), [describe(computedRecord(p(1), "orders", 2))],
+      "computed(of: absorbed)")
+    f.expect(
+      try await store.loadMemberships().map(describe), ["vip prf_1 since \(t(60).microseconds)"], "loadMemberships")
+    f.expect(
+      try await store.memberships(of: p(2)).map(\.segment), ["vip"], "memberships(of: absorbed) follows the merge")
+    f.expect(try await store.segmentCounts(), ["vip": 1], "segmentCounts")
+    // A merge alone (no exits in the batch) still leaves no rows on the absorbed profile.
+    var d = CommitBatch()
+    d.newProfiles = [(p(3), t(70))]
+    d.computed = [computedRecord(p(3), "orders", 1)]
+    d.segmentChanges = [SegmentChangeRecord(segment: "new", profile: p(3), entered: true, at: t(70))]
+    try await store.commit(d)
+    var e = CommitBatch()
+    e.merges = [
+      MergeRecord(survivor: p(1), absorbed: p(3), rule: "email", evidence: [email], eventID: "c2", at: t(80), score: 1)
+    ]
+    try await store.commit(e)
+    f.expect(try await store.loadComputed().map(\.profile), [p(1)], "loadComputed after a bare merge")
+    f.expect(try await store.loadMemberships().map(\.profile), [p(1)], "loadMemberships after a bare merge")
+  }
+
   // MARK: - Atomicity
 
   /// For stores that can refuse a batch. Commits `twoProfiles`, then a batch that touches every part of the
@@ -580,7 +696,11 @@ public enum StoreSuite {
   public static func checkAtomicity(of store: any Store, poison: (inout CommitBatch) -> Void) async throws -> [String] {
     var f = Failures()
     f.check = "a refused batch leaves no trace"
-    try await store.commit(twoProfiles())
+    var first = twoProfiles()
+    // Rows the merge below deletes (the absorbed profile's), which the rollback must bring back.
+    first.computed = [computedRecord(p(1), "orders", 1), computedRecord(p(2), "orders", 2)]
+    first.segmentChanges = [SegmentChangeRecord(segment: "vip", profile: p(2), entered: true, at: t(50))]
+    try await store.commit(first)
     let before = try await snapshot(of: store, upTo: 4)
     var b = CommitBatch()
     b.newProfiles = [(p(3), t(60))]
@@ -591,6 +711,11 @@ public enum StoreSuite {
     b.conflicts = [conflict(kept: p(1), other: p(3), kind: "user_id", identifiers: [], eventID: "z1", at: t(60))]
     b.traits = [trait(p(1), "plan", .string("platinum")), trait(p(3), "new", .bool(true))]
     b.rejected = [RejectedRecord(source: "s", line: 1, record: "r", reason: "bad", at: t(60))]
+    b.computed = [computedRecord(p(1), "orders", 3), computedRecord(p(3), "orders", 1)]
+    b.segmentChanges = [
+      SegmentChangeRecord(segment: "vip", profile: p(2), entered: false, at: t(60), mergedInto: p(1)),
+      SegmentChangeRecord(segment: "vip", profile: p(1), entered: true, at: t(60)),
+    ]
     poison(&b)
     do {
       try await store.commit(b)

@@ -1,0 +1,124 @@
+import TesseraCompiler
+import TesseraIdentity
+import TesseraModel
+import TesseraRuntime
+import TesseraStore
+import Testing
+
+/// The resolver maintains computed traits and segments: once per changed profile per batch, windows on a
+/// driven clock, merges, and restored state after a restart.
+@Suite("Resolver: computed traits and segments")
+struct ResolverSegmentsTests {
+  enum Fixture {
+    static let yaml = """
+      pipeline: t
+      sources:
+        s:
+          kind: ndjson
+          path: none.ndjson
+          emit: track
+          event: e
+          map: { user_id: u, anonymous_id: a }
+      identifiers:
+        user_id: { max_per_profile: 1, priority: 1 }
+        anonymous_id: { max_per_profile: 50, priority: 9 }
+      deterministic:
+        ids: { link_on: [user_id, anonymous_id] }
+      computed:
+        orders_90d: { aggregate: count, where: event == "Order Completed", window: 90d }
+      segments:
+        repeat_buyer: { when: traits.orders_90d >= 2 }
+      """
+
+    static func config() throws -> PipelineConfig {
+      let files = ["p.yaml": yaml]
+      let result = Compiler(environment: [:], readFile: { files[$0] }).compile(pipeline: "p.yaml")
+      return try #require(result.plan, "\(result.rendered())").config
+    }
+
+    static func day(_ d: Int) -> Timestamp { Timestamp(microseconds: Int64(d) * 86_400_000_000) }
+
+    static func order(_ n: Int, day d: Int, _ ids: [(String, String)]) -> Event {
+      Event(
+        id: "m\(n)", source: "s", type: "track", name: "Order Completed", timestamp: day(d),
+        receivedAt: Timestamp(microseconds: 0), identifiers: ids.map { Identifier($0.0, $0.1) })
+    }
+
+    static func batch(_ seq: Int, _ events: [Event]) -> MappedBatch {
+      MappedBatch(seq: seq, events: events, rejected: [], invalidIdentifiers: 0)
+    }
+
+    static func describe(_ c: [SegmentChangeRecord]) -> [String] {
+      c.map { "\($0.profile) \($0.entered ? "entered" : "exited") \($0.segment)" }
+    }
+  }
+
+  @Test("enters on the second order within 90 days, once per batch; exits at the tick when the first ages out")
+  func windowOnDrivenClock() async throws {
+    let config = try Fixture.config()
+    var resolver = Resolver(config: config, now: Fixture.day(100))
+    // Three orders of one person in one batch: one `entered`, not one per event.
+    let (first, _) = resolver.apply(
+      Fixture.batch(
+        0,
+        [
+          Fixture.order(1, day: 20, [("user_id", "u1")]), Fixture.order(2, day: 60, [("user_id", "u1")]),
+          Fixture.order(3, day: 61, [("user_id", "u1")]),
+        ]), stored: [])
+    #expect(Fixture.describe(first.segmentChanges) == ["prf_1 entered repeat_buyer"])
+    #expect(first.segmentChanges.first?.values["traits.orders_90d"] == .int(3))
+    #expect(first.computed.map(\.value) == [.int(3)])
+    #expect(resolver.tick().isEmpty, "nothing has left the window at day 100")
+    let store = MemoryStore()
+    await store.commit(first)
+
+    // A restart at day 115: the order of day 20 is out of the window, two remain: still a member, nothing new.
+    var later = Resolver(
+      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
+      memberships: await store.loadMemberships(), now: Fixture.day(115))
+    let tick = later.tick()
+    #expect(tick.segmentChanges.isEmpty)
+    #expect(tick.computed.map(\.value) == [.int(2)])
+    await store.commit(tick)
+
+    // At day 155 the orders of days 60 and 61 have aged out too: the member exits.
+    var end = Resolver(
+      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
+      memberships: await store.loadMemberships(), now: Fixture.day(155))
+    let exit = end.tick()
+    #expect(Fixture.describe(exit.segmentChanges) == ["prf_1 exited repeat_buyer"])
+    #expect(exit.segmentChanges.first?.at == Fixture.day(155))
+    await store.commit(exit)
+    #expect(await store.members(of: "repeat_buyer").isEmpty)
+    #expect(await store.loadComputed().isEmpty, "every bucket expired: the rows are deleted")
+  }
+
+  @Test("a late event lands in its own bucket and does not count when outside the window")
+  func lateEvent() throws {
+    var resolver = Resolver(config: try Fixture.config(), now: Fixture.day(100))
+    _ = resolver.apply(Fixture.batch(0, [Fixture.order(1, day: 90, [("user_id", "u1")])]), stored: [])
+    let (late, _) = resolver.apply(Fixture.batch(1, [Fixture.order(2, day: 5, [("user_id", "u1")])]), stored: [])
+    #expect(late.segmentChanges.isEmpty)
+    #expect(late.computed.map(\.value) == [.int(1)])
+  }
+
+  @Test("a merge makes the merged profile qualify; the absorbed profile's state moves with it")
+  func mergeQualifies() async throws {
+    var resolver = Resolver(config: try Fixture.config(), now: Fixture.day(100))
+    let (one, _) = resolver.apply(
+      Fixture.batch(
+        0, [Fixture.order(1, day: 50, [("user_id", "u1")]), Fixture.order(2, day: 51, [("anonymous_id", "a1")])]),
+      stored: [])
+    #expect(one.segmentChanges.isEmpty)
+    let (two, _) = resolver.apply(
+      Fixture.batch(1, [Fixture.order(3, day: 52, [("user_id", "u1"), ("anonymous_id", "a1")])]), stored: [])
+    #expect(two.merges.count == 1)
+    #expect(Fixture.describe(two.segmentChanges) == ["prf_1 entered repeat_buyer"])
+    #expect(two.computed.map { "\($0.profile) \($0.value)" } == ["prf_1 3"])
+    let store = MemoryStore()
+    await store.commit(one)
+    await store.commit(two)
+    #expect(await store.loadComputed().map(\.profile) == [ProfileID(1)])
+    #expect(await store.members(of: "repeat_buyer").map(\.profile) == [ProfileID(1)])
+  }
+}
