@@ -11,10 +11,10 @@ struct ProfileCommand: AsyncParsableCommand {
     commandName: "profile",
     abstract: "Show the unified profile of a person.",
     discussion: """
-      IDENTIFIER is `kind:value` (email:ada@example.com, user_id:100101, phone:+14155550123) or a profile id
-      (prf_12). Values are normalized as the pipeline declares when --pipeline is given, otherwise as written
-      (emails and phone numbers are also tried in their usual normal form). An absorbed profile id shows the
-      profile it merged into. Prints identifiers, traits with the winning source and why, merge history,
+      IDENTIFIER is `kind:value` (email:ada@example.com, user_id:100101, phone:+14155550123) or a profile id \
+      (prf_12). Values are normalized as the pipeline declares when --pipeline is given, otherwise as written \
+      (emails and phone numbers are also tried in their usual normal form). An absorbed profile id shows the \
+      profile it merged into. Prints identifiers, traits with the winning source and why, computed traits, segments, merge history, \
       refused merges and recent events. Exit status 0 when found, 3 when no profile matches.
       """)
 

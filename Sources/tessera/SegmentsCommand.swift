@@ -10,7 +10,7 @@ struct SegmentsCommand: AsyncParsableCommand {
     commandName: "segments",
     abstract: "List segments with their member counts, or one segment's members.",
     discussion: """
-      Memberships are what the last `tessera run` stored: they are re-evaluated during a run for the profiles
+      Memberships are what the last `tessera run` stored: they are re-evaluated during a run for the profiles \
       whose inputs changed, and at its end for the profiles whose windows expired.
       """,
     subcommands: [SegmentsList.self, SegmentsMembers.self],
@@ -44,7 +44,7 @@ struct SegmentsList: AsyncParsableCommand {
     commandName: "list",
     abstract: "List segments with their member counts (the default).",
     discussion: """
-      With --pipeline, every segment the pipeline declares is listed in declaration order, also those without
+      With --pipeline, every segment the pipeline declares is listed in declaration order, also those without \
       members; without it, the segments that have members in the store, by name.
       """)
 

@@ -10,6 +10,7 @@ struct Tessera: AsyncParsableCommand {
     abstract: "Tessera, a customer data platform: collect events, resolve identities, unify profiles, activate.",
     discussion: """
       Everything is declared in YAML (see docs/LANGUAGE.md) and compiled before it runs.
+
       Exit status: 0 on success, 1 when the configuration has errors, 64 on a usage error.
       """,
     subcommands: [Validate.self, Graph.self, Run.self, ProfileCommand.self, SegmentsCommand.self]
@@ -24,9 +25,10 @@ struct Validate: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Compile pipelines and report every problem with file:line:column.",
     discussion: """
-      Reads each pipeline file and the rule files it includes, checks keys, types, names, references and
-      expressions, and prints all diagnostics sorted by file and position, each with the offending line and
+      Reads each pipeline file and the rule files it includes, checks keys, types, names, references and \
+      expressions, and prints all diagnostics sorted by file and position, each with the offending line and \
       a caret. Without errors it prints a one-line summary per pipeline.
+
       Exit status: 0 when no pipeline has errors (warnings allowed), 1 otherwise.
       """)
 
@@ -64,8 +66,8 @@ struct Graph: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Print a pipeline's compiled plan as a Mermaid flowchart or a Graphviz digraph.",
     discussion: """
-      Each node is a stage (sources, decode & map, validate, resolve identity, unify profile, computed traits,
-      segments, route, destinations) with how it runs; each edge is labelled with the data type it carries.
+      Each node is a stage (sources, decode & map, validate, resolve identity, unify profile, computed traits, \
+      segments, route, destinations) with how it runs; each edge is labelled with the data type it carries. \
       Render Mermaid in any Markdown viewer that supports it, or DOT with `dot -Tsvg`.
       """)
 

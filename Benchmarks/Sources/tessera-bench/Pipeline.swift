@@ -121,7 +121,36 @@ enum EventGenerator {
 }
 
 enum PipelineBench {
-  static func prepare(events: Int, dir: String) throws -> (plan: PipelinePlan, bytes: Int) {
+  /// 20 computed traits (counts, sums, maxima, distinct counts, windowed and all-time) and 50 segments over
+  /// them and the declared traits, appended to the benchmark pipeline for `memory-seg` / `sqlite-seg`.
+  static var activation: String {
+    var out = "computed:\n"
+    let events = EventGenerator.events
+    for i in 0..<20 {
+      let e = events[i % events.count]
+      switch i % 4 {
+      case 0: out += "  c\(i): { aggregate: count, where: 'event == \"\(e)\"', window: \(30 + i)d }\n"
+      case 1: out += "  c\(i): { aggregate: sum, of: double(properties.price), where: 'event == \"\(e)\"' }\n"
+      case 2: out += "  c\(i): { aggregate: max, of: timestamp, where: 'type == \"page\"', window: \(7 + i)d }\n"
+      default: out += "  c\(i): { aggregate: distinct_count, of: string(properties.sku), where: 'event == \"\(e)\"' }\n"
+      }
+    }
+    out += "segments:\n"
+    for i in 0..<50 {
+      let c = i % 20
+      let cond: String
+      switch c % 4 {
+      case 0: cond = "traits.c\(c) >= \(1 + i % 3)"
+      case 1: cond = "traits.c\(c) > \(100 * (1 + i % 5)).0 && traits.plan == \"\(["free", "pro", "team"][i % 3])\""
+      case 2: cond = "exists(traits.c\(c))"
+      default: cond = "traits.c\(c) >= \(1 + i % 4) || traits.first_name == \"Ada\""
+      }
+      out += "  s\(i): '\(cond)'\n"
+    }
+    return out
+  }
+
+  static func prepare(events: Int, dir: String, activation: Bool = false) throws -> (plan: PipelinePlan, bytes: Int) {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let data = dir + "/events.ndjson"
     let bytes: Int
@@ -133,7 +162,8 @@ enum PipelineBench {
       bytes = try EventGenerator.write(count: events, to: data)
       try String(events).write(toFile: dir + "/count", atomically: true, encoding: .utf8)
     }
-    try EventGenerator.pipeline.write(toFile: dir + "/bench.yaml", atomically: true, encoding: .utf8)
+    let text = EventGenerator.pipeline + (activation ? Self.activation : "")
+    try text.write(toFile: dir + "/bench.yaml", atomically: true, encoding: .utf8)
     let result = Compiler(environment: [:]).compile(pipeline: dir + "/bench.yaml")
     guard let plan = result.plan else { fatalError(result.rendered()) }
     return (plan, bytes)
@@ -143,10 +173,12 @@ enum PipelineBench {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
   }
 
-  /// `mode`: sqlite, memory or parse.
-  static func run(mode: String, events: Int, workers: Int) async throws {
+  /// `mode`: sqlite, memory or parse; `-seg` adds 20 computed traits and 50 segments.
+  static func run(mode rawMode: String, events: Int, workers: Int) async throws {
     let dir = NSTemporaryDirectory() + "tessera-bench-\(events)"
-    let (plan, bytes) = try prepare(events: events, dir: dir)
+    let activation = rawMode.hasSuffix("-seg")
+    let mode = activation ? String(rawMode.dropLast(4)) : rawMode
+    let (plan, bytes) = try prepare(events: events, dir: dir, activation: activation)
     let source = plan.config.sources[0]
     let reader = FileSourceReader(source: source)
     let clock = ContinuousClock()
@@ -200,7 +232,7 @@ enum PipelineBench {
         String(
           format:
             "pipeline → %@: %d events (%.0f MiB), %d workers: %.2f s, %.0f events/s; %d profiles, %d merges, %d conflicts, %d rejected",
-          mode, summary.stats.events, Double(bytes) / 1_048_576, workers, summary.seconds,
+          rawMode, summary.stats.events, Double(bytes) / 1_048_576, workers, summary.seconds,
           Double(summary.stats.events) / summary.seconds, stats.profiles, stats.merges, stats.conflicts,
           summary.stats.rejected))
     }

@@ -148,7 +148,7 @@ print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores")
 if what == "compile" || what == "all" { benchCompile() }
 if what == "expr" || what == "all" { benchExpr() }
 if what == "stages" { try await StageBench.run(events: option("--events", 200_000)) }
-if ["sqlite", "memory", "parse"].contains(what) {
+if ["sqlite", "memory", "parse", "sqlite-seg", "memory-seg"].contains(what) {
   // tessera-bench sqlite|memory|parse [--events N] [--workers W]
   try await PipelineBench.run(
     mode: what, events: option("--events", 1_000_000),
