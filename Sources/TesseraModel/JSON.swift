@@ -32,7 +32,8 @@ public enum JSON {
   {
     var p = JSONParser(bytes: bytes)
     p.skipSpace()
-    let v = try p.object(keeping: keys)
+    let isObject = p.i < bytes.count && bytes[p.i] == UInt8(ascii: "{")
+    let v = isObject ? try p.object(keeping: keys, depth: 0) : try p.value(depth: 0)
     p.skipSpace()
     guard p.i == bytes.count else { throw ParseError(offset: p.i, message: "unexpected text after the JSON value") }
     return v
@@ -133,34 +134,7 @@ struct JSONParser {
     guard i < bytes.count else { throw fail("unexpected end of JSON") }
     switch bytes[i] {
     case UInt8(ascii: "{"):
-      i += 1
-      var m: [String: Value] = [:]
-      skipSpace()
-      if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
-        i += 1
-        return .map(m)
-      }
-      while true {
-        skipSpace()
-        guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-        let k = try string()
-        skipSpace()
-        guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
-        i += 1
-        skipSpace()
-        m[k] = try value(depth: depth + 1)
-        skipSpace()
-        guard i < bytes.count else { throw fail("unterminated object") }
-        if bytes[i] == UInt8(ascii: ",") {
-          i += 1
-          continue
-        }
-        if bytes[i] == UInt8(ascii: "}") {
-          i += 1
-          return .map(m)
-        }
-        throw fail("expected `,` or `}` in an object")
-      }
+      return try object(keeping: nil, depth: depth)
     case UInt8(ascii: "["):
       i += 1
       var l: [Value] = []
@@ -200,15 +174,11 @@ struct JSONParser {
     }
   }
 
-  /// A top-level object keeping only `keys`; anything else at the top is an error like `value` gives.
-  mutating func object(keeping keys: [[UInt8]]) throws(JSON.ParseError) -> Value {
-    guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else {
-      let v = try value(depth: 0)
-      return v
-    }
+  /// An object, at `{`. With `keys`, only those members are built and the others are stepped over.
+  mutating func object(keeping keys: [[UInt8]]?, depth: Int) throws(JSON.ParseError) -> Value {
     i += 1
     var m: [String: Value] = [:]
-    m.reserveCapacity(keys.count)
+    if let keys { m.reserveCapacity(keys.count) }
     skipSpace()
     if i < bytes.count, bytes[i] == UInt8(ascii: "}") {
       i += 1
@@ -217,27 +187,31 @@ struct JSONParser {
     while true {
       skipSpace()
       guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-      // Keys without escapes are compared in place; a key with escapes is decoded first.
-      let keyStart = i + 1
-      var j = keyStart
-      while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\") { j += 1 }
-      var wanted: String?
-      if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
-        let raw = UnsafeBufferPointer(rebasing: bytes[keyStart..<j])
-        if keys.contains(where: { $0.elementsEqual(raw) }) { wanted = String(decoding: raw, as: UTF8.self) }
-        i = j + 1
+      let wanted: String?
+      if let keys {
+        // Keys without escapes are compared in place; a key with escapes is decoded first.
+        let keyStart = i + 1
+        var j = keyStart
+        while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\") { j += 1 }
+        if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
+          let raw = UnsafeBufferPointer(rebasing: bytes[keyStart..<j])
+          wanted = keys.contains { $0.elementsEqual(raw) } ? String(decoding: raw, as: UTF8.self) : nil
+          i = j + 1
+        } else {
+          let k = try string()
+          wanted = keys.contains { $0.elementsEqual(k.utf8) } ? k : nil
+        }
       } else {
-        let k = try string()
-        if keys.contains(where: { $0.elementsEqual(k.utf8) }) { wanted = k }
+        wanted = try string()
       }
       skipSpace()
       guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
       i += 1
       skipSpace()
       if let wanted {
-        m[wanted] = try value(depth: 1)
+        m[wanted] = try value(depth: depth + 1)
       } else {
-        try skipValue(depth: 1)
+        try skipValue(depth: depth + 1)
       }
       skipSpace()
       guard i < bytes.count else { throw fail("unterminated object") }

@@ -35,4 +35,26 @@ extension Value {
     default: return nil
     }
   }
+
+  /// One total order over all values: kind first, then the expression language's ordering, then the literal
+  /// text. Used where two values compare equal but differ (`1` and `1.0`), so outcomes never depend on the
+  /// order values arrived in.
+  public static func precedes(_ a: Value, _ b: Value) -> Bool {
+    func group(_ v: Value) -> Int {
+      switch v {
+      case .null: return 0
+      case .bool: return 1
+      case .int, .double: return 2
+      case .string: return 3
+      case .timestamp: return 4
+      case .duration: return 5
+      case .list: return 6
+      case .map: return 7
+      }
+    }
+    let (ga, gb) = (group(a), group(b))
+    if ga != gb { return ga < gb }
+    if let c = compare(a, b), c != 0 { return c < 0 }
+    return a.literal < b.literal
+  }
 }

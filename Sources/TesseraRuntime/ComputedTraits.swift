@@ -144,26 +144,7 @@ enum AggregateSummary: Sendable, Hashable {
     }
   }
 
-  /// One total order over all values: kind first, then the language's ordering, then the literal text. Used
-  /// where two values compare equal but differ (`1` and `1.0`), so the outcome never depends on arrival order.
-  static func precedes(_ a: Value, _ b: Value) -> Bool {
-    func group(_ v: Value) -> Int {
-      switch v {
-      case .null: return 0
-      case .bool: return 1
-      case .int, .double: return 2
-      case .string: return 3
-      case .timestamp: return 4
-      case .duration: return 5
-      case .list: return 6
-      case .map: return 7
-      }
-    }
-    let (ga, gb) = (group(a), group(b))
-    if ga != gb { return ga < gb }
-    if let c = Value.compare(a, b), c != 0 { return c < 0 }
-    return a.literal < b.literal
-  }
+  static func precedes(_ a: Value, _ b: Value) -> Bool { Value.precedes(a, b) }
 
   /// Numbers that are equal count once in `distinct_count`: a whole double is counted as the int.
   static func canonical(_ v: Value) -> Value {

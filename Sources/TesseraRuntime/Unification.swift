@@ -173,26 +173,7 @@ public struct TraitState: Sendable {
 
   /// Union members in one canonical order (kind, then value), so the list never depends on the order
   /// observations arrived in or on which of two merged profiles survived.
-  static func ordered(_ values: [Value]) -> [Value] {
-    func group(_ v: Value) -> Int {
-      switch v {
-      case .null: return 0
-      case .bool: return 1
-      case .int, .double: return 2
-      case .string: return 3
-      case .timestamp: return 4
-      case .duration: return 5
-      case .list: return 6
-      case .map: return 7
-      }
-    }
-    return values.sorted { a, b in
-      let (ga, gb) = (group(a), group(b))
-      if ga != gb { return ga < gb }
-      if let c = Value.compare(a, b), c != 0 { return c < 0 }
-      return a.literal < b.literal
-    }
-  }
+  static func ordered(_ values: [Value]) -> [Value] { values.sorted(by: Value.precedes) }
 
   // MARK: persistence
 
