@@ -270,11 +270,7 @@ struct Checker {
   }
 
   /// Evaluates an operation on constants at compile time.
-  func fold(_ r: Typed, _ operands: Typed...) -> Typed {
-    guard operands.allSatisfy({ $0.constant != nil }) else { return r }
-    let v = r.eval(Env(slots: []))
-    return .const(v, r.type)
-  }
+  func fold(_ r: Typed, _ operands: Typed...) -> Typed { fold(r, operands) }
 
   static func orderable(_ a: ExprType, _ b: ExprType) -> Bool {
     if a == .dyn || b == .dyn {

@@ -83,8 +83,8 @@ enum AggregateSummary: Sendable, Hashable {
   static func merge(_ x: AggregateSummary, _ y: AggregateSummary, _ a: Aggregate) -> AggregateSummary {
     switch (x, y) {
     case (.count(let p), .count(let q)): return .count(p &+ q)
-    case (.sum(let p), .sum(let q)): return .sum(Checkers.add(p, q))
-    case (.avg(let p, let n), .avg(let q, let m)): return .avg(Checkers.add(p, q), n &+ m)
+    case (.sum(let p), .sum(let q)): return .sum(NumericSum.add(p, q))
+    case (.avg(let p, let n), .avg(let q, let m)): return .avg(NumericSum.add(p, q), n &+ m)
     case (.extreme(let p), .extreme(let q)):
       let qFirst = precedes(q, p)
       return .extreme(a == .min ? (qFirst ? q : p) : (qFirst ? p : q))

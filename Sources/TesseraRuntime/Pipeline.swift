@@ -96,13 +96,13 @@ public struct PipelineRunner: Sendable {
       // Sources, one after another in declaration order, so batch numbers follow the files.
       group.addTask {
         defer { raw.finish() }
-        var seq = 0
+        // Batch numbers run on across sources; `emit` is @Sendable, hence the mutex around the counter.
+        let next = Mutex(0)
         for index in config.sources.indices {
           guard let reader = readers[index] else { continue }
-          let seqBox = Mutex(seq)
           try await reader.read(source: index) { batch in
             var b = batch
-            b.seq = seqBox.withLock { s in
+            b.seq = next.withLock { s in
               defer { s += 1 }
               return s
             }
@@ -110,7 +110,6 @@ public struct PipelineRunner: Sendable {
             try Task.checkCancellation()
             await raw.send(b)
           }
-          seq = seqBox.withLock { $0 }
         }
       }
       // Decode & map on N workers.

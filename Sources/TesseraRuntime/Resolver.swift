@@ -328,24 +328,24 @@ public struct ResolvedBatch: Sendable {
     commit.conflicts += o.commit.conflicts
     commit.rejected += o.commit.rejected
     commit.segmentChanges += o.commit.segmentChanges
-    // Computed rows: a later row of the same trait replaces the earlier one; absorbed profiles' rows are dropped.
-    if !o.commit.computed.isEmpty || !o.commit.merges.isEmpty {
-      let rewritten = Set(o.commit.computed.map { TraitKey(profile: $0.profile, trait: $0.trait) })
-      let absorbed = Set(o.commit.merges.map(\.absorbed))
-      commit.computed.removeAll {
-        absorbed.contains($0.profile) || rewritten.contains(TraitKey(profile: $0.profile, trait: $0.trait))
-      }
-      commit.computed += o.commit.computed
-    }
     stats.add(o.stats)
-    // A later state of the same trait replaces the earlier one; profiles absorbed since are dropped.
-    var index: [TraitKey: Int] = [:]
-    for (n, t) in pending.enumerated() { index[TraitKey(profile: t.profile, trait: t.trait)] = n }
-    for t in o.pending {
-      if let n = index[TraitKey(profile: t.profile, trait: t.trait)] { pending[n] = t } else { pending.append(t) }
-    }
+    // Computed rows and changed traits alike: a later state of the same trait replaces the earlier one, and
+    // rows of profiles absorbed by the appended batch's merges are dropped.
     let absorbed = Set(o.commit.merges.map(\.absorbed))
-    if !absorbed.isEmpty { pending.removeAll { absorbed.contains($0.profile) } }
+    commit.computed = Self.replacing(commit.computed, with: o.commit.computed, absorbed: absorbed) {
+      TraitKey(profile: $0.profile, trait: $0.trait)
+    }
+    pending = Self.replacing(pending, with: o.pending, absorbed: absorbed) {
+      TraitKey(profile: $0.profile, trait: $0.trait)
+    }
+  }
+
+  static func replacing<Row>(_ old: [Row], with new: [Row], absorbed: Set<ProfileID>, key: (Row) -> TraitKey)
+    -> [Row]
+  {
+    if new.isEmpty && absorbed.isEmpty { return old }
+    let rewritten = Set(new.map(key))
+    return old.filter { !absorbed.contains(key($0).profile) && !rewritten.contains(key($0)) } + new
   }
 }
 

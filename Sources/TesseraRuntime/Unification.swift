@@ -88,7 +88,7 @@ public struct TraitPolicy: Sendable {
       out.winner =
         out.counts.values.max { x, y in x.0 != y.0 ? x.0 < y.0 : y.1.isNewer(than: x.1) }?.1 ?? out.winner
     case .sum:
-      out.total = Checkers.add(a.total, b.total)
+      out.total = NumericSum.add(a.total, b.total)
       out.winner = Observation(
         value: out.total, source: out.latest.source, eventID: out.latest.eventID, timestamp: out.latest.timestamp)
     case .union:
@@ -122,7 +122,8 @@ public struct TraitPolicy: Sendable {
   }
 }
 
-enum Checkers {
+/// Adding observed numbers: ints stay ints until they overflow, anything else adds as doubles, null adds nothing.
+enum NumericSum {
   static func add(_ a: Value, _ b: Value) -> Value {
     switch (a, b) {
     case (.int(let x), .int(let y)):
