@@ -32,7 +32,18 @@ public struct Compiler {
   }
 
   public func compile(pipeline path: String) -> CompileResult {
+    compile(path, rulesOnly: false)
+  }
+
+  /// Compiles a rules file (or a pipeline) for batch matching: no `pipeline` name or sources are needed,
+  /// only the identifiers, traits and probabilistic rules the records are matched with.
+  public func compile(rules path: String) -> CompileResult {
+    compile(path, rulesOnly: true)
+  }
+
+  func compile(_ path: String, rulesOnly: Bool) -> CompileResult {
     var state = CompileState(sink: Sink(environment: environment), readFile: readFile)
+    state.rulesOnly = rulesOnly
     let plan = state.run(root: Paths.normalize(path))
     let diagnostics = state.sink.diagnostics.sorted
     return CompileResult(
@@ -87,6 +98,8 @@ struct CompileState {
   var rootDescription: String?
   /// Some file is not valid YAML.
   var unreadable = false
+  /// Compiling rules for `tessera link`: no pipeline name or sources required.
+  var rulesOnly = false
 
   static let topLevelKeys = [
     "pipeline", "description", "include", "sources", "identifiers", "deterministic", "probabilistic", "profile",
@@ -109,7 +122,8 @@ struct CompileState {
     // A file that is not valid YAML leaves its declarations unknown; checking the rest would only report
     // the consequences (missing sources, unknown names), so stop at the syntax errors.
     if unreadable { return nil }
-    DeclarationChecker(sink: sink, sections: sections).check(into: &config)
+    DeclarationChecker(sink: sink, sections: sections, rulesOnly: rulesOnly, readFile: readFile).check(
+      into: &config)
     if sink.diagnostics.hasErrors { return nil }
     return PipelinePlan(config: config)
   }
@@ -164,7 +178,7 @@ struct CompileState {
         sections[name, default: []].append(Section(file: path, key: key, body: value))
       }
     }
-    if isRoot, rootName == nil, !top.has("pipeline") {
+    if isRoot, rootName == nil, !top.has("pipeline"), !rulesOnly {
       sink.error("the pipeline file is missing the required key `pipeline` (the pipeline's name)", at: node.location)
     }
   }

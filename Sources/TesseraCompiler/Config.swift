@@ -138,6 +138,11 @@ public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
   case within(Double, TimeUnit?)
   case transposedDayMonth
   case soundex
+  /// Both names are forms of one given name (`bob` ~ `robert`), from a built-in table of English names.
+  case nickname
+  /// This field of one record equals `field` of the other and the other way round (first and last name
+  /// written in each other's place).
+  case swappedWith(String)
 
   public enum TimeUnit: String, Sendable, CaseIterable { case days, months, years }
 
@@ -150,27 +155,55 @@ public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
     case .damerauLevenshtein(let n): return "damerau_levenshtein <= \(n)"
     case .tokenSet(let t): return "token_set >= \(t)"
     case .within(let n, let u):
-      return
-        "within \(Value.double(n).description.replacingOccurrences(of: ".0", with: ""))\(u.map { " \($0.rawValue)" } ?? "")"
+      let count = Value.double(n).description.replacingOccurrences(of: ".0", with: "")
+      let unit = u.map { n == 1 ? " " + String($0.rawValue.dropLast()) : " " + $0.rawValue } ?? ""
+      return "within \(count)\(unit)"
     case .transposedDayMonth: return "transposed_day_month"
     case .soundex: return "soundex"
+    case .nickname: return "nickname"
+    case .swappedWith(let f): return "swapped_with \(f)"
     }
   }
 }
 
 public struct LevelDecl: Sendable {
   public var level: ComparisonLevel
+  /// Fixed in the configuration: training leaves them alone.
   public var m: Double?
   public var u: Double?
   /// Term-frequency adjustment for exact matches.
   public var termFrequency: Bool
   public var location: SourceLocation
+  /// Read from the rule's parameters file.
+  public var trainedM: Double?
+  public var trainedU: Double?
 }
 
 public struct ComparisonDecl: Sendable {
+  /// The comparison's name: the trait it compares, or the name of a comparison `of` several traits.
   public var trait: String
+  /// The traits compared, each with the same trait of the other record; a pair reaches the best level any
+  /// of them reaches (`contact: { of: [email, phone], levels: [exact] }`: one piece of evidence, not two).
+  public var fields: [String]
   public var levels: [LevelDecl]
   public var location: SourceLocation
+  /// m and u of the implicit last level (no declared level matched), when fixed in the configuration.
+  public var elseM: Double?
+  public var elseU: Double?
+  /// The same, read from the rule's parameters file.
+  public var trainedElseM: Double?
+  public var trainedElseU: Double?
+  public init(
+    trait: String, fields: [String]? = nil, levels: [LevelDecl], location: SourceLocation, elseM: Double? = nil,
+    elseU: Double? = nil
+  ) {
+    self.trait = trait
+    self.fields = fields ?? [trait]
+    self.levels = levels
+    self.location = location
+    self.elseM = elseM
+    self.elseU = elseU
+  }
 }
 
 public struct ProbabilisticRule: Sendable {
@@ -178,12 +211,35 @@ public struct ProbabilisticRule: Sendable {
   public var location: SourceLocation
   /// Each blocking rule is a list of key expressions; records agreeing on all keys of one rule are compared.
   public var blocking: [[CompiledExpr]]
+  /// Per blocking rule: whether its pairs train m by expectation–maximisation (`train: false` leaves out
+  /// rules whose pairs are mostly look-alikes that are not the same person, e.g. a shared household phone).
+  public var trainOn: [Bool] = []
   public var comparisons: [ComparisonDecl]
   public var merge: Double
   public var review: Double
-  public var prior: Double
+  /// The probability that two random records are the same person; nil: estimated when training.
+  public var prior: Double?
   public var maxClusterSize: Int
   public var scope: Scope
+  /// The trained-parameters file named by `parameters:` (resolved path), read into the levels' m and u.
+  public var parametersFile: String?
+  /// The prior read from the parameters file.
+  public var trainedPrior: Double?
+
+  public init(
+    name: String, location: SourceLocation, blocking: [[CompiledExpr]], comparisons: [ComparisonDecl],
+    merge: Double, review: Double, prior: Double?, maxClusterSize: Int, scope: Scope
+  ) {
+    self.name = name
+    self.location = location
+    self.blocking = blocking
+    self.comparisons = comparisons
+    self.merge = merge
+    self.review = review
+    self.prior = prior
+    self.maxClusterSize = maxClusterSize
+    self.scope = scope
+  }
 }
 
 public enum PolicyKind: String, Sendable, CaseIterable {

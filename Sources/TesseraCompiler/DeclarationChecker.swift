@@ -6,6 +6,9 @@ import TesseraModel
 struct DeclarationChecker {
   let sink: Sink
   let sections: [String: [Section]]
+  /// Rules for batch matching: sources are optional.
+  var rulesOnly = false
+  var readFile: @Sendable (String) -> String? = { _ in nil }
 
   /// Named entries of a section across all files, duplicates reported.
   func entries(_ section: String, _ what: String) -> [(name: String, key: YNode, body: YNode)] {
@@ -122,7 +125,7 @@ struct DeclarationChecker {
 
   func readSources(_ config: inout PipelineConfig) {
     let all = entries("sources", "source")
-    if all.isEmpty {
+    if all.isEmpty && !rulesOnly {
       let at = sections["sources"]?.first?.key.location ?? SourceLocation(file: config.file, line: 1, column: 1)
       sink.error("the pipeline declares no sources; add a `sources:` mapping with at least one source", at: at)
     }
@@ -481,15 +484,27 @@ struct DeclarationChecker {
     for (name, key, body) in entries("probabilistic", "probabilistic rule") {
       let what = "probabilistic rule `\(name)`"
       guard let m = MapReader(body, what, sink, key: key) else { continue }
-      m.check(allowed: ["blocking", "compare", "thresholds", "prior", "max_cluster_size", "description"])
+      m.check(allowed: [
+        "blocking", "compare", "thresholds", "prior", "max_cluster_size", "parameters", "description",
+      ])
       var rule = ProbabilisticRule(
-        name: name, location: key.location, blocking: [], comparisons: [], merge: 0.99, review: 0.9, prior: 0.0001,
+        name: name, location: key.location, blocking: [], comparisons: [], merge: 0.99, review: 0.9, prior: nil,
         maxClusterSize: 100, scope: scope)
       if let bv = m.value("blocking", required: true) {
         if let rules = bv.sequence {
           for r in rules {
-            let keys = r.sequence ?? [r]
-            rule.blocking.append(keys.compactMap { sink.expression($0, in: scope) })
+            // `[key, …]`, a single key, or `{ keys: [key, …], train: false }` for a rule whose pairs should not
+            // teach expectation–maximisation (pairs that share a household, say).
+            var keyNodes = r.sequence ?? [r]
+            var train = true
+            if r.mapping != nil, let rm = MapReader(r, "a blocking rule of \(what)", sink) {
+              rm.check(allowed: ["keys", "train"])
+              let kv = rm.value("keys", required: true)
+              keyNodes = kv.map { $0.sequence ?? [$0] } ?? []
+              train = rm.bool("train") ?? true
+            }
+            rule.blocking.append(keyNodes.compactMap { sink.expression($0, in: scope) })
+            rule.trainOn.append(train)
           }
         } else {
           sink.error("expected a list of blocking rules for `blocking` in \(what), found \(bv.kindDescription)", at: bv)
@@ -500,21 +515,77 @@ struct DeclarationChecker {
       {
         for (k, v) in cm.entries {
           guard let field = k.scalar else { continue }
-          guard traitNames.contains(field) else {
+          // `name: { of: [trait, …], levels: [...] }` compares several traits as one piece of evidence.
+          var fields = [field]
+          var levelsNode = v
+          if v.mapping != nil, v.mapping?.contains(where: { $0.0.scalar == "level" }) == false,
+            let om = MapReader(v, "comparison `\(field)` of \(what)", sink, key: k)
+          {
+            om.check(allowed: ["of", "levels"])
+            if let list = om.stringList("of") {
+              fields = list.map(\.0)
+              for (name, node) in list where !traitNames.contains(name) {
+                sink.error(
+                  "unknown trait `\(name)` in comparison `\(field)` of \(what)"
+                    + Suggest.didYouMean(name, in: traitNames), at: node)
+              }
+              if fields.isEmpty, let ov = om.value("of") {
+                sink.error("comparison `\(field)` of \(what) compares no trait; list them under `of`", at: ov)
+              }
+            } else {
+              _ = om.value("of", required: true)
+            }
+            guard let lv = om.value("levels", required: true) else { continue }
+            levelsNode = lv
+            if !fields.allSatisfy(traitNames.contains) { continue }
+          } else if !traitNames.contains(field) {
             sink.error(
-              "unknown trait `\(field)` in the comparisons of \(what)" + Suggest.didYouMean(field, in: traitNames),
+              "unknown trait `\(field)` in the comparisons of \(what)" + Suggest.didYouMean(field, in: traitNames)
+                + "; to compare several traits as one, write `\(field): { of: [trait, …], levels: [...] }`",
               at: k)
             continue
           }
+          let v = levelsNode
           let items = v.sequence ?? [v]
           var levels: [LevelDecl] = []
+          var elseLevel: (m: Double?, u: Double?)?
           for item in items {
+            if item.mapping?.contains(where: { $0.0.scalar == "level" && $0.1.scalar == "else" }) == true
+              || item.scalar == "else"
+            {
+              elseLevel = readElse(item, field, what)
+              continue
+            }
             if let l = readLevel(item, field, what) { levels.append(l) }
           }
           if levels.isEmpty { sink.error("comparison `\(field)` of \(what) needs at least one level", at: k) }
-          rule.comparisons.append(ComparisonDecl(trait: field, levels: levels, location: k.location))
+          rule.comparisons.append(
+            ComparisonDecl(
+              trait: field, fields: fields, levels: levels, location: k.location, elseM: elseLevel?.m,
+              elseU: elseLevel?.u))
         }
         if cm.entries.isEmpty { sink.error("\(what) compares nothing; add fields under `compare`", at: cv) }
+        let compared = rule.comparisons.map(\.trait)
+        for c in rule.comparisons where c.fields.count > 1 {
+          for l in c.levels where l.termFrequency || { if case .swappedWith = l.level { true } else { false } }() {
+            sink.error(
+              "comparison `\(c.trait)` compares several traits; `\(l.termFrequency ? "tf" : l.level.description)` needs a comparison of one trait",
+              at: l.location)
+          }
+        }
+        for c in rule.comparisons {
+          for l in c.levels {
+            guard case .swappedWith(let other) = l.level, !compared.contains(other) || other == c.trait else {
+              continue
+            }
+            sink.error(
+              other == c.trait
+                ? "`swapped_with \(other)` in `\(c.trait)` names the field itself; name the other field of the pair"
+                : "`swapped_with \(other)`: `\(other)` is not compared by \(what)"
+                  + Suggest.didYouMean(other, in: compared),
+              at: l.location, length: "swapped_with \(other)".count)
+          }
+        }
       }
       if let tv = m.value("thresholds", required: true),
         let tm = MapReader(tv, "the thresholds of \(what)", sink, key: m.keyNode("thresholds"))
@@ -544,8 +615,37 @@ struct DeclarationChecker {
         }
       }
       rule.maxClusterSize = m.int("max_cluster_size", min: 2) ?? rule.maxClusterSize
+      if let pv = m.value("parameters"), let rel = m.string("parameters") {
+        let path = Paths.resolve(rel, from: pv.location.file)
+        rule.parametersFile = path
+        if let text = readFile(path) {
+          ParameterFileReader(sink: sink).apply(SourceFile(path: path, text: text), to: &rule)
+        } else {
+          sink.warning(
+            "parameters file `\(path)` does not exist yet; `tessera link … --rules \(pv.location.file) --train` writes it (until then the rule uses default m/u values)",
+            at: pv)
+        }
+      }
       config.probabilistic.append(rule)
     }
+  }
+
+  /// `else` (or `{ level: else, m: …, u: … }`) is the level of pairs no declared level matched.
+  func readElse(_ item: YNode, _ field: String, _ what: String) -> (m: Double?, u: Double?) {
+    guard item.scalar == nil, let lm = MapReader(item, "the `else` level of `\(field)` in \(what)", sink) else {
+      return (nil, nil)
+    }
+    lm.check(allowed: ["level", "m", "u"])
+    return (probability(lm, "m"), probability(lm, "u"))
+  }
+
+  func probability(_ lm: MapReader, _ name: String) -> Double? {
+    guard let value = lm.double(name) else { return nil }
+    if value > 0 && value < 1 { return value }
+    if let v = lm.value(name) {
+      sink.error("`\(name)` is a probability and must be in (0, 1), found \(Value.double(value))", at: v)
+    }
+    return nil
   }
 
   func readLevel(_ item: YNode, _ field: String, _ what: String) -> LevelDecl? {
@@ -560,14 +660,8 @@ struct DeclarationChecker {
       lm.check(allowed: ["level", "m", "u", "tf"])
       text = lm.string("level", required: true)
       textNode = lm.value("level") ?? item
-      for (name, value) in [("m", lm.double("m")), ("u", lm.double("u"))] {
-        guard let value else { continue }
-        if value > 0 && value < 1 {
-          if name == "m" { m = value } else { u = value }
-        } else if let v = lm.value(name) {
-          sink.error("`\(name)` is a probability and must be in (0, 1), found \(Value.double(value))", at: v)
-        }
-      }
+      m = probability(lm, "m")
+      u = probability(lm, "u")
       tf = lm.bool("tf") ?? false
     }
     guard let text else { return nil }
@@ -786,7 +880,7 @@ struct DeclarationChecker {
   // MARK: unused declarations
 
   func warnUnused(_ config: PipelineConfig, sourcesComplete: Bool, rulesComplete: Bool) {
-    guard sourcesComplete else { return }
+    guard sourcesComplete, !rulesOnly else { return }
     let hasHTTP = config.sources.contains { $0.kind == .http }
     let provided = Set(config.sources.flatMap(\.identifierKinds)).union(
       hasHTTP ? Set(HTTPDefaults.identifierFields.keys) : [])

@@ -6,7 +6,7 @@ import TesseraLanguage
 enum LevelParser {
   static let names = [
     "exact", "jaro_winkler", "jaro", "levenshtein", "damerau_levenshtein", "token_set", "within",
-    "transposed_day_month", "soundex",
+    "transposed_day_month", "soundex", "nickname", "swapped_with",
   ]
 
   static func parse(_ text: String) -> Result<ComparisonLevel, ExprError> {
@@ -21,9 +21,17 @@ enum LevelParser {
         : ExprError("level `\(name)` is written `\(usage)`", offset: firstOffset, length: text.count - firstOffset)
     }
     switch name {
-    case "exact", "transposed_day_month", "soundex":
+    case "exact", "transposed_day_month", "soundex", "nickname":
       if let e = arity(1, name) { return .failure(e) }
-      return .success(name == "exact" ? .exact : name == "soundex" ? .soundex : .transposedDayMonth)
+      switch name {
+      case "exact": return .success(.exact)
+      case "soundex": return .success(.soundex)
+      case "nickname": return .success(.nickname)
+      default: return .success(.transposedDayMonth)
+      }
+    case "swapped_with":
+      if let e = arity(2, "swapped_with last_name") { return .failure(e) }
+      return .success(.swappedWith(String(words[1])))
     case "jaro_winkler", "jaro", "token_set":
       if let e = arity(3, "\(name) >= 0.9") { return .failure(e) }
       guard words[1] == ">=" else {

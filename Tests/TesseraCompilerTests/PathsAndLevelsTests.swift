@@ -84,6 +84,8 @@ struct LevelParserTests {
       ("within 3 days", .within(3, .days)),
       ("within 2 month", .within(2, .months)),
       ("within 5", .within(5, nil)),
+      ("nickname", .nickname),
+      ("swapped_with last_name", .swappedWith("last_name")),
       ("  jaro_winkler   >=   0.8  ", .jaroWinkler(0.8)),
     ])
   func valid(text: String, level: ComparisonLevel) throws {
@@ -95,7 +97,8 @@ struct LevelParserTests {
   func descriptions() throws {
     #expect(ComparisonLevel.jaroWinkler(0.92).description == "jaro_winkler >= 0.92")
     #expect(ComparisonLevel.levenshtein(2).description == "levenshtein <= 2")
-    #expect(ComparisonLevel.within(1, .years).description == "within 1 years")
+    #expect(ComparisonLevel.within(1, .years).description == "within 1 year")
+    #expect(ComparisonLevel.within(2, .years).description == "within 2 years")
     #expect(ComparisonLevel.within(5, nil).description == "within 5")
     #expect(ComparisonLevel.transposedDayMonth.description == "transposed_day_month")
     for text in ["exact", "jaro >= 0.9", "damerau_levenshtein <= 1", "token_set >= 0.8", "soundex"] {
@@ -121,7 +124,7 @@ struct LevelParserTests {
       Failure(
         text: "cosine",
         message:
-          "unknown comparison level `cosine`; levels are exact, jaro_winkler, jaro, levenshtein, damerau_levenshtein, token_set, within, transposed_day_month, soundex",
+          "unknown comparison level `cosine`; levels are exact, jaro_winkler, jaro, levenshtein, damerau_levenshtein, token_set, within, transposed_day_month, soundex, nickname, swapped_with",
         offset: 0, length: 6),
       Failure(text: "exact 1", message: "level `exact` is written `exact`", offset: 0, length: 7),
       Failure(
@@ -146,6 +149,9 @@ struct LevelParserTests {
       Failure(
         text: "within", message: "level `within` is written `within 1 year` or `within 5`", offset: 0, length: 6),
       Failure(text: "within -1", message: "`within` needs a positive number, found `-1`", offset: 7, length: 2),
+      Failure(
+        text: "swapped_with", message: "level `swapped_with` is written `swapped_with last_name`", offset: 0,
+        length: 12),
       Failure(
         text: "within 1 fortnight", message: "unknown unit `fortnight` in `within`; use days, months or years",
         offset: 9, length: 9),
