@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "TesseraSQLite", targets: ["TesseraSQLite"]),
     .library(name: "TesseraRuntime", targets: ["TesseraRuntime"]),
     .library(name: "TesseraConnectors", targets: ["TesseraConnectors"]),
+    .library(name: "TesseraMatching", targets: ["TesseraMatching"]),
   ],
   dependencies: [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -36,6 +37,11 @@ let package = Package(
     .target(name: "TesseraCompiler", dependencies: ["TesseraModel", "TesseraLanguage"]),
     // Normalized identifiers → profiles: merges under per-kind limits and priorities.
     .target(name: "TesseraIdentity", dependencies: ["TesseraModel"]),
+    // Probabilistic matching: comparators, Fellegi–Sunter scoring, blocking, training, clustering, evaluation.
+    .target(
+      name: "TesseraMatching",
+      dependencies: ["TesseraModel", "TesseraLanguage", "TesseraCompiler", .product(name: "Yams", package: "Yams")]
+    ),
     // The Store protocol and the in-memory store.
     .target(name: "TesseraStore", dependencies: ["TesseraModel", "TesseraIdentity"]),
     // The embedded default store: one SQLite file in WAL mode, through GRDB.
@@ -64,7 +70,7 @@ let package = Package(
       name: "tessera",
       dependencies: [
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
-        "TesseraRuntime", "TesseraConnectors",
+        "TesseraRuntime", "TesseraConnectors", "TesseraMatching",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -77,6 +83,9 @@ let package = Package(
         "TesseraStoreSuite", "TesseraStore", "TesseraSQLite", "TesseraModel", "TesseraIdentity",
         .product(name: "GRDB", package: "GRDB.swift"),
       ]
+    ),
+    .testTarget(
+      name: "TesseraMatchingTests", dependencies: ["TesseraMatching", "TesseraCompiler", "TesseraLanguage", "TesseraModel"]
     ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),
     .testTarget(

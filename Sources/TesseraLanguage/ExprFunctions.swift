@@ -132,6 +132,10 @@ public enum ExprFunctions {
       def(
         "soundex", [.string], result: fixed(.string), str { .string(Phonetic.soundex($0)) },
         "the American Soundex code of a name, for blocking", example: #"soundex("Robert") == "R163""#),
+      def(
+        "nysiis", [.string], result: fixed(.string), str { .string(Phonetic.nysiis($0)) },
+        "the NYSIIS code of a name (original rules, at most 6 letters), for blocking",
+        example: #"nysiis("Knuth") == "NAT""#),
     ]
     fns.sort { $0.name < $1.name }
     return Dictionary(uniqueKeysWithValues: fns.map { ($0.name, $0) })
@@ -249,5 +253,96 @@ public enum Phonetic {
       if c != "H" && c != "W" { last = d }
     }
     return out.padding(toLength: 4, withPad: "0", startingAt: 0)
+  }
+
+  /// NYSIIS (New York State Identification and Intelligence System, Taft 1970), truncated to 6 letters as in the
+  /// original standard: `Knuth` → `NAT`, `Macintosh` → `MCANT`, `Westerlund` → `WASTAR`.
+  /// ASCII letters only (after uppercasing); `""` when there are none.
+  public static func nysiis(_ s: String) -> String { nysiis(s, maxLength: 6) }
+
+  /// NYSIIS with the key cut to `maxLength` letters, or not cut when nil (`Westerlund` → `WASTARLAD`).
+  ///
+  /// The rules of the original algorithm as published (Wikipedia, dropby.com; the same as Apache Commons
+  /// Codec's `Nysiis`):
+  /// 1. leading `MAC` → `MCC`, `KN` → `NN`, `K` → `C`, `PH`/`PF` → `FF`, `SCH` → `SSS`;
+  /// 2. trailing `EE`/`IE` → `Y`, `DT`/`RT`/`RD`/`NT`/`ND` → `D`;
+  /// 3. the key starts with the first letter; every later letter is transcoded in place, left to right:
+  ///    `EV` → `AF`, other vowels → `A`, `Q` → `G`, `Z` → `S`, `M` → `N`, `KN` → `NN`, other `K` → `C`,
+  ///    `SCH` → `SSS`, `PH` → `FF`, `H` → the previous letter when the previous or the next is not a vowel,
+  ///    `W` → the previous letter when that is a vowel; the result joins the key unless it equals the
+  ///    (transcoded) letter before it;
+  /// 4. a final `S` is dropped, then a final `AY` becomes `Y`, else a final `A` is dropped — but the first
+  ///    letter is never dropped (`As` → `A`, where Commons Codec gives `""`).
+  public static func nysiis(_ s: String, maxLength: Int?) -> String {
+    let A = UInt8(ascii: "A")
+    func isVowel(_ c: UInt8) -> Bool {
+      c == A || c == UInt8(ascii: "E") || c == UInt8(ascii: "I") || c == UInt8(ascii: "O") || c == UInt8(ascii: "U")
+    }
+    func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
+    var n: [UInt8] = s.uppercased().utf8.filter { $0 >= A && $0 <= UInt8(ascii: "Z") }
+    guard !n.isEmpty else { return "" }
+    func hasPrefix(_ p: String) -> Bool { n.starts(with: p.utf8) }
+    func hasSuffix(_ p: String) -> Bool { n.count >= p.utf8.count && n.suffix(p.utf8.count).elementsEqual(p.utf8) }
+    func replacePrefix(_ count: Int, _ with: String) { n.replaceSubrange(0..<count, with: ascii(with)) }
+    func replaceSuffix(_ count: Int, _ with: String) {
+      n.replaceSubrange((n.count - count)..<n.count, with: ascii(with))
+    }
+    if hasPrefix("MAC") {
+      replacePrefix(3, "MCC")
+    } else if hasPrefix("KN") {
+      replacePrefix(2, "NN")
+    } else if hasPrefix("K") {
+      replacePrefix(1, "C")
+    } else if hasPrefix("PH") || hasPrefix("PF") {
+      replacePrefix(2, "FF")
+    } else if hasPrefix("SCH") {
+      replacePrefix(3, "SSS")
+    }
+    if hasSuffix("EE") || hasSuffix("IE") {
+      replaceSuffix(2, "Y")
+    } else if ["DT", "RT", "RD", "NT", "ND"].contains(where: hasSuffix) {
+      replaceSuffix(2, "D")
+    }
+    var key: [UInt8] = [n[0]]
+    let space = UInt8(ascii: " ")
+    for i in 1..<n.count {
+      let prev = n[i - 1]
+      let cur = n[i]
+      let next = i + 1 < n.count ? n[i + 1] : space
+      let afterNext = i + 2 < n.count ? n[i + 2] : space
+      let out: String?
+      switch cur {
+      case UInt8(ascii: "E") where next == UInt8(ascii: "V"): out = "AF"
+      case _ where isVowel(cur): out = "A"
+      case UInt8(ascii: "Q"): out = "G"
+      case UInt8(ascii: "Z"): out = "S"
+      case UInt8(ascii: "M"): out = "N"
+      case UInt8(ascii: "K"): out = next == UInt8(ascii: "N") ? "NN" : "C"
+      case UInt8(ascii: "S") where next == UInt8(ascii: "C") && afterNext == UInt8(ascii: "H"): out = "SSS"
+      case UInt8(ascii: "P") where next == UInt8(ascii: "H"): out = "FF"
+      case UInt8(ascii: "H") where !isVowel(prev) || !isVowel(next), UInt8(ascii: "W") where isVowel(prev):
+        out = nil
+        n[i] = prev
+      default: out = nil
+      }
+      if let out {
+        for (offset, c) in out.utf8.enumerated() { n[i + offset] = c }
+      }
+      if n[i] != n[i - 1] { key.append(n[i]) }
+    }
+    if key.count > 1 {
+      var last = key[key.count - 1]
+      if last == UInt8(ascii: "S") {
+        key.removeLast()
+        last = key[key.count - 1]
+      }
+      if key.count > 2 && key[key.count - 2] == A && last == UInt8(ascii: "Y") {
+        key.remove(at: key.count - 2)
+      } else if last == A && key.count > 1 {
+        key.removeLast()
+      }
+    }
+    if let maxLength, key.count > max(0, maxLength) { key.removeLast(key.count - max(0, maxLength)) }
+    return String(decoding: key, as: UTF8.self)
   }
 }

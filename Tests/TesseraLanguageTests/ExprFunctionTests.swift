@@ -12,7 +12,7 @@ struct ExprFunctionTests {
     let covered: Set<String> = [
       "lower", "upper", "trim", "contains", "starts_with", "ends_with", "matches", "sha256", "normalize_email",
       "phone_e164", "double", "int", "string", "timestamp", "duration", "now", "size", "exists", "coalesce",
-      "soundex",
+      "soundex", "nysiis",
     ]
     #expect(Set(ExprFunctions.all.keys) == covered)
     for (name, f) in ExprFunctions.all {

@@ -1,0 +1,183 @@
+import Foundation
+import TesseraModel
+
+/// Which pairs a link run compares.
+public enum LinkMode: String, Sendable, CaseIterable {
+  /// Every pair, whatever file the records came from.
+  case dedupe
+  /// Only pairs of records from different files.
+  case linkOnly = "link_only"
+}
+
+/// Candidate pairs of records, from the blocking rules: records that agree on every key of one rule are
+/// compared. The candidates are the union over rules; a pair that an earlier rule already generates is not
+/// generated again, so nothing is compared or counted twice.
+public struct Blocking: Sendable {
+  public let records: RecordSet
+  public let mode: LinkMode
+  /// Per rule: the record indices with a key, sorted by key, and the runs of equal keys in that order.
+  let sorted: [[Int32]]
+  let runs: [[Range<Int>]]
+
+  public init(records: RecordSet, mode: LinkMode = .dedupe) {
+    self.records = records
+    self.mode = mode
+    var sorted: [[Int32]] = []
+    var runs: [[Range<Int>]] = []
+    struct Entry: Comparable {
+      var key: UInt64
+      var index: Int32
+      static func < (a: Entry, b: Entry) -> Bool { a.key < b.key || (a.key == b.key && a.index < b.index) }
+    }
+    for keys in records.keys {
+      var entries: [Entry] = []
+      entries.reserveCapacity(keys.count)
+      for (i, k) in keys.enumerated() where k != 0 { entries.append(Entry(key: k, index: Int32(i))) }
+      entries.sort()
+      var r: [Range<Int>] = []
+      var start = 0
+      for p in 1...entries.count where p == entries.count || entries[p].key != entries[start].key {
+        if p - start > 1 { r.append(start..<p) }
+        start = p
+      }
+      sorted.append(entries.map(\.index))
+      runs.append(r)
+    }
+    self.sorted = sorted
+    self.runs = runs
+  }
+
+  public struct RuleCount: Sendable, Equatable {
+    /// Pairs the rule generates on its own.
+    public var pairs: Int
+    /// Of those, pairs no earlier rule generates (what the rule adds to the union).
+    public var newPairs: Int
+    /// The largest group of records sharing one key.
+    public var largestBlock: Int
+    public var blocks: Int
+  }
+
+  /// Comparisons per rule before running anything (`tessera link --count-only`).
+  public func counts() async -> [RuleCount] {
+    var out: [RuleCount] = []
+    for r in 0..<records.keys.count {
+      let total = runs[r].reduce(0) { $0 + pairsIn($1, rule: r) }
+      var fresh = 0
+      await forEachChunk(rule: r) { i, j in
+        _ = (i, j)
+        return 1
+      } combine: {
+        fresh += $0
+      }
+      out.append(
+        RuleCount(
+          pairs: total, newPairs: fresh, largestBlock: runs[r].map(\.count).max() ?? (sorted[r].isEmpty ? 0 : 1),
+          blocks: runs[r].count))
+    }
+    return out
+  }
+
+  func pairsIn(_ run: Range<Int>, rule r: Int) -> Int {
+    guard mode == .linkOnly else { return run.count * (run.count - 1) / 2 }
+    var byOrigin: [UInt16: Int] = [:]
+    for p in run { byOrigin[records.origin[Int(sorted[r][p])], default: 0] += 1 }
+    let n = run.count
+    return (n * n - byOrigin.values.reduce(0) { $0 + $1 * $1 }) / 2
+  }
+
+  /// Whether an earlier rule than `r` already pairs `i` and `j`.
+  @inline(__always)
+  func coveredEarlier(_ i: Int, _ j: Int, before r: Int) -> Bool {
+    var k = 0
+    while k < r {
+      let a = records.keys[k][i]
+      if a != 0 && a == records.keys[k][j] { return true }
+      k += 1
+    }
+    return false
+  }
+
+  /// Visits every new pair of rule `r` (i < j by record order) in chunks on all cores; each chunk's
+  /// `visit` results are folded into one value with `combine`, in chunk order so results are reproducible.
+  public func forEachChunk<T: Sendable>(
+    rule r: Int, chunkPairs: Int = 250_000, visit: @escaping @Sendable (Int, Int) -> T,
+    combine: (T) -> Void
+  ) async where T: AdditiveArithmetic {
+    await forEachChunk(rule: r, chunkPairs: chunkPairs, initial: T.zero, visit: { acc, i, j in acc += visit(i, j) }) {
+      combine($0)
+    }
+  }
+
+  /// Visits the new pairs of rule `r` with a per-chunk accumulator.
+  public func forEachChunk<Acc: Sendable>(
+    rule r: Int, chunkPairs: Int = 250_000, initial: Acc,
+    visit: @escaping @Sendable (inout Acc, Int, Int) -> Void, combine: (Acc) -> Void
+  ) async {
+    // Split the runs into chunks of about `chunkPairs` pairs.
+    var chunks: [Range<Int>] = []
+    var start = 0
+    var size = 0
+    for (k, run) in runs[r].enumerated() {
+      size += run.count * (run.count - 1) / 2
+      if size >= chunkPairs {
+        chunks.append(start..<(k + 1))
+        start = k + 1
+        size = 0
+      }
+    }
+    if start < runs[r].count { chunks.append(start..<runs[r].count) }
+    let order = sorted[r]
+    let myRuns = runs[r]
+    let linkOnly = mode == .linkOnly
+    let origin = records.origin
+    await withTaskGroup(of: (Int, Acc).self) { group in
+      var next = 0
+      var results: [Int: Acc] = [:]
+      var emitted = 0
+      func launch(_ c: Int) {
+        let range = chunks[c]
+        group.addTask {
+          var acc = initial
+          for k in range {
+            let run = myRuns[k]
+            for p in run {
+              let a = Int(order[p])
+              for q in (p + 1)..<run.upperBound {
+                let b = Int(order[q])
+                if linkOnly && origin[a] == origin[b] { continue }
+                let (i, j) = a < b ? (a, b) : (b, a)
+                if self.coveredEarlier(i, j, before: r) { continue }
+                visit(&acc, i, j)
+              }
+            }
+          }
+          return (c, acc)
+        }
+      }
+      let width = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
+      while next < chunks.count && next < width {
+        launch(next)
+        next += 1
+      }
+      for await (c, acc) in group {
+        results[c] = acc
+        if next < chunks.count {
+          launch(next)
+          next += 1
+        }
+        while let ready = results.removeValue(forKey: emitted) {
+          combine(ready)
+          emitted += 1
+        }
+      }
+    }
+  }
+
+  /// Which rules pair `i` and `j` (bit r set when rule r's keys agree).
+  @inline(__always)
+  public func ruleMask(_ i: Int, _ j: Int) -> UInt32 {
+    var mask: UInt32 = 0
+    for (r, keys) in records.keys.enumerated() where keys[i] != 0 && keys[i] == keys[j] { mask |= 1 << UInt32(r) }
+    return mask
+  }
+}
