@@ -23,7 +23,9 @@ let package = Package(
         .product(name: "TesseraConnectors", package: "Tessera"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
       ]
-    )
+    ),
+    // Synthetic person records with noise and true cluster ids (record-linkage benchmarks); no dependencies.
+    .executableTarget(name: "tessera-people"),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -50,12 +50,18 @@ struct ProfileCommand: AsyncParsableCommand {
   }
 
   func resolve(_ db: any Store) async throws -> ProfileID? {
+    try await ProfileCommand.resolve(identifier, in: db, pipeline: pipeline)
+  }
+
+  /// A profile id (followed to the profile that absorbed it) or `kind:value`, normalized the way the
+  /// pipeline (or rules file) declares the kind when given.
+  static func resolve(_ identifier: String, in db: any Store, pipeline: String?) async throws -> ProfileID? {
     if let p = ProfileID(parsing: identifier) { return try await db.canonical(p) }
     guard let raw = Identifier(parsing: identifier) else {
       throw ValidationError("`\(identifier)` is neither `kind:value` nor a profile id like prf_12")
     }
     var candidates = [raw.value]
-    if let pipeline, let decl = Compiler().compile(pipeline: pipeline).plan?.config.identifier(raw.kind),
+    if let pipeline, let decl = Compiler().compile(rules: pipeline).plan?.config.identifier(raw.kind),
       let n = decl.normalize(raw.value)
     {
       candidates.insert(n, at: 0)

@@ -13,7 +13,11 @@ struct Tessera: AsyncParsableCommand {
 
       Exit status: 0 on success, 1 when the configuration has errors, 64 on a usage error.
       """,
-    subcommands: [Validate.self, Graph.self, Run.self, ProfileCommand.self, SegmentsCommand.self]
+    subcommands: [
+      Validate.self, Graph.self, Run.self, ProfileCommand.self, SegmentsCommand.self, LinkCommand.self,
+      TuneCommand.self,
+      ExplainCommand.self,
+    ]
   )
 }
 
@@ -38,12 +42,15 @@ struct Validate: ParsableCommand {
   @Option(help: "Output format: text (for people) or json (for editors and CI).")
   var format: OutputFormat = .text
 
+  @Flag(help: "The files are rules for `tessera link` and `tessera tune`: no pipeline name or sources needed.")
+  var rules = false
+
   func run() throws {
     let compiler = Compiler()
     var failed = false
     var json: [[String: Any]] = []
     for path in pipelines {
-      let result = compiler.compile(pipeline: path)
+      let result = rules ? compiler.compile(rules: path) : compiler.compile(pipeline: path)
       failed = failed || result.hasErrors
       switch format {
       case .text:

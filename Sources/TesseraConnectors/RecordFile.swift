@@ -1,0 +1,171 @@
+import Foundation
+import TesseraModel
+import TesseraRuntime
+
+/// Reads a whole CSV (with a header line) or NDJSON file record by record, for batch commands such as
+/// `tessera link` and `tessera tune` that take records rather than a pipeline's sources.
+public enum RecordFile {
+  public struct ReadError: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  /// NDJSON when the name ends in `.ndjson`, `.jsonl` or `.json`; CSV otherwise.
+  public static func isNDJSON(_ path: String) -> Bool {
+    let lower = path.lowercased()
+    return lower.hasSuffix(".ndjson") || lower.hasSuffix(".jsonl") || lower.hasSuffix(".json")
+  }
+
+  /// The header of a CSV file (empty for NDJSON).
+  public static func header(_ path: String, delimiter: UInt8 = UInt8(ascii: ",")) throws -> [String] {
+    guard !isNDJSON(path) else { return [] }
+    var header: [String] = []
+    try read(path, delimiter: delimiter, headerOnly: true) { names, _, _ in header = names }
+    return header
+  }
+
+  /// Calls `body` with each record's line number and a lookup of its fields by name (nil or "" when absent;
+  /// NDJSON values that are not strings are given as their JSON text, nested objects by dotted path).
+  public static func forEach(
+    _ path: String, delimiter: UInt8 = UInt8(ascii: ","),
+    _ body: (_ line: Int, _ field: (String) -> String?) throws -> Void
+  ) throws {
+    try read(path, delimiter: delimiter, headerOnly: false) { names, fields, line in
+      if let fields {
+        try body(line) { name in
+          guard let i = names.firstIndex(of: name), i < fields.count else { return nil }
+          return fields[i]
+        }
+      }
+    }
+  }
+
+  /// A part of a file's records, to be read on its own (in parallel with the other parts).
+  public struct Chunk: Sendable {
+    public let header: [String]
+    let index: [String: Int]
+    let records: [ArraySlice<UInt8>]
+    let lines: [Int]
+    let ndjson: Bool
+    let delimiter: UInt8
+    let path: String
+
+    public var count: Int { records.count }
+
+    /// Calls `body` with each record's line number and a lookup of its fields by name (see `forEach`).
+    public func forEach(_ body: (_ line: Int, _ field: (String) -> String?) throws -> Void) throws {
+      for (k, bytes) in records.enumerated() {
+        if ndjson {
+          let value: Value
+          do {
+            value = try bytes.withUnsafeBufferPointer { try JSON.parse($0) }
+          } catch {
+            throw ReadError(description: "\(path):\(lines[k]): not a JSON object: \(error)")
+          }
+          guard case .map(let object) = value else {
+            throw ReadError(description: "\(path):\(lines[k]): expected a JSON object per line")
+          }
+          var names: [String] = []
+          var fields: [String] = []
+          RecordFile.flatten(object, prefix: "", names: &names, fields: &fields)
+          try body(lines[k]) { name in names.firstIndex(of: name).map { fields[$0] } }
+          continue
+        }
+        let fields = bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }
+        try body(lines[k]) { name in
+          guard let i = index[name], i < fields.count else { return nil }
+          return fields[i]
+        }
+      }
+    }
+  }
+
+  /// Reads a whole file and cuts its records into `parts` chunks of about equal size, in file order.
+  public static func chunks(_ path: String, parts: Int, delimiter: UInt8 = UInt8(ascii: ",")) throws -> [Chunk] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ReadError(description: "cannot open `\(path)`")
+    }
+    var bytes = [UInt8](data)
+    if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+    let ndjson = isNDJSON(path)
+    var splitter = RecordSplitter(csv: !ndjson, delimiter: delimiter)
+    var records = splitter.feed(bytes, final: true)
+    var header: [String] = []
+    if !ndjson, let first = records.first {
+      header = first.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }.map {
+        $0.trimmingCharacters(in: .whitespaces)
+      }
+      records.removeFirst()
+    }
+    let index = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    let size = max(1, (records.count + max(parts, 1) - 1) / max(parts, 1))
+    return stride(from: 0, to: max(records.count, 1), by: size).map { start in
+      let part = records[start..<min(start + size, records.count)]
+      return Chunk(
+        header: header, index: index, records: part.map(\.bytes), lines: part.map(\.line), ndjson: ndjson,
+        delimiter: delimiter, path: path)
+    }
+  }
+
+  static func read(
+    _ path: String, delimiter: UInt8, headerOnly: Bool,
+    _ body: (_ header: [String], _ fields: [String]?, _ line: Int) throws -> Void
+  ) throws {
+    guard let handle = FileHandle(forReadingAtPath: path) else { throw ReadError(description: "cannot open `\(path)`") }
+    defer { try? handle.close() }
+    let ndjson = isNDJSON(path)
+    var splitter = RecordSplitter(csv: !ndjson, delimiter: delimiter)
+    var header: [String]?
+    var first = true
+    while true {
+      let chunk = try handle.read(upToCount: 1 << 22) ?? Data()
+      let atEnd = chunk.isEmpty
+      var bytes = Array(chunk)
+      if first, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+      first = false
+      for record in splitter.feed(bytes, final: atEnd) {
+        if ndjson {
+          let value: Value
+          do {
+            value = try record.bytes.withUnsafeBufferPointer { try JSON.parse($0) }
+          } catch {
+            throw ReadError(description: "\(path):\(record.line): not a JSON object: \(error)")
+          }
+          guard case .map(let object) = value else {
+            throw ReadError(description: "\(path):\(record.line): expected a JSON object per line")
+          }
+          var names: [String] = []
+          var fields: [String] = []
+          flatten(object, prefix: "", names: &names, fields: &fields)
+          try body(names, fields, record.line)
+          continue
+        }
+        let fields = record.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }
+        guard let names = header else {
+          header = fields.map { $0.trimmingCharacters(in: .whitespaces) }
+          if headerOnly {
+            try body(header ?? [], nil, record.line)
+            return
+          }
+          continue
+        }
+        try body(names, fields, record.line)
+      }
+      if atEnd { break }
+    }
+  }
+
+  static func flatten(_ object: [String: Value], prefix: String, names: inout [String], fields: inout [String]) {
+    for (k, v) in object.sorted(by: { $0.key < $1.key }) {
+      switch v {
+      case .null: continue
+      case .map(let inner): flatten(inner, prefix: prefix + k + ".", names: &names, fields: &fields)
+      case .string(let s):
+        names.append(prefix + k)
+        fields.append(s)
+      default:
+        names.append(prefix + k)
+        fields.append(JSON.encode(v))
+      }
+    }
+  }
+}

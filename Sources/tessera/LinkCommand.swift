@@ -1,0 +1,316 @@
+import ArgumentParser
+import Foundation
+import TesseraCompiler
+import TesseraConnectors
+import TesseraMatching
+import TesseraModel
+
+/// The options that name the rule and read records, shared by `link`, `tune` and `explain`.
+struct RuleOptions: ParsableArguments {
+  @Option(help: "The rules file (or a pipeline) declaring the probabilistic rule.")
+  var rules: String
+
+  @Option(help: "Which probabilistic rule, when the rules declare several.")
+  var rule: String?
+
+  @Option(help: "The column holding record ids (default: record_id, else id, else file:line).")
+  var idColumn: String?
+
+  func inputs() throws -> MatchingInputs { try MatchingInputs(rules: rules, rule: rule) }
+}
+
+/// What `link`, `tune` and `explain` share: the compiled rule and the records read from files.
+struct MatchingInputs {
+  var config: PipelineConfig
+  var rule: ProbabilisticRule
+  var model: MatchModel
+
+  /// Compiles a rules file (or a pipeline) and picks the probabilistic rule.
+  init(rules path: String, rule name: String?) throws {
+    let result = Compiler().compile(rules: path)
+    let warnings = result.diagnostics.filter { $0.severity != .error }
+    if !warnings.isEmpty || result.hasErrors {
+      FileHandle.standardError.write(Data((result.rendered() + "\n").utf8))
+    }
+    guard let plan = result.plan else { throw ExitCode(1) }
+    let rules = plan.config.probabilistic
+    guard !rules.isEmpty else {
+      throw ValidationError("`\(path)` declares no probabilistic rule; add one under `probabilistic:`")
+    }
+    if let name {
+      guard let r = rules.first(where: { $0.name == name }) else {
+        throw ValidationError(
+          "no probabilistic rule `\(name)` in `\(path)`; it declares: \(rules.map(\.name).joined(separator: ", "))")
+      }
+      rule = r
+    } else {
+      guard rules.count == 1, let only = rules.first else {
+        throw ValidationError(
+          "`\(path)` declares several probabilistic rules; choose one with --rule (\(rules.map(\.name).joined(separator: ", ")))"
+        )
+      }
+      rule = only
+    }
+    config = plan.config
+    model = MatchModel(rule: rule)
+  }
+
+  /// Reads records from CSV or NDJSON files, in parallel parts. Columns named like a trait or identifier
+  /// kind are read as such; `idColumn` names the record id (default: `record_id`, `id`, else `file:line`).
+  func load(files: [String], idColumn: String?, truthColumn: String?) async throws -> RecordSet {
+    var all = RecordSetBuilder(model: model, rule: rule, config: config)
+    let parts = max(1, ProcessInfo.processInfo.activeProcessorCount * 2)
+    for (origin, file) in files.enumerated() {
+      let chunks = try RecordFile.chunks(file, parts: parts)
+      let header = chunks.first?.header ?? []
+      let idName =
+        idColumn ?? (header.contains("record_id") ? "record_id" : header.contains("id") ? "id" : nil)
+      if let idColumn, !header.isEmpty, !header.contains(idColumn) {
+        throw ValidationError("`\(file)` has no column `\(idColumn)`; its columns: \(header.joined(separator: ", "))")
+      }
+      if let truthColumn, !header.isEmpty, !header.contains(truthColumn) {
+        throw ValidationError(
+          "`\(file)` has no column `\(truthColumn)`; its columns: \(header.joined(separator: ", "))")
+      }
+      if !header.isEmpty, !model.fields.contains(where: header.contains) {
+        throw ValidationError(
+          "`\(file)` has none of the compared fields (\(model.fields.joined(separator: ", "))); its columns: \(header.joined(separator: ", "))"
+        )
+      }
+      let name = (file as NSString).lastPathComponent
+      let empty = RecordSetBuilder(model: model, rule: rule, config: config)
+      let built = try await withThrowingTaskGroup(of: (Int, RecordSetBuilder, [Int]).self) { group in
+        for (k, chunk) in chunks.enumerated() {
+          group.addTask {
+            var builder = empty
+            var lines: [Int] = []
+            try chunk.forEach { line, field in
+              let id = idName.flatMap { field($0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "\(name):\(line)"
+              builder.append(id: id, origin: UInt16(origin), truth: truthColumn.map { field($0) ?? "" }) { field($0) }
+              lines.append(line)
+            }
+            return (k, builder, lines)
+          }
+        }
+        var parts: [(Int, RecordSetBuilder, [Int])] = []
+        for try await part in group { parts.append(part) }
+        return parts.sorted { $0.0 < $1.0 }
+      }
+      var seen: [String: Int] = [:]
+      for (_, part, lines) in built {
+        for (k, id) in part.ids.enumerated() {
+          if let first = seen.updateValue(lines[k], forKey: id) {
+            throw ValidationError(
+              "\(file):\(lines[k]): record id `\(id)` appears twice (first on line \(first)); ids must be unique per file"
+            )
+          }
+        }
+        all.append(contentsOf: part)
+      }
+    }
+    return all.finish()
+  }
+}
+
+struct LinkCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "link",
+    abstract: "Deduplicate one file or link several with a probabilistic rule: records → clusters.",
+    discussion: """
+      Blocks, compares, trains when asked (or when the rule has no trained parameters yet), scores every \
+      candidate pair with the Fellegi–Sunter model and joins pairs at or above the rule's `merge` threshold, \
+      strongest first, under `max_cluster_size` and the identifier limits. Writes `record_id,cluster_id`.
+
+      Columns of the files named like a trait or an identifier kind of the rules are read as such. \
+      With --count-only, prints how many comparisons each blocking rule generates and stops.
+      """)
+
+  @Argument(help: "CSV (with a header) or NDJSON files of records.")
+  var files: [String]
+
+  @OptionGroup var options: RuleOptions
+
+  @Option(help: "Where to write `record_id,cluster_id`.")
+  var out: String?
+
+  @Option(help: "Where to write the scored pairs (`left_id,right_id,match_weight,match_probability,decision`).")
+  var pairs: String?
+
+  @Option(help: "Lowest probability of the pairs written with --pairs (default: the review threshold).")
+  var pairsMin: Double?
+
+  @Flag(help: "Only count the comparisons each blocking rule generates.")
+  var countOnly = false
+
+  @Flag(help: "Estimate u from random pairs and m by expectation–maximisation, even when trained values exist.")
+  var train = false
+
+  @Option(help: "Where to write the trained parameters (default: the rule's `parameters:` file when training).")
+  var paramsOut: String?
+
+  @Option(help: "Seed of the random pairs that estimate u.")
+  var seed: UInt64 = 42
+
+  @Option(help: "How many random pairs estimate u.")
+  var randomPairs: Int = 1_000_000
+
+  @Flag(help: "Compare only records from different files.")
+  var linkOnly = false
+
+  @Option(help: "A column with the true cluster, to report precision, recall and F1 of the clusters.")
+  var truthColumn: String?
+
+  @Option(help: "Override the rule's merge threshold.")
+  var merge: Double?
+
+  @Option(help: "Override the rule's review threshold.")
+  var review: Double?
+
+  @Option(help: "Refuse to compare more pairs than this (a blocking rule that is too loose).")
+  var maxPairs: Int = 500_000_000
+
+  func run() async throws {
+    let started = ContinuousClock.now
+    var inputs = try options.inputs()
+    if let merge { inputs.model.merge = merge }
+    if let review { inputs.model.review = review }
+    guard inputs.model.review <= inputs.model.merge else {
+      throw ValidationError(
+        "the review threshold (\(inputs.model.review)) must not exceed merge (\(inputs.model.merge))")
+    }
+    let records = try await inputs.load(files: files, idColumn: options.idColumn, truthColumn: truthColumn)
+    let loaded = ContinuousClock.now - started
+    let mode: LinkMode = linkOnly ? .linkOnly : .dedupe
+    let blocking = Blocking(records: records, mode: mode)
+    let counts = await blocking.counts()
+    print(
+      "\(records.count) records from \(files.count) file\(files.count == 1 ? "" : "s"), rule `\(inputs.model.rule)`")
+    print("blocking rule                                      pairs     new pairs  largest block")
+    for (r, c) in counts.enumerated() {
+      let text = inputs.model.blockingText[r]
+      print(
+        "  \(text.padding(toLength: 44, withPad: " ", startingAt: 0)) \(pad(c.pairs, 12)) \(pad(c.newPairs, 12)) \(pad(c.largestBlock, 12))"
+      )
+    }
+    let total = counts.reduce(0) { $0 + $1.newPairs }
+    print("  candidate pairs (union, each compared once): \(total)")
+    if countOnly { return }
+    if total > maxPairs {
+      throw ValidationError(
+        "the blocking rules generate \(total) pairs, more than --max-pairs \(maxPairs); tighten the loosest rule (largest block above)"
+      )
+    }
+    let trainer = Trainer(seed: seed, randomPairs: randomPairs)
+    let linker = Linker(model: inputs.model, mode: mode, train: train, trainer: trainer)
+    if !train && !inputs.model.isTrained {
+      print("the rule has no trained parameters for every level: training on these records (--train)")
+    }
+    let result = await linker.run(records, blocking: blocking)
+    if let report = result.training {
+      print(Report.training(report, model: result.model))
+      let target = paramsOut ?? inputs.rule.parametersFile
+      if let target {
+        let text = result.model.parametersYAML(
+          trainedOn:
+            "\(records.count) records of \(files.joined(separator: ", ")), seed \(seed), \(report.randomPairs) random pairs"
+        )
+        try text.write(toFile: target, atomically: true, encoding: .utf8)
+        print("trained parameters written to \(target)")
+      } else {
+        print("trained parameters not saved: give --params-out FILE (or `parameters:` in the rule) to reuse them")
+      }
+    }
+    let clusters = Set(result.cluster).count
+    print(
+      "thresholds: merge \(result.model.merge), review \(result.model.review); prior \(String(format: "%.3g", result.model.prior))"
+    )
+    print(
+      "\(result.pairs.count) pairs scored, \(result.joins) joins → \(clusters) clusters; \(result.review.count) candidate links in the review band; \(result.refused.count) joins refused by limits"
+    )
+    for refused in result.refused.prefix(5) {
+      let k = refused.pair
+      print(
+        "  refused: \(records.ids[Int(result.pairs.left[k])]) ~ \(records.ids[Int(result.pairs.right[k])]): \(refused.reason)"
+      )
+    }
+    if let truth = records.truth {
+      let m = ClusterEvaluation.pairwise(predicted: result.cluster, truth: truth)
+      print(
+        String(
+          format: "against `%@`: cluster precision %.4f, recall %.4f, F1 %.4f; people resolved exactly %.4f",
+          truthColumn ?? "", m.precision, m.recall, m.f1,
+          ClusterEvaluation.exactClusters(predicted: result.cluster, truth: truth)))
+    }
+    if let out {
+      var text = "record_id,cluster_id\n"
+      for (i, c) in result.cluster.enumerated() { text += "\(csv(records.ids[i])),\(csv(records.ids[c]))\n" }
+      try text.write(toFile: out, atomically: true, encoding: .utf8)
+      print("clusters written to \(out)")
+    }
+    if let pairsPath = pairs {
+      try writePairs(pairsPath, result: result, records: records)
+      print("pairs written to \(pairsPath)")
+    }
+    var timing = [String(format: "load %.2fs", seconds(loaded))]
+    timing += result.timings.map { String(format: "%@ %.2fs", $0.0, $0.1) }
+    timing.append(String(format: "total %.2fs", seconds(ContinuousClock.now - started)))
+    print("time: " + timing.joined(separator: ", "))
+  }
+
+  func writePairs(_ path: String, result: LinkResult, records: RecordSet) throws {
+    let model = result.model
+    let floor = MatchModel.weight(probability: pairsMin ?? model.review)
+    let review = Set(result.review)
+    let refused = Dictionary(result.refused.map { ($0.pair, $0.reason) }, uniquingKeysWith: { a, _ in a })
+    var order = (0..<result.pairs.count).filter { Double(result.pairs.weight[$0]) >= floor }
+    order.sort { result.pairs.weight[$0] > result.pairs.weight[$1] }
+    var text = "left_id,right_id,match_weight,match_probability,decision\n"
+    for k in order {
+      let w = Double(result.pairs.weight[k])
+      let decision =
+        refused[k].map { "refused: \($0)" }
+        ?? (w >= model.mergeWeight
+          ? "merge" : review.contains(k) ? "review" : w >= model.reviewWeight ? "linked" : "none")
+      text +=
+        "\(csv(records.ids[Int(result.pairs.left[k])])),\(csv(records.ids[Int(result.pairs.right[k])])),"
+        + String(format: "%.3f,%.6f,", w, MatchModel.probability(weight: w)) + csv(decision) + "\n"
+    }
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+  }
+}
+
+func pad(_ n: Int, _ width: Int) -> String {
+  let s = String(n)
+  return String(repeating: " ", count: max(0, width - s.count)) + s
+}
+
+func csv(_ s: String) -> String {
+  s.contains(",") || s.contains("\"") || s.contains("\n")
+    ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+}
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
+enum Report {
+  static func training(_ r: TrainingReport, model: MatchModel) -> String {
+    var lines = ["training: u from \(r.randomPairs) random pairs"]
+    for s in r.sessions {
+      lines.append(
+        "  EM on \(model.blockingText[s.rule]): \(s.pairs) pairs, \(s.iterations) iterations, λ \(String(format: "%.4f", s.lambda)); estimated m of \(s.estimated.joined(separator: ", "))"
+          + (s.excluded.isEmpty ? "" : " (not \(s.excluded.joined(separator: ", ")): blocked on)"))
+    }
+    if !r.notEstimated.isEmpty {
+      lines.append(
+        "  warning: m of \(r.notEstimated.joined(separator: ", ")) not estimated: every blocking rule blocks on it; fix m in the rule or add a blocking rule without it"
+      )
+    }
+    lines.append("  prior \(String(format: "%.4g", r.prior)): \(r.priorSource)")
+    for c in model.comparisons {
+      let levels = (0..<c.levelCount).map {
+        "\(c.name(ofLevel: $0)) \(String(format: "%+.1f", c.weight(ofLevel: $0)))"
+      }
+      lines.append("  \(c.field): " + levels.joined(separator: " · "))
+    }
+    return lines.joined(separator: "\n")
+  }
+}
