@@ -59,7 +59,7 @@ let package = Package(
     .target(
       name: "TesseraRuntime",
       dependencies: [
-        "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore",
+        "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraMatching",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
       ]
@@ -76,7 +76,7 @@ let package = Package(
     ),
     .testTarget(name: "TesseraModelTests", dependencies: ["TesseraModel"]),
     .testTarget(name: "TesseraIdentityTests", dependencies: ["TesseraIdentity", "TesseraModel"]),
-    .testTarget(name: "TesseraRuntimeTests", dependencies: ["TesseraRuntime", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraIdentity", "TesseraModel"]),
+    .testTarget(name: "TesseraRuntimeTests", dependencies: ["TesseraRuntime", "TesseraMatching", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraIdentity", "TesseraModel"]),
     .testTarget(
       name: "TesseraStoreTests",
       dependencies: [

@@ -184,7 +184,11 @@ public struct IdentityGraph: Sendable {
   /// first is the anchor. Each join that would give the result more values of a kind than `max_per_profile`
   /// allows is refused and recorded as a conflict, so the event stays with the profile of its strongest
   /// identifier and a shared identifier (a household phone, a family laptop) never glues people together.
-  public mutating func resolve(_ identifiers: [Identifier], eventID: String, at time: Timestamp) -> Resolution {
+  /// `joining`: a profile a probabilistic rule matched the event to; it is used only when no identifier of
+  /// the event reaches a profile, and the event's identifiers attach to it within the limits.
+  public mutating func resolve(
+    _ identifiers: [Identifier], eventID: String, at time: Timestamp, joining: ProfileID? = nil
+  ) -> Resolution {
     // Strongest first; ties by kind and value so the outcome never depends on mapping order.
     var ids = identifiers.sorted { (rank($0), $0) < (rank($1), $1) }
     if ids.count > 1 {  // drop repeats (adjacent after sorting) without hashing
@@ -247,6 +251,13 @@ public struct IdentityGraph: Sendable {
     var currentMembers: [Identifier] = []
     var currentVia: Identifier?
     var provisionalJoined = false
+    if let target = joining, reached.isEmpty {
+      let p = canonical(target)
+      if members[p] != nil {
+        current = p
+        currentMembers = members[p] ?? []
+      }
+    }
     var merges: [MergeRecord] = []
     for (_, part) in parts {
       switch part {
@@ -334,6 +345,37 @@ public struct IdentityGraph: Sendable {
     result.conflicts = conflicts
     result.expired = expired
     return result
+  }
+
+  /// The kind whose limit attaching `identifiers` to `profile` would break, if any.
+  public func limitBroken(attaching identifiers: [Identifier], to profile: ProfileID) -> String? {
+    limitBroken(members[canonical(profile)] ?? [], identifiers.filter { !isBlocked($0) })
+  }
+
+  /// Merges two live profiles outside an event (a reviewer confirmed a probabilistic link): the older id
+  /// survives; refused with a conflict when the union would break a kind's limit.
+  public mutating func mergeProfiles(
+    _ a: ProfileID, _ b: ProfileID, rule: String, score: Double, eventID: String, at time: Timestamp
+  ) -> (merge: MergeRecord?, conflict: ConflictRecord?) {
+    let pa = canonical(a)
+    let pb = canonical(b)
+    guard pa != pb, members[pa] != nil, members[pb] != nil else { return (nil, nil) }
+    if let kind = limitBroken(members[pa] ?? [], members[pb] ?? []) {
+      return (
+        nil,
+        ConflictRecord(
+          kept: min(pa, pb), other: max(pa, pb), kind: kind, reason: reason(kind, attach: false), identifiers: [],
+          eventID: eventID, at: time)
+      )
+    }
+    let survivor = min(pa, pb)
+    let absorbed = max(pa, pb)
+    merge(absorbed, into: survivor)
+    return (
+      MergeRecord(
+        survivor: survivor, absorbed: absorbed, rule: rule, evidence: [], eventID: eventID, at: time, score: score),
+      nil
+    )
   }
 
   /// Stands for "the profile this event ends in" until it is known.

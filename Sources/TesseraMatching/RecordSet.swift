@@ -186,6 +186,14 @@ public struct RecordSet: Sendable {
     tfAdjust = Array(repeating: nil, count: comparisons)
   }
 
+  /// Term-frequency adjustments start when a field holds this many values.
+  public static let minimumTermFrequencyValues = 1000
+
+  /// log2(u / frequency of the value): a value rarer than the typical agreement weighs more, a common one less.
+  public static func termFrequencyAdjustment(u: Double, count: some BinaryInteger, total: Int) -> Float {
+    Float(log2(u / (Double(max(count, 1)) / Double(total))))
+  }
+
   /// Term frequencies of the values of fields with a `tf: true` exact level, as weight adjustments.
   public mutating func computeTermFrequencies(_ model: MatchModel) {
     for (c, comparison) in model.comparisons.enumerated() {
@@ -200,11 +208,16 @@ public struct RecordSet: Sendable {
         counts[h, default: 0] += 1
         total += 1
       }
+      // Frequencies from a handful of values say nothing: below `minimumTermFrequencyValues` the exact
+      // level keeps its u.
+      guard total >= RecordSet.minimumTermFrequencyValues else {
+        tfAdjust[c] = nil
+        continue
+      }
       let u = comparison.u[level]
-      // A value seen once gets the frequency 1/total; the adjustment never exceeds what a unique value earns.
       tfAdjust[c] = column.hash.map { h in
-        guard h != 0, total > 0, let n = counts[h] else { return 0 }
-        return Float(log2(u / (Double(n) / Double(total))))
+        guard h != 0, let n = counts[h] else { return 0 }
+        return RecordSet.termFrequencyAdjustment(u: u, count: n, total: total)
       }
     }
   }

@@ -409,3 +409,11 @@ struct JSONParser {
     return v
   }
 }
+
+extension Value {
+  /// The text a value reads as in a record file: strings as they are, other values as JSON.
+  public var plainText: String {
+    if case .string(let s) = self { return s }
+    return JSON.encode(self)
+  }
+}

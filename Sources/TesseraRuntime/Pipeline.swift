@@ -78,6 +78,12 @@ public struct PipelineRunner: Sendable {
     let traits = try await store.loadTraits()
     let computed = try await store.loadComputed()
     let memberships = try await store.loadMemberships()
+    // Reviewers' decisions since the last run: confirmed links merge now, rejected pairs are not proposed again.
+    let decided =
+      config.probabilistic.isEmpty
+      ? []
+      : try await store.matchLinks(status: .confirmed, limit: .max)
+        + store.matchLinks(status: .rejected, limit: .max)
     let runNow = self.now
     let raw = AsyncChannel<RawBatch>()
     let mapped = AsyncChannel<MappedBatch>()
@@ -137,6 +143,10 @@ public struct PipelineRunner: Sendable {
         var pending: [Int: MappedBatch] = [:]
         var next = 0
         var gathered: ResolvedBatch?
+        if !decided.isEmpty {
+          let applied = resolver.applyConfirmed(decided, at: runNow)
+          if !applied.commit.isEmpty { gathered = applied }
+        }
         for await batch in mapped {
           pending[batch.seq] = batch
           while let b = pending.removeValue(forKey: next) {

@@ -5,6 +5,9 @@ import TesseraStore
 
 /// Counts of what resolution did, for the progress line and the run summary.
 public struct ResolveStats: Sendable, Hashable {
+  /// Events a probabilistic rule joined to a profile, and candidate links left for review.
+  public var probabilisticJoins = 0
+  public var reviewLinks = 0
   public var events = 0
   public var duplicates = 0
   public var profilesCreated = 0
@@ -22,6 +25,8 @@ public struct ResolveStats: Sendable, Hashable {
     conflicts += o.conflicts
     rejected += o.rejected
     invalidIdentifiers += o.invalidIdentifiers
+    probabilisticJoins += o.probabilisticJoins
+    reviewLinks += o.reviewLinks
   }
 }
 
@@ -46,6 +51,8 @@ public struct Resolver: Sendable {
   public private(set) var highWater = Timestamp(microseconds: 0)
   /// Computed traits that were stored but could not be restored (their declaration changed), by name.
   public private(set) var unrestoredComputed: Set<String> = []
+  /// Probabilistic rules: profiles indexed by blocking keys, events without a known identifier scored.
+  public private(set) var matcher: StreamingMatcher
 
   /// `computed` and `memberships` restore the computed-trait states and segment memberships a store holds.
   /// `now` is the injected clock (see `now`).
@@ -73,6 +80,63 @@ public struct Resolver: Sendable {
       guard let state = TraitState(encoded: t.state) else { continue }
       profiles[t.profile, default: [:]][t.trait] = state
     }
+    matcher = StreamingMatcher(config: config)
+    if !matcher.isEmpty {
+      for p in Set(graph.members.keys).union(profiles.keys).sorted() where graph.canonical(p) == p {
+        matcher.index(p, values: values(of: p))
+      }
+    }
+  }
+
+  /// What the probabilistic rules read of a profile: its traits and identifiers as text.
+  func values(of profile: ProfileID) -> [String: String] {
+    var out: [String: String] = [:]
+    let traits = profiles[profile] ?? [:]
+    let ids = graph.identifiers(of: profile)
+    for name in matcher.inputs {
+      if let v = traits[name]?.value, !v.isNull {
+        out[name] = v.plainText
+      } else if let i = ids.first(where: { $0.kind == name }) {
+        out[name] = i.value
+      }
+    }
+    return out
+  }
+
+  /// The same of an event (its mapped traits and identifiers).
+  func values(of event: Event) -> [String: String] {
+    var out: [String: String] = [:]
+    for name in matcher.inputs {
+      if let v = event.traits[name], !v.isNull {
+        out[name] = v.plainText
+      } else if let i = event.identifiers.first(where: { $0.kind == name }) {
+        out[name] = i.value
+      }
+    }
+    return out
+  }
+
+  /// The profile a probabilistic rule joins an event to (nil when none, or when a limit refuses it), and
+  /// what to log about the decision once the event's profile is known.
+  mutating func match(_ event: Event) -> (joining: ProfileID?, decision: StreamingMatcher.Candidate?, refusal: String?)
+  {
+    guard !matcher.isEmpty, !event.identifiers.contains(where: { graph.profile(of: $0) != nil }) else {
+      return (nil, nil, nil)
+    }
+    let probe = values(of: event)
+    guard !probe.isEmpty, let c = matcher.best(event: probe, profileValues: { values(of: $0) }) else {
+      return (nil, nil, nil)
+    }
+    let live = graph.canonical(c.profile)
+    guard c.merge else { return (nil, c, nil) }
+    if let kind = graph.limitBroken(attaching: event.identifiers, to: live) {
+      let max = matcher.config.identifier(kind)?.maxPerProfile ?? 0
+      return (nil, c, "joining would give the profile more than \(max) \(kind) value\(max == 1 ? "" : "s")")
+    }
+    if matcher.joins(live, rule: c.rule) + 2 > c.maxClusterSize {
+      return (nil, c, "the profile already holds \(c.maxClusterSize) records matched by `\(c.rule)` (max_cluster_size)")
+    }
+    return (live, c, nil)
   }
 
   /// Identifier kinds as the identity graph sees them.
@@ -118,28 +182,36 @@ public struct Resolver: Sendable {
         stats.duplicates += 1
         continue
       }
-      let r = graph.resolve(event.identifiers, eventID: event.id, at: event.timestamp)
+      let (joining, decision, refusal) = match(event)
+      let r = graph.resolve(event.identifiers, eventID: event.id, at: event.timestamp, joining: joining)
       if r.created {
         commit.newProfiles.append((r.profile, event.timestamp))
         stats.profilesCreated += 1
       }
+      if let d = decision {
+        let candidate = graph.canonical(d.profile)
+        let status: MatchLinkRecord.Status =
+          joining != nil && r.profile == joining ? .joined : (refusal != nil ? .refused : .review)
+        commit.matchLinks.append(
+          MatchLinkRecord(
+            rule: d.rule, profile: r.profile, candidate: candidate, eventID: event.id, probability: d.probability,
+            weight: d.weight, status: status, reason: refusal ?? "", at: event.timestamp))
+        switch status {
+        case .joined:
+          matcher.joined(r.profile, rule: d.rule)
+          stats.probabilisticJoins += 1
+        case .refused:
+          commit.conflicts.append(
+            ConflictRecord(
+              kept: r.profile, other: candidate, kind: d.rule,
+              reason: "probabilistic match (\(String(format: "%.4f", d.probability))) refused: \(refusal ?? "")",
+              identifiers: [], eventID: event.id, at: event.timestamp))
+          stats.conflicts += 1
+        default: stats.reviewLinks += 1
+        }
+      }
       for m in r.merges {
-        if let absorbed = profiles.removeValue(forKey: m.absorbed) {
-          for (trait, state) in absorbed {
-            let merged = policy(for: trait).merge(profiles[m.survivor]?[trait], state)
-            profiles[m.survivor, default: [:]][trait] = merged
-          }
-        }
-        // Every trait of the survivor may have changed; the absorbed profile's rows go with the merge. Keys of
-        // absorbed profiles still in `dirty` are mapped to their survivor when the batch is finished.
-        for trait in (profiles[m.survivor] ?? [:]).keys { dirty.insert(TraitKey(profile: m.survivor, trait: trait)) }
-        computed.merge(absorbed: m.absorbed, into: m.survivor)
-        if !computed.names.isEmpty { computedDirty[m.survivor, default: []].formUnion(computed.names) }
-        // The absorbed profile ends now; the survivor is evaluated with the others at the end of the batch.
-        if evaluating {
-          segmentChanges += segments.end(m.absorbed, now: clock(event.timestamp), mergedInto: m.survivor)
-          touched.insert(m.survivor)
-        }
+        absorb(m, at: clock(event.timestamp), &dirty, &computedDirty, &touched, &segmentChanges)
       }
       if !r.merges.isEmpty {
         commit.merges += r.merges
@@ -166,11 +238,29 @@ public struct Resolver: Sendable {
       }
       // Identifiers, traits or computed traits may have changed: segments read all three.
       if evaluating { touched.insert(r.profile) }
+      if !matcher.isEmpty
+        && (r.created || !r.merges.isEmpty || matcher.matters(event.traits.keys)
+          || matcher.matters(r.attached.map(\.kind)))
+      {
+        matcher.index(r.profile, values: values(of: r.profile))
+      }
       var resolved = event
       if resolved.identifiers.count > 1 { resolved.identifiers.sort() }
       commit.events.append(StoredEvent(event: resolved, profile: r.profile))
       stats.events += 1
     }
+    return finish(
+      commit, stats, at: clock(highWater), dirty: dirty, computedDirty: computedDirty, touched: touched,
+      segmentChanges: segmentChanges)
+  }
+
+  /// The end of a batch: the changed traits to encode, segments of the touched profiles evaluated at `at`,
+  /// computed-trait rows, all named by the live profile.
+  mutating func finish(
+    _ batch: CommitBatch, _ stats: ResolveStats, at: Timestamp, dirty: Set<TraitKey>,
+    computedDirty: [ProfileID: Set<String>], touched: Set<ProfileID>, segmentChanges: [SegmentChange]
+  ) -> ResolvedBatch {
+    var commit = batch
     var changed: [ProfileID: Set<String>] = [:]
     for k in dirty { changed[graph.canonical(k.profile), default: []].insert(k.trait) }
     var pending: [PendingTrait] = []
@@ -181,15 +271,72 @@ public struct Resolver: Sendable {
         pending.append(PendingTrait(profile: p, trait: t, state: state, policy: policy(for: t)))
       }
     }
-    let at = clock(highWater)
     let live = Set(touched.map { graph.canonical($0) })
     let liveInputs = Dictionary(uniqueKeysWithValues: live.map { ($0, inputs(of: $0, at: at)) })
-    segmentChanges += segments.evaluate(live, now: at) { liveInputs[$0] }
-    commit.segmentChanges = segmentChanges.map(Self.record)
+    var changes = segmentChanges
+    changes += segments.evaluate(live, now: at) { liveInputs[$0] }
+    commit.segmentChanges = changes.map(Self.record)
     var liveDirty: [ProfileID: Set<String>] = [:]
     for (p, names) in computedDirty { liveDirty[graph.canonical(p), default: []].formUnion(names) }
     commit.computed = computedRecords(liveDirty, at: at)
     return ResolvedBatch(commit: commit, stats: stats, pending: pending)
+  }
+
+  /// Folds an absorbed profile into the survivor: traits by their policies, computed traits, memberships, and
+  /// the probabilistic index.
+  mutating func absorb(
+    _ m: MergeRecord, at: Timestamp, _ dirty: inout Set<TraitKey>, _ computedDirty: inout [ProfileID: Set<String>],
+    _ touched: inout Set<ProfileID>, _ segmentChanges: inout [SegmentChange]
+  ) {
+    if let absorbed = profiles.removeValue(forKey: m.absorbed) {
+      for (trait, state) in absorbed {
+        let merged = policy(for: trait).merge(profiles[m.survivor]?[trait], state)
+        profiles[m.survivor, default: [:]][trait] = merged
+      }
+    }
+    // Every trait of the survivor may have changed; the absorbed profile's rows go with the merge. Keys of
+    // absorbed profiles still in `dirty` are mapped to their survivor when the batch is finished.
+    for trait in (profiles[m.survivor] ?? [:]).keys { dirty.insert(TraitKey(profile: m.survivor, trait: trait)) }
+    computed.merge(absorbed: m.absorbed, into: m.survivor)
+    if !computed.names.isEmpty { computedDirty[m.survivor, default: []].formUnion(computed.names) }
+    // The absorbed profile ends now; the survivor is evaluated with the others at the end of the batch.
+    if !segments.names.isEmpty {
+      segmentChanges += segments.end(m.absorbed, now: at, mergedInto: m.survivor)
+      touched.insert(m.survivor)
+    }
+    if !matcher.isEmpty { matcher.merged(m.absorbed, into: m.survivor) }
+  }
+
+  /// Merges the profile pairs reviewers confirmed (`tessera review confirm`), before a run's events: each
+  /// becomes a recorded merge (or a conflict when a limit refuses it) and the link is marked `merged`.
+  public mutating func applyConfirmed(_ links: [MatchLinkRecord], at: Timestamp) -> ResolvedBatch {
+    var commit = CommitBatch()
+    var stats = ResolveStats()
+    var dirty: Set<TraitKey> = []
+    var computedDirty: [ProfileID: Set<String>] = [:]
+    var touched: Set<ProfileID> = []
+    var segmentChanges: [SegmentChange] = []
+    for link in links where link.status == .confirmed {
+      let (merge, conflict) = graph.mergeProfiles(
+        link.profile, link.candidate, rule: link.rule, score: link.probability, eventID: "review:\(link.id)", at: at)
+      if let merge {
+        absorb(merge, at: clock(at), &dirty, &computedDirty, &touched, &segmentChanges)
+        commit.merges.append(merge)
+        stats.merges += 1
+        matcher.index(merge.survivor, values: values(of: merge.survivor))
+        commit.linkStatus.append((link.id, .merged))
+      } else if let conflict {
+        commit.conflicts.append(conflict)
+        stats.conflicts += 1
+        commit.linkStatus.append((link.id, .refused))
+      } else {
+        commit.linkStatus.append((link.id, .merged))  // already one profile
+      }
+    }
+    for link in links where link.status == .rejected { matcher.reject(link.profile, link.candidate) }
+    return finish(
+      commit, stats, at: clock(at), dirty: dirty, computedDirty: computedDirty, touched: touched,
+      segmentChanges: segmentChanges)
   }
 
   /// The evaluation time: the injected `now`, else the newest event time seen (at least `event`).
@@ -328,6 +475,8 @@ public struct ResolvedBatch: Sendable {
     commit.conflicts += o.commit.conflicts
     commit.rejected += o.commit.rejected
     commit.segmentChanges += o.commit.segmentChanges
+    commit.matchLinks += o.commit.matchLinks
+    commit.linkStatus += o.commit.linkStatus
     stats.add(o.stats)
     // Computed rows and changed traits alike: a later state of the same trait replaces the earlier one, and
     // rows of profiles absorbed by the appended batch's merges are dropped.

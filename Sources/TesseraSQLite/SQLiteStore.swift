@@ -20,7 +20,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 3
+  public static let schemaVersion = 4
 
   let pool: DatabasePool
   public let path: String
@@ -184,6 +184,26 @@ public final class SQLiteStore: Store {
           UPDATE meta SET value = 3 WHERE key = 'schema_version';
           """)
     }
+    // v4: the log of probabilistic decisions (joins, candidate links for review, refusals).
+    m.registerMigration("v4") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE match_links (
+            id INTEGER PRIMARY KEY,
+            rule TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            candidate_id INTEGER NOT NULL,
+            event_id TEXT NOT NULL,
+            probability REAL NOT NULL,
+            weight REAL NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            at INTEGER NOT NULL
+          );
+          CREATE INDEX match_links_status ON match_links (status, id);
+          UPDATE meta SET value = 4 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }
@@ -280,6 +300,23 @@ public final class SQLiteStore: Store {
           c.kept.raw, c.other?.raw, c.kind, c.reason, StoredValue.encode(c.identifiers), c.eventID, c.at.microseconds,
         ])
       }
+    }
+    if !batch.matchLinks.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: """
+          INSERT INTO match_links (rule, profile_id, candidate_id, event_id, probability, weight, status, reason, at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+          """)
+      for l in batch.matchLinks {
+        try insert.execute(arguments: [
+          l.rule, l.profile.raw, l.candidate.raw, l.eventID, l.probability, l.weight, l.status.rawValue, l.reason,
+          l.at.microseconds,
+        ])
+      }
+    }
+    if !batch.linkStatus.isEmpty {
+      let update = try db.cachedStatement(sql: "UPDATE match_links SET status = ? WHERE id = ?")
+      for (id, status) in batch.linkStatus { try update.execute(arguments: [status.rawValue, id]) }
     }
     if !batch.traits.isEmpty {
       let upsert = try db.cachedStatement(
@@ -599,6 +636,23 @@ public final class SQLiteStore: Store {
           WHERE survivor IN fam OR absorbed IN fam ORDER BY id
           """)
       return try Row.fetchAll(statement, arguments: [p.raw]).map(Self.merge)
+    }
+  }
+
+  public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord] {
+    try await pool.read { db in
+      let statement = try db.cachedStatement(
+        sql: """
+          SELECT id, rule, profile_id, candidate_id, event_id, probability, weight, status, reason, at
+          FROM match_links WHERE ?1 IS NULL OR status = ?1 ORDER BY id LIMIT ?2
+          """)
+      return try Row.fetchAll(statement, arguments: [status?.rawValue, limit]).map { row in
+        let status: String = row[7]
+        return MatchLinkRecord(
+          id: row[0], rule: row[1], profile: ProfileID(row[2]), candidate: ProfileID(row[3]), eventID: row[4],
+          probability: row[5], weight: row[6], status: MatchLinkRecord.Status(rawValue: status) ?? .review,
+          reason: row[8], at: Timestamp(microseconds: row[9]))
+      }
     }
   }
 

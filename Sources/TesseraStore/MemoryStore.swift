@@ -24,6 +24,7 @@ public actor MemoryStore: Store {
   var changeLog: [SegmentChangeRecord] = []
   var mergeLog: [MergeRecord] = []
   var conflictLog: [ConflictRecord] = []
+  var linkLog: [MatchLinkRecord] = []
   var rejectedLog: [RejectedRecord] = []
   /// A record rejected again on a later run is kept once (by source, reason and record).
   var rejectedKeys: Set<[String]> = []
@@ -66,6 +67,13 @@ public actor MemoryStore: Store {
       heldBy[p, default: []].insert(i)
     }
     conflictLog.append(contentsOf: batch.conflicts)
+    defer {
+      for var l in batch.matchLinks {
+        l.id = Int64(linkLog.count + 1)
+        linkLog.append(l)
+      }
+      for (id, status) in batch.linkStatus where id >= 1 && id <= linkLog.count { linkLog[Int(id) - 1].status = status }
+    }
     for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
     for c in batch.computed {
       if c.state.isNull {
@@ -184,6 +192,10 @@ public actor MemoryStore: Store {
   }
 
   public func rejected(limit: Int) -> [RejectedRecord] { Array(rejectedLog.prefix(limit)) }
+
+  public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) -> [MatchLinkRecord] {
+    Array(linkLog.filter { status == nil || $0.status == status }.prefix(max(0, limit)))
+  }
 
   public func stats() -> StoreStats {
     var s = StoreStats()

@@ -111,6 +111,53 @@ public struct MembershipRecord: Sendable, Hashable {
 }
 
 /// Everything one batch of the single writer changes, committed atomically.
+/// A probabilistic match decided while streaming: a join, a candidate link for a person to review, or a join
+/// the limits refused; and what a reviewer decided.
+public struct MatchLinkRecord: Sendable, Hashable {
+  public enum Status: String, Sendable, CaseIterable {
+    /// The event joined `candidate` (at or above `merge`); `profile` is the same profile.
+    case joined
+    /// Between `review` and `merge`: `profile` (created for the event) may be `candidate`.
+    case review
+    /// A reviewer said they are one person; the next run merges them.
+    case confirmed
+    /// A reviewer said they are not; the pair is never proposed again.
+    case rejected
+    /// A confirmed link that a run has merged.
+    case merged
+    /// At or above `merge`, but joining would break an identifier limit or `max_cluster_size`.
+    case refused
+  }
+
+  /// 0 until stored; then the store's id (`tessera review confirm ID`).
+  public var id: Int64
+  public var rule: String
+  public var profile: ProfileID
+  public var candidate: ProfileID
+  public var eventID: String
+  public var probability: Double
+  public var weight: Double
+  public var status: Status
+  public var reason: String
+  public var at: Timestamp
+
+  public init(
+    id: Int64 = 0, rule: String, profile: ProfileID, candidate: ProfileID, eventID: String, probability: Double,
+    weight: Double, status: Status, reason: String = "", at: Timestamp
+  ) {
+    self.id = id
+    self.rule = rule
+    self.profile = profile
+    self.candidate = candidate
+    self.eventID = eventID
+    self.probability = probability
+    self.weight = weight
+    self.status = status
+    self.reason = reason
+    self.at = at
+  }
+}
+
 public struct CommitBatch: Sendable {
   public var events: [StoredEvent] = []
   public var newProfiles: [(ProfileID, Timestamp)] = []
@@ -129,11 +176,15 @@ public struct CommitBatch: Sendable {
   /// Segment changes, applied to the memberships in order after the merges, and logged.
   public var segmentChanges: [SegmentChangeRecord] = []
   public var rejected: [RejectedRecord] = []
+  /// Probabilistic decisions to log (new rows), and status changes of logged ones (by id), applied last.
+  public var matchLinks: [MatchLinkRecord] = []
+  public var linkStatus: [(id: Int64, status: MatchLinkRecord.Status)] = []
 
   public init() {}
   public var isEmpty: Bool {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
+      && matchLinks.isEmpty && linkStatus.isEmpty
   }
 }
 
@@ -199,6 +250,8 @@ public protocol Store: Sendable {
   /// The profile's events (including those of profiles merged into it), newest first.
   func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent]
   func rejected(limit: Int) async throws -> [RejectedRecord]
+  /// Logged probabilistic decisions, oldest first; only those with `status` when given.
+  func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord]
   func stats() async throws -> StoreStats
 }
 

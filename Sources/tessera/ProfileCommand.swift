@@ -122,9 +122,11 @@ struct ProfileView {
     out += "\nmerges\n"
     if merges.isEmpty { out += "  none\n" }
     for m in merges {
-      out +=
-        "  \(m.at.iso8601)  \(m.absorbed) → \(m.survivor)  rule \(m.rule) on "
-        + m.evidence.map(\.description).joined(separator: " + ") + "  (event \(m.eventID))\n"
+      let why =
+        m.evidence.isEmpty
+        ? String(format: "match probability %.6f", m.score)
+        : "on " + m.evidence.map(\.description).joined(separator: " + ")
+      out += "  \(m.at.iso8601)  \(m.absorbed) → \(m.survivor)  rule \(m.rule) \(why)  (event \(m.eventID))\n"
     }
     if !conflicts.isEmpty {
       out += "\nrefused merges and attachments\n"

@@ -234,11 +234,3 @@ struct ExplainCommand: AsyncParsableCommand {
     }
   }
 }
-
-extension Value {
-  /// The text a value reads as in a record file: strings as they are, other values as JSON.
-  var plainText: String {
-    if case .string(let s) = self { return s }
-    return JSON.encode(self)
-  }
-}

@@ -38,7 +38,7 @@ struct ExamplePipelineTests {
     #expect(c.destinations.first?.segments == ["high_value", "lapsed"])
     #expect(c.destinations.first?.consent == "advertising")
     let person = try #require(c.probabilistic.first)
-    #expect(person.merge == 0.98)
+    #expect(person.merge == 0.99)
     #expect(person.review == 0.9)
     #expect(person.maxClusterSize == 20)
     #expect(person.comparisons.map(\.trait) == ["first_name", "last_name", "date_of_birth", "postcode"])

@@ -36,7 +36,7 @@ struct RunEndToEndTests {
     #expect(s.profilesCreated == 0)
     #expect(s.merges == 0)
     #expect(s.conflicts == 0)
-    #expect(second.summary.profiles == 35)
+    #expect(second.summary.profiles == 34)
     let after = try await store.stats()
     #expect(after.events == before.events)
     #expect(after.profiles == before.profiles)

@@ -158,4 +158,35 @@ struct LinkCLITests {
     ])
     #expect(noRecord.stderr.contains("no record `nope` in \(Self.train)"))
   }
+
+  @Test("review: the example's candidate link is listed, confirmed and merged; decisions need a waiting link")
+  func review() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let store = dir.file("r.sqlite")
+    let now = "2026-06-30T00:00:00Z"
+    let run = try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", now])
+    #expect(run.status == 0, "\(run.stderr)")
+    #expect(run.stdout.contains("candidate links to review    1 (tessera review)"))
+    let list = try await CLI.tessera(["review", "--store", store])
+    let rows = list.stdout.split(separator: "\n").filter { $0.first?.isNumber == true }
+    #expect(rows.count == 1)
+    let row = try #require(rows.first).split(separator: " ", omittingEmptySubsequences: true)
+    #expect(row[1] == "person" && row[4] == "0.986945" && row[5] == "review" && row[6] == "ORD-2026-000119")
+    let all = try await CLI.tessera(["review", "--store", store, "--status", "all", "--format", "json"])
+    let links = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]])
+    #expect(links.compactMap { $0["status"] as? String }.sorted() == ["joined", "review"])
+    let id = String(row[0])
+    let confirm = try await CLI.tessera([
+      "review", "confirm", id, "--store", store, "--pipeline", "pipelines/retail.yaml", "--now", now,
+    ])
+    #expect(confirm.status == 0, "\(confirm.stderr)")
+    #expect(confirm.stdout == "confirmed 1 link: 1 merged, 0 refused by limits; 33 profiles in store\n")
+    let profile = try await CLI.tessera(["profile", "user_id:100113", "--store", store])
+    #expect(profile.stdout.contains("rule person match probability 0.986945  (event review:\(id))"))
+    #expect(profile.stdout.contains("revenue_total      150.0"))
+    let again = try await CLI.tessera(["review", "reject", id, "--store", store])
+    #expect(again.status != 0)
+    #expect(again.stderr.contains("link \(id) is not waiting for review"))
+  }
 }

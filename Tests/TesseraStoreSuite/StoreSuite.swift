@@ -29,6 +29,7 @@ public enum StoreSuite {
       ("computed-trait states upsert, delete and read back", computedStates),
       ("segment changes keep memberships and a log", segmentMemberships),
       ("a merge drops the absorbed profile's computed states and memberships", mergeCleansSegments),
+      ("match links are logged with ids and change status", matchLinks),
     ]
   }
 
@@ -639,6 +640,38 @@ public enum StoreSuite {
       try await store.segmentChanges(of: "vip", limit: 10).map(describe),
       [b.segmentChanges[0], b.segmentChanges[1], c.segmentChanges[0]].map(describe), "segmentChanges(of: vip)")
     f.expect(try await store.segmentChanges(of: "vip", limit: 1).count, 1, "segmentChanges limit")
+  }
+
+  static func describe(_ l: MatchLinkRecord) -> String {
+    "#\(l.id) \(l.rule) \(l.profile)~\(l.candidate) \(l.eventID) p=\(l.probability) w=\(l.weight) \(l.status.rawValue) "
+      + "'\(l.reason)' @\(l.at.microseconds)"
+  }
+
+  static func matchLinks(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0)), (p(2), t(1))]
+    b.matchLinks = [
+      MatchLinkRecord(
+        rule: "person", profile: p(1), candidate: p(1), eventID: "e1", probability: 0.999, weight: 9.97,
+        status: .joined, at: t(2)),
+      MatchLinkRecord(
+        rule: "person", profile: p(2), candidate: p(1), eventID: "e2", probability: 0.95, weight: 4.25, status: .review,
+        reason: "between review and merge", at: t(3)),
+    ]
+    try await store.commit(b)
+    f.expect(
+      try await store.matchLinks(status: nil, limit: 10).map(describe),
+      [
+        "#1 person prf_1~prf_1 e1 p=0.999 w=9.97 joined '' @1700000002000000",
+        "#2 person prf_2~prf_1 e2 p=0.95 w=4.25 review 'between review and merge' @1700000003000000",
+      ], "all links")
+    f.expect(try await store.matchLinks(status: .review, limit: 10).map(\.id), [2], "links to review")
+    f.expect(try await store.matchLinks(status: nil, limit: 1).map(\.id), [1], "limit")
+    var decide = CommitBatch()
+    decide.linkStatus = [(2, .confirmed)]
+    try await store.commit(decide)
+    f.expect(try await store.matchLinks(status: .review, limit: 10).map(\.id), [], "none left to review")
+    f.expect(try await store.matchLinks(status: .confirmed, limit: 10).map(\.id), [2], "confirmed")
   }
 
   static func mergeCleansSegments(_ store: any Store, _ f: inout Failures) async throws {

@@ -1,0 +1,173 @@
+import Foundation
+import TesseraCompiler
+import TesseraIdentity
+import TesseraLanguage
+import TesseraMatching
+import TesseraModel
+
+/// Probabilistic matching inside a run: every live profile is indexed under the blocking keys of each
+/// probabilistic rule (from its current traits and identifiers); an event whose identifiers reach no
+/// profile is scored against the profiles its own keys reach, with the same model `tessera link` uses.
+public struct StreamingMatcher: Sendable {
+  struct RuleIndex: Sendable {
+    let rule: ProbabilisticRule
+    let model: MatchModel
+    /// Traits and identifier kinds whose change can move a profile's keys or values.
+    let inputs: Set<String>
+    var byKey: [UInt64: [ProfileID]] = [:]
+    var keysOf: [ProfileID: [UInt64]] = [:]
+    /// Per comparison with a term-frequency level: value hash → profiles holding it, and of each profile its
+    /// value, so frequencies follow the profiles as they change.
+    var tfCounts: [Int: [UInt64: Int]] = [:]
+    var tfOf: [ProfileID: [Int: UInt64]] = [:]
+    var tfTotal: [Int: Int] = [:]
+    /// Records joined into each profile by this rule (the streaming counterpart of a cluster's size).
+    var joins: [ProfileID: Int] = [:]
+  }
+
+  /// What the best candidate of an event is.
+  public struct Candidate: Sendable, Equatable {
+    public var rule: String
+    public var profile: ProfileID
+    public var weight: Double
+    public var probability: Double
+    public var merge: Bool
+    public var maxClusterSize: Int
+  }
+
+  var rules: [RuleIndex]
+  let config: PipelineConfig
+  /// Profile pairs a reviewer rejected: never proposed again.
+  var rejected: Set<[ProfileID]> = []
+
+  public var isEmpty: Bool { rules.isEmpty }
+
+  public init(config: PipelineConfig) {
+    self.config = config
+    rules = config.probabilistic.map { rule in
+      let model = MatchModel(rule: rule)
+      var inputs = Set(model.fields)
+      for keys in rule.blocking {
+        for k in keys {
+          for ref in k.references {
+            let parts = ref.split(separator: ".", maxSplits: 1)
+            if parts.count == 2 { inputs.insert(String(parts[1])) }
+          }
+        }
+      }
+      return RuleIndex(rule: rule, model: model, inputs: inputs)
+    }
+  }
+
+  /// Whether a change of these traits or identifier kinds can change what the rules see of a profile.
+  public func matters(_ names: some Sequence<String>) -> Bool {
+    names.contains { name in rules.contains { $0.inputs.contains(name) } }
+  }
+
+  /// The records of `values` (one per entry) prepared for a rule; record ids are the profile ids.
+  func records(_ r: Int, _ entries: [(id: String, values: [String: String])]) -> RecordSet {
+    var builder = RecordSetBuilder(model: rules[r].model, rule: rules[r].rule, config: config)
+    for e in entries { builder.append(id: e.id) { e.values[$0] } }
+    return builder.finish()
+  }
+
+  /// The names a rule reads (traits and identifier kinds): what `index` and `best` need in `values`.
+  public var inputs: Set<String> { rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) } }
+
+  /// (Re)indexes a profile under its current keys; `values` holds its traits and identifiers as text.
+  public mutating func index(_ profile: ProfileID, values: [String: String]) {
+    remove(profile)
+    for r in rules.indices {
+      let set = records(r, [(profile.description, values)])
+      var keys: [UInt64] = []
+      for column in set.keys where column[0] != 0 && !keys.contains(column[0]) { keys.append(column[0]) }
+      rules[r].keysOf[profile] = keys
+      for k in keys { rules[r].byKey[k, default: []].append(profile) }
+      for (c, comparison) in rules[r].model.comparisons.enumerated() where comparison.tfLevel != nil {
+        let h = set.columns[comparison.columns[0]].hash[0]
+        guard h != 0 else { continue }
+        rules[r].tfOf[profile, default: [:]][c] = h
+        rules[r].tfCounts[c, default: [:]][h, default: 0] += 1
+        rules[r].tfTotal[c, default: 0] += 1
+      }
+    }
+  }
+
+  /// Takes a profile out of the index (it was absorbed by a merge, or is about to be re-indexed).
+  public mutating func remove(_ profile: ProfileID) {
+    for r in rules.indices {
+      for k in rules[r].keysOf.removeValue(forKey: profile) ?? [] {
+        rules[r].byKey[k]?.removeAll { $0 == profile }
+        if rules[r].byKey[k]?.isEmpty == true { rules[r].byKey[k] = nil }
+      }
+      for (c, h) in rules[r].tfOf.removeValue(forKey: profile) ?? [:] {
+        rules[r].tfCounts[c]?[h, default: 1] -= 1
+        if rules[r].tfCounts[c]?[h] == 0 { rules[r].tfCounts[c]?[h] = nil }
+        rules[r].tfTotal[c, default: 1] -= 1
+      }
+    }
+  }
+
+  /// A profile absorbed `absorbed` by a merge: their join counts add up.
+  public mutating func merged(_ absorbed: ProfileID, into survivor: ProfileID) {
+    remove(absorbed)
+    for r in rules.indices {
+      if let n = rules[r].joins.removeValue(forKey: absorbed) { rules[r].joins[survivor, default: 0] += n }
+    }
+  }
+
+  public mutating func joined(_ profile: ProfileID, rule: String) {
+    guard let r = rules.firstIndex(where: { $0.rule.name == rule }) else { return }
+    rules[r].joins[profile, default: 0] += 1
+  }
+
+  public func joins(_ profile: ProfileID, rule: String) -> Int {
+    rules.first { $0.rule.name == rule }?.joins[profile] ?? 0
+  }
+
+  public mutating func reject(_ a: ProfileID, _ b: ProfileID) { rejected.insert([min(a, b), max(a, b)]) }
+
+  /// The best candidate at or above some rule's `review` threshold for an event's values, among the live
+  /// profiles its keys reach (`profileValues(p)` reads a profile as `index` does).
+  public func best(event: [String: String], profileValues: (ProfileID) -> [String: String]) -> Candidate? {
+    var best: Candidate?
+    for r in rules.indices {
+      let index = rules[r]
+      let probe = records(r, [("event", event)])
+      var candidates: [ProfileID] = []
+      for column in probe.keys where column[0] != 0 {
+        for p in index.byKey[column[0]] ?? [] where !candidates.contains(p) { candidates.append(p) }
+      }
+      guard !candidates.isEmpty else { continue }
+      candidates.sort()
+      var set = records(r, [("event", event)] + candidates.map { p in (p.description, profileValues(p)) })
+      // Term frequencies come from the indexed profiles, not from this handful of records.
+      for (c, comparison) in index.model.comparisons.enumerated() {
+        guard let level = comparison.tfLevel, let total = index.tfTotal[c],
+          total >= RecordSet.minimumTermFrequencyValues
+        else {
+          set.tfAdjust[c] = nil
+          continue
+        }
+        let column = set.columns[comparison.columns[0]]
+        let u = comparison.u[level]
+        set.tfAdjust[c] = (0..<set.count).map { i in
+          let h = column.hash[i]
+          guard h != 0 else { return 0 }
+          return RecordSet.termFrequencyAdjustment(u: u, count: index.tfCounts[c]?[h] ?? 0, total: total)
+        }
+      }
+      for (k, p) in candidates.enumerated() {
+        let w = index.model.compare(set, 0, k + 1).weight
+        guard w >= index.model.reviewWeight else { continue }
+        if let b = best, b.weight >= w { continue }
+        best = Candidate(
+          rule: index.rule.name, profile: p, weight: w, probability: MatchModel.probability(weight: w),
+          merge: w >= index.model.mergeWeight, maxClusterSize: index.model.maxClusterSize)
+      }
+    }
+    return best
+  }
+
+  public func isRejected(_ a: ProfileID, _ b: ProfileID) -> Bool { rejected.contains([min(a, b), max(a, b)]) }
+}
