@@ -108,7 +108,14 @@ struct MatchingInputs {
         all.append(contentsOf: part)
       }
     }
-    return all.finish()
+    var records = all.finish()
+    // Ids need only be unique per file; when two files share one, every id is qualified by its file's name
+    // (`crm.csv:17`), so clusters.csv and the pairs stay unambiguous.
+    if files.count > 1, Set(records.ids).count < records.ids.count {
+      let names = files.map { ($0 as NSString).lastPathComponent }
+      records.ids = zip(records.ids, records.origin).map { "\(names[Int($1)]):\($0)" }
+    }
+    return records
   }
 }
 

@@ -104,7 +104,9 @@ enum Summary {
     let counts = "\(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")"
     guard let c = result.plan?.config else { return "\(path): \(counts)" }
     func n(_ k: Int, _ w: String) -> String { "\(k) \(w)\(k == 1 ? "" : "s")" }
-    return "\(path): pipeline `\(c.name)` — \(n(c.sources.count, "source")), \(n(c.identifiers.count, "identifier")), "
+    // Only a rules file (validate --rules) compiles without sources.
+    let what = c.sources.isEmpty ? "rules" : "pipeline `\(c.name)`"
+    return "\(path): \(what) — \(n(c.sources.count, "source")), \(n(c.identifiers.count, "identifier")), "
       + "\(n(c.deterministic.count + c.probabilistic.count, "match rule")), \(n(c.traits.count, "trait")), "
       + "\(n(c.computed.count, "computed trait")), \(n(c.segments.count, "segment")), "
       + "\(n(c.destinations.count, "destination")); \(counts)"

@@ -189,4 +189,38 @@ struct LinkCLITests {
     #expect(again.status != 0)
     #expect(again.stderr.contains("link \(id) is not waiting for review"))
   }
+
+  @Test("linking two files: only pairs across them, ids qualified by file when they clash")
+  func linkTwoFiles() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let lines = try String(contentsOfFile: E2E.packageRoot + "/" + Self.train, encoding: .utf8)
+      .split(separator: "\n")
+    // b.csv repeats the first 40 records of a.csv under the same ids.
+    let a = try dir.write("a.csv", lines[0...80].joined(separator: "\n") + "\n")
+    let b = try dir.write("b.csv", lines[0...40].joined(separator: "\n") + "\n")
+    let out = dir.file("c.csv")
+    let pairs = dir.file("p.csv")
+    let r = try await CLI.tessera([
+      "link", a, b, "--rules", "rules/people.yaml", "--link-only", "--out", out, "--pairs", pairs, "--pairs-min",
+      "0.000000001",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.hasPrefix("120 records from 2 files"))
+    let rows = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").dropFirst()
+      .map { $0.split(separator: ",").map(String.init) }
+    #expect(rows.count == 120)
+    let cluster = Dictionary(uniqueKeysWithValues: rows.map { ($0[0], $0[1]) })
+    for n in 1...40 {
+      let id = String(format: "r%07d", n)
+      #expect(cluster["b.csv:\(id)"] == cluster["a.csv:\(id)"], "\(id)")
+    }
+    // Within a file nothing is compared: every scored pair has one record of each.
+    let scored = try String(contentsOfFile: pairs, encoding: .utf8).split(separator: "\n").dropFirst()
+    #expect(scored.count >= 40)
+    for pair in scored {
+      let ids = pair.split(separator: ",")
+      #expect(ids[0].hasPrefix("a.csv:") != ids[1].hasPrefix("a.csv:"), "\(pair)")
+    }
+  }
 }
