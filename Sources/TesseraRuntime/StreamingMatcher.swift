@@ -14,6 +14,10 @@ public struct StreamingMatcher: Sendable {
     let model: MatchModel
     /// Traits and identifier kinds whose change can move a profile's keys or values.
     let inputs: Set<String>
+    /// Per blocking rule, the names its keys read: a record lacking one of each rule's has no key at all.
+    let keyInputs: [Set<String>]
+    /// An empty builder for this rule, copied for each use (building one costs more than the records).
+    let template: RecordSetBuilder
     var byKey: [UInt64: [ProfileID]] = [:]
     var keysOf: [ProfileID: [UInt64]] = [:]
     /// Per comparison with a term-frequency level: value hash → profiles holding it, and of each profile its
@@ -37,6 +41,8 @@ public struct StreamingMatcher: Sendable {
 
   var rules: [RuleIndex]
   let config: PipelineConfig
+  /// The names any rule reads (traits and identifier kinds): what `index` and `best` need in `values`.
+  public let inputs: Set<String>
   /// Profile pairs a reviewer rejected: never proposed again.
   var rejected: Set<[ProfileID]> = []
 
@@ -46,17 +52,23 @@ public struct StreamingMatcher: Sendable {
     self.config = config
     rules = config.probabilistic.map { rule in
       let model = MatchModel(rule: rule)
-      var inputs = Set(model.fields)
-      for keys in rule.blocking {
-        for k in keys {
-          for ref in k.references {
+      let keyInputs = rule.blocking.map { keys in
+        Set(
+          keys.flatMap(\.references).compactMap { ref -> String? in
             let parts = ref.split(separator: ".", maxSplits: 1)
-            if parts.count == 2 { inputs.insert(String(parts[1])) }
-          }
-        }
+            return parts.count == 2 && parts[0] != "profile" ? String(parts[1]) : nil
+          })
       }
-      return RuleIndex(rule: rule, model: model, inputs: inputs)
+      return RuleIndex(
+        rule: rule, model: model, inputs: Set(model.fields).union(keyInputs.flatMap { $0 }), keyInputs: keyInputs,
+        template: RecordSetBuilder(model: model, rule: rule, config: config))
     }
+    inputs = rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) }
+  }
+
+  /// Whether some blocking rule of rule `r` can form a key from these values.
+  func mayHaveKey(_ r: Int, _ values: [String: String]) -> Bool {
+    rules[r].keyInputs.contains { names in names.allSatisfy { values[$0] != nil } }
   }
 
   /// Whether a change of these traits or identifier kinds can change what the rules see of a profile.
@@ -66,18 +78,15 @@ public struct StreamingMatcher: Sendable {
 
   /// The records of `values` (one per entry) prepared for a rule; record ids are the profile ids.
   func records(_ r: Int, _ entries: [(id: String, values: [String: String])]) -> RecordSet {
-    var builder = RecordSetBuilder(model: rules[r].model, rule: rules[r].rule, config: config)
+    var builder = rules[r].template
     for e in entries { builder.append(id: e.id) { e.values[$0] } }
     return builder.finish()
   }
 
-  /// The names a rule reads (traits and identifier kinds): what `index` and `best` need in `values`.
-  public var inputs: Set<String> { rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) } }
-
   /// (Re)indexes a profile under its current keys; `values` holds its traits and identifiers as text.
   public mutating func index(_ profile: ProfileID, values: [String: String]) {
     remove(profile)
-    for r in rules.indices {
+    for r in rules.indices where mayHaveKey(r, values) {
       let set = records(r, [(profile.description, values)])
       var keys: [UInt64] = []
       for column in set.keys where column[0] != 0 && !keys.contains(column[0]) { keys.append(column[0]) }
@@ -95,7 +104,7 @@ public struct StreamingMatcher: Sendable {
 
   /// Takes a profile out of the index (it was absorbed by a merge, or is about to be re-indexed).
   public mutating func remove(_ profile: ProfileID) {
-    for r in rules.indices {
+    for r in rules.indices where rules[r].keysOf[profile] != nil || rules[r].tfOf[profile] != nil {
       for k in rules[r].keysOf.removeValue(forKey: profile) ?? [] {
         rules[r].byKey[k]?.removeAll { $0 == profile }
         if rules[r].byKey[k]?.isEmpty == true { rules[r].byKey[k] = nil }
@@ -131,7 +140,7 @@ public struct StreamingMatcher: Sendable {
   /// profiles its keys reach (`profileValues(p)` reads a profile as `index` does).
   public func best(event: [String: String], profileValues: (ProfileID) -> [String: String]) -> Candidate? {
     var best: Candidate?
-    for r in rules.indices {
+    for r in rules.indices where mayHaveKey(r, event) {
       let index = rules[r]
       let probe = records(r, [("event", event)])
       var candidates: [ProfileID] = []
