@@ -18,8 +18,27 @@ public struct CompileResult: Sendable {
 }
 
 /// Turns a pipeline's YAML files into a checked `PipelinePlan`.
+/// A value set on the command line for one scalar of the configuration, by its dotted path:
+/// `probabilistic.person.thresholds.merge=0.95` (`rules.NAME…` finds a deterministic or probabilistic rule).
+public struct Override: Sendable, Hashable, CustomStringConvertible {
+  public var path: [String]
+  public var value: String
+
+  public init?(parsing text: String) {
+    guard let eq = text.firstIndex(of: "=") else { return nil }
+    let path = text[..<eq].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+    guard !path.isEmpty, path.allSatisfy({ !$0.isEmpty }) else { return nil }
+    self.path = path
+    value = String(text[text.index(after: eq)...])
+  }
+
+  public var description: String { path.joined(separator: ".") + "=" + value }
+}
+
 public struct Compiler {
   public var environment: [String: String]
+  /// Scalars replaced (or added) by path before the checks, as `--set` gives them.
+  public var overrides: [Override] = []
   /// Reads a file's text; injectable so tests can compile from memory.
   public var readFile: @Sendable (String) -> String?
 
@@ -44,6 +63,7 @@ public struct Compiler {
   func compile(_ path: String, rulesOnly: Bool) -> CompileResult {
     var state = CompileState(sink: Sink(environment: environment), readFile: readFile)
     state.rulesOnly = rulesOnly
+    state.overrides = overrides
     let plan = state.run(root: Paths.normalize(path))
     let diagnostics = state.sink.diagnostics.sorted
     return CompileResult(
@@ -100,6 +120,7 @@ struct CompileState {
   var unreadable = false
   /// Compiling rules for `tessera link`: no pipeline name or sources required.
   var rulesOnly = false
+  var overrides: [Override] = []
 
   static let topLevelKeys = [
     "pipeline", "description", "include", "sources", "identifiers", "deterministic", "probabilistic", "profile",
@@ -122,10 +143,95 @@ struct CompileState {
     // A file that is not valid YAML leaves its declarations unknown; checking the rest would only report
     // the consequences (missing sources, unknown names), so stop at the syntax errors.
     if unreadable { return nil }
+    for o in overrides { apply(o) }
     DeclarationChecker(sink: sink, sections: sections, rulesOnly: rulesOnly, readFile: readFile).check(
       into: &config)
     if sink.diagnostics.hasErrors { return nil }
     return PipelinePlan(config: config)
+  }
+
+  /// Sets one scalar by path across the loaded files; an unknown path is an error naming what exists there.
+  mutating func apply(_ o: Override) {
+    let at = SourceLocation(file: "--set \(o)", line: 1, column: 1)
+    var path = o.path
+    var candidates = [path[0]]
+    if path[0] == "rules" {
+      candidates = ["probabilistic", "deterministic"]
+      path.removeFirst()
+      guard !path.isEmpty else {
+        sink.error("`--set rules.NAME…` needs a rule name", at: at)
+        return
+      }
+    } else {
+      path.removeFirst()
+    }
+    var known: [String] = []
+    for name in candidates {
+      for k in (sections[name] ?? []).indices {
+        guard var body = sections[name]?[k].body else { continue }
+        if path.isEmpty {
+          sink.error("`--set \(o)`: `\(name)` is a section, not a value; name a key inside it", at: at)
+          return
+        }
+        switch CompileState.set(&body, path[...], to: o.value) {
+        case .set:
+          sections[name]?[k].body = body
+          return
+        case .missing(let keys):
+          known += keys
+        }
+      }
+    }
+    let top = sections.keys.sorted()
+    guard candidates.contains(where: { sections[$0] != nil }) else {
+      sink.error(
+        "`--set \(o)`: no section `\(o.path[0])`" + Suggest.didYouMean(o.path[0], in: top + ["rules"])
+          + (top.isEmpty ? "" : "; the configuration has: \(top.joined(separator: ", "))"), at: at)
+      return
+    }
+    let missing = path.first ?? ""
+    sink.error(
+      "`--set \(o)`: no `\(missing)` there" + Suggest.didYouMean(missing, in: known)
+        + (known.isEmpty ? "" : "; found: \(Array(Set(known)).sorted().joined(separator: ", "))"), at: at)
+  }
+
+  enum SetResult {
+    case set
+    /// The path broke off: the keys that exist where it did.
+    case missing([String])
+  }
+
+  /// Walks `path` from `node` and replaces the scalar at its end (or adds the last key to a mapping).
+  static func set(_ node: inout YNode, _ path: ArraySlice<String>, to value: String) -> SetResult {
+    guard let first = path.first else {
+      if node.mapping != nil || node.sequence != nil { return .missing([]) }
+      node.kind = .scalar(value, .plain)
+      node.sourceLines = []
+      return .set
+    }
+    switch node.kind {
+    case .mapping(var entries):
+      if let i = entries.firstIndex(where: { $0.key.scalar == first }) {
+        let result = set(&entries[i].value, path.dropFirst(), to: value)
+        if case .set = result { node.kind = .mapping(entries) }
+        return result
+      }
+      guard path.count == 1 else { return .missing(entries.compactMap(\.key.scalar)) }
+      entries.append(
+        (
+          YNode(kind: .scalar(first, .plain), location: node.location),
+          YNode(kind: .scalar(value, .plain), location: node.location)
+        ))
+      node.kind = .mapping(entries)
+      return .set
+    case .sequence(var items):
+      guard let i = Int(first), items.indices.contains(i) else { return .missing(items.indices.map(String.init)) }
+      let result = set(&items[i], path.dropFirst(), to: value)
+      if case .set = result { node.kind = .sequence(items) }
+      return result
+    case .scalar:
+      return .missing([])
+    }
   }
 
   mutating func load(_ path: String, text: String, chain: [String], isRoot: Bool) {

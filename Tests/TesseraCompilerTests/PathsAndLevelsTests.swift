@@ -167,3 +167,67 @@ struct LevelParserTests {
     }
   }
 }
+
+@Suite("--set overrides")
+struct OverrideTests {
+  static let files = [
+    "p.yaml": """
+    pipeline: p
+    include: [r.yaml]
+    sources:
+      s: { kind: csv, path: x.csv, emit: identify, map: { email: e, traits.first_name: f, traits.last_name: l } }
+    identifiers:
+      email: { normalize: email, max_per_profile: 2 }
+    deterministic:
+      ids: { link_on: [email] }
+    """,
+    "r.yaml": """
+    profile:
+      traits:
+        first_name: { type: string }
+        last_name: { type: string }
+    probabilistic:
+      person:
+        blocking: [[traits.last_name]]
+        compare:
+          first_name: [exact]
+        thresholds: { merge: 0.98, review: 0.9 }
+    """,
+  ]
+
+  func compile(_ sets: [String]) -> CompileResult {
+    var compiler = Compiler(environment: [:], readFile: { Self.files[$0] })
+    compiler.overrides = sets.compactMap(Override.init(parsing:))
+    return compiler.compile(pipeline: "p.yaml")
+  }
+
+  @Test("a scalar in an included file is replaced by path, `rules.NAME` finds the rule, a missing key is added")
+  func replaces() throws {
+    let plan = try #require(
+      compile([
+        "rules.person.thresholds.merge=0.95", "probabilistic.person.prior=0.001", "identifiers.email.max_per_profile=3",
+      ])
+      .plan)
+    let rule = try #require(plan.config.probabilistic.first)
+    #expect(rule.merge == 0.95)
+    #expect(rule.review == 0.9)
+    #expect(rule.prior == 0.001)
+    #expect(plan.config.identifier("email")?.maxPerProfile == 3)
+  }
+
+  @Test("overridden values are checked like written ones; unknown paths say what exists")
+  func errors() {
+    let bad = compile(["rules.person.thresholds.merge=0.5"]).diagnostics.map(\.message)
+    #expect(bad.contains { $0.hasPrefix("threshold `review` (0.9) must not exceed `merge` (0.5)") }, "\(bad)")
+    let unknown = compile(["rules.persn.thresholds.merge=0.9"]).diagnostics.map { "\($0.location.file): \($0.message)" }
+    #expect(
+      unknown == [
+        "--set rules.persn.thresholds.merge=0.9: `--set rules.persn.thresholds.merge=0.9`: no `persn` there; did you mean `person`?; found: ids, person"
+      ], "\(unknown)")
+    let section = compile(["segmnts.x=1"]).diagnostics.map(\.message)
+    #expect(section.first?.contains("no section `segmnts`") == true, "\(section)")
+    #expect(Override(parsing: "no-equals") == nil)
+    #expect(Override(parsing: "a..b=1") == nil)
+    #expect(Override(parsing: "a.b=x=y")?.value == "x=y")
+  }
+}

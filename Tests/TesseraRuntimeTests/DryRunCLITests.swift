@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+/// `tessera dry-run` through the built executable: the report, overrides, --strict, and a store left alone.
+@Suite(
+  "End to end: dry-run",
+  .enabled(if: E2E.CLI.binary != nil, "no built `tessera`; run `swift build --build-tests` first"))
+struct DryRunCLITests {
+  typealias CLI = E2E.CLI
+  static let now = "2026-06-30T00:00:00Z"
+
+  static func json(_ stdout: String) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
+  }
+
+  static func list(_ report: [String: Any], _ key: String) -> [[String: Any]] {
+    report[key] as? [[String: Any]] ?? []
+  }
+
+  /// Every byte of the store files, to prove a dry run against them changes nothing.
+  static func bytes(_ store: String) -> [String: Data] {
+    var out: [String: Data] = [:]
+    for suffix in ["", "-wal", "-shm"] {
+      if let d = FileManager.default.contents(atPath: store + suffix) { out[suffix] = d }
+    }
+    return out
+  }
+
+  @Test(
+    "against a copy of a real store: new profile, trait change with its policy, conflict, rejection; the store is untouched"
+  )
+  func against() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let store = dir.file("real.sqlite")
+    let run = try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", Self.now])
+    #expect(run.status == 0, "\(run.stderr)")
+    let sample = try dir.write(
+      "crm_update.csv",
+      """
+      customer_no,email_address,phone,first_name,last_name,birth_date,city,postcode,lifetime_value,marketing_opt_in,updated_at
+      100101,ada.whitfield@example.com,(206) 555-0101,Ada,Whitfield,1985-03-14,Tacoma,98402,1240.50,true,2026-06-20T09:00:00Z
+      100199,nina.new@example.com,,Nina,Novak,1991-01-01,Boston,02134,10.00,false,2026-06-21T09:00:00Z
+      100198,bruno.castillo@example.org,,Bruno,Impostor,1979-11-02,Chicago,60614,1.00,false,2026-06-22T09:00:00Z
+      100197,kenji2@example.com,,Kenji,W,1980-01-01,Osaka,,n/a,true,2026-06-23T09:00:00Z
+
+      """)
+    let before = Self.bytes(store)
+    let r = try await CLI.tessera([
+      "dry-run", "pipelines/retail.yaml", "--sample", "crm=\(sample)", "--against", store, "--now", Self.now,
+      "--format", "json",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(Self.bytes(store) == before, "the store the dry run started from changed")
+    let report = try Self.json(r.stdout)
+    #expect(report["records"] as? Int == 4)
+    #expect(report["events"] as? Int == 3)
+    // Nina is new; the impostor's user id 100198 cannot join Bruno (one user_id per profile), so a profile of its own.
+    let created = Self.list(report, "profiles_created").compactMap { $0["identifiers"] as? [String] }
+    #expect(created.count == 2)
+    #expect(created.contains { $0.contains("user_id:100199") && $0.contains("email:nina.new@example.com") })
+    let conflicts = Self.list(report, "conflicts")
+    #expect(conflicts.contains { ($0["reason"] as? String)?.contains("more than 1 user_id value") == true })
+    let changes = Self.list(report, "trait_changes")
+    let city = try #require(changes.first { $0["trait"] as? String == "city" && $0["before"] as? String == "Seattle" })
+    #expect(city["after"] as? String == "Tacoma")
+    #expect((city["why"] as? String)?.hasPrefix("most recent") == true)
+    let rejected = Self.list(report, "rejected")
+    #expect(rejected.count == 1)
+    #expect((rejected.first?["reason"] as? String)?.contains("lifetime_value") == true)
+    #expect(rejected.first?["line"] as? Int == 5)
+    // Nothing of the sample is in the real store.
+    let lookup = try await CLI.tessera(["profile", "user_id:100199", "--store", store])
+    #expect(lookup.status != 0)
+  }
+
+  @Test("--set moves a threshold: the same guest order joins, then waits for review")
+  func thresholdOverride() async throws {
+    let args = [
+      "dry-run", "pipelines/retail.yaml", "--sample", "examples/crm_contacts.csv", "--sample",
+      "examples/pos_orders.ndjson", "--now", Self.now, "--format", "json",
+    ]
+    func kathrine(_ extra: [String]) async throws -> String? {
+      let r = try await CLI.tessera(args + extra)
+      #expect(r.status == 0, "\(r.stderr)")
+      let links = Self.list(try Self.json(r.stdout), "match_links")
+      return links.first { $0["event_id"] as? String == "ORD-2026-000114" }?["status"] as? String
+    }
+    #expect(try await kathrine([]) == "joined")
+    #expect(try await kathrine(["--set", "rules.person.thresholds.merge=0.999"]) == "review")
+    #expect(
+      try await kathrine([
+        "--set", "rules.person.thresholds.review=0.999", "--set", "rules.person.thresholds.merge=0.9999",
+      ]) == nil)
+    let bad = try await CLI.tessera(args + ["--set", "rules.person.thresholds.merge=2"])
+    #expect(bad.status == 1)
+    #expect(bad.stderr.contains("threshold `merge` must be in (0, 1], found 2"))
+  }
+
+  @Test("the whole example: segment enters and the payloads the ads destination would receive; --strict")
+  func payloadsAndStrict() async throws {
+    let args = [
+      "dry-run", "pipelines/retail.yaml", "--sample", "examples/crm_contacts.csv", "--sample",
+      "examples/pos_orders.ndjson", "--sample", "web_history=examples/web_events.ndjson", "--now", Self.now,
+    ]
+    let r = try await CLI.tessera(args + ["--format", "json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let report = try Self.json(r.stdout)
+    let ads = Self.list(report, "payloads").filter { $0["destination"] as? String == "ads_audience" }
+    let bodies = ads.compactMap { $0["body"] as? [String: Any] }
+    let highValue = bodies.filter { $0["audience"] as? String == "high_value" && $0["action"] as? String == "add" }
+    #expect(highValue.count == 5)
+    #expect(bodies.filter { $0["audience"] as? String == "lapsed" }.count == 4)
+    #expect(bodies.allSatisfy { ($0["email_sha256"] as? String).map { $0.count == 64 } ?? true })
+    #expect((report["notes"] as? [String])?.first?.contains("consent") == true)
+    let text = try await CLI.tessera(args)
+    #expect(text.stdout.hasPrefix("dry run: "))
+    #expect(text.stdout.contains("destination payloads (not sent)"))
+    let strict = try await CLI.tessera(args + ["--strict"])
+    #expect(strict.status == 3)
+    let unknown = try await CLI.tessera(["dry-run", "pipelines/retail.yaml", "--sample", "README.md"])
+    #expect(unknown.stderr.contains("cannot tell which source `README.md` is for; write --sample SOURCE=README.md"))
+  }
+}
