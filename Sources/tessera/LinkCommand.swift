@@ -192,12 +192,13 @@ struct LinkCommand: AsyncParsableCommand {
     let counts = await blocking.counts()
     print(
       "\(records.count) records from \(files.count) file\(files.count == 1 ? "" : "s"), rule `\(inputs.model.rule)`")
-    print("blocking rule                                      pairs     new pairs  largest block")
+    let width = max(14, inputs.model.blockingText.map(\.count).max() ?? 0)
+    print(
+      "  " + "blocking rule".padding(toLength: width, withPad: " ", startingAt: 0)
+        + "        pairs    new pairs  largest block")
     for (r, c) in counts.enumerated() {
-      let text = inputs.model.blockingText[r]
-      print(
-        "  \(text.padding(toLength: 44, withPad: " ", startingAt: 0)) \(pad(c.pairs, 12)) \(pad(c.newPairs, 12)) \(pad(c.largestBlock, 12))"
-      )
+      let text = inputs.model.blockingText[r].padding(toLength: width, withPad: " ", startingAt: 0)
+      print("  \(text) \(pad(c.pairs, 12)) \(pad(c.newPairs, 12)) \(pad(c.largestBlock, 14))")
     }
     let total = counts.reduce(0) { $0 + $1.newPairs }
     print("  candidate pairs (union, each compared once): \(total)")
