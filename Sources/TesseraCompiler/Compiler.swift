@@ -124,7 +124,7 @@ struct CompileState {
 
   static let topLevelKeys = [
     "pipeline", "description", "include", "sources", "identifiers", "deterministic", "probabilistic", "profile",
-    "computed", "segments", "destinations", "consent_purposes",
+    "computed", "segments", "destinations", "consent_purposes", "tests",
   ]
 
   init(sink: Sink, readFile: @escaping @Sendable (String) -> String?) {
