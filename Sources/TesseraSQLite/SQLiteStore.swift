@@ -696,6 +696,23 @@ public final class SQLiteStore: Store {
     }
   }
 
+  public func loadEvents() async throws -> [StoredEvent] {
+    try await pool.read { db in
+      let rows = try Row.fetchCursor(
+        db, sql: "SELECT source, id, type, name, timestamp, received_at, profile_id, body FROM events ORDER BY rowid")
+      var out: [StoredEvent] = []
+      while let row = try rows.next() {
+        let body = try StoredValue.decodeBody(row[7])
+        let event = Event(
+          id: row[1], source: row[0], type: row[2], name: row[3], timestamp: Timestamp(microseconds: row[4]),
+          receivedAt: Timestamp(microseconds: row[5]), identifiers: body.identifiers, traits: body.traits,
+          properties: body.properties, context: body.context)
+        out.append(StoredEvent(event: event, profile: ProfileID(row[6])))
+      }
+      return out
+    }
+  }
+
   public func rejected(limit: Int) async throws -> [RejectedRecord] {
     if limit <= 0 { return [] }
     return try await pool.read { db in

@@ -193,6 +193,8 @@ public actor MemoryStore: Store {
 
   public func rejected(limit: Int) -> [RejectedRecord] { Array(rejectedLog.prefix(limit)) }
 
+  public func loadEvents() -> [StoredEvent] { eventOrder.compactMap { events[$0] } }
+
   public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) -> [MatchLinkRecord] {
     Array(linkLog.filter { status == nil || $0.status == status }.prefix(max(0, limit)))
   }

@@ -46,6 +46,7 @@ public actor RecordingStore: Store {
     try await inner.events(of: profile, limit: limit)
   }
   public func rejected(limit: Int) async throws -> [RejectedRecord] { try await inner.rejected(limit: limit) }
+  public func loadEvents() async throws -> [StoredEvent] { try await inner.loadEvents() }
   public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord] {
     try await inner.matchLinks(status: status, limit: limit)
   }

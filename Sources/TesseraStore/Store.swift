@@ -249,6 +249,8 @@ public protocol Store: Sendable {
   func conflicts(involving profile: ProfileID) async throws -> [ConflictRecord]
   /// The profile's events (including those of profiles merged into it), newest first.
   func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent]
+  /// The whole event log in the order it was written (what `tessera replay` re-resolves).
+  func loadEvents() async throws -> [StoredEvent]
   func rejected(limit: Int) async throws -> [RejectedRecord]
   /// Logged probabilistic decisions, oldest first; only those with `status` when given.
   func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord]

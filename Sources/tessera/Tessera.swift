@@ -15,7 +15,7 @@ struct Tessera: AsyncParsableCommand {
       """,
     subcommands: [
       Validate.self, Graph.self, Run.self, ProfileCommand.self, SegmentsCommand.self, LinkCommand.self,
-      TuneCommand.self, ReviewCommand.self, DryRunCommand.self, TestCommand.self,
+      TuneCommand.self, ReviewCommand.self, DryRunCommand.self, TestCommand.self, ReplayCommand.self,
       ExplainCommand.self,
     ]
   )

@@ -122,3 +122,48 @@ struct DryRunCLITests {
     #expect(unknown.stderr.contains("cannot tell which source `README.md` is for; write --sample SOURCE=README.md"))
   }
 }
+
+/// `tessera replay --dry-run`: the stored log re-resolved under the current (or overridden) configuration.
+@Suite(
+  "End to end: replay",
+  .enabled(if: E2E.CLI.binary != nil, "no built `tessera`; run `swift build --build-tests` first"))
+struct ReplayCLITests {
+  typealias CLI = E2E.CLI
+
+  @Test(
+    "unchanged rules change nothing; a tighter threshold splits exactly the profile that relied on it; a looser one merges"
+  )
+  func replay() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let store = dir.file("r.sqlite")
+    let now = DryRunCLITests.now
+    let run = try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", now])
+    #expect(run.status == 0, "\(run.stderr)")
+    let before = DryRunCLITests.bytes(store)
+    let base = ["replay", "pipelines/retail.yaml", "--store", store, "--dry-run", "--now", now, "--format", "json"]
+    let same = try DryRunCLITests.json(try await CLI.tessera(base).stdout)
+    for key in ["merges", "splits", "trait_changes", "membership_changes"] {
+      #expect(DryRunCLITests.list(same, key).isEmpty, "\(key)")
+    }
+    #expect(same["events"] as? Int == 100)
+    let tight = try DryRunCLITests.json(
+      try await CLI.tessera(base + ["--set", "rules.person.thresholds.merge=0.999"]).stdout)
+    let splits = DryRunCLITests.list(tight, "splits")
+    #expect(splits.count == 1)
+    let parts = try #require(splits.first?["parts"] as? [[String]])
+    #expect(parts.contains(["ORD-2026-000114"]), "\(parts)")
+    #expect(DryRunCLITests.list(tight, "merges").isEmpty)
+    #expect(tight["profiles_after"] as? Int == 35)
+    let loose = try DryRunCLITests.json(
+      try await CLI.tessera(base + ["--set", "rules.person.thresholds.merge=0.98"]).stdout)
+    let merges = DryRunCLITests.list(loose, "merges")
+    #expect(merges.count == 1)
+    #expect(merges.first?["events"] as? Int == 2)
+    #expect(loose["profiles_after"] as? Int == 33)
+    #expect(DryRunCLITests.bytes(store) == before, "a dry-run replay changed the store")
+    let apply = try await CLI.tessera(["replay", "pipelines/retail.yaml", "--store", store])
+    #expect(apply.status != 0)
+    #expect(apply.stderr.contains("run with --dry-run"))
+  }
+}

@@ -233,6 +233,8 @@ public enum StoreSuite {
     f.expect(
       try await store.existingEvents([EventKey(source: "web", id: "m1"), EventKey(source: "app", id: "m1")]),
       [EventKey(source: "web", id: "m1"), EventKey(source: "app", id: "m1")], "existingEvents after the second commit")
+    // The whole log, in the order it was written (the duplicates left out).
+    f.expect(keys(try await store.loadEvents()), ["web/m1", "app/m1"], "loadEvents")
   }
 
   static func manyKeys(_ store: any Store, _ f: inout Failures) async throws {

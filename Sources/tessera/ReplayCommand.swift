@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import TesseraCompiler
+import TesseraModel
+import TesseraRuntime
+import TesseraSQLite
+import TesseraStore
+
+struct ReplayCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "replay",
+    abstract: "Re-resolve a store's event log under the current configuration and report what would change.",
+    discussion: """
+      Every stored event is resolved again, in the order it was stored, by the pipeline's current identity \
+      rules, precedence policies, computed traits and segments, into a throwaway store; the result is compared \
+      with the store: profiles that would merge or split, traits and segment memberships that would change. \
+      The event log holds mapped events, so a change of a source's mapping needs its files read again.
+
+      Only --dry-run is available yet: applying a replay (rewriting the store, keeping old ids as aliases) is \
+      not built.
+      """)
+
+  @Argument(help: "The pipeline file.")
+  var pipeline: String
+
+  @Option(help: "The SQLite store file.")
+  var store: String = "tessera.sqlite"
+
+  @Flag(help: "Report the differences without changing the store.")
+  var dryRun = false
+
+  @Option(name: .customLong("set"), parsing: .singleValue, help: "PATH=VALUE: override a scalar of the configuration.")
+  var sets: [String] = []
+
+  @Option(help: "The time segments and windows are evaluated at, ISO 8601 (default: now).")
+  var now: String?
+
+  @Option(help: "text or json.")
+  var format: OutputFormat = .text
+
+  func run() async throws {
+    guard dryRun else {
+      throw ValidationError(
+        "applying a replay to the store is not built yet; run with --dry-run to see what it would change")
+    }
+    var compiler = Compiler()
+    for s in sets {
+      guard let o = Override(parsing: s) else { throw ValidationError("--set `\(s)` is not PATH=VALUE") }
+      compiler.overrides.append(o)
+    }
+    let result = compiler.compile(pipeline: pipeline)
+    if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
+    guard let plan = result.plan else { throw ExitCode(1) }
+    var at = Timestamp(Date())
+    if let now {
+      guard let t = Timestamp(iso8601: now) else {
+        throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
+      }
+      at = t
+    }
+    // Opening a SQLite file writes to it (WAL checkpoints), so the comparison reads a byte copy.
+    let temp = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-replay-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: temp) }
+    let db = try SQLiteStore(path: try DryRunCommand.copy(store: store, into: temp.path))
+    let report = try await ReplayReport.compare(config: plan.config, store: db, now: at)
+    switch format {
+    case .text: print(report.text, terminator: "")
+    case .json: print(JSON.encode(report.json))
+    }
+  }
+}
