@@ -41,8 +41,104 @@ public struct ReplayReport: Sendable {
     merges.isEmpty && splits.isEmpty && traitChanges.isEmpty && membershipChanges.isEmpty
   }
 
+  /// Replays and compares, then writes the replayed state into `store`: profiles keep their ids (a merged
+  /// group keeps its oldest, the others become its aliases; the larger part of a split keeps the id, the
+  /// others get new ids), and each merge and split is recorded.
+  public static func apply(config: PipelineConfig, store: any Store, now: Timestamp) async throws -> ReplayReport {
+    var replayed: MemoryStore?
+    let report = try await compare(config: config, store: store, now: now, keep: { replayed = $0 })
+    guard let replayed else { return report }
+    let log = try await store.loadEvents()
+    let newLog = await replayed.loadEvents()
+    var firstSeen: [ProfileID: Int] = [:]
+    var oldOfEvent: [String: ProfileID] = [:]
+    for (n, e) in log.enumerated() {
+      oldOfEvent["\(e.event.source)\u{1F}\(e.event.id)"] = try await store.canonical(e.profile) ?? e.profile
+      _ = n
+    }
+    var newOfEvent: [String: ProfileID] = [:]
+    var counts: [ProfileID: [ProfileID: Int]] = [:]  // new → old → events
+    for (n, e) in newLog.enumerated() {
+      let key = "\(e.event.source)\u{1F}\(e.event.id)"
+      let new = try await replayed.canonical(e.profile) ?? e.profile
+      newOfEvent[key] = new
+      if firstSeen[new] == nil { firstSeen[new] = n }
+      if let old = oldOfEvent[key] { counts[new, default: [:]][old, default: 0] += 1 }
+    }
+    // Ids: in order of each new profile's first event, the old id holding most of its events that is free.
+    let snapshot = try await store.loadIdentity()
+    var maxID = snapshot.profiles.map(\.0.raw).max() ?? 0
+    maxID = max(maxID, snapshot.aliases.map(\.absorbed.raw).max() ?? 0)
+    var assigned: [ProfileID: ProfileID] = [:]
+    var taken: Set<ProfileID> = []
+    for new in firstSeen.keys.sorted(by: { (firstSeen[$0] ?? 0) < (firstSeen[$1] ?? 0) }) {
+      let olds = (counts[new] ?? [:]).sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map(\.key)
+      if let free = olds.first(where: { !taken.contains($0) }) {
+        assigned[new] = free
+        taken.insert(free)
+      } else {
+        maxID += 1
+        assigned[new] = ProfileID(maxID)
+      }
+    }
+    func id(_ p: ProfileID) -> ProfileID { assigned[p] ?? p }
+    var state = DerivedState()
+    let created = Dictionary(newLog.map { (id($0.profile), $0.event.timestamp) }, uniquingKeysWith: { min($0, $1) })
+    var aliases: [ProfileID: ProfileID] = [:]
+    // Old ids no new profile kept: aliases of the profile that has most of their events.
+    for (new, olds) in counts {
+      for old in olds.keys where !taken.contains(old) && aliases[old] == nil { aliases[old] = id(new) }
+    }
+    for a in snapshot.aliases where aliases[a.absorbed] == nil {
+      let live = try await store.canonical(a.survivor) ?? a.survivor
+      aliases[a.absorbed] = taken.contains(live) ? live : (aliases[live] ?? live)
+    }
+    let allIDs = Set(snapshot.profiles.map(\.0)).union(snapshot.aliases.map(\.absorbed)).union(assigned.values)
+    for p in allIDs.sorted() { state.profiles.append((p, created[p] ?? now)) }
+    state.aliases = aliases.sorted { $0.key < $1.key }.map { (absorbed: $0.key, survivor: $0.value) }
+    for (p, ids) in await replayed.loadIdentity().profiles {
+      for (i, seen) in ids { state.identifiers.append((i, id(p), seen)) }
+    }
+    state.traits = await replayed.loadTraits().map {
+      var t = $0; t.profile = id(t.profile); return t
+    }
+    state.computed = await replayed.loadComputed().map {
+      var c = $0; c.profile = id(c.profile); return c
+    }
+    state.memberships = await replayed.loadMemberships().map {
+      MembershipRecord(segment: $0.segment, profile: id($0.profile), since: $0.since)
+    }
+    for (key, p) in newOfEvent {
+      let parts = key.split(separator: "\u{1F}", maxSplits: 1).map(String.init)
+      state.eventProfiles.append((EventKey(source: parts[0], id: parts.count > 1 ? parts[1] : ""), id(p)))
+    }
+    for m in report.merges {
+      guard let survivor = m.profiles.first(where: { taken.contains($0) }) else { continue }
+      for absorbed in m.profiles where absorbed != survivor {
+        state.merges.append(
+          MergeRecord(
+            survivor: survivor, absorbed: absorbed, rule: "replay", evidence: [], eventID: "replay", at: now))
+      }
+    }
+    for s in report.splits {
+      let moved = Set(newOfEvent.filter { oldOfEvent[$0.key] == s.profile }.map { id($0.value) }).subtracting([
+        s.profile
+      ])
+      for other in moved.sorted() {
+        state.conflicts.append(
+          ConflictRecord(
+            kept: s.profile, other: other, kind: "replay", reason: "split by replay: events moved to \(other)",
+            identifiers: [], eventID: "replay", at: now))
+      }
+    }
+    try await store.replaceDerivedState(state)
+    return report
+  }
+
   /// Replays the log of `store` into a fresh in-memory store under `config` at `now`, and compares.
-  public static func compare(config: PipelineConfig, store: any Store, now: Timestamp) async throws -> ReplayReport {
+  public static func compare(
+    config: PipelineConfig, store: any Store, now: Timestamp, keep: ((MemoryStore) -> Void)? = nil
+  ) async throws -> ReplayReport {
     let log = try await store.loadEvents()
     let replayed = MemoryStore()
     var resolver = Resolver(config: config, now: now)
@@ -55,6 +151,7 @@ public struct ReplayReport: Sendable {
       seq += 1
     }
     try await replayed.commit(resolver.tick())
+    keep?(replayed)
     var r = ReplayReport()
     r.events = log.count
     // The two partitions of the events, by live profile.

@@ -696,6 +696,43 @@ public final class SQLiteStore: Store {
     }
   }
 
+  public func replaceDerivedState(_ s: DerivedState) async throws {
+    try await pool.write { db in
+      try db.execute(sql: "DELETE FROM profiles; DELETE FROM identifiers; DELETE FROM traits;")
+      try db.execute(sql: "DELETE FROM computed_traits; DELETE FROM memberships;")
+      let profile = try db.cachedStatement(
+        sql: "INSERT INTO profiles (id, created_at, merged_into) VALUES (?, ?, NULL)")
+      for (p, at) in s.profiles { try profile.execute(arguments: [p.raw, at.microseconds]) }
+      let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
+      for a in s.aliases { try alias.execute(arguments: [a.survivor.raw, a.absorbed.raw]) }
+      let identifier = try db.cachedStatement(
+        sql: "INSERT INTO identifiers (kind, value, profile_id, last_seen) VALUES (?, ?, ?, ?)")
+      for (i, p, seen) in s.identifiers {
+        try identifier.execute(arguments: [i.kind, i.value, p.raw, seen.microseconds])
+      }
+      let event = try db.cachedStatement(sql: "UPDATE events SET profile_id = ? WHERE source = ? AND id = ?")
+      for (key, p) in s.eventProfiles { try event.execute(arguments: [p.raw, key.source, key.id]) }
+      let membership = try db.cachedStatement(
+        sql: "INSERT INTO memberships (segment, profile_id, since) VALUES (?, ?, ?)")
+      for m in s.memberships { try membership.execute(arguments: [m.segment, m.profile.raw, m.since.microseconds]) }
+      // Traits, computed traits, merges and conflicts go through the ordinary batch writer.
+      var batch = CommitBatch()
+      batch.traits = s.traits
+      batch.computed = s.computed
+      batch.conflicts = s.conflicts
+      try Self.write(batch, db)
+      let merge = try db.cachedStatement(
+        sql: "INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score) VALUES (?, ?, ?, ?, ?, ?, ?)"
+      )
+      for m in s.merges {
+        try merge.execute(arguments: [
+          m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
+          m.score.isNaN ? nil : m.score,
+        ])
+      }
+    }
+  }
+
   public func loadEvents() async throws -> [StoredEvent] {
     try await pool.read { db in
       let rows = try Row.fetchCursor(

@@ -195,6 +195,28 @@ public actor MemoryStore: Store {
 
   public func loadEvents() -> [StoredEvent] { eventOrder.compactMap { events[$0] } }
 
+  public func replaceDerivedState(_ s: DerivedState) {
+    profiles = Dictionary(s.profiles, uniquingKeysWith: { a, _ in a })
+    mergedInto = Dictionary(s.aliases.map { ($0.absorbed, $0.survivor) }, uniquingKeysWith: { a, _ in a })
+    families = [:]
+    for p in profiles.keys { families[live(p), default: []].append(p) }
+    identifierRows = [:]
+    heldBy = [:]
+    for (i, p, seen) in s.identifiers {
+      identifierRows[i, default: [:]][p] = seen
+      heldBy[p, default: []].insert(i)
+    }
+    traitRows = [:]
+    for t in s.traits { traitRows[t.profile, default: [:]][t.trait] = t }
+    computedRows = [:]
+    for c in s.computed where !c.state.isNull { computedRows[c.profile, default: [:]][c.trait] = c }
+    memberRows = [:]
+    for m in s.memberships { memberRows[m.segment, default: [:]][m.profile] = m.since }
+    for (key, p) in s.eventProfiles { events[key]?.profile = p }
+    mergeLog += s.merges
+    conflictLog += s.conflicts
+  }
+
   public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) -> [MatchLinkRecord] {
     Array(linkLog.filter { status == nil || $0.status == status }.prefix(max(0, limit)))
   }

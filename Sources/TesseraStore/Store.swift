@@ -158,6 +158,22 @@ public struct MatchLinkRecord: Sendable, Hashable {
   }
 }
 
+/// Everything derived from the event log, as a replay computed it: replaces the store's profiles, aliases,
+/// identifiers, traits, computed traits, memberships and each event's profile in one transaction; merges and
+/// conflicts (the replay's record of what changed) are appended to the logs.
+public struct DerivedState: Sendable {
+  public var profiles: [(ProfileID, Timestamp)] = []
+  public var aliases: [(absorbed: ProfileID, survivor: ProfileID)] = []
+  public var identifiers: [(Identifier, ProfileID, Timestamp)] = []
+  public var traits: [TraitRecord] = []
+  public var computed: [ComputedRecord] = []
+  public var memberships: [MembershipRecord] = []
+  public var eventProfiles: [(EventKey, ProfileID)] = []
+  public var merges: [MergeRecord] = []
+  public var conflicts: [ConflictRecord] = []
+  public init() {}
+}
+
 public struct CommitBatch: Sendable {
   public var events: [StoredEvent] = []
   public var newProfiles: [(ProfileID, Timestamp)] = []
@@ -251,6 +267,8 @@ public protocol Store: Sendable {
   func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent]
   /// The whole event log in the order it was written (what `tessera replay` re-resolves).
   func loadEvents() async throws -> [StoredEvent]
+  /// Replaces everything derived from the event log at once (`tessera replay` without `--dry-run`).
+  func replaceDerivedState(_ state: DerivedState) async throws
   func rejected(limit: Int) async throws -> [RejectedRecord]
   /// Logged probabilistic decisions, oldest first; only those with `status` when given.
   func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord]

@@ -16,8 +16,10 @@ struct ReplayCommand: AsyncParsableCommand {
       with the store: profiles that would merge or split, traits and segment memberships that would change. \
       The event log holds mapped events, so a change of a source's mapping needs its files read again.
 
-      Only --dry-run is available yet: applying a replay (rewriting the store, keeping old ids as aliases) is \
-      not built.
+      Without --dry-run the differences are applied in one transaction: profiles keep their ids (a group \
+      that merges keeps the id holding most of its events and the others become its aliases; the larger part \
+      of a split keeps the id, the rest get new ones), and every merge and split is recorded in the merge and \
+      conflict logs. Run --dry-run first.
       """)
 
   @Argument(help: "The pipeline file.")
@@ -26,7 +28,7 @@ struct ReplayCommand: AsyncParsableCommand {
   @Option(help: "The SQLite store file.")
   var store: String = "tessera.sqlite"
 
-  @Flag(help: "Report the differences without changing the store.")
+  @Flag(help: "Report the differences without changing the store (a byte copy is read).")
   var dryRun = false
 
   @Option(name: .customLong("set"), parsing: .singleValue, help: "PATH=VALUE: override a scalar of the configuration.")
@@ -39,10 +41,6 @@ struct ReplayCommand: AsyncParsableCommand {
   var format: OutputFormat = .text
 
   func run() async throws {
-    guard dryRun else {
-      throw ValidationError(
-        "applying a replay to the store is not built yet; run with --dry-run to see what it would change")
-    }
     var compiler = Compiler()
     for s in sets {
       guard let o = Override(parsing: s) else { throw ValidationError("--set `\(s)` is not PATH=VALUE") }
@@ -57,6 +55,14 @@ struct ReplayCommand: AsyncParsableCommand {
         throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
       }
       at = t
+    }
+    if !dryRun {
+      let report = try await ReplayReport.apply(config: plan.config, store: try SegmentsCommand.open(store), now: at)
+      switch format {
+      case .text: print(report.text + (report.isEmpty ? "nothing to apply\n" : "applied to \(store)\n"), terminator: "")
+      case .json: print(JSON.encode(report.json))
+      }
+      return
     }
     // Opening a SQLite file writes to it (WAL checkpoints), so the comparison reads a byte copy.
     let temp = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-replay-\(UUID().uuidString)")

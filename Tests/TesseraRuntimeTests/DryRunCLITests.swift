@@ -162,8 +162,37 @@ struct ReplayCLITests {
     #expect(merges.first?["events"] as? Int == 2)
     #expect(loose["profiles_after"] as? Int == 33)
     #expect(DryRunCLITests.bytes(store) == before, "a dry-run replay changed the store")
-    let apply = try await CLI.tessera(["replay", "pipelines/retail.yaml", "--store", store])
-    #expect(apply.status != 0)
-    #expect(apply.stderr.contains("run with --dry-run"))
+    // Applying the looser threshold: Michael's guest order merges into him, its old id an alias of his.
+    let michael = try await CLI.tessera(["profile", "user_id:100113", "--store", store, "--format", "json"])
+    let michaelID = try #require(try DryRunCLITests.json(michael.stdout)["id"] as? String)
+    let apply = try await CLI.tessera(
+      [
+        "replay", "pipelines/retail.yaml", "--store", store, "--now", now, "--set",
+        "rules.person.thresholds.merge=0.98",
+      ])
+    #expect(apply.status == 0, "\(apply.stderr)")
+    #expect(apply.stdout.hasSuffix("applied to \(store)\n"))
+    let after = try await CLI.tessera(["profile", "user_id:100113", "--store", store])
+    #expect(after.stdout.hasPrefix("profile \(michaelID) (absorbed: "))
+    #expect(after.stdout.contains("rule replay"))
+    #expect(after.stdout.contains("revenue_total      150.0"))
+    // Replaying again under the same rules finds nothing left to change; the ids stay.
+    let again = try DryRunCLITests.json(
+      try await CLI.tessera(base + ["--set", "rules.person.thresholds.merge=0.98"]).stdout)
+    #expect(DryRunCLITests.list(again, "merges").isEmpty && DryRunCLITests.list(again, "splits").isEmpty)
+    #expect(again["profiles_before"] as? Int == 33 && again["profiles_after"] as? Int == 33)
+    // Tightening: Katherine keeps her id and her CRM event; the guest order moves to a new profile.
+    let katherine = try await CLI.tessera(["profile", "user_id:100112", "--store", store, "--format", "json"])
+    let katherineID = try #require(try DryRunCLITests.json(katherine.stdout)["id"] as? String)
+    let split = try await CLI.tessera(
+      [
+        "replay", "pipelines/retail.yaml", "--store", store, "--now", now, "--set",
+        "rules.person.thresholds.merge=0.999",
+      ])
+    #expect(split.status == 0, "\(split.stderr)")
+    let k = try await CLI.tessera(["profile", "user_id:100112", "--store", store])
+    #expect(k.stdout.hasPrefix("profile \(katherineID)\n"))
+    #expect(k.stdout.contains("split by replay: events moved to prf_"))
+    #expect(!k.stdout.contains("Order Completed"))
   }
 }

@@ -30,6 +30,7 @@ public enum StoreSuite {
       ("segment changes keep memberships and a log", segmentMemberships),
       ("a merge drops the absorbed profile's computed states and memberships", mergeCleansSegments),
       ("match links are logged with ids and change status", matchLinks),
+      ("replacing the derived state moves events, identifiers and traits, keeps aliases", replaceDerived),
     ]
   }
 
@@ -674,6 +675,32 @@ public enum StoreSuite {
     try await store.commit(decide)
     f.expect(try await store.matchLinks(status: .review, limit: 10).map(\.id), [], "none left to review")
     f.expect(try await store.matchLinks(status: .confirmed, limit: 10).map(\.id), [2], "confirmed")
+  }
+
+  static func replaceDerived(_ store: any Store, _ f: inout Failures) async throws {
+    try await store.commit(twoProfiles())
+    var s = DerivedState()
+    // Everything ends on profile 1; profile 2 is its alias; a third profile holds nothing but exists.
+    s.profiles = [(p(1), t(0)), (p(2), t(0)), (p(3), t(9))]
+    s.aliases = [(absorbed: p(2), survivor: p(1))]
+    s.identifiers = [(Identifier("email", "a@x"), p(1), t(5)), (Identifier("email", "b@x"), p(1), t(6))]
+    s.traits = [trait(p(1), "city", .string("Oslo"), at: t(6))]
+    s.memberships = [MembershipRecord(segment: "vip", profile: p(1), since: t(7))]
+    s.eventProfiles = try await store.loadEvents().map { (EventKey(source: $0.event.source, id: $0.event.id), p(1)) }
+    s.merges = [MergeRecord(survivor: p(1), absorbed: p(2), rule: "replay", evidence: [], eventID: "replay", at: t(8))]
+    try await store.replaceDerivedState(s)
+    f.expect(try await store.canonical(p(2)), p(1), "canonical(2)")
+    f.expect(try await store.profile(for: Identifier("email", "b@x")), p(1), "profile(for: b@x)")
+    f.expect(
+      render(try await store.identifiers(of: p(1))),
+      ["email:a@x@\(t(5).microseconds)", "email:b@x@\(t(6).microseconds)"], "identifiers(of: 1)")
+    f.expect(
+      try await store.traits(of: p(1)).map { "\($0.trait)=\(exact($0.value))" }, ["city=\(exact(.string("Oslo")))"],
+      "traits(of: 1)")
+    f.expect(try await store.events(of: p(1), limit: 10).count, 3, "events(of: 1)")
+    f.expect(try await store.memberships(of: p(1)).map(\.segment), ["vip"], "memberships(of: 1)")
+    f.expect(try await store.merges(involving: p(1)).map(\.rule).last, "replay", "the replay's merge is logged")
+    f.expect(try await store.stats().profiles, 2, "live profiles")
   }
 
   static func mergeCleansSegments(_ store: any Store, _ f: inout Failures) async throws {
