@@ -119,6 +119,14 @@ public struct IdentityGraph: Sendable {
   /// Absorbed profile → the profile it merged into (one step; `canonical` follows the chain).
   public private(set) var aliases: [ProfileID: ProfileID] = [:]
   public private(set) var nextID: Int64
+  /// Identifier pairs a person separated (`tessera unmerge`): two profiles reached through exactly these
+  /// two identifiers are not merged again; other evidence still merges them.
+  public var separations: Set<[Identifier]> = []
+
+  func separated(_ a: Identifier?, _ b: Identifier) -> Bool {
+    guard let a, !separations.isEmpty else { return false }
+    return separations.contains(a < b ? [a, b] : [b, a])
+  }
 
   public init(rules: [String: KindRule], nextID: Int64 = 1) {
     self.rules = rules
@@ -278,6 +286,14 @@ public struct IdentityGraph: Sendable {
       case .profile(let p, let via):
         let theirs = members[p] ?? []
         guard let anchor = current else {
+          if separated(currentVia, via) {
+            conflicts.append(
+              ConflictRecord(
+                kept: IdentityGraph.pending, other: p, kind: via.kind,
+                reason: "a person separated these profiles (tessera unmerge)",
+                identifiers: [currentVia, via].compactMap { $0 }, eventID: eventID, at: time))
+            continue
+          }
           if let kind = limitBroken(currentMembers, theirs) {
             // The provisional profile anchors and this profile would break a limit: they stay apart.
             conflicts.append(
@@ -290,6 +306,13 @@ public struct IdentityGraph: Sendable {
           currentMembers = theirs + currentMembers
           // Later merges are evidenced by the identifier that reached this profile, not by a new one.
           currentVia = via
+          continue
+        }
+        if separated(currentVia, via) {
+          conflicts.append(
+            ConflictRecord(
+              kept: anchor, other: p, kind: via.kind, reason: "a person separated these profiles (tessera unmerge)",
+              identifiers: [currentVia, via].compactMap { $0 }, eventID: eventID, at: time))
           continue
         }
         if let kind = limitBroken(currentMembers, theirs) {

@@ -78,6 +78,7 @@ public struct PipelineRunner: Sendable {
     let traits = try await store.loadTraits()
     let computed = try await store.loadComputed()
     let memberships = try await store.loadMemberships()
+    let separations = try await store.loadSeparations()
     // Reviewers' decisions since the last run: confirmed links merge now, rejected pairs are not proposed again.
     let decided =
       config.probabilistic.isEmpty
@@ -139,7 +140,8 @@ public struct PipelineRunner: Sendable {
         // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
         // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
         var resolver = Resolver(
-          config: config, identity: identity, traits: traits, computed: computed, memberships: memberships, now: runNow)
+          config: config, identity: identity, traits: traits, computed: computed, memberships: memberships, now: runNow,
+          separations: separations)
         var pending: [Int: MappedBatch] = [:]
         var next = 0
         var gathered: ResolvedBatch?

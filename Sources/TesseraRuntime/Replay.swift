@@ -71,11 +71,21 @@ public struct ReplayReport: Sendable {
     maxID = max(maxID, snapshot.aliases.map(\.absorbed.raw).max() ?? 0)
     var assigned: [ProfileID: ProfileID] = [:]
     var taken: Set<ProfileID> = []
+    // The ids each live profile absorbed: a part split off a profile gets one of them back (an unmerge
+    // gives the absorbed profile its id again).
+    var absorbedInto: [ProfileID: [ProfileID]] = [:]
+    for a in snapshot.aliases {
+      absorbedInto[try await store.canonical(a.survivor) ?? a.survivor, default: []].append(a.absorbed)
+    }
     for new in firstSeen.keys.sorted(by: { (firstSeen[$0] ?? 0) < (firstSeen[$1] ?? 0) }) {
       let olds = (counts[new] ?? [:]).sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map(\.key)
       if let free = olds.first(where: { !taken.contains($0) }) {
         assigned[new] = free
         taken.insert(free)
+      } else if let revived = olds.flatMap({ (absorbedInto[$0] ?? []).sorted() }).first(where: { !taken.contains($0) })
+      {
+        assigned[new] = revived
+        taken.insert(revived)
       } else {
         maxID += 1
         assigned[new] = ProfileID(maxID)
@@ -89,7 +99,7 @@ public struct ReplayReport: Sendable {
     for (new, olds) in counts {
       for old in olds.keys where !taken.contains(old) && aliases[old] == nil { aliases[old] = id(new) }
     }
-    for a in snapshot.aliases where aliases[a.absorbed] == nil {
+    for a in snapshot.aliases where aliases[a.absorbed] == nil && !taken.contains(a.absorbed) {
       let live = try await store.canonical(a.survivor) ?? a.survivor
       aliases[a.absorbed] = taken.contains(live) ? live : (aliases[live] ?? live)
     }
@@ -141,7 +151,7 @@ public struct ReplayReport: Sendable {
   ) async throws -> ReplayReport {
     let log = try await store.loadEvents()
     let replayed = MemoryStore()
-    var resolver = Resolver(config: config, now: now)
+    var resolver = Resolver(config: config, now: now, separations: try await store.loadSeparations())
     var seq = 0
     for start in stride(from: 0, to: log.count, by: 8192) {
       let events = log[start..<min(start + 8192, log.count)].map(\.event)
@@ -149,6 +159,40 @@ public struct ReplayReport: Sendable {
         MappedBatch(seq: seq, events: events, rejected: [], invalidIdentifiers: 0), stored: [])
       try await replayed.commit(commit)
       seq += 1
+    }
+    // Links reviewers confirmed are decisions, not rules: merge them again, between the new profiles of the
+    // event that raised the link and of the profile it was linked to.
+    var redo: [MatchLinkRecord] = []
+    let merged = try await store.matchLinks(status: .merged, limit: .max)
+    if !merged.isEmpty {
+      var newOfEvent: [String: ProfileID] = [:]
+      var eventsOfOld: [ProfileID: [(id: String, new: ProfileID)]] = [:]
+      let replayedEvents = await replayed.loadEvents()
+      var byKey: [String: ProfileID] = [:]
+      for e in replayedEvents { byKey["\(e.event.source)\u{1F}\(e.event.id)"] = e.profile }
+      for e in log {
+        guard let new = byKey["\(e.event.source)\u{1F}\(e.event.id)"] else { continue }
+        newOfEvent[e.event.id] = new
+        let old = try await store.canonical(e.profile) ?? e.profile
+        eventsOfOld[old, default: []].append((e.event.id, new))
+      }
+      for link in merged {
+        let candidate = try await store.canonical(link.candidate) ?? link.candidate
+        // The other side: an event of the merged profile that is not the one that raised the link.
+        guard let a = newOfEvent[link.eventID],
+          let b = eventsOfOld[candidate]?.first(where: { $0.id != link.eventID && $0.new != a })?.new
+        else { continue }
+        var again = link
+        again.profile = a
+        again.candidate = b
+        again.status = .confirmed
+        redo.append(again)
+      }
+    }
+    if !redo.isEmpty {
+      var applied = resolver.applyConfirmed(redo, at: now).finished()
+      applied.linkStatus = []  // the links stay `merged`
+      try await replayed.commit(applied)
     }
     try await replayed.commit(resolver.tick())
     keep?(replayed)

@@ -58,9 +58,11 @@ public struct Resolver: Sendable {
   /// `now` is the injected clock (see `now`).
   public init(
     config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(), traits: [TraitRecord] = [],
-    computed: [ComputedRecord] = [], memberships: [MembershipRecord] = [], now: Timestamp? = nil
+    computed: [ComputedRecord] = [], memberships: [MembershipRecord] = [], now: Timestamp? = nil,
+    separations: [[Identifier]] = []
   ) {
     self.graph = identity.graph(rules: Resolver.kindRules(config))
+    self.graph.separations = Set(separations.map { $0.sorted() })
     self.now = now
     var table = ComputedTraitTable(config: config)
     var encoded: [ProfileID: [String: Value]] = [:]

@@ -20,7 +20,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 4
+  public static let schemaVersion = 5
 
   let pool: DatabasePool
   public let path: String
@@ -204,6 +204,17 @@ public final class SQLiteStore: Store {
           UPDATE meta SET value = 4 WHERE key = 'schema_version';
           """)
     }
+    // v5: identifier pairs people separated (tessera unmerge).
+    m.registerMigration("v5") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE separations (
+            kind_a TEXT NOT NULL, value_a TEXT NOT NULL, kind_b TEXT NOT NULL, value_b TEXT NOT NULL,
+            PRIMARY KEY (kind_a, value_a, kind_b, value_b)
+          ) WITHOUT ROWID;
+          UPDATE meta SET value = 5 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }
@@ -312,6 +323,14 @@ public final class SQLiteStore: Store {
           l.rule, l.profile.raw, l.candidate.raw, l.eventID, l.probability, l.weight, l.status.rawValue, l.reason,
           l.at.microseconds,
         ])
+      }
+    }
+    if !batch.separations.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: "INSERT OR IGNORE INTO separations (kind_a, value_a, kind_b, value_b) VALUES (?, ?, ?, ?)")
+      for pair in batch.separations where pair.count == 2 {
+        let p = pair.sorted()
+        try insert.execute(arguments: [p[0].kind, p[0].value, p[1].kind, p[1].value])
       }
     }
     if !batch.linkStatus.isEmpty {
@@ -729,6 +748,14 @@ public final class SQLiteStore: Store {
           m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
           m.score.isNaN ? nil : m.score,
         ])
+      }
+    }
+  }
+
+  public func loadSeparations() async throws -> [[Identifier]] {
+    try await pool.read { db in
+      try Row.fetchAll(db, sql: "SELECT kind_a, value_a, kind_b, value_b FROM separations ORDER BY 1, 2, 3, 4").map {
+        [Identifier($0[0], $0[1]), Identifier($0[2], $0[3])]
       }
     }
   }

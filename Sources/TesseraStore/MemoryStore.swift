@@ -25,6 +25,7 @@ public actor MemoryStore: Store {
   var mergeLog: [MergeRecord] = []
   var conflictLog: [ConflictRecord] = []
   var linkLog: [MatchLinkRecord] = []
+  var separationRows: Set<[Identifier]> = []
   var rejectedLog: [RejectedRecord] = []
   /// A record rejected again on a later run is kept once (by source, reason and record).
   var rejectedKeys: Set<[String]> = []
@@ -67,6 +68,7 @@ public actor MemoryStore: Store {
       heldBy[p, default: []].insert(i)
     }
     conflictLog.append(contentsOf: batch.conflicts)
+    for pair in batch.separations { separationRows.insert(pair.sorted()) }
     defer {
       for var l in batch.matchLinks {
         l.id = Int64(linkLog.count + 1)
@@ -194,6 +196,8 @@ public actor MemoryStore: Store {
   public func rejected(limit: Int) -> [RejectedRecord] { Array(rejectedLog.prefix(limit)) }
 
   public func loadEvents() -> [StoredEvent] { eventOrder.compactMap { events[$0] } }
+
+  public func loadSeparations() -> [[Identifier]] { separationRows.sorted { $0.description < $1.description } }
 
   public func replaceDerivedState(_ s: DerivedState) {
     profiles = Dictionary(s.profiles, uniquingKeysWith: { a, _ in a })

@@ -195,12 +195,14 @@ public struct CommitBatch: Sendable {
   /// Probabilistic decisions to log (new rows), and status changes of logged ones (by id), applied last.
   public var matchLinks: [MatchLinkRecord] = []
   public var linkStatus: [(id: Int64, status: MatchLinkRecord.Status)] = []
+  /// Identifier pairs a person separated (`tessera unmerge`), kept for every later run.
+  public var separations: [[Identifier]] = []
 
   public init() {}
   public var isEmpty: Bool {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
-      && matchLinks.isEmpty && linkStatus.isEmpty
+      && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty
   }
 }
 
@@ -267,6 +269,8 @@ public protocol Store: Sendable {
   func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent]
   /// The whole event log in the order it was written (what `tessera replay` re-resolves).
   func loadEvents() async throws -> [StoredEvent]
+  /// The identifier pairs people separated, each sorted.
+  func loadSeparations() async throws -> [[Identifier]]
   /// Replaces everything derived from the event log at once (`tessera replay` without `--dry-run`).
   func replaceDerivedState(_ state: DerivedState) async throws
   func rejected(limit: Int) async throws -> [RejectedRecord]

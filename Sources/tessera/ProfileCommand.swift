@@ -90,8 +90,13 @@ struct ProfileView {
 
   static func load(_ id: ProfileID, from db: any Store, events: Int) async throws -> ProfileView {
     let merges = try await db.merges(involving: id)
+    // Ids merged into this profile now (an unmerge or a replay may have revived some the log still lists).
+    var aliases: [ProfileID] = []
+    for a in Set(merges.map(\.absorbed)) where a != id {
+      if try await db.canonical(a) == id { aliases.append(a) }
+    }
     return ProfileView(
-      id: id, aliases: merges.map(\.absorbed).filter { $0 != id }.sorted(),
+      id: id, aliases: aliases.sorted(),
       identifiers: try await db.identifiers(of: id), traits: try await db.traits(of: id),
       computed: try await db.computed(of: id), segments: try await db.memberships(of: id), merges: merges,
       conflicts: try await db.conflicts(involving: id), events: try await db.events(of: id, limit: events))

@@ -196,3 +196,66 @@ struct ReplayCLITests {
     #expect(!k.stdout.contains("Order Completed"))
   }
 }
+
+/// `tessera unmerge`: one recorded merge undone, the link blocked until new evidence arrives.
+@Suite(
+  "End to end: unmerge",
+  .enabled(if: E2E.CLI.binary != nil, "no built `tessera`; run `swift build --build-tests` first"))
+struct UnmergeCLITests {
+  typealias CLI = E2E.CLI
+  static let visitorA = "anonymous_id:c1f0319c-6f5c-5feb-a568-a86ef8df58e0"
+
+  @Test("unmerging Maya and visitor A restores both profiles; a re-run keeps them apart; new evidence joins them")
+  func unmerge() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let store = dir.file("u.sqlite")
+    let now = DryRunCLITests.now
+    #expect(try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", now]).status == 0)
+    let maya = try DryRunCLITests.json(
+      try await CLI.tessera(["profile", "user_id:100115", "--store", store, "--format", "json"]).stdout)
+    let mayaID = try #require(maya["id"] as? String)
+    let merge = try #require((maya["merges"] as? [[String: Any]])?.first)
+    let absorbed = try #require(merge["absorbed"] as? String)
+    let wrong = try await CLI.tessera([
+      "unmerge", "user_id:100115", "--merge", "prf_1", "--pipeline", "pipelines/retail.yaml", "--store", store,
+    ])
+    #expect(wrong.status != 0)
+    #expect(wrong.stderr.contains("has no merge absorbing prf_1; its merges: \(absorbed) → \(mayaID)"))
+    let r = try await CLI.tessera([
+      "unmerge", "user_id:100115", "--merge", absorbed, "--pipeline", "pipelines/retail.yaml", "--store", store,
+      "--now", now,
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(
+      r.stdout.hasPrefix(
+        "unmerged \(absorbed) from \(mayaID) (user_id:100115 and \(Self.visitorA) no longer link them)"))
+    // Maya keeps her id, her CRM row and the identify event (its strongest identifier is hers); visitor A gets
+    // the absorbed id back with the page views it made before identifying, which now make it a browser.
+    let after = try await CLI.tessera(["profile", "user_id:100115", "--store", store])
+    #expect(after.stdout.hasPrefix("profile \(mayaID)\n"))
+    #expect(!after.stdout.contains("anonymous_id "))
+    let visitor = try await CLI.tessera(["profile", Self.visitorA, "--store", store])
+    #expect(visitor.stdout.hasPrefix("profile \(absorbed)\n"), "\(visitor.stdout)")
+    #expect(visitor.stdout.contains("pages_30d          3"))
+    #expect(visitor.stdout.contains("browsers"))
+    // The same files again: the separated link does not re-form.
+    let again = try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", now])
+    #expect(CLIEndToEndTests.table(again.stdout)["merges"] == "0")
+    #expect(CLIEndToEndTests.table(again.stdout)["profiles in store"] == "35")
+    // New evidence (visitor A's device identifies with Maya's email): they merge again.
+    let pipeline = try String(contentsOfFile: E2E.packageRoot + "/pipelines/retail.yaml", encoding: .utf8)
+      .replacingOccurrences(of: "../", with: E2E.packageRoot + "/")
+      .replacingOccurrences(of: E2E.packageRoot + "/examples/web_events.ndjson", with: dir.file("new.ndjson"))
+    let copy = try dir.write("retail.yaml", pipeline)
+    _ = try dir.write(
+      "new.ndjson",
+      #"{"type": "identify", "messageId": "new-1", "anonymousId": "c1f0319c-6f5c-5feb-a568-a86ef8df58e0", "traits": {"email": "maya.patel@example.com"}, "timestamp": "2026-06-20T10:00:00Z"}"#
+        + "\n")
+    let evidence = try await CLI.tessera(["run", copy, "--store", store, "--now", now])
+    #expect(evidence.status == 0, "\(evidence.stderr)")
+    #expect(CLIEndToEndTests.table(evidence.stdout)["merges"] == "1")
+    let joined = try await CLI.tessera(["profile", Self.visitorA, "--store", store])
+    #expect(joined.stdout.hasPrefix("profile \(mayaID) (absorbed: \(absorbed))"))
+  }
+}

@@ -185,6 +185,13 @@ struct LinkCLITests {
     let profile = try await CLI.tessera(["profile", "user_id:100113", "--store", store])
     #expect(profile.stdout.contains("rule person match probability 0.986945  (event review:\(id))"))
     #expect(profile.stdout.contains("revenue_total      150.0"))
+    // A replay keeps the reviewer's decision: the confirmed link is merged again, so nothing would change.
+    let replay = try await CLI.tessera([
+      "replay", "pipelines/retail.yaml", "--store", store, "--dry-run", "--now", now, "--format", "json",
+    ])
+    let report = try #require(try JSONSerialization.jsonObject(with: Data(replay.stdout.utf8)) as? [String: Any])
+    #expect((report["splits"] as? [Any])?.isEmpty == true, "\(replay.stdout)")
+    #expect(report["profiles_after"] as? Int == 33)
     let again = try await CLI.tessera(["review", "reject", id, "--store", store])
     #expect(again.status != 0)
     #expect(again.stderr.contains("link \(id) is not waiting for review"))

@@ -675,6 +675,13 @@ public enum StoreSuite {
     try await store.commit(decide)
     f.expect(try await store.matchLinks(status: .review, limit: 10).map(\.id), [], "none left to review")
     f.expect(try await store.matchLinks(status: .confirmed, limit: 10).map(\.id), [2], "confirmed")
+    // Separations (tessera unmerge) are kept sorted and once.
+    var separate = CommitBatch()
+    let user = Identifier("user_id", "1")
+    let device = Identifier("anonymous_id", "x")
+    separate.separations = [[user, device], [device, user]]
+    try await store.commit(separate)
+    f.expect(try await store.loadSeparations(), [[device, user]], "loadSeparations")
   }
 
   static func replaceDerived(_ store: any Store, _ f: inout Failures) async throws {

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import TesseraCompiler
+import TesseraModel
+import TesseraRuntime
+import TesseraSQLite
+import TesseraStore
+
+struct UnmergeCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "unmerge",
+    abstract: "Undo one recorded merge: the events are re-attributed as if the link had never formed.",
+    discussion: """
+      MERGE is the absorbed profile of the merge, as `tessera profile` lists it (`prf_32 → prf_13`: \
+      --merge prf_32). A deterministic merge is undone by separating the two identifiers that linked the \
+      profiles: they never merge the two again, but other shared identifiers (new evidence) still do. A \
+      merge a reviewer confirmed is undone by rejecting its link. The store is then re-resolved under the \
+      pipeline (as `tessera replay`): both profiles come back with their own events, traits, computed traits \
+      and segments, the survivor keeping its id and the other getting its old one back where it can.
+      """)
+
+  @Argument(help: "The profile that holds the merge (its id, or `kind:value`).")
+  var profile: String
+
+  @Option(help: "The absorbed profile of the merge to undo.")
+  var merge: String
+
+  @Option(help: "The pipeline whose rules re-resolve the events.")
+  var pipeline: String
+
+  @Option(help: "The SQLite store file.")
+  var store: String = "tessera.sqlite"
+
+  @Option(help: "The time segments and windows are evaluated at, ISO 8601 (default: now).")
+  var now: String?
+
+  func run() async throws {
+    let result = Compiler().compile(pipeline: pipeline)
+    if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
+    guard let plan = result.plan else { throw ExitCode(1) }
+    var at = Timestamp(Date())
+    if let now {
+      guard let t = Timestamp(iso8601: now) else {
+        throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
+      }
+      at = t
+    }
+    let db = try SegmentsCommand.open(store)
+    guard let live = try await ProfileCommand.resolve(profile, in: db, pipeline: pipeline) else {
+      throw ValidationError("no profile `\(profile)` in \(store)")
+    }
+    guard let absorbed = ProfileID(parsing: merge) else {
+      throw ValidationError("--merge takes a profile id like prf_32")
+    }
+    let merges = try await db.merges(involving: live)
+    guard let m = merges.last(where: { $0.absorbed == absorbed }) else {
+      let listed = merges.map { "\($0.absorbed) → \($0.survivor)" }.joined(separator: ", ")
+      throw ValidationError(
+        "\(live) has no merge absorbing \(absorbed)" + (listed.isEmpty ? "" : "; its merges: \(listed)"))
+    }
+    var batch = CommitBatch()
+    if m.evidence.count >= 2 {
+      batch.separations = [[m.evidence[0], m.evidence[1]]]
+    } else {
+      let links = try await db.matchLinks(status: .merged, limit: .max).filter {
+        Set([$0.profile, $0.candidate]) == Set([m.absorbed, m.survivor])
+      }
+      guard !links.isEmpty else {
+        throw ValidationError(
+          "the merge \(m.absorbed) → \(m.survivor) (rule \(m.rule)) has no identifier pair or confirmed link to undo")
+      }
+      batch.linkStatus = links.map { ($0.id, .rejected) }
+    }
+    try await db.commit(batch)
+    let report = try await ReplayReport.apply(config: plan.config, store: db, now: at)
+    print(
+      "unmerged \(m.absorbed) from \(m.survivor)"
+        + (m.evidence.count >= 2
+          ? " (\(m.evidence[0]) and \(m.evidence[1]) no longer link them)" : " (the confirmed link is rejected)"))
+    print(report.text, terminator: "")
+  }
+}
