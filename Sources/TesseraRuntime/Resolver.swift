@@ -280,8 +280,8 @@ public struct Resolver: Sendable {
     commit.segmentChanges = changes.map(Self.record)
     var liveDirty: [ProfileID: Set<String>] = [:]
     for (p, names) in computedDirty { liveDirty[graph.canonical(p), default: []].formUnion(names) }
-    commit.computed = computedRecords(liveDirty, at: at)
-    return ResolvedBatch(commit: commit, stats: stats, pending: pending)
+    return ResolvedBatch(
+      commit: commit, stats: stats, pending: pending, pendingComputed: computedRecords(liveDirty, at: at))
   }
 
   /// Folds an absorbed profile into the survivor: traits by their policies, computed traits, memberships, and
@@ -367,16 +367,16 @@ public struct Resolver: Sendable {
 
   /// The named computed traits of these profiles (every trait when nil), as store rows: the state and its
   /// value at `at`, or a null state (delete) for traits that hold nothing.
-  func computedRecords(_ changed: [ProfileID: Set<String>?], at: Timestamp) -> [ComputedRecord] {
-    var out: [ComputedRecord] = []
+  func computedRecords(_ changed: [ProfileID: Set<String>?], at: Timestamp) -> [PendingComputed] {
+    var out: [PendingComputed] = []
     for p in changed.keys.sorted() {
       let names = changed[p] ?? nil
       let states = computed.states[p]
       for (i, t) in computed.traits.enumerated() where names?.contains(t.name) ?? true {
         let state = states.flatMap { i < $0.count ? $0[i] : nil }
         out.append(
-          ComputedRecord(
-            profile: p, trait: t.name, state: state.flatMap { $0.isEmpty ? nil : $0.encoded } ?? .null,
+          PendingComputed(
+            profile: p, trait: t.name, state: state.flatMap { $0.isEmpty ? nil : $0 },
             value: state?.value(at: at) ?? ComputedTraitState.emptyValue(t.decl.aggregate)))
       }
     }
@@ -396,12 +396,25 @@ public struct Resolver: Sendable {
     let changed = computed.expire(now: at)
     var commit = CommitBatch()
     guard !changed.isEmpty else { return commit }
-    commit.computed = computedRecords(Dictionary(uniqueKeysWithValues: changed.map { ($0, nil) }), at: at)
+    commit.computed = computedRecords(Dictionary(uniqueKeysWithValues: changed.map { ($0, nil) }), at: at).map(\.record)
     if !segments.names.isEmpty {
       let changedInputs = Dictionary(uniqueKeysWithValues: changed.map { ($0, inputs(of: $0, at: at)) })
       commit.segmentChanges = segments.evaluate(changed, now: at) { changedInputs[$0] }.map(Self.record)
     }
     return commit
+  }
+}
+
+/// A changed computed trait waiting to be encoded for the store (off the single writer's path).
+struct PendingComputed: Sendable {
+  var profile: ProfileID
+  var trait: String
+  /// nil: the trait holds nothing (the row is deleted).
+  var state: ComputedTraitState?
+  var value: Value
+
+  var record: ComputedRecord {
+    ComputedRecord(profile: profile, trait: trait, state: state?.encoded ?? .null, value: value)
   }
 }
 
@@ -418,12 +431,43 @@ public struct ResolvedBatch: Sendable {
   public var commit: CommitBatch
   public var stats: ResolveStats
   var pending: [PendingTrait]
+  var pendingComputed: [PendingComputed]
 
-  /// The complete `CommitBatch`, traits encoded with their state and the policy's explanation.
+  init(commit: CommitBatch, stats: ResolveStats, pending: [PendingTrait], pendingComputed: [PendingComputed] = []) {
+    self.commit = commit
+    self.stats = stats
+    self.pending = pending
+    self.pendingComputed = pendingComputed
+  }
+
+  /// The last row of each (profile, trait), leaving out profiles a merge of the gathered batches absorbed:
+  /// what replacing row by row at each `append` would leave, in one pass.
+  static func latest<Row>(_ rows: [Row], absorbed: Set<ProfileID>, key: (Row) -> TraitKey) -> [Row] {
+    var seen: Set<TraitKey> = []
+    var out: [Row] = []
+    out.reserveCapacity(rows.count)
+    for row in rows.reversed() {
+      let k = key(row)
+      if absorbed.contains(k.profile) || !seen.insert(k).inserted { continue }
+      out.append(row)
+    }
+    return out.reversed()
+  }
+
+  /// The complete `CommitBatch`, traits and computed traits encoded (with the policy's explanation).
   public func finished() -> CommitBatch {
     var c = commit
-    c.traits.reserveCapacity(pending.count)
-    for t in pending.sorted(by: { ($0.profile, $0.trait) < ($1.profile, $1.trait) }) {
+    let absorbed = Set(commit.merges.map(\.absorbed))
+    let computedRows = Self.latest(pendingComputed, absorbed: absorbed) {
+      TraitKey(profile: $0.profile, trait: $0.trait)
+    }
+    if !computedRows.isEmpty {
+      // Rows a tick added directly (already encoded) come after the batch's own.
+      c.computed = computedRows.map(\.record) + c.computed
+    }
+    let traits = Self.latest(pending, absorbed: absorbed) { TraitKey(profile: $0.profile, trait: $0.trait) }
+    c.traits.reserveCapacity(traits.count)
+    for t in traits.sorted(by: { ($0.profile, $0.trait) < ($1.profile, $1.trait) }) {
       let s = t.state
       var state = s.encoded
       if case .map(var m) = state {
@@ -480,13 +524,12 @@ public struct ResolvedBatch: Sendable {
     commit.matchLinks += o.commit.matchLinks
     commit.linkStatus += o.commit.linkStatus
     stats.add(o.stats)
-    // Computed rows and changed traits alike: a later state of the same trait replaces the earlier one, and
-    // rows of profiles absorbed by the appended batch's merges are dropped.
+    // Changed traits and computed traits are gathered as they come; `finished` keeps the latest of each and
+    // drops those of absorbed profiles, once, in the store writer.
+    pending += o.pending
+    pendingComputed += o.pendingComputed
     let absorbed = Set(o.commit.merges.map(\.absorbed))
     commit.computed = Self.replacing(commit.computed, with: o.commit.computed, absorbed: absorbed) {
-      TraitKey(profile: $0.profile, trait: $0.trait)
-    }
-    pending = Self.replacing(pending, with: o.pending, absorbed: absorbed) {
       TraitKey(profile: $0.profile, trait: $0.trait)
     }
   }
