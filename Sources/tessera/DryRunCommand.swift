@@ -49,16 +49,7 @@ struct DryRunCommand: AsyncParsableCommand {
 
   func run() async throws {
     guard !samples.isEmpty else { throw ValidationError("give at least one --sample FILE (or SOURCE=FILE)") }
-    var compiler = Compiler()
-    for s in sets {
-      guard let o = Override(parsing: s) else {
-        throw ValidationError("--set `\(s)` is not PATH=VALUE (e.g. rules.person.thresholds.merge=0.95)")
-      }
-      compiler.overrides.append(o)
-    }
-    let result = compiler.compile(pipeline: pipeline)
-    if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
-    guard let plan = result.plan else { throw ExitCode(1) }
+    let plan = try PipelineOptions.compile(pipeline, sets: sets)
     let readers = try Self.readers(for: samples, config: plan.config)
     let temp = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-dry-run-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
@@ -72,12 +63,7 @@ struct DryRunCommand: AsyncParsableCommand {
     let before = against == nil ? [] : try await base.loadTraits()
     let recording = RecordingStore(base)
     var runner = PipelineRunner(plan: plan, store: recording, readers: readers)
-    if let now {
-      guard let t = Timestamp(iso8601: now) else {
-        throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
-      }
-      runner.now = t
-    }
+    if let t = try PipelineOptions.now(now) { runner.now = t }
     let summary = try await runner.run()
     let report = try await DryRunReport.build(
       config: plan.config, summary: summary, batches: await recording.batches, before: before, store: recording)

@@ -41,21 +41,8 @@ struct ReplayCommand: AsyncParsableCommand {
   var format: OutputFormat = .text
 
   func run() async throws {
-    var compiler = Compiler()
-    for s in sets {
-      guard let o = Override(parsing: s) else { throw ValidationError("--set `\(s)` is not PATH=VALUE") }
-      compiler.overrides.append(o)
-    }
-    let result = compiler.compile(pipeline: pipeline)
-    if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
-    guard let plan = result.plan else { throw ExitCode(1) }
-    var at = Timestamp(Date())
-    if let now {
-      guard let t = Timestamp(iso8601: now) else {
-        throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
-      }
-      at = t
-    }
+    let plan = try PipelineOptions.compile(pipeline, sets: sets)
+    let at = try PipelineOptions.now(now) ?? Timestamp(Date())
     if !dryRun {
       let report = try await ReplayReport.apply(config: plan.config, store: try SegmentsCommand.open(store), now: at)
       switch format {

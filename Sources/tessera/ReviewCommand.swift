@@ -114,17 +114,10 @@ enum ReviewDecide {
         print("confirmed \(ids.count) link\(ids.count == 1 ? "" : "s"); they merge at the next `tessera run`")
         return
       }
-      let result = Compiler().compile(pipeline: pipeline)
-      if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
-      guard let plan = result.plan else { throw ExitCode(1) }
+      let plan = try PipelineOptions.compile(pipeline)
       // A run without sources: the resolver starts from the store, applies the decisions, commits.
       var runner = PipelineRunner(plan: plan, store: try SQLiteStore(path: store), readers: [:])
-      if let now {
-        guard let t = Timestamp(iso8601: now) else {
-          throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
-        }
-        runner.now = t
-      }
+      if let t = try PipelineOptions.now(now) { runner.now = t }
       let summary = try await runner.run()
       print(
         "confirmed \(ids.count) link\(ids.count == 1 ? "" : "s"): \(summary.stats.merges) merged, \(summary.stats.conflicts) refused by limits; \(summary.profiles) profiles in store"

@@ -48,21 +48,14 @@ struct Run: AsyncParsableCommand {
   var now: String?
 
   func run() async throws {
-    let result = Compiler().compile(pipeline: pipeline)
-    if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
-    guard let plan = result.plan else { throw ExitCode(1) }
+    let plan = try PipelineOptions.compile(pipeline)
     let storeFile = try SQLiteStore(path: store)
     var readers: [Int: any SourceReader] = [:]
     for (i, s) in plan.config.sources.enumerated() where s.kind != .http {
       readers[i] = FileSourceReader(source: s, batchSize: batchSize)
     }
     var runner = PipelineRunner(plan: plan, store: storeFile, readers: readers, workers: workers)
-    if let now {
-      guard let t = Timestamp(iso8601: now) else {
-        throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
-      }
-      runner.now = t
-    }
+    if let t = try PipelineOptions.now(now) { runner.now = t }
     runner.commitEvents = commitEvents
     let rejectedFile = try rejected.map { try RejectedFile(path: $0) }
     if let rejectedFile { runner.onRejected = { rejectedFile.write($0) } }

@@ -35,16 +35,8 @@ struct UnmergeCommand: AsyncParsableCommand {
   var now: String?
 
   func run() async throws {
-    let result = Compiler().compile(pipeline: pipeline)
-    if !result.diagnostics.isEmpty { FileHandle.standardError.write(Data((result.rendered() + "\n").utf8)) }
-    guard let plan = result.plan else { throw ExitCode(1) }
-    var at = Timestamp(Date())
-    if let now {
-      guard let t = Timestamp(iso8601: now) else {
-        throw ValidationError("--now `\(now)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
-      }
-      at = t
-    }
+    let plan = try PipelineOptions.compile(pipeline)
+    let at = try PipelineOptions.now(now) ?? Timestamp(Date())
     let db = try SegmentsCommand.open(store)
     guard let live = try await ProfileCommand.resolve(profile, in: db, pipeline: pipeline) else {
       throw ValidationError("no profile `\(profile)` in \(store)")
