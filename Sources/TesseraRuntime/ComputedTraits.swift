@@ -1,5 +1,6 @@
 import TesseraCompiler
 import TesseraLanguage
+import TesseraMatching
 import TesseraModel
 
 /// The environment event expressions (event filters, computed-trait `where` and `of`) evaluate against.
@@ -403,6 +404,9 @@ public struct ComputedTraitTable: Sendable {
   let filters: [Evaluator?]
   let ofs: [Evaluator?]
   let counts: [Bool]
+  /// Per trait, a digest of what it takes and aggregates (`where` and `of`), stored with its states so a
+  /// changed declaration is noticed on restore (aggregate and window are checked by the state itself).
+  public let digests: [String]
 
   public init(computed: [ComputedTraitDecl], identifiers: [String]) {
     self.traits = computed.map(ComputedTrait.init)
@@ -418,6 +422,9 @@ public struct ComputedTraitTable: Sendable {
     self.filters = computed.map { evaluator($0.filter) }
     self.ofs = computed.map { evaluator($0.of) }
     self.counts = computed.map { $0.aggregate == .count }
+    self.digests = computed.map { d in
+      String(StableHash.of((d.of?.text ?? "") + "\u{1F}" + (d.filter?.text ?? "")), radix: 16)
+    }
   }
 
   public init(config: PipelineConfig) {
@@ -483,6 +490,11 @@ public struct ComputedTraitTable: Sendable {
     var failed: [String] = []
     for (i, t) in traits.enumerated() {
       guard let v = encoded[t.name] else { continue }
+      // States stored before digests were kept carry none and are accepted.
+      if case .map(let m) = v, case .string(let d)? = m["d"], d != digests[i] {
+        failed.append(t.name)
+        continue
+      }
       if let state = ComputedTraitState(encoded: v, for: t.decl) { s[i] = state } else { failed.append(t.name) }
     }
     if s.allSatisfy(\.isEmpty) { states.removeValue(forKey: profile) } else { states[profile] = s }

@@ -11,11 +11,14 @@ public final class RunCounters: Sendable {
     public var recordsRead = 0
     public var committed = ResolveStats()
     public var profiles = 0
+    /// Computed traits whose stored states belong to an older declaration (see `Resolver.unrestoredComputed`).
+    public var unrestoredComputed: [String] = []
   }
   let state = Mutex(Snapshot())
   public init() {}
   public var snapshot: Snapshot { state.withLock { $0 } }
   func read(_ n: Int) { state.withLock { $0.recordsRead += n } }
+  func unrestored(_ names: Set<String>) { state.withLock { $0.unrestoredComputed = names.sorted() } }
   func committed(_ s: ResolveStats, profiles: Int) {
     state.withLock {
       $0.committed.add(s)
@@ -31,6 +34,9 @@ public struct RunSummary: Sendable, Hashable {
   /// Live profiles in the store after the run.
   public var profiles: Int
   public var seconds: Double
+  /// Computed traits whose stored states belong to an older declaration: they restart from this run's
+  /// events; `tessera replay` rebuilds them from the whole log.
+  public var unrestoredComputed: [String] = []
   public var eventsPerSecond: Double { seconds > 0 ? Double(recordsRead) / seconds : 0 }
 }
 
@@ -142,6 +148,7 @@ public struct PipelineRunner: Sendable {
         var resolver = Resolver(
           config: config, identity: identity, traits: traits, computed: computed, memberships: memberships, now: runNow,
           separations: separations)
+        if !resolver.unrestoredComputed.isEmpty { counters.unrestored(resolver.unrestoredComputed) }
         var pending: [Int: MappedBatch] = [:]
         var next = 0
         var gathered: ResolvedBatch?
@@ -196,6 +203,7 @@ public struct PipelineRunner: Sendable {
     let live = try await store.stats().profiles
     return RunSummary(
       recordsRead: snap.recordsRead, stats: snap.committed, profiles: live,
-      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+      unrestoredComputed: snap.unrestoredComputed)
   }
 }

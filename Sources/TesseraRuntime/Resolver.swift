@@ -377,7 +377,8 @@ public struct Resolver: Sendable {
         out.append(
           PendingComputed(
             profile: p, trait: t.name, state: state.flatMap { $0.isEmpty ? nil : $0 },
-            value: state?.value(at: at) ?? ComputedTraitState.emptyValue(t.decl.aggregate)))
+            value: state?.value(at: at) ?? ComputedTraitState.emptyValue(t.decl.aggregate),
+            digest: computed.digests[i]))
       }
     }
     return out
@@ -412,9 +413,16 @@ struct PendingComputed: Sendable {
   /// nil: the trait holds nothing (the row is deleted).
   var state: ComputedTraitState?
   var value: Value
+  /// `ComputedTraitTable.digests` of the trait, kept with the state.
+  var digest: String
 
   var record: ComputedRecord {
-    ComputedRecord(profile: profile, trait: trait, state: state?.encoded ?? .null, value: value)
+    var encoded = state?.encoded ?? .null
+    if case .map(var m) = encoded {
+      m["d"] = .string(digest)
+      encoded = .map(m)
+    }
+    return ComputedRecord(profile: profile, trait: trait, state: encoded, value: value)
   }
 }
 

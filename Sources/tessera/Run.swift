@@ -72,6 +72,14 @@ struct Run: AsyncParsableCommand {
       ticker.cancel()
       progress.clear()
       print(Summary.table(summary, store: store, rejectedFile: rejected))
+      if !summary.unrestoredComputed.isEmpty {
+        let names = summary.unrestoredComputed.map { "`\($0)`" }.joined(separator: ", ")
+        FileHandle.standardError.write(
+          Data(
+            ("warning: the declarations of computed traits \(names) changed since their states were stored; "
+              + "they restarted from this run's events. Rebuild them from the whole event log with "
+              + "`tessera replay \(pipeline) --store \(store)`\n").utf8))
+      }
     } catch is CancellationError {
       ticker.cancel()
       progress.clear()

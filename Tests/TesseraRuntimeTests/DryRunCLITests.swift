@@ -197,6 +197,41 @@ struct ReplayCLITests {
   }
 }
 
+extension ReplayCLITests {
+  @Test("a changed computed-trait declaration is noticed on the next run, and replay rebuilds it from the log")
+  func changedComputedTrait() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let store = dir.file("c.sqlite")
+    let now = DryRunCLITests.now
+    #expect(try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", now]).status == 0)
+    // orders_90d now counts only orders over 50.
+    let profile = try String(contentsOfFile: E2E.packageRoot + "/rules/profile.yaml", encoding: .utf8)
+      .replacingOccurrences(
+        of: "    where: event == \"Order Completed\"\n    window: 90d",
+        with: "    where: event == \"Order Completed\" && double(properties.revenue) > 50\n    window: 90d")
+    let rules = try dir.write("profile.yaml", profile)
+    let pipeline = try String(contentsOfFile: E2E.packageRoot + "/pipelines/retail.yaml", encoding: .utf8)
+      .replacingOccurrences(of: "../rules/profile.yaml", with: rules)
+      .replacingOccurrences(of: "../", with: E2E.packageRoot + "/")
+    let changed = try dir.write("retail.yaml", pipeline)
+    let run = try await CLI.tessera(["run", changed, "--store", store, "--now", now])
+    #expect(run.status == 0)
+    #expect(
+      run.stderr.contains("the declarations of computed traits `orders_90d` changed since their states were stored"))
+    let apply = try await CLI.tessera(["replay", changed, "--store", store, "--now", now, "--format", "json"])
+    let report = try DryRunCLITests.json(apply.stdout)
+    let changes = DryRunCLITests.list(report, "trait_changes")
+    #expect(!changes.isEmpty && changes.allSatisfy { $0["trait"] as? String == "orders_90d" }, "\(changes)")
+    let after = try DryRunCLITests.json(
+      try await CLI.tessera(["replay", changed, "--store", store, "--now", now, "--dry-run", "--format", "json"]).stdout
+    )
+    #expect(DryRunCLITests.list(after, "trait_changes").isEmpty)
+    let again = try await CLI.tessera(["run", changed, "--store", store, "--now", now])
+    #expect(!again.stderr.contains("changed since their states were stored"))
+  }
+}
+
 /// `tessera unmerge`: one recorded merge undone, the link blocked until new evidence arrives.
 @Suite(
   "End to end: unmerge",
