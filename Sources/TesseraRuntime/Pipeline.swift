@@ -85,6 +85,7 @@ public struct PipelineRunner: Sendable {
     let computed = try await store.loadComputed()
     let memberships = try await store.loadMemberships()
     let separations = try await store.loadSeparations()
+    let suppressed = try await store.loadSuppressions()
     // Reviewers' decisions since the last run: confirmed links merge now, rejected pairs are not proposed again.
     let decided =
       config.probabilistic.isEmpty
@@ -147,7 +148,7 @@ public struct PipelineRunner: Sendable {
         // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
         var resolver = Resolver(
           config: config, identity: identity, traits: traits, computed: computed, memberships: memberships, now: runNow,
-          separations: separations)
+          separations: separations, suppressed: suppressed)
         if !resolver.unrestoredComputed.isEmpty { counters.unrestored(resolver.unrestoredComputed) }
         var pending: [Int: MappedBatch] = [:]
         var next = 0

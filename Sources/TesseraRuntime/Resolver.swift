@@ -8,6 +8,8 @@ public struct ResolveStats: Sendable, Hashable {
   /// Events a probabilistic rule joined to a profile, and candidate links left for review.
   public var probabilisticJoins = 0
   public var reviewLinks = 0
+  /// Events dropped because they carry an identifier of a deleted person.
+  public var suppressed = 0
   public var events = 0
   public var duplicates = 0
   public var profilesCreated = 0
@@ -27,6 +29,7 @@ public struct ResolveStats: Sendable, Hashable {
     invalidIdentifiers += o.invalidIdentifiers
     probabilisticJoins += o.probabilisticJoins
     reviewLinks += o.reviewLinks
+    suppressed += o.suppressed
   }
 }
 
@@ -53,14 +56,17 @@ public struct Resolver: Sendable {
   public private(set) var unrestoredComputed: Set<String> = []
   /// Probabilistic rules: profiles indexed by blocking keys, events without a known identifier scored.
   public private(set) var matcher: StreamingMatcher
+  /// Hashes of deleted people's identifiers (`Suppression.hash`): their events are dropped at the door.
+  let suppressed: Set<String>
 
   /// `computed` and `memberships` restore the computed-trait states and segment memberships a store holds.
   /// `now` is the injected clock (see `now`).
   public init(
     config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(), traits: [TraitRecord] = [],
     computed: [ComputedRecord] = [], memberships: [MembershipRecord] = [], now: Timestamp? = nil,
-    separations: [[Identifier]] = []
+    separations: [[Identifier]] = [], suppressed: Set<String> = []
   ) {
+    self.suppressed = suppressed
     self.graph = identity.graph(rules: Resolver.kindRules(config))
     self.graph.separations = Set(separations.map { $0.sorted() })
     self.now = now
@@ -179,6 +185,10 @@ public struct Resolver: Sendable {
     var segmentChanges: [SegmentChange] = []
     let evaluating = !segments.names.isEmpty
     for event in batch.events {
+      if !suppressed.isEmpty, event.identifiers.contains(where: { suppressed.contains(Suppression.hash($0)) }) {
+        stats.suppressed += 1
+        continue
+      }
       let key = EventKey(source: event.source, id: event.id)
       if stored.contains(key) || !seen.insert(key).inserted {
         stats.duplicates += 1

@@ -20,7 +20,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 5
+  public static let schemaVersion = 6
 
   let pool: DatabasePool
   public let path: String
@@ -213,6 +213,14 @@ public final class SQLiteStore: Store {
             PRIMARY KEY (kind_a, value_a, kind_b, value_b)
           ) WITHOUT ROWID;
           UPDATE meta SET value = 5 WHERE key = 'schema_version';
+          """)
+    }
+    // v6: hashes of deleted people's identifiers; events carrying them are dropped at the door.
+    m.registerMigration("v6") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE suppressions (hash TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+          UPDATE meta SET value = 6 WHERE key = 'schema_version';
           """)
     }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
@@ -750,6 +758,51 @@ public final class SQLiteStore: Store {
         ])
       }
     }
+  }
+
+  public func loadSuppressions() async throws -> Set<String> {
+    try await pool.read { db in Set(try String.fetchAll(db, sql: "SELECT hash FROM suppressions")) }
+  }
+
+  public func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport {
+    let report = try await pool.write { db in
+      // Deleted content is overwritten with zeros, not left in free pages.
+      try db.execute(sql: "PRAGMA secure_delete = ON")
+      var r = DeletionReport()
+      let live = try Self.live(profile, db) ?? profile
+      let family = try Int64.fetchAll(
+        db, sql: Self.familyCTE + " SELECT id FROM fam", arguments: [live.raw])
+      guard !family.isEmpty else { return r }
+      try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS erase_fam (id INTEGER PRIMARY KEY)")
+      try db.execute(sql: "DELETE FROM erase_fam")
+      for id in family { try db.execute(sql: "INSERT INTO erase_fam (id) VALUES (?)", arguments: [id]) }
+      func run(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
+        try db.execute(sql: sql, arguments: arguments)
+        return db.changesCount
+      }
+      let inFam = "IN (SELECT id FROM erase_fam)"
+      r.events = try run("DELETE FROM events WHERE profile_id \(inFam)")
+      r.identifiers = try run("DELETE FROM identifiers WHERE profile_id \(inFam)")
+      r.traits = try run("DELETE FROM traits WHERE profile_id \(inFam)")
+      r.computed = try run("DELETE FROM computed_traits WHERE profile_id \(inFam)")
+      r.memberships = try run("DELETE FROM memberships WHERE profile_id \(inFam)")
+      r.segmentChanges = try run(
+        "DELETE FROM segment_changes WHERE profile_id \(inFam) OR merged_into \(inFam)")
+      r.merges = try run("DELETE FROM merges WHERE survivor \(inFam) OR absorbed \(inFam)")
+      r.conflicts = try run("DELETE FROM conflicts WHERE kept \(inFam) OR other \(inFam)")
+      r.matchLinks = try run("DELETE FROM match_links WHERE profile_id \(inFam) OR candidate_id \(inFam)")
+      for v in values where !v.isEmpty {
+        r.rejected += try run("DELETE FROM rejected WHERE instr(record, ?) > 0", [v])
+        _ = try run("DELETE FROM separations WHERE value_a = ? OR value_b = ?", [v, v])
+      }
+      r.profiles = try run("DELETE FROM profiles WHERE id \(inFam)")
+      try db.execute(sql: "DELETE FROM erase_fam")
+      for h in suppress { try db.execute(sql: "INSERT OR IGNORE INTO suppressions (hash) VALUES (?)", arguments: [h]) }
+      return r
+    }
+    // The write-ahead log still holds the pages as they were: fold it into the file and empty it.
+    try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    return report
   }
 
   public func loadSeparations() async throws -> [[Identifier]] {

@@ -26,6 +26,7 @@ public actor MemoryStore: Store {
   var conflictLog: [ConflictRecord] = []
   var linkLog: [MatchLinkRecord] = []
   var separationRows: Set<[Identifier]> = []
+  var suppressionRows: Set<String> = []
   var rejectedLog: [RejectedRecord] = []
   /// A record rejected again on a later run is kept once (by source, reason and record).
   var rejectedKeys: Set<[String]> = []
@@ -198,6 +199,45 @@ public actor MemoryStore: Store {
   public func loadEvents() -> [StoredEvent] { eventOrder.compactMap { events[$0] } }
 
   public func loadSeparations() -> [[Identifier]] { separationRows.sorted { $0.description < $1.description } }
+
+  public func loadSuppressions() -> Set<String> { suppressionRows }
+
+  public func erase(profile: ProfileID, values: [String], suppress: [String]) -> DeletionReport {
+    var r = DeletionReport()
+    let fam = family(profile)
+    suppressionRows.formUnion(suppress)
+    for p in fam where profiles.removeValue(forKey: p) != nil {
+      r.profiles += 1
+      mergedInto[p] = nil
+    }
+    families[live(profile)] = nil
+    for p in fam { families[p] = nil }
+    let keys = eventOrder.filter { events[$0].map { fam.contains($0.profile) } ?? false }
+    for k in keys { events[k] = nil }
+    r.events = keys.count
+    eventOrder.removeAll { events[$0] == nil }
+    for p in fam {
+      for i in heldBy.removeValue(forKey: p) ?? [] where identifierRows[i]?.removeValue(forKey: p) != nil {
+        r.identifiers += 1
+        if identifierRows[i]?.isEmpty == true { identifierRows[i] = nil }
+      }
+      r.traits += traitRows.removeValue(forKey: p)?.count ?? 0
+      r.computed += computedRows.removeValue(forKey: p)?.count ?? 0
+      for s in memberRows.keys where memberRows[s]?.removeValue(forKey: p) != nil { r.memberships += 1 }
+    }
+    func drop<T>(_ log: inout [T], _ involves: (T) -> Bool) -> Int {
+      let before = log.count
+      log.removeAll(where: involves)
+      return before - log.count
+    }
+    r.segmentChanges = drop(&changeLog) { fam.contains($0.profile) || $0.mergedInto.map(fam.contains) == true }
+    r.merges = drop(&mergeLog) { fam.contains($0.survivor) || fam.contains($0.absorbed) }
+    r.conflicts = drop(&conflictLog) { fam.contains($0.kept) || $0.other.map(fam.contains) == true }
+    r.matchLinks = drop(&linkLog) { fam.contains($0.profile) || fam.contains($0.candidate) }
+    r.rejected = drop(&rejectedLog) { row in values.contains { !$0.isEmpty && row.record.contains($0) } }
+    separationRows = separationRows.filter { pair in !pair.contains { values.contains($0.value) } }
+    return r
+  }
 
   public func replaceDerivedState(_ s: DerivedState) {
     profiles = Dictionary(s.profiles, uniquingKeysWith: { a, _ in a })

@@ -48,6 +48,10 @@ public actor RecordingStore: Store {
   public func rejected(limit: Int) async throws -> [RejectedRecord] { try await inner.rejected(limit: limit) }
   public func loadEvents() async throws -> [StoredEvent] { try await inner.loadEvents() }
   public func loadSeparations() async throws -> [[Identifier]] { try await inner.loadSeparations() }
+  public func loadSuppressions() async throws -> Set<String> { try await inner.loadSuppressions() }
+  public func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport {
+    try await inner.erase(profile: profile, values: values, suppress: suppress)
+  }
   public func replaceDerivedState(_ state: DerivedState) async throws { try await inner.replaceDerivedState(state) }
   public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord] {
     try await inner.matchLinks(status: status, limit: limit)

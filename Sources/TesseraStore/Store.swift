@@ -158,6 +158,22 @@ public struct MatchLinkRecord: Sendable, Hashable {
   }
 }
 
+/// What a deletion removed, table by table.
+public struct DeletionReport: Sendable, Hashable {
+  public var profiles = 0
+  public var events = 0
+  public var identifiers = 0
+  public var traits = 0
+  public var computed = 0
+  public var memberships = 0
+  public var segmentChanges = 0
+  public var merges = 0
+  public var conflicts = 0
+  public var matchLinks = 0
+  public var rejected = 0
+  public init() {}
+}
+
 /// Everything derived from the event log, as a replay computed it: replaces the store's profiles, aliases,
 /// identifiers, traits, computed traits, memberships and each event's profile in one transaction; merges and
 /// conflicts (the replay's record of what changed) are appended to the logs.
@@ -271,6 +287,13 @@ public protocol Store: Sendable {
   func loadEvents() async throws -> [StoredEvent]
   /// The identifier pairs people separated, each sorted.
   func loadSeparations() async throws -> [[Identifier]]
+  /// Erases a person: the live profile of `profile` and every profile merged into it, with their events,
+  /// identifiers, traits, computed traits, memberships, segment-change log, merges, conflicts and match links,
+  /// and rejected records whose text holds one of `values`; adds `suppress` (hashes of their identifiers) to
+  /// the suppression list, so later events carrying them are dropped at the door.
+  func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport
+  /// The hashes of suppressed identifiers (`Suppression.hash`).
+  func loadSuppressions() async throws -> Set<String>
   /// Replaces everything derived from the event log at once (`tessera replay` without `--dry-run`).
   func replaceDerivedState(_ state: DerivedState) async throws
   func rejected(limit: Int) async throws -> [RejectedRecord]

@@ -171,6 +171,7 @@ extension Summary {
       ("merges", "\(s.stats.merges)"),
       ("conflicts (merges refused)", "\(s.stats.conflicts)"),
       ("probabilistic joins", "\(s.stats.probabilisticJoins)"),
+      ("suppressed (deleted people)", "\(s.stats.suppressed)"),
       ("candidate links to review", "\(s.stats.reviewLinks)" + (s.stats.reviewLinks > 0 ? " (tessera review)" : "")),
       ("profiles in store", "\(s.profiles)"),
       ("time", String(format: "%.2f s (%.0f records/s)", s.seconds, s.eventsPerSecond)),

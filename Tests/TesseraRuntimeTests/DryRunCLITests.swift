@@ -294,3 +294,41 @@ struct UnmergeCLITests {
     #expect(joined.stdout.hasPrefix("profile \(mayaID) (absorbed: \(absorbed))"))
   }
 }
+
+/// `tessera delete`: a person erased from every table (and from the file's bytes), and kept out afterwards.
+@Suite(
+  "End to end: delete",
+  .enabled(if: E2E.CLI.binary != nil, "no built `tessera`; run `swift build --build-tests` first"))
+struct DeleteCLITests {
+  typealias CLI = E2E.CLI
+
+  @Test("deleting Ada leaves no trace of her email, phone, name or ids in the store file; her events are refused later")
+  func delete() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let store = dir.file("d.sqlite")
+    let now = DryRunCLITests.now
+    #expect(try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", now]).status == 0)
+    let traces = ["ada.whitfield@example.com", "Whitfield", "100101", "+12065550101"]
+    func found() -> [String] {
+      let bytes = ["", "-wal"].compactMap { FileManager.default.contents(atPath: store + $0) }
+      return traces.filter { t in bytes.contains { $0.range(of: Data(t.utf8)) != nil } }
+    }
+    #expect(found() == traces, "the run should have stored every trace")
+    let r = try await CLI.tessera(["delete", "email:Ada.Whitfield@example.com", "--store", store])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stdout.contains("  events            9"))
+    #expect(r.stdout.contains("identifiers suppressed (hashes only)"))
+    #expect(found().isEmpty, "left in the store file: \(found())")
+    let lookup = try await CLI.tessera(["profile", "user_id:100101", "--store", store])
+    #expect(lookup.status != 0)
+    // Running the same files again: her records are dropped at the door and counted; nobody else changes.
+    let again = try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", now])
+    let rows = CLIEndToEndTests.table(again.stdout)
+    #expect(rows["suppressed (deleted people)"] == "9")
+    #expect(rows["profiles in store"] == "33")
+    #expect(found().isEmpty)
+    let segments = try await CLI.tessera(["segments", "members", "high_value", "--store", store, "--format", "csv"])
+    #expect(segments.stdout.split(separator: "\n").count == 5, "\(segments.stdout)")
+  }
+}

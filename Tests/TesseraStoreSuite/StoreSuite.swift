@@ -31,6 +31,7 @@ public enum StoreSuite {
       ("a merge drops the absorbed profile's computed states and memberships", mergeCleansSegments),
       ("match links are logged with ids and change status", matchLinks),
       ("replacing the derived state moves events, identifiers and traits, keeps aliases", replaceDerived),
+      ("erasing a person removes the family and everything about it, and suppresses", erasePerson),
     ]
   }
 
@@ -682,6 +683,39 @@ public enum StoreSuite {
     separate.separations = [[user, device], [device, user]]
     try await store.commit(separate)
     f.expect(try await store.loadSeparations(), [[device, user]], "loadSeparations")
+  }
+
+  static func erasePerson(_ store: any Store, _ f: inout Failures) async throws {
+    try await store.commit(twoProfiles())
+    // A third profile merged into profile 1, a segment membership and a conflict naming both.
+    var more = CommitBatch()
+    more.newProfiles = [(p(3), t(2))]
+    more.events = [event("c1", at: t(40), ids: [Identifier("email", "c@x")], profile: p(3))]
+    more.identifiers = [(Identifier("email", "c@x"), p(3), t(40))]
+    more.merges = [MergeRecord(survivor: p(1), absorbed: p(3), rule: "r", evidence: [], eventID: "c1", at: t(41))]
+    more.conflicts = [conflict(kept: p(2), other: p(1), kind: "user_id", identifiers: [], eventID: "c1", at: t(41))]
+    more.segmentChanges = [
+      SegmentChangeRecord(segment: "vip", profile: p(1), entered: true, at: t(42), values: [:], mergedInto: nil)
+    ]
+    more.rejected = [RejectedRecord(source: "crm", line: 3, record: "id,c@x", reason: "bad", at: t(43))]
+    try await store.commit(more)
+    let r = try await store.erase(profile: p(3), values: ["c@x", "a@x"], suppress: ["h1", "h2"])
+    f.expect(r.profiles, 2, "profiles erased (1 and the one merged into it)")
+    f.expect(r.events, 2, "events erased")
+    f.expect(r.merges, 1, "merges erased")
+    f.expect(r.conflicts, 1, "conflicts erased")
+    f.expect(r.rejected, 1, "rejected records holding a value erased")
+    f.expect(try await store.canonical(p(1)), nil, "canonical(1)")
+    f.expect(try await store.canonical(p(3)), nil, "canonical(3)")
+    f.expect(try await store.profile(for: Identifier("email", "c@x")), nil, "profile(for: c@x)")
+    f.expect(try await store.traits(of: p(1)).count, 0, "traits(of: 1)")
+    f.expect(try await store.members(of: "vip").count, 0, "members of vip")
+    f.expect(try await store.segmentChanges(of: "vip", limit: 10).count, 0, "the segment-change log")
+    f.expect(try await store.loadSuppressions(), ["h1", "h2"], "suppressions")
+    // The other person is untouched.
+    f.expect(try await store.canonical(p(2)), p(2), "canonical(2)")
+    f.expect(keys(try await store.events(of: p(2), limit: 10)).sorted(), ["web/b1", "web/b2"], "events(of: 2)")
+    f.expect(try await store.stats().profiles, 1, "live profiles")
   }
 
   static func replaceDerived(_ store: any Store, _ f: inout Failures) async throws {

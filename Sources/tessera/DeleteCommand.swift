@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import TesseraModel
+import TesseraRuntime
+import TesseraSQLite
+import TesseraStore
+
+struct DeleteCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "delete",
+    abstract:
+      "Erase a person: their profile and everything recorded about them; later events with their identifiers are dropped.",
+    discussion: """
+      Removes the live profile the identifier belongs to and every profile merged into it: events, \
+      identifiers, traits, computed traits, segment memberships and the log of their segment changes, merges, \
+      conflicts, probabilistic match links, and rejected records that contain one of their identifier values. \
+      Their identifiers are added to the suppression list as SHA-256 hashes only, so events that carry them \
+      later are dropped at the door and counted (`suppressed` in the run summary).
+      """)
+
+  @Argument(help: "The person: `kind:value` (e.g. email:ada@example.com) or a profile id.")
+  var identifier: String
+
+  @Option(help: "The SQLite store file.")
+  var store: String = "tessera.sqlite"
+
+  @Option(help: "The pipeline, to normalize the identifier as its kind declares.")
+  var pipeline: String?
+
+  func run() async throws {
+    let db = try SegmentsCommand.open(store)
+    guard let profile = try await ProfileCommand.resolve(identifier, in: db, pipeline: pipeline) else {
+      throw ValidationError("no profile for `\(identifier)` in \(store)")
+    }
+    // Every identifier any profile of the family held, and every value to look for in rejected records.
+    var ids = Set(try await db.identifiers(of: profile).map(\.0))
+    for m in try await db.merges(involving: profile) { ids.formUnion(m.evidence) }
+    for e in try await db.events(of: profile, limit: .max) { ids.formUnion(e.event.identifiers) }
+    let values = Set(ids.map(\.value))
+    let report = try await db.erase(
+      profile: profile, values: values.sorted(), suppress: ids.map(Suppression.hash).sorted())
+    print("erased \(profile) and \(report.profiles - 1) profile\(report.profiles == 2 ? "" : "s") merged into it")
+    let rows: [(String, Int)] = [
+      ("events", report.events), ("identifiers", report.identifiers), ("traits", report.traits),
+      ("computed traits", report.computed), ("memberships", report.memberships),
+      ("segment changes", report.segmentChanges), ("merges", report.merges), ("conflicts", report.conflicts),
+      ("match links", report.matchLinks), ("rejected records", report.rejected),
+    ]
+    for (name, n) in rows { print("  \(name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(n)") }
+    print("  \(ids.count) identifier\(ids.count == 1 ? "" : "s") suppressed (hashes only)")
+  }
+}
