@@ -75,8 +75,12 @@ public struct SourceDecl: Sendable {
   public var identifierKinds: Set<String> {
     Set(mappings.compactMap { if case .identifier(let k) = $0.target { return k } else { return nil } })
   }
+  /// Profile traits this source maps (consent, kept as `consent.PURPOSE`, is not one of them).
   public var traitNames: Set<String> {
-    Set(mappings.compactMap { if case .trait(let k) = $0.target { return k } else { return nil } })
+    Set(
+      mappings.compactMap {
+        if case .trait(let k) = $0.target, !k.hasPrefix("consent.") { return k } else { return nil }
+      })
   }
 }
 

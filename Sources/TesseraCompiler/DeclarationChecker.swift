@@ -191,7 +191,7 @@ struct DeclarationChecker {
       var mappingErrors = false
       if let mv = m.value("map") {
         let before = sink.diagnostics.errorCount
-        decl.mappings = readMappings(mv, what, scope, identifierNames)
+        decl.mappings = readMappings(mv, what, scope, identifierNames, consentPurposes: config.consentPurposes)
         mappingErrors = sink.diagnostics.errorCount > before
       }
       if decl.emit == .track, kind != .http, decl.event == nil,
@@ -220,7 +220,9 @@ struct DeclarationChecker {
     }
   }
 
-  func readMappings(_ node: YNode, _ what: String, _ scope: Scope, _ identifiers: [String]) -> [FieldMapping] {
+  func readMappings(
+    _ node: YNode, _ what: String, _ scope: Scope, _ identifiers: [String], consentPurposes: [String] = []
+  ) -> [FieldMapping] {
     guard let m = MapReader(node, "the map of \(what)", sink) else { return [] }
     var out: [FieldMapping] = []
     var seen: Set<MappingTarget> = []
@@ -245,6 +247,17 @@ struct DeclarationChecker {
         }
         target = .identifier(parts[1])
       case (2, "traits"): target = .trait(parts[1])
+      case (2, "consent"):
+        // Consent per purpose is profile state kept as the trait `consent.PURPOSE` (most recent wins).
+        guard consentPurposes.contains(parts[1]) else {
+          sink.error(
+            "unknown consent purpose `\(parts[1])` in the map of \(what)"
+              + Suggest.didYouMean(parts[1], in: consentPurposes)
+              + "; declare it under `consent_purposes` (\(consentPurposes.joined(separator: ", ")))",
+            at: k.location.advanced(by: 8), length: parts[1].count)
+          continue
+        }
+        target = .trait("consent." + parts[1])
       case (2, "properties"): target = .property(parts[1])
       case (2, "context"): target = .context(parts[1])
       default:
@@ -256,7 +269,7 @@ struct DeclarationChecker {
           at: k)
         continue
       }
-      if case .trait(let t) = target, !YNode.isValidName(t) {
+      if case .trait(let t) = target, !t.hasPrefix("consent."), !YNode.isValidName(t) {
         sink.error("invalid trait name `\(t)`: names start with a letter and use letters, digits and `_` only", at: k)
         continue
       }
@@ -386,7 +399,8 @@ struct DeclarationChecker {
     }
     // Traits mapped by sources but not declared get the default policy and the mapped type.
     let declared = Set(config.traits.map(\.name))
-    for (name, type) in mapped.sorted(by: { $0.key < $1.key }) where !declared.contains(name) {
+    for (name, type) in mapped.sorted(by: { $0.key < $1.key })
+    where !declared.contains(name) && !name.hasPrefix("consent.") {
       let loc = config.sources.flatMap(\.mappings).first { $0.target == .trait(name) }?.location
       config.traits.append(
         TraitDecl(

@@ -28,6 +28,7 @@ public struct ConfigTest: Sendable {
     case trait(Ref, name: String, equals: Value)
     case segment(Ref, name: String, member: Bool)
     case payload(destination: String, profile: Ref?, contains: [String: Value])
+    case noPayload(destination: String, profile: Ref)
     case rejected(source: String?, reasonContains: String)
     case match(Ref, status: String)
   }
@@ -114,7 +115,9 @@ public enum ConfigTestReader {
     return (out, diagnostics.sorted)
   }
 
-  static let kinds = ["same_profile", "apart", "trait", "segment", "not_segment", "payload", "rejected", "match"]
+  static let kinds = [
+    "same_profile", "apart", "trait", "segment", "not_segment", "payload", "no_payload", "rejected", "match",
+  ]
 
   static func expectation(
     _ node: YNode, test: String, config: PipelineConfig, _ d: inout Diagnostics
@@ -182,6 +185,12 @@ public enum ConfigTestReader {
         return nil
       }
       return .payload(destination: dest, profile: field("profile").flatMap(ref), contains: contains)
+    case "no_payload":
+      guard let dest = field("destination")?.scalar, let p = field("profile").flatMap(ref) else {
+        d.error("`no_payload` needs `destination` and `profile`", at: arg.location)
+        return nil
+      }
+      return .noPayload(destination: dest, profile: p)
     case "rejected":
       guard let text = field("reason_contains")?.scalar else {
         d.error("`rejected` needs `reason_contains`", at: arg.location)
@@ -348,6 +357,14 @@ public struct ConfigTestRunner: Sendable {
               + JSON.encode(.map(contains)) + "\n    payloads: "
               + (candidates.isEmpty
                 ? "none" : candidates.map { JSON.encode(.map($0.body)) }.joined(separator: "\n              ")))
+        }
+      case .noPayload(let destination, let ref):
+        let p = try await resolve(ref)
+        let sent = report.payloads.filter { $0.destination == destination && $0.profile == p }
+        if !sent.isEmpty {
+          result.failures.append(
+            "\(place): expected nothing sent to `\(destination)` about \(ref); it would receive "
+              + sent.map { JSON.encode(.map($0.body)) }.joined(separator: ", "))
         }
       case .rejected(let source, let text):
         let hit = report.rejected.contains { ($0.source == source || source == nil) && $0.reason.contains(text) }

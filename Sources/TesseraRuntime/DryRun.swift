@@ -17,6 +17,8 @@ public struct DryRunReport: Sendable {
     public var source: String
     /// The precedence policy's explanation of why this value wins.
     public var why: String
+    /// When the winning value was observed.
+    public var at: Timestamp
   }
 
   /// A payload a destination would have received (nothing is sent in a dry run).
@@ -80,7 +82,8 @@ public struct DryRunReport: Sendable {
       let why: String
       if case .map(let m) = t.state, case .string(let s) = m["why"] ?? .null { why = s } else { why = "" }
       r.traitChanges.append(
-        TraitChange(profile: t.profile, trait: t.trait, before: old, after: t.value, source: t.source, why: why))
+        TraitChange(
+          profile: t.profile, trait: t.trait, before: old, after: t.value, source: t.source, why: why, at: t.timestamp))
     }
     r.traitChanges.sort { ($0.profile, $0.trait) < ($1.profile, $1.trait) }
     try await r.evaluatePayloads(config, changedTraits: changedTraits, batches: batches, store: store)
@@ -98,12 +101,39 @@ public struct DryRunReport: Sendable {
       profileCache[p] = s
       return s
     }
+    var withheld: [String: Int] = [:]
     for d in config.destinations {
+      // A destination that needs a purpose gets only profiles that consented to it (consent is the profile
+      // state `consent.PURPOSE`, most recent decision wins; no decision is no consent).
+      func consents(_ s: ProfileState) -> Bool {
+        guard let purpose = d.consent else { return true }
+        if s.fields["traits"]?["consent." + purpose] == .bool(true) { return true }
+        withheld[purpose, default: 0] += 1
+        return false
+      }
       switch d.trigger {
       case .segment_changes:
+        // A withdrawal in this run: the destination is told to remove the person from each audience it holds.
+        if let purpose = d.consent {
+          for t in traitChanges
+          where t.trait == "consent." + purpose && t.before == .bool(true) && t.after == .bool(false) {
+            let live = try await store.canonical(t.profile) ?? t.profile
+            let s0 = try await state(live)
+            for segment in d.segments where s0.fields["segments"]?[segment] == .bool(true) {
+              var s = s0
+              s.variables["change.segment"] = .string(segment)
+              s.variables["change.entered"] = .bool(false)
+              s.variables["change.exited"] = .bool(true)
+              s.variables["change.at"] = .timestamp(t.at)
+              payloads.append(
+                Payload(destination: d.name, trigger: "consent_withdrawn", profile: live, body: s.evaluate(d)))
+            }
+          }
+        }
         for c in segmentChanges where d.segments.isEmpty || d.segments.contains(c.segment) {
           let live = try await store.canonical(c.profile) ?? c.profile
           var s = try await state(live)
+          guard consents(s) else { continue }
           s.variables["change.segment"] = .string(c.segment)
           s.variables["change.entered"] = .bool(c.entered)
           s.variables["change.exited"] = .bool(!c.entered)
@@ -118,6 +148,7 @@ public struct DryRunReport: Sendable {
         }
         for p in live.keys.sorted() {
           var s = try await state(p)
+          guard consents(s) else { continue }
           s.variables["changed"] = .list((live[p] ?? []).sorted().map(Value.string))
           if let f = d.filter, !f.evaluate(s.env(d.scope)).isTrue { continue }
           payloads.append(Payload(destination: d.name, trigger: "profile_changes", profile: p, body: s.evaluate(d)))
@@ -143,10 +174,8 @@ public struct DryRunReport: Sendable {
         }
       }
     }
-    let needsConsent = Set(config.destinations.filter { $0.consent != nil }.map(\.name))
-    if payloads.contains(where: { needsConsent.contains($0.destination) }) {
-      notes.append(
-        "consent is not yet profile state: payloads are shown for every profile, as if each had consented")
+    for (purpose, n) in withheld.sorted(by: { $0.key < $1.key }) {
+      notes.append("\(n) payload\(n == 1 ? "" : "s") withheld: the profile has not consented to `\(purpose)`")
     }
   }
 

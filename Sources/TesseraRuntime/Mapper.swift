@@ -35,9 +35,12 @@ public struct Mapper: Sendable {
   /// The top-level fields of a JSON record that the source's expressions and schema read; the decoder
   /// builds only these.
   let topLevelFields: [[UInt8]]
+  /// The declared consent purposes, read from `context.consent.categoryPreferences`.
+  let consentPurposes: [String]
 
   public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp) {
     self.keepsUnidentified = !config.probabilistic.isEmpty
+    self.consentPurposes = config.consentPurposes
     var roots: Set<String> = []
     let exprs = source.mappings.map(\.expr) + [source.messageId, source.timestamp].compactMap { $0 }
     for e in exprs {
@@ -171,6 +174,14 @@ public struct Mapper: Sendable {
             ))
         }
         type = t
+      }
+    }
+    // The Segment consent convention: `context.consent.categoryPreferences` maps purposes to booleans; each
+    // declared purpose becomes the profile state `consent.PURPOSE` (a field mapped to it wins).
+    if case .map(let consent)? = context["consent"], case .map(let prefs)? = consent["categoryPreferences"] {
+      for purpose in consentPurposes {
+        guard traits["consent." + purpose] == nil, let v = prefs[purpose] else { continue }
+        if case .bool = v { traits["consent." + purpose] = v }
       }
     }
     guard !ids.isEmpty || keepsUnidentified else {

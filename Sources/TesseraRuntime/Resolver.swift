@@ -159,7 +159,12 @@ public struct Resolver: Sendable {
     return rules
   }
 
-  public func policy(for trait: String) -> TraitPolicy { policies[trait] ?? defaultPolicy }
+  /// Consent (`consent.PURPOSE`) is always the most recent decision; other traits follow their declaration.
+  public func policy(for trait: String) -> TraitPolicy {
+    if let p = policies[trait] { return p }
+    return trait.hasPrefix("consent.") ? Resolver.consentPolicy : defaultPolicy
+  }
+  static let consentPolicy = TraitPolicy(kind: .most_recent)
 
   /// Resolves and unifies a batch. `stored` names the events the store already holds.
   public mutating func apply(_ batch: MappedBatch, stored: Set<EventKey>) -> (CommitBatch, ResolveStats) {
