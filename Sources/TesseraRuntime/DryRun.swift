@@ -169,7 +169,9 @@ public struct DryRunReport: Sendable {
               s.fields["identifiers", default: [:]][i.kind] = .string(i.value)
             }
             if let f = d.filter, !f.evaluate(s.env(d.scope)).isTrue { continue }
-            payloads.append(Payload(destination: d.name, trigger: "events", profile: e.profile, body: s.evaluate(d)))
+            let live = try await store.canonical(e.profile) ?? e.profile
+            if d.consent != nil, !consents(try await state(live)) { continue }
+            payloads.append(Payload(destination: d.name, trigger: "events", profile: live, body: s.evaluate(d)))
           }
         }
       }

@@ -99,6 +99,43 @@ struct DryRunCLITests {
     #expect(bodies.first?["audience"] as? String == "high_value" && bodies.first?["action"] as? String == "remove")
   }
 
+  @Test("an `on: events` destination that needs consent gets only the events of profiles that gave it")
+  func eventsNeedConsent() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let pipeline =
+      try String(contentsOfFile: E2E.packageRoot + "/pipelines/retail.yaml", encoding: .utf8)
+      .replacingOccurrences(of: "../", with: E2E.packageRoot + "/")
+        + """
+
+          order_feed:
+            kind: file
+            path: orders.ndjson
+            on: events
+            where: event == "Order Completed"
+            consent: analytics
+            payload: { order: properties.order_id, profile: profile.id }
+
+        """
+    let copy = try dir.write("retail.yaml", pipeline)
+    let consent = try dir.write(
+      "consent.ndjson",
+      #"{"type": "identify", "messageId": "c-1", "userId": "100101", "timestamp": "2026-01-01T00:00:00Z", "context": {"consent": {"categoryPreferences": {"analytics": true}}}}"#
+        + "\n")
+    let r = try await CLI.tessera([
+      "dry-run", copy, "--sample", "crm=\(E2E.packageRoot)/examples/crm_contacts.csv", "--sample",
+      "pos=\(E2E.packageRoot)/examples/pos_orders.ndjson", "--sample", "web_history=\(consent)", "--now", Self.now,
+      "--format", "json",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    let report = try Self.json(r.stdout)
+    let orders = Self.list(report, "payloads").filter { $0["destination"] as? String == "order_feed" }
+      .compactMap { ($0["body"] as? [String: Any])?["order"] as? String }
+    // Ada (100101) consented to analytics: her three orders; nobody else did.
+    #expect(orders.sorted() == ["ORD-2026-000103", "ORD-2026-000108", "ORD-2026-000116"], "\(orders)")
+    #expect((report["notes"] as? [String])?.contains { $0.contains("not consented to `analytics`") } == true)
+  }
+
   @Test("--set moves a threshold: the same guest order joins, then waits for review")
   func thresholdOverride() async throws {
     let args = [
