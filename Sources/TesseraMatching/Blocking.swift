@@ -63,9 +63,8 @@ public struct Blocking: Sendable {
     for r in 0..<records.keys.count {
       let total = runs[r].reduce(0) { $0 + pairsIn($1, rule: r) }
       var fresh = 0
-      await forEachChunk(rule: r) { i, j in
-        _ = (i, j)
-        return 1
+      await forEachChunk(rule: r) { _, _ in
+        1
       } combine: {
         fresh += $0
       }

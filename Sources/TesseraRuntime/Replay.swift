@@ -52,9 +52,10 @@ public struct ReplayReport: Sendable {
     let newLog = await replayed.loadEvents()
     var firstSeen: [ProfileID: Int] = [:]
     var oldOfEvent: [String: ProfileID] = [:]
-    for (n, e) in log.enumerated() {
-      oldOfEvent["\(e.event.source)\u{1F}\(e.event.id)"] = try await store.canonical(e.profile) ?? e.profile
-      _ = n
+    var liveOf: [ProfileID: ProfileID] = [:]
+    for e in log {
+      if liveOf[e.profile] == nil { liveOf[e.profile] = try await store.canonical(e.profile) ?? e.profile }
+      oldOfEvent["\(e.event.source)\u{1F}\(e.event.id)"] = liveOf[e.profile]
     }
     var newOfEvent: [String: ProfileID] = [:]
     var counts: [ProfileID: [ProfileID: Int]] = [:]  // new → old → events
@@ -229,7 +230,6 @@ public struct ReplayReport: Sendable {
     for (new, olds) in newToOld where olds.count > 1 {
       let events = newOf.values.filter { $0 == new }.count
       r.merges.append(Merge(profiles: olds.sorted(), events: events))
-      _ = new
     }
     r.merges.sort { $0.profiles[0] < $1.profiles[0] }
     for (old, news) in oldToNew where news.count > 1 {
