@@ -19,7 +19,7 @@ public enum RecordFile {
   public static func header(_ path: String, delimiter: UInt8 = UInt8(ascii: ",")) throws -> [String] {
     guard !isNDJSON(path) else { return [] }
     var header: [String] = []
-    try read(path, delimiter: delimiter, headerOnly: true) { names, _, _ in header = names }
+    try readHeader(path, delimiter: delimiter) { header = $0 }
     return header
   }
 
@@ -29,14 +29,7 @@ public enum RecordFile {
     _ path: String, delimiter: UInt8 = UInt8(ascii: ","),
     _ body: (_ line: Int, _ field: (String) -> String?) throws -> Void
   ) throws {
-    try read(path, delimiter: delimiter, headerOnly: false) { names, fields, line in
-      if let fields {
-        try body(line) { name in
-          guard let i = names.firstIndex(of: name), i < fields.count else { return nil }
-          return fields[i]
-        }
-      }
-    }
+    for chunk in try chunks(path, parts: 1, delimiter: delimiter) { try chunk.forEach(body) }
   }
 
   /// A part of a file's records, to be read on its own (in parallel with the other parts).
@@ -106,51 +99,26 @@ public enum RecordFile {
     }
   }
 
-  static func read(
-    _ path: String, delimiter: UInt8, headerOnly: Bool,
-    _ body: (_ header: [String], _ fields: [String]?, _ line: Int) throws -> Void
-  ) throws {
+  /// Reads a CSV file only until its header line.
+  static func readHeader(_ path: String, delimiter: UInt8, _ found: ([String]) -> Void) throws {
     guard let handle = FileHandle(forReadingAtPath: path) else { throw ReadError(description: "cannot open `\(path)`") }
     defer { try? handle.close() }
-    let ndjson = isNDJSON(path)
-    var splitter = RecordSplitter(csv: !ndjson, delimiter: delimiter)
-    var header: [String]?
+    var splitter = RecordSplitter(csv: true, delimiter: delimiter)
     var first = true
     while true {
-      let chunk = try handle.read(upToCount: 1 << 22) ?? Data()
+      let chunk = try handle.read(upToCount: 1 << 16) ?? Data()
       let atEnd = chunk.isEmpty
       var bytes = Array(chunk)
       if first, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
       first = false
-      for record in splitter.feed(bytes, final: atEnd) {
-        if ndjson {
-          let value: Value
-          do {
-            value = try record.bytes.withUnsafeBufferPointer { try JSON.parse($0) }
-          } catch {
-            throw ReadError(description: "\(path):\(record.line): not a JSON object: \(error)")
-          }
-          guard case .map(let object) = value else {
-            throw ReadError(description: "\(path):\(record.line): expected a JSON object per line")
-          }
-          var names: [String] = []
-          var fields: [String] = []
-          flatten(object, prefix: "", names: &names, fields: &fields)
-          try body(names, fields, record.line)
-          continue
-        }
-        let fields = record.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }
-        guard let names = header else {
-          header = fields.map { $0.trimmingCharacters(in: .whitespaces) }
-          if headerOnly {
-            try body(header ?? [], nil, record.line)
-            return
-          }
-          continue
-        }
-        try body(names, fields, record.line)
+      if let record = splitter.feed(bytes, final: atEnd).first {
+        found(
+          record.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }.map {
+            $0.trimmingCharacters(in: .whitespaces)
+          })
+        return
       }
-      if atEnd { break }
+      if atEnd { return }
     }
   }
 
