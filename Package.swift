@@ -14,6 +14,8 @@ let package = Package(
     .library(name: "TesseraRuntime", targets: ["TesseraRuntime"]),
     .library(name: "TesseraConnectors", targets: ["TesseraConnectors"]),
     .library(name: "TesseraMatching", targets: ["TesseraMatching"]),
+    .library(name: "TesseraDelivery", targets: ["TesseraDelivery"]),
+    .library(name: "TesseraServer", targets: ["TesseraServer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -21,6 +23,10 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
   ],
   targets: [
     // Values shared by every module: Value, Timestamp, TimeSpan, normalizers.
@@ -66,11 +72,31 @@ let package = Package(
     ),
     // Source readers (files now; HTTP in the server) and destination writers.
     .target(name: "TesseraConnectors", dependencies: ["TesseraModel", "TesseraCompiler", "TesseraRuntime"]),
+    // Destinations: the outbox's delivery engine, webhook (AsyncHTTPClient), file and table writers.
+    .target(
+      name: "TesseraDelivery",
+      dependencies: [
+        "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    // `tessera serve`: the tracking API (Segment/RudderStack wire format), profile and admin API, metrics.
+    .target(
+      name: "TesseraServer",
+      dependencies: [
+        "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime", "TesseraSQLite",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "CompressNIO", package: "compress-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
     .executableTarget(
       name: "tessera",
       dependencies: [
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
-        "TesseraRuntime", "TesseraConnectors", "TesseraMatching",
+        "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
@@ -86,6 +112,25 @@ let package = Package(
     ),
     .testTarget(
       name: "TesseraMatchingTests", dependencies: ["TesseraMatching", "TesseraCompiler", "TesseraLanguage", "TesseraModel"]
+    ),
+    .testTarget(
+      name: "TesseraDeliveryTests",
+      dependencies: [
+        "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraModel",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "GRDB", package: "GRDB.swift"),
+      ]
+    ),
+    .testTarget(
+      name: "TesseraServerTests",
+      dependencies: [
+        "TesseraServer", "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
+        "TesseraModel",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "CompressNIO", package: "compress-nio"),
+      ]
     ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),
     .testTarget(
