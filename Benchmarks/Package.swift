@@ -9,6 +9,7 @@ let package = Package(
   dependencies: [
     .package(name: "Tessera", path: ".."),
     .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
   ],
   targets: [
     .executableTarget(
@@ -22,6 +23,19 @@ let package = Package(
         .product(name: "TesseraRuntime", package: "Tessera"),
         .product(name: "TesseraConnectors", package: "Tessera"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+      ]
+    ),
+    // Outbox → webhook delivery throughput, with a healthy and a failing receiver.
+    .executableTarget(
+      name: "tessera-deliver",
+      dependencies: [
+        .product(name: "TesseraModel", package: "Tessera"),
+        .product(name: "TesseraCompiler", package: "Tessera"),
+        .product(name: "TesseraStore", package: "Tessera"),
+        .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraDelivery", package: "Tessera"),
+        .product(name: "TesseraReceiver", package: "Tessera"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
     // Synthetic person records with noise and true cluster ids (record-linkage benchmarks); no dependencies.

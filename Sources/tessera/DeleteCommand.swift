@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TesseraDelivery
 import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
@@ -37,8 +38,17 @@ struct DeleteCommand: AsyncParsableCommand {
     for m in try await db.merges(involving: profile) { ids.formUnion(m.evidence) }
     for e in try await db.events(of: profile, limit: .max) { ids.formUnion(e.event.identifiers) }
     let values = Set(ids.map(\.value))
+    // Destinations that declare a deletion endpoint (and tables) are told, in the same transaction.
+    var notices: [OutboxRecord] = []
+    if let pipeline {
+      let config = try PipelineOptions.compile(pipeline).config
+      var family: Set<ProfileID> = [profile]
+      for m in try await db.merges(involving: profile) { family.formUnion([m.survivor, m.absorbed]) }
+      notices = DeletionNotices.rows(
+        config, profile: profile, family: family.sorted(), identifiers: ids.sorted(), at: Timestamp(Date()))
+    }
     let report = try await db.erase(
-      profile: profile, values: values.sorted(), suppress: ids.map(Suppression.hash).sorted())
+      profile: profile, values: values.sorted(), suppress: ids.map(Suppression.hash).sorted(), notices: notices)
     print("erased \(profile) and \(report.profiles - 1) profile\(report.profiles == 2 ? "" : "s") merged into it")
     let rows: [(String, Int)] = [
       ("events", report.events), ("identifiers", report.identifiers), ("traits", report.traits),
@@ -48,5 +58,11 @@ struct DeleteCommand: AsyncParsableCommand {
     ]
     for (name, n) in rows { print("  \(name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(n)") }
     print("  \(ids.count) identifier\(ids.count == 1 ? "" : "s") suppressed (hashes only)")
+    print("  pending deliveries \(report.deliveries)")
+    if pipeline == nil {
+      print("  no --pipeline: no deletion notices queued for destinations")
+    } else {
+      print("  deletion notices   \(notices.count) queued (tessera deliver)")
+    }
   }
 }
