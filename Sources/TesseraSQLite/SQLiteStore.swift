@@ -31,6 +31,9 @@ public final class SQLiteStore: Store {
   public init(path: String) throws {
     var config = Configuration()
     config.label = "tessera.store"
+    // Other connections write to the same file (a table destination, a second `tessera` command): wait for
+    // their transactions instead of failing at once.
+    config.busyMode = .timeout(30)
     config.prepareDatabase { db in
       // WAL itself is set by DatabasePool. NORMAL is the usual pairing with WAL: durable against process
       // crashes, no fsync per commit. The page cache is per connection; the writer gets the larger one.

@@ -120,7 +120,11 @@ public final class WebhookReceiver: Sendable {
       router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
       onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
       logger: logger)
-    let t = Task { try await app.runService(gracefulShutdownSignals: []) }
+    let t = Task {
+      // A server that cannot start ends the wait for its port instead of leaving it hanging.
+      defer { continuation.finish() }
+      try await app.runService(gracefulShutdownSignals: [])
+    }
     task.withLock { $0 = t }
     for await port in stream { return port }
     throw CancellationError()
