@@ -8,7 +8,7 @@ extension SQLiteStore {
       sql: "INSERT INTO outbox (destination, op, profile_id, key, payload, at) VALUES (?, ?, ?, ?, ?, ?)")
     for r in rows {
       try insert.execute(arguments: [
-        r.destination, r.op.rawValue, r.profile.raw, r.key, StoredValue.encode(r.payload), r.at.microseconds,
+        r.destination, r.op.rawValue, r.profile.raw, r.key, JSON.encode(r.payload), r.at.microseconds,
       ])
     }
   }
@@ -41,10 +41,12 @@ extension SQLiteStore {
     }
     return OutboxRecord(
       id: row[0], destination: row[1], op: o, profile: ProfileID(row[3]), key: row[4],
-      payload: try StoredValue.decode(row[5]), at: Timestamp(microseconds: row[6]))
+      payload: try JSON.parse(row[5] as String), at: Timestamp(microseconds: row[6]))
   }
 
-  static let outboxColumns = "id, destination, op, profile_id, key, payload, at"
+  /// Payloads are stored as the JSON destinations receive (what a payload evaluates to is plain JSON data:
+  /// timestamps are ISO 8601 text), so their length is the batch's byte count.
+  static let outboxColumns = "id, destination, op, profile_id, key, payload, at, length(payload)"
 
   public func claimBatch(_ claim: BatchClaim) async throws -> (DeliveryBatchRecord, [OutboxRecord])? {
     try await pool.write { db in
@@ -69,13 +71,15 @@ extension SQLiteStore {
         ).map(Self.outboxRow)
         return (b, rows)
       }
-      let waiting = try Row.fetchAll(
+      let found = try Row.fetchAll(
         db,
         sql: """
           SELECT \(Self.outboxColumns) FROM outbox WHERE destination = ? AND batch_id IS NULL ORDER BY id LIMIT ?
-          """, arguments: [claim.destination, claim.maxItems + 1]
-      ).map(Self.outboxRow)
-      guard let cut = OutboxCut(waiting, claim), let last = cut.rows.last else { return nil }
+          """, arguments: [claim.destination, claim.maxItems + 1])
+      let waiting = try found.map(Self.outboxRow)
+      guard let cut = OutboxCut(waiting, sizes: found.map { $0[7] as Int }, claim), let last = cut.rows.last else {
+        return nil
+      }
       try db.execute(
         sql: """
           INSERT INTO delivery_batches (destination, key, status, attempts, items, bytes, created_at,

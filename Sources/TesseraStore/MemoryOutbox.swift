@@ -23,7 +23,7 @@ extension MemoryStore {
     }
     let waiting = outboxRows.values.filter { $0.destination == claim.destination && rowBatch[$0.id] == nil }
       .sorted { $0.id < $1.id }
-    guard let cut = OutboxCut(waiting, claim) else { return nil }
+    guard let cut = OutboxCut(waiting, sizes: waiting.map(\.bytes), claim) else { return nil }
     let id = nextBatchID
     nextBatchID += 1
     let b = DeliveryBatchRecord(
@@ -104,13 +104,14 @@ public struct OutboxCut: Sendable {
   public var rows: [OutboxRecord]
   public var bytes: Int
 
-  /// `waiting` in id order. Nil when there is nothing, or when a partial batch should wait longer.
-  public init?(_ waiting: [OutboxRecord], _ claim: BatchClaim) {
+  /// `waiting` in id order, `sizes` their payloads' JSON bytes. Nil when there is nothing, or when a partial
+  /// batch should wait longer.
+  public init?(_ waiting: [OutboxRecord], sizes: [Int], _ claim: BatchClaim) {
     guard let first = waiting.first else { return nil }
     var rows: [OutboxRecord] = []
     var bytes = 0
-    for r in waiting.prefix(claim.maxItems) {
-      let b = r.bytes + 1
+    for (r, size) in zip(waiting, sizes).prefix(claim.maxItems) {
+      let b = size + 1
       if !rows.isEmpty && bytes + b > claim.maxBytes { break }
       rows.append(r)
       bytes += b
