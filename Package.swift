@@ -105,6 +105,8 @@ let package = Package(
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
         "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
       ]
     ),
     .testTarget(name: "TesseraModelTests", dependencies: ["TesseraModel"]),
