@@ -11,6 +11,7 @@ let package = Package(
     .library(name: "TesseraCompiler", targets: ["TesseraCompiler"]),
     .library(name: "TesseraStore", targets: ["TesseraStore"]),
     .library(name: "TesseraSQLite", targets: ["TesseraSQLite"]),
+    .library(name: "TesseraPostgres", targets: ["TesseraPostgres"]),
     .library(name: "TesseraRuntime", targets: ["TesseraRuntime"]),
     .library(name: "TesseraConnectors", targets: ["TesseraConnectors"]),
     .library(name: "TesseraMatching", targets: ["TesseraMatching"]),
@@ -31,6 +32,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
   ],
   targets: [
     // Values shared by every module: Value, Timestamp, TimeSpan, normalizers.
@@ -58,6 +60,15 @@ let package = Package(
     .target(
       name: "TesseraSQLite",
       dependencies: ["TesseraStore", "TesseraModel", "TesseraIdentity", .product(name: "GRDB", package: "GRDB.swift")]
+    ),
+    // The store for several servers sharing one PostgreSQL database, through PostgresNIO.
+    .target(
+      name: "TesseraPostgres",
+      dependencies: [
+        "TesseraStore", "TesseraModel", "TesseraIdentity",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
     ),
     // The behaviour every store must show; run by the tests of each store.
     .target(
@@ -103,7 +114,7 @@ let package = Package(
       name: "tessera",
       dependencies: [
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
-        "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
+        "TesseraPostgres", "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "NIOCore", package: "swift-nio"),
@@ -117,6 +128,13 @@ let package = Package(
       dependencies: [
         "TesseraStoreSuite", "TesseraStore", "TesseraSQLite", "TesseraModel", "TesseraIdentity",
         .product(name: "GRDB", package: "GRDB.swift"),
+      ]
+    ),
+    .testTarget(
+      name: "TesseraPostgresTests",
+      dependencies: [
+        "TesseraPostgres", "TesseraStoreSuite", "TesseraStore", "TesseraModel", "TesseraIdentity",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
       ]
     ),
     .testTarget(

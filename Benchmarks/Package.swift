@@ -20,6 +20,7 @@ let package = Package(
         .product(name: "TesseraCompiler", package: "Tessera"),
         .product(name: "TesseraStore", package: "Tessera"),
         .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraPostgres", package: "Tessera"),
         .product(name: "TesseraRuntime", package: "Tessera"),
         .product(name: "TesseraConnectors", package: "Tessera"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),

@@ -26,16 +26,19 @@ struct Deliver: AsyncParsableCommand {
   @Argument(help: "The pipeline file (its destinations).")
   var pipeline: String
 
-  @Option(help: "The SQLite store file.")
-  var store: String = "tessera.sqlite"
+  @Option(
+    name: .customLong("store"),
+    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+  var storeOption: String?
+  var store: String { StoreLocation.spec(storeOption) }
 
   @Option(help: "How long to keep retrying failed deliveries, e.g. 30s or 5m.")
   var wait: String = "30s"
 
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
-    let db = try SegmentsCommand.open(store)
-    let left = try await Self.drain(plan.config, store: db, storePath: store, wait: wait)
+    let db = try await StoreLocation.open(store, mustExist: true)
+    let left = try await Self.drain(plan.config, store: db, storePath: StoreLocation.tablePath(store), wait: wait)
     if left > 0 { throw ExitCode(3) }
   }
 
@@ -95,8 +98,11 @@ struct DeliveriesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "list", abstract: "Queues per destination and the dead letters with their last response.")
 
-    @Option(help: "The SQLite store file.")
-    var store: String = "tessera.sqlite"
+    @Option(
+      name: .customLong("store"),
+      help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+    var storeOption: String?
+    var store: String { StoreLocation.spec(storeOption) }
 
     @Option(help: "Only this destination.")
     var destination: String?
@@ -108,7 +114,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
     var format: OutputFormat = .text
 
     func run() async throws {
-      let db = try SegmentsCommand.open(store)
+      let db = try await StoreLocation.open(store, mustExist: true)
       let summary = try await db.outboxSummary().filter { destination == nil || $0.key == destination }
       let dead = try await db.deliveryBatches(status: .dead, destination: destination, limit: limit)
       let failing = try await db.deliveryBatches(status: .pending, destination: destination, limit: limit)
@@ -162,8 +168,11 @@ struct DeliveriesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Re-queue dead-lettered batches (all, of one destination, or one batch) for the next delivery.")
 
-    @Option(help: "The SQLite store file.")
-    var store: String = "tessera.sqlite"
+    @Option(
+      name: .customLong("store"),
+      help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+    var storeOption: String?
+    var store: String { StoreLocation.spec(storeOption) }
 
     @Option(help: "Only this destination.")
     var destination: String?
@@ -172,7 +181,7 @@ struct DeliveriesCommand: AsyncParsableCommand {
     var batch: Int64?
 
     func run() async throws {
-      let db = try SegmentsCommand.open(store)
+      let db = try await StoreLocation.open(store, mustExist: true)
       let n = try await db.requeueDead(destination: destination, batch: batch, at: Timestamp(Date()))
       print("re-queued \(n) dead-lettered batch\(n == 1 ? "" : "es"); send them with `tessera deliver`")
     }

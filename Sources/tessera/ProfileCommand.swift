@@ -21,8 +21,11 @@ struct ProfileCommand: AsyncParsableCommand {
   @Argument(help: "kind:value or a profile id.")
   var identifier: String
 
-  @Option(help: "The SQLite store file.")
-  var store: String = "tessera.sqlite"
+  @Option(
+    name: .customLong("store"),
+    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+  var storeOption: String?
+  var store: String { StoreLocation.spec(storeOption) }
 
   @Option(help: "The pipeline, to normalize the identifier as it declares.")
   var pipeline: String?
@@ -34,10 +37,7 @@ struct ProfileCommand: AsyncParsableCommand {
   var events: Int = 10
 
   func run() async throws {
-    guard FileManager.default.fileExists(atPath: store) else {
-      throw ValidationError("no store at `\(store)`; run a pipeline first (tessera run PIPELINE --store \(store))")
-    }
-    let db = try SQLiteStore(path: store)
+    let db = try await StoreLocation.open(store, mustExist: true)
     guard let id = try await resolve(db) else {
       FileHandle.standardError.write(Data("no profile matches `\(identifier)`\n".utf8))
       throw ExitCode(3)

@@ -25,8 +25,11 @@ struct Run: AsyncParsableCommand {
   @Argument(help: "The pipeline file (e.g. pipelines/retail.yaml).")
   var pipeline: String
 
-  @Option(help: "The SQLite store file.")
-  var store: String = "tessera.sqlite"
+  @Option(
+    name: .customLong("store"),
+    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+  var storeOption: String?
+  var store: String { StoreLocation.spec(storeOption) }
 
   @Option(help: "Decode & map workers (default: the number of cores).")
   var workers: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -55,7 +58,7 @@ struct Run: AsyncParsableCommand {
 
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
-    let storeFile = try SQLiteStore(path: store)
+    let storeFile = try await StoreLocation.open(store)
     var readers: [Int: any SourceReader] = [:]
     for (i, s) in plan.config.sources.enumerated() where s.kind != .http {
       readers[i] = FileSourceReader(source: s, batchSize: batchSize)
@@ -79,7 +82,7 @@ struct Run: AsyncParsableCommand {
       progress.clear()
       print(Summary.table(summary, store: store, rejectedFile: rejected))
       if deliver {
-        let left = try await Deliver.drain(plan.config, store: storeFile, storePath: store, wait: deliverWait)
+        let left = try await Deliver.drain(plan.config, store: storeFile, storePath: StoreLocation.tablePath(store), wait: deliverWait)
         if left > 0 { throw ExitCode(3) }
       } else if summary.stats.queued > 0 {
         print("  send them with: tessera deliver \(pipeline) --store \(store)")

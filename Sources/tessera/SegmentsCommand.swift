@@ -48,8 +48,11 @@ struct SegmentsList: AsyncParsableCommand {
       members; without it, the segments that have members in the store, by name.
       """)
 
-  @Option(help: "The SQLite store file.")
-  var store: String = "tessera.sqlite"
+  @Option(
+    name: .customLong("store"),
+    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+  var storeOption: String?
+  var store: String { StoreLocation.spec(storeOption) }
 
   @Option(help: "The pipeline, to list every declared segment (also those without members).")
   var pipeline: String?
@@ -58,7 +61,7 @@ struct SegmentsList: AsyncParsableCommand {
   var format: OutputFormat = .text
 
   func run() async throws {
-    let db = try SegmentsCommand.open(store)
+    let db = try await StoreLocation.open(store, mustExist: true)
     let counts = try await db.segmentCounts()
     var rows: [(name: String, members: Int, description: String?)] = []
     if let declared = try SegmentsCommand.declared(pipeline) {
@@ -98,8 +101,11 @@ struct SegmentsMembers: AsyncParsableCommand {
   @Argument(help: "The segment's name.")
   var name: String
 
-  @Option(help: "The SQLite store file.")
-  var store: String = "tessera.sqlite"
+  @Option(
+    name: .customLong("store"),
+    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+  var storeOption: String?
+  var store: String { StoreLocation.spec(storeOption) }
 
   @Option(help: "The pipeline, to check that the segment is declared.")
   var pipeline: String?
@@ -115,7 +121,7 @@ struct SegmentsMembers: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let db = try SegmentsCommand.open(store)
+    let db = try await StoreLocation.open(store, mustExist: true)
     if let declared = try SegmentsCommand.declared(pipeline), !declared.contains(where: { $0.name == name }) {
       throw ValidationError("the pipeline declares no segment `\(name)`")
     }

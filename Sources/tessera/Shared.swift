@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import TesseraCompiler
 import TesseraModel
+import TesseraPostgres
+import TesseraSQLite
+import TesseraStore
 
 /// What the commands that run a pipeline share: compiling it (with `--set` overrides), printing the
 /// diagnostics, and reading `--now`.
@@ -29,4 +32,39 @@ enum PipelineOptions {
     }
     return t
   }
+}
+
+/// Where a command's store is: a SQLite file (the default) or a PostgreSQL database.
+///
+/// `--store` takes a file path or a `postgres://user@host:port/database` URL; without `--store` the
+/// `TESSERA_STORE_URL` environment variable is used when set, else `tessera.sqlite`.
+enum StoreLocation {
+  static let environmentVariable = "TESSERA_STORE_URL"
+  static let defaultPath = "tessera.sqlite"
+
+  /// The `--store` value, else the environment variable, else the default file.
+  static func spec(_ option: String?) -> String {
+    if let option { return option }
+    if let env = ProcessInfo.processInfo.environment[environmentVariable], !env.isEmpty { return env }
+    return defaultPath
+  }
+
+  static func isPostgres(_ spec: String) -> Bool {
+    spec.hasPrefix("postgres://") || spec.hasPrefix("postgresql://")
+  }
+
+  /// Opens the store. `mustExist`: a SQLite file that is not there is an error (commands that only read).
+  static func open(_ spec: String, mustExist: Bool = false) async throws -> any Store {
+    if isPostgres(spec) {
+      do { return try await PostgresStore(url: spec) } catch let e as PostgresStore.URLError {
+        throw ValidationError("--store: \(e)")
+      }
+    }
+    if mustExist { return try SegmentsCommand.open(spec) }
+    return try SQLiteStore(path: spec)
+  }
+
+  /// The SQLite file `table` destinations write to when they name no `database:` — the store file itself,
+  /// or `tessera-tables.sqlite` beside the command when the store is PostgreSQL.
+  static func tablePath(_ spec: String) -> String { isPostgres(spec) ? "tessera-tables.sqlite" : spec }
 }

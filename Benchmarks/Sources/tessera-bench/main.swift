@@ -154,4 +154,11 @@ if ["sqlite", "memory", "parse", "sqlite-seg", "memory-seg"].contains(what) {
     mode: what, events: option("--events", 1_000_000),
     workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount))
 }
+if what == "compare-pg" {
+  // tessera-bench compare-pg [--events N] [--workers W] [--pg-url postgres://…]: SQLite, then PostgreSQL.
+  let url = args.firstIndex(of: "--pg-url").flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil }
+  try await PostgresBench.run(
+    events: option("--events", 1_000_000), workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),
+    url: url)
+}
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))

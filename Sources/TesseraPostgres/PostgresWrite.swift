@@ -1,0 +1,497 @@
+import Foundation
+import PostgresNIO
+import TesseraIdentity
+import TesseraModel
+import TesseraStore
+
+extension PostgresStore {
+  public func commit(_ batch: CommitBatch) async throws {
+    if batch.isEmpty { return }
+    try await transaction { conn in try await self.write(batch, conn) }
+  }
+
+  /// The advisory-lock key of an identifier: 64-bit FNV-1a of `kind`, a separator and `value`. Stable across
+  /// processes and builds (Swift's `Hasher` is seeded per process, so it cannot serve).
+  static func lockKey(_ i: Identifier) -> Int64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in i.kind.utf8 {
+      h ^= UInt64(b)
+      h = h &* 0x100_0000_01b3
+    }
+    h ^= 0x1F
+    h = h &* 0x100_0000_01b3
+    for b in i.value.utf8 {
+      h ^= UInt64(b)
+      h = h &* 0x100_0000_01b3
+    }
+    return Int64(bitPattern: h)
+  }
+
+  /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it, one statement
+  /// per part (rows as arrays expanded by `unnest`); then, when `reconcile` is on, makes the batch's
+  /// identifiers owned by one live profile each (see `reconcileOwners`).
+  func write(_ batch: CommitBatch, _ conn: PostgresConnection) async throws {
+    let attached = batch.identifiers.map(\.0)
+    if reconcile && !attached.isEmpty {
+      // Sorted and distinct: every process takes the locks in the same order, so two commits that share
+      // identifiers wait for each other instead of deadlocking. Held until COMMIT or ROLLBACK.
+      let keys = Array(Set(attached.map(Self.lockKey))).sorted()
+      try await conn.query(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(\(keys)::int8[]) WITH ORDINALITY AS t(k, n)",
+        logger: logger)
+    }
+    if !batch.newProfiles.isEmpty {
+      let ids = batch.newProfiles.map(\.0.raw)
+      let at = batch.newProfiles.map(\.1.microseconds)
+      try await conn.query(
+        """
+        INSERT INTO profiles (id, created_at) SELECT * FROM unnest(\(ids)::int8[], \(at)::int8[])
+        ON CONFLICT (id) DO NOTHING
+        """, logger: logger)
+    }
+    if !batch.events.isEmpty { try await insertEvents(batch.events, conn) }
+    if !batch.merges.isEmpty { try await applyMerges(batch.merges, conn) }
+    if !batch.released.isEmpty {
+      let kinds = batch.released.map(\.0.kind)
+      let values = batch.released.map(\.0.value)
+      let profiles = batch.released.map(\.1.raw)
+      try await conn.query(
+        """
+        DELETE FROM identifiers AS i USING unnest(\(kinds)::text[], \(values)::text[], \(profiles)::int8[]) AS u(k, v, p)
+        WHERE i.kind = u.k AND i.value = u.v AND i.profile_id = u.p
+        """, logger: logger)
+    }
+    if !batch.identifiers.isEmpty {
+      // One row per (identifier, profile) with the newest last_seen: ON CONFLICT DO UPDATE may not touch a row
+      // twice in one statement. Sorted, so concurrent writers lock index entries in the same order.
+      var newest: [Identifier: [ProfileID: Int64]] = [:]
+      for (i, p, seen) in batch.identifiers {
+        newest[i, default: [:]][p] = max(seen.microseconds, newest[i]?[p] ?? .min)
+      }
+      let rows = newest.flatMap { i, byProfile in byProfile.map { (i, $0.key.raw, $0.value) } }
+        .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+      try await upsertIdentifiers(rows, conn)
+    }
+    if reconcile && !attached.isEmpty { try await reconcileOwners(attached, batch, conn) }
+    if !batch.conflicts.isEmpty {
+      let c = batch.conflicts
+      let kept = c.map(\.kept.raw)
+      let other = c.map { $0.other?.raw ?? 0 }
+      let hasOther = c.map { $0.other != nil }
+      let kinds = c.map(\.kind)
+      let reasons = c.map(\.reason)
+      let ids = c.map { StoredValue.encode($0.identifiers) }
+      let events = c.map(\.eventID)
+      let at = c.map(\.at.microseconds)
+      try await conn.query(
+        """
+        INSERT INTO conflicts (kept, other, kind, reason, identifiers, event_id, at)
+        SELECT k, CASE WHEN h THEN o END, kd, r, i, e, a FROM unnest(\(kept)::int8[], \(other)::int8[],
+          \(hasOther)::bool[], \(kinds)::text[], \(reasons)::text[], \(ids)::text[], \(events)::text[],
+          \(at)::int8[]) AS u(k, o, h, kd, r, i, e, a)
+        """, logger: logger)
+    }
+    if !batch.matchLinks.isEmpty {
+      let l = batch.matchLinks
+      let rules = l.map(\.rule)
+      let profiles = l.map(\.profile.raw)
+      let candidates = l.map(\.candidate.raw)
+      let events = l.map(\.eventID)
+      let probabilities = l.map(\.probability)
+      let weights = l.map(\.weight)
+      let statuses = l.map(\.status.rawValue)
+      let reasons = l.map(\.reason)
+      let at = l.map(\.at.microseconds)
+      try await conn.query(
+        """
+        INSERT INTO match_links (rule, profile_id, candidate_id, event_id, probability, weight, status, reason, at)
+        SELECT * FROM unnest(\(rules)::text[], \(profiles)::int8[], \(candidates)::int8[], \(events)::text[],
+          \(probabilities)::float8[], \(weights)::float8[], \(statuses)::text[], \(reasons)::text[], \(at)::int8[])
+        """, logger: logger)
+    }
+    if !batch.separations.isEmpty {
+      let pairs = batch.separations.filter { $0.count == 2 }.map { $0.sorted() }
+      let ka = pairs.map { $0[0].kind }
+      let va = pairs.map { $0[0].value }
+      let kb = pairs.map { $0[1].kind }
+      let vb = pairs.map { $0[1].value }
+      try await conn.query(
+        """
+        INSERT INTO separations (kind_a, value_a, kind_b, value_b)
+        SELECT * FROM unnest(\(ka)::text[], \(va)::text[], \(kb)::text[], \(vb)::text[]) ON CONFLICT DO NOTHING
+        """, logger: logger)
+    }
+    if !batch.linkStatus.isEmpty {
+      // Applied in order: the last status given to an id wins.
+      var last: [Int64: String] = [:]
+      for (id, status) in batch.linkStatus { last[id] = status.rawValue }
+      let ids = Array(last.keys)
+      let statuses = ids.map { last[$0] ?? "" }
+      try await conn.query(
+        """
+        UPDATE match_links AS m SET status = u.s FROM unnest(\(ids)::int8[], \(statuses)::text[]) AS u(i, s)
+        WHERE m.id = u.i
+        """, logger: logger)
+    }
+    if !batch.traits.isEmpty { try await upsertTraits(batch.traits, conn) }
+    if !batch.computed.isEmpty { try await writeComputed(batch.computed, conn) }
+    if !batch.segmentChanges.isEmpty { try await writeSegmentChanges(batch.segmentChanges, conn) }
+    if !batch.outbox.isEmpty { try await Self.enqueue(batch.outbox, conn, logger) }
+    if !batch.rejected.isEmpty {
+      let r = batch.rejected
+      let sources = r.map(\.source)
+      let lines = r.map { Int64($0.line ?? 0) }
+      let hasLine = r.map { $0.line != nil }
+      let records = r.map(\.record)
+      let reasons = r.map(\.reason)
+      let at = r.map(\.at.microseconds)
+      try await conn.query(
+        """
+        INSERT INTO rejected (source, line, record, reason, at)
+        SELECT s, CASE WHEN h THEN l END, rc, rs, a FROM unnest(\(sources)::text[], \(lines)::int8[],
+          \(hasLine)::bool[], \(records)::text[], \(reasons)::text[], \(at)::int8[]) WITH ORDINALITY AS u(s, l, h, rc, rs, a, n)
+        ORDER BY n
+        ON CONFLICT DO NOTHING
+        """, logger: logger)
+    }
+  }
+
+  func insertEvents(_ events: [StoredEvent], _ conn: PostgresConnection) async throws {
+    var sources: [String] = []
+    var ids: [String] = []
+    var types: [String] = []
+    var names: [String] = []
+    var hasName: [Bool] = []
+    var timestamps: [Int64] = []
+    var received: [Int64] = []
+    var profiles: [Int64] = []
+    var bodies: [String] = []
+    for s in events {
+      let e = s.event
+      sources.append(e.source)
+      ids.append(e.id)
+      types.append(e.type)
+      names.append(e.name ?? "")
+      hasName.append(e.name != nil)
+      timestamps.append(e.timestamp.microseconds)
+      received.append(e.receivedAt.microseconds)
+      profiles.append(s.profile.raw)
+      bodies.append(StoredValue.encodeBody(e))
+    }
+    // The ordinality keeps the batch's order in `seq` (the order replay reads).
+    try await conn.query(
+      """
+      INSERT INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
+      SELECT s, i, t, CASE WHEN h THEN n END, ts, r, p, b
+      FROM unnest(\(sources)::text[], \(ids)::text[], \(types)::text[], \(names)::text[], \(hasName)::bool[],
+        \(timestamps)::int8[], \(received)::int8[], \(profiles)::int8[], \(bodies)::text[])
+        WITH ORDINALITY AS u(s, i, t, n, h, ts, r, p, b, o)
+      ORDER BY o
+      ON CONFLICT (source, id) DO NOTHING
+      """, logger: logger)
+  }
+
+  func upsertIdentifiers(_ rows: [(Identifier, Int64, Int64)], _ conn: PostgresConnection) async throws {
+    let kinds = rows.map(\.0.kind)
+    let values = rows.map(\.0.value)
+    let profiles = rows.map(\.1)
+    let seen = rows.map(\.2)
+    try await conn.query(
+      """
+      INSERT INTO identifiers (kind, value, profile_id, last_seen)
+      SELECT * FROM unnest(\(kinds)::text[], \(values)::text[], \(profiles)::int8[], \(seen)::int8[])
+      ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = GREATEST(identifiers.last_seen, excluded.last_seen)
+      """, logger: logger)
+  }
+
+  /// Moves every identifier of each `from` profile to its `to` profile (keeping the newest last_seen), then
+  /// deletes the `from` rows.
+  func moveIdentifiers(from: [Int64], to: [Int64], _ conn: PostgresConnection) async throws {
+    try await conn.query(
+      """
+      INSERT INTO identifiers (kind, value, profile_id, last_seen)
+      SELECT i.kind, i.value, u.t, max(i.last_seen) FROM identifiers AS i
+      JOIN unnest(\(from)::int8[], \(to)::int8[]) AS u(f, t) ON i.profile_id = u.f
+      GROUP BY i.kind, i.value, u.t
+      ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = GREATEST(identifiers.last_seen, excluded.last_seen)
+      """, logger: logger)
+    try await conn.query("DELETE FROM identifiers WHERE profile_id = ANY(\(from)::int8[])", logger: logger)
+  }
+
+  /// The batch's merges, set-based: each absorbed profile points at its survivor; identifiers move to the
+  /// profile that is live at the end of the batch's merges (following merges later in the batch); the absorbed
+  /// profiles' traits, computed states and memberships go; every merge is logged in order.
+  func applyMerges(_ merges: [MergeRecord], _ conn: PostgresConnection) async throws {
+    var alias: [Int64: Int64] = [:]
+    for m in merges { alias[m.absorbed.raw] = m.survivor.raw }
+    // Self-merges stay in the UPDATE so the CHECK refuses them for a known profile (the batch rolls back).
+    let absorbed = Array(alias.keys)
+    let survivors = absorbed.map { alias[$0] ?? $0 }
+    try await conn.query(
+      """
+      UPDATE profiles AS p SET merged_into = u.s FROM unnest(\(absorbed)::int8[], \(survivors)::int8[]) AS u(a, s)
+      WHERE p.id = u.a
+      """, logger: logger)
+    var from: [Int64] = []
+    var to: [Int64] = []
+    for a in absorbed where alias[a] != a {
+      var current = a
+      var hops = 0
+      while let next = alias[current], next != current {
+        current = next
+        hops += 1
+        if hops > alias.count { throw StoreError.corrupt("the merges of one batch form a cycle through prf_\(a)") }
+      }
+      from.append(a)
+      to.append(current)
+    }
+    if !from.isEmpty {
+      try await moveIdentifiers(from: from, to: to, conn)
+      for table in ["traits", "computed_traits", "memberships"] {
+        try await conn.query(
+          "DELETE FROM \(unescaped: table) WHERE profile_id = ANY(\(from)::int8[])", logger: logger)
+      }
+    }
+    try await logMerges(merges, conn)
+  }
+
+  func logMerges(_ merges: [MergeRecord], _ conn: PostgresConnection) async throws {
+    let survivors = merges.map(\.survivor.raw)
+    let absorbed = merges.map(\.absorbed.raw)
+    let rules = merges.map(\.rule)
+    let evidence = merges.map { StoredValue.encode($0.evidence) }
+    let events = merges.map(\.eventID)
+    let at = merges.map(\.at.microseconds)
+    let scores = merges.map(\.score)
+    try await conn.query(
+      """
+      INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score)
+      SELECT s, a, r, e, ev, t, sc FROM unnest(\(survivors)::int8[], \(absorbed)::int8[], \(rules)::text[],
+        \(evidence)::text[], \(events)::text[], \(at)::int8[], \(scores)::float8[]) WITH ORDINALITY
+        AS u(s, a, r, e, ev, t, sc, o)
+      ORDER BY o
+      """, logger: logger)
+  }
+
+  /// The rule named in merges this store records when two processes gave one identifier to two profiles.
+  public static let concurrentMergeRule = "concurrent_writers"
+
+  /// Several processes, one database: each process resolves identities in its own memory, so two of them may
+  /// give the same identifier to two different profiles, or attach it to a profile another process has
+  /// merged away. With the batch's identifier locks held (no other commit can attach them until COMMIT), this
+  /// reads every row of the batch's identifiers, follows each owner to its live profile, and joins live
+  /// profiles that share an identifier: the smallest id survives, the others are merged into it here (logged
+  /// with rule `concurrent_writers` and the shared identifiers as evidence). Rows held by a profile that is no
+  /// longer live move to the live one. Afterwards each of these identifiers has exactly one live owner.
+  func reconcileOwners(_ attached: [Identifier], _ batch: CommitBatch, _ conn: PostgresConnection) async throws {
+    let distinct = Array(Set(attached))
+    let kinds = distinct.map(\.kind)
+    let values = distinct.map(\.value)
+    let rows = try await conn.query(
+      """
+      WITH RECURSIVE ids (kind, value) AS (SELECT * FROM unnest(\(kinds)::text[], \(values)::text[])),
+      owner (kind, value, start, cur, seen, depth) AS (
+        SELECT i.kind, i.value, i.profile_id, i.profile_id, i.last_seen, 0
+        FROM identifiers AS i JOIN ids ON i.kind = ids.kind AND i.value = ids.value
+        UNION ALL
+        SELECT o.kind, o.value, o.start, p.merged_into, o.seen, o.depth + 1 FROM owner AS o
+        JOIN profiles AS p ON p.id = o.cur WHERE p.merged_into IS NOT NULL AND o.depth < 100000
+      )
+      SELECT kind, value, start, cur, seen FROM owner AS o
+      WHERE NOT EXISTS (SELECT 1 FROM profiles AS p WHERE p.id = o.cur AND p.merged_into IS NOT NULL)
+      """, logger: logger)
+    var owned: [(Identifier, Int64, Int64, Int64)] = []
+    for try await (k, v, start, cur, seen) in rows.decode((String, String, Int64, Int64, Int64).self) {
+      owned.append((Identifier(k, v), start, cur, seen))
+    }
+    // Union-find over live owners joined by a shared identifier; the smallest id is each set's root.
+    var parent: [Int64: Int64] = [:]
+    func find(_ x: Int64) -> Int64 {
+      var r = x
+      while let p = parent[r], p != r { r = p }
+      var y = x
+      while let p = parent[y], p != r {
+        parent[y] = r
+        y = p
+      }
+      return r
+    }
+    var firstOwner: [Identifier: Int64] = [:]
+    var shared: [Int64: Set<Identifier>] = [:]
+    for (i, _, cur, _) in owned {
+      if parent[cur] == nil { parent[cur] = cur }
+      if let other = firstOwner[i] {
+        let (a, b) = (find(other), find(cur))
+        if a != b {
+          parent[max(a, b)] = min(a, b)
+          shared[max(a, b), default: []].insert(i)
+        }
+      } else {
+        firstOwner[i] = cur
+      }
+    }
+    var from: [Int64] = []
+    var to: [Int64] = []
+    var merges: [MergeRecord] = []
+    let at = batch.identifiers.map(\.2).max() ?? Timestamp(microseconds: 0)
+    for p in parent.keys.sorted() where find(p) != p {
+      from.append(p)
+      to.append(find(p))
+      merges.append(
+        MergeRecord(
+          survivor: ProfileID(find(p)), absorbed: ProfileID(p), rule: Self.concurrentMergeRule,
+          evidence: (shared[p] ?? []).sorted(), eventID: "", at: at))
+    }
+    if !from.isEmpty {
+      try await conn.query(
+        """
+        UPDATE profiles AS p SET merged_into = u.t FROM unnest(\(from)::int8[], \(to)::int8[]) AS u(f, t)
+        WHERE p.id = u.f
+        """, logger: logger)
+      try await moveIdentifiers(from: from, to: to, conn)
+      // Traits the survivor lacks come over (the policies cannot be re-applied here: their summaries are
+      // opaque to the store; `tessera replay` recomputes them exactly). Computed states and memberships of
+      // the absorbed profile go, as in any merge.
+      try await conn.query(
+        """
+        INSERT INTO traits (profile_id, trait, value, source, event_id, timestamp, state)
+        SELECT u.t, tr.trait, tr.value, tr.source, tr.event_id, tr.timestamp, tr.state FROM traits AS tr
+        JOIN unnest(\(from)::int8[], \(to)::int8[]) AS u(f, t) ON tr.profile_id = u.f
+        ON CONFLICT (profile_id, trait) DO NOTHING
+        """, logger: logger)
+      for table in ["traits", "computed_traits", "memberships"] {
+        try await conn.query(
+          "DELETE FROM \(unescaped: table) WHERE profile_id = ANY(\(from)::int8[])", logger: logger)
+      }
+      try await logMerges(merges, conn)
+    }
+    // Rows still held by a profile that is not live (merged away by another process before this batch):
+    // move them to their live profile.
+    var stale: [(Identifier, Int64, Int64)] = []
+    var staleStarts: [Int64] = []
+    for (i, start, cur, seen) in owned where find(cur) != start && !from.contains(start) {
+      stale.append((i, find(cur), seen))
+      staleStarts.append(start)
+    }
+    if !stale.isEmpty {
+      let k = stale.map(\.0.kind)
+      let v = stale.map(\.0.value)
+      try await conn.query(
+        """
+        DELETE FROM identifiers AS i USING unnest(\(k)::text[], \(v)::text[], \(staleStarts)::int8[]) AS u(k, v, p)
+        WHERE i.kind = u.k AND i.value = u.v AND i.profile_id = u.p
+        """, logger: logger)
+      var newest: [Identifier: [Int64: Int64]] = [:]
+      for (i, p, seen) in stale { newest[i, default: [:]][p] = max(seen, newest[i]?[p] ?? .min) }
+      let rows = newest.flatMap { i, byProfile in byProfile.map { (i, $0.key, $0.value) } }
+        .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+      try await upsertIdentifiers(rows, conn)
+    }
+  }
+
+  func upsertTraits(_ traits: [TraitRecord], _ conn: PostgresConnection) async throws {
+    // The last record of a (profile, trait) in the batch wins.
+    var last: [ProfileTrait: Int] = [:]
+    for (n, t) in traits.enumerated() { last[ProfileTrait(profile: t.profile.raw, trait: t.trait)] = n }
+    let rows = last.values.sorted().map { traits[$0] }
+    let profiles = rows.map(\.profile.raw)
+    let names = rows.map(\.trait)
+    let values = rows.map { StoredValue.encode($0.value) }
+    let sources = rows.map(\.source)
+    let events = rows.map(\.eventID)
+    let timestamps = rows.map(\.timestamp.microseconds)
+    let states = rows.map { StoredValue.encode($0.state) }
+    try await conn.query(
+      """
+      INSERT INTO traits (profile_id, trait, value, source, event_id, timestamp, state)
+      SELECT * FROM unnest(\(profiles)::int8[], \(names)::text[], \(values)::text[], \(sources)::text[],
+        \(events)::text[], \(timestamps)::int8[], \(states)::text[])
+      ON CONFLICT (profile_id, trait) DO UPDATE SET
+        value = excluded.value, source = excluded.source, event_id = excluded.event_id,
+        timestamp = excluded.timestamp, state = excluded.state
+      """, logger: logger)
+  }
+
+  func writeComputed(_ computed: [ComputedRecord], _ conn: PostgresConnection) async throws {
+    var last: [ProfileTrait: Int] = [:]
+    for (n, c) in computed.enumerated() { last[ProfileTrait(profile: c.profile.raw, trait: c.trait)] = n }
+    let rows = last.values.sorted().map { computed[$0] }
+    let gone = rows.filter(\.state.isNull)
+    if !gone.isEmpty {
+      let p = gone.map(\.profile.raw)
+      let t = gone.map(\.trait)
+      try await conn.query(
+        """
+        DELETE FROM computed_traits AS c USING unnest(\(p)::int8[], \(t)::text[]) AS u(p, t)
+        WHERE c.profile_id = u.p AND c.trait = u.t
+        """, logger: logger)
+    }
+    let kept = rows.filter { !$0.state.isNull }
+    if !kept.isEmpty {
+      let p = kept.map(\.profile.raw)
+      let t = kept.map(\.trait)
+      let v = kept.map { StoredValue.encode($0.value) }
+      let s = kept.map { StoredValue.encode($0.state) }
+      try await conn.query(
+        """
+        INSERT INTO computed_traits (profile_id, trait, value, state)
+        SELECT * FROM unnest(\(p)::int8[], \(t)::text[], \(v)::text[], \(s)::text[])
+        ON CONFLICT (profile_id, trait) DO UPDATE SET value = excluded.value, state = excluded.state
+        """, logger: logger)
+    }
+  }
+
+  func writeSegmentChanges(_ changes: [SegmentChangeRecord], _ conn: PostgresConnection) async throws {
+    // Applied in order, a (segment, profile)'s memberships end as its last change says.
+    var last: [SegmentProfile: Int] = [:]
+    for (n, c) in changes.enumerated() { last[SegmentProfile(segment: c.segment, profile: c.profile.raw)] = n }
+    let finals = last.values.sorted().map { changes[$0] }
+    let exits = finals.filter { !$0.entered }
+    if !exits.isEmpty {
+      let s = exits.map(\.segment)
+      let p = exits.map(\.profile.raw)
+      try await conn.query(
+        """
+        DELETE FROM memberships AS m USING unnest(\(s)::text[], \(p)::int8[]) AS u(s, p)
+        WHERE m.segment = u.s AND m.profile_id = u.p
+        """, logger: logger)
+    }
+    let enters = finals.filter(\.entered)
+    if !enters.isEmpty {
+      let s = enters.map(\.segment)
+      let p = enters.map(\.profile.raw)
+      let at = enters.map(\.at.microseconds)
+      try await conn.query(
+        """
+        INSERT INTO memberships (segment, profile_id, since)
+        SELECT * FROM unnest(\(s)::text[], \(p)::int8[], \(at)::int8[])
+        ON CONFLICT (segment, profile_id) DO UPDATE SET since = excluded.since
+        """, logger: logger)
+    }
+    let segments = changes.map(\.segment)
+    let profiles = changes.map(\.profile.raw)
+    let entered = changes.map(\.entered)
+    let at = changes.map(\.at.microseconds)
+    let values = changes.map { StoredValue.encode(.map($0.values)) }
+    let merged = changes.map { $0.mergedInto?.raw ?? 0 }
+    let hasMerged = changes.map { $0.mergedInto != nil }
+    try await conn.query(
+      """
+      INSERT INTO segment_changes (segment, profile_id, entered, at, "values", merged_into)
+      SELECT s, p, e, a, v, CASE WHEN h THEN m END FROM unnest(\(segments)::text[], \(profiles)::int8[],
+        \(entered)::bool[], \(at)::int8[], \(values)::text[], \(merged)::int8[], \(hasMerged)::bool[])
+        WITH ORDINALITY AS u(s, p, e, a, v, m, h, o)
+      ORDER BY o
+      """, logger: logger)
+  }
+}
+
+struct ProfileTrait: Hashable {
+  var profile: Int64
+  var trait: String
+}
+
+struct SegmentProfile: Hashable {
+  var segment: String
+  var profile: Int64
+}

@@ -1,0 +1,187 @@
+import TesseraIdentity
+import TesseraModel
+import TesseraStore
+
+/// The JSON form in which the PostgreSQL store keeps `Value`s (event bodies, trait values and states).
+///
+/// Plain `JSON.encode` is lossy for Tessera values: timestamps and durations come back as strings, and
+/// non-finite doubles (and the sign of -0.0) are lost. The store must give back exactly what it was given, so
+/// the few values plain JSON cannot carry are written as one-key objects with a reserved key:
+///
+/// - `{"$t": 1714557630000000}` a timestamp (microseconds), `{"$d": 90000000}` a duration (microseconds),
+/// - `{"$f": "nan" | "inf" | "-inf" | "-0"}` a double JSON cannot spell, `{"$i": "-9223372036854775808"}`
+///   `Int64.min`, which `JSON.parse` turns into a double,
+/// - `{"$m": {...}}` a genuine one-key map whose key starts with `$`, so it is never mistaken for the above.
+///
+/// Everything else is ordinary JSON as `JSON.write` produces it (integers stay integers, doubles keep a
+/// fraction or an exponent), so the stored text stays readable with `::jsonb` casts.
+///
+/// A copy of `TesseraSQLite/StoredValue.swift` (TesseraPostgres may not import TesseraSQLite): both stores write
+/// the same text, so a value moved between them reads back the same. Keep the two files in step.
+enum StoredValue {
+  static func encode(_ v: Value) -> String {
+    var out = ""
+    out.reserveCapacity(32)
+    write(v, to: &out)
+    return out
+  }
+
+  static func write(_ v: Value, to out: inout String) {
+    switch v {
+    case .double(let d):
+      if d.isNaN {
+        out += #"{"$f":"nan"}"#
+      } else if d.isInfinite {
+        out += d > 0 ? #"{"$f":"inf"}"# : #"{"$f":"-inf"}"#
+      } else if d == 0, d.sign == .minus {
+        out += #"{"$f":"-0"}"#
+      } else {
+        JSON.write(v, to: &out)
+      }
+    case .int(Int64.min):
+      // `JSON.parse` reads -9223372036854775808 back as a double (it overflows while accumulating the
+      // magnitude), so the one integer it cannot read is spelled out.
+      out += #"{"$i":"-9223372036854775808"}"#
+    case .timestamp(let t):
+      out += #"{"$t":"#
+      out += String(t.microseconds)
+      out += "}"
+    case .duration(let d):
+      out += #"{"$d":"#
+      out += String(d.microseconds)
+      out += "}"
+    case .list(let l):
+      out += "["
+      var first = true
+      for x in l {
+        if !first { out += "," }
+        first = false
+        write(x, to: &out)
+      }
+      out += "]"
+    case .map(let m):
+      // Keys are not sorted: the stored text need not be canonical, and sorting costs on the hot path.
+      let wrap = m.count == 1 && m.first?.key.utf8.first == UInt8(ascii: "$")
+      if wrap { out += #"{"$m":"# }
+      out += "{"
+      var first = true
+      for (k, x) in m {
+        if !first { out += "," }
+        first = false
+        JSON.writeString(k, to: &out)
+        out += ":"
+        write(x, to: &out)
+      }
+      out += "}"
+      if wrap { out += "}" }
+    case .null, .bool, .int, .string:
+      JSON.write(v, to: &out)
+    }
+  }
+
+  static func decode(_ text: String) throws -> Value {
+    let parsed: Value
+    do { parsed = try JSON.parse(text) } catch { throw StoreError.corrupt("stored JSON does not parse: \(error)") }
+    // Only text holding a reserved one-key object needs the second pass.
+    return text.contains(#"{"$"#) ? try restore(parsed) : parsed
+  }
+
+  /// Turns the reserved one-key objects back into the values they stand for.
+  static func restore(_ v: Value) throws -> Value {
+    switch v {
+    case .list(let l):
+      return .list(try l.map(restore))
+    case .map(let m):
+      if m.count == 1, let (key, inner) = m.first, key.utf8.first == UInt8(ascii: "$") {
+        switch (key, inner) {
+        case ("$t", .int(let us)): return .timestamp(Timestamp(microseconds: us))
+        case ("$d", .int(let us)): return .duration(TimeSpan(microseconds: us))
+        case ("$i", .string("-9223372036854775808")): return .int(.min)
+        case ("$f", .string("nan")): return .double(.nan)
+        case ("$f", .string("inf")): return .double(.infinity)
+        case ("$f", .string("-inf")): return .double(-.infinity)
+        case ("$f", .string("-0")): return .double(-0.0)
+        case ("$m", .map(let wrapped)): return .map(try wrapped.mapValues(restore))
+        default: throw StoreError.corrupt("unknown stored value marker \(JSON.encode(v))")
+        }
+      }
+      return .map(try m.mapValues(restore))
+    default:
+      return v
+    }
+  }
+
+  /// Identifiers as `[["kind","value"],...]`.
+  static func write(_ ids: [Identifier], to out: inout String) {
+    out += "["
+    var first = true
+    for i in ids {
+      out += first ? "[" : ",["
+      first = false
+      JSON.writeString(i.kind, to: &out)
+      out += ","
+      JSON.writeString(i.value, to: &out)
+      out += "]"
+    }
+    out += "]"
+  }
+
+  static func encode(_ ids: [Identifier]) -> String {
+    var out = ""
+    out.reserveCapacity(16 + 32 * ids.count)
+    write(ids, to: &out)
+    return out
+  }
+
+  static func identifiers(_ v: Value?) throws -> [Identifier] {
+    guard let v else { return [] }
+    guard case .list(let l) = v else { throw StoreError.corrupt("stored identifiers are not a list") }
+    return try l.map { pair in
+      guard case .list(let kv) = pair, kv.count == 2, case .string(let kind) = kv[0], case .string(let value) = kv[1]
+      else { throw StoreError.corrupt("stored identifier is not a [kind, value] pair") }
+      return Identifier(kind, value)
+    }
+  }
+
+  static func decodeIdentifiers(_ text: String) throws -> [Identifier] {
+    do { return try identifiers(try JSON.parse(text)) } catch let e as StoreError { throw e } catch {
+      throw StoreError.corrupt("stored identifiers do not parse: \(error)")
+    }
+  }
+
+  /// An event's body: `{"i": identifiers, "t": traits, "p": properties, "c": context}`, empty parts left out.
+  static func encodeBody(_ e: Event) -> String {
+    var out = ""
+    out.reserveCapacity(64 + 32 * e.identifiers.count + 48 * (e.traits.count + e.properties.count + e.context.count))
+    out += #"{"i":"#
+    write(e.identifiers, to: &out)
+    if !e.traits.isEmpty {
+      out += #","t":"#
+      write(.map(e.traits), to: &out)
+    }
+    if !e.properties.isEmpty {
+      out += #","p":"#
+      write(.map(e.properties), to: &out)
+    }
+    if !e.context.isEmpty {
+      out += #","c":"#
+      write(.map(e.context), to: &out)
+    }
+    out += "}"
+    return out
+  }
+
+  static func decodeBody(_ text: String) throws -> (
+    identifiers: [Identifier], traits: [String: Value], properties: [String: Value], context: [String: Value]
+  ) {
+    guard case .map(let m) = try decode(text) else { throw StoreError.corrupt("stored event body is not an object") }
+    func part(_ key: String) throws -> [String: Value] {
+      switch m[key] {
+      case nil: return [:]
+      case .map(let x)?: return x
+      default: throw StoreError.corrupt("stored event body part `\(key)` is not an object")
+      }
+    }
+    return (try identifiers(m["i"]), try part("t"), try part("p"), try part("c"))
+  }
+}

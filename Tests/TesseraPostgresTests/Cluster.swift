@@ -1,0 +1,124 @@
+import Foundation
+import PostgresNIO
+import TesseraPostgres
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A throwaway PostgreSQL cluster: `initdb` into a temporary directory, `pg_ctl start` on a free loopback port,
+/// `stop()` stops it and removes the directory. PostgreSQL refuses to run as root, so as root the directory
+/// is given to the `postgres` user and the binaries run through `runuser`.
+final class PostgresCluster: Sendable {
+  static let binaries = ProcessInfo.processInfo.environment["TESSERA_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+
+  /// Whether the server binaries are here; prints the skip line once when they are not.
+  static let available: Bool = {
+    let ok = FileManager.default.isExecutableFile(atPath: binaries + "/initdb")
+      && FileManager.default.isExecutableFile(atPath: binaries + "/pg_ctl")
+    if !ok { print("PostgreSQL server binaries not found at \(binaries); skipping the PostgreSQL tests") }
+    return ok
+  }()
+
+  let dir: String
+  let port: Int
+  let user: String
+  let asRoot: Bool
+
+  struct Failed: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  init() throws {
+    asRoot = getuid() == 0
+    user = asRoot ? "postgres" : (ProcessInfo.processInfo.environment["USER"] ?? "postgres")
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-pg-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+    dir = base
+    port = try Self.freePort()
+    do {
+      if asRoot { try Self.run("/bin/chown", ["postgres:postgres", base]) }
+      try command("initdb", ["-D", base + "/data", "-A", "trust", "-U", user, "--no-sync", "-E", "UTF8"])
+      try command(
+        "pg_ctl",
+        [
+          "-D", base + "/data", "-l", base + "/server.log", "-w", "-o",
+          "-h 127.0.0.1 -p \(port) -k \(base) -c fsync=off -c max_connections=200", "start",
+        ])
+    } catch {
+      stop()
+      throw error
+    }
+  }
+
+  /// The URL of a new, empty database in this cluster.
+  func newDatabase(_ name: String) async throws -> String {
+    let admin = "postgres://\(user)@127.0.0.1:\(port)/postgres"
+    let client = PostgresClient(configuration: try PostgresStore.configuration(url: admin, maximumConnections: 1))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { await client.run() }
+      try await client.query("CREATE DATABASE \(unescaped: name)")
+      group.cancelAll()
+    }
+    return "postgres://\(user)@127.0.0.1:\(port)/\(name)"
+  }
+
+  /// Stops the server (immediately) and removes the directory; safe to call twice.
+  func stop() {
+    if FileManager.default.fileExists(atPath: dir + "/data/postmaster.pid") {
+      try? command("pg_ctl", ["-D", dir + "/data", "-m", "immediate", "-w", "stop"])
+    }
+    try? FileManager.default.removeItem(atPath: dir)
+  }
+
+  func command(_ name: String, _ arguments: [String]) throws {
+    if asRoot {
+      try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", Self.binaries + "/" + name] + arguments)
+    } else {
+      try Self.run(Self.binaries + "/" + name, arguments)
+    }
+  }
+
+  static func run(_ path: String, _ arguments: [String]) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = arguments
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    if p.terminationStatus != 0 {
+      throw Failed(description: "\(path) \(arguments.joined(separator: " ")) exited \(p.terminationStatus): \(text)")
+    }
+  }
+
+  /// A port nothing listens on: bind port 0 on loopback and read what the kernel chose.
+  static func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw Failed(description: "socket() failed") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw Failed(description: "bind() failed") }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &addr) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    guard named == 0 else { throw Failed(description: "getsockname() failed") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+  }
+}
+
+/// Runs `body` with a fresh cluster, stopped and removed afterwards whether `body` succeeds or throws.
+func withCluster<T>(_ body: (PostgresCluster) async throws -> T) async throws -> T {
+  let cluster = try PostgresCluster()
+  defer { cluster.stop() }
+  return try await body(cluster)
+}

@@ -1,0 +1,231 @@
+import Foundation
+import PostgresNIO
+import TesseraIdentity
+import TesseraModel
+import TesseraPostgres
+import TesseraStore
+import TesseraStoreSuite
+import Testing
+
+func report(_ failures: [String]) {
+  for f in failures { print("FAIL \(f)") }
+}
+
+func at(_ seconds: Int64) -> Timestamp { Timestamp(microseconds: 1_700_000_000_000_000 + seconds * 1_000_000) }
+
+/// Every test starts its own cluster (stopped and removed afterwards, also on failure). Serialized: the
+/// machine is small, and each test already runs work concurrently inside.
+@Suite(
+  .serialized,
+  .enabled(if: PostgresCluster.available, "PostgreSQL server binaries not found; skipping (set TESSERA_PG_BIN)"))
+struct PostgresStoreTests {
+  @Test func behaviourSuite() async throws {
+    try await withCluster { cluster in
+      var n = 0
+      var stores: [PostgresStore] = []
+      let failures = try await StoreSuite.run {
+        n += 1
+        let store = try await PostgresStore(url: try await cluster.newDatabase("suite\(n)"), maximumConnections: 2)
+        stores.append(store)
+        return store
+      }
+      for s in stores { await s.close() }
+      report(failures)
+      #expect(n == StoreSuite.checks.count)
+      #expect(failures == [])
+    }
+  }
+
+  /// A batch refused partway (a profile merged into itself, refused by the CHECK after the batch's profiles,
+  /// events, releases and a first merge were written) leaves nothing behind.
+  @Test func refusedBatchIsRolledBack() async throws {
+    try await withCluster { cluster in
+      let store = try await PostgresStore(url: try await cluster.newDatabase("atomic"))
+      let failures = try await StoreSuite.checkAtomicity(of: store) { b in
+        b.merges.append(
+          MergeRecord(
+            survivor: ProfileID(3), absorbed: ProfileID(3), rule: "bad", evidence: [], eventID: "z1",
+            at: Timestamp(microseconds: 0)))
+      }
+      await store.close()
+      report(failures)
+      #expect(failures == [])
+    }
+  }
+
+  /// The schema is versioned in `meta`; opening again (two processes at once) migrates once and keeps data.
+  @Test func migrationsRunOnceAndDataSurvivesReopening() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("reopen")
+      async let a = PostgresStore(url: url)
+      async let b = PostgresStore(url: url)
+      let (first, second) = try await (a, b)
+      var batch = CommitBatch()
+      batch.newProfiles = [(ProfileID(1), at(0))]
+      batch.identifiers = [(Identifier("email", "ada@example.com"), ProfileID(1), at(0))]
+      try await first.commit(batch)
+      await first.close()
+      await second.close()
+      let again = try await PostgresStore(url: url)
+      #expect(try await again.profile(for: Identifier("email", "ada@example.com")) == ProfileID(1))
+      let version = try await Self.scalar(url, "SELECT value FROM meta WHERE key = 'schema_version'")
+      #expect(version == Int64(PostgresStore.schemaVersion))
+      await again.close()
+    }
+  }
+
+  /// Two stores (two pools, as two processes) commit batches concurrently. Each gives every person a
+  /// profile of its own (disjoint ids: odd and even) holding the person's `user_id` and one identifier only
+  /// it knows; the second goes through the people in reverse order so the two collide everywhere. In the end
+  /// every identifier has exactly one live owner, each person is one live profile holding all three
+  /// identifiers, and every commit went through (no deadlock escaped the retries).
+  @Test func concurrentWritersKeepOneOwnerPerIdentifier() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("writers")
+      let a = try await PostgresStore(url: url, maximumConnections: 4)
+      let b = try await PostgresStore(url: url, maximumConnections: 4)
+      let people = 600
+      let perBatch = 40
+      func batches(odd: Bool) -> [CommitBatch] {
+        let order = odd ? Array(0..<people) : Array((0..<people).reversed())
+        return stride(from: 0, to: people, by: perBatch).map { start in
+          var batch = CommitBatch()
+          for k in order[start..<min(start + perBatch, people)] {
+            let p = ProfileID(Int64(2 * k + (odd ? 1 : 2)))
+            let own = odd ? Identifier("email", "p\(k)@example.com") : Identifier("phone", "+1555\(k)")
+            batch.newProfiles.append((p, at(Int64(k))))
+            batch.identifiers.append((Identifier("user_id", "u\(k)"), p, at(Int64(k))))
+            batch.identifiers.append((own, p, at(Int64(k))))
+            batch.events.append(
+              StoredEvent(
+                event: Event(
+                  id: "\(odd ? "a" : "b")\(k)", source: "web", type: "identify", name: nil, timestamp: at(Int64(k)),
+                  receivedAt: at(Int64(k)), identifiers: [Identifier("user_id", "u\(k)"), own]),
+                profile: p))
+          }
+          return batch
+        }
+      }
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { for x in batches(odd: true) { try await a.commit(x) } }
+        group.addTask { for x in batches(odd: false) { try await b.commit(x) } }
+        try await group.waitForAll()
+      }
+      let snap = try await a.loadIdentity()
+      var owners: [Identifier: Int] = [:]
+      for (_, ids) in snap.profiles { for (i, _) in ids { owners[i, default: 0] += 1 } }
+      #expect(owners.count == 3 * people)
+      #expect(owners.values.filter { $0 != 1 }.count == 0)
+      #expect(snap.profiles.count == people)
+      var whole = 0
+      for k in 0..<people {
+        let u = try await a.profile(for: Identifier("user_id", "u\(k)"))
+        let e = try await b.profile(for: Identifier("email", "p\(k)@example.com"))
+        let ph = try await a.profile(for: Identifier("phone", "+1555\(k)"))
+        if u != nil && u == e && e == ph && u == ProfileID(Int64(2 * k + 1)) { whole += 1 }
+      }
+      // The smaller id (the odd writer's) survives every merge.
+      #expect(whole == people)
+      let merges = try await a.stats().merges
+      #expect(merges == people)
+      #expect(try await a.stats().events == 2 * people)
+      // Each person's events are reachable from the live profile, whichever writer stored them.
+      let events = try await b.events(of: ProfileID(2), limit: 10).map(\.event.id).sorted()
+      #expect(events == ["a0", "b0"])
+      await a.close()
+      await b.close()
+    }
+  }
+
+  /// The same events committed by two stores at once are stored once (the primary key, not a cache).
+  @Test func messageIdDeduplicationAcrossStores() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("dedup")
+      let a = try await PostgresStore(url: url, maximumConnections: 2)
+      let b = try await PostgresStore(url: url, maximumConnections: 2)
+      var batch = CommitBatch()
+      batch.newProfiles = [(ProfileID(1), at(0))]
+      for n in 0..<500 {
+        batch.events.append(
+          StoredEvent(
+            event: Event(
+              id: "m\(n)", source: "web", type: "track", name: "Clicked", timestamp: at(Int64(n)),
+              receivedAt: at(Int64(n)), identifiers: [], properties: ["n": .int(Int64(n))]),
+            profile: ProfileID(1)))
+      }
+      let same = batch
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for store in [a, b, a, b] { group.addTask { try await store.commit(same) } }
+        try await group.waitForAll()
+      }
+      #expect(try await a.stats().events == 500)
+      let ids = try await b.loadEvents().map(\.event.id)
+      #expect(Set(ids).count == 500)
+      #expect(ids.count == 500)
+      let keys = (0..<500).map { EventKey(source: "web", id: "m\($0)") }
+      #expect(try await b.existingEvents(keys).count == 500)
+      await a.close()
+      await b.close()
+    }
+  }
+
+  /// Four workers over two stores claim batches of one destination at once until the outbox is empty:
+  /// every row is delivered exactly once, and no two claims got the same row.
+  @Test func concurrentClaimsNeverShareRows() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("claims")
+      let a = try await PostgresStore(url: url, maximumConnections: 4)
+      let b = try await PostgresStore(url: url, maximumConnections: 4)
+      let total = 1000
+      try await a.enqueue(
+        (0..<total).map { n in
+          OutboxRecord(
+            destination: "hook", op: .upsert, profile: ProfileID(Int64(n)), payload: .map(["n": .int(Int64(n))]),
+            at: at(0))
+        })
+      let claimed = try await withThrowingTaskGroup(of: [Int64].self) { group in
+        for store in [a, b, a, b] {
+          group.addTask {
+            var mine: [Int64] = []
+            while true {
+              let claim = BatchClaim(
+                destination: "hook", maxItems: 7, maxBytes: 1 << 20, maxWait: TimeSpan(seconds: 0), now: at(10),
+                lease: TimeSpan(seconds: 300), flush: true)
+              guard let (batch, rows) = try await store.claimBatch(claim) else { break }
+              mine += rows.map(\.id)
+              try await store.finishBatch(batch.id, .delivered(at: at(11)))
+            }
+            return mine
+          }
+        }
+        var all: [[Int64]] = []
+        for try await ids in group { all.append(ids) }
+        return all
+      }
+      let flat = claimed.flatMap { $0 }
+      #expect(flat.count == total)
+      #expect(Set(flat).count == total)
+      // More than one worker took part (the claims really were concurrent).
+      #expect(claimed.filter { !$0.isEmpty }.count >= 2)
+      let summary = try await b.outboxSummary()["hook"]
+      #expect(summary?.deliveredItems == total)
+      #expect(summary?.queued == 0)
+      await a.close()
+      await b.close()
+    }
+  }
+
+  static func scalar(_ url: String, _ sql: String) async throws -> Int64? {
+    let client = PostgresClient(configuration: try PostgresStore.configuration(url: url, maximumConnections: 1))
+    return try await withThrowingTaskGroup(of: Int64?.self) { group in
+      group.addTask {
+        await client.run()
+        return nil
+      }
+      var value: Int64?
+      for try await v in try await client.query(PostgresQuery(unsafeSQL: sql)).decode(Int64.self) { value = v }
+      group.cancelAll()
+      return value
+    }
+  }
+}
