@@ -222,7 +222,7 @@ extension PostgresStore {
       var r = DeletionReport()
       let live = try await self.live(profile, conn) ?? profile
       let famRows = try await conn.query(
-        PostgresQuery(unsafeSQL: Self.familyCTE + " SELECT id FROM fam", binds: try Self.binds(live.raw)),
+        PostgresQuery(unsafeSQL: Self.familyCTE + " SELECT id FROM fam", binds: Self.binds(live.raw)),
         logger: logger)
       var family: [Int64] = []
       for try await id in famRows.decode(Int64.self) { family.append(id) }

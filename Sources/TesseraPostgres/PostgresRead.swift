@@ -242,7 +242,7 @@ extension PostgresStore {
           unsafeSQL: Self.familyCTE + """
              SELECT survivor, absorbed, rule, evidence, event_id, at, score FROM merges
             WHERE survivor IN (SELECT id FROM fam) OR absorbed IN (SELECT id FROM fam) ORDER BY id
-            """, binds: try Self.binds(p.raw)), logger: logger)
+            """, binds: Self.binds(p.raw)), logger: logger)
       var out: [MergeRecord] = []
       for try await (s, a, r, e, ev, at, sc) in rows.decode((Int64, Int64, String, String, String, Int64, Double).self)
       {
@@ -255,9 +255,9 @@ extension PostgresStore {
     }
   }
 
-  static func binds(_ values: Int64...) throws -> PostgresBindings {
+  static func binds(_ values: Int64...) -> PostgresBindings {
     var b = PostgresBindings()
-    for v in values { try b.append(v) }
+    for v in values { b.append(v) }
     return b
   }
 
@@ -269,7 +269,7 @@ extension PostgresStore {
           unsafeSQL: Self.familyCTE + """
              SELECT kept, other, kind, reason, identifiers, event_id, at FROM conflicts
             WHERE kept IN (SELECT id FROM fam) OR other IN (SELECT id FROM fam) ORDER BY id
-            """, binds: try Self.binds(p.raw)), logger: logger)
+            """, binds: Self.binds(p.raw)), logger: logger)
       var out: [ConflictRecord] = []
       for try await (k, o, kind, r, ids, e, at) in rows.decode(
         (Int64, Int64?, String, String, String, String, Int64).self)
@@ -304,7 +304,7 @@ extension PostgresStore {
           unsafeSQL: Self.familyCTE + """
              SELECT \(Self.eventColumns) FROM events WHERE profile_id IN (SELECT id FROM fam)
             ORDER BY timestamp DESC, id DESC LIMIT $2
-            """, binds: try Self.binds(p.raw, Int64(limit))), logger: logger)
+            """, binds: Self.binds(p.raw, Int64(limit))), logger: logger)
       var out: [StoredEvent] = []
       for try await r in rows.decode(EventRow.self) { out.append(try Self.event(r)) }
       return out

@@ -319,19 +319,16 @@ public final class PostgresStore: Store {
       }
       if found > Self.schemaVersion { throw StoreError.schemaTooNew(found: found, supported: Self.schemaVersion) }
       for step in Self.migrations[found...] {
-        // Several statements in one simple query (no binds): PostgreSQL runs them in this transaction.
-        try await conn.runScript(step)
+        // One statement at a time: PostgresNIO sends every query with the extended protocol, which takes one.
+        for statement in step.split(separator: ";\n") {
+          let sql = statement.trimmingCharacters(in: .whitespacesAndNewlines)
+          if sql.isEmpty { continue }
+          try await conn.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        }
       }
     }
   }
 
   /// The advisory lock key of migrations (any fixed number no identifier lock takes in the same transaction).
   static let migrationLock: Int64 = 0x7465_7373_6572_6131
-}
-
-extension PostgresConnection {
-  /// A query with several statements and no parameters (the simple query protocol).
-  func runScript(_ sql: String) async throws {
-    _ = try await self.simpleQuery(sql).get()
-  }
 }

@@ -281,8 +281,9 @@ extension PostgresStore {
   /// merged away. With the batch's identifier locks held (no other commit can attach them until COMMIT), this
   /// reads every row of the batch's identifiers, follows each owner to its live profile, and joins live
   /// profiles that share an identifier: the smallest id survives, the others are merged into it here (logged
-  /// with rule `concurrent_writers` and the shared identifiers as evidence). Rows held by a profile that is no
-  /// longer live move to the live one. Afterwards each of these identifiers has exactly one live owner.
+  /// with rule `concurrent_writers` and the shared identifiers as evidence). Rows of these identifiers held by
+  /// a profile that is no longer live move to the live one. Afterwards each contested identifier has exactly
+  /// one live owner.
   func reconcileOwners(_ attached: [Identifier], _ batch: CommitBatch, _ conn: PostgresConnection) async throws {
     let distinct = Array(Set(attached))
     let kinds = distinct.map(\.kind)
@@ -316,6 +317,15 @@ extension PostgresStore {
       }
       return r
     }
+    // Only identifiers that a profile outside this batch's rows also holds are contested: a batch may itself
+    // give one identifier to two profiles (the protocol allows it, and the behaviour suite does it), which is
+    // this writer's decision, not a race.
+    var mine: [Identifier: Set<Int64>] = [:]
+    for (i, p, _) in batch.identifiers { mine[i, default: []].insert(p.raw) }
+    var contested = Set<Identifier>()
+    for (i, start, _, _) in owned where !(mine[i]?.contains(start) ?? false) { contested.insert(i) }
+    owned.removeAll { !contested.contains($0.0) }
+    if owned.isEmpty { return }
     var firstOwner: [Identifier: Int64] = [:]
     var shared: [Int64: Set<Identifier>] = [:]
     for (i, _, cur, _) in owned {
@@ -369,7 +379,8 @@ extension PostgresStore {
     // move them to their live profile.
     var stale: [(Identifier, Int64, Int64)] = []
     var staleStarts: [Int64] = []
-    for (i, start, cur, seen) in owned where find(cur) != start && !from.contains(start) {
+    let absorbedHere = Set(from)
+    for (i, start, cur, seen) in owned where find(cur) != start && !absorbedHere.contains(start) {
       stale.append((i, find(cur), seen))
       staleStarts.append(start)
     }

@@ -100,7 +100,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
 
     @Option(
       name: .customLong("store"),
-      help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+      help:
+        "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
     var storeOption: String?
     var store: String { StoreLocation.spec(storeOption) }
 
@@ -170,7 +171,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
 
     @Option(
       name: .customLong("store"),
-      help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+      help:
+        "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
     var storeOption: String?
     var store: String { StoreLocation.spec(storeOption) }
 

@@ -82,7 +82,8 @@ struct Run: AsyncParsableCommand {
       progress.clear()
       print(Summary.table(summary, store: store, rejectedFile: rejected))
       if deliver {
-        let left = try await Deliver.drain(plan.config, store: storeFile, storePath: StoreLocation.tablePath(store), wait: deliverWait)
+        let left = try await Deliver.drain(
+          plan.config, store: storeFile, storePath: StoreLocation.tablePath(store), wait: deliverWait)
         if left > 0 { throw ExitCode(3) }
       } else if summary.stats.queued > 0 {
         print("  send them with: tessera deliver \(pipeline) --store \(store)")

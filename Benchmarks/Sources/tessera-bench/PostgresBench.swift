@@ -57,7 +57,8 @@ enum PostgresBench {
           "pipeline → postgres: %d events (%.0f MiB), %d workers: %.2f s, %.0f events/s; %d profiles, %d merges",
         p.stats.events, mib, workers, p.seconds, Double(p.stats.events) / p.seconds, pgStats.profiles, pgStats.merges))
     print(
-      "same result: \(sqliteStats == pgStats ? "yes" : "NO") (events, profiles, identifiers, merges, conflicts, rejected)")
+      "same result: \(sqliteStats == pgStats ? "yes" : "NO") (events, profiles, identifiers, merges, conflicts, rejected)"
+    )
     await pg.close()
   }
 
@@ -102,17 +103,29 @@ enum PostgresBench {
       var text: String
     }
 
+    /// Runs a program to its end with `posix_spawn` and `waitpid`, its output in a temporary file. (Foundation's
+    /// `Process` did not return from `pg_ctl start`: the server it leaves running keeps its parent's descriptors.)
     static func run(_ path: String, _ arguments: [String]) throws {
-      let p = Process()
-      p.executableURL = URL(fileURLWithPath: path)
-      p.arguments = arguments
-      let out = Pipe()
-      p.standardOutput = out
-      p.standardError = out
-      try p.run()
-      let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-      p.waitUntilExit()
-      if p.terminationStatus != 0 { throw Failed(text: "\(path) \(arguments) failed: \(text)") }
+      let log = NSTemporaryDirectory() + "tessera-pg-cmd-\(UUID().uuidString).log"
+      defer { try? FileManager.default.removeItem(atPath: log) }
+      var actions = posix_spawn_file_actions_t()
+      posix_spawn_file_actions_init(&actions)
+      defer { posix_spawn_file_actions_destroy(&actions) }
+      posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+      posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+      posix_spawn_file_actions_adddup2(&actions, 1, 2)
+      let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+      defer { for a in argv { free(a) } }
+      var pid: pid_t = 0
+      let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+      guard spawned == 0 else { throw Failed(text: "\(path) failed to start: error \(spawned)") }
+      var status: Int32 = 0
+      while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+      let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+      // Exited normally with status 0: WIFEXITED and WEXITSTATUS spelled out (the macros are not imported).
+      if status & 0x7f != 0 || (status >> 8) & 0xff != 0 {
+        throw Failed(text: "\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+      }
     }
   }
 }
