@@ -33,8 +33,30 @@ public final class PostgresStore: Store {
   /// Opens the store at `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`),
   /// creating or upgrading the schema.
   public convenience init(url: String, maximumConnections: Int = 8, reconcile: Bool = true) async throws {
-    try await self.init(
-      configuration: try Self.configuration(url: url, maximumConnections: maximumConnections), reconcile: reconcile)
+    let configuration = try Self.configuration(url: url, maximumConnections: maximumConnections)
+    let sslmode = URLComponents(string: url)?.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
+    if sslmode == "disable" { try await Self.probe(configuration) }
+    try await self.init(configuration: configuration, reconcile: reconcile)
+  }
+
+  /// Connects once outside the pool, so a wrong host, login or database fails at once with the server's
+  /// reason (the pool retries for a minute and then reports only that its circuit breaker tripped). Only for
+  /// plain connections (`sslmode=disable`, the default): a TLS context is the pool's business.
+  static func probe(_ c: PostgresClient.Configuration) async throws {
+    guard let host = c.host else { return }
+    var config = PostgresConnection.Configuration(
+      host: host, port: c.port ?? 5432, username: c.username, password: c.password, database: c.database,
+      tls: .disable)
+    config.options.connectTimeout = .seconds(5)
+    let place = "\(host):\(c.port ?? 5432)/\(c.database ?? "")"
+    do {
+      let connection = try await PostgresConnection.connect(
+        configuration: config, id: 0,
+        logger: Logger(label: "tessera.postgres", factory: { _ in SwiftLogNoOpLogHandler() }))
+      try await connection.close()
+    } catch {
+      throw OpenError(place: place, underlying: error)
+    }
   }
 
   public init(configuration: PostgresClient.Configuration, reconcile: Bool = true) async throws {
@@ -45,7 +67,10 @@ public final class PostgresStore: Store {
     self.reconcile = reconcile
     do { try await migrate() } catch {
       runner.cancel()
-      throw error
+      if error is StoreError { throw error }
+      throw OpenError(
+        place: "\(configuration.host ?? configuration.unixSocketPath ?? "?"):\(configuration.port ?? 5432)"
+          + "/\(configuration.database ?? "")", underlying: error)
     }
   }
 
@@ -53,6 +78,20 @@ public final class PostgresStore: Store {
   public func close() async {
     runner.cancel()
     _ = await runner.value
+  }
+
+  /// The database could not be opened (no server, refused login, missing database, …).
+  public struct OpenError: Error, CustomStringConvertible {
+    public var place: String
+    public var underlying: any Error
+    public var description: String {
+      // PSQLError's description hides the server's message (it may hold data); the SQLSTATE and message of
+      // a connection or login failure are what an operator needs.
+      if let e = underlying as? PSQLError, let message = e.serverInfo?[.message] {
+        return "cannot open the PostgreSQL store at \(place): \(message) (SQLSTATE \(e.serverInfo?[.sqlState] ?? "?"))"
+      }
+      return "cannot open the PostgreSQL store at \(place): \(String(reflecting: underlying))"
+    }
   }
 
   public enum URLError: Error, CustomStringConvertible {
