@@ -58,62 +58,66 @@ extension PostgresStore {
   /// LOCKED`, so a row or batch another transaction is claiming is passed over instead of waited for, and no
   /// two claims ever get the same rows. (A row another claim skipped past may be batched after newer ones.)
   public func claimBatch(_ claim: BatchClaim) async throws -> (DeliveryBatchRecord, [OutboxRecord])? {
-    let found: Claimed? = try await transaction { conn in
-      let now = claim.now.microseconds
-      let lease = (claim.now + claim.lease).microseconds
-      let due = try await conn.query(
-        """
-        SELECT \(unescaped: Self.batchColumns) FROM delivery_batches
-        WHERE destination = \(claim.destination) AND ((status = 'pending' AND next_attempt_at <= \(now))
-          OR (status = 'sending' AND lease_until <= \(now)))
-        ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
-        """, logger: logger)
-      var dueBatch: DeliveryBatchRecord?
-      for try await r in due.decode(BatchRow.self) { dueBatch = try Self.batch(r) }
-      if var b = dueBatch {
-        try await conn.query(
-          "UPDATE delivery_batches SET status = 'sending', lease_until = \(lease) WHERE id = \(b.id)", logger: logger)
-        b.status = .sending
-        b.leaseUntil = claim.now + claim.lease
-        let rows = try await conn.query(
-          "SELECT \(unescaped: Self.outboxColumns) FROM outbox WHERE batch_id = \(b.id) ORDER BY id", logger: logger)
-        var out: [OutboxRecord] = []
-        for try await r in rows.decode(OutboxRow.self) { out.append(try Self.outboxRow(r)) }
-        return Claimed(batch: b, rows: out)
-      }
-      let waitingRows = try await conn.query(
-        """
-        SELECT \(unescaped: Self.outboxColumns) FROM outbox WHERE destination = \(claim.destination)
-          AND batch_id IS NULL ORDER BY id LIMIT \(Int64(claim.maxItems + 1)) FOR UPDATE SKIP LOCKED
-        """, logger: logger)
-      var waiting: [OutboxRecord] = []
-      var sizes: [Int] = []
-      for try await r in waitingRows.decode(OutboxRow.self) {
-        waiting.append(try Self.outboxRow(r))
-        sizes.append(Int(r.7))
-      }
-      guard let cut = OutboxCut(waiting, sizes: sizes, claim) else { return nil }
-      let inserted = try await conn.query(
-        """
-        INSERT INTO delivery_batches (destination, key, status, attempts, items, bytes, created_at,
-          next_attempt_at, lease_until, last_error)
-        VALUES (\(claim.destination), '', 'sending', 0, \(Int64(cut.rows.count)), \(Int64(cut.bytes)), \(now),
-          \(now), \(lease), '')
-        RETURNING id
-        """, logger: logger)
-      var id: Int64 = 0
-      for try await x in inserted.decode(Int64.self) { id = x }
-      let key = OutboxCut.key(claim.destination, id, claim.now)
-      try await conn.query("UPDATE delivery_batches SET key = \(key) WHERE id = \(id)", logger: logger)
-      // By id, not `id <= last`: rows skipped as locked may lie between.
-      let ids = cut.rows.map(\.id)
-      try await conn.query("UPDATE outbox SET batch_id = \(id) WHERE id = ANY(\(ids)::int8[])", logger: logger)
-      let b = DeliveryBatchRecord(
-        id: id, destination: claim.destination, key: key, status: .sending, attempts: 0, items: cut.rows.count,
-        bytes: cut.bytes, createdAt: claim.now, nextAttemptAt: claim.now, leaseUntil: claim.now + claim.lease)
-      return Claimed(batch: b, rows: cut.rows)
-    }
+    // The body is a method, not a closure: Swift 6.3.1's optimizer crashed (signal 11 while splitting the
+    // coroutine) on it as a closure in release builds.
+    let found: Claimed? = try await transaction { conn in try await self.claim(claim, conn) }
     return found.map { ($0.batch, $0.rows) }
+  }
+
+  func claim(_ claim: BatchClaim, _ conn: PostgresConnection) async throws -> Claimed? {
+    let now = claim.now.microseconds
+    let lease = (claim.now + claim.lease).microseconds
+    let due = try await conn.query(
+      """
+      SELECT \(unescaped: Self.batchColumns) FROM delivery_batches
+      WHERE destination = \(claim.destination) AND ((status = 'pending' AND next_attempt_at <= \(now))
+        OR (status = 'sending' AND lease_until <= \(now)))
+      ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
+      """, logger: logger)
+    var dueBatch: DeliveryBatchRecord?
+    for try await r in due.decode(BatchRow.self) { dueBatch = try Self.batch(r) }
+    if var b = dueBatch {
+      try await conn.query(
+        "UPDATE delivery_batches SET status = 'sending', lease_until = \(lease) WHERE id = \(b.id)", logger: logger)
+      b.status = .sending
+      b.leaseUntil = claim.now + claim.lease
+      let rows = try await conn.query(
+        "SELECT \(unescaped: Self.outboxColumns) FROM outbox WHERE batch_id = \(b.id) ORDER BY id", logger: logger)
+      var out: [OutboxRecord] = []
+      for try await r in rows.decode(OutboxRow.self) { out.append(try Self.outboxRow(r)) }
+      return Claimed(batch: b, rows: out)
+    }
+    let waitingRows = try await conn.query(
+      """
+      SELECT \(unescaped: Self.outboxColumns) FROM outbox WHERE destination = \(claim.destination)
+        AND batch_id IS NULL ORDER BY id LIMIT \(Int64(claim.maxItems + 1)) FOR UPDATE SKIP LOCKED
+      """, logger: logger)
+    var waiting: [OutboxRecord] = []
+    var sizes: [Int] = []
+    for try await r in waitingRows.decode(OutboxRow.self) {
+      waiting.append(try Self.outboxRow(r))
+      sizes.append(Int(r.7))
+    }
+    guard let cut = OutboxCut(waiting, sizes: sizes, claim) else { return nil }
+    let inserted = try await conn.query(
+      """
+      INSERT INTO delivery_batches (destination, key, status, attempts, items, bytes, created_at,
+        next_attempt_at, lease_until, last_error)
+      VALUES (\(claim.destination), '', 'sending', 0, \(Int64(cut.rows.count)), \(Int64(cut.bytes)), \(now),
+        \(now), \(lease), '')
+      RETURNING id
+      """, logger: logger)
+    var id: Int64 = 0
+    for try await x in inserted.decode(Int64.self) { id = x }
+    let key = OutboxCut.key(claim.destination, id, claim.now)
+    try await conn.query("UPDATE delivery_batches SET key = \(key) WHERE id = \(id)", logger: logger)
+    // By id, not `id <= last`: rows skipped as locked may lie between.
+    let ids = cut.rows.map(\.id)
+    try await conn.query("UPDATE outbox SET batch_id = \(id) WHERE id = ANY(\(ids)::int8[])", logger: logger)
+    let b = DeliveryBatchRecord(
+      id: id, destination: claim.destination, key: key, status: .sending, attempts: 0, items: cut.rows.count,
+      bytes: cut.bytes, createdAt: claim.now, nextAttemptAt: claim.now, leaseUntil: claim.now + claim.lease)
+    return Claimed(batch: b, rows: cut.rows)
   }
 
   public func finishBatch(_ id: Int64, _ result: DeliveryResult) async throws {
