@@ -29,29 +29,38 @@ extension PostgresStore {
   static let batchColumns =
     "id, destination, key, status, attempts, items, bytes, created_at, next_attempt_at, lease_until, last_status, "
     + "last_error, finished_at"
-  typealias BatchRow = (
-    Int64, String, String, String, Int64, Int64, Int64, Int64, Int64, Int64?, Int64?, String, Int64?
-  )
-
-  static func batch(_ r: BatchRow) throws -> DeliveryBatchRecord {
-    guard let s = DeliveryBatchRecord.Status(rawValue: r.3) else {
-      throw StoreError.corrupt("delivery batch \(r.0) has status `\(r.3)`")
+  /// Decoded cell by cell: a 13-column tuple decode made Swift 6.3.1's optimizer crash (signal 11 while
+  /// splitting the coroutine) in release builds.
+  static func batch(_ row: PostgresRow) throws -> DeliveryBatchRecord {
+    let r = row.makeRandomAccess()
+    func int(_ i: Int) throws -> Int64 { try r[i].decode(Int64.self) }
+    func optional(_ i: Int) throws -> Int64? { try r[i].decode(Int64?.self) }
+    func text(_ i: Int) throws -> String { try r[i].decode(String.self) }
+    let id = try int(0)
+    let status = try text(3)
+    guard let s = DeliveryBatchRecord.Status(rawValue: status) else {
+      throw StoreError.corrupt("delivery batch \(id) has status `\(status)`")
     }
     return DeliveryBatchRecord(
-      id: r.0, destination: r.1, key: r.2, status: s, attempts: Int(r.4), items: Int(r.5), bytes: Int(r.6),
-      createdAt: Timestamp(microseconds: r.7), nextAttemptAt: Timestamp(microseconds: r.8),
-      leaseUntil: r.9.map(Timestamp.init(microseconds:)), lastStatus: r.10.map { Int($0) }, lastError: r.11,
-      finishedAt: r.12.map(Timestamp.init(microseconds:)))
+      id: id, destination: try text(1), key: try text(2), status: s, attempts: Int(try int(4)),
+      items: Int(try int(5)), bytes: Int(try int(6)), createdAt: Timestamp(microseconds: try int(7)),
+      nextAttemptAt: Timestamp(microseconds: try int(8)),
+      leaseUntil: try optional(9).map(Timestamp.init(microseconds:)), lastStatus: try optional(10).map { Int($0) },
+      lastError: try text(11), finishedAt: try optional(12).map(Timestamp.init(microseconds:)))
   }
 
   static let outboxColumns = "id, destination, op, profile_id, key, payload, at, length(payload)"
-  typealias OutboxRow = (Int64, String, String, Int64, String, String, Int64, Int32)
-
-  static func outboxRow(_ r: OutboxRow) throws -> OutboxRecord {
-    guard let o = OutboxOp(rawValue: r.2) else { throw StoreError.corrupt("outbox row \(r.0) has op `\(r.2)`") }
-    return OutboxRecord(
-      id: r.0, destination: r.1, op: o, profile: ProfileID(r.3), key: r.4, payload: try JSON.parse(r.5),
-      at: Timestamp(microseconds: r.6))
+  /// Decoded cell by cell, as `batch(_:)`; the payload's length comes back as `size`.
+  static func outboxRow(_ row: PostgresRow) throws -> (record: OutboxRecord, size: Int) {
+    let r = row.makeRandomAccess()
+    let id = try r[0].decode(Int64.self)
+    let op = try r[2].decode(String.self)
+    guard let o = OutboxOp(rawValue: op) else { throw StoreError.corrupt("outbox row \(id) has op `\(op)`") }
+    let record = OutboxRecord(
+      id: id, destination: try r[1].decode(String.self), op: o, profile: ProfileID(try r[3].decode(Int64.self)),
+      key: try r[4].decode(String.self), payload: try JSON.parse(try r[5].decode(String.self)),
+      at: Timestamp(microseconds: try r[6].decode(Int64.self)))
+    return (record, Int(try r[7].decode(Int32.self)))
   }
 
   /// Several processes may deliver at once: the due batch and the waiting rows are read `FOR UPDATE SKIP
@@ -75,7 +84,7 @@ extension PostgresStore {
       ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
       """, logger: logger)
     var dueBatch: DeliveryBatchRecord?
-    for try await r in due.decode(BatchRow.self) { dueBatch = try Self.batch(r) }
+    for try await row in due { dueBatch = try Self.batch(row) }
     if var b = dueBatch {
       try await conn.query(
         "UPDATE delivery_batches SET status = 'sending', lease_until = \(lease) WHERE id = \(b.id)", logger: logger)
@@ -84,9 +93,16 @@ extension PostgresStore {
       let rows = try await conn.query(
         "SELECT \(unescaped: Self.outboxColumns) FROM outbox WHERE batch_id = \(b.id) ORDER BY id", logger: logger)
       var out: [OutboxRecord] = []
-      for try await r in rows.decode(OutboxRow.self) { out.append(try Self.outboxRow(r)) }
+      for try await row in rows { out.append(try Self.outboxRow(row).record) }
       return Claimed(batch: b, rows: out)
     }
+    return try await claimNew(claim, conn)
+  }
+
+  /// A new batch of the oldest waiting rows of the destination, when one is due.
+  func claimNew(_ claim: BatchClaim, _ conn: PostgresConnection) async throws -> Claimed? {
+    let now = claim.now.microseconds
+    let lease = (claim.now + claim.lease).microseconds
     let waitingRows = try await conn.query(
       """
       SELECT \(unescaped: Self.outboxColumns) FROM outbox WHERE destination = \(claim.destination)
@@ -94,9 +110,10 @@ extension PostgresStore {
       """, logger: logger)
     var waiting: [OutboxRecord] = []
     var sizes: [Int] = []
-    for try await r in waitingRows.decode(OutboxRow.self) {
-      waiting.append(try Self.outboxRow(r))
-      sizes.append(Int(r.7))
+    for try await row in waitingRows {
+      let (record, size) = try Self.outboxRow(row)
+      waiting.append(record)
+      sizes.append(size)
     }
     guard let cut = OutboxCut(waiting, sizes: sizes, claim) else { return nil }
     let inserted = try await conn.query(
@@ -160,7 +177,7 @@ extension PostgresStore {
         ORDER BY id DESC LIMIT \(Int64(max(0, limit)))
         """, logger: logger)
       var out: [DeliveryBatchRecord] = []
-      for try await r in rows.decode(BatchRow.self) { out.append(try Self.batch(r)) }
+      for try await row in rows { out.append(try Self.batch(row)) }
       return out
     }
   }

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraConnectors
 import TesseraModel
 import TesseraPostgres
 import TesseraRuntime
