@@ -349,7 +349,7 @@ public final class PostgresStore: Store {
   /// processes that start together migrate one after the other (the second finds the work done).
   func migrate() async throws {
     try await transaction { conn in
-      try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+      for try await _ in try await conn.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger) {}
       var found = 0
       let exists = try await conn.query("SELECT to_regclass('meta') IS NOT NULL", logger: logger)
       for try await e in exists.decode(Bool.self) where e {

@@ -10,7 +10,16 @@ extension PostgresStore {
     try await transaction { conn in try await self.write(batch, conn) }
   }
 
-  /// The advisory-lock key of an identifier: 64-bit FNV-1a of `kind`, a separator and `value`. Stable across
+  /// How many advisory locks identifiers are spread over. A commit takes at most this many (the default lock
+  /// table holds 64 per connection); two commits contend only when their identifiers share a stripe.
+  public static let lockStripes: Int64 = 256
+
+  /// The advisory lock of an identifier's stripe (offset so it never equals `migrationLock`).
+  static func lockStripe(_ i: Identifier) -> Int64 {
+    0x7465_7373_0000_0000 + Int64(UInt64(bitPattern: lockKey(i)) % UInt64(lockStripes))
+  }
+
+  /// The hash of an identifier: 64-bit FNV-1a of `kind`, a separator and `value`. Stable across
   /// processes and builds (Swift's `Hasher` is seeded per process, so it cannot serve).
   static func lockKey(_ i: Identifier) -> Int64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -33,12 +42,17 @@ extension PostgresStore {
   func write(_ batch: CommitBatch, _ conn: PostgresConnection) async throws {
     let attached = batch.identifiers.map(\.0)
     if reconcile && !attached.isEmpty {
-      // Sorted and distinct: every process takes the locks in the same order, so two commits that share
-      // identifiers wait for each other instead of deadlocking. Held until COMMIT or ROLLBACK.
-      let keys = Array(Set(attached.map(Self.lockKey))).sorted()
-      try await conn.query(
+      // One lock per stripe of identifiers (hash modulo `lockStripes`), not per identifier: a pipeline batch
+      // attaches tens of thousands, more than PostgreSQL's lock table holds (max_locks_per_transaction × max
+      // connections). Sorted and distinct: every process takes them in the same order, so two commits whose
+      // identifiers share a stripe wait for each other instead of deadlocking. Held until COMMIT or ROLLBACK.
+      let keys = Array(Set(attached.map(Self.lockStripe))).sorted()
+      let locked = try await conn.query(
         "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(\(keys)::int8[]) WITH ORDINALITY AS t(k, n)",
         logger: logger)
+      // The rows must be read: an error raised while the statement runs (out of shared memory, a lock
+      // timeout) arrives with them, not when the query is sent.
+      for try await _ in locked {}
     }
     if !batch.newProfiles.isEmpty {
       let ids = batch.newProfiles.map(\.0.raw)

@@ -137,6 +137,27 @@ struct PostgresStoreTests {
     }
   }
 
+  /// A pipeline-sized batch (20,000 identifiers) commits: identifier locks are striped, so a batch never asks
+  /// for more locks than PostgreSQL's lock table holds, and all of it is written.
+  @Test func largeBatchCommits() async throws {
+    try await withCluster { cluster in
+      let store = try await PostgresStore(url: try await cluster.newDatabase("large"))
+      var batch = CommitBatch()
+      for k in 0..<10_000 {
+        let p = ProfileID(Int64(k + 1))
+        batch.newProfiles.append((p, at(0)))
+        batch.identifiers.append((Identifier("email", "p\(k)@example.com"), p, at(1)))
+        batch.identifiers.append((Identifier("user_id", "u\(k)"), p, at(1)))
+      }
+      try await store.commit(batch)
+      let stats = try await store.stats()
+      #expect(stats.identifiers == 20_000)
+      #expect(stats.profiles == 10_000)
+      #expect(try await store.profile(for: Identifier("user_id", "u9999")) == ProfileID(10_000))
+      await store.close()
+    }
+  }
+
   /// The same events committed by two stores at once are stored once (the primary key, not a cache).
   @Test func messageIdDeduplicationAcrossStores() async throws {
     try await withCluster { cluster in

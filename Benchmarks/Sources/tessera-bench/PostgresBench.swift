@@ -35,6 +35,7 @@ enum PostgresBench {
         format: "pipeline → sqlite: %d events (%.0f MiB), %d workers: %.2f s, %.0f events/s; %d profiles, %d merges",
         s.stats.events, mib, workers, s.seconds, Double(s.stats.events) / s.seconds, sqliteStats.profiles,
         sqliteStats.merges))
+    fflush(stdout)
 
     var cluster: Cluster?
     defer { cluster?.stop() }
