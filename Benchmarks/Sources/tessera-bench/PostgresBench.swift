@@ -35,7 +35,7 @@ enum PostgresBench {
         format: "pipeline → sqlite: %d events (%.0f MiB), %d workers: %.2f s, %.0f events/s; %d profiles, %d merges",
         s.stats.events, mib, workers, s.seconds, Double(s.stats.events) / s.seconds, sqliteStats.profiles,
         sqliteStats.merges))
-    fflush(stdout)
+    fflush(nil)  // every stream: the figure is on screen before the PostgreSQL part starts
 
     var cluster: Cluster?
     defer { cluster?.stop() }
