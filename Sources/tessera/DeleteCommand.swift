@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import TesseraDelivery
 import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
