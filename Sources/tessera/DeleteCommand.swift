@@ -32,13 +32,8 @@ struct DeleteCommand: AsyncParsableCommand {
     guard let profile = try await ProfileCommand.resolve(identifier, in: db, pipeline: pipeline) else {
       throw ValidationError("no profile for `\(identifier)` in \(store)")
     }
-    // Every identifier any profile of the family held, and every value to look for in rejected records.
-    var ids = Set(try await db.identifiers(of: profile).map(\.0))
-    for m in try await db.merges(involving: profile) { ids.formUnion(m.evidence) }
-    for e in try await db.events(of: profile, limit: .max) { ids.formUnion(e.event.identifiers) }
-    let values = Set(ids.map(\.value))
-    let report = try await db.erase(
-      profile: profile, values: values.sorted(), suppress: ids.map(Suppression.hash).sorted())
+    let outcome = try await Deletion.erase(profile, in: db)
+    let report = outcome.report
     print("erased \(profile) and \(report.profiles - 1) profile\(report.profiles == 2 ? "" : "s") merged into it")
     let rows: [(String, Int)] = [
       ("events", report.events), ("identifiers", report.identifiers), ("traits", report.traits),
@@ -47,6 +42,6 @@ struct DeleteCommand: AsyncParsableCommand {
       ("match links", report.matchLinks), ("rejected records", report.rejected),
     ]
     for (name, n) in rows { print("  \(name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(n)") }
-    print("  \(ids.count) identifier\(ids.count == 1 ? "" : "s") suppressed (hashes only)")
+    print("  \(outcome.suppressed) identifier\(outcome.suppressed == 1 ? "" : "s") suppressed (hashes only)")
   }
 }

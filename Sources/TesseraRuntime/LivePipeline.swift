@@ -1,0 +1,207 @@
+import Foundation
+import Synchronization
+import TesseraCompiler
+import TesseraModel
+import TesseraStore
+
+extension Resolver {
+  /// A resolver holding the state a store has: the identity graph, trait summaries, computed traits, segment
+  /// memberships, separations and suppressions. `tessera run` and `tessera serve` both start from it.
+  public static func restored(config: PipelineConfig, from store: any Store, now: Timestamp?) async throws -> Resolver {
+    Resolver(
+      config: config, identity: try await store.loadIdentity(), traits: try await store.loadTraits(),
+      computed: try await store.loadComputed(), memberships: try await store.loadMemberships(), now: now,
+      separations: try await store.loadSeparations(), suppressed: try await store.loadSuppressions())
+  }
+
+  /// Forgets the events resolved so far. The live pipeline calls it once they are committed: from then on the
+  /// store recognises them, so the set of seen events does not grow for the life of a server.
+  mutating func forgetSeen() { seen.removeAll(keepingCapacity: true) }
+}
+
+/// The long-running pipeline behind `tessera serve`: mapped events arrive from many requests at once, one task
+/// resolves them through the single-writer `Resolver` and commits them, and each request resumes only when its
+/// events are in the store.
+///
+/// **Group commit.** Requests append their batch to a queue and wait. The writer takes everything queued,
+/// resolves each request's batch in arrival order, and commits all of them in one store transaction; while it
+/// commits, new requests queue up and become the next group. Under load a transaction holds many requests;
+/// alone, a request is committed at once. Nothing is acknowledged before its transaction has committed.
+///
+/// **De-duplication.** Before resolving a group the writer asks the store which of its events it already
+/// holds; the resolver also skips repeats within the group (a retried batch sent twice at once). Both count
+/// as duplicates: accepted, stored once.
+///
+/// **Deletion** runs on the writer between groups, so no event of the person can be in flight; the resolver is
+/// then rebuilt from the store (which now suppresses the person's identifiers). A failed commit also rebuilds
+/// it, so its in-memory state never runs ahead of what is stored.
+public final class LivePipeline: Sendable {
+  /// What a group did, for metrics.
+  public struct GroupReport: Sendable {
+    public var requests: Int
+    public var events: Int
+    public var stats: ResolveStats
+    public var seconds: Double
+    public var profiles: Int
+  }
+
+  public enum Failure: Error, Sendable, CustomStringConvertible {
+    /// The server is shutting down and takes no more events.
+    case closed
+    /// The store refused the group's transaction; nothing of it was stored.
+    case store(String)
+    public var description: String {
+      switch self {
+      case .closed: return "the server is shutting down"
+      case .store(let m): return "the store could not commit: \(m)"
+      }
+    }
+  }
+
+  struct Submission: Sendable {
+    var batch: MappedBatch
+    var continuation: CheckedContinuation<ResolveStats, any Error>
+  }
+  struct DeletionRequest: Sendable {
+    var person: String
+    var continuation: CheckedContinuation<Deletion.Outcome?, any Error>
+  }
+  struct State: Sendable {
+    var queue: [Submission] = []
+    var queuedEvents = 0
+    var deletions: [DeletionRequest] = []
+    var closed = false
+  }
+
+  public let config: PipelineConfig
+  public let store: any Store
+  let state = Mutex(State())
+  let doorbell: AsyncStream<Void>
+  let ring: AsyncStream<Void>.Continuation
+  let onGroup: (@Sendable (GroupReport) -> Void)?
+
+  public init(config: PipelineConfig, store: any Store, onGroup: (@Sendable (GroupReport) -> Void)? = nil) {
+    self.config = config
+    self.store = store
+    self.onGroup = onGroup
+    (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+  }
+
+  /// Requests and events waiting for the writer.
+  public var queueDepth: (requests: Int, events: Int) {
+    state.withLock { ($0.queue.count, $0.queuedEvents) }
+  }
+
+  /// Stores a mapped batch (events and rejected records) and returns once it is committed, with what the
+  /// resolver did to it (`events` stored, `duplicates`, `suppressed`, `rejected`).
+  public func submit(_ batch: MappedBatch) async throws -> ResolveStats {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<ResolveStats, any Error>) in
+      let accepted = state.withLock { s in
+        guard !s.closed else { return false }
+        s.queue.append(Submission(batch: batch, continuation: c))
+        s.queuedEvents += batch.events.count
+        return true
+      }
+      if accepted { ring.yield() } else { c.resume(throwing: Failure.closed) }
+    }
+  }
+
+  /// Erases the person `person` (`kind:value` or a profile id) between two groups; nil when no profile matches.
+  public func delete(_ person: String) async throws -> Deletion.Outcome? {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Deletion.Outcome?, any Error>) in
+      let accepted = state.withLock { s in
+        guard !s.closed else { return false }
+        s.deletions.append(DeletionRequest(person: person, continuation: c))
+        return true
+      }
+      if accepted { ring.yield() } else { c.resume(throwing: Failure.closed) }
+    }
+  }
+
+  /// Stops taking events; `run()` commits what is queued and returns.
+  public func close() {
+    state.withLock { $0.closed = true }
+    ring.finish()
+  }
+
+  /// The writer: runs until `close()`, then drains the queue and returns.
+  public func run() async throws {
+    var resolver = try await Resolver.restored(config: config, from: store, now: Timestamp(Date()))
+    for await _ in doorbell {
+      await drain(&resolver)
+    }
+    // Closed: whatever was queued before the door shut is committed too.
+    await drain(&resolver)
+  }
+
+  /// Commits groups until the queue is empty, then runs the waiting deletions.
+  func drain(_ resolver: inout Resolver) async {
+    while true {
+      let (group, deletions) = state.withLock { s in
+        defer {
+          s.queue.removeAll(keepingCapacity: true)
+          s.queuedEvents = 0
+          s.deletions.removeAll()
+        }
+        return (s.queue, s.deletions)
+      }
+      if group.isEmpty && deletions.isEmpty { return }
+      if !group.isEmpty { await commit(group, &resolver) }
+      for d in deletions { await erase(d, &resolver) }
+    }
+  }
+
+  func commit(_ group: [Submission], _ resolver: inout Resolver) async {
+    let started = ContinuousClock.now
+    var keys: [EventKey] = []
+    for s in group { for e in s.batch.events { keys.append(EventKey(source: e.source, id: e.id)) } }
+    do {
+      let stored = keys.isEmpty ? [] : try await store.existingEvents(keys)
+      resolver.now = Timestamp(Date())
+      var gathered: ResolvedBatch?
+      var stats: [ResolveStats] = []
+      stats.reserveCapacity(group.count)
+      for s in group {
+        let r = resolver.resolve(s.batch, stored: stored)
+        stats.append(r.stats)
+        if gathered == nil { gathered = r } else { gathered?.append(r) }
+      }
+      guard var g = gathered else { return }
+      g.reconcile(with: resolver.graph)
+      let commit = g.finished()
+      if !commit.isEmpty { try await store.commit(commit) }
+      resolver.forgetSeen()
+      for (s, st) in zip(group, stats) { s.continuation.resume(returning: st) }
+      let elapsed = ContinuousClock.now - started
+      onGroup?(
+        GroupReport(
+          requests: group.count, events: keys.count, stats: g.stats,
+          seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+          profiles: resolver.graph.profileCount))
+    } catch {
+      for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
+      await rebuild(&resolver)
+    }
+  }
+
+  func erase(_ d: DeletionRequest, _ resolver: inout Resolver) async {
+    do {
+      guard let profile = try await PersonLookup.resolve(d.person, in: store, config: config) else {
+        d.continuation.resume(returning: nil)
+        return
+      }
+      let outcome = try await Deletion.erase(profile, in: store)
+      await rebuild(&resolver)
+      d.continuation.resume(returning: outcome)
+    } catch {
+      d.continuation.resume(throwing: error)
+    }
+  }
+
+  /// Replaces the resolver by one restored from the store; keeps the old one if the store cannot be read.
+  func rebuild(_ resolver: inout Resolver) async {
+    if let fresh = try? await Resolver.restored(config: config, from: store, now: Timestamp(Date())) {
+      resolver = fresh
+    }
+  }
+}
