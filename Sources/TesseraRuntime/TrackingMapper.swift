@@ -45,7 +45,8 @@ public struct TrackingMapper: Sendable {
     receivedAt: Timestamp
   ) -> Result<(Event, Int), Rejection> {
     guard case .map(let m) = message else {
-      return .failure(Rejection(code: "not_an_object", message: "a message must be a JSON object, found \(message.typeName)"))
+      return .failure(
+        Rejection(code: "not_an_object", message: "a message must be a JSON object, found \(message.typeName)"))
     }
     // The type.
     let type: EventType
@@ -114,7 +115,9 @@ public struct TrackingMapper: Sendable {
         return .failure(
           Rejection(
             code: m["event"].map { $0.isNull ? "missing_field" : "wrong_type" } ?? "missing_field",
-            message: m["event"].map { $0.isNull ? "a track message needs an `event` name" : "`event` must be a string, found \($0.typeName)" }
+            message: m["event"].map {
+              $0.isNull ? "a track message needs an `event` name" : "`event` must be a string, found \($0.typeName)"
+            }
               ?? "a track message needs an `event` name"))
       }
       name = e
@@ -122,7 +125,8 @@ public struct TrackingMapper: Sendable {
       switch m["name"] {
       case nil, .null?: name = nil
       case .string(let s)?: name = s
-      case let v?: return .failure(Rejection(code: "wrong_type", message: "`name` must be a string, found \(v.typeName)"))
+      case let v?:
+        return .failure(Rejection(code: "wrong_type", message: "`name` must be a string, found \(v.typeName)"))
       }
     case .alias:
       guard (try? id("previousId").get()) != nil else {
@@ -145,7 +149,8 @@ public struct TrackingMapper: Sendable {
         }
         return .success(t)
       case let x?:
-        return .failure(Rejection(code: "wrong_type", message: "`\(field)` must be an ISO 8601 string, found \(x.typeName)"))
+        return .failure(
+          Rejection(code: "wrong_type", message: "`\(field)` must be an ISO 8601 string, found \(x.typeName)"))
       }
     }
     let original: Timestamp?
@@ -197,7 +202,8 @@ public struct TrackingMapper: Sendable {
       return .failure(
         Rejection(
           code: "no_identifier",
-          message: "no valid identifier: the pipeline declares none of user_id, anonymous_id, email, phone that the message carries"
+          message:
+            "no valid identifier: the pipeline declares none of user_id, anonymous_id, email, phone that the message carries"
         ))
     }
     // Everything else the client sent is kept.

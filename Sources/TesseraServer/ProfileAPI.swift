@@ -85,7 +85,9 @@ struct ProfileAPI: Sendable {
     } catch let e as PersonLookup.Malformed {
       throw APIError(status: .badRequest, code: "bad_identifier", message: e.description)
     }
-    guard let found else { throw APIError(status: .notFound, code: "profile_not_found", message: "no profile for `\(person)`") }
+    guard let found else {
+      throw APIError(status: .notFound, code: "profile_not_found", message: "no profile for `\(person)`")
+    }
     return found
   }
 
@@ -95,14 +97,16 @@ struct ProfileAPI: Sendable {
     var limit = Self.defaultPage
     if let l = q.get("limit") {
       guard let n = Int(l), n > 0 else {
-        throw APIError(status: .badRequest, code: "bad_parameter", message: "`limit` must be a positive integer, found `\(l)`")
+        throw APIError(
+          status: .badRequest, code: "bad_parameter", message: "`limit` must be a positive integer, found `\(l)`")
       }
       limit = min(n, Self.maxPage)
     }
     var offset = 0
     if let c = q.get("cursor") {
       guard let n = Int(c), n >= 0 else {
-        throw APIError(status: .badRequest, code: "bad_parameter", message: "`cursor` is not one this API gave out: `\(c)`")
+        throw APIError(
+          status: .badRequest, code: "bad_parameter", message: "`cursor` is not one this API gave out: `\(c)`")
       }
       offset = n
     }
@@ -119,7 +123,8 @@ struct ProfileAPI: Sendable {
           "profiles": .int(Int64(stats.profiles)), "queued_events": .int(Int64(depth.events)),
         ]))
     } catch {
-      throw APIError(status: .serviceUnavailable, code: "store_unavailable", message: "the store does not answer: \(error)")
+      throw APIError(
+        status: .serviceUnavailable, code: "store_unavailable", message: "the store does not answer: \(error)")
     }
   }
 
@@ -227,7 +232,8 @@ struct ProfileAPI: Sendable {
     return JSONResponse.make(
       .map([
         "segment": .string(name), "total": .int(Int64(all.count)),
-        "items": .list(items.map { .map(["profile_id": .string($0.profile.description), "since": .timestamp($0.since)]) }),
+        "items": .list(
+          items.map { .map(["profile_id": .string($0.profile.description), "since": .timestamp($0.since)]) }),
         "next_cursor": all.count > offset + limit ? .string(String(offset + limit)) : .null,
       ]))
   }

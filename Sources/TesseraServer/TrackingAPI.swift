@@ -53,12 +53,14 @@ struct TrackingAPI: Sendable {
   static let noKey = APIError.unauthorized(
     "no write key: send the source's write key as the HTTP Basic user name (empty password) or as `writeKey` in the body",
     scheme: "Basic")
-  static let wrongKey = APIError.unauthorized("the write key does not belong to any http source of this pipeline", scheme: "Basic")
+  static let wrongKey = APIError.unauthorized(
+    "the write key does not belong to any http source of this pipeline", scheme: "Basic")
 
   static func tooLarge(_ limit: Int) -> APIError {
     APIError(
       status: .contentTooLarge, code: "request_too_large",
-      message: "the request body exceeds the limit of \(limit) bytes (max_request_bytes); send fewer messages per batch")
+      message: "the request body exceeds the limit of \(limit) bytes (max_request_bytes); send fewer messages per batch"
+    )
   }
 
   /// Reads the body up to `limit` bytes; more is a 413.
@@ -94,7 +96,8 @@ struct TrackingAPI: Sendable {
       } catch let e as CompressNIOError where e == .bufferOverflow {
         throw Self.tooLarge(limit)
       } catch {
-        throw APIError(status: .badRequest, code: "bad_encoding", message: "the body is not valid \(encoding): \(error)")
+        throw APIError(
+          status: .badRequest, code: "bad_encoding", message: "the body is not valid \(encoding): \(error)")
       }
     }
     let parsed = try body.withUnsafeReadableBytes { raw in
@@ -115,7 +118,9 @@ struct TrackingAPI: Sendable {
             outcome = .failure(
               .init(
                 code: "too_large",
-                message: "the message has \(span.count) bytes, over the limit of \(source.decl.maxEventBytes) (max_event_bytes)"))
+                message:
+                  "the message has \(span.count) bytes, over the limit of \(source.decl.maxEventBytes) (max_event_bytes)"
+              ))
           } else {
             do {
               let message = try JSON.parse(bytes)
@@ -138,7 +143,8 @@ struct TrackingAPI: Sendable {
               RejectedRecord(
                 source: source.decl.name, line: index + 1, record: record,
                 reason: "request \(requestID) message \(index): \(r.message)", at: receivedAt))
-            rejections.append(.map(["index": .int(Int64(index)), "code": .string(r.code), "reason": .string(r.message)]))
+            rejections.append(
+              .map(["index": .int(Int64(index)), "code": .string(r.code), "reason": .string(r.message)]))
             metrics.increment("tessera_events_rejected_total", ["source": source.decl.name, "reason": r.code])
           }
         }
@@ -182,7 +188,8 @@ struct TrackingAPI: Sendable {
       throw APIError(status: .badRequest, code: "malformed_json", message: "the body is not JSON: \(error.description)")
     }
     guard case .map(let fields) = top else {
-      throw APIError(status: .badRequest, code: "not_an_object", message: "the body must be a JSON object, found \(top.typeName)")
+      throw APIError(
+        status: .badRequest, code: "not_an_object", message: "the body must be a JSON object, found \(top.typeName)")
     }
     var source = source
     if source == nil {

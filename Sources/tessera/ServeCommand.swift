@@ -47,7 +47,9 @@ struct ServeCommand: AsyncParsableCommand {
       options: .init(host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel))
     try await server.run { port in
       FileHandle.standardError.write(
-        Data("tessera serve: listening on http://\(host):\(port) (store \(store)\(token == nil ? ", profile API off" : ""))\n".utf8))
+        Data(
+          "tessera serve: listening on http://\(host):\(port) (store \(store)\(token == nil ? ", profile API off" : ""))\n"
+            .utf8))
     }
   }
 }

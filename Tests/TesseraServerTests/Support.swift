@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CompressNIO
 import Foundation
 import Hummingbird
+import NIOCore
 import NIOHTTP1
 import TesseraCompiler
 import TesseraModel
@@ -97,26 +98,32 @@ struct Harness {
   }
 
   func request(
-    _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [(String, String)] = []
+    _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers: [(String, String)] = [],
+    timeout: TimeAmount = .seconds(60)
   ) async throws -> HTTPAnswer {
     var req = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
     req.method = method
     for (k, v) in headers { req.headers.add(name: k, value: v) }
     if let body { req.body = .bytes(body) }
-    let response = try await HTTPClient.shared.execute(req, timeout: .seconds(60))
+    let response = try await HTTPClient.shared.execute(req, timeout: timeout)
     let bytes = try await response.body.collect(upTo: 64 << 20)
     return HTTPAnswer(
-      status: Int(response.status.code), text: String(buffer: bytes), headers: response.headers.map { ($0.name, $0.value) })
+      status: Int(response.status.code), text: String(buffer: bytes),
+      headers: response.headers.map { ($0.name, $0.value) })
   }
 
   static func basic(_ key: String) -> String { "Basic " + Data("\(key):".utf8).base64EncodedString() }
 
   /// POSTs a tracking body with the write key as Basic user (nil: no header), optionally gzipped.
-  func track(_ body: String, key: String? = "test_key", gzip: Bool = false) async throws -> HTTPAnswer {
-    try await track("/v1/batch", body, key: key, gzip: gzip)
+  func track(_ body: String, key: String? = "test_key", gzip: Bool = false, timeout: TimeAmount = .seconds(60))
+    async throws -> HTTPAnswer
+  {
+    try await track("/v1/batch", body, key: key, gzip: gzip, timeout: timeout)
   }
 
-  func track(_ path: String, _ body: String, key: String? = "test_key", gzip: Bool = false) async throws -> HTTPAnswer {
+  func track(
+    _ path: String, _ body: String, key: String? = "test_key", gzip: Bool = false, timeout: TimeAmount = .seconds(60)
+  ) async throws -> HTTPAnswer {
     var headers = [("Content-Type", "application/json")]
     if let key { headers.append(("Authorization", Self.basic(key))) }
     var buffer = ByteBuffer(string: body)
@@ -124,7 +131,7 @@ struct Harness {
       buffer = try buffer.compress(with: .gzip())
       headers.append(("Content-Encoding", "gzip"))
     }
-    return try await request(.POST, path, body: buffer, headers: headers)
+    return try await request(.POST, path, body: buffer, headers: headers, timeout: timeout)
   }
 
   func admin(_ method: HTTPMethod, _ path: String, token: String? = Harness.token) async throws -> HTTPAnswer {

@@ -42,10 +42,13 @@ struct TrackingTests {
     // (context.)traits, the identify traits, the segment they put the profile in.
     let profile = try await h.admin(.GET, "/v1/profiles?identifier=email:ada@example.com")
     #expect(profile.status == 200)
-    let ids = Set(profile["identifiers"].list.compactMap { v -> String? in
-      guard case .map(let m) = v, let k = m["kind"]?.stringValue, let val = m["value"]?.stringValue else { return nil }
-      return "\(k):\(val)"
-    })
+    let ids = Set(
+      profile["identifiers"].list.compactMap { v -> String? in
+        guard case .map(let m) = v, let k = m["kind"]?.stringValue, let val = m["value"]?.stringValue else {
+          return nil
+        }
+        return "\(k):\(val)"
+      })
     #expect(ids.isSuperset(of: ["user_id:user-1001", "email:ada@example.com", "anonymous_id:anon-7f3c2a91"]))
     #expect(profile["traits.plan.value"] == .string("pro"))
     #expect(profile["traits.plan.source"] == .string("web"))
@@ -109,14 +112,16 @@ struct TrackingTests {
     #expect(wrong["code"] == .string("unauthorized"))
     #expect(try await h.store.stats().events == 0)
     // writeKey in the body names the source.
-    let inBody = try await h.track(#"{"writeKey": "app-key", "batch": [{"type": "identify", "userId": "u2", "messageId": "k-2"}]}"#, key: nil)
+    let inBody = try await h.track(
+      #"{"writeKey": "app-key", "batch": [{"type": "identify", "userId": "u2", "messageId": "k-2"}]}"#, key: nil)
     #expect(inBody.status == 200)
     let wrongInBody = try await h.track(#"{"writeKey": "zzz", "batch": []}"#, key: nil)
     #expect(wrongInBody.status == 401)
     // Each source has its own key: events are stored under the source whose key was used.
     _ = try await h.track(trackBatch(ids: ["k-3"], user: "u3"), key: "app-key")
     let events = try await h.store.loadEvents()
-    #expect(Dictionary(uniqueKeysWithValues: events.map { ($0.event.id, $0.event.source) }) == ["k-2": "app", "k-3": "app"])
+    #expect(
+      Dictionary(uniqueKeysWithValues: events.map { ($0.event.id, $0.event.source) }) == ["k-2": "app", "k-3": "app"])
     try await h.stop()
   }
 
@@ -135,7 +140,9 @@ struct TrackingTests {
     try await h.stop()
   }
 
-  @Test("limits: a request over max_request_bytes is a 413 naming the limit; a message over max_event_bytes is rejected alone")
+  @Test(
+    "limits: a request over max_request_bytes is a 413 naming the limit; a message over max_event_bytes is rejected alone"
+  )
   func limits() async throws {
     let h = try await Harness.start()
     let padding = String(repeating: "x", count: 5000)
@@ -249,7 +256,9 @@ struct TrackingTests {
     let s2 = try #require(events["s-2"])
     #expect(s2.timestamp.microseconds == s2.receivedAt.microseconds - 60_000_000)
     // Without sentAt the client's timestamp is kept as sent.
-    _ = try await h.track(#"{"batch": [{"type": "track", "userId": "u1", "event": "E", "messageId": "s-3", "timestamp": "2020-01-01T00:00:00Z"}]}"#)
+    _ = try await h.track(
+      #"{"batch": [{"type": "track", "userId": "u1", "event": "E", "messageId": "s-3", "timestamp": "2020-01-01T00:00:00Z"}]}"#
+    )
     let s3 = try #require(try await h.store.loadEvents().first { $0.event.id == "s-3" })
     #expect(s3.event.timestamp == Timestamp(iso8601: "2020-01-01T00:00:00Z"))
     try await h.stop()
