@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 // Benchmarks live in their own package so their release builds stay out of the main build and test cycle.
 // Run: swift run -c release --package-path Benchmarks tessera-bench all
+//      swift run -c release --package-path Benchmarks tessera-load [--route noop]
 import PackageDescription
 
 let package = Package(
@@ -9,6 +10,7 @@ let package = Package(
   dependencies: [
     .package(name: "Tessera", path: ".."),
     .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
   ],
   targets: [
     .executableTarget(
@@ -22,6 +24,16 @@ let package = Package(
         .product(name: "TesseraRuntime", package: "Tessera"),
         .product(name: "TesseraConnectors", package: "Tessera"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+      ]
+    ),
+    // Load generator for `tessera serve`: concurrent keep-alive clients posting tracking batches (issue 8).
+    .executableTarget(
+      name: "tessera-load",
+      dependencies: [
+        .product(name: "TesseraCompiler", package: "Tessera"),
+        .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraServer", package: "Tessera"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
     // Synthetic person records with noise and true cluster ids (record-linkage benchmarks); no dependencies.

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
@@ -133,6 +134,7 @@ struct AdminTests {
   @Test("shutdown while requests are in flight: every acknowledged event is in the store afterwards")
   func shutdownInFlight() async throws {
     let h = try await Harness.start()
+    let answered = Counter()
     let acknowledged = try await withThrowingTaskGroup(of: [String].self) { group in
       for c in 0..<8 {
         group.addTask {
@@ -141,11 +143,12 @@ struct AdminTests {
             let ids = (0..<20).map { "s\(c)-\(r)-\($0)" }
             // After the shutdown a request fails to connect (the client retries until its timeout) or, on a
             // keep-alive connection the server closed as idle, fails at once: not acknowledged either way.
-            guard let answer = try? await h.track(trackBatch(ids: ids, user: "u\(c)"), timeout: .seconds(2)) else {
+            guard let answer = try? await h.track(trackBatch(ids: ids, user: "u\(c)"), timeout: .seconds(5)) else {
               break
             }
             if answer.status == 200 {
               acked += ids
+              answered.add()
             } else {
               #expect(answer.status == 503)
               #expect(answer["code"] == .string("shutting_down"))
@@ -155,8 +158,8 @@ struct AdminTests {
           return acked
         }
       }
-      // Let the clients get going, then stop the server under them.
-      try await Task.sleep(for: .milliseconds(500))
+      // Let the clients get going (however busy the machine is), then stop the server under them.
+      for _ in 0..<1500 where answered.value < 16 { try await Task.sleep(for: .milliseconds(20)) }
       try await h.stop()
       return try await group.reduce(into: [String]()) { $0 += $1 }
     }
@@ -167,4 +170,11 @@ struct AdminTests {
     let stored = try await reopened.existingEvents(keys)
     #expect(stored.count == keys.count)
   }
+}
+
+/// Answers counted across client tasks.
+final class Counter: Sendable {
+  let count = Mutex(0)
+  func add() { count.withLock { $0 += 1 } }
+  var value: Int { count.withLock { $0 } }
 }
