@@ -81,7 +81,8 @@ func body(client: Int, request: Int, options: Options, rng: inout SplitMix64) ->
     out += ",\"anonymousId\":\"anon-\(p)-\(rng.int(2))\""
     out += p % 5 < 3 ? ",\"userId\":\"u\(p)\"" : ",\"userId\":null"
     out += ",\"timestamp\":\"2026-11-29T11:59:59.\(100 + rng.int(800))Z\""
-    out += ",\"context\":{\"ip\":\"203.0.113.\(p % 250)\",\"library\":{\"name\":\"analytics-python\",\"version\":\"2.4.0\"}"
+    out += ",\"context\":{\"ip\":\"203.0.113.\(p % 250)\""
+    out += ",\"library\":{\"name\":\"analytics-python\",\"version\":\"2.4.0\"}"
     out += ",\"userAgent\":\"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)\"}"
     switch type {
     case "identify":
@@ -126,7 +127,9 @@ if options.url == nil {
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-load-\(UUID().uuidString)").path
   try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
   try pipelineYAML.write(toFile: dir + "/load.yaml", atomically: true, encoding: .utf8)
-  guard let plan = Compiler().compile(pipeline: dir + "/load.yaml").plan else { fatalError("the load pipeline does not compile") }
+  guard let plan = Compiler().compile(pipeline: dir + "/load.yaml").plan else {
+    fatalError("the load pipeline does not compile")
+  }
   let s = TesseraHTTPServer(
     config: plan.config, store: try SQLiteStore(path: dir + "/store.sqlite"),
     options: .init(host: "127.0.0.1", port: 0, benchmarkRoutes: true, logLevel: "warning"))
@@ -146,7 +149,11 @@ if options.url == nil {
 var rng = SplitMix64(state: 42)
 var bodies: [[ByteBuffer]] = []
 for c in 0..<options.clients {
-  bodies.append((0..<options.requests).map { ByteBuffer(string: body(client: c, request: $0, options: options, rng: &rng)) })
+  var mine: [ByteBuffer] = []
+  for r in 0..<options.requests {
+    mine.append(ByteBuffer(string: body(client: c, request: r, options: options, rng: &rng)))
+  }
+  bodies.append(mine)
 }
 let bytesPerRequest = bodies.first?.first?.readableBytes ?? 0
 let path = options.route == "noop" ? "/bench/noop" : "/v1/batch"
