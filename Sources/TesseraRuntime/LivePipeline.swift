@@ -70,6 +70,7 @@ public final class LivePipeline: Sendable {
     var queue: [Submission] = []
     var queuedEvents = 0
     var deletions: [DeletionRequest] = []
+    var tickDue = false
     var closed = false
   }
 
@@ -79,11 +80,18 @@ public final class LivePipeline: Sendable {
   let doorbell: AsyncStream<Void>
   let ring: AsyncStream<Void>.Continuation
   let onGroup: (@Sendable (GroupReport) -> Void)?
+  /// How often computed-trait windows are expired and the profiles whose values fell re-evaluated
+  /// (`Resolver.tick()`, what `tessera run` does at the end of a run); nil: never.
+  let tickEvery: Duration?
 
-  public init(config: PipelineConfig, store: any Store, onGroup: (@Sendable (GroupReport) -> Void)? = nil) {
+  public init(
+    config: PipelineConfig, store: any Store, tickEvery: Duration? = .seconds(60),
+    onGroup: (@Sendable (GroupReport) -> Void)? = nil
+  ) {
     self.config = config
     self.store = store
     self.onGroup = onGroup
+    self.tickEvery = tickEvery
     (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
   }
 
@@ -127,6 +135,16 @@ public final class LivePipeline: Sendable {
   /// The writer: runs until `close()`, then drains the queue and returns.
   public func run() async throws {
     var resolver = try await Resolver.restored(config: config, from: store, now: Timestamp(Date()))
+    let ticker = tickEvery.map { every in
+      Task { [self] in
+        while !Task.isCancelled {
+          try? await Task.sleep(for: every)
+          state.withLock { $0.tickDue = true }
+          ring.yield()
+        }
+      }
+    }
+    defer { ticker?.cancel() }
     for await _ in doorbell {
       await drain(&resolver)
     }
@@ -134,19 +152,34 @@ public final class LivePipeline: Sendable {
     await drain(&resolver)
   }
 
+  /// Expires computed-trait windows at the current time and commits the changes it causes.
+  func tick(_ resolver: inout Resolver) async {
+    resolver.now = Timestamp(Date())
+    var t = ResolvedBatch(commit: resolver.tick(), stats: ResolveStats(), pending: [])
+    guard !t.commit.isEmpty else { return }
+    t.reconcile(with: resolver.graph)
+    do {
+      try await store.commit(t.finished())
+    } catch {
+      await rebuild(&resolver)
+    }
+  }
+
   /// Commits groups until the queue is empty, then runs the waiting deletions.
   func drain(_ resolver: inout Resolver) async {
     while true {
-      let (group, deletions) = state.withLock { s in
+      let (group, deletions, tickDue) = state.withLock { s in
         defer {
           s.queue.removeAll(keepingCapacity: true)
           s.queuedEvents = 0
           s.deletions.removeAll()
+          s.tickDue = false
         }
-        return (s.queue, s.deletions)
+        return (s.queue, s.deletions, s.tickDue)
       }
-      if group.isEmpty && deletions.isEmpty { return }
+      if group.isEmpty && deletions.isEmpty && !tickDue { return }
       if !group.isEmpty { await commit(group, &resolver) }
+      if tickDue { await tick(&resolver) }
       for d in deletions { await erase(d, &resolver) }
     }
   }
