@@ -59,11 +59,9 @@ struct AccessMiddleware: RouterMiddleware {
       if let name = HTTPField.Name.requestID { response.headers[name] = id }
     } catch let e as APIError {
       response = e.response(requestID: id)
-      if e.status.code >= 500 {
-        context.logger.warning(
-          "request failed",
-          metadata: ["path": "\(request.uri.path)", "status": "\(e.status.code)", "error": "\(e.message)"])
-      }
+      context.logger.warning(
+        "\(request.method.rawValue) \(request.uri.path) \(e.status.code) \(e.code)",
+        metadata: ["error": "\(e.message)"])
     } catch let e as HTTPError {
       let code =
         e.status == .notFound
@@ -72,6 +70,7 @@ struct AccessMiddleware: RouterMiddleware {
         e.status == .notFound
         ? "no route for \(request.method.rawValue) \(request.uri.path)" : (e.body ?? e.status.reasonPhrase)
       response = APIError(status: e.status, code: code, message: message).response(requestID: id)
+      context.logger.warning("\(request.method.rawValue) \(request.uri.path) \(e.status.code) \(code)")
     } catch {
       context.logger.warning(
         "request failed", metadata: ["path": "\(request.uri.path)", "error": "\(String(describing: error))"])
