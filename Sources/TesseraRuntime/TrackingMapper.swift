@@ -1,4 +1,5 @@
 import TesseraCompiler
+import TesseraLanguage
 import TesseraModel
 import TesseraStore
 
@@ -196,6 +197,36 @@ public struct TrackingMapper: Sendable {
       case .string(let s): add(kind, s)
       case .int(let i): add(kind, String(i))
       default: break
+      }
+    }
+    // The source's own `map` adds to these defaults: its fields win, its identifiers are added.
+    if !source.mappings.isEmpty {
+      let env = Env(slots: [message], now: receivedAt)
+      for mapping in source.mappings {
+        let v = mapping.expr.evaluate(env)
+        if v.isNull { continue }
+        switch mapping.target {
+        case .identifier(let kind):
+          switch v {
+          case .string(let text): add(kind, text)
+          case .int(let i): add(kind, String(i))
+          default: add(kind, v.description)
+          }
+        case .trait(let t): traits[t] = v
+        case .property(let p): props[p] = v
+        case .context(let c): context[c] = v
+        case .event: name = v.stringValue ?? v.description
+        case .allTraits, .allProperties, .allContext:
+          guard case .map(let fields) = v else { continue }
+          for (k, x) in fields where !x.isNull {
+            switch mapping.target {
+            case .allTraits: traits[k] = x
+            case .allProperties: props[k] = x
+            default: context[k] = x
+            }
+          }
+        case .type: continue  // the message's own type (or the route's) decides
+        }
       }
     }
     guard !ids.isEmpty else {

@@ -99,6 +99,30 @@ struct TrackingTests {
     try await h.stop()
   }
 
+  @Test("an http source's own map adds identifiers and fields to the tracking defaults")
+  func sourceMap() async throws {
+    let pipeline = testPipeline.replacingOccurrences(
+      of: "  web: { kind: http, write_key: test_key }",
+      with: [
+        "  web:", "    kind: http", "    write_key: test_key", "    map:", "      phone: properties.phone",
+        "      traits.locale: context.locale", "      properties.channel: coalesce(channel, \"web\")",
+      ].joined(separator: "\n"))
+    #expect(pipeline != testPipeline)
+    let h = try await Harness.start(pipeline: pipeline)
+    let answer = try await h.track(
+      "/v1/track",
+      #"{"userId": "u1", "event": "Called", "properties": {"phone": "(415) 555-0123"}, "context": {"locale": "de-DE"}, "messageId": "p-1"}"#
+    )
+    #expect(answer["stored"] == .int(1))
+    let profile = try await h.admin(.GET, "/v1/profiles?identifier=phone:+14155550123")
+    #expect(profile.status == 200)
+    #expect(profile["traits.locale.value"] == .string("de-DE"))
+    let event = try #require(try await h.store.loadEvents().first)
+    #expect(event.event.properties["channel"] == .string("web"))
+    #expect(event.event.identifiers.contains(Identifier("phone", "+14155550123")))
+    try await h.stop()
+  }
+
   @Test("the write key: Basic user name or body field, per source; wrong or missing is 401 with JSON")
   func auth() async throws {
     let h = try await Harness.start()
