@@ -41,6 +41,9 @@ public final class LivePipeline: Sendable {
     public var requests: Int
     public var events: Int
     public var stats: ResolveStats
+    /// Resolving the group (duplicate check, resolve, reconcile, encoding the rows).
+    public var resolveSeconds: Double
+    /// The store transaction.
     public var seconds: Double
     public var profiles: Int
   }
@@ -202,19 +205,23 @@ public final class LivePipeline: Sendable {
       guard var g = gathered else { return }
       g.reconcile(with: resolver.graph)
       let commit = g.finished()
+      let resolved = ContinuousClock.now
       if !commit.isEmpty { try await store.commit(commit) }
       resolver.forgetSeen()
       for (s, st) in zip(group, stats) { s.continuation.resume(returning: st) }
-      let elapsed = ContinuousClock.now - started
+      let done = ContinuousClock.now
       onGroup?(
         GroupReport(
-          requests: group.count, events: keys.count, stats: g.stats,
-          seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-          profiles: resolver.graph.profileCount))
+          requests: group.count, events: keys.count, stats: g.stats, resolveSeconds: Self.seconds(resolved - started),
+          seconds: Self.seconds(done - resolved), profiles: resolver.graph.profileCount))
     } catch {
       for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
       await rebuild(&resolver)
     }
+  }
+
+  static func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
   }
 
   func erase(_ d: DeletionRequest, _ resolver: inout Resolver) async {

@@ -47,7 +47,10 @@ public final class ServerMetrics: Sendable {
     "tessera_events_rejected_total": ("counter", "Tracking messages rejected, by source and reason."),
     "tessera_merges_total": ("counter", "Profile merges made by the live pipeline."),
     "tessera_profiles_created_total": ("counter", "Profiles created by the live pipeline."),
-    "tessera_commit_duration_seconds": ("histogram", "Time to resolve and commit one group of requests."),
+    "tessera_resolve_duration_seconds": (
+      "histogram", "Time to resolve one group of requests (duplicate check, resolution, unification, encoding)."
+    ),
+    "tessera_commit_duration_seconds": ("histogram", "Time of the store transaction of one group of requests."),
     "tessera_commit_events": ("histogram", "Events per group commit."),
     "tessera_deletions_total": ("counter", "People erased through the API."),
     "tessera_pipeline_queue_requests": ("gauge", "Requests waiting for the pipeline's writer."),

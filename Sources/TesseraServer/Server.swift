@@ -59,6 +59,8 @@ public final class TesseraHTTPServer: Sendable {
     let metrics = ServerMetrics()
     self.metrics = metrics
     self.pipeline = LivePipeline(config: config, store: store) { report in
+      metrics.observe(
+        "tessera_resolve_duration_seconds", [:], report.resolveSeconds, buckets: ServerMetrics.latencyBuckets)
       metrics.observe("tessera_commit_duration_seconds", [:], report.seconds, buckets: ServerMetrics.latencyBuckets)
       metrics.observe("tessera_commit_events", [:], Double(report.events), buckets: ServerMetrics.sizeBuckets)
       metrics.increment("tessera_merges_total", by: Double(report.stats.merges))

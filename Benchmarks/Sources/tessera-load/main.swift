@@ -157,6 +157,7 @@ for c in 0..<options.clients {
 }
 let bytesPerRequest = bodies.first?.first?.readableBytes ?? 0
 let path = options.route == "noop" ? "/bench/noop" : "/v1/batch"
+let target = base + path
 let auth = "Basic " + Data("\(options.key):".utf8).base64EncodedString()
 
 var config = HTTPClient.Configuration()
@@ -175,7 +176,7 @@ let warmup = ByteBuffer(string: "{\"batch\":[]}")
 try await withThrowingTaskGroup(of: Void.self) { group in
   for _ in 0..<options.clients {
     group.addTask {
-      var req = HTTPClientRequest(url: base + path)
+      var req = HTTPClientRequest(url: target)
       req.method = .POST
       req.headers.add(name: "Authorization", value: auth)
       req.headers.add(name: "Content-Type", value: "application/json")
@@ -195,7 +196,7 @@ let results = try await withThrowingTaskGroup(of: ClientResult.self) { group in
       var result = ClientResult()
       result.latencies.reserveCapacity(mine.count)
       for b in mine {
-        var req = HTTPClientRequest(url: base + path)
+        var req = HTTPClientRequest(url: target)
         req.method = .POST
         req.headers.add(name: "Authorization", value: auth)
         req.headers.add(name: "Content-Type", value: "application/json")
@@ -220,16 +221,25 @@ let results = try await withThrowingTaskGroup(of: ClientResult.self) { group in
       return result
     }
   }
-  return try await group.reduce(into: [ClientResult]()) { $0.append($1) }
+  var all: [ClientResult] = []
+  for try await r in group { all.append(r) }
+  return all
 }
 let elapsed = ContinuousClock.now - started
 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 let latencies = results.flatMap(\.latencies).sorted()
 let accepted = results.map(\.accepted).reduce(0, +)
 let errors = results.map(\.errors).reduce(0, +)
-try await client.shutdown()
+try await client.shutdown().get()
 
 if let server {
+  // Where the writer's time went: resolving groups vs. their store transactions.
+  for line in server.metrics.render().split(separator: "\n")
+  where line.hasPrefix("tessera_resolve_duration_seconds_sum") || line.hasPrefix("tessera_commit_duration_seconds_sum")
+    || line.hasPrefix("tessera_commit_events_count")
+  {
+    print("server: \(line)")
+  }
   await server.shutdown()
   try await serverTask?.value
 }
