@@ -1,3 +1,4 @@
+import AsyncAlgorithms
 import Foundation
 import Synchronization
 import TesseraCompiler
@@ -14,9 +15,11 @@ extension Resolver {
       separations: try await store.loadSeparations(), suppressed: try await store.loadSuppressions())
   }
 
-  /// Forgets the events resolved so far. The live pipeline calls it once they are committed: from then on the
+  /// Forgets events resolved earlier. The live pipeline calls it once they are committed: from then on the
   /// store recognises them, so the set of seen events does not grow for the life of a server.
-  mutating func forgetSeen() { seen.removeAll(keepingCapacity: true) }
+  mutating func forget(_ keys: [EventKey]) {
+    seen.subtract(keys)
+  }
 }
 
 /// The long-running pipeline behind `tessera serve`: mapped events arrive from many requests at once, one task
@@ -83,6 +86,8 @@ public final class LivePipeline: Sendable {
   let doorbell: AsyncStream<Void>
   let ring: AsyncStream<Void>.Continuation
   let onGroup: (@Sendable (GroupReport) -> Void)?
+  /// Set by the committer when a transaction fails; cleared once the resolver is rebuilt from the store.
+  let poisoned = Mutex(false)
   /// How often computed-trait windows are expired and the profiles whose values fell re-evaluated
   /// (`Resolver.tick()`, what `tessera run` does at the end of a run); nil: never.
   let tickEvery: Duration?
@@ -135,9 +140,31 @@ public final class LivePipeline: Sendable {
     ring.finish()
   }
 
+  /// What the resolver hands the committer.
+  enum Work: Sendable {
+    /// A resolved group: its rows, the requests waiting for it and what the resolver did to each.
+    case group(ResolvedBatch, [Submission], [ResolveStats], events: Int, resolveSeconds: Double, profiles: Int)
+    /// Answered once everything handed over before it is committed (or failed).
+    case flush(AsyncStream<Void>.Continuation)
+  }
+
+  /// The resolver's side of the writer: the resolver, and the keys of the group the committer may still hold.
+  struct Writer: Sendable {
+    var resolver: Resolver
+    var inFlight: [EventKey] = []
+  }
+
   /// The writer: runs until `close()`, then drains the queue and returns.
+  ///
+  /// Two tasks: this one resolves group N + 1 while the committer task encodes and commits group N (SQLite
+  /// takes about three quarters of the work, so resolving in its shadow uses the second core). The channel
+  /// between them holds nothing: a hand-over waits for the previous commit, so at most one group is resolved
+  /// ahead of the store. If a commit fails, the committer fails every later group it is handed until the
+  /// resolver has been rebuilt from the store (the later groups were resolved on top of the failed one).
   public func run() async throws {
-    var resolver = try await Resolver.restored(config: config, from: store, now: Timestamp(Date()))
+    var writer = Writer(resolver: try await Resolver.restored(config: config, from: store, now: Timestamp(Date())))
+    let work = AsyncChannel<Work>()
+    let committer = Task { await self.commitLoop(work) }
     let ticker = tickEvery.map { every in
       Task { [self] in
         while !Task.isCancelled {
@@ -149,27 +176,24 @@ public final class LivePipeline: Sendable {
     }
     defer { ticker?.cancel() }
     for await _ in doorbell {
-      await drain(&resolver)
+      await drain(&writer, work)
     }
     // Closed: whatever was queued before the door shut is committed too.
-    await drain(&resolver)
+    await drain(&writer, work)
+    await flush(work)
+    work.finish()
+    await committer.value
   }
 
-  /// Expires computed-trait windows at the current time and commits the changes it causes.
-  func tick(_ resolver: inout Resolver) async {
-    resolver.now = Timestamp(Date())
-    var t = ResolvedBatch(commit: resolver.tick(), stats: ResolveStats(), pending: [])
-    guard !t.commit.isEmpty else { return }
-    t.reconcile(with: resolver.graph)
-    do {
-      try await store.commit(t.finished())
-    } catch {
-      await rebuild(&resolver)
-    }
+  /// Waits until every group handed over so far is committed (or failed).
+  func flush(_ work: AsyncChannel<Work>) async {
+    let (done, signal) = AsyncStream.makeStream(of: Void.self)
+    await work.send(.flush(signal))
+    for await _ in done { break }
   }
 
-  /// Commits groups until the queue is empty, then runs the waiting deletions.
-  func drain(_ resolver: inout Resolver) async {
+  /// Commits groups until the queue is empty; runs the tick and the waiting deletions between groups.
+  func drain(_ writer: inout Writer, _ work: AsyncChannel<Work>) async {
     while true {
       let (group, deletions, tickDue) = state.withLock { s in
         defer {
@@ -181,42 +205,99 @@ public final class LivePipeline: Sendable {
         return (s.queue, s.deletions, s.tickDue)
       }
       if group.isEmpty && deletions.isEmpty && !tickDue { return }
-      if !group.isEmpty { await commit(group, &resolver) }
-      if tickDue { await tick(&resolver) }
-      for d in deletions { await erase(d, &resolver) }
+      if !group.isEmpty { await resolve(group, &writer, work) }
+      if tickDue {
+        writer.resolver.now = Timestamp(Date())
+        let t = ResolvedBatch(commit: writer.resolver.tick(), stats: ResolveStats(), pending: [])
+        if !t.commit.isEmpty { await handOver(t, [], [], 0, 0, &writer, work) }
+      }
+      if !deletions.isEmpty {
+        // No event may be in flight while a person is erased: the store must hold everything resolved so far.
+        await flush(work)
+        await recoverIfFailed(&writer, work)
+        for d in deletions { await erase(d, &writer.resolver) }
+        writer.inFlight = []
+      }
     }
   }
 
-  func commit(_ group: [Submission], _ resolver: inout Resolver) async {
+  /// Resolves a group in arrival order and hands it to the committer.
+  func resolve(_ group: [Submission], _ writer: inout Writer, _ work: AsyncChannel<Work>) async {
     let started = ContinuousClock.now
     var keys: [EventKey] = []
     for s in group { for e in s.batch.events { keys.append(EventKey(source: e.source, id: e.id)) } }
+    let stored: Set<EventKey>
     do {
-      let stored = keys.isEmpty ? [] : try await store.existingEvents(keys)
-      resolver.now = Timestamp(Date())
-      var gathered: ResolvedBatch?
-      var stats: [ResolveStats] = []
-      stats.reserveCapacity(group.count)
-      for s in group {
-        let r = resolver.resolve(s.batch, stored: stored)
-        stats.append(r.stats)
-        if gathered == nil { gathered = r } else { gathered?.append(r) }
-      }
-      guard var g = gathered else { return }
-      g.reconcile(with: resolver.graph)
-      let commit = g.finished()
-      let resolved = ContinuousClock.now
-      if !commit.isEmpty { try await store.commit(commit) }
-      resolver.forgetSeen()
-      for (s, st) in zip(group, stats) { s.continuation.resume(returning: st) }
-      let done = ContinuousClock.now
-      onGroup?(
-        GroupReport(
-          requests: group.count, events: keys.count, stats: g.stats, resolveSeconds: Self.seconds(resolved - started),
-          seconds: Self.seconds(done - resolved), profiles: resolver.graph.profileCount))
+      stored = keys.isEmpty ? [] : try await store.existingEvents(keys)
     } catch {
       for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
-      await rebuild(&resolver)
+      return
+    }
+    writer.resolver.now = Timestamp(Date())
+    var gathered: ResolvedBatch?
+    var stats: [ResolveStats] = []
+    stats.reserveCapacity(group.count)
+    for s in group {
+      let r = writer.resolver.resolve(s.batch, stored: stored)
+      stats.append(r.stats)
+      if gathered == nil { gathered = r } else { gathered?.append(r) }
+    }
+    guard let g = gathered else { return }
+    let seconds = Self.seconds(ContinuousClock.now - started)
+    await handOver(g, group, stats, keys.count, seconds, &writer, work, keys: keys)
+  }
+
+  /// Reconciles a resolved batch with the graph and hands it over; when the hand-over returns the previous
+  /// group is committed, so its events are the store's to recognise from then on.
+  func handOver(
+    _ batch: ResolvedBatch, _ group: [Submission], _ stats: [ResolveStats], _ events: Int, _ seconds: Double,
+    _ writer: inout Writer, _ work: AsyncChannel<Work>, keys: [EventKey] = []
+  ) async {
+    var b = batch
+    b.reconcile(with: writer.resolver.graph)
+    let profiles = writer.resolver.graph.profileCount
+    await work.send(.group(b, group, stats, events: events, resolveSeconds: seconds, profiles: profiles))
+    writer.resolver.forget(writer.inFlight)
+    writer.inFlight = keys
+    await recoverIfFailed(&writer, work)
+  }
+
+  /// After a failed commit: waits for the committer to fail what it holds, then rebuilds the resolver.
+  func recoverIfFailed(_ writer: inout Writer, _ work: AsyncChannel<Work>) async {
+    guard poisoned.withLock({ $0 }) else { return }
+    await flush(work)
+    await rebuild(&writer.resolver)
+    writer.inFlight = []
+    poisoned.withLock { $0 = false }
+  }
+
+  /// The committer: encodes and commits each group, then answers its requests.
+  func commitLoop(_ work: AsyncChannel<Work>) async {
+    for await item in work {
+      switch item {
+      case .flush(let signal):
+        signal.yield()
+        signal.finish()
+      case .group(let batch, let group, let stats, let events, let resolveSeconds, let profiles):
+        if poisoned.withLock({ $0 }) {
+          for s in group { s.continuation.resume(throwing: Failure.store("an earlier group failed to commit")) }
+          continue
+        }
+        let started = ContinuousClock.now
+        do {
+          let commit = batch.finished()
+          if !commit.isEmpty { try await store.commit(commit) }
+        } catch {
+          poisoned.withLock { $0 = true }
+          for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
+          continue
+        }
+        for (s, st) in zip(group, stats) { s.continuation.resume(returning: st) }
+        onGroup?(
+          GroupReport(
+            requests: group.count, events: events, stats: batch.stats, resolveSeconds: resolveSeconds,
+            seconds: Self.seconds(ContinuousClock.now - started), profiles: profiles))
+      }
     }
   }
 
