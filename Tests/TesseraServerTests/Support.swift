@@ -64,9 +64,9 @@ struct Harness {
   static let token = "admin-secret"
   let dir: String
   let storePath: String
-  let server: TesseraHTTPServer
+  let server: TesseraHTTPServer?
   let port: Int
-  let running: Task<Void, any Error>
+  let running: Task<Void, any Error>?
 
   static func start(pipeline: String = testPipeline, token: String? = Harness.token) async throws -> Harness {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-serve-\(UUID().uuidString)").path
@@ -89,12 +89,20 @@ struct Harness {
     return Harness(dir: dir, storePath: storePath, server: server, port: port, running: running)
   }
 
-  var store: any Store { server.store }
+  /// The server's store (tests that start the server in process; a client of another process has none).
+  var store: any Store {
+    get throws { try #require(server).store }
+  }
+
+  /// A client of a server started elsewhere (`tessera serve` in a child process).
+  static func client(port: Int) -> Harness {
+    Harness(dir: "", storePath: "", server: nil, port: port, running: nil)
+  }
 
   /// Graceful shutdown; returns once the server has drained and stopped.
   func stop() async throws {
-    await server.shutdown()
-    try await running.value
+    await server?.shutdown()
+    try await running?.value
   }
 
   func request(
