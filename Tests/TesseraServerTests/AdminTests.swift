@@ -139,12 +139,18 @@ struct AdminTests {
       for c in 0..<8 {
         group.addTask {
           var acked: [String] = []
-          for r in 0..<10_000 {
+          for r in 0..<100_000 {
+            // Once the server is stopping, no new request: a connection refused is retried by the client
+            // until its timeout.
+            if answered.stopping { break }
             let ids = (0..<20).map { "s\(c)-\(r)-\($0)" }
-            // After the shutdown a request fails to connect (the client retries until its timeout) or, on a
-            // keep-alive connection the server closed as idle, fails at once: not acknowledged either way.
-            guard let answer = try? await h.track(trackBatch(ids: ids, user: "u\(c)"), timeout: .seconds(5)) else {
-              break
+            let answer: HTTPAnswer
+            do {
+              answer = try await h.track(trackBatch(ids: ids, user: "u\(c)"), timeout: .seconds(30))
+            } catch {
+              // On a keep-alive connection the server just closed as idle the request fails at once; before the
+              // shutdown a busy machine may time it out. Not acknowledged either way.
+              if answered.stopping { break } else { continue }
             }
             if answer.status == 200 {
               acked += ids
@@ -159,7 +165,10 @@ struct AdminTests {
         }
       }
       // Let the clients get going (however busy the machine is), then stop the server under them.
-      for _ in 0..<1500 where answered.value < 16 { try await Task.sleep(for: .milliseconds(20)) }
+      for _ in 0..<6000 where answered.value < 16 { try await Task.sleep(for: .milliseconds(20)) }
+      // Start the graceful shutdown with requests in flight; only then do the clients stop sending.
+      await h.server?.shutdown()
+      answered.stop()
       try await h.stop()
       return try await group.reduce(into: [String]()) { $0 += $1 }
     }
@@ -175,6 +184,9 @@ struct AdminTests {
 /// Answers counted across client tasks.
 final class Counter: Sendable {
   let count = Mutex(0)
+  let stopped = Mutex(false)
   func add() { count.withLock { $0 += 1 } }
   var value: Int { count.withLock { $0 } }
+  func stop() { stopped.withLock { $0 = true } }
+  var stopping: Bool { stopped.withLock { $0 } }
 }
