@@ -16,6 +16,8 @@ let package = Package(
     .library(name: "TesseraMatching", targets: ["TesseraMatching"]),
     .library(name: "TesseraDelivery", targets: ["TesseraDelivery"]),
     .library(name: "TesseraServer", targets: ["TesseraServer"]),
+    // A scripted webhook receiver on loopback, for tests and the delivery benchmark.
+    .library(name: "TesseraReceiver", targets: ["TesseraReceiver"]),
   ],
   dependencies: [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -27,6 +29,8 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
@@ -79,6 +83,8 @@ let package = Package(
       dependencies: [
         "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime",
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Logging", package: "swift-log"),
       ]
@@ -100,6 +106,8 @@ let package = Package(
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
         "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "NIOCore", package: "swift-nio"),
       ]
     ),
     .testTarget(name: "TesseraModelTests", dependencies: ["TesseraModel"]),
@@ -115,10 +123,18 @@ let package = Package(
     .testTarget(
       name: "TesseraMatchingTests", dependencies: ["TesseraMatching", "TesseraCompiler", "TesseraLanguage", "TesseraModel"]
     ),
+    .target(
+      name: "TesseraReceiver",
+      dependencies: [
+        .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
+        .product(name: "HTTPTypes", package: "swift-http-types"),
+      ],
+      path: "Tests/TesseraReceiver"
+    ),
     .testTarget(
       name: "TesseraDeliveryTests",
       dependencies: [
-        "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraModel",
+        "TesseraDelivery", "TesseraReceiver", "TesseraRuntime", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraModel",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "GRDB", package: "GRDB.swift"),

@@ -26,6 +26,19 @@ let package = Package(
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
       ]
     ),
+    // Outbox → webhook delivery throughput, with a healthy and a failing receiver.
+    .executableTarget(
+      name: "tessera-deliver",
+      dependencies: [
+        .product(name: "TesseraModel", package: "Tessera"),
+        .product(name: "TesseraCompiler", package: "Tessera"),
+        .product(name: "TesseraStore", package: "Tessera"),
+        .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraDelivery", package: "Tessera"),
+        .product(name: "TesseraReceiver", package: "Tessera"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+      ]
+    ),
     // Load generator for `tessera serve`: concurrent keep-alive clients posting tracking batches (issue 8).
     .executableTarget(
       name: "tessera-load",

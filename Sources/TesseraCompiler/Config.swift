@@ -291,6 +291,7 @@ public struct BatchSettings: Sendable, Hashable {
   public var maxEvents = 500
   public var maxBytes = 1_000_000
   public var maxWait = TimeSpan(seconds: 5)
+  public init() {}
 }
 
 public struct RetrySettings: Sendable, Hashable {
@@ -298,6 +299,7 @@ public struct RetrySettings: Sendable, Hashable {
   public var backoffMin = TimeSpan(seconds: 1)
   public var backoffMax = TimeSpan(seconds: 300)
   public var maxAge = TimeSpan(seconds: 86_400)
+  public init() {}
 }
 
 public struct DestinationDecl: Sendable {
@@ -320,6 +322,10 @@ public struct DestinationDecl: Sendable {
   public var rotateBytes: Int?
   public var rotateEvery: TimeSpan?
   public var scope: Scope
+  /// Webhooks: how long one request may take, where deletion notices go, batches in flight at once.
+  public var timeout = TimeSpan(seconds: 30)
+  public var deletionURL: String?
+  public var concurrency = 4
 }
 
 /// Everything a pipeline declares, across all its files, after checking.

@@ -751,7 +751,7 @@ struct DeclarationChecker {
 
   static let destinationKeys = [
     "kind", "on", "url", "headers", "path", "format", "table", "database", "segments", "where", "consent", "payload",
-    "batch", "retry", "rotate", "description",
+    "batch", "retry", "rotate", "description", "timeout", "deletion_url", "concurrency",
   ]
 
   func readDestinations(_ config: inout PipelineConfig) {
@@ -795,6 +795,14 @@ struct DeclarationChecker {
             sink.error("`\(url)` is not an http(s) URL", at: v)
           }
         }
+        if let url = m.expanded("deletion_url") {
+          if let u = URL(string: url), let scheme = u.scheme, ["http", "https"].contains(scheme), u.host != nil {
+            decl.deletionURL = url
+          } else if let v = m.value("deletion_url") {
+            sink.error("`\(url)` is not an http(s) URL", at: v)
+          }
+        }
+        decl.timeout = m.duration("timeout") ?? decl.timeout
         if let hv = m.value("headers"), let hm = MapReader(hv, "the headers of \(what)", sink) {
           for (hk, _) in hm.entries {
             guard let h = hk.scalar else { continue }
@@ -832,6 +840,7 @@ struct DeclarationChecker {
       for (k, allowedKinds) in [
         ("url", [DestinationKind.webhook]), ("headers", [.webhook]), ("path", [.file]), ("format", [.file]),
         ("rotate", [.file]), ("table", [.table]), ("database", [.table]), ("retry", [.webhook]),
+        ("timeout", [.webhook]), ("deletion_url", [.webhook]),
       ] {
         if !allowedKinds.contains(kind), let kn = m.keyNode(k) {
           sink.error("`\(k)` does not apply to a \(kind.rawValue) destination", at: kn)
@@ -870,6 +879,7 @@ struct DeclarationChecker {
           decl.payload.append((field, e))
         }
       }
+      decl.concurrency = m.int("concurrency", min: 1) ?? decl.concurrency
       if let bv = m.value("batch"), let bm = MapReader(bv, "the batch settings of \(what)", sink) {
         bm.check(allowed: ["max_events", "max_bytes", "max_wait"])
         decl.batch.maxEvents = bm.int("max_events", min: 1) ?? decl.batch.maxEvents

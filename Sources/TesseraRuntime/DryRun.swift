@@ -25,6 +25,8 @@ public struct DryRunReport: Sendable {
   public struct Payload: Sendable {
     public var destination: String
     public var trigger: String
+    /// What the destination is asked to do (`OutboxOp`): upsert, enter, exit, event, delete.
+    public var op: String
     public var profile: ProfileID
     public var body: [String: Value]
   }
@@ -56,7 +58,6 @@ public struct DryRunReport: Sendable {
     r.events = summary.stats.events
     r.duplicates = summary.stats.duplicates
     var traits: [String: TraitRecord] = [:]
-    var changedTraits: [ProfileID: Set<String>] = [:]
     for b in batches {
       r.profilesCreated += b.newProfiles.map(\.0)
       for (i, p, _) in b.identifiers where !(r.identifiers[p] ?? []).contains(i.description) {
@@ -69,7 +70,6 @@ public struct DryRunReport: Sendable {
       r.rejected += b.rejected
       for t in b.traits {
         traits["\(t.profile.raw)\u{1F}\(t.trait)"] = t
-        changedTraits[t.profile, default: []].insert(t.trait)
       }
     }
     var previous: [String: Value] = [:]
@@ -86,139 +86,21 @@ public struct DryRunReport: Sendable {
           profile: t.profile, trait: t.trait, before: old, after: t.value, source: t.source, why: why, at: t.timestamp))
     }
     r.traitChanges.sort { ($0.profile, $0.trait) < ($1.profile, $1.trait) }
-    try await r.evaluatePayloads(config, changedTraits: changedTraits, batches: batches, store: store)
+    // What destinations would receive: the outbox rows the run committed (nothing is sent).
+    let triggers = Dictionary(config.destinations.map { ($0.name, $0.trigger.rawValue) }) { a, _ in a }
+    for b in batches {
+      for o in b.outbox {
+        guard case .map(let body) = o.payload else { continue }
+        r.payloads.append(
+          Payload(
+            destination: o.destination, trigger: triggers[o.destination] ?? "", op: o.op.rawValue, profile: o.profile,
+            body: body))
+      }
+    }
+    for (purpose, n) in summary.stats.withheld.sorted(by: { $0.key < $1.key }) {
+      r.notes.append("\(n) payload\(n == 1 ? "" : "s") withheld: the profile has not consented to `\(purpose)`")
+    }
     return r
-  }
-
-  mutating func evaluatePayloads(
-    _ config: PipelineConfig, changedTraits: [ProfileID: Set<String>], batches: [CommitBatch], store: any Store
-  ) async throws {
-    guard !config.destinations.isEmpty else { return }
-    var profileCache: [ProfileID: ProfileState] = [:]
-    func state(_ p: ProfileID) async throws -> ProfileState {
-      if let s = profileCache[p] { return s }
-      let s = try await ProfileState.load(p, from: store)
-      profileCache[p] = s
-      return s
-    }
-    var withheld: [String: Int] = [:]
-    for d in config.destinations {
-      // A destination that needs a purpose gets only profiles that consented to it (consent is the profile
-      // state `consent.PURPOSE`, most recent decision wins; no decision is no consent).
-      func consents(_ s: ProfileState) -> Bool {
-        guard let purpose = d.consent else { return true }
-        if s.fields["traits"]?["consent." + purpose] == .bool(true) { return true }
-        withheld[purpose, default: 0] += 1
-        return false
-      }
-      switch d.trigger {
-      case .segment_changes:
-        // A withdrawal in this run: the destination is told to remove the person from each audience it holds.
-        if let purpose = d.consent {
-          for t in traitChanges
-          where t.trait == "consent." + purpose && t.before == .bool(true) && t.after == .bool(false) {
-            let live = try await store.canonical(t.profile) ?? t.profile
-            let s0 = try await state(live)
-            for segment in d.segments where s0.fields["segments"]?[segment] == .bool(true) {
-              var s = s0
-              s.variables["change.segment"] = .string(segment)
-              s.variables["change.entered"] = .bool(false)
-              s.variables["change.exited"] = .bool(true)
-              s.variables["change.at"] = .timestamp(t.at)
-              payloads.append(
-                Payload(destination: d.name, trigger: "consent_withdrawn", profile: live, body: s.evaluate(d)))
-            }
-          }
-        }
-        for c in segmentChanges where d.segments.isEmpty || d.segments.contains(c.segment) {
-          let live = try await store.canonical(c.profile) ?? c.profile
-          var s = try await state(live)
-          guard consents(s) else { continue }
-          s.variables["change.segment"] = .string(c.segment)
-          s.variables["change.entered"] = .bool(c.entered)
-          s.variables["change.exited"] = .bool(!c.entered)
-          s.variables["change.at"] = .timestamp(c.at)
-          payloads.append(Payload(destination: d.name, trigger: "segment_changes", profile: live, body: s.evaluate(d)))
-        }
-      case .profile_changes:
-        var live: [ProfileID: Set<String>] = [:]
-        for (p, names) in changedTraits {
-          let l = try await store.canonical(p) ?? p
-          live[l, default: []].formUnion(names)
-        }
-        for p in live.keys.sorted() {
-          var s = try await state(p)
-          guard consents(s) else { continue }
-          s.variables["changed"] = .list((live[p] ?? []).sorted().map(Value.string))
-          if let f = d.filter, !f.evaluate(s.env(d.scope)).isTrue { continue }
-          payloads.append(Payload(destination: d.name, trigger: "profile_changes", profile: p, body: s.evaluate(d)))
-        }
-      case .events:
-        for b in batches {
-          for e in b.events {
-            var s = ProfileState()
-            s.variables = [
-              "event": e.event.name.map(Value.string) ?? .null, "type": .string(e.event.type),
-              "source": .string(e.event.source), "timestamp": .timestamp(e.event.timestamp),
-              "message_id": .string(e.event.id), "profile.id": .string(e.profile.description),
-            ]
-            s.open = [
-              "properties": .map(e.event.properties), "traits": .map(e.event.traits), "context": .map(e.event.context),
-            ]
-            for i in e.event.identifiers where s.fields["identifiers"]?[i.kind] == nil {
-              s.fields["identifiers", default: [:]][i.kind] = .string(i.value)
-            }
-            if let f = d.filter, !f.evaluate(s.env(d.scope)).isTrue { continue }
-            let live = try await store.canonical(e.profile) ?? e.profile
-            if d.consent != nil, !consents(try await state(live)) { continue }
-            payloads.append(Payload(destination: d.name, trigger: "events", profile: live, body: s.evaluate(d)))
-          }
-        }
-      }
-    }
-    for (purpose, n) in withheld.sorted(by: { $0.key < $1.key }) {
-      notes.append("\(n) payload\(n == 1 ? "" : "s") withheld: the profile has not consented to `\(purpose)`")
-    }
-  }
-
-  /// The values a payload expression can read about one profile.
-  struct ProfileState {
-    var variables: [String: Value] = [:]
-    var fields: [String: [String: Value]] = [:]
-    var open: [String: Value] = [:]
-
-    static func load(_ p: ProfileID, from store: any Store) async throws -> ProfileState {
-      var s = ProfileState()
-      s.variables["profile.id"] = .string(p.description)
-      for t in try await store.traits(of: p) { s.fields["traits", default: [:]][t.trait] = t.value }
-      for c in try await store.computed(of: p) { s.fields["traits", default: [:]][c.trait] = c.value }
-      for (i, _) in try await store.identifiers(of: p).sorted(by: { $0.0 < $1.0 })
-      where s.fields["identifiers"]?[i.kind] == nil {
-        s.fields["identifiers", default: [:]][i.kind] = .string(i.value)
-      }
-      for m in try await store.memberships(of: p) { s.fields["segments", default: [:]][m.segment] = .bool(true) }
-      return s
-    }
-
-    /// The slots of `scope` filled by name; what the profile lacks reads as null (segments as false).
-    func env(_ scope: Scope) -> Env {
-      var slots = Array(repeating: Value.null, count: scope.slotCount)
-      for (name, v) in scope.variables { slots[v.slot] = variables[name] ?? .null }
-      for (ns, namespace) in scope.namespaces {
-        for (name, v) in namespace.fields {
-          slots[v.slot] = fields[ns]?[name] ?? variables["\(ns).\(name)"] ?? (ns == "segments" ? .bool(false) : .null)
-        }
-        if let o = namespace.openSlot { slots[o] = open[ns] ?? .map([:]) }
-      }
-      return Env(slots: slots)
-    }
-
-    func evaluate(_ d: DestinationDecl) -> [String: Value] {
-      let e = env(d.scope)
-      var body: [String: Value] = [:]
-      for (key, expr) in d.payload { body[key] = expr.evaluate(e) }
-      return body
-    }
   }
 }
 
@@ -271,7 +153,7 @@ extension DryRunReport {
       "payloads": .list(
         payloads.map { p in
           .map([
-            "destination": .string(p.destination), "trigger": .string(p.trigger),
+            "destination": .string(p.destination), "trigger": .string(p.trigger), "op": .string(p.op),
             "profile": .string(p.profile.description), "body": .map(p.body),
           ])
         }),
@@ -324,7 +206,7 @@ extension DryRunReport {
       segmentChanges.map { "\($0.profile) \($0.entered ? "enters" : "exits") \($0.segment) at \($0.at.iso8601)" })
     section(
       "destination payloads (not sent)",
-      payloads.map { p in "\(p.destination) ← \(p.profile): " + JSON.encode(.map(p.body)) })
+      payloads.map { p in "\(p.destination) ← \(p.profile) \(p.op): " + JSON.encode(.map(p.body)) })
     section(
       "rejected records",
       rejected.map { r in "\(r.source)\(r.line.map { ":\($0)" } ?? ""): \(r.reason)" })

@@ -311,7 +311,7 @@ public final class LivePipeline: Sendable {
         d.continuation.resume(returning: nil)
         return
       }
-      let outcome = try await Deletion.erase(profile, in: store)
+      let outcome = try await Deletion.erase(profile, in: store, config: config, at: Timestamp(Date()))
       await rebuild(&resolver)
       d.continuation.resume(returning: outcome)
     } catch {

@@ -172,7 +172,10 @@ public struct PipelineRunner: Sendable {
         // The end-of-run tick: expire windows at `now` and re-evaluate the profiles whose values fell.
         let tick = resolver.tick()
         if !tick.isEmpty {
-          let t = ResolvedBatch(commit: tick, stats: ResolveStats(), pending: [])
+          var stats = ResolveStats()
+          stats.withheld = resolver.tickWithheld
+          stats.queued = resolver.tickQueued
+          let t = ResolvedBatch(commit: tick, stats: stats, pending: [])
           if gathered == nil { gathered = t } else { gathered?.append(t) }
         }
         if var g = gathered {

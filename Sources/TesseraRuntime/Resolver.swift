@@ -10,6 +10,10 @@ public struct ResolveStats: Sendable, Hashable {
   public var reviewLinks = 0
   /// Events dropped because they carry an identifier of a deleted person.
   public var suppressed = 0
+  /// Changes not sent to a destination because the person has not consented to its purpose, by purpose.
+  public var withheld: [String: Int] = [:]
+  /// Changes queued in the outbox for destinations.
+  public var queued = 0
   public var events = 0
   public var duplicates = 0
   public var profilesCreated = 0
@@ -30,6 +34,8 @@ public struct ResolveStats: Sendable, Hashable {
     probabilisticJoins += o.probabilisticJoins
     reviewLinks += o.reviewLinks
     suppressed += o.suppressed
+    withheld.merge(o.withheld, uniquingKeysWith: +)
+    queued += o.queued
   }
 }
 
@@ -58,6 +64,15 @@ public struct Resolver: Sendable {
   public private(set) var matcher: StreamingMatcher
   /// Hashes of deleted people's identifiers (`Suppression.hash`): their events are dropped at the door.
   let suppressed: Set<String>
+  /// Destinations: what each batch changed becomes outbox rows committed with it.
+  let router: DestinationRouter
+  /// Profiles whose visible trait values changed since the last `finish`, and consent decisions that flipped
+  /// (kept only when some destination listens).
+  var changedTraits: [ProfileID: Set<String>] = [:]
+  var consentChanges: [ConsentChange] = []
+  /// Changes the ticks withheld for want of consent, by purpose (a tick returns a bare `CommitBatch`).
+  public private(set) var tickWithheld: [String: Int] = [:]
+  public private(set) var tickQueued = 0
 
   /// `computed` and `memberships` restore the computed-trait states and segment memberships a store holds.
   /// `now` is the injected clock (see `now`).
@@ -89,6 +104,7 @@ public struct Resolver: Sendable {
       profiles[t.profile, default: [:]][t.trait] = state
     }
     matcher = StreamingMatcher(config: config)
+    router = DestinationRouter(config: config)
     if !matcher.isEmpty {
       for p in Set(graph.members.keys).union(profiles.keys).sorted() where graph.canonical(p) == p {
         matcher.index(p, values: values(of: p))
@@ -244,9 +260,13 @@ public struct Resolver: Sendable {
       for (trait, value) in event.traits where !value.isNull {
         let o = Observation(value: value, source: event.source, eventID: event.id, timestamp: event.timestamp)
         let p = policy(for: trait)
-        let updated = p.add(o, to: profiles[r.profile]?[trait])
+        let old = profiles[r.profile]?[trait]
+        let updated = p.add(o, to: old)
         profiles[r.profile, default: [:]][trait] = updated
         dirty.insert(TraitKey(profile: r.profile, trait: trait))
+        if !router.isEmpty, old?.value != updated.value {
+          noteChange(r.profile, trait, before: old?.value, after: updated.value)
+        }
       }
       if event.timestamp > highWater { highWater = event.timestamp }
       if !computed.traits.isEmpty {
@@ -295,8 +315,75 @@ public struct Resolver: Sendable {
     commit.segmentChanges = changes.map(Self.record)
     var liveDirty: [ProfileID: Set<String>] = [:]
     for (p, names) in computedDirty { liveDirty[graph.canonical(p), default: []].formUnion(names) }
+    var stats = stats
+    if !router.isEmpty {
+      commit.outbox = route(
+        events: commit.events, computed: liveDirty, segmentChanges: changes, absorbed: commit.merges.map(\.absorbed),
+        at: at, &stats)
+      stats.queued = commit.outbox.count
+    }
     return ResolvedBatch(
       commit: commit, stats: stats, pending: pending, pendingComputed: computedRecords(liveDirty, at: at))
+  }
+
+  /// Remembers a visible trait change for profile-change destinations and consent flips for all.
+  mutating func noteChange(_ p: ProfileID, _ trait: String, before: Value?, after: Value) {
+    if router.wantsProfileChanges { changedTraits[p, default: []].insert(trait) }
+    if trait.hasPrefix("consent."), router.purposes.contains(String(trait.dropFirst(8))) {
+      let was = before == .bool(true)
+      let now = after == .bool(true)
+      if was != now {
+        consentChanges.append(ConsentChange(profile: p, purpose: String(trait.dropFirst(8)), granted: now))
+      }
+    }
+  }
+
+  /// The outbox rows of what changed since the last call (see `DestinationRouter`).
+  mutating func route(
+    events: [StoredEvent], computed changedComputed: [ProfileID: Set<String>], segmentChanges: [SegmentChange],
+    absorbed: [ProfileID] = [], at: Timestamp, _ stats: inout ResolveStats
+  ) -> [OutboxRecord] {
+    var changed: [ProfileID: Set<String>] = [:]
+    if router.wantsProfileChanges {
+      for (p, names) in changedTraits { changed[graph.canonical(p), default: []].formUnion(names) }
+      for (p, names) in changedComputed { changed[p, default: []].formUnion(names) }
+    }
+    let consent = consentChanges
+    changedTraits = [:]
+    consentChanges = []
+    return routeRows(
+      events: events, changed: changed, segmentChanges: segmentChanges, consent: consent, absorbed: absorbed, at: at,
+      &stats)
+  }
+
+  func routeRows(
+    events: [StoredEvent], changed: [ProfileID: Set<String>], segmentChanges: [SegmentChange],
+    consent: [ConsentChange], absorbed: [ProfileID], at: Timestamp, _ stats: inout ResolveStats
+  ) -> [OutboxRecord] {
+    let view = DestinationRouter.View(
+      live: { graph.canonical($0) }, state: { payloadState(of: $0, at: at) },
+      consents: { p, purpose in profiles[p]?["consent." + purpose]?.value == .bool(true) },
+      isMember: { segments.isMember($0, of: $1) })
+    return router.route(
+      events: events, changed: changed, segmentChanges: segmentChanges, consent: consent, absorbed: absorbed, at: at,
+      view: view, withheld: &stats.withheld)
+  }
+
+  /// What a payload reads of a live profile: traits, computed traits at `at`, identifiers, segments.
+  func payloadState(of p: ProfileID, at: Timestamp) -> PayloadState {
+    var s = PayloadState()
+    s.variables["profile.id"] = .string(p.description)
+    var traits: [String: Value] = [:]
+    for (name, state) in profiles[p] ?? [:] { traits[name] = state.value }
+    for (i, v) in computed.valueList(of: p, at: at).enumerated() { traits[computed.names[i]] = v }
+    s.fields["traits"] = traits
+    var ids: [String: Value] = [:]
+    for i in graph.identifiers(of: p).sorted() where ids[i.kind] == nil { ids[i.kind] = .string(i.value) }
+    s.fields["identifiers"] = ids
+    var member: [String: Value] = [:]
+    for name in segments.segments(of: p) { member[name] = .bool(true) }
+    s.fields["segments"] = member
+    return s
   }
 
   /// Folds an absorbed profile into the survivor: traits by their policies, computed traits, memberships, and
@@ -307,9 +394,16 @@ public struct Resolver: Sendable {
   ) {
     if let absorbed = profiles.removeValue(forKey: m.absorbed) {
       for (trait, state) in absorbed {
-        let merged = policy(for: trait).merge(profiles[m.survivor]?[trait], state)
+        let old = profiles[m.survivor]?[trait]
+        let merged = policy(for: trait).merge(old, state)
         profiles[m.survivor, default: [:]][trait] = merged
+        if !router.isEmpty, old?.value != merged.value {
+          noteChange(m.survivor, trait, before: old?.value, after: merged.value)
+        }
       }
+    }
+    if let moved = changedTraits.removeValue(forKey: m.absorbed) {
+      changedTraits[m.survivor, default: []].formUnion(moved)
     }
     // Every trait of the survivor may have changed; the absorbed profile's rows go with the merge. Keys of
     // absorbed profiles still in `dirty` are mapped to their survivor when the batch is finished.
@@ -387,13 +481,13 @@ public struct Resolver: Sendable {
     for p in changed.keys.sorted() {
       let names = changed[p] ?? nil
       let states = computed.states[p]
-      for (i, t) in computed.traits.enumerated() where names?.contains(t.name) ?? true {
+      // By index: copying each `ComputedTrait` (its compiled expressions) cost more than the rows themselves.
+      for i in computed.names.indices where names?.contains(computed.names[i]) ?? true {
         let state = states.flatMap { i < $0.count ? $0[i] : nil }
         out.append(
           PendingComputed(
-            profile: p, trait: t.name, state: state.flatMap { $0.isEmpty ? nil : $0 },
-            value: state?.value(at: at) ?? ComputedTraitState.emptyValue(t.decl.aggregate),
-            digest: computed.digests[i]))
+            profile: p, trait: computed.names[i], state: state.flatMap { $0.isEmpty ? nil : $0 },
+            value: state?.value(at: at) ?? computed.emptyValue(i), digest: computed.digests[i]))
       }
     }
     return out
@@ -413,9 +507,20 @@ public struct Resolver: Sendable {
     var commit = CommitBatch()
     guard !changed.isEmpty else { return commit }
     commit.computed = computedRecords(Dictionary(uniqueKeysWithValues: changed.map { ($0, nil) }), at: at).map(\.record)
+    var segmentChanges: [SegmentChange] = []
     if !segments.names.isEmpty {
       let changedInputs = Dictionary(uniqueKeysWithValues: changed.map { ($0, inputs(of: $0, at: at)) })
-      commit.segmentChanges = segments.evaluate(changed, now: at) { changedInputs[$0] }.map(Self.record)
+      segmentChanges = segments.evaluate(changed, now: at) { changedInputs[$0] }
+      commit.segmentChanges = segmentChanges.map(Self.record)
+    }
+    if !router.isEmpty {
+      var stats = ResolveStats()
+      let names = Set(computed.names)
+      commit.outbox = route(
+        events: [], computed: Dictionary(uniqueKeysWithValues: changed.map { ($0, names) }),
+        segmentChanges: segmentChanges, at: at, &stats)
+      tickWithheld.merge(stats.withheld, uniquingKeysWith: +)
+      tickQueued += commit.outbox.count
     }
     return commit
   }
@@ -546,6 +651,7 @@ public struct ResolvedBatch: Sendable {
     commit.segmentChanges += o.commit.segmentChanges
     commit.matchLinks += o.commit.matchLinks
     commit.linkStatus += o.commit.linkStatus
+    commit.outbox += o.commit.outbox
     stats.add(o.stats)
     // Changed traits and computed traits are gathered as they come; `finished` keeps the latest of each and
     // drops those of absorbed profiles, once, in the store writer.

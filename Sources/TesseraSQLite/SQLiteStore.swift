@@ -20,7 +20,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 6
+  public static let schemaVersion = 7
 
   let pool: DatabasePool
   public let path: String
@@ -31,6 +31,9 @@ public final class SQLiteStore: Store {
   public init(path: String) throws {
     var config = Configuration()
     config.label = "tessera.store"
+    // Other connections write to the same file (a table destination, a second `tessera` command): wait for
+    // their transactions instead of failing at once.
+    config.busyMode = .timeout(30)
     config.prepareDatabase { db in
       // WAL itself is set by DatabasePool. NORMAL is the usual pairing with WAL: durable against process
       // crashes, no fsync per commit. The page cache is per connection; the writer gets the larger one.
@@ -223,6 +226,48 @@ public final class SQLiteStore: Store {
           UPDATE meta SET value = 6 WHERE key = 'schema_version';
           """)
     }
+    // v7: the outbox of changes for destinations, and their delivery batches (dead letters among them).
+    m.registerMigration("v7") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE delivery_batches (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            destination TEXT NOT NULL,
+            key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            items INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            next_attempt_at INTEGER NOT NULL,
+            lease_until INTEGER,
+            last_status INTEGER,
+            last_error TEXT NOT NULL,
+            finished_at INTEGER
+          );
+          CREATE INDEX delivery_batches_due ON delivery_batches (destination, status, next_attempt_at);
+
+          CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            destination TEXT NOT NULL,
+            op TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            batch_id INTEGER REFERENCES delivery_batches (id)
+          );
+          CREATE INDEX outbox_waiting ON outbox (destination, id) WHERE batch_id IS NULL;
+          CREATE INDEX outbox_batch ON outbox (batch_id) WHERE batch_id IS NOT NULL;
+          CREATE INDEX outbox_profile ON outbox (profile_id);
+
+          -- Batches that gave up, with the last status and response: what `tessera deliveries` lists.
+          CREATE VIEW dead_letters AS
+            SELECT id, destination, key, attempts, items, last_status, last_error, created_at, finished_at
+            FROM delivery_batches WHERE status = 'dead';
+          UPDATE meta SET value = 7 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }
@@ -399,6 +444,7 @@ public final class SQLiteStore: Store {
         ])
       }
     }
+    if !batch.outbox.isEmpty { try Self.enqueue(batch.outbox, db) }
     if !batch.rejected.isEmpty {
       let insert = try db.cachedStatement(
         sql: "INSERT OR IGNORE INTO rejected (source, line, record, reason, at) VALUES (?, ?, ?, ?, ?)")
@@ -764,7 +810,9 @@ public final class SQLiteStore: Store {
     try await pool.read { db in Set(try String.fetchAll(db, sql: "SELECT hash FROM suppressions")) }
   }
 
-  public func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport {
+  public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord]) async throws
+    -> DeletionReport
+  {
     let report = try await pool.write { db in
       // Deleted content is overwritten with zeros, not left in free pages.
       try db.execute(sql: "PRAGMA secure_delete = ON")
@@ -791,6 +839,11 @@ public final class SQLiteStore: Store {
       r.merges = try run("DELETE FROM merges WHERE survivor \(inFam) OR absorbed \(inFam)")
       r.conflicts = try run("DELETE FROM conflicts WHERE kept \(inFam) OR other \(inFam)")
       r.matchLinks = try run("DELETE FROM match_links WHERE profile_id \(inFam) OR candidate_id \(inFam)")
+      // Pending deliveries: their rows, and the batches left without rows (delivered batches hold none).
+      r.deliveries = try run("DELETE FROM outbox WHERE profile_id \(inFam)")
+      _ = try run(
+        "DELETE FROM delivery_batches WHERE status <> 'delivered' AND id NOT IN "
+          + "(SELECT batch_id FROM outbox WHERE batch_id IS NOT NULL)")
       for v in values where !v.isEmpty {
         r.rejected += try run("DELETE FROM rejected WHERE instr(record, ?) > 0", [v])
         _ = try run("DELETE FROM separations WHERE value_a = ? OR value_b = ?", [v, v])
@@ -798,6 +851,7 @@ public final class SQLiteStore: Store {
       r.profiles = try run("DELETE FROM profiles WHERE id \(inFam)")
       try db.execute(sql: "DELETE FROM erase_fam")
       for h in suppress { try db.execute(sql: "INSERT OR IGNORE INTO suppressions (hash) VALUES (?)", arguments: [h]) }
+      if !notices.isEmpty { try Self.enqueue(notices, db) }
       return r
     }
     // The write-ahead log still holds the pages as they were: fold it into the file and empty it.

@@ -30,6 +30,12 @@ public actor MemoryStore: Store {
   var rejectedLog: [RejectedRecord] = []
   /// A record rejected again on a later run is kept once (by source, reason and record).
   var rejectedKeys: Set<[String]> = []
+  /// The outbox: rows by id, the batch each row is in (absent: not yet batched), and the batches.
+  var outboxRows: [Int64: OutboxRecord] = [:]
+  var rowBatch: [Int64: Int64] = [:]
+  var batchRows: [Int64: DeliveryBatchRecord] = [:]
+  var nextOutboxID: Int64 = 1
+  var nextBatchID: Int64 = 1
 
   public init() {}
 
@@ -95,6 +101,7 @@ public actor MemoryStore: Store {
       changeLog.append(c)
     }
     for r in batch.rejected where rejectedKeys.insert([r.source, r.reason, r.record]).inserted { rejectedLog.append(r) }
+    enqueue(batch.outbox)
   }
 
   public func loadIdentity() -> IdentitySnapshot {
@@ -202,7 +209,9 @@ public actor MemoryStore: Store {
 
   public func loadSuppressions() -> Set<String> { suppressionRows }
 
-  public func erase(profile: ProfileID, values: [String], suppress: [String]) -> DeletionReport {
+  public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord])
+    -> DeletionReport
+  {
     var r = DeletionReport()
     let fam = family(profile)
     suppressionRows.formUnion(suppress)
@@ -236,6 +245,14 @@ public actor MemoryStore: Store {
     r.matchLinks = drop(&linkLog) { fam.contains($0.profile) || fam.contains($0.candidate) }
     r.rejected = drop(&rejectedLog) { row in values.contains { !$0.isEmpty && row.record.contains($0) } }
     separationRows = separationRows.filter { pair in !pair.contains { values.contains($0.value) } }
+    for (id, row) in outboxRows where fam.contains(row.profile) {
+      outboxRows[id] = nil
+      rowBatch[id] = nil
+      r.deliveries += 1
+    }
+    let batched = Set(rowBatch.values)
+    for (id, b) in batchRows where b.status != .delivered && !batched.contains(id) { batchRows[id] = nil }
+    enqueue(notices)
     return r
   }
 

@@ -49,12 +49,33 @@ public actor RecordingStore: Store {
   public func loadEvents() async throws -> [StoredEvent] { try await inner.loadEvents() }
   public func loadSeparations() async throws -> [[Identifier]] { try await inner.loadSeparations() }
   public func loadSuppressions() async throws -> Set<String> { try await inner.loadSuppressions() }
-  public func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport {
-    try await inner.erase(profile: profile, values: values, suppress: suppress)
+  public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord]) async throws
+    -> DeletionReport
+  {
+    try await inner.erase(profile: profile, values: values, suppress: suppress, notices: notices)
   }
   public func replaceDerivedState(_ state: DerivedState) async throws { try await inner.replaceDerivedState(state) }
   public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord] {
     try await inner.matchLinks(status: status, limit: limit)
   }
   public func stats() async throws -> StoreStats { try await inner.stats() }
+}
+
+extension RecordingStore {
+  public func enqueue(_ rows: [OutboxRecord]) async throws { try await inner.enqueue(rows) }
+  public func claimBatch(_ claim: BatchClaim) async throws -> (DeliveryBatchRecord, [OutboxRecord])? {
+    try await inner.claimBatch(claim)
+  }
+  public func finishBatch(_ id: Int64, _ result: DeliveryResult) async throws {
+    try await inner.finishBatch(id, result)
+  }
+  public func deliveryBatches(status: DeliveryBatchRecord.Status?, destination: String?, limit: Int) async throws
+    -> [DeliveryBatchRecord]
+  {
+    try await inner.deliveryBatches(status: status, destination: destination, limit: limit)
+  }
+  public func outboxSummary() async throws -> [String: OutboxSummary] { try await inner.outboxSummary() }
+  public func requeueDead(destination: String?, batch: Int64?, at: Timestamp) async throws -> Int {
+    try await inner.requeueDead(destination: destination, batch: batch, at: at)
+  }
 }

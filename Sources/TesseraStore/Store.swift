@@ -171,6 +171,8 @@ public struct DeletionReport: Sendable, Hashable {
   public var conflicts = 0
   public var matchLinks = 0
   public var rejected = 0
+  /// Outbox rows waiting for destinations (unsent, retrying or dead-lettered).
+  public var deliveries = 0
   public init() {}
 }
 
@@ -213,12 +215,14 @@ public struct CommitBatch: Sendable {
   public var linkStatus: [(id: Int64, status: MatchLinkRecord.Status)] = []
   /// Identifier pairs a person separated (`tessera unmerge`), kept for every later run.
   public var separations: [[Identifier]] = []
+  /// Changes for destinations, written with the state that caused them (the durable outbox).
+  public var outbox: [OutboxRecord] = []
 
   public init() {}
   public var isEmpty: Bool {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
-      && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty
+      && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty && outbox.isEmpty
   }
 }
 
@@ -290,8 +294,10 @@ public protocol Store: Sendable {
   /// Erases a person: the live profile of `profile` and every profile merged into it, with their events,
   /// identifiers, traits, computed traits, memberships, segment-change log, merges, conflicts and match links,
   /// and rejected records whose text holds one of `values`; adds `suppress` (hashes of their identifiers) to
-  /// the suppression list, so later events carrying them are dropped at the door.
-  func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport
+  /// the suppression list, so later events carrying them are dropped at the door. Their rows waiting in the
+  /// outbox go too, and `notices` (deletion notices for destinations) are queued in the same transaction.
+  func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord]) async throws
+    -> DeletionReport
   /// The hashes of suppressed identifiers (`Suppression.hash`).
   func loadSuppressions() async throws -> Set<String>
   /// Replaces everything derived from the event log at once (`tessera replay` without `--dry-run`).
@@ -300,6 +306,32 @@ public protocol Store: Sendable {
   /// Logged probabilistic decisions, oldest first; only those with `status` when given.
   func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord]
   func stats() async throws -> StoreStats
+
+  // MARK: the outbox (destinations)
+
+  /// Adds rows to the outbox outside a pipeline commit (deletion notices).
+  func enqueue(_ rows: [OutboxRecord]) async throws
+  /// The next batch for a destination: a batch due for another attempt (or whose worker's lease ran out),
+  /// else a new one of the oldest rows not in a batch — when there are `maxItems`, `maxBytes` of them, the
+  /// oldest has waited `maxWait`, or `flush`. The batch is `sending` until the lease ends. Nil: nothing due.
+  func claimBatch(_ claim: BatchClaim) async throws -> (DeliveryBatchRecord, [OutboxRecord])?
+  /// Records an attempt's result. Delivered: the batch's rows leave the outbox; retry: pending until `next`;
+  /// dead: a dead letter, its rows kept for `requeueDead`.
+  func finishBatch(_ id: Int64, _ result: DeliveryResult) async throws
+  /// Batches, newest first; only those with `status` / of `destination` when given.
+  func deliveryBatches(status: DeliveryBatchRecord.Status?, destination: String?, limit: Int) async throws
+    -> [DeliveryBatchRecord]
+  /// Rows and batches per destination.
+  func outboxSummary() async throws -> [String: OutboxSummary]
+  /// Dead letters back to pending (attempts from zero), all or of a destination or one batch; how many.
+  func requeueDead(destination: String?, batch: Int64?, at: Timestamp) async throws -> Int
+}
+
+extension Store {
+  /// `erase` without deletion notices.
+  public func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport {
+    try await erase(profile: profile, values: values, suppress: suppress, notices: [])
+  }
 }
 
 public struct EventKey: Sendable, Hashable {

@@ -32,7 +32,9 @@ struct DeleteCommand: AsyncParsableCommand {
     guard let profile = try await ProfileCommand.resolve(identifier, in: db, pipeline: pipeline) else {
       throw ValidationError("no profile for `\(identifier)` in \(store)")
     }
-    let outcome = try await Deletion.erase(profile, in: db)
+    // Destinations that declare a deletion endpoint (and tables) are told, in the same transaction.
+    let config = try pipeline.map { try PipelineOptions.compile($0).config }
+    let outcome = try await Deletion.erase(profile, in: db, config: config, at: Timestamp(Date()))
     let report = outcome.report
     print("erased \(profile) and \(report.profiles - 1) profile\(report.profiles == 2 ? "" : "s") merged into it")
     let rows: [(String, Int)] = [
@@ -43,5 +45,11 @@ struct DeleteCommand: AsyncParsableCommand {
     ]
     for (name, n) in rows { print("  \(name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(n)") }
     print("  \(outcome.suppressed) identifier\(outcome.suppressed == 1 ? "" : "s") suppressed (hashes only)")
+    print("  pending deliveries \(report.deliveries)")
+    if pipeline == nil {
+      print("  no --pipeline: no deletion notices queued for destinations")
+    } else {
+      print("  deletion notices   \(outcome.notices) queued (tessera deliver)")
+    }
   }
 }

@@ -47,6 +47,12 @@ struct Run: AsyncParsableCommand {
       """)
   var now: String?
 
+  @Flag(help: "Deliver the changes the run queued for destinations before exiting (see `tessera deliver`).")
+  var deliver = false
+
+  @Option(help: "With --deliver: how long to keep retrying failed deliveries, e.g. 30s or 5m.")
+  var deliverWait: String = "30s"
+
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
     let storeFile = try SQLiteStore(path: store)
@@ -72,6 +78,12 @@ struct Run: AsyncParsableCommand {
       ticker.cancel()
       progress.clear()
       print(Summary.table(summary, store: store, rejectedFile: rejected))
+      if deliver {
+        let left = try await Deliver.drain(plan.config, store: storeFile, storePath: store, wait: deliverWait)
+        if left > 0 { throw ExitCode(3) }
+      } else if summary.stats.queued > 0 {
+        print("  send them with: tessera deliver \(pipeline) --store \(store)")
+      }
       if !summary.unrestoredComputed.isEmpty {
         let names = summary.unrestoredComputed.map { "`\($0)`" }.joined(separator: ", ")
         FileHandle.standardError.write(
@@ -160,6 +172,14 @@ struct Progress: Sendable {
 }
 
 extension Summary {
+  static func withheld(_ w: [String: Int]) -> String {
+    w.isEmpty
+      ? ""
+      : ", "
+        + w.sorted { $0.key < $1.key }.map { "\($0.value) withheld without consent to \($0.key)" }
+        .joined(separator: ", ")
+  }
+
   static func table(_ s: RunSummary, store: String, rejectedFile: String?) -> String {
     let rows: [(String, String)] = [
       ("records read", "\(s.recordsRead)"),
@@ -174,6 +194,7 @@ extension Summary {
       ("suppressed (deleted people)", "\(s.stats.suppressed)"),
       ("candidate links to review", "\(s.stats.reviewLinks)" + (s.stats.reviewLinks > 0 ? " (tessera review)" : "")),
       ("profiles in store", "\(s.profiles)"),
+      ("changes for destinations", "\(s.stats.queued) queued" + withheld(s.stats.withheld)),
       ("time", String(format: "%.2f s (%.0f records/s)", s.seconds, s.eventsPerSecond)),
     ]
     let width = rows.map(\.0.count).max() ?? 0

@@ -93,18 +93,26 @@ struct DryRunCLITests {
     let change = Self.list(report, "trait_changes").first { $0["trait"] as? String == "consent.advertising" }
     #expect(change?["before"] as? Bool == true && change?["after"] as? Bool == false)
     #expect(change?["source"] as? String == "web_history")
-    let removals = Self.list(report, "payloads").filter { $0["trigger"] as? String == "consent_withdrawn" }
+    let removals = Self.list(report, "payloads").filter { $0["op"] as? String == "exit" }
     let bodies = removals.compactMap { $0["body"] as? [String: Any] }
     #expect(bodies.count == 1)
     #expect(bodies.first?["audience"] as? String == "high_value" && bodies.first?["action"] as? String == "remove")
   }
 
-  @Test("an `on: events` destination that needs consent gets only the events of profiles that gave it")
+  @Test("an `on: events` destination that needs consent gets only the events of profiles that gave it, from then on")
   func eventsNeedConsent() async throws {
     let dir = try E2E.TempDir()
     defer { dir.remove() }
+    let consent = try dir.write(
+      "consent.ndjson",
+      #"{"type": "identify", "messageId": "c-1", "userId": "100101", "timestamp": "2026-01-01T00:00:00Z", "context": {"consent": {"categoryPreferences": {"analytics": true}}}}"#
+        + "\n")
+    let empty = try dir.write("empty.ndjson", "")
+    // Consent is read at the time of each change: the store first learns Ada's consent (no orders yet)…
     let pipeline =
       try String(contentsOfFile: E2E.packageRoot + "/pipelines/retail.yaml", encoding: .utf8)
+      .replacingOccurrences(of: "../examples/pos_orders.ndjson", with: empty)
+      .replacingOccurrences(of: "../examples/web_events.ndjson", with: consent)
       .replacingOccurrences(of: "../", with: E2E.packageRoot + "/")
         + """
 
@@ -118,14 +126,13 @@ struct DryRunCLITests {
 
         """
     let copy = try dir.write("retail.yaml", pipeline)
-    let consent = try dir.write(
-      "consent.ndjson",
-      #"{"type": "identify", "messageId": "c-1", "userId": "100101", "timestamp": "2026-01-01T00:00:00Z", "context": {"consent": {"categoryPreferences": {"analytics": true}}}}"#
-        + "\n")
+    let store = dir.file("consent.sqlite")
+    let run = try await CLI.tessera(["run", copy, "--store", store, "--now", Self.now])
+    #expect(run.status == 0, "\(run.stderr)")
+    // …then the orders arrive.
     let r = try await CLI.tessera([
-      "dry-run", copy, "--sample", "crm=\(E2E.packageRoot)/examples/crm_contacts.csv", "--sample",
-      "pos=\(E2E.packageRoot)/examples/pos_orders.ndjson", "--sample", "web_history=\(consent)", "--now", Self.now,
-      "--format", "json",
+      "dry-run", copy, "--sample", "pos=\(E2E.packageRoot)/examples/pos_orders.ndjson", "--against", store, "--now",
+      Self.now, "--format", "json",
     ])
     #expect(r.status == 0, "\(r.stderr)")
     let report = try Self.json(r.stdout)

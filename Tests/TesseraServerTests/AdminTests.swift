@@ -109,6 +109,28 @@ struct AdminTests {
     try await h.stop()
   }
 
+  @Test("tracked events reach destinations through the outbox; a deletion queues the notices")
+  func destinations() async throws {
+    let pipeline =
+      testPipeline + "\n"
+      + [
+        "destinations:", "  ads:", "    kind: webhook", "    url: http://127.0.0.1:9/ads",
+        "    deletion_url: http://127.0.0.1:9/forget", "    on: segment_changes", "    segments: [pro]",
+        "    payload: { user: identifiers.user_id }",
+      ].joined(separator: "\n")
+    let h = try await Harness.start(pipeline: pipeline)
+    let answer = try await h.track(
+      "/v1/identify", #"{"userId": "u1", "traits": {"plan": "pro"}, "messageId": "o-1"}"#)
+    #expect(answer["stored"] == .int(1))
+    // The segment change was written to the outbox in the same transaction as the event.
+    #expect(try await h.store.outboxSummary()["ads"]?.queued == 1)
+    let deletion = try await h.admin(.DELETE, "/v1/profiles?identifier=user_id:u1")
+    #expect(deletion.status == 202)
+    #expect(deletion["deletion_notices"] == .int(1))
+    #expect(try await h.store.outboxSummary()["ads"]?.queued ?? 0 == 0)
+    try await h.stop()
+  }
+
   @Test("health checks the store; metrics are Prometheus text with counters and histograms")
   func healthAndMetrics() async throws {
     let h = try await Harness.start()

@@ -1,0 +1,219 @@
+import Crypto
+import Foundation
+import TesseraCompiler
+import TesseraIdentity
+import TesseraLanguage
+import TesseraModel
+import TesseraStore
+
+/// The values a payload expression (or a destination's `where`) can read about one profile or event.
+struct PayloadState {
+  var variables: [String: Value] = [:]
+  var fields: [String: [String: Value]] = [:]
+  var open: [String: Value] = [:]
+
+  /// The slots of `scope` filled by name; what the profile lacks reads as null (segments as false).
+  func env(_ scope: Scope) -> Env {
+    var slots = Array(repeating: Value.null, count: scope.slotCount)
+    for (name, v) in scope.variables { slots[v.slot] = variables[name] ?? .null }
+    for (ns, namespace) in scope.namespaces {
+      for (name, v) in namespace.fields {
+        slots[v.slot] = fields[ns]?[name] ?? variables["\(ns).\(name)"] ?? (ns == "segments" ? .bool(false) : .null)
+      }
+      if let o = namespace.openSlot { slots[o] = open[ns] ?? .map([:]) }
+    }
+    return Env(slots: slots)
+  }
+
+  func evaluate(_ d: DestinationDecl, _ e: Env) -> Value {
+    var body: [String: Value] = [:]
+    for (key, expr) in d.payload { body[key] = expr.evaluate(e) }
+    return .map(body)
+  }
+
+  /// The event scope of an `on: events` destination: the event as stored, and the profile it belongs to.
+  static func event(_ e: StoredEvent, profile: ProfileID) -> PayloadState {
+    var s = PayloadState()
+    s.variables = [
+      "event": e.event.name.map(Value.string) ?? .null, "type": .string(e.event.type),
+      "source": .string(e.event.source), "timestamp": .timestamp(e.event.timestamp),
+      "message_id": .string(e.event.id), "profile.id": .string(profile.description),
+    ]
+    s.open = [
+      "properties": .map(e.event.properties), "traits": .map(e.event.traits), "context": .map(e.event.context),
+    ]
+    for i in e.event.identifiers where s.fields["identifiers"]?[i.kind] == nil {
+      s.fields["identifiers", default: [:]][i.kind] = .string(i.value)
+    }
+    return s
+  }
+}
+
+/// A person's consent to a purpose changed in a batch (the visible value of `consent.PURPOSE`).
+struct ConsentChange: Hashable {
+  var profile: ProfileID
+  var purpose: String
+  var granted: Bool
+}
+
+/// Turns what a batch changed into outbox rows, one per destination that wants the change and may have it:
+/// payloads are evaluated against the single writer's state at the end of the batch and committed with it.
+struct DestinationRouter: Sendable {
+  let destinations: [DestinationDecl]
+  /// Some destination listens to profile changes (the resolver then tracks which visible values changed).
+  let wantsProfileChanges: Bool
+  /// Consent purposes destinations need: the resolver watches these traits for withdrawals and grants.
+  let purposes: Set<String>
+
+  init(config: PipelineConfig) {
+    destinations = config.destinations
+    wantsProfileChanges = destinations.contains { $0.trigger == .profile_changes }
+    purposes = Set(destinations.compactMap(\.consent))
+  }
+
+  var isEmpty: Bool { destinations.isEmpty }
+
+  /// What the router reads of the single writer.
+  struct View {
+    /// The live profile of an id.
+    var live: (ProfileID) -> ProfileID
+    /// The payload state of a live profile.
+    var state: (ProfileID) -> PayloadState
+    var consents: (ProfileID, String) -> Bool
+    var isMember: (ProfileID, String) -> Bool
+  }
+
+  func route(
+    events: [StoredEvent], changed: [ProfileID: Set<String>], segmentChanges: [SegmentChange],
+    consent: [ConsentChange], absorbed: [ProfileID], at: Timestamp, view: View, withheld: inout [String: Int]
+  ) -> [OutboxRecord] {
+    var out: [OutboxRecord] = []
+    var states: [ProfileID: PayloadState] = [:]
+    func state(_ p: ProfileID) -> PayloadState {
+      if let s = states[p] { return s }
+      let s = view.state(p)
+      states[p] = s
+      return s
+    }
+    func allowed(_ d: DestinationDecl, _ p: ProfileID) -> Bool {
+      guard let purpose = d.consent else { return true }
+      if view.consents(p, purpose) { return true }
+      withheld[purpose, default: 0] += 1
+      return false
+    }
+    for d in destinations {
+      switch d.trigger {
+      case .segment_changes:
+        var sent: Set<[String]> = []
+        func send(_ profile: ProfileID, _ live: ProfileID, _ segment: String, entered: Bool, _ when: Timestamp) {
+          guard d.segments.isEmpty || d.segments.contains(segment),
+            sent.insert([live.description, segment]).inserted
+          else { return }
+          var s = state(live)
+          s.variables["profile.id"] = .string(profile.description)
+          s.variables["change.segment"] = .string(segment)
+          s.variables["change.entered"] = .bool(entered)
+          s.variables["change.exited"] = .bool(!entered)
+          s.variables["change.at"] = .timestamp(when)
+          let e = s.env(d.scope)
+          if let f = d.filter, !f.evaluate(e).isTrue { return }
+          out.append(
+            OutboxRecord(
+              destination: d.name, op: entered ? .enter : .exit, profile: profile, key: segment,
+              payload: s.evaluate(d, e), at: when))
+        }
+        for c in segmentChanges where d.segments.isEmpty || d.segments.contains(c.segment) {
+          if let survivor = c.mergedInto {
+            // The absorbed profile's person lives on in the survivor: an exit only when the survivor is out.
+            let live = view.live(survivor)
+            guard !view.isMember(live, c.segment), allowed(d, live) else { continue }
+            send(c.profile, live, c.segment, entered: false, c.time)
+          } else {
+            let live = view.live(c.profile)
+            guard allowed(d, live) else { continue }
+            send(c.profile, live, c.segment, entered: c.entered, c.time)
+          }
+        }
+        // A withdrawal takes the person out of every audience the destination holds; a grant puts them in.
+        for c in consent where c.purpose == d.consent {
+          let live = view.live(c.profile)
+          for segment in d.segments where view.isMember(live, segment) {
+            send(live, live, segment, entered: c.granted, at)
+          }
+        }
+      case .profile_changes:
+        for p in changed.keys.sorted() {
+          guard allowed(d, p) else { continue }
+          var s = state(p)
+          s.variables["changed"] = .list((changed[p] ?? []).sorted().map(Value.string))
+          let e = s.env(d.scope)
+          if let f = d.filter, !f.evaluate(e).isTrue { continue }
+          out.append(OutboxRecord(destination: d.name, op: .upsert, profile: p, payload: s.evaluate(d, e), at: at))
+        }
+      case .events:
+        for stored in events {
+          let live = view.live(stored.profile)
+          let s = PayloadState.event(stored, profile: live)
+          let e = s.env(d.scope)
+          if let f = d.filter, !f.evaluate(e).isTrue { continue }
+          guard allowed(d, live) else { continue }
+          out.append(
+            OutboxRecord(
+              destination: d.name, op: .event, profile: live, key: stored.event.id, payload: s.evaluate(d, e),
+              at: stored.event.timestamp))
+        }
+      }
+      // A table keeps one row per person: a withdrawal removes it, and a merge the absorbed profile's.
+      if d.kind == .table, d.trigger != .segment_changes {
+        var gone = consent.filter { $0.purpose == d.consent && !$0.granted }.map { view.live($0.profile) }
+        if d.trigger == .profile_changes { gone += absorbed }
+        for p in gone {
+          out.append(
+            OutboxRecord(
+              destination: d.name, op: .delete, profile: p,
+              payload: .map(["profiles": .list([.string(p.description)])]),
+              at: at))
+        }
+      }
+    }
+    return out
+  }
+}
+
+/// Deletion notices: what destinations are told when a person is erased. Webhooks with a `deletion_url`
+/// get `{"type": "deletion", "profile_id", "profiles", "identifiers_sha256": {kind: [sha256 of the
+/// normalized value]}, "requested_at"}` — hashes only, since the values are gone; tables drop the rows.
+public enum DeletionNotices {
+  /// The outbox queue of a webhook's deletion notices.
+  public static func queue(_ destination: String) -> String { destination + "#deletion" }
+
+  public static func rows(
+    _ config: PipelineConfig, profile: ProfileID, family: [ProfileID], identifiers: [Identifier], at: Timestamp
+  ) -> [OutboxRecord] {
+    var hashed: [String: [Value]] = [:]
+    for i in Set(identifiers).sorted() {
+      let digest = SHA256.hash(data: Data(i.value.utf8)).map { String(format: "%02x", $0) }.joined()
+      hashed[i.kind, default: []].append(.string(digest))
+    }
+    let profiles = Value.list(Set(family + [profile]).sorted().map { .string($0.description) })
+    var out: [OutboxRecord] = []
+    for d in config.destinations {
+      switch d.kind {
+      case .webhook where d.deletionURL != nil:
+        out.append(
+          OutboxRecord(
+            destination: queue(d.name), op: .delete, profile: profile,
+            payload: .map([
+              "type": .string("deletion"), "profile_id": .string(profile.description), "profiles": profiles,
+              "identifiers_sha256": .map(hashed.mapValues(Value.list)), "requested_at": .string(at.iso8601),
+            ]), at: at))
+      case .table:
+        out.append(
+          OutboxRecord(
+            destination: d.name, op: .delete, profile: profile, payload: .map(["profiles": profiles]), at: at))
+      default: break
+      }
+    }
+    return out
+  }
+}
