@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -5,6 +6,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import TesseraCompiler
+import TesseraDelivery
 import TesseraModel
 import TesseraRuntime
 import TesseraStore
@@ -27,12 +29,17 @@ public final class TesseraHTTPServer: Sendable {
     public var benchmarkRoutes: Bool
     /// Stop on SIGTERM and SIGINT (the CLI); tests call `shutdown()` instead.
     public var handleSignals: Bool
+    /// Deliver the outbox to the pipeline's destinations while serving (the delivery engine of `tessera
+    /// deliver`, run continuously); the store's path is what table destinations write next to. nil: leave
+    /// delivery to a separate `tessera deliver`.
+    public var deliverFrom: String?
     public var logger: Logger
 
     public init(
       host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, benchmarkRoutes: Bool = false,
-      handleSignals: Bool = false, logLevel: String = "info"
+      handleSignals: Bool = false, deliverFrom: String? = nil, logLevel: String = "info"
     ) {
+      self.deliverFrom = deliverFrom
       var logger = Logger(label: "tessera.serve")
       logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
       self.host = host
@@ -100,7 +107,33 @@ public final class TesseraHTTPServer: Sendable {
       configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: nil),
       onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
       logger: logger)
-    let services: [any Service] = [PipelineService(pipeline: pipeline, logger: logger), app]
+    var services: [any Service] = [PipelineService(pipeline: pipeline, logger: logger)]
+    var client: HTTPClient?
+    if let storePath = options.deliverFrom, !config.destinations.isEmpty {
+      let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }
+      var configuration = HTTPClient.Configuration()
+      configuration.timeout.connect = .seconds(2)
+      let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+      client = http
+      do {
+        let queues = try DeliveryQueue.plan(config, storePath: storePath, client: http, clock: clock)
+        let engine = DeliveryEngine(store: store, queues: queues, clock: clock)
+        metrics.gaugeFamily("tessera_deliveries_total") {
+          engine.counts.flatMap { name, c in
+            [
+              (["destination": name, "outcome": "delivered"], Double(c.items)),
+              (["destination": name, "outcome": "retried"], Double(c.retries)),
+              (["destination": name, "outcome": "dead"], Double(c.deadItems)),
+            ]
+          }
+        }
+        services.append(DeliveryService(engine: engine))
+      } catch {
+        try await http.shutdown()
+        throw error
+      }
+    }
+    services.append(app)
     let serviceGroup = ServiceGroup(
       configuration: ServiceGroupConfiguration(
         services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
@@ -111,7 +144,13 @@ public final class TesseraHTTPServer: Sendable {
       return stopRequested.withLock { $0 }
     }
     if stopEarly { await serviceGroup.triggerGracefulShutdown() }
-    try await serviceGroup.run()
+    do {
+      try await serviceGroup.run()
+    } catch {
+      try await client?.shutdown()
+      throw error
+    }
+    try await client?.shutdown()
     logger.info("stopped: requests drained and the pipeline committed")
   }
 
@@ -140,5 +179,18 @@ struct PipelineService: Service {
       try await group.waitForAll()
     }
     logger.debug("pipeline drained")
+  }
+}
+
+/// The delivery engine as a service: runs until the graceful shutdown reaches it (the HTTP server has drained
+/// by then), then stops its workers; what is still queued is delivered by the next start or `tessera deliver`.
+struct DeliveryService: Service {
+  let engine: DeliveryEngine
+
+  func run() async throws {
+    let task = Task { try await engine.run(.continuous) }
+    try? await gracefulShutdown()
+    task.cancel()
+    _ = try? await task.value
   }
 }

@@ -32,6 +32,11 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "The address to listen on (0.0.0.0 for every interface).")
   var host: String = "127.0.0.1"
 
+  @Flag(
+    inversion: .prefixedNo,
+    help: "Deliver the outbox to the pipeline's destinations while serving (else run `tessera deliver` apart).")
+  var deliver = true
+
   @Option(help: "Log level: trace, debug (one line per request), info, notice, warning, error.")
   var logLevel: String = "info"
 
@@ -44,7 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
     let token = ProcessInfo.processInfo.environment["TESSERA_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     let server = TesseraHTTPServer(
       config: plan.config, store: db,
-      options: .init(host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel))
+      options: .init(
+        host: host, port: port, adminToken: token, handleSignals: true, deliverFrom: deliver ? store : nil,
+        logLevel: logLevel))
     try await server.run { port in
       FileHandle.standardError.write(
         Data(
