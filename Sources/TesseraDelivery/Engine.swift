@@ -68,7 +68,7 @@ public struct DeliveryEngine: Sendable {
   public var idle: Duration = .milliseconds(50)
   /// Fraction of each backoff drawn at random (equal jitter), so failing senders do not retry in step.
   public var jitter: @Sendable (Double) -> Double = { d in d / 2 + Double.random(in: 0...(d / 2)) }
-  let counters = Counters()
+  public let counters = Counters()
 
   /// Live counts per queue (the server's metrics read them while the engine runs).
   public final class Counters: Sendable {

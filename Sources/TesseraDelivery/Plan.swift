@@ -6,6 +6,15 @@ import TesseraRuntime
 import TesseraStore
 
 extension DeliveryQueue {
+  /// The HTTP client of webhook destinations. A receiver that refuses connections fails an attempt only after
+  /// the connect timeout (the client keeps trying to connect until then), so it is short; each destination's
+  /// `timeout` bounds a whole request. Shut it down after the engine stops.
+  public static func makeClient() -> HTTPClient {
+    var configuration = HTTPClient.Configuration()
+    configuration.timeout.connect = .seconds(2)
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+  }
+
   /// The queue name of a webhook's deletion notices.
   public static func deletionQueue(_ destination: String) -> String { DeletionNotices.queue(destination) }
 

@@ -30,35 +30,34 @@ public enum PersonLookup {
 
 /// Erasing a person (right to erasure).
 public enum Deletion {
-  /// What `erase` did: the profile, the store's counts, how many identifiers were suppressed and how many
-  /// deletion notices were queued for destinations.
+  /// What `erase` did: the profile, the store's counts and how many identifiers were suppressed.
   public struct Outcome: Sendable, Hashable {
     public var profile: ProfileID
     public var report: DeletionReport
     public var suppressed: Int
+    /// Deletion notices queued for destinations (webhooks with a `deletion_url`, tables).
     public var notices: Int
   }
 
   /// Erases the live profile `profile` and every profile merged into it. Every identifier any profile of the
   /// family held (rows, merge evidence, event bodies) is gathered first: its value is looked for in rejected
-  /// records, and its hash is added to the suppression list so later events carrying it are dropped. With the
-  /// pipeline's `config`, destinations that declare a deletion endpoint (and tables) are told, in the same
-  /// transaction (`DeletionNotices`).
-  public static func erase(
-    _ profile: ProfileID, in store: any Store, config: PipelineConfig?, at now: Timestamp
-  ) async throws -> Outcome {
+  /// records, and its hash is added to the suppression list so later events carrying it are dropped. With
+  /// `config`, its destinations are told in the same transaction (`DeletionNotices`).
+  public static func erase(_ profile: ProfileID, in store: any Store, config: PipelineConfig?, at: Timestamp)
+    async throws -> Outcome
+  {
     var ids = Set(try await store.identifiers(of: profile).map(\.0))
-    let merges = try await store.merges(involving: profile)
-    for m in merges { ids.formUnion(m.evidence) }
+    var family: Set<ProfileID> = [profile]
+    for m in try await store.merges(involving: profile) {
+      ids.formUnion(m.evidence)
+      family.formUnion([m.survivor, m.absorbed])
+    }
     for e in try await store.events(of: profile, limit: .max) { ids.formUnion(e.event.identifiers) }
     let values = Set(ids.map(\.value))
-    var notices: [OutboxRecord] = []
-    if let config {
-      var family: Set<ProfileID> = [profile]
-      for m in merges { family.formUnion([m.survivor, m.absorbed]) }
-      notices = DeletionNotices.rows(
-        config, profile: profile, family: family.sorted(), identifiers: ids.sorted(), at: now)
-    }
+    let notices =
+      config.map {
+        DeletionNotices.rows($0, profile: profile, family: family.sorted(), identifiers: ids.sorted(), at: at)
+      } ?? []
     let report = try await store.erase(
       profile: profile, values: values.sorted(), suppress: ids.map(Suppression.hash).sorted(), notices: notices)
     return Outcome(profile: profile, report: report, suppressed: ids.count, notices: notices.count)

@@ -56,14 +56,10 @@ public final class ServerMetrics: Sendable {
     "tessera_pipeline_queue_requests": ("gauge", "Requests waiting for the pipeline's writer."),
     "tessera_pipeline_queue_events": ("gauge", "Events waiting for the pipeline's writer."),
     "tessera_profiles": ("gauge", "Live profiles held by the pipeline's identity graph."),
-    "tessera_deliveries_total": (
-      "counter", "Changes delivered to destinations, retried attempts and dead-lettered changes since the start."
-    ),
   ]
 
   let state = Mutex(State())
   let gauges: Mutex<[String: @Sendable () -> Double]> = Mutex([:])
-  let families: Mutex<[String: @Sendable () -> [([String: String], Double)]]> = Mutex([:])
 
   public init() {}
 
@@ -84,11 +80,6 @@ public final class ServerMetrics: Sendable {
   /// A gauge read at render time.
   public func gauge(_ name: String, _ read: @escaping @Sendable () -> Double) {
     gauges.withLock { $0[name] = read }
-  }
-
-  /// Values with labels read at render time (counts kept elsewhere, such as the delivery engine's).
-  public func gaugeFamily(_ name: String, _ read: @escaping @Sendable () -> [([String: String], Double)]) {
-    families.withLock { $0[name] = read }
   }
 
   /// A counter's current value (tests and the benchmark read it).
@@ -121,14 +112,6 @@ public final class ServerMetrics: Sendable {
       out += "\(k.name)_bucket{\(base)\(sep)le=\"+Inf\"} \(h.count)\n"
       let labels = base.isEmpty ? "" : "{\(base)}"
       out += "\(k.name)_sum\(labels) \(Self.number(h.sum))\n\(k.name)_count\(labels) \(h.count)\n"
-    }
-    let familyValues = families.withLock { $0 }.mapValues { $0() }
-    for name in familyValues.keys.sorted() {
-      describe(name)
-      for (labels, v) in familyValues[name] ?? [] {
-        let k = Key(name: name, labels: labels)
-        out += "\(name){\(k.labelText)} \(Self.number(v))\n"
-      }
     }
     for name in gaugeValues.keys.sorted() {
       describe(name)

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -29,17 +28,12 @@ public final class TesseraHTTPServer: Sendable {
     public var benchmarkRoutes: Bool
     /// Stop on SIGTERM and SIGINT (the CLI); tests call `shutdown()` instead.
     public var handleSignals: Bool
-    /// Deliver the outbox to the pipeline's destinations while serving (the delivery engine of `tessera
-    /// deliver`, run continuously); the store's path is what table destinations write next to. nil: leave
-    /// delivery to a separate `tessera deliver`.
-    public var deliverFrom: String?
     public var logger: Logger
 
     public init(
       host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, benchmarkRoutes: Bool = false,
-      handleSignals: Bool = false, deliverFrom: String? = nil, logLevel: String = "info"
+      handleSignals: Bool = false, logLevel: String = "info"
     ) {
-      self.deliverFrom = deliverFrom
       var logger = Logger(label: "tessera.serve")
       logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
       self.host = host
@@ -56,13 +50,17 @@ public final class TesseraHTTPServer: Sendable {
   public let options: Options
   public let metrics: ServerMetrics
   public let pipeline: LivePipeline
+  /// Sends the outbox to the pipeline's destinations while the server runs (nil: changes stay queued for
+  /// `tessera deliver`).
+  public let deliveries: DeliveryEngine?
   let group = Mutex<ServiceGroup?>(nil)
   let stopRequested = Mutex(false)
 
-  public init(config: PipelineConfig, store: any Store, options: Options) {
+  public init(config: PipelineConfig, store: any Store, options: Options, deliveries: DeliveryEngine? = nil) {
     self.config = config
     self.store = store
     self.options = options
+    self.deliveries = deliveries
     let metrics = ServerMetrics()
     self.metrics = metrics
     self.pipeline = LivePipeline(config: config, store: store) { report in
@@ -107,33 +105,18 @@ public final class TesseraHTTPServer: Sendable {
       configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: nil),
       onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
       logger: logger)
-    var services: [any Service] = [PipelineService(pipeline: pipeline, logger: logger)]
-    var client: HTTPClient?
-    if let storePath = options.deliverFrom, !config.destinations.isEmpty {
-      let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }
-      var configuration = HTTPClient.Configuration()
-      configuration.timeout.connect = .seconds(2)
-      let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-      client = http
-      do {
-        let queues = try DeliveryQueue.plan(config, storePath: storePath, client: http, clock: clock)
-        let engine = DeliveryEngine(store: store, queues: queues, clock: clock)
-        metrics.gaugeFamily("tessera_deliveries_total") {
-          engine.counts.flatMap { name, c in
-            [
-              (["destination": name, "outcome": "delivered"], Double(c.items)),
-              (["destination": name, "outcome": "retried"], Double(c.retries)),
-              (["destination": name, "outcome": "dead"], Double(c.deadItems)),
-            ]
-          }
-        }
-        services.append(DeliveryService(engine: engine))
-      } catch {
-        try await http.shutdown()
-        throw error
+    var services: [any Service] = [PipelineService(pipeline: pipeline, logger: logger), app]
+    if let deliveries {
+      let counts = deliveries.counters
+      let reads: [(String, @Sendable (DeliveryCounts) -> Int)] = [
+        ("tessera_delivered_items", { $0.items }), ("tessera_delivered_batches", { $0.batches }),
+        ("tessera_delivery_retries", { $0.retries }), ("tessera_dead_letter_items", { $0.deadItems }),
+      ]
+      for (name, read) in reads {
+        metrics.gauge(name) { Double(counts.snapshot.values.map(read).reduce(0, +)) }
       }
+      services.append(DeliveryService(engine: deliveries, logger: logger))
     }
-    services.append(app)
     let serviceGroup = ServiceGroup(
       configuration: ServiceGroupConfiguration(
         services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
@@ -144,13 +127,7 @@ public final class TesseraHTTPServer: Sendable {
       return stopRequested.withLock { $0 }
     }
     if stopEarly { await serviceGroup.triggerGracefulShutdown() }
-    do {
-      try await serviceGroup.run()
-    } catch {
-      try await client?.shutdown()
-      throw error
-    }
-    try await client?.shutdown()
+    try await serviceGroup.run()
     logger.info("stopped: requests drained and the pipeline committed")
   }
 
@@ -182,15 +159,20 @@ struct PipelineService: Service {
   }
 }
 
-/// The delivery engine as a service: runs until the graceful shutdown reaches it (the HTTP server has drained
-/// by then), then stops its workers; what is still queued is delivered by the next start or `tessera deliver`.
+/// The delivery engine as a service: sends the outbox continuously, and stops at the graceful shutdown
+/// (batches in flight finish or are taken again after their lease by the next process; nothing is lost, the
+/// outbox is in the store).
 struct DeliveryService: Service {
   let engine: DeliveryEngine
+  let logger: Logger
 
   func run() async throws {
-    let task = Task { try await engine.run(.continuous) }
-    try? await gracefulShutdown()
-    task.cancel()
-    _ = try? await task.value
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask { try await engine.run(.continuous) }
+      try? await gracefulShutdown()
+      group.cancelAll()
+      try? await group.waitForAll()
+    }
+    logger.debug("deliveries stopped")
   }
 }

@@ -1,6 +1,9 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import TesseraCompiler
+import TesseraDelivery
+import TesseraModel
 import TesseraSQLite
 import TesseraServer
 
@@ -32,11 +35,6 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "The address to listen on (0.0.0.0 for every interface).")
   var host: String = "127.0.0.1"
 
-  @Flag(
-    inversion: .prefixedNo,
-    help: "Deliver the outbox to the pipeline's destinations while serving (else run `tessera deliver` apart).")
-  var deliver = true
-
   @Option(help: "Log level: trace, debug (one line per request), info, notice, warning, error.")
   var logLevel: String = "info"
 
@@ -47,11 +45,25 @@ struct ServeCommand: AsyncParsableCommand {
     }
     let db = try SQLiteStore(path: store)
     let token = ProcessInfo.processInfo.environment["TESSERA_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    // Destinations are served from the outbox while the server runs.
+    let client = DeliveryQueue.makeClient()
+    let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }
+    let queues = try DeliveryQueue.plan(plan.config, storePath: store, client: client, clock: clock)
     let server = TesseraHTTPServer(
       config: plan.config, store: db,
-      options: .init(
-        host: host, port: port, adminToken: token, handleSignals: true, deliverFrom: deliver ? store : nil,
-        logLevel: logLevel))
+      options: .init(host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel),
+      deliveries: queues.isEmpty ? nil : DeliveryEngine(store: db, queues: queues, clock: clock))
+    do {
+      try await serve(server)
+    } catch {
+      try? await client.shutdown()
+      throw error
+    }
+    try await client.shutdown()
+  }
+
+  func serve(_ server: TesseraHTTPServer) async throws {
+    let token = server.options.adminToken
     try await server.run { port in
       FileHandle.standardError.write(
         Data(

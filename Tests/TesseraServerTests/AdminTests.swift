@@ -1,6 +1,5 @@
 import AsyncHTTPClient
 import Foundation
-import Hummingbird
 import Synchronization
 import TesseraModel
 import TesseraRuntime
@@ -132,46 +131,6 @@ struct AdminTests {
     try await h.stop()
   }
 
-  @Test("serve delivers the outbox while it runs: a segment change reaches a webhook")
-  func delivers() async throws {
-    let received = Bodies()
-    let router = Router()
-    router.post("/ads") { request, _ -> HTTPResponse.Status in
-      let body = try await request.body.collect(upTo: 1 << 20)
-      received.add(String(buffer: body))
-      return .ok
-    }
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let receiver = Application(
-      router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-      onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) })
-    let running = Task { try await receiver.run() }
-    var port = 0
-    for await p in ports {
-      port = p
-      break
-    }
-    let pipeline =
-      testPipeline + "\n"
-      + [
-        "destinations:", "  ads:", "    kind: webhook", "    url: http://127.0.0.1:\(port)/ads",
-        "    on: segment_changes", "    segments: [pro]", "    payload: { user: identifiers.user_id }",
-        "    batch: { max_events: 10, max_wait: 50ms }",
-      ].joined(separator: "\n")
-    let h = try await Harness.start(pipeline: pipeline, deliver: true)
-    _ = try await h.track("/v1/identify", #"{"userId": "u7", "traits": {"plan": "pro"}, "messageId": "w-1"}"#)
-    for _ in 0..<500 where received.all.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-    #expect(received.all.count == 1)
-    #expect(received.all.first?.contains("u7") == true)
-    for _ in 0..<100 where try await h.store.outboxSummary()["ads"]?.delivered != 1 {
-      try await Task.sleep(for: .milliseconds(20))
-    }
-    let metrics = try await h.request(.GET, "/metrics").text
-    #expect(metrics.contains(#"tessera_deliveries_total{destination="ads",outcome="delivered"} 1"#))
-    try await h.stop()
-    running.cancel()
-  }
-
   @Test("health checks the store; metrics are Prometheus text with counters and histograms")
   func healthAndMetrics() async throws {
     let h = try await Harness.start()
@@ -252,11 +211,4 @@ final class Counter: Sendable {
   var value: Int { count.withLock { $0 } }
   func stop() { stopped.withLock { $0 = true } }
   var stopping: Bool { stopped.withLock { $0 } }
-}
-
-/// Request bodies a test receiver got.
-final class Bodies: Sendable {
-  let bodies = Mutex<[String]>([])
-  func add(_ b: String) { bodies.withLock { $0.append(b) } }
-  var all: [String] { bodies.withLock { $0 } }
 }

@@ -68,9 +68,7 @@ struct Harness {
   let port: Int
   let running: Task<Void, any Error>?
 
-  static func start(pipeline: String = testPipeline, token: String? = Harness.token, deliver: Bool = false)
-    async throws -> Harness
-  {
+  static func start(pipeline: String = testPipeline, token: String? = Harness.token) async throws -> Harness {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-serve-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try pipeline.write(toFile: dir + "/pipeline.yaml", atomically: true, encoding: .utf8)
@@ -80,9 +78,7 @@ struct Harness {
     let store = try SQLiteStore(path: storePath)
     let server = TesseraHTTPServer(
       config: plan.config, store: store,
-      options: .init(
-        host: "127.0.0.1", port: 0, adminToken: token, benchmarkRoutes: true, deliverFrom: deliver ? storePath : nil,
-        logLevel: "warning"))
+      options: .init(host: "127.0.0.1", port: 0, adminToken: token, benchmarkRoutes: true, logLevel: "warning"))
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task { try await server.run { continuation.yield($0) } }
     var port = 0
