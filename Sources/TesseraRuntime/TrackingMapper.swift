@@ -112,16 +112,13 @@ public struct TrackingMapper: Sendable {
     var name: String?
     switch type {
     case .track:
-      guard case .string(let e)? = m["event"], !e.isEmpty else {
-        return .failure(
-          Rejection(
-            code: m["event"].map { $0.isNull ? "missing_field" : "wrong_type" } ?? "missing_field",
-            message: m["event"].map {
-              $0.isNull ? "a track message needs an `event` name" : "`event` must be a string, found \($0.typeName)"
-            }
-              ?? "a track message needs an `event` name"))
+      switch m["event"] {
+      case .string(let e)? where !e.isEmpty: name = e
+      case nil, .null?, .string?:
+        return .failure(Rejection(code: "missing_field", message: "a track message needs an `event` name"))
+      case let v?:
+        return .failure(Rejection(code: "wrong_type", message: "`event` must be a string, found \(v.typeName)"))
       }
-      name = e
     case .page, .screen:
       switch m["name"] {
       case nil, .null?: name = nil

@@ -265,6 +265,7 @@ struct ProfileAPI: Sendable {
           "rejected": .int(Int64(r.rejected)),
         ]),
         "suppressed_identifiers": .int(Int64(outcome.suppressed)),
+        "deletion_notices": .int(Int64(outcome.notices)),
       ]), status: .accepted)
   }
 }

@@ -109,6 +109,28 @@ struct AdminTests {
     try await h.stop()
   }
 
+  @Test("tracked events reach destinations through the outbox; a deletion queues the notices")
+  func destinations() async throws {
+    let pipeline =
+      testPipeline + "\n"
+      + [
+        "destinations:", "  ads:", "    kind: webhook", "    url: http://127.0.0.1:9/ads",
+        "    deletion_url: http://127.0.0.1:9/forget", "    on: segment_changes", "    segments: [pro]",
+        "    payload: { user: identifiers.user_id }",
+      ].joined(separator: "\n")
+    let h = try await Harness.start(pipeline: pipeline)
+    let answer = try await h.track(
+      "/v1/identify", #"{"userId": "u1", "traits": {"plan": "pro"}, "messageId": "o-1"}"#)
+    #expect(answer["stored"] == .int(1))
+    // The segment change was written to the outbox in the same transaction as the event.
+    #expect(try await h.store.outboxSummary()["ads"]?.queued == 1)
+    let deletion = try await h.admin(.DELETE, "/v1/profiles?identifier=user_id:u1")
+    #expect(deletion.status == 202)
+    #expect(deletion["deletion_notices"] == .int(1))
+    #expect(try await h.store.outboxSummary()["ads"]?.queued ?? 0 == 0)
+    try await h.stop()
+  }
+
   @Test("health checks the store; metrics are Prometheus text with counters and histograms")
   func healthAndMetrics() async throws {
     let h = try await Harness.start()
@@ -135,18 +157,22 @@ struct AdminTests {
   func shutdownInFlight() async throws {
     let h = try await Harness.start()
     let answered = Counter()
-    let stopping = Counter()
     let acknowledged = try await withThrowingTaskGroup(of: [String].self) { group in
       for c in 0..<8 {
         group.addTask {
           var acked: [String] = []
-          for r in 0..<10_000 {
+          for r in 0..<100_000 {
+            // Once the server is stopping, no new request: a connection refused is retried by the client
+            // until its timeout.
+            if answered.stopping { break }
             let ids = (0..<20).map { "s\(c)-\(r)-\($0)" }
-            // After the shutdown a request fails to connect (the client retries until its timeout) or, on a
-            // keep-alive connection the server closed as idle, fails at once: not acknowledged either way.
-            // Before the shutdown, a request that timed out on a busy machine is simply not acknowledged.
-            guard let answer = try? await h.track(trackBatch(ids: ids, user: "u\(c)"), timeout: .seconds(5)) else {
-              if stopping.value > 0 { break } else { continue }
+            let answer: HTTPAnswer
+            do {
+              answer = try await h.track(trackBatch(ids: ids, user: "u\(c)"), timeout: .seconds(30))
+            } catch {
+              // On a keep-alive connection the server just closed as idle the request fails at once; before the
+              // shutdown a busy machine may time it out. Not acknowledged either way.
+              if answered.stopping { break } else { continue }
             }
             if answer.status == 200 {
               acked += ids
@@ -161,8 +187,10 @@ struct AdminTests {
         }
       }
       // Let the clients get going (however busy the machine is), then stop the server under them.
-      for _ in 0..<1500 where answered.value < 16 { try await Task.sleep(for: .milliseconds(20)) }
-      stopping.add()
+      for _ in 0..<6000 where answered.value < 16 { try await Task.sleep(for: .milliseconds(20)) }
+      // Start the graceful shutdown with requests in flight; only then do the clients stop sending.
+      await h.server?.shutdown()
+      answered.stop()
       try await h.stop()
       return try await group.reduce(into: [String]()) { $0 += $1 }
     }
@@ -178,6 +206,9 @@ struct AdminTests {
 /// Answers counted across client tasks.
 final class Counter: Sendable {
   let count = Mutex(0)
+  let stopped = Mutex(false)
   func add() { count.withLock { $0 += 1 } }
   var value: Int { count.withLock { $0 } }
+  func stop() { stopped.withLock { $0 = true } }
+  var stopping: Bool { stopped.withLock { $0 } }
 }
