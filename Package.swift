@@ -125,6 +125,7 @@ let package = Package(
     .target(
       name: "TesseraReceiver",
       dependencies: [
+        "TesseraModel",
         .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
         .product(name: "HTTPTypes", package: "swift-http-types"),
       ],

@@ -44,6 +44,7 @@ let package = Package(
       name: "tessera-load",
       dependencies: [
         .product(name: "TesseraCompiler", package: "Tessera"),
+        .product(name: "TesseraModel", package: "Tessera"),
         .product(name: "TesseraSQLite", package: "Tessera"),
         .product(name: "TesseraServer", package: "Tessera"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),

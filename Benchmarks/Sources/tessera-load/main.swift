@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 import TesseraCompiler
+import TesseraModel
 import TesseraSQLite
 import TesseraServer
 
@@ -55,18 +56,6 @@ struct Options {
   }
 }
 
-struct SplitMix64 {
-  var state: UInt64
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-  mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
 /// One request body: `batch` messages of people drawn from `persons` (anonymous ids on 1–2 devices, a user id on
 /// 60 %, an email on identify), identify/page/track in 2:3:5, unique message ids.
 func body(client: Int, request: Int, options: Options, rng: inout SplitMix64) -> String {
@@ -74,21 +63,21 @@ func body(client: Int, request: Int, options: Options, rng: inout SplitMix64) ->
   out.reserveCapacity(options.batch * 420)
   for n in 0..<options.batch {
     if n > 0 { out += "," }
-    let p = rng.int(options.persons)
-    let kind = rng.int(10)
+    let p = rng.int(0..<options.persons)
+    let kind = rng.int(0..<10)
     let type = kind < 2 ? "identify" : (kind < 5 ? "page" : "track")
     out += "{\"type\":\"\(type)\",\"messageId\":\"load-\(client)-\(request)-\(n)\""
-    out += ",\"anonymousId\":\"anon-\(p)-\(rng.int(2))\""
+    out += ",\"anonymousId\":\"anon-\(p)-\(rng.int(0..<2))\""
     out += p % 5 < 3 ? ",\"userId\":\"u\(p)\"" : ",\"userId\":null"
-    out += ",\"timestamp\":\"2026-11-29T11:59:59.\(100 + rng.int(800))Z\""
+    out += ",\"timestamp\":\"2026-11-29T11:59:59.\(100 + rng.int(0..<800))Z\""
     out += ",\"context\":{\"ip\":\"203.0.113.\(p % 250)\""
     out += ",\"library\":{\"name\":\"analytics-python\",\"version\":\"2.4.0\"}"
     out += ",\"userAgent\":\"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)\"}"
     switch type {
     case "identify":
       out += ",\"traits\":{\"email\":\"person\(p)@example.com\",\"plan\":\"\(p % 3 == 0 ? "pro" : "free")\"}"
-    case "page": out += ",\"name\":\"Product\",\"properties\":{\"path\":\"/p/\(rng.int(500))\"}"
-    default: out += ",\"event\":\"Product Viewed\",\"properties\":{\"sku\":\"SKU-\(rng.int(900))\",\"price\":19.99}"
+    case "page": out += ",\"name\":\"Product\",\"properties\":{\"path\":\"/p/\(rng.int(0..<500))\"}"
+    default: out += ",\"event\":\"Product Viewed\",\"properties\":{\"sku\":\"SKU-\(rng.int(0..<900))\",\"price\":19.99}"
     }
     out += "}"
   }
@@ -146,7 +135,7 @@ if options.url == nil {
 }
 
 // Bodies are made before the clock starts, so generating them costs the measurement nothing.
-var rng = SplitMix64(state: 42)
+var rng = SplitMix64(seed: 42)
 var bodies: [[ByteBuffer]] = []
 for c in 0..<options.clients {
   var mine: [ByteBuffer] = []
