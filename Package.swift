@@ -33,6 +33,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
   ],
   targets: [
     // Values shared by every module: Value, Timestamp, TimeSpan, normalizers.
@@ -95,7 +96,6 @@ let package = Package(
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
-        .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Logging", package: "swift-log"),
       ]
@@ -104,10 +104,11 @@ let package = Package(
     .target(
       name: "TesseraServer",
       dependencies: [
-        "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime", "TesseraSQLite",
+        "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime", "TesseraSQLite", "TesseraDelivery",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "CompressNIO", package: "compress-nio"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]
     ),
     .executableTarget(
@@ -117,7 +118,6 @@ let package = Package(
         "TesseraPostgres", "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
-        .product(name: "NIOCore", package: "swift-nio"),
       ]
     ),
     .testTarget(name: "TesseraModelTests", dependencies: ["TesseraModel"]),
@@ -143,6 +143,7 @@ let package = Package(
     .target(
       name: "TesseraReceiver",
       dependencies: [
+        "TesseraModel",
         .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log"),
         .product(name: "HTTPTypes", package: "swift-http-types"),
       ],
@@ -160,11 +161,13 @@ let package = Package(
     .testTarget(
       name: "TesseraServerTests",
       dependencies: [
-        "TesseraServer", "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
+        "TesseraServer", "TesseraReceiver", "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
         "TesseraModel",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "CompressNIO", package: "compress-nio"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Logging", package: "swift-log"),
       ]
     ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),

@@ -1,6 +1,7 @@
 // swift-tools-version: 6.1
 // Benchmarks live in their own package so their release builds stay out of the main build and test cycle.
 // Run: swift run -c release --package-path Benchmarks tessera-bench all
+//      swift run -c release --package-path Benchmarks tessera-load [--route noop]
 import PackageDescription
 
 let package = Package(
@@ -36,6 +37,17 @@ let package = Package(
         .product(name: "TesseraSQLite", package: "Tessera"),
         .product(name: "TesseraDelivery", package: "Tessera"),
         .product(name: "TesseraReceiver", package: "Tessera"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+      ]
+    ),
+    // Load generator for `tessera serve`: concurrent keep-alive clients posting tracking batches (issue 8).
+    .executableTarget(
+      name: "tessera-load",
+      dependencies: [
+        .product(name: "TesseraCompiler", package: "Tessera"),
+        .product(name: "TesseraModel", package: "Tessera"),
+        .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraServer", package: "Tessera"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),

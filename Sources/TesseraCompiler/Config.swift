@@ -60,6 +60,9 @@ public struct SourceDecl: Sendable {
   /// File path or glob, relative paths resolved against the declaring file's folder.
   public var path: String?
   public var writeKey: String?
+  /// http sources: the largest request body accepted (decompressed), and the largest single message.
+  public var maxRequestBytes = HTTPDefaults.maxRequestBytes
+  public var maxEventBytes = HTTPDefaults.maxEventBytes
   public var emit: EventType
   /// The event name for `track` (a literal); a `map` entry for `event` overrides it per record.
   public var event: String?

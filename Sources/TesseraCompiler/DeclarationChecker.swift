@@ -121,6 +121,7 @@ struct DeclarationChecker {
 
   static let sourceKeys = [
     "kind", "path", "write_key", "emit", "event", "id", "timestamp", "map", "schema", "delimiter", "description",
+    "max_request_bytes", "max_event_bytes",
   ]
 
   func readSources(_ config: inout PipelineConfig) {
@@ -167,10 +168,20 @@ struct DeclarationChecker {
         if decl.writeKey?.isEmpty == true, let v = m.value("write_key") {
           sink.error("the write key of \(what) is empty", at: v)
         }
+        if let n = m.int("max_request_bytes", min: 1024) { decl.maxRequestBytes = n }
+        if let n = m.int("max_event_bytes", min: 64) { decl.maxEventBytes = n }
+        if decl.maxEventBytes > decl.maxRequestBytes, let v = m.value("max_event_bytes") {
+          sink.error(
+            "`max_event_bytes` (\(decl.maxEventBytes)) of \(what) exceeds its `max_request_bytes` (\(decl.maxRequestBytes))",
+            at: v)
+        }
       case .csv, .ndjson:
         decl.path = m.expanded("path", required: true)
         if let w = m.keyNode("write_key") {
           sink.error("`write_key` is for http sources; a \(kind) source has a `path`", at: w)
+        }
+        for key in ["max_request_bytes", "max_event_bytes"] {
+          if let k = m.keyNode(key) { sink.error("`\(key)` is for http sources; a \(kind) source reads files", at: k) }
         }
       }
       if let d = m.string("delimiter") {
@@ -927,8 +938,13 @@ struct DeclarationChecker {
   }
 }
 
-/// The fields of the Segment/RudderStack tracking payload an `http` source reads identifiers from.
+/// The fields of the Segment/RudderStack tracking payload an `http` source reads identifiers from, and its limits.
 public enum HTTPDefaults {
+  /// The largest request body (after gzip) an http source accepts unless it says `max_request_bytes`: the larger
+  /// of the Segment (~475 KB) and RudderStack (~4 MiB) SDKs' own caps.
+  public static let maxRequestBytes = 4 * 1024 * 1024
+  /// The largest single message unless the source says `max_event_bytes` (Segment's per-message cap).
+  public static let maxEventBytes = 32 * 1024
   public static let identifierFields: [String: [String]] = [
     "user_id": ["userId"], "anonymous_id": ["anonymousId"],
     "email": ["traits.email", "context.traits.email"], "phone": ["traits.phone", "context.traits.phone"],

@@ -64,11 +64,13 @@ public struct DeliveryEngine: Sendable {
   public var clock: @Sendable () -> Timestamp
   /// How long a worker holds a claimed batch before another may take it; longer than any send can take.
   public var lease = TimeSpan(seconds: 300)
-  /// How often an idle worker looks for work.
+  /// How often an idle worker looks for work: from `idle`, doubling while it finds none, up to `idleMax` (each
+  /// look is a write transaction, which the pipeline's writer would otherwise wait behind).
   public var idle: Duration = .milliseconds(50)
+  public var idleMax: Duration = .seconds(1)
   /// Fraction of each backoff drawn at random (equal jitter), so failing senders do not retry in step.
   public var jitter: @Sendable (Double) -> Double = { d in d / 2 + Double.random(in: 0...(d / 2)) }
-  let counters = Counters()
+  public let counters = Counters()
 
   /// Live counts per queue (the server's metrics read them while the engine runs).
   public final class Counters: Sendable {
@@ -112,6 +114,7 @@ public struct DeliveryEngine: Sendable {
   func worker(_ q: DeliveryQueue, _ mode: Mode) async throws {
     var flush = false
     if case .drain = mode { flush = true }
+    var pause = idle
     while !Task.isCancelled {
       let now = clock()
       let claim = BatchClaim(
@@ -119,6 +122,7 @@ public struct DeliveryEngine: Sendable {
         now: now, lease: lease, flush: flush)
       if let (batch, rows) = try await store.claimBatch(claim) {
         try await deliver(q, batch, rows)
+        pause = idle
         continue
       }
       if case .drain(let deadline) = mode {
@@ -127,7 +131,9 @@ public struct DeliveryEngine: Sendable {
         if s.queued == 0 && s.sending == 0 && !retryDue { return }
         if now > deadline && s.queued == 0 && s.sending == 0 { return }
       }
-      try? await Task.sleep(for: idle)
+      try? await Task.sleep(for: pause)
+      // A drain is short and waits for retries due soon: it keeps looking at the base rate.
+      if !flush { pause = min(pause * 2, idleMax) }
     }
   }
 

@@ -1,13 +1,22 @@
 import AsyncHTTPClient
-import Crypto
 import Foundation
 import TesseraCompiler
 import TesseraModel
+import TesseraRuntime
 import TesseraStore
 
 extension DeliveryQueue {
+  /// The HTTP client of webhook destinations. A receiver that refuses connections fails an attempt only after
+  /// the connect timeout (the client keeps trying to connect until then), so it is short; each destination's
+  /// `timeout` bounds a whole request. Shut it down after the engine stops.
+  public static func makeClient() -> HTTPClient {
+    var configuration = HTTPClient.Configuration()
+    configuration.timeout.connect = .seconds(2)
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+  }
+
   /// The queue name of a webhook's deletion notices.
-  public static func deletionQueue(_ destination: String) -> String { destination + "#deletion" }
+  public static func deletionQueue(_ destination: String) -> String { DeletionNotices.queue(destination) }
 
   /// One queue per destination, plus one per deletion endpoint. Relative file and database paths are read
   /// from the folder of the file that declares the destination; a table without `database:` lives in the
@@ -53,40 +62,5 @@ extension DeliveryQueue {
       }
     }
     return queues
-  }
-}
-
-/// Deletion notices: what destinations are told when a person is erased. Webhooks with a `deletion_url`
-/// get `{"type": "deletion", "profile_id", "profiles", "identifiers_sha256": {kind: [sha256 of the
-/// normalized value]}, "requested_at"}` — hashes only, since the values are gone; tables drop the rows.
-public enum DeletionNotices {
-  public static func rows(
-    _ config: PipelineConfig, profile: ProfileID, family: [ProfileID], identifiers: [Identifier], at: Timestamp
-  ) -> [OutboxRecord] {
-    var hashed: [String: [Value]] = [:]
-    for i in Set(identifiers).sorted() {
-      let digest = SHA256.hash(data: Data(i.value.utf8)).map { String(format: "%02x", $0) }.joined()
-      hashed[i.kind, default: []].append(.string(digest))
-    }
-    let profiles = Value.list(Set(family + [profile]).sorted().map { .string($0.description) })
-    var out: [OutboxRecord] = []
-    for d in config.destinations {
-      switch d.kind {
-      case .webhook where d.deletionURL != nil:
-        out.append(
-          OutboxRecord(
-            destination: DeliveryQueue.deletionQueue(d.name), op: .delete, profile: profile,
-            payload: .map([
-              "type": .string("deletion"), "profile_id": .string(profile.description), "profiles": profiles,
-              "identifiers_sha256": .map(hashed.mapValues(Value.list)), "requested_at": .string(at.iso8601),
-            ]), at: at))
-      case .table:
-        out.append(
-          OutboxRecord(
-            destination: d.name, op: .delete, profile: profile, payload: .map(["profiles": profiles]), at: at))
-      default: break
-      }
-    }
-    return out
   }
 }

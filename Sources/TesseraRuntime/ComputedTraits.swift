@@ -433,6 +433,9 @@ public struct ComputedTraitTable: Sendable {
 
   func emptyStates() -> [ComputedTraitState] { empty }
 
+  /// The value of trait `i` over no events.
+  func emptyValue(_ i: Int) -> Value { emptyValues[i] }
+
   /// Adds an event of `profile`; returns the names of the traits it contributed to (their values may have
   /// changed). `now` is what `now()` reads in the expressions.
   @discardableResult public mutating func add(_ event: Event, to profile: ProfileID, now: Timestamp) -> [String] {

@@ -80,12 +80,9 @@ public struct PipelineRunner: Sendable {
     let started = ContinuousClock.now
     let config = plan.config
     let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
-    let identity = try await store.loadIdentity()
-    let traits = try await store.loadTraits()
-    let computed = try await store.loadComputed()
-    let memberships = try await store.loadMemberships()
-    let separations = try await store.loadSeparations()
-    let suppressed = try await store.loadSuppressions()
+    // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
+    // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
+    let restored = try await Resolver.restored(config: config, from: store, now: now)
     // Reviewers' decisions since the last run: confirmed links merge now, rejected pairs are not proposed again.
     let decided =
       config.probabilistic.isEmpty
@@ -144,11 +141,7 @@ public struct PipelineRunner: Sendable {
       // Resolve & unify: the single writer of identity and profile state.
       group.addTask {
         defer { commits.finish() }
-        // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
-        // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
-        var resolver = Resolver(
-          config: config, identity: identity, traits: traits, computed: computed, memberships: memberships, now: runNow,
-          separations: separations, suppressed: suppressed)
+        var resolver = restored
         if !resolver.unrestoredComputed.isEmpty { counters.unrestored(resolver.unrestoredComputed) }
         var pending: [Int: MappedBatch] = [:]
         var next = 0

@@ -481,13 +481,13 @@ public struct Resolver: Sendable {
     for p in changed.keys.sorted() {
       let names = changed[p] ?? nil
       let states = computed.states[p]
-      for (i, t) in computed.traits.enumerated() where names?.contains(t.name) ?? true {
+      // By index: copying each `ComputedTrait` (its compiled expressions) cost more than the rows themselves.
+      for i in computed.names.indices where names?.contains(computed.names[i]) ?? true {
         let state = states.flatMap { i < $0.count ? $0[i] : nil }
         out.append(
           PendingComputed(
-            profile: p, trait: t.name, state: state.flatMap { $0.isEmpty ? nil : $0 },
-            value: state?.value(at: at) ?? ComputedTraitState.emptyValue(t.decl.aggregate),
-            digest: computed.digests[i]))
+            profile: p, trait: computed.names[i], state: state.flatMap { $0.isEmpty ? nil : $0 },
+            value: state?.value(at: at) ?? computed.emptyValue(i), digest: computed.digests[i]))
       }
     }
     return out

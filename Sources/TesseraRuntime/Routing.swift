@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import TesseraCompiler
 import TesseraIdentity
 import TesseraLanguage
@@ -172,6 +174,44 @@ struct DestinationRouter: Sendable {
               payload: .map(["profiles": .list([.string(p.description)])]),
               at: at))
         }
+      }
+    }
+    return out
+  }
+}
+
+/// Deletion notices: what destinations are told when a person is erased. Webhooks with a `deletion_url`
+/// get `{"type": "deletion", "profile_id", "profiles", "identifiers_sha256": {kind: [sha256 of the
+/// normalized value]}, "requested_at"}` — hashes only, since the values are gone; tables drop the rows.
+public enum DeletionNotices {
+  /// The outbox queue of a webhook's deletion notices.
+  public static func queue(_ destination: String) -> String { destination + "#deletion" }
+
+  public static func rows(
+    _ config: PipelineConfig, profile: ProfileID, family: [ProfileID], identifiers: [Identifier], at: Timestamp
+  ) -> [OutboxRecord] {
+    var hashed: [String: [Value]] = [:]
+    for i in Set(identifiers).sorted() {
+      let digest = SHA256.hash(data: Data(i.value.utf8)).map { String(format: "%02x", $0) }.joined()
+      hashed[i.kind, default: []].append(.string(digest))
+    }
+    let profiles = Value.list(Set(family + [profile]).sorted().map { .string($0.description) })
+    var out: [OutboxRecord] = []
+    for d in config.destinations {
+      switch d.kind {
+      case .webhook where d.deletionURL != nil:
+        out.append(
+          OutboxRecord(
+            destination: queue(d.name), op: .delete, profile: profile,
+            payload: .map([
+              "type": .string("deletion"), "profile_id": .string(profile.description), "profiles": profiles,
+              "identifiers_sha256": .map(hashed.mapValues(Value.list)), "requested_at": .string(at.iso8601),
+            ]), at: at))
+      case .table:
+        out.append(
+          OutboxRecord(
+            destination: d.name, op: .delete, profile: profile, payload: .map(["profiles": profiles]), at: at))
+      default: break
       }
     }
     return out

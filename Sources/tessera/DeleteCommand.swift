@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import TesseraDelivery
 import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
@@ -33,22 +32,10 @@ struct DeleteCommand: AsyncParsableCommand {
     guard let profile = try await ProfileCommand.resolve(identifier, in: db, pipeline: pipeline) else {
       throw ValidationError("no profile for `\(identifier)` in \(store)")
     }
-    // Every identifier any profile of the family held, and every value to look for in rejected records.
-    var ids = Set(try await db.identifiers(of: profile).map(\.0))
-    for m in try await db.merges(involving: profile) { ids.formUnion(m.evidence) }
-    for e in try await db.events(of: profile, limit: .max) { ids.formUnion(e.event.identifiers) }
-    let values = Set(ids.map(\.value))
     // Destinations that declare a deletion endpoint (and tables) are told, in the same transaction.
-    var notices: [OutboxRecord] = []
-    if let pipeline {
-      let config = try PipelineOptions.compile(pipeline).config
-      var family: Set<ProfileID> = [profile]
-      for m in try await db.merges(involving: profile) { family.formUnion([m.survivor, m.absorbed]) }
-      notices = DeletionNotices.rows(
-        config, profile: profile, family: family.sorted(), identifiers: ids.sorted(), at: Timestamp(Date()))
-    }
-    let report = try await db.erase(
-      profile: profile, values: values.sorted(), suppress: ids.map(Suppression.hash).sorted(), notices: notices)
+    let config = try pipeline.map { try PipelineOptions.compile($0).config }
+    let outcome = try await Deletion.erase(profile, in: db, config: config, at: Timestamp(Date()))
+    let report = outcome.report
     print("erased \(profile) and \(report.profiles - 1) profile\(report.profiles == 2 ? "" : "s") merged into it")
     let rows: [(String, Int)] = [
       ("events", report.events), ("identifiers", report.identifiers), ("traits", report.traits),
@@ -57,12 +44,12 @@ struct DeleteCommand: AsyncParsableCommand {
       ("match links", report.matchLinks), ("rejected records", report.rejected),
     ]
     for (name, n) in rows { print("  \(name.padding(toLength: 17, withPad: " ", startingAt: 0)) \(n)") }
-    print("  \(ids.count) identifier\(ids.count == 1 ? "" : "s") suppressed (hashes only)")
+    print("  \(outcome.suppressed) identifier\(outcome.suppressed == 1 ? "" : "s") suppressed (hashes only)")
     print("  pending deliveries \(report.deliveries)")
     if pipeline == nil {
       print("  no --pipeline: no deletion notices queued for destinations")
     } else {
-      print("  deletion notices   \(notices.count) queued (tessera deliver)")
+      print("  deletion notices   \(outcome.notices) queued (tessera deliver)")
     }
   }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
-import NIOCore
 import TesseraCompiler
 import TesseraDelivery
 import TesseraModel
@@ -48,11 +47,7 @@ struct Deliver: AsyncParsableCommand {
       throw ValidationError("--wait `\(wait)` is not a duration (e.g. 30s, 5m)")
     }
     let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }
-    // A receiver that refuses connections fails the attempt after the connect timeout (the client keeps
-    // trying to connect until then), so keep it short; `timeout` bounds each whole request.
-    var configuration = HTTPClient.Configuration()
-    configuration.timeout.connect = .seconds(2)
-    let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    let client = DeliveryQueue.makeClient()
     let counts: [String: DeliveryCounts]
     do {
       let queues = try DeliveryQueue.plan(config, storePath: storePath, client: client, clock: clock)

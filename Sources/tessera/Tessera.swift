@@ -16,7 +16,7 @@ struct Tessera: AsyncParsableCommand {
     subcommands: [
       Validate.self, Graph.self, Run.self, ProfileCommand.self, SegmentsCommand.self, LinkCommand.self,
       TuneCommand.self, ReviewCommand.self, DryRunCommand.self, TestCommand.self, ReplayCommand.self,
-      UnmergeCommand.self, DeleteCommand.self, Deliver.self, DeliveriesCommand.self,
+      UnmergeCommand.self, DeleteCommand.self, Deliver.self, DeliveriesCommand.self, ServeCommand.self,
       ExplainCommand.self,
     ]
   )

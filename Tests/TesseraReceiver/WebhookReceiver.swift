@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
+import TesseraModel
 
 /// A real HTTP receiver on loopback for webhook tests and benchmarks: answers each path's requests from a
 /// script (then OK, or a random share of 500s), and keeps what it accepted, de-duplicated by idempotency key
@@ -32,7 +33,7 @@ public final class WebhookReceiver: Sendable {
     /// Accepted batches' bodies by idempotency key (first acceptance only).
     var accepted: [String: String] = [:]
     var duplicates = 0
-    var rng: UInt64
+    var rng: SplitMix64
   }
 
   let state: Mutex<State>
@@ -40,7 +41,7 @@ public final class WebhookReceiver: Sendable {
   let task = Mutex<Task<Void, any Error>?>(nil)
 
   public init(script: [String: [Reply]] = [:], failureRate: Double = 0, seed: UInt64 = 1) {
-    state = Mutex(State(scripts: script, rng: seed))
+    state = Mutex(State(scripts: script, rng: SplitMix64(seed: seed)))
     self.failureRate = failureRate
   }
 
@@ -71,12 +72,8 @@ public final class WebhookReceiver: Sendable {
         return r
       }
       guard failureRate > 0 else { return .ok }
-      // SplitMix64: reproducible failures for a seed.
-      s.rng &+= 0x9E37_79B9_7F4A_7C15
-      var z = s.rng
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      z ^= z >> 31
+      // Reproducible failures for a seed.
+      let z = s.rng.next()
       return Double(z >> 11) / Double(1 << 53) < failureRate ? .status(500) : .ok
     }
   }

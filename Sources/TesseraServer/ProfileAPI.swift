@@ -1,0 +1,271 @@
+import Foundation
+import Hummingbird
+import TesseraCompiler
+import TesseraModel
+import TesseraRuntime
+import TesseraStore
+
+/// The profile and admin API (`Authorization: Bearer TOKEN`), health and metrics.
+struct ProfileAPI: Sendable {
+  let config: PipelineConfig
+  let store: any Store
+  let pipeline: LivePipeline
+  let metrics: ServerMetrics
+  /// nil: the admin API is off (every call answers 401 saying how to turn it on).
+  let token: String?
+
+  static let defaultPage = 50
+  static let maxPage = 1000
+
+  func register(on router: Router<BasicRequestContext>) {
+    router.get("/health") { _, _ in try await self.health() }
+    router.get("/metrics") { _, _ in
+      Response(
+        status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+        body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.render())))
+    }
+    router.get("/v1/profiles") { request, _ in
+      try self.authorize(request)
+      return try await self.profile(self.find(try self.identifierParameter(request)))
+    }
+    router.get("/v1/profiles/{id}") { request, context in
+      try self.authorize(request)
+      return try await self.profile(self.find(context.parameters.get("id") ?? ""))
+    }
+    router.get("/v1/profiles/{id}/events") { request, context in
+      try self.authorize(request)
+      return try await self.events(self.find(context.parameters.get("id") ?? ""), request)
+    }
+    router.delete("/v1/profiles") { request, _ in
+      try self.authorize(request)
+      return try await self.delete(try self.identifierParameter(request))
+    }
+    router.get("/v1/segments") { request, _ in
+      try self.authorize(request)
+      return try await self.segments()
+    }
+    router.get("/v1/segments/{name}/members") { request, context in
+      try self.authorize(request)
+      return try await self.members(context.parameters.get("name") ?? "", request)
+    }
+  }
+
+  func authorize(_ request: Request) throws {
+    guard let token else {
+      throw APIError.unauthorized(
+        "the profile API is off: start the server with TESSERA_ADMIN_TOKEN set and send it as `Authorization: Bearer TOKEN`",
+        scheme: "Bearer")
+    }
+    guard let header = request.headers[.authorization] else {
+      throw APIError.unauthorized("send the admin token as `Authorization: Bearer TOKEN`", scheme: "Bearer")
+    }
+    let parts = header.split(separator: " ", maxSplits: 1)
+    // Compared in full whatever the first difference, so the time taken says nothing about the token.
+    let given = parts.count == 2 && parts[0].lowercased() == "bearer" ? Array(parts[1].utf8) : []
+    let expected = Array(token.utf8)
+    var diff = given.count == expected.count ? 0 : 1
+    for (i, b) in expected.enumerated() { diff |= Int(b ^ (i < given.count ? given[i] : 0)) }
+    guard diff == 0 else { throw APIError.unauthorized("the admin token is wrong", scheme: "Bearer") }
+  }
+
+  func identifierParameter(_ request: Request) throws -> String {
+    guard let v = request.uri.queryParameters.get("identifier"), !v.isEmpty else {
+      throw APIError(
+        status: .badRequest, code: "missing_parameter",
+        message: "name the person with `?identifier=kind:value` (e.g. email:ada@example.com) or a profile id")
+    }
+    return v
+  }
+
+  /// The live profile of a profile id or `kind:value`; 404 when none.
+  func find(_ person: String) async throws -> ProfileID {
+    let found: ProfileID?
+    do {
+      found = try await PersonLookup.resolve(person, in: store, config: config)
+    } catch let e as PersonLookup.Malformed {
+      throw APIError(status: .badRequest, code: "bad_identifier", message: e.description)
+    }
+    guard let found else {
+      throw APIError(status: .notFound, code: "profile_not_found", message: "no profile for `\(person)`")
+    }
+    return found
+  }
+
+  /// `limit` and `cursor` (an opaque offset) of a paginated call.
+  func page(_ request: Request) throws -> (limit: Int, offset: Int) {
+    let q = request.uri.queryParameters
+    var limit = Self.defaultPage
+    if let l = q.get("limit") {
+      guard let n = Int(l), n > 0 else {
+        throw APIError(
+          status: .badRequest, code: "bad_parameter", message: "`limit` must be a positive integer, found `\(l)`")
+      }
+      limit = min(n, Self.maxPage)
+    }
+    var offset = 0
+    if let c = q.get("cursor") {
+      guard let n = Int(c), n >= 0 else {
+        throw APIError(
+          status: .badRequest, code: "bad_parameter", message: "`cursor` is not one this API gave out: `\(c)`")
+      }
+      offset = n
+    }
+    return (limit, offset)
+  }
+
+  func health() async throws -> Response {
+    let depth = pipeline.queueDepth
+    do {
+      let stats = try await store.stats()
+      return JSONResponse.make(
+        .map([
+          "status": .string("ok"), "store": .string("ok"), "events": .int(Int64(stats.events)),
+          "profiles": .int(Int64(stats.profiles)), "queued_events": .int(Int64(depth.events)),
+        ]))
+    } catch {
+      throw APIError(
+        status: .serviceUnavailable, code: "store_unavailable", message: "the store does not answer: \(error)")
+    }
+  }
+
+  func profile(_ id: ProfileID) async throws -> Response {
+    let merges = try await store.merges(involving: id)
+    var aliases: [ProfileID] = []
+    for a in Set(merges.map(\.absorbed)) where a != id {
+      if try await store.canonical(a) == id { aliases.append(a) }
+    }
+    let identifiers = try await store.identifiers(of: id)
+    let traits = try await store.traits(of: id)
+    let computed = try await store.computed(of: id)
+    let segments = try await store.memberships(of: id)
+    let conflicts = try await store.conflicts(involving: id)
+    func why(_ t: TraitRecord) -> Value {
+      if case .map(let m) = t.state, let w = m["why"] { return w }
+      return .null
+    }
+    return JSONResponse.make(
+      .map([
+        "id": .string(id.description),
+        "aliases": .list(aliases.sorted().map { .string($0.description) }),
+        "identifiers": .list(
+          identifiers.map {
+            .map(["kind": .string($0.0.kind), "value": .string($0.0.value), "last_seen": .timestamp($0.1)])
+          }),
+        "traits": .map(
+          Dictionary(
+            traits.map {
+              (
+                $0.trait,
+                Value.map([
+                  "value": $0.value, "source": .string($0.source), "event_id": .string($0.eventID),
+                  "timestamp": .timestamp($0.timestamp), "why": why($0),
+                ])
+              )
+            }, uniquingKeysWith: { a, _ in a })),
+        "computed": .map(Dictionary(computed.map { ($0.trait, $0.value) }, uniquingKeysWith: { a, _ in a })),
+        "segments": .list(segments.map { .map(["segment": .string($0.segment), "since": .timestamp($0.since)]) }),
+        "merges": .list(
+          merges.map {
+            .map([
+              "survivor": .string($0.survivor.description), "absorbed": .string($0.absorbed.description),
+              "rule": .string($0.rule), "evidence": .list($0.evidence.map { .string($0.description) }),
+              "score": .double($0.score), "event_id": .string($0.eventID), "at": .timestamp($0.at),
+            ])
+          }),
+        "conflicts": .list(
+          conflicts.map {
+            .map([
+              "kept": .string($0.kept.description), "other": $0.other.map { .string($0.description) } ?? .null,
+              "kind": .string($0.kind), "reason": .string($0.reason), "event_id": .string($0.eventID),
+              "at": .timestamp($0.at),
+            ])
+          }),
+      ]))
+  }
+
+  static func eventJSON(_ e: StoredEvent) -> Value {
+    .map([
+      "id": .string(e.event.id), "source": .string(e.event.source), "type": .string(e.event.type),
+      "name": e.event.name.map(Value.string) ?? .null, "timestamp": .timestamp(e.event.timestamp),
+      "received_at": .timestamp(e.event.receivedAt), "profile_id": .string(e.profile.description),
+      "identifiers": .list(e.event.identifiers.map { .string($0.description) }),
+      "traits": .map(e.event.traits), "properties": .map(e.event.properties), "context": .map(e.event.context),
+    ])
+  }
+
+  /// Newest first. The store answers "the newest N", so a page is cut from the newest offset + limit + 1.
+  func events(_ id: ProfileID, _ request: Request) async throws -> Response {
+    let (limit, offset) = try page(request)
+    let rows = try await store.events(of: id, limit: offset + limit + 1)
+    let items = rows.dropFirst(offset).prefix(limit)
+    let more = rows.count > offset + limit
+    return JSONResponse.make(
+      .map([
+        "profile_id": .string(id.description), "items": .list(items.map(Self.eventJSON)),
+        "next_cursor": more ? .string(String(offset + limit)) : .null,
+      ]))
+  }
+
+  func segments() async throws -> Response {
+    let counts = try await store.segmentCounts()
+    return JSONResponse.make(
+      .map([
+        "items": .list(
+          config.segments.map {
+            .map([
+              "name": .string($0.name), "description": $0.description.map(Value.string) ?? .null,
+              "members": .int(Int64(counts[$0.name] ?? 0)),
+            ])
+          })
+      ]))
+  }
+
+  func members(_ name: String, _ request: Request) async throws -> Response {
+    guard config.segments.contains(where: { $0.name == name }) else {
+      throw APIError(
+        status: .notFound, code: "segment_not_found",
+        message: "the pipeline declares no segment `\(name)`; GET /v1/segments lists them")
+    }
+    let (limit, offset) = try page(request)
+    let all = try await store.members(of: name)
+    let items = all.dropFirst(offset).prefix(limit)
+    return JSONResponse.make(
+      .map([
+        "segment": .string(name), "total": .int(Int64(all.count)),
+        "items": .list(
+          items.map { .map(["profile_id": .string($0.profile.description), "since": .timestamp($0.since)]) }),
+        "next_cursor": all.count > offset + limit ? .string(String(offset + limit)) : .null,
+      ]))
+  }
+
+  func delete(_ person: String) async throws -> Response {
+    let outcome: Deletion.Outcome?
+    do {
+      outcome = try await pipeline.delete(person)
+    } catch let e as PersonLookup.Malformed {
+      throw APIError(status: .badRequest, code: "bad_identifier", message: e.description)
+    } catch LivePipeline.Failure.closed {
+      throw APIError(status: .serviceUnavailable, code: "shutting_down", message: "the server is shutting down")
+    }
+    guard let outcome else {
+      throw APIError(status: .notFound, code: "profile_not_found", message: "no profile for `\(person)`")
+    }
+    metrics.increment("tessera_deletions_total")
+    let r = outcome.report
+    return JSONResponse.make(
+      .map([
+        "deletion_id": .string("del_" + UUID().uuidString.lowercased()), "status": .string("completed"),
+        "profile_id": .string(outcome.profile.description),
+        "erased": .map([
+          "profiles": .int(Int64(r.profiles)), "events": .int(Int64(r.events)),
+          "identifiers": .int(Int64(r.identifiers)), "traits": .int(Int64(r.traits)),
+          "computed": .int(Int64(r.computed)), "memberships": .int(Int64(r.memberships)),
+          "segment_changes": .int(Int64(r.segmentChanges)), "merges": .int(Int64(r.merges)),
+          "conflicts": .int(Int64(r.conflicts)), "match_links": .int(Int64(r.matchLinks)),
+          "rejected": .int(Int64(r.rejected)),
+        ]),
+        "suppressed_identifiers": .int(Int64(outcome.suppressed)),
+        "deletion_notices": .int(Int64(outcome.notices)),
+      ]), status: .accepted)
+  }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import TesseraCompiler
+import TesseraDelivery
+import TesseraModel
+import TesseraSQLite
+import TesseraServer
+
+struct ServeCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "serve",
+    abstract: "Serve the tracking API (Segment/RudderStack compatible), the profile API and metrics.",
+    discussion: """
+      Each `kind: http` source of the pipeline is one write key: SDKs send it as the HTTP Basic user name (or \
+      `writeKey` in the body) to POST /v1/batch, /v1/identify, /v1/track, /v1/page, /v1/screen, /v1/group and \
+      /v1/alias. An answer 200 means the events are committed to the store, resolved and unified: a profile \
+      lookup right after shows them. The profile and admin API (/v1/profiles, /v1/segments, deletion) needs \
+      `Authorization: Bearer $TESSERA_ADMIN_TOKEN`; without that variable it is off. GET /health and \
+      GET /metrics (Prometheus) need no token. docs/openapi.yaml describes every route.
+
+      SIGTERM or Ctrl-C stops gracefully: no new connections, requests in flight are committed and answered, \
+      the pipeline drains, exit status 0. Exit status 1 on configuration errors.
+      """)
+
+  @Argument(help: "The pipeline file (e.g. pipelines/retail.yaml).")
+  var pipeline: String
+
+  @Option(
+    name: .customLong("store"),
+    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+  var storeOption: String?
+  var store: String { StoreLocation.spec(storeOption) }
+
+  @Option(help: "The TCP port to listen on.")
+  var port: Int = 8080
+
+  @Option(help: "The address to listen on (0.0.0.0 for every interface).")
+  var host: String = "127.0.0.1"
+
+  @Option(help: "Log level: trace, debug (one line per request), info, notice, warning, error.")
+  var logLevel: String = "info"
+
+  func run() async throws {
+    let plan = try PipelineOptions.compile(pipeline)
+    guard plan.config.sources.contains(where: { $0.kind == .http }) else {
+      throw ValidationError("the pipeline has no `kind: http` source, so there is nothing to serve")
+    }
+    let db = try await StoreLocation.open(store)
+    let token = ProcessInfo.processInfo.environment["TESSERA_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    // Destinations are served from the outbox while the server runs.
+    let client = DeliveryQueue.makeClient()
+    let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }
+    let queues = try DeliveryQueue.plan(
+      plan.config, storePath: StoreLocation.tablePath(store), client: client, clock: clock)
+    let server = TesseraHTTPServer(
+      config: plan.config, store: db,
+      options: .init(host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel),
+      deliveries: queues.isEmpty ? nil : DeliveryEngine(store: db, queues: queues, clock: clock))
+    do {
+      try await serve(server)
+    } catch {
+      try? await client.shutdown()
+      throw error
+    }
+    try await client.shutdown()
+  }
+
+  func serve(_ server: TesseraHTTPServer) async throws {
+    let token = server.options.adminToken
+    try await server.run { port in
+      FileHandle.standardError.write(
+        Data(
+          "tessera serve: listening on http://\(host):\(port) (store \(store)\(token == nil ? ", profile API off" : ""))\n"
+            .utf8))
+    }
+  }
+}

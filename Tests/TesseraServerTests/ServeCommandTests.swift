@@ -1,0 +1,124 @@
+import Foundation
+import TesseraModel
+import TesseraReceiver
+import TesseraSQLite
+import TesseraStore
+import Testing
+
+@Suite("tessera serve, the executable")
+struct ServeCommandTests {
+  /// The `tessera` executable built with the tests (next to the test bundle), else the usual debug folder.
+  static let binary: String? = {
+    let beside = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
+      .appendingPathComponent("tessera").path
+    return [beside, Paths.packageRoot + "/.build/debug/tessera"].first {
+      FileManager.default.isExecutableFile(atPath: $0)
+    }
+  }()
+
+  /// `tessera serve` as a child process on a free port, its stderr in a file.
+  struct Child {
+    let process: Process
+    let port: Int
+    let dir: String
+    let errPath: String
+    let ended: AsyncStream<Int32>
+
+    static func start(pipeline: String, environment: [String: String] = [:]) async throws -> Child {
+      let binary = try #require(ServeCommandTests.binary)
+      let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-cli-\(UUID().uuidString)").path
+      try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+      try pipeline.write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
+      let errPath = dir + "/stderr"
+      FileManager.default.createFile(atPath: errPath, contents: nil)
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: binary)
+      process.arguments = ["serve", dir + "/p.yaml", "--store", dir + "/s.sqlite", "--port", "0"]
+      process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+      process.standardInput = FileHandle.nullDevice
+      process.standardOutput = FileHandle.nullDevice
+      process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+      let (ended, continuation) = AsyncStream.makeStream(of: Int32.self)
+      process.terminationHandler = {
+        continuation.yield($0.terminationStatus)
+        continuation.finish()
+      }
+      try process.run()
+      // The port, from "tessera serve: listening on http://127.0.0.1:PORT (…)".
+      var port = 0
+      for _ in 0..<500 where port == 0 {
+        let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        if let r = text.range(of: "listening on http://127.0.0.1:") {
+          port = Int(text[r.upperBound...].prefix { $0.isNumber }) ?? 0
+        } else {
+          try await Task.sleep(for: .milliseconds(20))
+        }
+      }
+      #expect(port > 0)
+      return Child(process: process, port: port, dir: dir, errPath: errPath, ended: ended)
+    }
+
+    /// SIGTERM; the exit status.
+    func stop() async -> Int32 {
+      process.terminate()
+      var status: Int32 = -1
+      for await s in ended { status = s }
+      return status
+    }
+  }
+
+  @Test("serves on the port it prints, commits what it acknowledged, and exits 0 on SIGTERM")
+  func sigterm() async throws {
+    let child = try await Child.start(pipeline: testPipeline)
+    let h = Harness.client(port: child.port)
+    let answer = try await h.track(trackBatch(ids: ["cli-1", "cli-2"], user: "u1"))
+    #expect(answer.status == 200)
+    #expect(answer["stored"] == .int(2))
+    #expect(await child.stop() == 0)
+    let text = try String(contentsOfFile: child.errPath, encoding: .utf8)
+    #expect(text.contains("stopped: requests drained and the pipeline committed"))
+    let store = try SQLiteStore(path: child.dir + "/s.sqlite")
+    #expect(try await store.stats().events == 2)
+  }
+
+  @Test("delivers segment changes to a webhook while serving, and a deletion notice after DELETE /v1/profiles")
+  func deliversWhileServing() async throws {
+    let receiver = WebhookReceiver()
+    let hook = try await receiver.start()
+    defer { receiver.stop() }
+    let pipeline =
+      testPipeline + """
+
+        destinations:
+          audience:
+            kind: webhook
+            url: http://127.0.0.1:\(hook)/audience
+            deletion_url: http://127.0.0.1:\(hook)/forget
+            on: segment_changes
+            segments: [buyers]
+            payload: { user: identifiers.user_id, action: 'change.entered ? "add" : "remove"' }
+            batch: { max_events: 100, max_wait: 100ms }
+        """
+    let child = try await Child.start(pipeline: pipeline, environment: ["TESSERA_ADMIN_TOKEN": Harness.token])
+    let h = Harness.client(port: child.port)
+    let answer = try await h.track(trackBatch(ids: ["o-1"], user: "buyer-7", event: "Order Completed"))
+    #expect(answer.status == 200)
+    func arrived(_ path: String) async throws -> [String] {
+      for _ in 0..<250 {
+        let bodies = receiver.requests.filter { $0.path == path && $0.status == 200 }.map(\.body)
+        if !bodies.isEmpty { return bodies }
+        try await Task.sleep(for: .milliseconds(20))
+      }
+      return []
+    }
+    let audience = try await arrived("/audience")
+    #expect(audience.count == 1)
+    #expect(audience.first?.contains(#"{"action":"add","user":"buyer-7"}"#) == true, "\(audience)")
+    let deleted = try await h.admin(.DELETE, "/v1/profiles?identifier=user_id:buyer-7")
+    #expect(deleted.status == 202)
+    let forget = try await arrived("/forget")
+    #expect(forget.first?.contains(#""type":"deletion""#) == true, "\(forget)")
+    #expect(forget.first?.contains("buyer-7") == false)
+    #expect(await child.stop() == 0)
+  }
+}
