@@ -1,8 +1,8 @@
 import TesseraIdentity
 import TesseraModel
-import TesseraStore
 
-/// The JSON form in which the PostgreSQL store keeps `Value`s (event bodies, trait values and states).
+/// The JSON form in which the SQLite and PostgreSQL stores keep `Value`s (event bodies, trait values and states):
+/// both write the same text, so a value moved between them reads back the same.
 ///
 /// Plain `JSON.encode` is lossy for Tessera values: timestamps and durations come back as strings, and
 /// non-finite doubles (and the sign of -0.0) are lost. The store must give back exactly what it was given, so
@@ -14,19 +14,16 @@ import TesseraStore
 /// - `{"$m": {...}}` a genuine one-key map whose key starts with `$`, so it is never mistaken for the above.
 ///
 /// Everything else is ordinary JSON as `JSON.write` produces it (integers stay integers, doubles keep a
-/// fraction or an exponent), so the stored text stays readable with `::jsonb` casts.
-///
-/// A copy of `TesseraSQLite/StoredValue.swift` (TesseraPostgres may not import TesseraSQLite): both stores write
-/// the same text, so a value moved between them reads back the same. Keep the two files in step.
-enum StoredValue {
-  static func encode(_ v: Value) -> String {
+/// fraction or an exponent), so the stored text stays readable with SQLite's JSON functions.
+public enum StoredValue {
+  public static func encode(_ v: Value) -> String {
     var out = ""
     out.reserveCapacity(32)
     write(v, to: &out)
     return out
   }
 
-  static func write(_ v: Value, to out: inout String) {
+  public static func write(_ v: Value, to out: inout String) {
     switch v {
     case .double(let d):
       if d.isNaN {
@@ -79,7 +76,7 @@ enum StoredValue {
     }
   }
 
-  static func decode(_ text: String) throws -> Value {
+  public static func decode(_ text: String) throws -> Value {
     let parsed: Value
     do { parsed = try JSON.parse(text) } catch { throw StoreError.corrupt("stored JSON does not parse: \(error)") }
     // Only text holding a reserved one-key object needs the second pass.
@@ -87,7 +84,7 @@ enum StoredValue {
   }
 
   /// Turns the reserved one-key objects back into the values they stand for.
-  static func restore(_ v: Value) throws -> Value {
+  public static func restore(_ v: Value) throws -> Value {
     switch v {
     case .list(let l):
       return .list(try l.map(restore))
@@ -112,7 +109,7 @@ enum StoredValue {
   }
 
   /// Identifiers as `[["kind","value"],...]`.
-  static func write(_ ids: [Identifier], to out: inout String) {
+  public static func write(_ ids: [Identifier], to out: inout String) {
     out += "["
     var first = true
     for i in ids {
@@ -126,14 +123,14 @@ enum StoredValue {
     out += "]"
   }
 
-  static func encode(_ ids: [Identifier]) -> String {
+  public static func encode(_ ids: [Identifier]) -> String {
     var out = ""
     out.reserveCapacity(16 + 32 * ids.count)
     write(ids, to: &out)
     return out
   }
 
-  static func identifiers(_ v: Value?) throws -> [Identifier] {
+  public static func identifiers(_ v: Value?) throws -> [Identifier] {
     guard let v else { return [] }
     guard case .list(let l) = v else { throw StoreError.corrupt("stored identifiers are not a list") }
     return try l.map { pair in
@@ -143,14 +140,14 @@ enum StoredValue {
     }
   }
 
-  static func decodeIdentifiers(_ text: String) throws -> [Identifier] {
+  public static func decodeIdentifiers(_ text: String) throws -> [Identifier] {
     do { return try identifiers(try JSON.parse(text)) } catch let e as StoreError { throw e } catch {
       throw StoreError.corrupt("stored identifiers do not parse: \(error)")
     }
   }
 
   /// An event's body: `{"i": identifiers, "t": traits, "p": properties, "c": context}`, empty parts left out.
-  static func encodeBody(_ e: Event) -> String {
+  public static func encodeBody(_ e: Event) -> String {
     var out = ""
     out.reserveCapacity(64 + 32 * e.identifiers.count + 48 * (e.traits.count + e.properties.count + e.context.count))
     out += #"{"i":"#
@@ -171,7 +168,7 @@ enum StoredValue {
     return out
   }
 
-  static func decodeBody(_ text: String) throws -> (
+  public static func decodeBody(_ text: String) throws -> (
     identifiers: [Identifier], traits: [String: Value], properties: [String: Value], context: [String: Value]
   ) {
     guard case .map(let m) = try decode(text) else { throw StoreError.corrupt("stored event body is not an object") }
