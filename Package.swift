@@ -19,6 +19,8 @@ let package = Package(
     .library(name: "TesseraServer", targets: ["TesseraServer"]),
     // A scripted webhook receiver on loopback, for tests and the delivery benchmark.
     .library(name: "TesseraReceiver", targets: ["TesseraReceiver"]),
+    // A throwaway PostgreSQL cluster (initdb + pg_ctl on a free port), for tests and the store benchmark.
+    .library(name: "TesseraPostgresCluster", targets: ["TesseraPostgresCluster"]),
   ],
   dependencies: [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -130,10 +132,16 @@ let package = Package(
         .product(name: "GRDB", package: "GRDB.swift"),
       ]
     ),
+    .target(
+      name: "TesseraPostgresCluster",
+      dependencies: ["TesseraPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
+      path: "Tests/TesseraPostgresCluster"
+    ),
     .testTarget(
       name: "TesseraPostgresTests",
       dependencies: [
-        "TesseraPostgres", "TesseraStoreSuite", "TesseraStore", "TesseraModel", "TesseraIdentity",
+        "TesseraPostgres", "TesseraPostgresCluster", "TesseraStoreSuite", "TesseraStore", "TesseraModel",
+        "TesseraIdentity",
         .product(name: "PostgresNIO", package: "postgres-nio"),
       ]
     ),

@@ -22,6 +22,7 @@ let package = Package(
         .product(name: "TesseraStore", package: "Tessera"),
         .product(name: "TesseraSQLite", package: "Tessera"),
         .product(name: "TesseraPostgres", package: "Tessera"),
+        .product(name: "TesseraPostgresCluster", package: "Tessera"),
         .product(name: "TesseraRuntime", package: "Tessera"),
         .product(name: "TesseraConnectors", package: "Tessera"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),

@@ -3,6 +3,7 @@ import PostgresNIO
 import TesseraIdentity
 import TesseraModel
 import TesseraPostgres
+import TesseraPostgresCluster
 import TesseraStore
 import TesseraStoreSuite
 import Testing

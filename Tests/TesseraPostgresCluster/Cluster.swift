@@ -8,12 +8,14 @@ import TesseraPostgres
 
 /// A throwaway PostgreSQL cluster: `initdb` into a temporary directory, `pg_ctl start` on a free loopback port,
 /// `stop()` stops it and removes the directory. PostgreSQL refuses to run as root, so as root the directory
-/// is given to the `postgres` user and the binaries run through `runuser`.
-final class PostgresCluster: Sendable {
-  static let binaries = ProcessInfo.processInfo.environment["TESSERA_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+/// is given to the `postgres` user and the binaries run through `runuser`. Used by the PostgreSQL tests and by
+/// `tessera-bench compare-pg`. `fsync` is off: a test or benchmark measures the store's work, not the disk's
+/// flush latency (`synchronous_commit` stays on).
+public final class PostgresCluster: Sendable {
+  public static let binaries = ProcessInfo.processInfo.environment["TESSERA_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
 
   /// Whether the server binaries are here; prints the skip line once when they are not.
-  static let available: Bool = {
+  public static let available: Bool = {
     let ok =
       FileManager.default.isExecutableFile(atPath: binaries + "/initdb")
       && FileManager.default.isExecutableFile(atPath: binaries + "/pg_ctl")
@@ -21,16 +23,17 @@ final class PostgresCluster: Sendable {
     return ok
   }()
 
-  let dir: String
-  let port: Int
-  let user: String
+  public let dir: String
+  public let port: Int
+  public let user: String
   let asRoot: Bool
 
-  struct Failed: Error, CustomStringConvertible {
-    var description: String
+  public struct Failed: Error, CustomStringConvertible {
+    public var description: String
   }
 
-  init() throws {
+  /// Starts a cluster; `settings` are extra server options (`-c name=value …`).
+  public init(settings: String = "") throws {
     asRoot = getuid() == 0
     user = asRoot ? "postgres" : (ProcessInfo.processInfo.environment["USER"] ?? "postgres")
     let base = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-pg-\(UUID().uuidString)").path
@@ -44,7 +47,7 @@ final class PostgresCluster: Sendable {
         "pg_ctl",
         [
           "-D", base + "/data", "-l", base + "/server.log", "-w", "-o",
-          "-h 127.0.0.1 -p \(port) -k \(base) -c fsync=off -c max_connections=200", "start",
+          "-h 127.0.0.1 -p \(port) -k \(base) -c fsync=off -c max_connections=200 \(settings)", "start",
         ])
     } catch {
       stop()
@@ -52,8 +55,11 @@ final class PostgresCluster: Sendable {
     }
   }
 
+  /// The URL of the cluster's `postgres` database.
+  public var url: String { "postgres://\(user)@127.0.0.1:\(port)/postgres" }
+
   /// The URL of a new, empty database in this cluster.
-  func newDatabase(_ name: String) async throws -> String {
+  public func newDatabase(_ name: String) async throws -> String {
     let admin = "postgres://\(user)@127.0.0.1:\(port)/postgres"
     let client = PostgresClient(configuration: try PostgresStore.configuration(url: admin, maximumConnections: 1))
     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -65,7 +71,7 @@ final class PostgresCluster: Sendable {
   }
 
   /// Stops the server (immediately) and removes the directory; safe to call twice.
-  func stop() {
+  public func stop() {
     if FileManager.default.fileExists(atPath: dir + "/data/postmaster.pid") {
       try? command("pg_ctl", ["-D", dir + "/data", "-m", "immediate", "-w", "stop"])
     }
@@ -128,7 +134,7 @@ final class PostgresCluster: Sendable {
 }
 
 /// Runs `body` with a fresh cluster, stopped and removed afterwards whether `body` succeeds or throws.
-func withCluster<T>(_ body: (PostgresCluster) async throws -> T) async throws -> T {
+public func withCluster<T>(_ body: (PostgresCluster) async throws -> T) async throws -> T {
   let cluster = try PostgresCluster()
   defer { cluster.stop() }
   return try await body(cluster)
