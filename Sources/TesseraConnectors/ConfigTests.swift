@@ -284,8 +284,7 @@ public struct ConfigTestRunner: Sendable {
     if let now = test.now { runner.now = now }
     let summary = try await runner.run()
     let batches = await recording.batches
-    let report = try await DryRunReport.build(
-      config: config, summary: summary, batches: batches, before: [], store: recording)
+    let report = DryRunReport.build(config: config, summary: summary, batches: batches, before: [])
     var profileOfEvent: [String: ProfileID] = [:]
     for b in batches { for e in b.events { profileOfEvent["\(e.event.source)\u{1F}\(e.event.id)"] = e.profile } }
 

@@ -49,10 +49,10 @@ public struct DryRunReport: Sendable {
   public init() {}
 
   /// Builds the report from the committed batches; `before` holds the trait rows the store had before the
-  /// run, `store` the state after it (for payloads, which read whole profiles).
+  /// run. Payloads are the outbox rows the batches carry.
   public static func build(
-    config: PipelineConfig, summary: RunSummary, batches: [CommitBatch], before: [TraitRecord], store: any Store
-  ) async throws -> DryRunReport {
+    config: PipelineConfig, summary: RunSummary, batches: [CommitBatch], before: [TraitRecord]
+  ) -> DryRunReport {
     var r = DryRunReport()
     r.records = summary.recordsRead
     r.events = summary.stats.events

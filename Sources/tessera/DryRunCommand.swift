@@ -65,8 +65,8 @@ struct DryRunCommand: AsyncParsableCommand {
     var runner = PipelineRunner(plan: plan, store: recording, readers: readers)
     if let t = try PipelineOptions.now(now) { runner.now = t }
     let summary = try await runner.run()
-    let report = try await DryRunReport.build(
-      config: plan.config, summary: summary, batches: await recording.batches, before: before, store: recording)
+    let report = DryRunReport.build(
+      config: plan.config, summary: summary, batches: await recording.batches, before: before)
     switch format {
     case .text:
       if !sets.isEmpty { print("with " + sets.map { "--set \($0)" }.joined(separator: " ")) }
