@@ -25,11 +25,8 @@ struct Deliver: AsyncParsableCommand {
   @Argument(help: "The pipeline file (its destinations).")
   var pipeline: String
 
-  @Option(
-    name: .customLong("store"),
-    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-  var storeOption: String?
-  var store: String { StoreLocation.spec(storeOption) }
+  @OptionGroup var storeOption: StoreOption
+  var store: String { storeOption.spec }
 
   @Option(help: "How long to keep retrying failed deliveries, e.g. 30s or 5m.")
   var wait: String = "30s"
@@ -93,12 +90,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "list", abstract: "Queues per destination and the dead letters with their last response.")
 
-    @Option(
-      name: .customLong("store"),
-      help:
-        "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-    var storeOption: String?
-    var store: String { StoreLocation.spec(storeOption) }
+    @OptionGroup var storeOption: StoreOption
+    var store: String { storeOption.spec }
 
     @Option(help: "Only this destination.")
     var destination: String?
@@ -164,12 +157,8 @@ struct DeliveriesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Re-queue dead-lettered batches (all, of one destination, or one batch) for the next delivery.")
 
-    @Option(
-      name: .customLong("store"),
-      help:
-        "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-    var storeOption: String?
-    var store: String { StoreLocation.spec(storeOption) }
+    @OptionGroup var storeOption: StoreOption
+    var store: String { storeOption.spec }
 
     @Option(help: "Only this destination.")
     var destination: String?

@@ -21,11 +21,8 @@ struct ProfileCommand: AsyncParsableCommand {
   @Argument(help: "kind:value or a profile id.")
   var identifier: String
 
-  @Option(
-    name: .customLong("store"),
-    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-  var storeOption: String?
-  var store: String { StoreLocation.spec(storeOption) }
+  @OptionGroup var storeOption: StoreOption
+  var store: String { storeOption.spec }
 
   @Option(help: "The pipeline, to normalize the identifier as it declares.")
   var pipeline: String?

@@ -25,11 +25,8 @@ struct Run: AsyncParsableCommand {
   @Argument(help: "The pipeline file (e.g. pipelines/retail.yaml).")
   var pipeline: String
 
-  @Option(
-    name: .customLong("store"),
-    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-  var storeOption: String?
-  var store: String { StoreLocation.spec(storeOption) }
+  @OptionGroup var storeOption: StoreOption
+  var store: String { storeOption.spec }
 
   @Option(help: "Decode & map workers (default: the number of cores).")
   var workers: Int = ProcessInfo.processInfo.activeProcessorCount

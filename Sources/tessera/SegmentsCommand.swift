@@ -48,11 +48,8 @@ struct SegmentsList: AsyncParsableCommand {
       members; without it, the segments that have members in the store, by name.
       """)
 
-  @Option(
-    name: .customLong("store"),
-    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-  var storeOption: String?
-  var store: String { StoreLocation.spec(storeOption) }
+  @OptionGroup var storeOption: StoreOption
+  var store: String { storeOption.spec }
 
   @Option(help: "The pipeline, to list every declared segment (also those without members).")
   var pipeline: String?
@@ -101,11 +98,8 @@ struct SegmentsMembers: AsyncParsableCommand {
   @Argument(help: "The segment's name.")
   var name: String
 
-  @Option(
-    name: .customLong("store"),
-    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-  var storeOption: String?
-  var store: String { StoreLocation.spec(storeOption) }
+  @OptionGroup var storeOption: StoreOption
+  var store: String { storeOption.spec }
 
   @Option(help: "The pipeline, to check that the segment is declared.")
   var pipeline: String?

@@ -26,11 +26,8 @@ struct ServeCommand: AsyncParsableCommand {
   @Argument(help: "The pipeline file (e.g. pipelines/retail.yaml).")
   var pipeline: String
 
-  @Option(
-    name: .customLong("store"),
-    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
-  var storeOption: String?
-  var store: String { StoreLocation.spec(storeOption) }
+  @OptionGroup var storeOption: StoreOption
+  var store: String { storeOption.spec }
 
   @Option(help: "The TCP port to listen on.")
   var port: Int = 8080

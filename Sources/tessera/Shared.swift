@@ -38,6 +38,17 @@ enum PipelineOptions {
 ///
 /// `--store` takes a file path or a `postgres://user@host:port/database` URL; without `--store` the
 /// `TESSERA_STORE_URL` environment variable is used when set, else `tessera.sqlite`.
+/// `--store`, as every command that opens a store takes it.
+struct StoreOption: ParsableArguments {
+  @Option(
+    name: .customLong("store"),
+    help: "The store: a SQLite file (default tessera.sqlite) or postgres://user@host:port/db; else $TESSERA_STORE_URL.")
+  var value: String?
+
+  /// The option, else the environment variable, else the default file.
+  var spec: String { StoreLocation.spec(value) }
+}
+
 enum StoreLocation {
   static let environmentVariable = "TESSERA_STORE_URL"
   static let defaultPath = "tessera.sqlite"
