@@ -240,6 +240,7 @@ extension PostgresStore {
     -> DeletionReport
   {
     try await transaction { conn in
+      try await self.advanceEpoch(conn)
       var r = DeletionReport()
       let live = try await self.live(profile, conn) ?? profile
       let famRows = try await conn.query(
@@ -296,6 +297,7 @@ extension PostgresStore {
 
   public func replaceDerivedState(_ s: DerivedState) async throws {
     try await transaction { conn in
+      try await self.advanceEpoch(conn)
       for table in ["profiles", "identifiers", "traits", "computed_traits", "memberships"] {
         try await conn.query("DELETE FROM \(unescaped: table)", logger: logger)
       }

@@ -287,12 +287,16 @@ extension PostgresStore {
   static let eventColumns = "source, id, type, name, timestamp, received_at, profile_id, body"
 
   static func event(_ r: EventRow) throws -> StoredEvent {
-    let body = try StoredValue.decodeBody(r.7)
-    let event = Event(
+    StoredEvent(event: try event((r.0, r.1, r.2, r.3, r.4, r.5), body: r.7), profile: ProfileID(r.6))
+  }
+
+  /// An event from its columns `source, id, type, name, timestamp, received_at` and its encoded body.
+  static func event(_ r: (String, String, String, String?, Int64, Int64), body text: String) throws -> Event {
+    let body = try StoredValue.decodeBody(text)
+    return Event(
       id: r.1, source: r.0, type: r.2, name: r.3, timestamp: Timestamp(microseconds: r.4),
       receivedAt: Timestamp(microseconds: r.5), identifiers: body.identifiers, traits: body.traits,
       properties: body.properties, context: body.context)
-    return StoredEvent(event: event, profile: ProfileID(r.6))
   }
 
   public func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent] {

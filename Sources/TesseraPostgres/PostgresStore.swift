@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import TesseraIdentity
 import TesseraModel
 import TesseraStore
@@ -21,7 +22,7 @@ import TesseraStore
 /// refuse `\u0000`), scores DOUBLE PRECISION (which holds NaN, unlike SQLite's REAL).
 public final class PostgresStore: Store {
   /// The schema version this build writes and understands (the SQLite store's numbering).
-  public static let schemaVersion = 7
+  public static let schemaVersion = 8
 
   let client: PostgresClient
   let runner: Task<Void, Never>
@@ -29,6 +30,8 @@ public final class PostgresStore: Store {
   /// Re-check each commit's identifiers against the database and merge profiles that share one (on for
   /// several processes; a single writer never needs it, but it is cheap and stays on by default).
   let reconcile: Bool
+  /// The writer role while this process holds it (see `acquireWriter`).
+  let lease = Mutex(WriterLease())
 
   /// Opens the store at `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`),
   /// creating or upgrading the schema.
@@ -76,6 +79,10 @@ public final class PostgresStore: Store {
 
   /// Stops the connection pool; the store must not be used afterwards.
   public func close() async {
+    if let holder = lease.withLock({ $0.holder }) {
+      holder.cancel()
+      await holder.value
+    }
     runner.cancel()
     _ = await runner.value
   }
@@ -342,6 +349,22 @@ public final class PostgresStore: Store {
       SELECT id, destination, key, attempts, items, last_status, last_error, created_at, finished_at
       FROM delivery_batches WHERE status = 'dead';
     UPDATE meta SET value = 7 WHERE key = 'schema_version';
+    """,
+    // v8
+    """
+    CREATE TABLE journal (
+      seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+      source TEXT NOT NULL,
+      id TEXT NOT NULL,
+      type TEXT NOT NULL,
+      name TEXT,
+      timestamp BIGINT NOT NULL,
+      received_at BIGINT NOT NULL,
+      body TEXT NOT NULL,
+      UNIQUE (source, id)
+    );
+    INSERT INTO meta (key, value) VALUES ('epoch', 0);
+    UPDATE meta SET value = 8 WHERE key = 'schema_version';
     """,
   ]
 

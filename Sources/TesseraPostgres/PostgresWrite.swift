@@ -40,6 +40,16 @@ extension PostgresStore {
   /// per part (rows as arrays expanded by `unnest`); then, when `reconcile` is on, makes the batch's
   /// identifiers owned by one live profile each (see `reconcileOwners`).
   func write(_ batch: CommitBatch, _ conn: PostgresConnection) async throws {
+    if let expected = batch.epoch {
+      // FOR SHARE: a process moving the epoch on (a new writer, an erase) waits for this commit, and this commit
+      // waits for it; either way the epoch a commit saw is the one in force when it commits.
+      let found = try await epoch(conn, lock: true)
+      if found != expected { throw StoreError.stale(expected: expected, found: found) }
+    }
+    if !batch.journalDone.isEmpty {
+      try await conn.query(
+        "DELETE FROM journal WHERE seq = ANY(\(batch.journalDone)::int8[])", logger: logger)
+    }
     let attached = batch.identifiers.map(\.0)
     if reconcile && !attached.isEmpty {
       // One lock per stripe of identifiers (hash modulo `lockStripes`), not per identifier: a pipeline batch
@@ -170,7 +180,8 @@ extension PostgresStore {
     }
   }
 
-  func insertEvents(_ events: [StoredEvent], _ conn: PostgresConnection) async throws {
+  /// Events as the parallel arrays `unnest` expands (a name travels with a has-value flag).
+  struct EventColumns {
     var sources: [String] = []
     var ids: [String] = []
     var types: [String] = []
@@ -178,27 +189,32 @@ extension PostgresStore {
     var hasName: [Bool] = []
     var timestamps: [Int64] = []
     var received: [Int64] = []
-    var profiles: [Int64] = []
     var bodies: [String] = []
-    for s in events {
-      let e = s.event
-      sources.append(e.source)
-      ids.append(e.id)
-      types.append(e.type)
-      names.append(e.name ?? "")
-      hasName.append(e.name != nil)
-      timestamps.append(e.timestamp.microseconds)
-      received.append(e.receivedAt.microseconds)
-      profiles.append(s.profile.raw)
-      bodies.append(StoredValue.encodeBody(e))
+
+    init(_ events: some Sequence<Event>) {
+      for e in events {
+        sources.append(e.source)
+        ids.append(e.id)
+        types.append(e.type)
+        names.append(e.name ?? "")
+        hasName.append(e.name != nil)
+        timestamps.append(e.timestamp.microseconds)
+        received.append(e.receivedAt.microseconds)
+        bodies.append(StoredValue.encodeBody(e))
+      }
     }
+  }
+
+  func insertEvents(_ events: [StoredEvent], _ conn: PostgresConnection) async throws {
+    let c = EventColumns(events.lazy.map(\.event))
+    let profiles = events.map(\.profile.raw)
     // The ordinality keeps the batch's order in `seq` (the order replay reads).
     try await conn.query(
       """
       INSERT INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
       SELECT s, i, t, CASE WHEN h THEN n END, ts, r, p, b
-      FROM unnest(\(sources)::text[], \(ids)::text[], \(types)::text[], \(names)::text[], \(hasName)::bool[],
-        \(timestamps)::int8[], \(received)::int8[], \(profiles)::int8[], \(bodies)::text[])
+      FROM unnest(\(c.sources)::text[], \(c.ids)::text[], \(c.types)::text[], \(c.names)::text[], \(c.hasName)::bool[],
+        \(c.timestamps)::int8[], \(c.received)::int8[], \(profiles)::int8[], \(c.bodies)::text[])
         WITH ORDINALITY AS u(s, i, t, n, h, ts, r, p, b, o)
       ORDER BY o
       ON CONFLICT (source, id) DO NOTHING

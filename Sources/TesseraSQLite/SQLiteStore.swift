@@ -20,7 +20,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 7
+  public static let schemaVersion = 8
 
   let pool: DatabasePool
   public let path: String
@@ -268,6 +268,26 @@ public final class SQLiteStore: Store {
           UPDATE meta SET value = 7 WHERE key = 'schema_version';
           """)
     }
+    // v8: the journal (events a process that is not the writer accepted, waiting to be resolved) and the
+    // epoch of the derived state (see `Store.epoch()`).
+    m.registerMigration("v8") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            name TEXT,
+            timestamp INTEGER NOT NULL,
+            received_at INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            UNIQUE (source, id)
+          );
+          INSERT INTO meta (key, value) VALUES ('epoch', 0);
+          UPDATE meta SET value = 8 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }
@@ -284,6 +304,14 @@ public final class SQLiteStore: Store {
   /// Each statement is looked up once per batch and re-bound per row; `execute(arguments:)` binds strings
   /// without copying them.
   static func write(_ batch: CommitBatch, _ db: Database) throws {
+    if let expected = batch.epoch {
+      let found = try epoch(db)
+      if found != expected { throw StoreError.stale(expected: expected, found: found) }
+    }
+    if !batch.journalDone.isEmpty {
+      let delete = try db.cachedStatement(sql: "DELETE FROM journal WHERE seq = ?")
+      for seq in batch.journalDone { try delete.execute(arguments: [seq]) }
+    }
     if !batch.newProfiles.isEmpty {
       let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)")
       for (p, at) in batch.newProfiles { try insert.execute(arguments: [p.raw, at.microseconds]) }
@@ -759,18 +787,14 @@ public final class SQLiteStore: Store {
           WHERE profile_id IN fam ORDER BY timestamp DESC, id DESC LIMIT ?2
           """)
       return try Row.fetchAll(statement, arguments: [p.raw, limit]).map { row in
-        let body = try StoredValue.decodeBody(row[7])
-        let event = Event(
-          id: row[1], source: row[0], type: row[2], name: row[3], timestamp: Timestamp(microseconds: row[4]),
-          receivedAt: Timestamp(microseconds: row[5]), identifiers: body.identifiers, traits: body.traits,
-          properties: body.properties, context: body.context)
-        return StoredEvent(event: event, profile: ProfileID(row[6]))
+        StoredEvent(event: try Self.event(row, body: 7), profile: ProfileID(row[6]))
       }
     }
   }
 
   public func replaceDerivedState(_ s: DerivedState) async throws {
     try await pool.write { db in
+      try Self.advanceEpoch(db)
       try db.execute(sql: "DELETE FROM profiles; DELETE FROM identifiers; DELETE FROM traits;")
       try db.execute(sql: "DELETE FROM computed_traits; DELETE FROM memberships;")
       let profile = try db.cachedStatement(
@@ -816,6 +840,7 @@ public final class SQLiteStore: Store {
     let report = try await pool.write { db in
       // Deleted content is overwritten with zeros, not left in free pages.
       try db.execute(sql: "PRAGMA secure_delete = ON")
+      try Self.advanceEpoch(db)
       var r = DeletionReport()
       let live = try Self.live(profile, db) ?? profile
       let family = try Int64.fetchAll(
@@ -873,12 +898,7 @@ public final class SQLiteStore: Store {
         db, sql: "SELECT source, id, type, name, timestamp, received_at, profile_id, body FROM events ORDER BY rowid")
       var out: [StoredEvent] = []
       while let row = try rows.next() {
-        let body = try StoredValue.decodeBody(row[7])
-        let event = Event(
-          id: row[1], source: row[0], type: row[2], name: row[3], timestamp: Timestamp(microseconds: row[4]),
-          receivedAt: Timestamp(microseconds: row[5]), identifiers: body.identifiers, traits: body.traits,
-          properties: body.properties, context: body.context)
-        out.append(StoredEvent(event: event, profile: ProfileID(row[6])))
+        out.append(StoredEvent(event: try Self.event(row, body: 7), profile: ProfileID(row[6])))
       }
       return out
     }

@@ -36,12 +36,20 @@ public actor MemoryStore: Store {
   var batchRows: [Int64: DeliveryBatchRecord] = [:]
   var nextOutboxID: Int64 = 1
   var nextBatchID: Int64 = 1
+  var journalRows: [Int64: Event] = [:]
+  var journalKeys: [EventKey: Int64] = [:]
+  var nextJournalSeq: Int64 = 1
+  var epochValue: Int64 = 0
 
   public init() {}
 
   public func existingEvents(_ keys: [EventKey]) -> Set<EventKey> { Set(keys.filter { events[$0] != nil }) }
 
-  public func commit(_ batch: CommitBatch) {
+  public func commit(_ batch: CommitBatch) throws {
+    if let e = batch.epoch, e != epochValue { throw StoreError.stale(expected: e, found: epochValue) }
+    for seq in batch.journalDone {
+      if let e = journalRows.removeValue(forKey: seq) { journalKeys[EventKey(source: e.source, id: e.id)] = nil }
+    }
     for (p, at) in batch.newProfiles where profiles[p] == nil {
       profiles[p] = at
       families[p] = [p]
@@ -100,8 +108,12 @@ public actor MemoryStore: Store {
       }
       changeLog.append(c)
     }
-    for r in batch.rejected where rejectedKeys.insert([r.source, r.reason, r.record]).inserted { rejectedLog.append(r) }
+    record(batch.rejected)
     enqueue(batch.outbox)
+  }
+
+  func record(_ rejected: [RejectedRecord]) {
+    for r in rejected where rejectedKeys.insert([r.source, r.reason, r.record]).inserted { rejectedLog.append(r) }
   }
 
   public func loadIdentity() -> IdentitySnapshot {
@@ -212,6 +224,7 @@ public actor MemoryStore: Store {
   public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord])
     -> DeletionReport
   {
+    epochValue += 1
     var r = DeletionReport()
     let fam = family(profile)
     suppressionRows.formUnion(suppress)
@@ -257,6 +270,7 @@ public actor MemoryStore: Store {
   }
 
   public func replaceDerivedState(_ s: DerivedState) {
+    epochValue += 1
     profiles = Dictionary(s.profiles, uniquingKeysWith: { a, _ in a })
     mergedInto = Dictionary(s.aliases.map { ($0.absorbed, $0.survivor) }, uniquingKeysWith: { a, _ in a })
     families = [:]
@@ -291,5 +305,31 @@ public actor MemoryStore: Store {
     s.conflicts = conflictLog.count
     s.rejected = rejectedLog.count
     return s
+  }
+
+  // MARK: - The writer and the journal
+
+  public func acquireWriter() -> Bool { true }
+
+  public func epoch() -> Int64 { epochValue }
+
+  public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) -> JournalReceipt {
+    var receipt = JournalReceipt(appended: [])
+    for e in events {
+      let key = EventKey(source: e.source, id: e.id)
+      if self.events[key] != nil || journalKeys[key] != nil { continue }
+      journalRows[nextJournalSeq] = e
+      journalKeys[key] = nextJournalSeq
+      nextJournalSeq += 1
+      receipt.appended.insert(key)
+    }
+    record(rejected)
+    return receipt
+  }
+
+  public func readJournal(limit: Int) -> [JournalEntry] {
+    journalRows.keys.sorted().prefix(max(0, limit)).compactMap { seq in
+      journalRows[seq].map { JournalEntry(seq: seq, event: $0) }
+    }
   }
 }

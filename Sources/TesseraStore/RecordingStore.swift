@@ -78,4 +78,11 @@ extension RecordingStore {
   public func requeueDead(destination: String?, batch: Int64?, at: Timestamp) async throws -> Int {
     try await inner.requeueDead(destination: destination, batch: batch, at: at)
   }
+
+  public func acquireWriter() async throws -> Bool { try await inner.acquireWriter() }
+  public func epoch() async throws -> Int64 { try await inner.epoch() }
+  public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
+    try await inner.appendJournal(events, rejected: rejected)
+  }
+  public func readJournal(limit: Int) async throws -> [JournalEntry] { try await inner.readJournal(limit: limit) }
 }

@@ -217,12 +217,17 @@ public struct CommitBatch: Sendable {
   public var separations: [[Identifier]] = []
   /// Changes for destinations, written with the state that caused them (the durable outbox).
   public var outbox: [OutboxRecord] = []
+  /// Journal entries this batch resolved: deleted in the same transaction, so each is resolved once.
+  public var journalDone: [Int64] = []
+  /// The store's epoch the writer's state was read at; when set and the store's is another, the commit is
+  /// refused with `StoreError.stale` and nothing is written (see `Store.epoch()`).
+  public var epoch: Int64?
 
   public init() {}
   public var isEmpty: Bool {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
-      && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty && outbox.isEmpty
+      && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty && outbox.isEmpty && journalDone.isEmpty
   }
 }
 
@@ -325,6 +330,41 @@ public protocol Store: Sendable {
   func outboxSummary() async throws -> [String: OutboxSummary]
   /// Dead letters back to pending (attempts from zero), all or of a destination or one batch; how many.
   func requeueDead(destination: String?, batch: Int64?, at: Timestamp) async throws -> Int
+
+  // MARK: the writer and the journal (several processes, one store)
+
+  /// Tries to make this process the store's writer: the one process whose resolver commits into it. True
+  /// when it is (also when it already was). A writer stays one until it exits or its connection is lost; taking
+  /// the role moves the epoch on, so a previous writer's next commit is refused. Stores that serve one process
+  /// (memory, SQLite) always answer true.
+  func acquireWriter() async throws -> Bool
+  /// The epoch of the derived state. It moves on whenever that state changes other than through the writer's
+  /// commits — a person erased, a replay, a new writer — so a writer that read its state at another epoch
+  /// learns (from `StoreError.stale`) that it must read it again.
+  func epoch() async throws -> Int64
+  /// Appends events for the writer to resolve (a server that is not the writer accepts them this way), and
+  /// records the rejected records; one transaction. Events already stored or journaled are skipped and counted
+  /// as duplicates.
+  func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt
+  /// The oldest journaled events, at most `limit`, in the order they were appended.
+  func readJournal(limit: Int) async throws -> [JournalEntry]
+}
+
+/// An event waiting in the journal for the writer.
+public struct JournalEntry: Sendable, Hashable {
+  public var seq: Int64
+  public var event: Event
+  public init(seq: Int64, event: Event) {
+    self.seq = seq
+    self.event = event
+  }
+}
+
+/// What `appendJournal` did: the events that went in; the others were already stored or journaled (or repeat
+/// an earlier event of the same call).
+public struct JournalReceipt: Sendable, Hashable {
+  public var appended: Set<EventKey>
+  public init(appended: Set<EventKey>) { self.appended = appended }
 }
 
 extension Store {
@@ -346,12 +386,17 @@ public struct EventKey: Sendable, Hashable {
 public enum StoreError: Error, Sendable, CustomStringConvertible {
   case schemaTooNew(found: Int, supported: Int)
   case corrupt(String)
+  /// A commit's epoch is not the store's: the state it was resolved from changed (or another process became
+  /// the writer). Nothing was written.
+  case stale(expected: Int64, found: Int64)
 
   public var description: String {
     switch self {
     case .schemaTooNew(let found, let supported):
       return "the store's schema version \(found) is newer than this Tessera supports (\(supported)); upgrade Tessera"
     case .corrupt(let what): return "the store is damaged: \(what)"
+    case .stale(let expected, let found):
+      return "the store's state changed since it was read (epoch \(found), expected \(expected)); read it again"
     }
   }
 }

@@ -58,7 +58,7 @@ struct ResolverCommitTests {
         Identifier("anonymous_id", "a1"), Identifier("anonymous_id", "a2"), Identifier("user_id", "u1"),
       ])
     let store = MemoryStore()
-    await store.commit(commit)
+    try await store.commit(commit)
     let snapshot = await store.loadIdentity()
     #expect(snapshot.profiles.count == 1)
     #expect(snapshot.profiles.first?.1.count == 3)

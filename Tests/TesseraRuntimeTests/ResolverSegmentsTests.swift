@@ -70,7 +70,7 @@ struct ResolverSegmentsTests {
     #expect(first.computed.map(\.value) == [.int(3)])
     #expect(resolver.tick().isEmpty, "nothing has left the window at day 100")
     let store = MemoryStore()
-    await store.commit(first)
+    try await store.commit(first)
 
     // A restart at day 115: the order of day 20 is out of the window, two remain: still a member, nothing new.
     var later = Resolver(
@@ -79,7 +79,7 @@ struct ResolverSegmentsTests {
     let tick = later.tick()
     #expect(tick.segmentChanges.isEmpty)
     #expect(tick.computed.map(\.value) == [.int(2)])
-    await store.commit(tick)
+    try await store.commit(tick)
 
     // At day 155 the orders of days 60 and 61 have aged out too: the member exits.
     var end = Resolver(
@@ -88,7 +88,7 @@ struct ResolverSegmentsTests {
     let exit = end.tick()
     #expect(Fixture.describe(exit.segmentChanges) == ["prf_1 exited repeat_buyer"])
     #expect(exit.segmentChanges.first?.at == Fixture.day(155))
-    await store.commit(exit)
+    try await store.commit(exit)
     #expect(await store.members(of: "repeat_buyer").isEmpty)
     #expect(await store.loadComputed().isEmpty, "every bucket expired: the rows are deleted")
   }
@@ -116,8 +116,8 @@ struct ResolverSegmentsTests {
     #expect(Fixture.describe(two.segmentChanges) == ["prf_1 entered repeat_buyer"])
     #expect(two.computed.map { "\($0.profile) \($0.value)" } == ["prf_1 3"])
     let store = MemoryStore()
-    await store.commit(one)
-    await store.commit(two)
+    try await store.commit(one)
+    try await store.commit(two)
     #expect(await store.loadComputed().map(\.profile) == [ProfileID(1)])
     #expect(await store.members(of: "repeat_buyer").map(\.profile) == [ProfileID(1)])
   }

@@ -32,7 +32,7 @@ public enum StoreSuite {
       ("match links are logged with ids and change status", matchLinks),
       ("replacing the derived state moves events, identifiers and traits, keeps aliases", replaceDerived),
       ("erasing a person removes the family and everything about it, and suppresses", erasePerson),
-    ] + outboxChecks
+    ] + outboxChecks + journalChecks
   }
 
   /// Runs every check, each on a fresh store; returns the failures (empty when the store passes).
