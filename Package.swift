@@ -170,7 +170,7 @@ let package = Package(
       name: "TesseraServerTests",
       dependencies: [
         "TesseraServer", "TesseraReceiver", "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
-        "TesseraModel",
+        "TesseraModel", "TesseraPostgres", "TesseraPostgresCluster",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "CompressNIO", package: "compress-nio"),

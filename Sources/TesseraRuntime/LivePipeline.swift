@@ -9,10 +9,14 @@ extension Resolver {
   /// A resolver holding the state a store has: the identity graph, trait summaries, computed traits, segment
   /// memberships, separations and suppressions. `tessera run` and `tessera serve` both start from it.
   public static func restored(config: PipelineConfig, from store: any Store, now: Timestamp?) async throws -> Resolver {
-    Resolver(
+    // The epoch first: a change after it and before the reads makes the first commit stale, never silently lost.
+    let epoch = try await store.epoch()
+    var r = Resolver(
       config: config, identity: try await store.loadIdentity(), traits: try await store.loadTraits(),
       computed: try await store.loadComputed(), memberships: try await store.loadMemberships(), now: now,
       separations: try await store.loadSeparations(), suppressed: try await store.loadSuppressions())
+    r.epoch = epoch
+    return r
   }
 
   /// Forgets events resolved earlier. The live pipeline calls it once they are committed: from then on the
@@ -35,9 +39,22 @@ extension Resolver {
 /// holds; the resolver also skips repeats within the group (a retried batch sent twice at once). Both count
 /// as duplicates: accepted, stored once.
 ///
+/// **Several processes, one store** (PostgreSQL). One process at a time is the store's *writer*
+/// (`Store.acquireWriter`); the others are *followers*: they acknowledge a group once it is appended to the
+/// store's journal (durable, de-duplicated against the events and the journal), and the writer resolves the
+/// journal in the order it was appended, deleting each entry in the transaction that stores its event. A
+/// follower asks for the writer role every `writerRetry`; when the writer dies its session's lock goes with
+/// it, a follower takes over, reads the state from the store and carries on with the journal.
+///
+/// **Staleness.** The resolver carries the store's epoch; a commit the store refuses as stale (a person
+/// erased by another process, a replay, a new writer) is not failed: its requests go back to the front of the
+/// queue, the resolver is read again from the store — or, when the writer role is gone, this process becomes
+/// a follower and journals them.
+///
 /// **Deletion** runs on the writer between groups, so no event of the person can be in flight; the resolver is
-/// then rebuilt from the store (which now suppresses the person's identifiers). A failed commit also rebuilds
-/// it, so its in-memory state never runs ahead of what is stored.
+/// then rebuilt from the store (which now suppresses the person's identifiers). A follower erases in the store
+/// directly; the writer learns of it from the epoch. A failed commit also rebuilds the resolver, so its
+/// in-memory state never runs ahead of what is stored.
 public final class LivePipeline: Sendable {
   /// What a group did, for metrics.
   public struct GroupReport: Sendable {
@@ -49,6 +66,8 @@ public final class LivePipeline: Sendable {
     /// The store transaction.
     public var seconds: Double
     public var profiles: Int
+    /// Events of the group that came from the journal (another process accepted them).
+    public var journaled = 0
   }
 
   public enum Failure: Error, Sendable, CustomStringConvertible {
@@ -64,6 +83,11 @@ public final class LivePipeline: Sendable {
     }
   }
 
+  /// Whether this process resolves (the store's writer) or journals what it accepts for the writer.
+  public enum Role: String, Sendable {
+    case starting, writer, follower
+  }
+
   struct Submission: Sendable {
     var batch: MappedBatch
     var continuation: CheckedContinuation<ResolveStats, any Error>
@@ -77,7 +101,17 @@ public final class LivePipeline: Sendable {
     var queuedEvents = 0
     var deletions: [DeletionRequest] = []
     var tickDue = false
+    var journalDue = false
     var closed = false
+    var role = Role.starting
+  }
+  /// Why the committer stopped committing until the resolver is read again.
+  enum Poison: Sendable {
+    case none
+    /// A commit failed: later groups fail too.
+    case failed
+    /// A commit was stale: it and later groups go back to the queue.
+    case stale
   }
 
   public let config: PipelineConfig
@@ -86,20 +120,32 @@ public final class LivePipeline: Sendable {
   let doorbell: AsyncStream<Void>
   let ring: AsyncStream<Void>.Continuation
   let onGroup: (@Sendable (GroupReport) -> Void)?
+  /// Told when this process becomes the writer or a follower.
+  let onRole: (@Sendable (Role) -> Void)?
   /// Set by the committer when a transaction fails; cleared once the resolver is rebuilt from the store.
-  let poisoned = Mutex(false)
+  let poisoned = Mutex(Poison.none)
   /// How often computed-trait windows are expired and the profiles whose values fell re-evaluated
   /// (`Resolver.tick()`, what `tessera run` does at the end of a run); nil: never.
   let tickEvery: Duration?
+  /// How often the writer looks for journaled events (and a follower asks for the writer role, at most every
+  /// `writerRetry`).
+  let journalEvery: Duration
+  let writerRetry: Duration
+  /// Entries read from the journal at a time.
+  static let journalChunk = 4096
 
   public init(
     config: PipelineConfig, store: any Store, tickEvery: Duration? = .seconds(60),
-    onGroup: (@Sendable (GroupReport) -> Void)? = nil
+    journalEvery: Duration = .milliseconds(100), writerRetry: Duration = .seconds(1),
+    onRole: (@Sendable (Role) -> Void)? = nil, onGroup: (@Sendable (GroupReport) -> Void)? = nil
   ) {
+    self.onRole = onRole
     self.config = config
     self.store = store
     self.onGroup = onGroup
     self.tickEvery = tickEvery
+    self.journalEvery = journalEvery
+    self.writerRetry = writerRetry
     (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
   }
 
@@ -108,8 +154,12 @@ public final class LivePipeline: Sendable {
     state.withLock { ($0.queue.count, $0.queuedEvents) }
   }
 
+  /// Whether this process is the store's writer now.
+  public var role: Role { state.withLock { $0.role } }
+
   /// Stores a mapped batch (events and rejected records) and returns once it is committed, with what the
-  /// resolver did to it (`events` stored, `duplicates`, `suppressed`, `rejected`).
+  /// resolver did to it (`events` stored, `duplicates`, `suppressed`, `rejected`). On a follower, `events` are
+  /// those journaled for the writer; suppression is decided when the writer resolves them.
   public func submit(_ batch: MappedBatch) async throws -> ResolveStats {
     try await withCheckedThrowingContinuation { (c: CheckedContinuation<ResolveStats, any Error>) in
       let accepted = state.withLock { s in
@@ -143,15 +193,19 @@ public final class LivePipeline: Sendable {
   /// What the resolver hands the committer.
   enum Work: Sendable {
     /// A resolved group: its rows, the requests waiting for it and what the resolver did to each.
-    case group(ResolvedBatch, [Submission], [ResolveStats], events: Int, resolveSeconds: Double, profiles: Int)
+    case group(ResolvedBatch, [Submission], [ResolveStats], GroupReport)
     /// Answered once everything handed over before it is committed (or failed).
     case flush(AsyncStream<Void>.Continuation)
   }
 
-  /// The resolver's side of the writer: the resolver, and the keys of the group the committer may still hold.
+  /// The resolver's side of the writer: the resolver, and the keys and journal entries of the group the
+  /// committer may still hold.
   struct Writer: Sendable {
     var resolver: Resolver
     var inFlight: [EventKey] = []
+    var inFlightJournal: Set<Int64> = []
+    /// The writer role is gone (a stale commit, and the store gave the role to another process).
+    var lost = false
   }
 
   /// The writer: runs until `close()`, then drains the queue and returns.
@@ -162,27 +216,66 @@ public final class LivePipeline: Sendable {
   /// ahead of the store. If a commit fails, the committer fails every later group it is handed until the
   /// resolver has been rebuilt from the store (the later groups were resolved on top of the failed one).
   public func run() async throws {
-    var writer = Writer(resolver: try await Resolver.restored(config: config, from: store, now: Timestamp(Date())))
+    var writer: Writer? = nil
+    var lastAsked = ContinuousClock.now
+    if try await store.acquireWriter() {
+      writer = Writer(resolver: try await Resolver.restored(config: config, from: store, now: Timestamp(Date())))
+    }
+    become(writer == nil ? .follower : .writer)
     let work = AsyncChannel<Work>()
     let committer = Task { await self.commitLoop(work) }
-    let ticker = tickEvery.map { every in
+    var timers: [Task<Void, Never>] = []
+    func every(_ period: Duration, _ mark: @escaping @Sendable (inout State) -> Void) -> Task<Void, Never> {
       Task { [self] in
         while !Task.isCancelled {
-          try? await Task.sleep(for: every)
-          state.withLock { $0.tickDue = true }
+          try? await Task.sleep(for: period)
+          state.withLock { mark(&$0) }
           ring.yield()
         }
       }
     }
-    defer { ticker?.cancel() }
+    if let tickEvery { timers.append(every(tickEvery) { $0.tickDue = true }) }
+    timers.append(every(journalEvery) { $0.journalDue = true })
+    defer { for t in timers { t.cancel() } }
     for await _ in doorbell {
+      if writer == nil && ContinuousClock.now - lastAsked >= writerRetry {
+        lastAsked = ContinuousClock.now
+        writer = await promote()
+      }
       await drain(&writer, work)
     }
-    // Closed: whatever was queued before the door shut is committed too.
-    await drain(&writer, work)
-    await flush(work)
+    // Closed: whatever was queued before the door shut is committed too (a stale group comes back to the
+    // queue once; after a few rounds anything left is refused rather than left waiting).
+    for _ in 0..<5 {
+      await drain(&writer, work)
+      await flush(work)
+      if state.withLock({ $0.queue.isEmpty && $0.deletions.isEmpty }) { break }
+    }
+    let (left, leftDeletions) = state.withLock { s in
+      defer {
+        s.queue = []
+        s.deletions = []
+      }
+      return (s.queue, s.deletions)
+    }
+    for s in left { s.continuation.resume(throwing: Failure.closed) }
+    for d in leftDeletions { d.continuation.resume(throwing: Failure.closed) }
     work.finish()
     await committer.value
+  }
+
+  func become(_ role: Role) {
+    state.withLock { $0.role = role }
+    onRole?(role)
+  }
+
+  /// Asks for the writer role; the resolver read from the store when it is granted.
+  func promote() async -> Writer? {
+    guard (try? await store.acquireWriter()) == true,
+      let resolver = try? await Resolver.restored(config: config, from: store, now: Timestamp(Date()))
+    else { return nil }
+    become(.writer)
+    return Writer(resolver: resolver)
   }
 
   /// Waits until every group handed over so far is committed (or failed).
@@ -192,33 +285,84 @@ public final class LivePipeline: Sendable {
     for await _ in done { break }
   }
 
-  /// Commits groups until the queue is empty; runs the tick and the waiting deletions between groups.
-  func drain(_ writer: inout Writer, _ work: AsyncChannel<Work>) async {
+  /// Commits groups until the queue is empty; runs the tick, the journal and the waiting deletions between
+  /// groups. A follower journals the groups instead.
+  func drain(_ writer: inout Writer?, _ work: AsyncChannel<Work>) async {
     while true {
-      let (group, deletions, tickDue) = state.withLock { s in
+      let (group, deletions, tickDue, journalDue) = state.withLock { s in
         defer {
           s.queue.removeAll(keepingCapacity: true)
           s.queuedEvents = 0
           s.deletions.removeAll()
           s.tickDue = false
+          s.journalDue = false
         }
-        return (s.queue, s.deletions, s.tickDue)
+        return (s.queue, s.deletions, s.tickDue, s.journalDue)
       }
-      if group.isEmpty && deletions.isEmpty && !tickDue { return }
-      if !group.isEmpty { await resolve(group, &writer, work) }
-      if tickDue {
-        writer.resolver.now = Timestamp(Date())
-        let t = ResolvedBatch(commit: writer.resolver.tick(), stats: ResolveStats(), pending: [])
-        if !t.commit.isEmpty { await handOver(t, [], [], 0, 0, &writer, work) }
+      if group.isEmpty && deletions.isEmpty && !tickDue && !journalDue { return }
+      guard var w = writer else {
+        if !group.isEmpty { await journal(group) }
+        for d in deletions { _ = await erase(d) }
+        continue
       }
-      if !deletions.isEmpty {
+      // `w` is the only copy while it changes (a second reference would make the resolver copy itself).
+      writer = nil
+      if !group.isEmpty { await resolve(group, &w, work) }
+      if journalDue && !w.lost { await resolveJournal(&w, work) }
+      if tickDue && !w.lost {
+        w.resolver.now = Timestamp(Date())
+        let t = ResolvedBatch(commit: w.resolver.tick(), stats: ResolveStats(), pending: [])
+        if !t.commit.isEmpty { await handOver(t, [], [], GroupReport.empty, &w, work) }
+      }
+      if !deletions.isEmpty && !w.lost {
         // No event may be in flight while a person is erased: the store must hold everything resolved so far.
         await flush(work)
-        await recoverIfFailed(&writer, work)
-        for d in deletions { await erase(d, &writer.resolver) }
-        writer.inFlight = []
+        await recoverIfFailed(&w, work)
+        for d in deletions where await erase(d) { await rebuild(&w.resolver) }
+        w.inFlight = []
+        w.inFlightJournal = []
+      } else if !deletions.isEmpty {
+        state.withLock { $0.deletions.insert(contentsOf: deletions, at: 0) }
+      }
+      if w.lost {
+        // Everything handed over has been answered or sent back to the queue: journal it from now on.
+        await flush(work)
+        writer = nil
+        become(.follower)
+      } else {
+        writer = w
       }
     }
+  }
+
+  /// A follower's group: appended to the journal in one transaction, each request answered with its share.
+  func journal(_ group: [Submission]) async {
+    let receipt: JournalReceipt
+    do {
+      receipt = try await store.appendJournal(
+        group.flatMap(\.batch.events), rejected: group.flatMap(\.batch.rejected))
+    } catch {
+      for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
+      return
+    }
+    var counted = Set<EventKey>()
+    var total = ResolveStats()
+    for s in group {
+      var st = ResolveStats()
+      st.rejected = s.batch.rejected.count
+      st.invalidIdentifiers = s.batch.invalidIdentifiers
+      for e in s.batch.events {
+        let key = EventKey(source: e.source, id: e.id)
+        if receipt.appended.contains(key) && counted.insert(key).inserted { st.events += 1 } else { st.duplicates += 1 }
+      }
+      total.add(st)
+      s.continuation.resume(returning: st)
+    }
+    var report = GroupReport.empty
+    report.requests = group.count
+    report.events = total.events + total.duplicates
+    report.stats = total
+    onGroup?(report)
   }
 
   /// Resolves a group in arrival order and hands it to the committer.
@@ -243,32 +387,74 @@ public final class LivePipeline: Sendable {
       if gathered == nil { gathered = r } else { gathered?.append(r) }
     }
     guard let g = gathered else { return }
-    let seconds = Self.seconds(ContinuousClock.now - started)
-    await handOver(g, group, stats, keys.count, seconds, &writer, work, keys: keys)
+    var report = GroupReport.empty
+    report.requests = group.count
+    report.events = keys.count
+    report.resolveSeconds = Self.seconds(ContinuousClock.now - started)
+    await handOver(g, group, stats, report, &writer, work, keys: keys)
+  }
+
+  /// Resolves what followers journaled, oldest first, a chunk per group; entries the committer still holds
+  /// are left for the next round.
+  func resolveJournal(_ writer: inout Writer, _ work: AsyncChannel<Work>) async {
+    while !writer.lost {
+      let started = ContinuousClock.now
+      let entries: [JournalEntry]
+      let stored: Set<EventKey>
+      let fresh: [JournalEntry]
+      do {
+        entries = try await store.readJournal(limit: Self.journalChunk)
+        fresh = entries.filter { !writer.inFlightJournal.contains($0.seq) }
+        if fresh.isEmpty { return }
+        stored = try await store.existingEvents(fresh.map { EventKey(source: $0.event.source, id: $0.event.id) })
+      } catch {
+        return  // the next round tries again; nothing was taken
+      }
+      writer.resolver.now = Timestamp(Date())
+      let batch = MappedBatch(seq: 0, events: fresh.map(\.event), rejected: [], invalidIdentifiers: 0)
+      var r = writer.resolver.resolve(batch, stored: stored)
+      r.commit.journalDone = fresh.map(\.seq)
+      var report = GroupReport.empty
+      report.events = fresh.count
+      report.journaled = fresh.count
+      report.resolveSeconds = Self.seconds(ContinuousClock.now - started)
+      let keys = fresh.map { EventKey(source: $0.event.source, id: $0.event.id) }
+      await handOver(r, [], [], report, &writer, work, keys: keys, journal: Set(fresh.map(\.seq)))
+      if entries.count < Self.journalChunk { return }
+    }
   }
 
   /// Reconciles a resolved batch with the graph and hands it over; when the hand-over returns the previous
   /// group is committed, so its events are the store's to recognise from then on.
   func handOver(
-    _ batch: ResolvedBatch, _ group: [Submission], _ stats: [ResolveStats], _ events: Int, _ seconds: Double,
-    _ writer: inout Writer, _ work: AsyncChannel<Work>, keys: [EventKey] = []
+    _ batch: ResolvedBatch, _ group: [Submission], _ stats: [ResolveStats], _ report: GroupReport,
+    _ writer: inout Writer, _ work: AsyncChannel<Work>, keys: [EventKey] = [], journal: Set<Int64> = []
   ) async {
     var b = batch
     b.reconcile(with: writer.resolver.graph)
-    let profiles = writer.resolver.graph.profileCount
-    await work.send(.group(b, group, stats, events: events, resolveSeconds: seconds, profiles: profiles))
+    var r = report
+    r.profiles = writer.resolver.graph.profileCount
+    await work.send(.group(b, group, stats, r))
     writer.resolver.forget(writer.inFlight)
     writer.inFlight = keys
+    writer.inFlightJournal = journal
     await recoverIfFailed(&writer, work)
   }
 
-  /// After a failed commit: waits for the committer to fail what it holds, then rebuilds the resolver.
+  /// After a failed or stale commit: waits for the committer to answer what it holds, then rebuilds the
+  /// resolver — or, when the commit was stale because another process is the writer now, marks the role lost.
   func recoverIfFailed(_ writer: inout Writer, _ work: AsyncChannel<Work>) async {
-    guard poisoned.withLock({ $0 }) else { return }
+    let poison = poisoned.withLock { $0 }
+    guard poison != .none else { return }
     await flush(work)
-    await rebuild(&writer.resolver)
+    if poison == .stale, (try? await store.acquireWriter()) != true {
+      writer.lost = true
+    } else {
+      await rebuild(&writer.resolver)
+    }
     writer.inFlight = []
-    poisoned.withLock { $0 = false }
+    writer.inFlightJournal = []
+    poisoned.withLock { $0 = .none }
   }
 
   /// The committer: encodes and commits each group, then answers its requests.
@@ -278,44 +464,64 @@ public final class LivePipeline: Sendable {
       case .flush(let signal):
         signal.yield()
         signal.finish()
-      case .group(let batch, let group, let stats, let events, let resolveSeconds, let profiles):
-        if poisoned.withLock({ $0 }) {
+      case .group(let batch, let group, let stats, var report):
+        switch poisoned.withLock({ $0 }) {
+        case .none: break
+        case .failed:
           for s in group { s.continuation.resume(throwing: Failure.store("an earlier group failed to commit")) }
+          continue
+        case .stale:
+          requeue(group)
           continue
         }
         let started = ContinuousClock.now
         do {
           let commit = batch.finished()
           if !commit.isEmpty { try await store.commit(commit) }
+        } catch StoreError.stale {
+          poisoned.withLock { $0 = .stale }
+          requeue(group)
+          continue
         } catch {
-          poisoned.withLock { $0 = true }
+          poisoned.withLock { $0 = .failed }
           for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
           continue
         }
         for (s, st) in zip(group, stats) { s.continuation.resume(returning: st) }
-        onGroup?(
-          GroupReport(
-            requests: group.count, events: events, stats: batch.stats, resolveSeconds: resolveSeconds,
-            seconds: Self.seconds(ContinuousClock.now - started), profiles: profiles))
+        report.stats = batch.stats
+        report.seconds = Self.seconds(ContinuousClock.now - started)
+        onGroup?(report)
       }
     }
+  }
+
+  /// Puts requests back at the front of the queue (their group was resolved on state the store no longer has).
+  func requeue(_ group: [Submission]) {
+    guard !group.isEmpty else { return }
+    state.withLock { s in
+      s.queue.insert(contentsOf: group, at: 0)
+      s.queuedEvents += group.reduce(0) { $0 + $1.batch.events.count }
+    }
+    ring.yield()
   }
 
   static func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
   }
 
-  func erase(_ d: DeletionRequest, _ resolver: inout Resolver) async {
+  /// Erases a person in the store and answers the request; true when something was erased.
+  func erase(_ d: DeletionRequest) async -> Bool {
     do {
       guard let profile = try await PersonLookup.resolve(d.person, in: store, config: config) else {
         d.continuation.resume(returning: nil)
-        return
+        return false
       }
       let outcome = try await Deletion.erase(profile, in: store, config: config, at: Timestamp(Date()))
-      await rebuild(&resolver)
       d.continuation.resume(returning: outcome)
+      return true
     } catch {
       d.continuation.resume(throwing: error)
+      return false
     }
   }
 
@@ -325,4 +531,9 @@ public final class LivePipeline: Sendable {
       resolver = fresh
     }
   }
+}
+
+extension LivePipeline.GroupReport {
+  static let empty = LivePipeline.GroupReport(
+    requests: 0, events: 0, stats: ResolveStats(), resolveSeconds: 0, seconds: 0, profiles: 0)
 }

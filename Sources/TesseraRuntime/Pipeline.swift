@@ -76,12 +76,23 @@ public struct PipelineRunner: Sendable {
     self.now = now
   }
 
+  /// Another process is the store's writer.
+  public struct WriterBusy: Error, CustomStringConvertible {
+    public var description: String {
+      "another Tessera process (a `tessera serve` or `tessera run`) is resolving into this store; "
+        + "send the events through it (its tracking API) or stop it, then run again"
+    }
+  }
+
   public func run() async throws -> RunSummary {
     let started = ContinuousClock.now
     let config = plan.config
     let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
     // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
     // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
+    // Another process resolving into the same store (a `tessera serve` on the same PostgreSQL database) would
+    // hand out the same profile ids: a run is the writer or does not start.
+    guard try await store.acquireWriter() else { throw WriterBusy() }
     let restored = try await Resolver.restored(config: config, from: store, now: now)
     // Reviewers' decisions since the last run: confirmed links merge now, rejected pairs are not proposed again.
     let decided =

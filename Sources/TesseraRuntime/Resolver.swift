@@ -56,6 +56,9 @@ public struct Resolver: Sendable {
   /// The time segments are evaluated at and windows are measured from. Nil: the newest event time seen so far
   /// (the high-water mark), which is what a resolver without an injected clock uses.
   public var now: Timestamp?
+  /// The store's epoch the state was read at (`Resolver.restored`); every batch carries it, so a store whose
+  /// state changed since (an erase, a replay, another writer) refuses the commit instead of being overwritten.
+  public var epoch: Int64?
   /// The newest event timestamp resolved so far.
   public private(set) var highWater = Timestamp(microseconds: 0)
   /// Computed traits that were stored but could not be restored (their declaration changed), by name.
@@ -193,6 +196,7 @@ public struct Resolver: Sendable {
   /// which the store writer runs, off the single writer's path.
   public mutating func resolve(_ batch: MappedBatch, stored: Set<EventKey>) -> ResolvedBatch {
     var commit = CommitBatch()
+    commit.epoch = epoch
     var stats = ResolveStats()
     stats.rejected = batch.rejected.count
     stats.invalidIdentifiers = batch.invalidIdentifiers
@@ -422,6 +426,7 @@ public struct Resolver: Sendable {
   /// becomes a recorded merge (or a conflict when a limit refuses it) and the link is marked `merged`.
   public mutating func applyConfirmed(_ links: [MatchLinkRecord], at: Timestamp) -> ResolvedBatch {
     var commit = CommitBatch()
+    commit.epoch = epoch
     var stats = ResolveStats()
     var dirty: Set<TraitKey> = []
     var computedDirty: [ProfileID: Set<String>] = [:]
@@ -505,6 +510,7 @@ public struct Resolver: Sendable {
     let at = clock(highWater)
     let changed = computed.expire(now: at)
     var commit = CommitBatch()
+    commit.epoch = epoch
     guard !changed.isEmpty else { return commit }
     commit.computed = computedRecords(Dictionary(uniqueKeysWithValues: changed.map { ($0, nil) }), at: at).map(\.record)
     var segmentChanges: [SegmentChange] = []
@@ -652,6 +658,7 @@ public struct ResolvedBatch: Sendable {
     commit.matchLinks += o.commit.matchLinks
     commit.linkStatus += o.commit.linkStatus
     commit.outbox += o.commit.outbox
+    commit.journalDone += o.commit.journalDone
     stats.add(o.stats)
     // Changed traits and computed traits are gathered as they come; `finished` keeps the latest of each and
     // drops those of absorbed profiles, once, in the store writer.

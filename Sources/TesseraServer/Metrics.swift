@@ -56,6 +56,8 @@ public final class ServerMetrics: Sendable {
     "tessera_pipeline_queue_requests": ("gauge", "Requests waiting for the pipeline's writer."),
     "tessera_pipeline_queue_events": ("gauge", "Events waiting for the pipeline's writer."),
     "tessera_profiles": ("gauge", "Live profiles held by the pipeline's identity graph."),
+    "tessera_pipeline_writer": ("gauge", "1 when this process is the store's writer (resolves), 0 when it journals."),
+    "tessera_journal_resolved_total": ("counter", "Events other processes journaled that this writer resolved."),
   ]
 
   let state = Mutex(State())

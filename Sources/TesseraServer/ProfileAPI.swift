@@ -121,6 +121,7 @@ struct ProfileAPI: Sendable {
         .map([
           "status": .string("ok"), "store": .string("ok"), "events": .int(Int64(stats.events)),
           "profiles": .int(Int64(stats.profiles)), "queued_events": .int(Int64(depth.events)),
+          "role": .string(pipeline.role.rawValue),
         ]))
     } catch {
       throw APIError(

@@ -56,24 +56,30 @@ public final class TesseraHTTPServer: Sendable {
   let group = Mutex<ServiceGroup?>(nil)
   let stopRequested = Mutex(false)
 
-  public init(config: PipelineConfig, store: any Store, options: Options, deliveries: DeliveryEngine? = nil) {
+  /// `onRole`: told when the pipeline becomes the store's writer or a follower (several servers, one store).
+  public init(
+    config: PipelineConfig, store: any Store, options: Options, deliveries: DeliveryEngine? = nil,
+    onRole: (@Sendable (LivePipeline.Role) -> Void)? = nil
+  ) {
     self.config = config
     self.store = store
     self.options = options
     self.deliveries = deliveries
     let metrics = ServerMetrics()
     self.metrics = metrics
-    self.pipeline = LivePipeline(config: config, store: store) { report in
+    self.pipeline = LivePipeline(config: config, store: store, onRole: onRole) { report in
       metrics.observe(
         "tessera_resolve_duration_seconds", [:], report.resolveSeconds, buckets: ServerMetrics.latencyBuckets)
       metrics.observe("tessera_commit_duration_seconds", [:], report.seconds, buckets: ServerMetrics.latencyBuckets)
       metrics.observe("tessera_commit_events", [:], Double(report.events), buckets: ServerMetrics.sizeBuckets)
       metrics.increment("tessera_merges_total", by: Double(report.stats.merges))
       metrics.increment("tessera_profiles_created_total", by: Double(report.stats.profilesCreated))
+      metrics.increment("tessera_journal_resolved_total", by: Double(report.journaled))
     }
     let pipeline = self.pipeline
     metrics.gauge("tessera_pipeline_queue_requests") { Double(pipeline.queueDepth.requests) }
     metrics.gauge("tessera_pipeline_queue_events") { Double(pipeline.queueDepth.events) }
+    metrics.gauge("tessera_pipeline_writer") { pipeline.role == .writer ? 1 : 0 }
   }
 
   /// The router with every route of the API (`docs/openapi.yaml` describes them; a test compares the two).

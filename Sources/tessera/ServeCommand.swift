@@ -53,7 +53,18 @@ struct ServeCommand: AsyncParsableCommand {
     let server = TesseraHTTPServer(
       config: plan.config, store: db,
       options: .init(host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel),
-      deliveries: queues.isEmpty ? nil : DeliveryEngine(store: db, queues: queues, clock: clock))
+      deliveries: queues.isEmpty ? nil : DeliveryEngine(store: db, queues: queues, clock: clock),
+      onRole: { role in
+        let line =
+          switch role {
+          case .writer: "tessera serve: this process is the store's writer (it resolves the events)\n"
+          case .follower:
+            "tessera serve: another process is the store's writer; this one is a follower and journals the events "
+              + "it accepts for it (it takes over if the writer stops)\n"
+          case .starting: ""
+          }
+        FileHandle.standardError.write(Data(line.utf8))
+      })
     do {
       try await serve(server)
     } catch {

@@ -24,7 +24,10 @@ struct ServeCommandTests {
     let errPath: String
     let ended: AsyncStream<Int32>
 
-    static func start(pipeline: String, environment: [String: String] = [:]) async throws -> Child {
+    /// `store`: a `--store` value (a PostgreSQL URL); nil: a SQLite file in the child's directory.
+    static func start(pipeline: String, environment: [String: String] = [:], store: String? = nil) async throws
+      -> Child
+    {
       let binary = try #require(ServeCommandTests.binary)
       let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-cli-\(UUID().uuidString)").path
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -33,7 +36,7 @@ struct ServeCommandTests {
       FileManager.default.createFile(atPath: errPath, contents: nil)
       let process = Process()
       process.executableURL = URL(fileURLWithPath: binary)
-      process.arguments = ["serve", dir + "/p.yaml", "--store", dir + "/s.sqlite", "--port", "0"]
+      process.arguments = ["serve", dir + "/p.yaml", "--store", store ?? dir + "/s.sqlite", "--port", "0"]
       process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
       process.standardInput = FileHandle.nullDevice
       process.standardOutput = FileHandle.nullDevice
@@ -56,6 +59,14 @@ struct ServeCommandTests {
       }
       #expect(port > 0)
       return Child(process: process, port: port, dir: dir, errPath: errPath, ended: ended)
+    }
+
+    /// SIGKILL: no shutdown, no drain (a crash); the exit status.
+    func kill() async -> Int32 {
+      Foundation.kill(process.processIdentifier, SIGKILL)
+      var status: Int32 = -1
+      for await s in ended { status = s }
+      return status
     }
 
     /// SIGTERM; the exit status.
