@@ -109,6 +109,33 @@ struct AdminTests {
     try await h.stop()
   }
 
+  /// Regression: the server kept the person in memory after another process (`tessera delete`) erased them,
+  /// and the next event for them wrote their profile back. Now the store's epoch refuses that commit, the
+  /// server re-reads its state (with the new suppressions) and resolves the request again.
+  @Test("a person erased by another process while the server runs stays erased")
+  func erasedElsewhere() async throws {
+    let h = try await Harness.start()
+    let first = try await h.track(
+      "/v1/identify", #"{"userId": "gone", "traits": {"plan": "pro"}, "messageId": "g-1"}"#)
+    #expect(first["stored"] == .int(1))
+    let other = try SQLiteStore(path: h.storePath)
+    let profile = try #require(try await other.profile(for: Identifier("user_id", "gone")))
+    _ = try await Deletion.erase(profile, in: other, config: nil, at: Timestamp(microseconds: 0))
+    try other.close()
+    let again = try await h.track(
+      "/v1/identify", #"{"userId": "gone", "traits": {"plan": "team"}, "messageId": "g-2"}"#)
+    #expect(again.status == 200)
+    #expect(again["stored"] == .int(0))
+    #expect(try await h.store.profile(for: Identifier("user_id", "gone")) == nil)
+    #expect(try await h.store.stats().events == 0)
+    #expect(try await h.store.loadTraits().isEmpty)
+    // The server goes on with everyone else.
+    let someone = try await h.track("/v1/identify", #"{"userId": "stays", "messageId": "g-3"}"#)
+    #expect(someone["stored"] == .int(1))
+    #expect(try await h.store.profile(for: Identifier("user_id", "stays")) != nil)
+    try await h.stop()
+  }
+
   @Test("tracked events reach destinations through the outbox; a deletion queues the notices")
   func destinations() async throws {
     let pipeline =
