@@ -48,6 +48,10 @@ let package = Package(
         .product(name: "TesseraCompiler", package: "Tessera"),
         .product(name: "TesseraModel", package: "Tessera"),
         .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraStore", package: "Tessera"),
+        .product(name: "TesseraPostgres", package: "Tessera"),
+        .product(name: "TesseraPostgresCluster", package: "Tessera"),
+        .product(name: "TesseraRuntime", package: "Tessera"),
         .product(name: "TesseraServer", package: "Tessera"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]

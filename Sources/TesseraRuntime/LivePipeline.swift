@@ -88,6 +88,14 @@ public final class LivePipeline: Sendable {
     case starting, writer, follower
   }
 
+  /// When a request is answered. `resolved`: once its events are committed with their effects (profiles,
+  /// traits, segments) — a lookup right after the answer shows them. `journaled`: once they are in the
+  /// store's journal (durable, de-duplicated); the writer resolves them a moment later, off the request's path.
+  /// A follower always journals.
+  public enum Acknowledge: String, Sendable, CaseIterable {
+    case resolved, journaled
+  }
+
   struct Submission: Sendable {
     var batch: MappedBatch
     var continuation: CheckedContinuation<ResolveStats, any Error>
@@ -99,6 +107,8 @@ public final class LivePipeline: Sendable {
   struct State: Sendable {
     var queue: [Submission] = []
     var queuedEvents = 0
+    /// Requests waiting for the journal (acknowledge `journaled`).
+    var intake: [Submission] = []
     var deletions: [DeletionRequest] = []
     var tickDue = false
     var journalDue = false
@@ -119,6 +129,10 @@ public final class LivePipeline: Sendable {
   let state = Mutex(State())
   let doorbell: AsyncStream<Void>
   let ring: AsyncStream<Void>.Continuation
+  /// Wakes the task that journals the intake (acknowledge `journaled`).
+  let intakeBell: AsyncStream<Void>
+  let ringIntake: AsyncStream<Void>.Continuation
+  public let acknowledge: Acknowledge
   let onGroup: (@Sendable (GroupReport) -> Void)?
   /// Told when this process becomes the writer or a follower.
   let onRole: (@Sendable (Role) -> Void)?
@@ -131,15 +145,20 @@ public final class LivePipeline: Sendable {
   /// `writerRetry`).
   let journalEvery: Duration
   let writerRetry: Duration
-  /// Entries read from the journal at a time.
-  static let journalChunk = 4096
+  /// Entries read from the journal at a time (one resolved group; on SQLite also how long a resolution
+  /// transaction holds the write lock that journal appends wait for).
+  let journalChunk: Int
 
   public init(
     config: PipelineConfig, store: any Store, tickEvery: Duration? = .seconds(60),
     journalEvery: Duration = .milliseconds(100), writerRetry: Duration = .seconds(1),
+    acknowledge: Acknowledge = .resolved, journalChunk: Int = 4096,
     onRole: (@Sendable (Role) -> Void)? = nil, onGroup: (@Sendable (GroupReport) -> Void)? = nil
   ) {
     self.onRole = onRole
+    self.acknowledge = acknowledge
+    self.journalChunk = max(1, journalChunk)
+    (intakeBell, ringIntake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     self.config = config
     self.store = store
     self.onGroup = onGroup
@@ -151,7 +170,7 @@ public final class LivePipeline: Sendable {
 
   /// Requests and events waiting for the writer.
   public var queueDepth: (requests: Int, events: Int) {
-    state.withLock { ($0.queue.count, $0.queuedEvents) }
+    state.withLock { ($0.queue.count + $0.intake.count, $0.queuedEvents) }
   }
 
   /// Whether this process is the store's writer now.
@@ -162,13 +181,24 @@ public final class LivePipeline: Sendable {
   /// those journaled for the writer; suppression is decided when the writer resolves them.
   public func submit(_ batch: MappedBatch) async throws -> ResolveStats {
     try await withCheckedThrowingContinuation { (c: CheckedContinuation<ResolveStats, any Error>) in
+      let journaled = acknowledge == .journaled
       let accepted = state.withLock { s in
         guard !s.closed else { return false }
-        s.queue.append(Submission(batch: batch, continuation: c))
+        if journaled {
+          s.intake.append(Submission(batch: batch, continuation: c))
+        } else {
+          s.queue.append(Submission(batch: batch, continuation: c))
+        }
         s.queuedEvents += batch.events.count
         return true
       }
-      if accepted { ring.yield() } else { c.resume(throwing: Failure.closed) }
+      if !accepted {
+        c.resume(throwing: Failure.closed)
+      } else if journaled {
+        ringIntake.yield()
+      } else {
+        ring.yield()
+      }
     }
   }
 
@@ -187,6 +217,7 @@ public final class LivePipeline: Sendable {
   /// Stops taking events; `run()` commits what is queued and returns.
   public func close() {
     state.withLock { $0.closed = true }
+    ringIntake.finish()
     ring.finish()
   }
 
@@ -224,6 +255,10 @@ public final class LivePipeline: Sendable {
     become(writer == nil ? .follower : .writer)
     let work = AsyncChannel<Work>()
     let committer = Task { await self.commitLoop(work) }
+    let acceptor = Task { [self] in
+      for await _ in intakeBell { await accept() }
+      await accept()
+    }
     var timers: [Task<Void, Never>] = []
     func every(_ period: Duration, _ mark: @escaping @Sendable (inout State) -> Void) -> Task<Void, Never> {
       Task { [self] in
@@ -245,7 +280,10 @@ public final class LivePipeline: Sendable {
       await drain(&writer, work)
     }
     // Closed: whatever was queued before the door shut is committed too (a stale group comes back to the
-    // queue once; after a few rounds anything left is refused rather than left waiting).
+    // queue once; after a few rounds anything left is refused rather than left waiting). What was journaled
+    // is resolved while this process is the writer; what it cannot resolve waits in the store for the next.
+    await acceptor.value
+    if writer != nil { state.withLock { $0.journalDue = true } }
     for _ in 0..<5 {
       await drain(&writer, work)
       await flush(work)
@@ -291,8 +329,8 @@ public final class LivePipeline: Sendable {
     while true {
       let (group, deletions, tickDue, journalDue) = state.withLock { s in
         defer {
+          s.queuedEvents -= s.queue.reduce(0) { $0 + $1.batch.events.count }
           s.queue.removeAll(keepingCapacity: true)
-          s.queuedEvents = 0
           s.deletions.removeAll()
           s.tickDue = false
           s.journalDue = false
@@ -332,6 +370,23 @@ public final class LivePipeline: Sendable {
       } else {
         writer = w
       }
+    }
+  }
+
+  /// Journals the intake until it is empty, then tells the writer there is something to resolve.
+  func accept() async {
+    while true {
+      let group = state.withLock { s in
+        defer {
+          s.queuedEvents -= s.intake.reduce(0) { $0 + $1.batch.events.count }
+          s.intake.removeAll(keepingCapacity: true)
+        }
+        return s.intake
+      }
+      if group.isEmpty { return }
+      await journal(group)
+      state.withLock { $0.journalDue = true }
+      ring.yield()
     }
   }
 
@@ -403,7 +458,7 @@ public final class LivePipeline: Sendable {
       let stored: Set<EventKey>
       let fresh: [JournalEntry]
       do {
-        entries = try await store.readJournal(limit: Self.journalChunk)
+        entries = try await store.readJournal(limit: journalChunk)
         fresh = entries.filter { !writer.inFlightJournal.contains($0.seq) }
         if fresh.isEmpty { return }
         stored = try await store.existingEvents(fresh.map { EventKey(source: $0.event.source, id: $0.event.id) })
@@ -420,7 +475,7 @@ public final class LivePipeline: Sendable {
       report.resolveSeconds = Self.seconds(ContinuousClock.now - started)
       let keys = fresh.map { EventKey(source: $0.event.source, id: $0.event.id) }
       await handOver(r, [], [], report, &writer, work, keys: keys, journal: Set(fresh.map(\.seq)))
-      if entries.count < Self.journalChunk { return }
+      if entries.count < journalChunk { return }
     }
   }
 

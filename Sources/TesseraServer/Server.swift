@@ -29,11 +29,14 @@ public final class TesseraHTTPServer: Sendable {
     /// Stop on SIGTERM and SIGINT (the CLI); tests call `shutdown()` instead.
     public var handleSignals: Bool
     public var logger: Logger
+    /// When a tracking request is answered (`LivePipeline.Acknowledge`).
+    public var acknowledge: LivePipeline.Acknowledge
 
     public init(
       host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, benchmarkRoutes: Bool = false,
-      handleSignals: Bool = false, logLevel: String = "info"
+      handleSignals: Bool = false, logLevel: String = "info", acknowledge: LivePipeline.Acknowledge = .resolved
     ) {
+      self.acknowledge = acknowledge
       var logger = Logger(label: "tessera.serve")
       logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
       self.host = host
@@ -67,7 +70,12 @@ public final class TesseraHTTPServer: Sendable {
     self.deliveries = deliveries
     let metrics = ServerMetrics()
     self.metrics = metrics
-    self.pipeline = LivePipeline(config: config, store: store, onRole: onRole) { report in
+    // Journaled: resolution commits stay short, so the journal appends that wait for the same write lock on
+    // SQLite wait little.
+    self.pipeline = LivePipeline(
+      config: config, store: store, acknowledge: options.acknowledge,
+      journalChunk: options.acknowledge == .journaled ? 1024 : 4096, onRole: onRole
+    ) { report in
       metrics.observe(
         "tessera_resolve_duration_seconds", [:], report.resolveSeconds, buckets: ServerMetrics.latencyBuckets)
       metrics.observe("tessera_commit_duration_seconds", [:], report.seconds, buckets: ServerMetrics.latencyBuckets)

@@ -4,8 +4,11 @@ import Foundation
 import TesseraCompiler
 import TesseraDelivery
 import TesseraModel
+import TesseraRuntime
 import TesseraSQLite
 import TesseraServer
+
+extension LivePipeline.Acknowledge: ExpressibleByArgument {}
 
 struct ServeCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -15,7 +18,7 @@ struct ServeCommand: AsyncParsableCommand {
       Each `kind: http` source of the pipeline is one write key: SDKs send it as the HTTP Basic user name (or \
       `writeKey` in the body) to POST /v1/batch, /v1/identify, /v1/track, /v1/page, /v1/screen, /v1/group and \
       /v1/alias. An answer 200 means the events are committed to the store, resolved and unified: a profile \
-      lookup right after shows them. The profile and admin API (/v1/profiles, /v1/segments, deletion) needs \
+      lookup right after shows them (with `--acknowledge journaled`: durably journaled, resolved a moment later). The profile and admin API (/v1/profiles, /v1/segments, deletion) needs \
       `Authorization: Bearer $TESSERA_ADMIN_TOKEN`; without that variable it is off. GET /health and \
       GET /metrics (Prometheus) need no token. docs/openapi.yaml describes every route.
 
@@ -38,6 +41,14 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(help: "Log level: trace, debug (one line per request), info, notice, warning, error.")
   var logLevel: String = "info"
 
+  @Option(
+    help: """
+      When a tracking request is answered: `resolved` (its events are stored with their effects on profiles and \
+      segments) or `journaled` (its events are durably journaled; resolution follows a moment later, off the \
+      request's path — for high ingest rates).
+      """)
+  var acknowledge: LivePipeline.Acknowledge = .resolved
+
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
     guard plan.config.sources.contains(where: { $0.kind == .http }) else {
@@ -52,7 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
       plan.config, storePath: StoreLocation.tablePath(store), client: client, clock: clock)
     let server = TesseraHTTPServer(
       config: plan.config, store: db,
-      options: .init(host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel),
+      options: .init(
+        host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel, acknowledge: acknowledge),
       deliveries: queues.isEmpty ? nil : DeliveryEngine(store: db, queues: queues, clock: clock),
       onRole: { role in
         let line =

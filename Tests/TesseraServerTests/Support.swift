@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import TesseraCompiler
 import TesseraModel
+import TesseraRuntime
 import TesseraSQLite
 import TesseraServer
 import TesseraStore
@@ -68,7 +69,10 @@ struct Harness {
   let port: Int
   let running: Task<Void, any Error>?
 
-  static func start(pipeline: String = testPipeline, token: String? = Harness.token) async throws -> Harness {
+  static func start(
+    pipeline: String = testPipeline, token: String? = Harness.token,
+    acknowledge: LivePipeline.Acknowledge = .resolved
+  ) async throws -> Harness {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-serve-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try pipeline.write(toFile: dir + "/pipeline.yaml", atomically: true, encoding: .utf8)
@@ -78,7 +82,9 @@ struct Harness {
     let store = try SQLiteStore(path: storePath)
     let server = TesseraHTTPServer(
       config: plan.config, store: store,
-      options: .init(host: "127.0.0.1", port: 0, adminToken: token, benchmarkRoutes: true, logLevel: "warning"))
+      options: .init(
+        host: "127.0.0.1", port: 0, adminToken: token, benchmarkRoutes: true, logLevel: "warning",
+        acknowledge: acknowledge))
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task { try await server.run { continuation.yield($0) } }
     var port = 0

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import TesseraModel
+import TesseraSQLite
 import TesseraStore
 import Testing
 
@@ -340,6 +341,56 @@ struct TrackingTests {
     // Group commit: fewer transactions than requests.
     #expect(count < clients * requests)
     try await h.stop()
+  }
+}
+
+extension TrackingTests {
+  /// Polls until `condition` holds (at most ~10 s); whether it did.
+  static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+    for _ in 0..<500 {
+      if try await condition() { return true }
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    return false
+  }
+
+  @Test(
+    "acknowledge journaled: answered once journaled, resolved a moment later, retries stored once, drained at shutdown")
+  func journaledAcknowledgement() async throws {
+    let h = try await Harness.start(acknowledge: .journaled)
+    let body = trackBatch(ids: (0..<30).map { "j-\($0)" }, user: "ju1", event: "Order Completed")
+    let first = try await h.track(body)
+    #expect(first.status == 200)
+    #expect(first["stored"] == .int(30))
+    // A retry while the first may still be in the journal, and one after it is resolved: stored once.
+    let retry = try await h.track(body)
+    #expect(retry["stored"] == .int(0))
+    #expect(retry["duplicates"] == .int(30))
+    let store = try h.store
+    #expect(try await Self.eventually { try await store.stats().events == 30 })
+    #expect(try await Self.eventually { try await store.readJournal(limit: 1).isEmpty })
+    let profile = try #require(try await store.profile(for: Identifier("user_id", "ju1")))
+    #expect(try await store.computed(of: profile).first { $0.trait == "orders" }?.value == .int(30))
+    #expect(try await store.memberships(of: profile).map(\.segment) == ["buyers"])
+    #expect(try await h.track(body)["duplicates"] == .int(30))
+    // Concurrent clients, then an immediate shutdown: everything acknowledged is resolved before the exit.
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for c in 0..<4 {
+        group.addTask {
+          for r in 0..<5 {
+            let answer = try await h.track(trackBatch(ids: (0..<40).map { "k\(c)-\(r)-\($0)" }, user: "ku\(c)"))
+            #expect(answer["stored"] == .int(40))
+          }
+        }
+      }
+      try await group.waitForAll()
+    }
+    try await h.stop()
+    let reopened = try SQLiteStore(path: h.storePath)
+    #expect(try await reopened.stats().events == 30 + 4 * 5 * 40)
+    #expect(try await reopened.readJournal(limit: 1).isEmpty)
+    #expect(try await reopened.stats().profiles == 5)
+    try reopened.close()
   }
 }
 
