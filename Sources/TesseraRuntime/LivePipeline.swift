@@ -345,6 +345,16 @@ public final class LivePipeline: Sendable {
       }
       // `w` is the only copy while it changes (a second reference would make the resolver copy itself).
       writer = nil
+      // A commit that failed after its hand-over returned is noticed here, before anything else is resolved on
+      // top of it (otherwise the journal entries it held would stay "in flight" and never be read again).
+      await recoverIfFailed(&w, work)
+      if w.lost {
+        // Another process is the writer now: what was taken goes back, to be journaled as a follower.
+        requeue(group)
+        state.withLock { $0.deletions.insert(contentsOf: deletions, at: 0) }
+        become(.follower)
+        continue
+      }
       if !group.isEmpty { await resolve(group, &w, work) }
       if journalDue && !w.lost { await resolveJournal(&w, work) }
       if tickDue && !w.lost {

@@ -15,20 +15,23 @@ struct DeleteCommand: AsyncParsableCommand {
       identifiers, traits, computed traits, segment memberships and the log of their segment changes, merges, \
       conflicts, probabilistic match links, and rejected records that contain one of their identifier values. \
       Their identifiers are added to the suppression list as SHA-256 hashes only, so events that carry them \
-      later are dropped at the door and counted (`suppressed` in the run summary).
+      later are dropped at the door and counted (`suppressed` in the run summary). Safe while `tessera serve` \
+      runs on the same store.
       """)
 
   @Argument(help: "The person: `kind:value` (e.g. email:ada@example.com) or a profile id.")
   var identifier: String
 
-  @Option(help: "The SQLite store file.")
-  var store: String = "tessera.sqlite"
+  @OptionGroup var storeOption: StoreOption
+  var store: String { storeOption.spec }
 
   @Option(help: "The pipeline, to normalize the identifier as its kind declares.")
   var pipeline: String?
 
   func run() async throws {
-    let db = try SegmentsCommand.open(store)
+    // Any process may erase: a running `tessera serve` (or several, on PostgreSQL) learns of it from the store's
+    // epoch and reads its state again before its next commit.
+    let db = try await StoreLocation.open(store, mustExist: true)
     guard let profile = try await ProfileCommand.resolve(identifier, in: db, pipeline: pipeline) else {
       throw ValidationError("no profile for `\(identifier)` in \(store)")
     }

@@ -144,6 +144,20 @@ struct SeveralServersTests {
     return role
   }
 
+  /// Runs the `tessera` executable to the end; its standard output.
+  static func tessera(_ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try #require(ServeCommandTests.binary))
+    process.arguments = arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+  }
+
   /// One server over the batches; the canonical result.
   static func reference(_ cluster: PostgresCluster, _ batches: [(ids: [String], body: String)]) async throws
     -> [String]
@@ -173,11 +187,24 @@ struct SeveralServersTests {
       let acked = try await Self.send(batches, to: [a.port, b.port], lanes: 4)
       #expect(acked.count == 360)
       try await Self.settle(url)
-      #expect(await a.stop() == 0)
-      #expect(await b.stop() == 0)
       let got = try await Self.canonical(url)
       #expect(got.count == expected.count)
       #expect(got == expected)
+      // `tessera delete` from a third process while both serve: the writer reads its state again (the epoch
+      // moved) and drops the person's later events, whichever server accepts them.
+      let deleted = try Self.tessera(["delete", "user_id:u5", "--store", url])
+      #expect(deleted.contains("erased prf_"), "\(deleted)")
+      let late = try await Harness.client(port: b.port).track(
+        #"{"batch":[{"type":"identify","userId":"u5","traits":{"plan":"back"},"messageId":"late-5"}]}"#)
+      #expect(late.status == 200)
+      try await Self.settle(url)
+      let store = try await PostgresStore(url: url, maximumConnections: 1)
+      #expect(try await store.profile(for: Identifier("user_id", "u5")) == nil)
+      #expect(try await store.existingEvents([EventKey(source: "web", id: "late-5")]).isEmpty)
+      #expect(try await store.loadIdentity().profiles.count == 59)
+      await store.close()
+      #expect(await a.stop() == 0)
+      #expect(await b.stop() == 0)
       // The follower answered with what it journaled: its stderr names its role.
       let text = try String(contentsOfFile: b.errPath, encoding: .utf8)
       #expect(text.contains("follower"), "\(text)")
