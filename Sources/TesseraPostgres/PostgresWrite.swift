@@ -38,7 +38,9 @@ extension PostgresStore {
 
   /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it, one statement
   /// per part (rows as arrays expanded by `unnest`); then, when `reconcile` is on, makes the batch's
-  /// identifiers owned by one live profile each (see `reconcileOwners`).
+  /// identifiers owned by one live profile each (see `reconcileOwners`). A commit of the writer (this store
+  /// holds the writer role, and the epoch check proves it still did when the commit began) needs neither the
+  /// identifier locks nor the re-check: no other process resolves into the database meanwhile.
   func write(_ batch: CommitBatch, _ conn: PostgresConnection) async throws {
     if let expected = batch.epoch {
       // FOR SHARE: a process moving the epoch on (a new writer, an erase) waits for this commit, and this commit
@@ -51,7 +53,8 @@ extension PostgresStore {
         "DELETE FROM journal WHERE seq = ANY(\(batch.journalDone)::int8[])", logger: logger)
     }
     let attached = batch.identifiers.map(\.0)
-    if reconcile && !attached.isEmpty {
+    let guarded = reconcile && !(batch.epoch != nil && lease.withLock { $0.pid != nil })
+    if guarded && !attached.isEmpty {
       // One lock per stripe of identifiers (hash modulo `lockStripes`), not per identifier: a pipeline batch
       // attaches tens of thousands, more than PostgreSQL's lock table holds (max_locks_per_transaction × max
       // connections). Sorted and distinct: every process takes them in the same order, so two commits whose
@@ -96,7 +99,7 @@ extension PostgresStore {
         .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
       try await upsertIdentifiers(rows, conn)
     }
-    if reconcile && !attached.isEmpty { try await reconcileOwners(attached, batch, conn) }
+    if guarded && !attached.isEmpty { try await reconcileOwners(attached, batch, conn) }
     if !batch.conflicts.isEmpty {
       let c = batch.conflicts
       let kept = c.map(\.kept.raw)
