@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import TesseraModel
 import TesseraStore
@@ -21,8 +22,34 @@ extension SQLiteStore {
     try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'epoch'")
   }
 
-  /// One process uses a SQLite file at a time (the file is one machine's store): it is always the writer.
-  public func acquireWriter() async throws -> Bool { true }
+  /// The writer role of a SQLite file: an exclusive `flock` on `<path>-writer`, held until the store is closed
+  /// or the process ends (the kernel releases it then, `kill -9` included). Another process on the same file
+  /// — a second `tessera serve`, or a `tessera run` while one serves — is refused the role. Taking it moves
+  /// the epoch on, as on PostgreSQL.
+  public func acquireWriter() async throws -> Bool {
+    if writerLock.withLock({ $0 != nil }) { return true }
+    let fd = open(path + "-writer", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+      throw StoreError.corrupt("cannot open the writer lock \(path)-writer: \(String(cString: strerror(errno)))")
+    }
+    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+      closeDescriptor(fd)
+      return false
+    }
+    writerLock.withLock { $0 = fd }
+    try await pool.write { db in try Self.advanceEpoch(db) }
+    return true
+  }
+
+  /// Gives the writer role up (closing the descriptor releases the lock).
+  func releaseWriter() {
+    if let fd = writerLock.withLock({ l in
+      defer { l = nil }
+      return l
+    }) {
+      closeDescriptor(fd)
+    }
+  }
 
   public func epoch() async throws -> Int64 {
     try await pool.read { db in try Self.epoch(db) }
@@ -60,4 +87,9 @@ extension SQLiteStore {
       ).map { row in JournalEntry(seq: row[7], event: try Self.event(row, body: 6)) }
     }
   }
+}
+
+/// `close(2)`, out of the store's scope (where `close` names the store's own method).
+private func closeDescriptor(_ fd: Int32) {
+  _ = close(fd)
 }

@@ -1,4 +1,5 @@
 import GRDB
+import Synchronization
 import TesseraIdentity
 import TesseraModel
 import TesseraStore
@@ -24,6 +25,8 @@ public final class SQLiteStore: Store {
 
   let pool: DatabasePool
   public let path: String
+  /// The writer lock's file descriptor while this store holds the writer role (see `acquireWriter`).
+  let writerLock = Mutex<Int32?>(nil)
 
   /// Opens the store at `path`, creating the file and its schema when missing.
   ///
@@ -57,7 +60,12 @@ public final class SQLiteStore: Store {
   }
 
   /// Closes the file; the store must not be used afterwards.
-  public func close() throws { try pool.close() }
+  public func close() throws {
+    releaseWriter()
+    try pool.close()
+  }
+
+  deinit { releaseWriter() }
 
   static var migrator: DatabaseMigrator {
     var m = DatabaseMigrator()

@@ -132,4 +132,43 @@ struct ServeCommandTests {
     #expect(forget.first?.contains("buyer-7") == false)
     #expect(await child.stop() == 0)
   }
+
+  @Test("a second tessera serve on the same SQLite file is a follower; tessera run refuses while one serves")
+  func sharedSQLiteFile() async throws {
+    let a = try await Child.start(pipeline: testPipeline)
+    let path = a.dir + "/s.sqlite"
+    #expect(try await SeveralServersTests.settledRole(a.port) == "writer")
+    let b = try await Child.start(pipeline: testPipeline, store: path)
+    #expect(try await SeveralServersTests.settledRole(b.port) == "follower")
+    let answer = try await Harness.client(port: b.port).track(trackBatch(ids: ["f-1", "f-2"], user: "fu"))
+    #expect(answer["stored"] == .int(2))
+    // The writer resolves what the follower journaled.
+    let store = try SQLiteStore(path: path)
+    var left = -1
+    for _ in 0..<200 {
+      left = try await store.readJournal(limit: 1).count
+      if left == 0 { break }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    #expect(left == 0)
+    #expect(try await store.profile(for: Identifier("user_id", "fu")) != nil)
+    #expect(try await store.stats().events == 2)
+    // A run would be a second resolver: refused, nothing written.
+    let run = try SeveralServersTests.tessera(["run", a.dir + "/p.yaml", "--store", path])
+    #expect(run.contains("another Tessera process"), "\(run)")
+    #expect(try await store.stats().events == 2)
+    try store.close()
+    #expect(await a.stop() == 0)
+    // With the writer gone, the follower takes the role.
+    #expect(try await Self.eventuallyWriter(b.port))
+    #expect(await b.stop() == 0)
+  }
+
+  static func eventuallyWriter(_ port: Int) async throws -> Bool {
+    for _ in 0..<100 {
+      if await SeveralServersTests.role(port) == "writer" { return true }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    return false
+  }
 }
