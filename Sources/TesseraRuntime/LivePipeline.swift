@@ -39,9 +39,9 @@ extension Resolver {
 /// holds; the resolver also skips repeats within the group (a retried batch sent twice at once). Both count
 /// as duplicates: accepted, stored once.
 ///
-/// **Several processes, one store** (PostgreSQL). One process at a time is the store's *writer*
-/// (`Store.acquireWriter`); the others are *followers*: they acknowledge a group once it is appended to the
-/// store's journal (durable, de-duplicated against the events and the journal), and the writer resolves the
+/// **Several processes, one store** (PostgreSQL, or a SQLite file on one machine). One process at a time is
+/// the store's *writer* (`Store.acquireWriter`); the others are *followers*: they acknowledge a group once it
+/// is appended to the store's journal (durable, de-duplicated against the events and the journal), and the writer resolves the
 /// journal in the order it was appended, deleting each entry in the transaction that stores its event. A
 /// follower asks for the writer role every `writerRetry`; when the writer dies its session's lock goes with
 /// it, a follower takes over, reads the state from the store and carries on with the journal.
