@@ -193,12 +193,6 @@ var serverTask: Task<Void, any Error>?
 var bases = options.url.map { $0.split(separator: ",").map(String.init) } ?? []
 var children: [Child] = []
 var cluster: PostgresCluster?
-if options.servers > 1 && options.store != "postgres" {
-  // A SQLite file serves one process: every process would think itself the writer.
-  FileHandle.standardError.write(
-    Data("several servers need --store postgres (a SQLite file serves one process)\n".utf8))
-  exit(64)
-}
 if options.servers > 0 {
   let place: String
   if options.store == "postgres" {
