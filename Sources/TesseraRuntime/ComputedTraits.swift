@@ -240,6 +240,18 @@ public struct ComputedTraitState: Sendable, Hashable {
     return true
   }
 
+  /// As `add`, except that a sample whose bucket has already left the window at `now` is not kept: windows
+  /// only move forward, so it could never count again, and `expire` would only have to drop it later (and
+  /// report the profile changed, for nothing). Such a sample still counts as contributing (true), so the
+  /// trait's row is written as before, holding what the tick would have left.
+  mutating func add(_ s: AggregateSample, now: Timestamp) -> Bool {
+    guard let summary = AggregateSummary.initial(s, aggregate) else { return false }
+    let start = bucketStart(s.timestamp)
+    if width > 0, start <= cutoff(now) { return true }
+    insert(Bucket(start: start, summary: summary))
+    return true
+  }
+
   mutating func insert(_ b: Bucket) {
     if let last = buckets.last, last.start < b.start {
       buckets.append(b)
@@ -267,12 +279,15 @@ public struct ComputedTraitState: Sendable, Hashable {
   public var heldValue: Value { fold(from: 0) }
 
   /// Drops the buckets that have left the window at `now`; true when that changed the value.
-  @discardableResult public mutating func expire(now: Timestamp) -> Bool {
+  @discardableResult public mutating func expire(now: Timestamp) -> Bool { expiring(now: now).changed }
+
+  /// As `expire`, also saying whether any bucket was dropped (the state changed even if its value did not).
+  mutating func expiring(now: Timestamp) -> (dropped: Bool, changed: Bool) {
     let i = firstLive(now)
-    guard i > 0 else { return false }
+    guard i > 0 else { return (false, false) }
     let before = heldValue
     buckets.removeFirst(i)
-    return heldValue != before
+    return (true, heldValue != before)
   }
 
   /// Adds another profile's state of the same trait, as if its events had been added here.
@@ -341,11 +356,17 @@ extension AggregateSummary {
 
 extension ComputedTraitState {
   /// The state as a value a store can keep: aggregate, bucket width and the buckets.
-  public var encoded: Value {
-    .map([
-      "a": .string(aggregate.rawValue), "w": .int(width),
-      "b": .list(buckets.map { .list([.int($0.start), $0.summary.encoded]) }),
-    ])
+  public var encoded: Value { encoded(digest: nil) }
+
+  /// The stored form with the declaration's digest (`ComputedTraitTable.digests`) under `d`, built at once.
+  func encoded(digest: String?) -> Value {
+    var m: [String: Value] = [:]
+    m.reserveCapacity(4)
+    m["a"] = .string(aggregate.rawValue)
+    m["w"] = .int(width)
+    m["b"] = .list(buckets.map { .list([.int($0.start), $0.summary.encoded]) })
+    if let digest { m["d"] = .string(digest) }
+    return .map(m)
   }
 
   /// Reads a stored state back for `decl`; nil when it does not decode or was kept for a different aggregate
@@ -398,6 +419,8 @@ public struct ComputedTraitTable: Sendable {
   /// Trait names, in `traits` order.
   public let names: [String]
   let windowed: [Int]
+  /// Every trait, as a set of indexes.
+  let all: IndexBits
   let empty: [ComputedTraitState]
   let emptyValues: [Value]
   // The hot path reads these instead of copying each `ComputedTrait` out of `traits`.
@@ -413,6 +436,9 @@ public struct ComputedTraitTable: Sendable {
     self.identifiers = identifiers
     self.names = computed.map(\.name)
     self.windowed = computed.indices.filter { computed[$0].window != nil }
+    var all = IndexBits(count: computed.count)
+    for i in computed.indices { all.set(i, true) }
+    self.all = all
     self.empty = computed.map { ComputedTraitState(for: $0) }
     self.emptyValues = computed.map { ComputedTraitState.emptyValue($0.aggregate) }
     func evaluator(_ e: CompiledExpr?) -> Evaluator? {
@@ -437,11 +463,17 @@ public struct ComputedTraitTable: Sendable {
   func emptyValue(_ i: Int) -> Value { emptyValues[i] }
 
   /// Adds an event of `profile`; returns the names of the traits it contributed to (their values may have
-  /// changed). `now` is what `now()` reads in the expressions.
+  /// changed). `now` is what `now()` reads in the expressions; a sample already outside its window at `now`
+  /// is not kept.
   @discardableResult public mutating func add(_ event: Event, to profile: ProfileID, now: Timestamp) -> [String] {
-    guard !traits.isEmpty else { return [] }
+    contribute(event, to: profile, now: now).indexes.map { names[$0] }
+  }
+
+  /// As `add`, the traits contributed to as indexes into `traits` (the resolver's per-event path).
+  mutating func contribute(_ event: Event, to profile: ProfileID, now: Timestamp) -> IndexBits {
+    var changed = IndexBits(count: traits.count)
+    guard !traits.isEmpty else { return changed }
     let env = EventEnv.make(event, identifiers: identifiers, now: now)
-    var changed: [String] = []
     for i in filters.indices {
       // As `ComputedTrait.sample`, without copying the declaration.
       if let f = filters[i], !f(env).isTrue { continue }
@@ -453,7 +485,7 @@ public struct ComputedTraitTable: Sendable {
       }
       let s = AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)
       if states[profile] == nil { states[profile] = empty }
-      if states[profile]?[i].add(s) == true { changed.append(names[i]) }
+      if states[profile]?[i].add(s, now: now) == true { changed.set(i, true) }
     }
     return changed
   }
@@ -525,17 +557,26 @@ public struct ComputedTraitTable: Sendable {
 
   /// Drops expired buckets of every windowed trait; returns the profiles whose values changed, for segment
   /// re-evaluation. Profiles left without any state lose their entry.
-  public mutating func expire(now: Timestamp) -> Set<ProfileID> {
-    guard !windowed.isEmpty else { return [] }
-    var changed: Set<ProfileID> = []
+  public mutating func expire(now: Timestamp) -> Set<ProfileID> { Set(expiring(now: now).keys) }
+
+  /// As `expire`; for each profile whose values changed, the traits that dropped buckets (whose stored state
+  /// changed; the others' stored rows stay as they are).
+  mutating func expiring(now: Timestamp) -> [ProfileID: IndexBits] {
+    guard !windowed.isEmpty else { return [:] }
+    var changed: [ProfileID: IndexBits] = [:]
     var emptied: [ProfileID] = []
     var idx = states.values.startIndex
     while idx != states.values.endIndex {
       var any = false
-      for i in windowed where states.values[idx][i].expire(now: now) { any = true }
+      var dropped = IndexBits(count: traits.count)
+      for i in windowed {
+        let e = states.values[idx][i].expiring(now: now)
+        if e.dropped { dropped.set(i, true) }
+        if e.changed { any = true }
+      }
       if any {
         let p = states.keys[idx]
-        changed.insert(p)
+        changed[p] = dropped
         if states.values[idx].allSatisfy(\.isEmpty) { emptied.append(p) }
       }
       states.values.formIndex(after: &idx)

@@ -66,19 +66,36 @@ public struct ProfileInputs: Sendable, Hashable {
   }
 }
 
-/// A set of segment indexes.
-struct SegmentBits: Sendable, Hashable {
+/// A set of small indexes: segments (memberships) or computed traits (which changed).
+struct IndexBits: Sendable, Hashable {
   var words: [UInt64]
 
   init(count: Int) { words = Array(repeating: 0, count: max(1, (count + 63) / 64)) }
 
-  func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+  func contains(_ i: Int) -> Bool { i >> 6 < words.count && words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
 
   mutating func set(_ i: Int, _ on: Bool) {
     if on { words[i >> 6] |= 1 << UInt64(i & 63) } else { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
   }
 
+  mutating func formUnion(_ o: IndexBits) {
+    for w in o.words.indices where w < words.count { words[w] |= o.words[w] }
+  }
+
   var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+
+  /// The indexes in the set, ascending.
+  var indexes: [Int] {
+    var out: [Int] = []
+    for (w, word) in words.enumerated() {
+      var rest = word
+      while rest != 0 {
+        out.append(w << 6 + rest.trailingZeroBitCount)
+        rest &= rest - 1
+      }
+    }
+    return out
+  }
 }
 
 /// Keeps every profile's segment memberships and re-evaluates them when the caller says a profile's inputs
@@ -116,7 +133,7 @@ public struct SegmentEngine: Sendable {
   let identifierSlots: [Int]
   let idSlot: Int?
   let slotCount: Int
-  var members: [ProfileID: SegmentBits] = [:]
+  var members: [ProfileID: IndexBits] = [:]
   /// Members per segment, in declaration order.
   public private(set) var memberCounts: [Int]
 
@@ -157,7 +174,7 @@ public struct SegmentEngine: Sendable {
     self.evaluationOrder = order.map { names[$0] }
     self.memberCounts = Array(repeating: 0, count: names.count)
     for (p, set) in memberships {
-      var bits = SegmentBits(count: names.count)
+      var bits = IndexBits(count: names.count)
       for name in set {
         guard let i = index[name] else { continue }
         bits.set(i, true)
@@ -212,7 +229,7 @@ public struct SegmentEngine: Sendable {
     } else {
       for (n, s) in identifierSlots.enumerated() { env.slots[s] = inputs.identifiers[identifierOrder[n]] ?? .null }
     }
-    let current = members[profile] ?? SegmentBits(count: names.count)
+    let current = members[profile] ?? IndexBits(count: names.count)
     for (i, s) in ownSlots.enumerated() { env.slots[s] = .bool(current.contains(i)) }
     var next = current
     var changes: [SegmentChange] = []

@@ -1,3 +1,4 @@
+import Foundation
 import TesseraCompiler
 import TesseraIdentity
 import TesseraModel
@@ -30,8 +31,10 @@ struct ResolverSegmentsTests {
         repeat_buyer: { when: traits.orders_90d >= 2 }
       """
 
-    static func config() throws -> PipelineConfig {
-      let files = ["p.yaml": yaml]
+    /// `extra` adds computed traits (lines under `computed:`).
+    static func config(extra: String = "") throws -> PipelineConfig {
+      let text = yaml.replacingOccurrences(of: "computed:\n", with: "computed:\n" + extra)
+      let files = ["p.yaml": text]
       let result = Compiler(environment: [:], readFile: { files[$0] }).compile(pipeline: "p.yaml")
       return try #require(result.plan, "\(result.rendered())").config
     }
@@ -91,6 +94,27 @@ struct ResolverSegmentsTests {
     await store.commit(exit)
     #expect(await store.members(of: "repeat_buyer").isEmpty)
     #expect(await store.loadComputed().isEmpty, "every bucket expired: the rows are deleted")
+  }
+
+  @Test("the tick writes the rows of the traits that dropped buckets, not every trait of the profile")
+  func tickWritesChangedTraitsOnly() async throws {
+    let config = try Fixture.config(
+      extra: "  n_orders: { aggregate: count, where: event == \"Order Completed\" }\n")
+    var resolver = Resolver(config: config, now: Fixture.day(100))
+    let (first, _) = resolver.apply(
+      Fixture.batch(
+        0, [Fixture.order(1, day: 20, [("user_id", "u1")]), Fixture.order(2, day: 60, [("user_id", "u1")])]),
+      stored: [])
+    let store = MemoryStore()
+    await store.commit(first)
+    var later = Resolver(
+      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
+      memberships: await store.loadMemberships(), now: Fixture.day(115))
+    let tick = later.tick()
+    // The day-20 order leaves the 90-day window; the all-time count keeps its stored row.
+    #expect(tick.computed.map { "\($0.trait) \($0.value)" } == ["orders_90d 1"])
+    await store.commit(tick)
+    #expect(await store.loadComputed().map { "\($0.trait) \($0.value)" } == ["n_orders 2", "orders_90d 1"])
   }
 
   @Test("a late event lands in its own bucket and does not count when outside the window")
