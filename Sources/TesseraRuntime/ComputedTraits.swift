@@ -424,7 +424,10 @@ public struct ComputedTraitTable: Sendable {
   let empty: [ComputedTraitState]
   let emptyValues: [Value]
   // The hot path reads these instead of copying each `ComputedTrait` out of `traits`.
-  let filters: [Evaluator?]
+  /// Per trait, the index of its `where` in `distinctFilters` (nil without one): traits with the same filter
+  /// text share it.
+  let filterSlots: [Int?]
+  let distinctFilters: [Evaluator]
   let ofs: [Evaluator?]
   let counts: [Bool]
   /// Per trait, a digest of what it takes and aggregates (`where` and `of`), stored with its states so a
@@ -445,7 +448,16 @@ public struct ComputedTraitTable: Sendable {
       guard let e else { return nil }
       return { e.evaluate($0) }
     }
-    self.filters = computed.map { evaluator($0.filter) }
+    var slotOfText: [String: Int] = [:]
+    var distinct: [Evaluator] = []
+    self.filterSlots = computed.map { d in
+      guard let f = d.filter, let e = evaluator(f) else { return nil }
+      if let k = slotOfText[f.text] { return k }
+      slotOfText[f.text] = distinct.count
+      distinct.append(e)
+      return distinct.count - 1
+    }
+    self.distinctFilters = distinct
     self.ofs = computed.map { evaluator($0.of) }
     self.counts = computed.map { $0.aggregate == .count }
     self.digests = computed.map { d in
@@ -474,20 +486,35 @@ public struct ComputedTraitTable: Sendable {
     var changed = IndexBits(count: traits.count)
     guard !traits.isEmpty else { return changed }
     let env = EventEnv.make(event, identifiers: identifiers, now: now)
-    for i in filters.indices {
+    // Each distinct `where` is evaluated at most once per event, however many traits share it.
+    var passed: [Bool?] = Array(repeating: nil, count: distinctFilters.count)
+    var samples: [(Int, AggregateSample)] = []
+    for i in filterSlots.indices {
       // As `ComputedTrait.sample`, without copying the declaration.
-      if let f = filters[i], !f(env).isTrue { continue }
+      if let k = filterSlots[i] {
+        let ok = passed[k] ?? distinctFilters[k](env).isTrue
+        passed[k] = ok
+        if !ok { continue }
+      }
       var v = Value.null
       if !counts[i] {
         guard let of = ofs[i] else { continue }
         v = of(env)
         if v.isNull { continue }
       }
-      let s = AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)
-      if states[profile] == nil { states[profile] = empty }
-      if states[profile]?[i].add(s, now: now) == true { changed.set(i, true) }
+      samples.append((i, AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)))
     }
+    guard !samples.isEmpty else { return changed }
+    // One look-up of the profile's states for all its samples.
+    Self.add(samples, to: &states[profile, default: empty], now: now, &changed)
     return changed
+  }
+
+  static func add(
+    _ samples: [(Int, AggregateSample)], to states: inout [ComputedTraitState], now: Timestamp,
+    _ changed: inout IndexBits
+  ) {
+    for (i, s) in samples where states[i].add(s, now: now) { changed.set(i, true) }
   }
 
   /// Moves the absorbed profile's states into the survivor's, as if all its events had been the survivor's.

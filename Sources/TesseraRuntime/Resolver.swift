@@ -336,11 +336,19 @@ public struct Resolver: Sendable {
   ) -> [PendingComputed] {
     let evaluating = !segments.names.isEmpty
     var out: [PendingComputed] = []
-    let profiles = evaluating ? live.union(rows.keys) : Set(rows.keys)
-    for p in profiles.sorted() {
+    let visited = evaluating ? live.union(rows.keys) : Set(rows.keys)
+    for p in visited.sorted() {
       let values = computed.valueList(of: p, at: at)
       if evaluating, live.contains(p) {
-        changes += segments.evaluate(p, inputs: inputs(of: p, computedValues: values), now: at)
+        // Positionally, as `inputs(of:at:)` gives them, without building them first.
+        let declared = profiles[p] ?? [:]
+        let order = segments.traitOrder
+        let declaredCount = order.count - values.count
+        let ids = identifierValues(of: p)
+        changes += segments.evaluate(
+          p, now: at,
+          trait: { n in n >= declaredCount ? values[n - declaredCount] : declared[order[n]]?.value ?? .null },
+          identifier: { ids[$0] })
       }
       guard let names = rows[p] else { continue }
       computedRecords(of: p, names, values: values, into: &out)
@@ -492,7 +500,12 @@ public struct Resolver: Sendable {
         values.append(declared[name]?.value ?? .null)
       }
     }
-    // Per kind, the first identifier in sorted order (the smallest), without sorting them all.
+    return ProfileInputs(traitValues: values, identifierValues: identifierValues(of: profile))
+  }
+
+  /// Per kind of `segments.identifierOrder`, the profile's first identifier of that kind in sorted order (the
+  /// smallest), found without sorting them all; null for kinds it has none of.
+  func identifierValues(of profile: ProfileID) -> [Value] {
     let kinds = segments.identifierOrder
     var first: [Identifier?] = Array(repeating: nil, count: kinds.count)
     for i in graph.identifiers(of: profile) {
@@ -500,7 +513,7 @@ public struct Resolver: Sendable {
       if let f = first[k], !(i < f) { continue }
       first[k] = i
     }
-    return ProfileInputs(traitValues: values, identifierValues: first.map { $0.map { .string($0.value) } ?? .null })
+    return first.map { $0.map { .string($0.value) } ?? .null }
   }
 
   /// The named computed traits of `p` as store rows: the state and its value (from

@@ -134,6 +134,10 @@ public struct SegmentEngine: Sendable {
   let idSlot: Int?
   let slotCount: Int
   var members: [ProfileID: IndexBits] = [:]
+  /// The memberships of a profile in no segment (shared, not allocated per evaluation).
+  let noMembers: IndexBits
+  /// Slots reused by `evaluate` (see there).
+  var scratch: [Value] = []
   /// Members per segment, in declaration order.
   public private(set) var memberCounts: [Int]
 
@@ -173,6 +177,7 @@ public struct SegmentEngine: Sendable {
     self.order = order
     self.evaluationOrder = order.map { names[$0] }
     self.memberCounts = Array(repeating: 0, count: names.count)
+    self.noMembers = IndexBits(count: names.count)
     for (p, set) in memberships {
       var bits = IndexBits(count: names.count)
       for name in set {
@@ -216,20 +221,40 @@ public struct SegmentEngine: Sendable {
 
   /// Re-evaluates one profile whose inputs changed; returns the memberships that flipped.
   public mutating func evaluate(_ profile: ProfileID, inputs: ProfileInputs, now: Timestamp) -> [SegmentChange] {
+    if let traits = inputs.traitValues, let ids = inputs.identifierValues {
+      return evaluate(
+        profile, now: now, trait: { n in n < traits.count ? traits[n] : .null },
+        identifier: { n in n < ids.count ? ids[n] : .null })
+    }
+    let (traitOrder, identifierOrder) = (self.traitOrder, self.identifierOrder)
+    return evaluate(
+      profile, now: now,
+      trait: { n in
+        if let values = inputs.traitValues { return n < values.count ? values[n] : .null }
+        return inputs.traits[traitOrder[n]] ?? .null
+      },
+      identifier: { n in
+        if let values = inputs.identifierValues { return n < values.count ? values[n] : .null }
+        return inputs.identifiers[identifierOrder[n]] ?? .null
+      })
+  }
+
+  /// The same, reading the inputs positionally: `trait(n)` is the value of `traitOrder[n]`, `identifier(n)`
+  /// that of `identifierOrder[n]`. The resolver's path: no `ProfileInputs` is built.
+  mutating func evaluate(
+    _ profile: ProfileID, now: Timestamp, trait: (Int) -> Value, identifier: (Int) -> Value
+  ) -> [SegmentChange] {
     guard !conditions.isEmpty else { return [] }
-    var env = Env(slots: Array(repeating: Value.null, count: slotCount), now: now)
+    // The slots of the previous evaluation are filled again rather than allocated per profile: every slot
+    // written below is written on each evaluation, so nothing of the previous profile is read.
+    var env = Env(
+      slots: scratch.count == slotCount ? scratch : Array(repeating: Value.null, count: slotCount), now: now)
+    scratch = []
+    defer { scratch = env.slots }
     if let idSlot { env.slots[idSlot] = .string(profile.description) }
-    if let values = inputs.traitValues {
-      for (n, s) in traitSlots.enumerated() where n < values.count { env.slots[s] = values[n] }
-    } else {
-      for (n, s) in traitSlots.enumerated() { env.slots[s] = inputs.traits[traitOrder[n]] ?? .null }
-    }
-    if let values = inputs.identifierValues {
-      for (n, s) in identifierSlots.enumerated() where n < values.count { env.slots[s] = values[n] }
-    } else {
-      for (n, s) in identifierSlots.enumerated() { env.slots[s] = inputs.identifiers[identifierOrder[n]] ?? .null }
-    }
-    let current = members[profile] ?? IndexBits(count: names.count)
+    for (n, s) in traitSlots.enumerated() { env.slots[s] = trait(n) }
+    for (n, s) in identifierSlots.enumerated() { env.slots[s] = identifier(n) }
+    let current = members[profile] ?? noMembers
     for (i, s) in ownSlots.enumerated() { env.slots[s] = .bool(current.contains(i)) }
     var next = current
     var changes: [SegmentChange] = []
