@@ -240,16 +240,12 @@ public struct ComputedTraitState: Sendable, Hashable {
     return true
   }
 
-  /// As `add`, except that a sample whose bucket has already left the window at `now` is not kept: windows
-  /// only move forward, so it could never count again, and `expire` would only have to drop it later (and
-  /// report the profile changed, for nothing). Such a sample still counts as contributing (true), so the
-  /// trait's row is written as before, holding what the tick would have left.
+  /// As `add`, except that a sample whose bucket has already left the window at `now` is not kept (false: the
+  /// state did not change): windows only move forward, so it could never count, and keeping it only made
+  /// `expire` drop it later and report the profile changed, and the trait's row be rewritten, for nothing.
   mutating func add(_ s: AggregateSample, now: Timestamp) -> Bool {
-    guard let summary = AggregateSummary.initial(s, aggregate) else { return false }
-    let start = bucketStart(s.timestamp)
-    if width > 0, start <= cutoff(now) { return true }
-    insert(Bucket(start: start, summary: summary))
-    return true
+    if width > 0, bucketStart(s.timestamp) <= cutoff(now) { return false }
+    return add(s)
   }
 
   mutating func insert(_ b: Bucket) {
@@ -476,7 +472,7 @@ public struct ComputedTraitTable: Sendable {
 
   /// Adds an event of `profile`; returns the names of the traits it contributed to (their values may have
   /// changed). `now` is what `now()` reads in the expressions; a sample already outside its window at `now`
-  /// is not kept.
+  /// is not kept and does not count as a contribution.
   @discardableResult public mutating func add(_ event: Event, to profile: ProfileID, now: Timestamp) -> [String] {
     contribute(event, to: profile, now: now).indexes.map { names[$0] }
   }
