@@ -344,11 +344,11 @@ public struct Resolver: Sendable {
         let declared = profiles[p] ?? [:]
         let order = segments.traitOrder
         let declaredCount = order.count - values.count
-        let ids = identifierValues(of: p)
+        let ids = segments.readsIdentifiers ? identifierValues(of: p) : []
         changes += segments.evaluate(
           p, now: at,
           trait: { n in n >= declaredCount ? values[n - declaredCount] : declared[order[n]]?.value ?? .null },
-          identifier: { ids[$0] })
+          identifier: { $0 < ids.count ? ids[$0] : .null })
       }
       guard let names = rows[p] else { continue }
       computedRecords(of: p, names, values: values, into: &out)

@@ -138,6 +138,10 @@ public struct SegmentEngine: Sendable {
   let noMembers: IndexBits
   /// Slots reused by `evaluate` (see there).
   var scratch: [Value] = []
+  /// Per slot, whether some condition reads it.
+  let isRead: [Bool]
+  /// Whether some condition reads an identifier (else the caller need not look them up).
+  public let readsIdentifiers: Bool
   /// Members per segment, in declaration order.
   public private(set) var memberCounts: [Int]
 
@@ -173,6 +177,10 @@ public struct SegmentEngine: Sendable {
     self.identifierSlots = identifiers.map { slot("identifiers.\($0)") ?? 0 }
     self.idSlot = slot("profile.id")
     self.slotCount = scope.slotCount
+    var isRead = Array(repeating: false, count: scope.slotCount)
+    for r in reads.joined() where r.slot < isRead.count { isRead[r.slot] = true }
+    self.isRead = isRead
+    self.readsIdentifiers = identifierSlots.contains { $0 < isRead.count && isRead[$0] }
     let order = Self.topologicalOrder(segments)
     self.order = order
     self.evaluationOrder = order.map { names[$0] }
@@ -251,9 +259,10 @@ public struct SegmentEngine: Sendable {
       slots: scratch.count == slotCount ? scratch : Array(repeating: Value.null, count: slotCount), now: now)
     scratch = []
     defer { scratch = env.slots }
-    if let idSlot { env.slots[idSlot] = .string(profile.description) }
-    for (n, s) in traitSlots.enumerated() { env.slots[s] = trait(n) }
-    for (n, s) in identifierSlots.enumerated() { env.slots[s] = identifier(n) }
+    // Only the slots some condition reads are filled (the others are never read).
+    if let idSlot, isRead[idSlot] { env.slots[idSlot] = .string(profile.description) }
+    for (n, s) in traitSlots.enumerated() where isRead[s] { env.slots[s] = trait(n) }
+    for (n, s) in identifierSlots.enumerated() where isRead[s] { env.slots[s] = identifier(n) }
     let current = members[profile] ?? noMembers
     for (i, s) in ownSlots.enumerated() { env.slots[s] = .bool(current.contains(i)) }
     var next = current
