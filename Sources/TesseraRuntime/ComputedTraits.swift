@@ -165,17 +165,18 @@ enum AggregateSummary: Sendable, Hashable {
 /// Events are placed by their timestamp, so a late event lands in the bucket of its time. An all-time trait
 /// keeps a single summary.
 public struct ComputedTraitState: Sendable, Hashable {
-  public let aggregate: Aggregate
-  public let window: TimeSpan?
+  // Declared widest first, so the state takes 32 bytes instead of 40 (a profile keeps one per trait).
+  /// Sorted by start; never holds two buckets with the same start. All-time: at most one, at `Int64.min`.
+  var buckets: [Bucket] = []
   /// Bucket width in microseconds; 0 for an all-time trait.
   let width: Int64
+  public let window: TimeSpan?
+  public let aggregate: Aggregate
 
   struct Bucket: Sendable, Hashable {
     var start: Int64
     var summary: AggregateSummary
   }
-  /// Sorted by start; never holds two buckets with the same start. All-time: at most one, at `Int64.min`.
-  var buckets: [Bucket] = []
 
   public init(aggregate: Aggregate, window: TimeSpan?) {
     self.aggregate = aggregate
@@ -240,13 +241,10 @@ public struct ComputedTraitState: Sendable, Hashable {
     return true
   }
 
-  /// As `add`, except that a sample whose bucket has already left the window at `now` is not kept (false: the
-  /// state did not change): windows only move forward, so it could never count, and keeping it only made
-  /// `expire` drop it later and report the profile changed, and the trait's row be rewritten, for nothing.
-  mutating func add(_ s: AggregateSample, now: Timestamp) -> Bool {
-    if width > 0, bucketStart(s.timestamp) <= cutoff(now) { return false }
-    return add(s)
-  }
+  /// Whether a sample of time `t` would still be inside the window at `now`. One that is not is not kept:
+  /// windows only move forward, so it could never count, and keeping it only made `expire` drop it later and
+  /// report the profile changed, and the trait's row be rewritten, for nothing.
+  func keeps(_ t: Timestamp, now: Timestamp) -> Bool { width == 0 || bucketStart(t) > cutoff(now) }
 
   mutating func insert(_ b: Bucket) {
     if let last = buckets.last, last.start < b.start {
@@ -498,6 +496,8 @@ public struct ComputedTraitTable: Sendable {
         v = of(env)
         if v.isNull { continue }
       }
+      // Already outside its window: changes nothing (and a profile with nothing else gets no states).
+      if !empty[i].keeps(event.timestamp, now: now) { continue }
       samples.append((i, AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)))
     }
     guard !samples.isEmpty else { return changed }
@@ -510,7 +510,7 @@ public struct ComputedTraitTable: Sendable {
     _ samples: [(Int, AggregateSample)], to states: inout [ComputedTraitState], now: Timestamp,
     _ changed: inout IndexBits
   ) {
-    for (i, s) in samples where states[i].add(s, now: now) { changed.set(i, true) }
+    for (i, s) in samples where states[i].add(s) { changed.set(i, true) }
   }
 
   /// Moves the absorbed profile's states into the survivor's, as if all its events had been the survivor's.

@@ -358,6 +358,13 @@ struct ComputedTraitsTests {
     #expect(table.values(of: p, at: F.day(30))["n_orders"] == .int(1))
     // Nothing is left for the tick to drop, so it reports no change.
     #expect(table.expire(now: F.day(30)).isEmpty)
+
+    // A profile whose only samples arrive outside their windows keeps no states at all.
+    let windowed = try #require(
+      F.compile("computed:\n  orders_7d: { aggregate: count, where: event == \"Order Completed\", window: 7d }\n"))
+    var only = ComputedTraitTable(config: windowed)
+    #expect(only.add(F.order("o2", at: F.day(0), revenue: .int(5)), to: p, now: F.day(30)).isEmpty)
+    #expect(only.states[p] == nil)
   }
 
   @Test("states round-trip through their stored form; a changed declaration is refused")
