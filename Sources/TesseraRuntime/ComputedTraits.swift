@@ -415,6 +415,11 @@ public struct ComputedTraitTable: Sendable {
   let windowed: [Int]
   /// Every trait, as a set of indexes.
   let all: IndexBits
+  /// Keep samples that have already left their window when they arrive, as contributions (until the tick
+  /// drops them), instead of ignoring them. The resolver sets it when a destination listens to profile
+  /// changes: those are told which computed traits each batch (and the tick) touched, and keep being told
+  /// exactly what they were told before samples outside their window were ignored.
+  public var keepsExpiredSamples = false
   let empty: [ComputedTraitState]
   let emptyValues: [Value]
   // The hot path reads these instead of copying each `ComputedTrait` out of `traits`.
@@ -497,7 +502,7 @@ public struct ComputedTraitTable: Sendable {
         if v.isNull { continue }
       }
       // Already outside its window: changes nothing (and a profile with nothing else gets no states).
-      if !empty[i].keeps(event.timestamp, now: now) { continue }
+      if !keepsExpiredSamples, !empty[i].keeps(event.timestamp, now: now) { continue }
       samples.append((i, AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)))
     }
     guard !samples.isEmpty else { return changed }

@@ -105,6 +105,7 @@ public struct Resolver: Sendable {
     }
     matcher = StreamingMatcher(config: config)
     router = DestinationRouter(config: config)
+    self.computed.keepsExpiredSamples = router.wantsProfileChanges
     if !matcher.isEmpty {
       for p in Set(graph.members.keys).union(profiles.keys).sorted() where graph.canonical(p) == p {
         matcher.index(p, values: values(of: p))

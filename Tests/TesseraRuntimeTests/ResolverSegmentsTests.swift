@@ -51,6 +51,13 @@ struct ResolverSegmentsTests {
       MappedBatch(seq: seq, events: events, rejected: [], invalidIdentifiers: 0)
     }
 
+    /// A resolver restarted from what `store` holds, its clock at day `d`.
+    static func restart(_ config: PipelineConfig, from store: MemoryStore, at d: Int) async -> Resolver {
+      Resolver(
+        config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
+        memberships: await store.loadMemberships(), now: day(d))
+    }
+
     static func describe(_ c: [SegmentChangeRecord]) -> [String] {
       c.map { "\($0.profile) \($0.entered ? "entered" : "exited") \($0.segment)" }
     }
@@ -76,18 +83,14 @@ struct ResolverSegmentsTests {
     await store.commit(first)
 
     // A restart at day 115: the order of day 20 is out of the window, two remain: still a member, nothing new.
-    var later = Resolver(
-      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
-      memberships: await store.loadMemberships(), now: Fixture.day(115))
+    var later = await Fixture.restart(config, from: store, at: 115)
     let tick = later.tick()
     #expect(tick.segmentChanges.isEmpty)
     #expect(tick.computed.map(\.value) == [.int(2)])
     await store.commit(tick)
 
     // At day 155 the orders of days 60 and 61 have aged out too: the member exits.
-    var end = Resolver(
-      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
-      memberships: await store.loadMemberships(), now: Fixture.day(155))
+    var end = await Fixture.restart(config, from: store, at: 155)
     let exit = end.tick()
     #expect(Fixture.describe(exit.segmentChanges) == ["prf_1 exited repeat_buyer"])
     #expect(exit.segmentChanges.first?.at == Fixture.day(155))
@@ -107,9 +110,7 @@ struct ResolverSegmentsTests {
       stored: [])
     let store = MemoryStore()
     await store.commit(first)
-    var later = Resolver(
-      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
-      memberships: await store.loadMemberships(), now: Fixture.day(115))
+    var later = await Fixture.restart(config, from: store, at: 115)
     let tick = later.tick()
     // The day-20 order leaves the 90-day window; the all-time count keeps its stored row.
     #expect(tick.computed.map { "\($0.trait) \($0.value)" } == ["orders_90d 1"])
