@@ -165,17 +165,18 @@ enum AggregateSummary: Sendable, Hashable {
 /// Events are placed by their timestamp, so a late event lands in the bucket of its time. An all-time trait
 /// keeps a single summary.
 public struct ComputedTraitState: Sendable, Hashable {
-  public let aggregate: Aggregate
-  public let window: TimeSpan?
+  // Declared widest first, so the state takes 32 bytes instead of 40 (a profile keeps one per trait).
+  /// Sorted by start; never holds two buckets with the same start. All-time: at most one, at `Int64.min`.
+  var buckets: [Bucket] = []
   /// Bucket width in microseconds; 0 for an all-time trait.
   let width: Int64
+  public let window: TimeSpan?
+  public let aggregate: Aggregate
 
   struct Bucket: Sendable, Hashable {
     var start: Int64
     var summary: AggregateSummary
   }
-  /// Sorted by start; never holds two buckets with the same start. All-time: at most one, at `Int64.min`.
-  var buckets: [Bucket] = []
 
   public init(aggregate: Aggregate, window: TimeSpan?) {
     self.aggregate = aggregate
@@ -240,6 +241,11 @@ public struct ComputedTraitState: Sendable, Hashable {
     return true
   }
 
+  /// Whether a sample of time `t` would still be inside the window at `now`. One that is not is not kept:
+  /// windows only move forward, so it could never count, and keeping it only made `expire` drop it later and
+  /// report the profile changed, and the trait's row be rewritten, for nothing.
+  func keeps(_ t: Timestamp, now: Timestamp) -> Bool { width == 0 || bucketStart(t) > cutoff(now) }
+
   mutating func insert(_ b: Bucket) {
     if let last = buckets.last, last.start < b.start {
       buckets.append(b)
@@ -267,12 +273,15 @@ public struct ComputedTraitState: Sendable, Hashable {
   public var heldValue: Value { fold(from: 0) }
 
   /// Drops the buckets that have left the window at `now`; true when that changed the value.
-  @discardableResult public mutating func expire(now: Timestamp) -> Bool {
+  @discardableResult public mutating func expire(now: Timestamp) -> Bool { expiring(now: now).changed }
+
+  /// As `expire`, also saying whether any bucket was dropped (the state changed even if its value did not).
+  mutating func expiring(now: Timestamp) -> (dropped: Bool, changed: Bool) {
     let i = firstLive(now)
-    guard i > 0 else { return false }
+    guard i > 0 else { return (false, false) }
     let before = heldValue
     buckets.removeFirst(i)
-    return heldValue != before
+    return (true, heldValue != before)
   }
 
   /// Adds another profile's state of the same trait, as if its events had been added here.
@@ -341,11 +350,17 @@ extension AggregateSummary {
 
 extension ComputedTraitState {
   /// The state as a value a store can keep: aggregate, bucket width and the buckets.
-  public var encoded: Value {
-    .map([
-      "a": .string(aggregate.rawValue), "w": .int(width),
-      "b": .list(buckets.map { .list([.int($0.start), $0.summary.encoded]) }),
-    ])
+  public var encoded: Value { encoded(digest: nil) }
+
+  /// The stored form with the declaration's digest (`ComputedTraitTable.digests`) under `d`, built at once.
+  func encoded(digest: String?) -> Value {
+    var m: [String: Value] = [:]
+    m.reserveCapacity(4)
+    m["a"] = .string(aggregate.rawValue)
+    m["w"] = .int(width)
+    m["b"] = .list(buckets.map { .list([.int($0.start), $0.summary.encoded]) })
+    if let digest { m["d"] = .string(digest) }
+    return .map(m)
   }
 
   /// Reads a stored state back for `decl`; nil when it does not decode or was kept for a different aggregate
@@ -398,10 +413,20 @@ public struct ComputedTraitTable: Sendable {
   /// Trait names, in `traits` order.
   public let names: [String]
   let windowed: [Int]
+  /// Every trait, as a set of indexes.
+  let all: IndexBits
+  /// Keep samples that have already left their window when they arrive, as contributions (until the tick
+  /// drops them), instead of ignoring them. The resolver sets it when a destination listens to profile
+  /// changes: those are told which computed traits each batch (and the tick) touched, and keep being told
+  /// exactly what they were told before samples outside their window were ignored.
+  public var keepsExpiredSamples = false
   let empty: [ComputedTraitState]
   let emptyValues: [Value]
   // The hot path reads these instead of copying each `ComputedTrait` out of `traits`.
-  let filters: [Evaluator?]
+  /// Per trait, the index of its `where` in `distinctFilters` (nil without one): traits with the same filter
+  /// text share it.
+  let filterSlots: [Int?]
+  let distinctFilters: [Evaluator]
   let ofs: [Evaluator?]
   let counts: [Bool]
   /// Per trait, a digest of what it takes and aggregates (`where` and `of`), stored with its states so a
@@ -413,13 +438,25 @@ public struct ComputedTraitTable: Sendable {
     self.identifiers = identifiers
     self.names = computed.map(\.name)
     self.windowed = computed.indices.filter { computed[$0].window != nil }
+    var all = IndexBits(count: computed.count)
+    for i in computed.indices { all.set(i, true) }
+    self.all = all
     self.empty = computed.map { ComputedTraitState(for: $0) }
     self.emptyValues = computed.map { ComputedTraitState.emptyValue($0.aggregate) }
     func evaluator(_ e: CompiledExpr?) -> Evaluator? {
       guard let e else { return nil }
       return { e.evaluate($0) }
     }
-    self.filters = computed.map { evaluator($0.filter) }
+    var slotOfText: [String: Int] = [:]
+    var distinct: [Evaluator] = []
+    self.filterSlots = computed.map { d in
+      guard let f = d.filter, let e = evaluator(f) else { return nil }
+      if let k = slotOfText[f.text] { return k }
+      slotOfText[f.text] = distinct.count
+      distinct.append(e)
+      return distinct.count - 1
+    }
+    self.distinctFilters = distinct
     self.ofs = computed.map { evaluator($0.of) }
     self.counts = computed.map { $0.aggregate == .count }
     self.digests = computed.map { d in
@@ -437,25 +474,48 @@ public struct ComputedTraitTable: Sendable {
   func emptyValue(_ i: Int) -> Value { emptyValues[i] }
 
   /// Adds an event of `profile`; returns the names of the traits it contributed to (their values may have
-  /// changed). `now` is what `now()` reads in the expressions.
+  /// changed). `now` is what `now()` reads in the expressions; a sample already outside its window at `now`
+  /// is not kept and does not count as a contribution.
   @discardableResult public mutating func add(_ event: Event, to profile: ProfileID, now: Timestamp) -> [String] {
-    guard !traits.isEmpty else { return [] }
+    contribute(event, to: profile, now: now).indexes.map { names[$0] }
+  }
+
+  /// As `add`, the traits contributed to as indexes into `traits` (the resolver's per-event path).
+  mutating func contribute(_ event: Event, to profile: ProfileID, now: Timestamp) -> IndexBits {
+    var changed = IndexBits(count: traits.count)
+    guard !traits.isEmpty else { return changed }
     let env = EventEnv.make(event, identifiers: identifiers, now: now)
-    var changed: [String] = []
-    for i in filters.indices {
+    // Each distinct `where` is evaluated at most once per event, however many traits share it.
+    var passed: [Bool?] = Array(repeating: nil, count: distinctFilters.count)
+    var samples: [(Int, AggregateSample)] = []
+    for i in filterSlots.indices {
       // As `ComputedTrait.sample`, without copying the declaration.
-      if let f = filters[i], !f(env).isTrue { continue }
+      if let k = filterSlots[i] {
+        let ok = passed[k] ?? distinctFilters[k](env).isTrue
+        passed[k] = ok
+        if !ok { continue }
+      }
       var v = Value.null
       if !counts[i] {
         guard let of = ofs[i] else { continue }
         v = of(env)
         if v.isNull { continue }
       }
-      let s = AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)
-      if states[profile] == nil { states[profile] = empty }
-      if states[profile]?[i].add(s) == true { changed.append(names[i]) }
+      // Already outside its window: changes nothing (and a profile with nothing else gets no states).
+      if !keepsExpiredSamples, !empty[i].keeps(event.timestamp, now: now) { continue }
+      samples.append((i, AggregateSample(value: v, timestamp: event.timestamp, eventID: event.id)))
     }
+    guard !samples.isEmpty else { return changed }
+    // One look-up of the profile's states for all its samples.
+    Self.add(samples, to: &states[profile, default: empty], now: now, &changed)
     return changed
+  }
+
+  static func add(
+    _ samples: [(Int, AggregateSample)], to states: inout [ComputedTraitState], now: Timestamp,
+    _ changed: inout IndexBits
+  ) {
+    for (i, s) in samples where states[i].add(s) { changed.set(i, true) }
   }
 
   /// Moves the absorbed profile's states into the survivor's, as if all its events had been the survivor's.
@@ -525,17 +585,26 @@ public struct ComputedTraitTable: Sendable {
 
   /// Drops expired buckets of every windowed trait; returns the profiles whose values changed, for segment
   /// re-evaluation. Profiles left without any state lose their entry.
-  public mutating func expire(now: Timestamp) -> Set<ProfileID> {
-    guard !windowed.isEmpty else { return [] }
-    var changed: Set<ProfileID> = []
+  public mutating func expire(now: Timestamp) -> Set<ProfileID> { Set(expiring(now: now).keys) }
+
+  /// As `expire`; for each profile whose values changed, the traits that dropped buckets (whose stored state
+  /// changed; the others' stored rows stay as they are).
+  mutating func expiring(now: Timestamp) -> [ProfileID: IndexBits] {
+    guard !windowed.isEmpty else { return [:] }
+    var changed: [ProfileID: IndexBits] = [:]
     var emptied: [ProfileID] = []
     var idx = states.values.startIndex
     while idx != states.values.endIndex {
       var any = false
-      for i in windowed where states.values[idx][i].expire(now: now) { any = true }
+      var dropped = IndexBits(count: traits.count)
+      for i in windowed {
+        let e = states.values[idx][i].expiring(now: now)
+        if e.dropped { dropped.set(i, true) }
+        if e.changed { any = true }
+      }
       if any {
         let p = states.keys[idx]
-        changed.insert(p)
+        changed[p] = dropped
         if states.values[idx].allSatisfy(\.isEmpty) { emptied.append(p) }
       }
       states.values.formIndex(after: &idx)

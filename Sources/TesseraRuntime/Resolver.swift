@@ -108,6 +108,7 @@ public struct Resolver: Sendable {
     }
     matcher = StreamingMatcher(config: config)
     router = DestinationRouter(config: config)
+    self.computed.keepsExpiredSamples = router.wantsProfileChanges
     if !matcher.isEmpty {
       for p in Set(graph.members.keys).union(profiles.keys).sorted() where graph.canonical(p) == p {
         matcher.index(p, values: values(of: p))
@@ -205,8 +206,9 @@ public struct Resolver: Sendable {
     var dirty: Set<TraitKey> = []
     // Profiles whose segment inputs changed in this batch; evaluated once each at the end.
     var touched: Set<ProfileID> = []
-    // Computed traits whose state changed, per profile; only those rows are written.
-    var computedDirty: [ProfileID: Set<String>] = [:]
+    // Computed traits whose state changed, per profile (indexes into `computed.traits`); only those rows are
+    // written.
+    var computedDirty: [ProfileID: IndexBits] = [:]
     var segmentChanges: [SegmentChange] = []
     let evaluating = !segments.names.isEmpty
     for event in batch.events {
@@ -274,8 +276,8 @@ public struct Resolver: Sendable {
       }
       if event.timestamp > highWater { highWater = event.timestamp }
       if !computed.traits.isEmpty {
-        let changed = computed.add(event, to: r.profile, now: clock(event.timestamp))
-        if !changed.isEmpty { computedDirty[r.profile, default: []].formUnion(changed) }
+        let changed = computed.contribute(event, to: r.profile, now: clock(event.timestamp))
+        if !changed.isEmpty { computedDirty[r.profile, default: changed].formUnion(changed) }
       }
       // Identifiers, traits or computed traits may have changed: segments read all three.
       if evaluating { touched.insert(r.profile) }
@@ -299,7 +301,7 @@ public struct Resolver: Sendable {
   /// computed-trait rows, all named by the live profile.
   mutating func finish(
     _ batch: CommitBatch, _ stats: ResolveStats, at: Timestamp, dirty: Set<TraitKey>,
-    computedDirty: [ProfileID: Set<String>], touched: Set<ProfileID>, segmentChanges: [SegmentChange]
+    computedDirty: [ProfileID: IndexBits], touched: Set<ProfileID>, segmentChanges: [SegmentChange]
   ) -> ResolvedBatch {
     var commit = batch
     var changed: [ProfileID: Set<String>] = [:]
@@ -312,24 +314,52 @@ public struct Resolver: Sendable {
         pending.append(PendingTrait(profile: p, trait: t, state: state, policy: policy(for: t)))
       }
     }
+    var liveDirty: [ProfileID: IndexBits] = [:]
+    for (p, bits) in computedDirty { liveDirty[graph.canonical(p), default: bits].formUnion(bits) }
     let live = Set(touched.map { graph.canonical($0) })
-    let liveInputs = Dictionary(uniqueKeysWithValues: live.map { ($0, inputs(of: $0, at: at)) })
     var changes = segmentChanges
-    changes += segments.evaluate(live, now: at) { liveInputs[$0] }
+    let rows = evaluate(live, rows: liveDirty, at: at, &changes)
     commit.segmentChanges = changes.map(Self.record)
-    var liveDirty: [ProfileID: Set<String>] = [:]
-    for (p, names) in computedDirty { liveDirty[graph.canonical(p), default: []].formUnion(names) }
     var stats = stats
     if !router.isEmpty {
       commit.outbox = route(
-        events: commit.events, computed: liveDirty, segmentChanges: changes, absorbed: commit.merges.map(\.absorbed),
-        at: at, &stats)
+        events: commit.events, computed: liveDirty.mapValues(names), segmentChanges: changes,
+        absorbed: commit.merges.map(\.absorbed), at: at, &stats)
       stats.queued = commit.outbox.count
     }
-    return ResolvedBatch(
-      commit: commit, stats: stats, pending: pending, pendingComputed: computedRecords(liveDirty, at: at))
+    return ResolvedBatch(commit: commit, stats: stats, pending: pending, pendingComputed: rows)
   }
 
+  /// The names of a set of computed traits.
+  func names(_ bits: IndexBits) -> Set<String> { Set(bits.indexes.map { computed.names[$0] }) }
+
+  /// In profile order: re-evaluates the segments of the `live` profiles (appending the flips to `changes`) and
+  /// returns the computed-trait rows named by `rows`, reading each profile's computed
+  /// values once for both.
+  mutating func evaluate(
+    _ live: Set<ProfileID>, rows: [ProfileID: IndexBits], at: Timestamp, _ changes: inout [SegmentChange]
+  ) -> [PendingComputed] {
+    let evaluating = !segments.names.isEmpty
+    var out: [PendingComputed] = []
+    let visited = evaluating ? live.union(rows.keys) : Set(rows.keys)
+    for p in visited.sorted() {
+      let values = computed.valueList(of: p, at: at)
+      if evaluating, live.contains(p) {
+        // Positionally, as `inputs(of:at:)` gives them, without building them first.
+        let declared = profiles[p] ?? [:]
+        let order = segments.traitOrder
+        let declaredCount = order.count - values.count
+        let ids = segments.readsIdentifiers ? identifierValues(of: p) : []
+        changes += segments.evaluate(
+          p, now: at,
+          trait: { n in n >= declaredCount ? values[n - declaredCount] : declared[order[n]]?.value ?? .null },
+          identifier: { $0 < ids.count ? ids[$0] : .null })
+      }
+      guard let names = rows[p] else { continue }
+      computedRecords(of: p, names, values: values, into: &out)
+    }
+    return out
+  }
   /// Remembers a visible trait change for profile-change destinations and consent flips for all.
   mutating func noteChange(_ p: ProfileID, _ trait: String, before: Value?, after: Value) {
     if router.wantsProfileChanges { changedTraits[p, default: []].insert(trait) }
@@ -393,7 +423,7 @@ public struct Resolver: Sendable {
   /// Folds an absorbed profile into the survivor: traits by their policies, computed traits, memberships, and
   /// the probabilistic index.
   mutating func absorb(
-    _ m: MergeRecord, at: Timestamp, _ dirty: inout Set<TraitKey>, _ computedDirty: inout [ProfileID: Set<String>],
+    _ m: MergeRecord, at: Timestamp, _ dirty: inout Set<TraitKey>, _ computedDirty: inout [ProfileID: IndexBits],
     _ touched: inout Set<ProfileID>, _ segmentChanges: inout [SegmentChange]
   ) {
     if let absorbed = profiles.removeValue(forKey: m.absorbed) {
@@ -413,7 +443,7 @@ public struct Resolver: Sendable {
     // absorbed profiles still in `dirty` are mapped to their survivor when the batch is finished.
     for trait in (profiles[m.survivor] ?? [:]).keys { dirty.insert(TraitKey(profile: m.survivor, trait: trait)) }
     computed.merge(absorbed: m.absorbed, into: m.survivor)
-    if !computed.names.isEmpty { computedDirty[m.survivor, default: []].formUnion(computed.names) }
+    if !computed.names.isEmpty { computedDirty[m.survivor] = computed.all }
     // The absorbed profile ends now; the survivor is evaluated with the others at the end of the batch.
     if !segments.names.isEmpty {
       segmentChanges += segments.end(m.absorbed, now: at, mergedInto: m.survivor)
@@ -429,7 +459,7 @@ public struct Resolver: Sendable {
     commit.epoch = epoch
     var stats = ResolveStats()
     var dirty: Set<TraitKey> = []
-    var computedDirty: [ProfileID: Set<String>] = [:]
+    var computedDirty: [ProfileID: IndexBits] = [:]
     var touched: Set<ProfileID> = []
     var segmentChanges: [SegmentChange] = []
     for link in links where link.status == .confirmed {
@@ -460,10 +490,14 @@ public struct Resolver: Sendable {
 
   /// What the segment conditions read of `profile` at `at`: declared traits, computed traits, identifiers.
   public func inputs(of profile: ProfileID, at: Timestamp) -> ProfileInputs {
+    inputs(of: profile, computedValues: computed.valueList(of: profile, at: at))
+  }
+
+  /// The same, with the computed values already read (`ComputedTraitTable.valueList`).
+  func inputs(of profile: ProfileID, computedValues: [Value]) -> ProfileInputs {
     var values: [Value] = []
     values.reserveCapacity(segments.traitOrder.count)
     let declared = profiles[profile] ?? [:]
-    let computedValues = computed.valueList(of: profile, at: at)
     let declaredCount = segments.traitOrder.count - computedValues.count
     for (n, name) in segments.traitOrder.enumerated() {
       if n >= declaredCount {
@@ -472,30 +506,34 @@ public struct Resolver: Sendable {
         values.append(declared[name]?.value ?? .null)
       }
     }
-    let ids = graph.identifiers(of: profile).sorted()
-    let identifierValues = segments.identifierOrder.map { kind in
-      ids.first { $0.kind == kind }.map { Value.string($0.value) } ?? .null
-    }
-    return ProfileInputs(traitValues: values, identifierValues: identifierValues)
+    return ProfileInputs(traitValues: values, identifierValues: identifierValues(of: profile))
   }
 
-  /// The named computed traits of these profiles (every trait when nil), as store rows: the state and its
-  /// value at `at`, or a null state (delete) for traits that hold nothing.
-  func computedRecords(_ changed: [ProfileID: Set<String>?], at: Timestamp) -> [PendingComputed] {
-    var out: [PendingComputed] = []
-    for p in changed.keys.sorted() {
-      let names = changed[p] ?? nil
-      let states = computed.states[p]
-      // By index: copying each `ComputedTrait` (its compiled expressions) cost more than the rows themselves.
-      for i in computed.names.indices where names?.contains(computed.names[i]) ?? true {
-        let state = states.flatMap { i < $0.count ? $0[i] : nil }
-        out.append(
-          PendingComputed(
-            profile: p, trait: computed.names[i], state: state.flatMap { $0.isEmpty ? nil : $0 },
-            value: state?.value(at: at) ?? computed.emptyValue(i), digest: computed.digests[i]))
-      }
+  /// Per kind of `segments.identifierOrder`, the profile's first identifier of that kind in sorted order (the
+  /// smallest), found without sorting them all; null for kinds it has none of.
+  func identifierValues(of profile: ProfileID) -> [Value] {
+    let kinds = segments.identifierOrder
+    var first: [Identifier?] = Array(repeating: nil, count: kinds.count)
+    for i in graph.identifiers(of: profile) {
+      guard let k = kinds.firstIndex(of: i.kind) else { continue }
+      if let f = first[k], !(i < f) { continue }
+      first[k] = i
     }
-    return out
+    return first.map { $0.map { .string($0.value) } ?? .null }
+  }
+
+  /// The named computed traits of `p` as store rows: the state and its value (from
+  /// `values`, `ComputedTraitTable.valueList`), or a null state (delete) for traits that hold nothing.
+  func computedRecords(of p: ProfileID, _ names: IndexBits, values: [Value], into out: inout [PendingComputed]) {
+    let states = computed.states[p]
+    // By index: copying each `ComputedTrait` (its compiled expressions) cost more than the rows themselves.
+    for i in names.indexes {
+      let state = states.flatMap { i < $0.count ? $0[i] : nil }
+      out.append(
+        PendingComputed(
+          profile: p, index: i, trait: computed.names[i], state: state.flatMap { $0.isEmpty ? nil : $0 },
+          value: i < values.count ? values[i] : computed.emptyValue(i), digest: computed.digests[i]))
+    }
   }
 
   static func record(_ c: SegmentChange) -> SegmentChangeRecord {
@@ -508,22 +546,21 @@ public struct Resolver: Sendable {
   /// mark) and re-evaluates the segments of the profiles whose values changed. Run at the end of a run.
   public mutating func tick() -> CommitBatch {
     let at = clock(highWater)
-    let changed = computed.expire(now: at)
+    // Per changed profile, the traits that dropped buckets: the rows of the others are already as stored.
+    let changed = computed.expiring(now: at)
     var commit = CommitBatch()
     commit.epoch = epoch
     guard !changed.isEmpty else { return commit }
-    commit.computed = computedRecords(Dictionary(uniqueKeysWithValues: changed.map { ($0, nil) }), at: at).map(\.record)
     var segmentChanges: [SegmentChange] = []
-    if !segments.names.isEmpty {
-      let changedInputs = Dictionary(uniqueKeysWithValues: changed.map { ($0, inputs(of: $0, at: at)) })
-      segmentChanges = segments.evaluate(changed, now: at) { changedInputs[$0] }
-      commit.segmentChanges = segmentChanges.map(Self.record)
-    }
+    let profiles = Set(changed.keys)
+    let rows = evaluate(profiles, rows: changed, at: at, &segmentChanges)
+    commit.computed = rows.map(\.record)
+    commit.segmentChanges = segmentChanges.map(Self.record)
     if !router.isEmpty {
       var stats = ResolveStats()
       let names = Set(computed.names)
       commit.outbox = route(
-        events: [], computed: Dictionary(uniqueKeysWithValues: changed.map { ($0, names) }),
+        events: [], computed: Dictionary(uniqueKeysWithValues: profiles.map { ($0, names) }),
         segmentChanges: segmentChanges, at: at, &stats)
       tickWithheld.merge(stats.withheld, uniquingKeysWith: +)
       tickQueued += commit.outbox.count
@@ -535,6 +572,8 @@ public struct Resolver: Sendable {
 /// A changed computed trait waiting to be encoded for the store (off the single writer's path).
 struct PendingComputed: Sendable {
   var profile: ProfileID
+  /// The trait's index in `ComputedTraitTable.traits`, and its name.
+  var index: Int
   var trait: String
   /// nil: the trait holds nothing (the row is deleted).
   var state: ComputedTraitState?
@@ -543,12 +582,7 @@ struct PendingComputed: Sendable {
   var digest: String
 
   var record: ComputedRecord {
-    var encoded = state?.encoded ?? .null
-    if case .map(var m) = encoded {
-      m["d"] = .string(digest)
-      encoded = .map(m)
-    }
-    return ComputedRecord(profile: profile, trait: trait, state: encoded, value: value)
+    ComputedRecord(profile: profile, trait: trait, state: state?.encoded(digest: digest) ?? .null, value: value)
   }
 }
 
@@ -576,30 +610,35 @@ public struct ResolvedBatch: Sendable {
 
   /// The last row of each (profile, trait), leaving out profiles a merge of the gathered batches absorbed:
   /// what replacing row by row at each `append` would leave, in one pass.
-  static func latest<Row>(_ rows: [Row], absorbed: Set<ProfileID>, key: (Row) -> TraitKey) -> [Row] {
-    var seen: Set<TraitKey> = []
-    var out: [Row] = []
-    out.reserveCapacity(rows.count)
-    for row in rows.reversed() {
-      let k = key(row)
-      if absorbed.contains(k.profile) || !seen.insert(k).inserted { continue }
-      out.append(row)
+  static func latest<Row, Key: Hashable>(
+    _ rows: [Row], absorbed: Set<ProfileID>, profile: (Row) -> ProfileID, key: (Row) -> Key
+  ) -> [Row] {
+    var seen: Set<Key> = []
+    seen.reserveCapacity(rows.count)
+    // Positions first, so each kept row is copied once.
+    var kept: [Int] = []
+    kept.reserveCapacity(rows.count)
+    for i in rows.indices.reversed() {
+      if absorbed.contains(profile(rows[i])) || !seen.insert(key(rows[i])).inserted { continue }
+      kept.append(i)
     }
-    return out.reversed()
+    return kept.reversed().map { rows[$0] }
   }
 
   /// The complete `CommitBatch`, traits and computed traits encoded (with the policy's explanation).
   public func finished() -> CommitBatch {
     var c = commit
     let absorbed = Set(commit.merges.map(\.absorbed))
-    let computedRows = Self.latest(pendingComputed, absorbed: absorbed) {
-      TraitKey(profile: $0.profile, trait: $0.trait)
+    let computedRows = Self.latest(pendingComputed, absorbed: absorbed, profile: \.profile) {
+      ComputedKey(profile: $0.profile, index: $0.index)
     }
     if !computedRows.isEmpty {
       // Rows a tick added directly (already encoded) come after the batch's own.
       c.computed = computedRows.map(\.record) + c.computed
     }
-    let traits = Self.latest(pending, absorbed: absorbed) { TraitKey(profile: $0.profile, trait: $0.trait) }
+    let traits = Self.latest(pending, absorbed: absorbed, profile: \.profile) {
+      TraitKey(profile: $0.profile, trait: $0.trait)
+    }
     c.traits.reserveCapacity(traits.count)
     for t in traits.sorted(by: { ($0.profile, $0.trait) < ($1.profile, $1.trait) }) {
       let s = t.state
@@ -682,4 +721,10 @@ public struct ResolvedBatch: Sendable {
 struct TraitKey: Hashable {
   var profile: ProfileID
   var trait: String
+}
+
+/// A computed trait of a profile, by the trait's index (hashing an integer instead of the name).
+struct ComputedKey: Hashable {
+  var profile: ProfileID
+  var index: Int
 }

@@ -66,19 +66,36 @@ public struct ProfileInputs: Sendable, Hashable {
   }
 }
 
-/// A set of segment indexes.
-struct SegmentBits: Sendable, Hashable {
+/// A set of small indexes: segments (memberships) or computed traits (which changed).
+struct IndexBits: Sendable, Hashable {
   var words: [UInt64]
 
   init(count: Int) { words = Array(repeating: 0, count: max(1, (count + 63) / 64)) }
 
-  func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+  func contains(_ i: Int) -> Bool { i >> 6 < words.count && words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
 
   mutating func set(_ i: Int, _ on: Bool) {
     if on { words[i >> 6] |= 1 << UInt64(i & 63) } else { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
   }
 
+  mutating func formUnion(_ o: IndexBits) {
+    for w in o.words.indices where w < words.count { words[w] |= o.words[w] }
+  }
+
   var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+
+  /// The indexes in the set, ascending.
+  var indexes: [Int] {
+    var out: [Int] = []
+    for (w, word) in words.enumerated() {
+      var rest = word
+      while rest != 0 {
+        out.append(w << 6 + rest.trailingZeroBitCount)
+        rest &= rest - 1
+      }
+    }
+    return out
+  }
 }
 
 /// Keeps every profile's segment memberships and re-evaluates them when the caller says a profile's inputs
@@ -116,7 +133,15 @@ public struct SegmentEngine: Sendable {
   let identifierSlots: [Int]
   let idSlot: Int?
   let slotCount: Int
-  var members: [ProfileID: SegmentBits] = [:]
+  var members: [ProfileID: IndexBits] = [:]
+  /// The memberships of a profile in no segment (shared, not allocated per evaluation).
+  let noMembers: IndexBits
+  /// Slots reused by `evaluate` (see there).
+  var scratch: [Value] = []
+  /// Per slot, whether some condition reads it.
+  let isRead: [Bool]
+  /// Whether some condition reads an identifier (else the caller need not look them up).
+  public let readsIdentifiers: Bool
   /// Members per segment, in declaration order.
   public private(set) var memberCounts: [Int]
 
@@ -152,12 +177,17 @@ public struct SegmentEngine: Sendable {
     self.identifierSlots = identifiers.map { slot("identifiers.\($0)") ?? 0 }
     self.idSlot = slot("profile.id")
     self.slotCount = scope.slotCount
+    var isRead = Array(repeating: false, count: scope.slotCount)
+    for r in reads.joined() where r.slot < isRead.count { isRead[r.slot] = true }
+    self.isRead = isRead
+    self.readsIdentifiers = identifierSlots.contains { $0 < isRead.count && isRead[$0] }
     let order = Self.topologicalOrder(segments)
     self.order = order
     self.evaluationOrder = order.map { names[$0] }
     self.memberCounts = Array(repeating: 0, count: names.count)
+    self.noMembers = IndexBits(count: names.count)
     for (p, set) in memberships {
-      var bits = SegmentBits(count: names.count)
+      var bits = IndexBits(count: names.count)
       for name in set {
         guard let i = index[name] else { continue }
         bits.set(i, true)
@@ -199,20 +229,41 @@ public struct SegmentEngine: Sendable {
 
   /// Re-evaluates one profile whose inputs changed; returns the memberships that flipped.
   public mutating func evaluate(_ profile: ProfileID, inputs: ProfileInputs, now: Timestamp) -> [SegmentChange] {
+    if let traits = inputs.traitValues, let ids = inputs.identifierValues {
+      return evaluate(
+        profile, now: now, trait: { n in n < traits.count ? traits[n] : .null },
+        identifier: { n in n < ids.count ? ids[n] : .null })
+    }
+    let (traitOrder, identifierOrder) = (self.traitOrder, self.identifierOrder)
+    return evaluate(
+      profile, now: now,
+      trait: { n in
+        if let values = inputs.traitValues { return n < values.count ? values[n] : .null }
+        return inputs.traits[traitOrder[n]] ?? .null
+      },
+      identifier: { n in
+        if let values = inputs.identifierValues { return n < values.count ? values[n] : .null }
+        return inputs.identifiers[identifierOrder[n]] ?? .null
+      })
+  }
+
+  /// The same, reading the inputs positionally: `trait(n)` is the value of `traitOrder[n]`, `identifier(n)`
+  /// that of `identifierOrder[n]`. The resolver's path: no `ProfileInputs` is built.
+  mutating func evaluate(
+    _ profile: ProfileID, now: Timestamp, trait: (Int) -> Value, identifier: (Int) -> Value
+  ) -> [SegmentChange] {
     guard !conditions.isEmpty else { return [] }
-    var env = Env(slots: Array(repeating: Value.null, count: slotCount), now: now)
-    if let idSlot { env.slots[idSlot] = .string(profile.description) }
-    if let values = inputs.traitValues {
-      for (n, s) in traitSlots.enumerated() where n < values.count { env.slots[s] = values[n] }
-    } else {
-      for (n, s) in traitSlots.enumerated() { env.slots[s] = inputs.traits[traitOrder[n]] ?? .null }
-    }
-    if let values = inputs.identifierValues {
-      for (n, s) in identifierSlots.enumerated() where n < values.count { env.slots[s] = values[n] }
-    } else {
-      for (n, s) in identifierSlots.enumerated() { env.slots[s] = inputs.identifiers[identifierOrder[n]] ?? .null }
-    }
-    let current = members[profile] ?? SegmentBits(count: names.count)
+    // The slots of the previous evaluation are filled again rather than allocated per profile: every slot
+    // written below is written on each evaluation, so nothing of the previous profile is read.
+    var env = Env(
+      slots: scratch.count == slotCount ? scratch : Array(repeating: Value.null, count: slotCount), now: now)
+    scratch = []
+    defer { scratch = env.slots }
+    // Only the slots some condition reads are filled (the others are never read).
+    if let idSlot, isRead[idSlot] { env.slots[idSlot] = .string(profile.description) }
+    for (n, s) in traitSlots.enumerated() where isRead[s] { env.slots[s] = trait(n) }
+    for (n, s) in identifierSlots.enumerated() where isRead[s] { env.slots[s] = identifier(n) }
+    let current = members[profile] ?? noMembers
     for (i, s) in ownSlots.enumerated() { env.slots[s] = .bool(current.contains(i)) }
     var next = current
     var changes: [SegmentChange] = []

@@ -71,7 +71,9 @@ public actor MemoryStore: Store {
       families[m.survivor, default: [m.survivor]] += families.removeValue(forKey: m.absorbed) ?? [m.absorbed]
       traitRows[m.absorbed] = nil
       computedRows[m.absorbed] = nil
-      for segment in memberRows.keys { memberRows[segment]?[m.absorbed] = nil }
+      // Over a copy of the names: iterating `memberRows.keys` itself keeps the dictionary's storage shared, so
+      // each removal below copied a whole segment's member table.
+      for segment in Array(memberRows.keys) { memberRows[segment]?[m.absorbed] = nil }
       mergeLog.append(m)
     }
     for (i, p) in batch.released {

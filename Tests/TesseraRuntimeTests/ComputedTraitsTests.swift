@@ -346,6 +346,27 @@ struct ComputedTraitsTests {
     #expect(table.values(of: a, at: F.day(30))["n_orders"] == .int(4))
   }
 
+  @Test("a sample already outside its window when added is not kept and changes nothing")
+  func expiredOnArrival() throws {
+    let config = try #require(F.compile(F.allAggregates))
+    var table = ComputedTraitTable(config: config)
+    let p = ProfileID(1)
+    let added = table.add(F.order("o1", at: F.day(0), revenue: .int(5)), to: p, now: F.day(30))
+    #expect(!added.contains("orders_7d") && added.contains("n_orders"))
+    #expect(table.state(of: p, "orders_7d")?.isEmpty == true, "the day-0 bucket left the 7-day window long ago")
+    #expect(table.values(of: p, at: F.day(30))["orders_7d"] == .int(0))
+    #expect(table.values(of: p, at: F.day(30))["n_orders"] == .int(1))
+    // Nothing is left for the tick to drop, so it reports no change.
+    #expect(table.expire(now: F.day(30)).isEmpty)
+
+    // A profile whose only samples arrive outside their windows keeps no states at all.
+    let windowed = try #require(
+      F.compile("computed:\n  orders_7d: { aggregate: count, where: event == \"Order Completed\", window: 7d }\n"))
+    var only = ComputedTraitTable(config: windowed)
+    #expect(only.add(F.order("o2", at: F.day(0), revenue: .int(5)), to: p, now: F.day(30)).isEmpty)
+    #expect(only.states[p] == nil)
+  }
+
   @Test("states round-trip through their stored form; a changed declaration is refused")
   func encodedRoundTrip() throws {
     let config = try #require(F.compile(F.allAggregates))

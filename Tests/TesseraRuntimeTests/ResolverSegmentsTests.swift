@@ -1,3 +1,4 @@
+import Foundation
 import TesseraCompiler
 import TesseraIdentity
 import TesseraModel
@@ -30,8 +31,10 @@ struct ResolverSegmentsTests {
         repeat_buyer: { when: traits.orders_90d >= 2 }
       """
 
-    static func config() throws -> PipelineConfig {
-      let files = ["p.yaml": yaml]
+    /// `extra` adds computed traits (lines under `computed:`).
+    static func config(extra: String = "") throws -> PipelineConfig {
+      let text = yaml.replacingOccurrences(of: "computed:\n", with: "computed:\n" + extra)
+      let files = ["p.yaml": text]
       let result = Compiler(environment: [:], readFile: { files[$0] }).compile(pipeline: "p.yaml")
       return try #require(result.plan, "\(result.rendered())").config
     }
@@ -46,6 +49,13 @@ struct ResolverSegmentsTests {
 
     static func batch(_ seq: Int, _ events: [Event]) -> MappedBatch {
       MappedBatch(seq: seq, events: events, rejected: [], invalidIdentifiers: 0)
+    }
+
+    /// A resolver restarted from what `store` holds, its clock at day `d`.
+    static func restart(_ config: PipelineConfig, from store: MemoryStore, at d: Int) async -> Resolver {
+      Resolver(
+        config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
+        memberships: await store.loadMemberships(), now: day(d))
     }
 
     static func describe(_ c: [SegmentChangeRecord]) -> [String] {
@@ -73,18 +83,14 @@ struct ResolverSegmentsTests {
     try await store.commit(first)
 
     // A restart at day 115: the order of day 20 is out of the window, two remain: still a member, nothing new.
-    var later = Resolver(
-      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
-      memberships: await store.loadMemberships(), now: Fixture.day(115))
+    var later = await Fixture.restart(config, from: store, at: 115)
     let tick = later.tick()
     #expect(tick.segmentChanges.isEmpty)
     #expect(tick.computed.map(\.value) == [.int(2)])
     try await store.commit(tick)
 
     // At day 155 the orders of days 60 and 61 have aged out too: the member exits.
-    var end = Resolver(
-      config: config, identity: await store.loadIdentity(), computed: await store.loadComputed(),
-      memberships: await store.loadMemberships(), now: Fixture.day(155))
+    var end = await Fixture.restart(config, from: store, at: 155)
     let exit = end.tick()
     #expect(Fixture.describe(exit.segmentChanges) == ["prf_1 exited repeat_buyer"])
     #expect(exit.segmentChanges.first?.at == Fixture.day(155))
@@ -93,13 +99,34 @@ struct ResolverSegmentsTests {
     #expect(await store.loadComputed().isEmpty, "every bucket expired: the rows are deleted")
   }
 
+  @Test("the tick writes the rows of the traits that dropped buckets, not every trait of the profile")
+  func tickWritesChangedTraitsOnly() throws {
+    let config = try Fixture.config(
+      extra: "  n_orders: { aggregate: count, where: event == \"Order Completed\" }\n")
+    var resolver = Resolver(config: config, now: Fixture.day(100))
+    let (first, _) = resolver.apply(
+      Fixture.batch(
+        0, [Fixture.order(1, day: 20, [("user_id", "u1")]), Fixture.order(2, day: 60, [("user_id", "u1")])]),
+      stored: [])
+    #expect(first.computed.map { "\($0.trait) \($0.value)" } == ["n_orders 2", "orders_90d 2"])
+    // A restart at day 115 from the stored rows: the day-20 order leaves the 90-day window.
+    var later = Resolver(config: config, computed: first.computed, now: Fixture.day(115))
+    let tick = later.tick()
+    // Only the windowed trait's row is rewritten; the all-time count's stored row stays as it is.
+    #expect(tick.computed.map { "\($0.trait) \($0.value)" } == ["orders_90d 1"])
+    #expect(later.computed.values(of: ProfileID(1), at: Fixture.day(115))["n_orders"] == .int(2))
+  }
+
   @Test("a late event lands in its own bucket and does not count when outside the window")
   func lateEvent() throws {
     var resolver = Resolver(config: try Fixture.config(), now: Fixture.day(100))
     _ = resolver.apply(Fixture.batch(0, [Fixture.order(1, day: 90, [("user_id", "u1")])]), stored: [])
     let (late, _) = resolver.apply(Fixture.batch(1, [Fixture.order(2, day: 5, [("user_id", "u1")])]), stored: [])
     #expect(late.segmentChanges.isEmpty)
-    #expect(late.computed.map(\.value) == [.int(1)])
+    // The day-5 order is outside the 90-day window at day 100: the state does not change, so its row (value 1,
+    // written by the first batch) is not rewritten.
+    #expect(late.computed.isEmpty)
+    #expect(resolver.computed.values(of: ProfileID(1), at: Fixture.day(100))["orders_90d"] == .int(1))
   }
 
   @Test("a merge makes the merged profile qualify; the absorbed profile's state moves with it")
