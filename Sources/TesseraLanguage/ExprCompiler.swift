@@ -9,6 +9,8 @@ public struct CompiledExpr: Sendable {
   public let type: ExprType
   /// Dotted names the expression reads (`traits.city`, `segments.vip`, raw fields), for dependency checks.
   public let references: Set<String>
+  /// Whether the expression reads the clock (`now()`): its value may change with nothing it references changing.
+  public let readsClock: Bool
   /// The value, when the expression is a constant.
   public let constant: Value?
   @usableFromInline let eval: Evaluator
@@ -40,7 +42,8 @@ public enum ExprCompiler {
     guard errors.isEmpty else { return (nil, checker.errors) }
     return (
       CompiledExpr(
-        text: text, type: typed.type, references: checker.references, constant: typed.constant, eval: typed.eval),
+        text: text, type: typed.type, references: checker.references, readsClock: checker.readsClock,
+        constant: typed.constant, eval: typed.eval),
       checker.errors
     )
   }
@@ -64,6 +67,7 @@ struct Checker {
   let scope: Scope
   var errors: [ExprError] = []
   var references: Set<String> = []
+  var readsClock = false
 
   init(scope: Scope) { self.scope = scope }
 
@@ -511,6 +515,7 @@ struct Checker {
     let eval: Evaluator
     switch f.impl {
     case .env(let g):
+      readsClock = true
       eval = g
     case .one(let g):
       let a = evals[0]

@@ -226,6 +226,10 @@ public struct ComputedTraitState: Sendable, Hashable {
     return now.microseconds &- window.microseconds &- width
   }
 
+  /// Whether a bucket has left the window at `now`: the value at `now` may be lower than when the state last
+  /// changed, though the state itself did not.
+  func hasExpired(at now: Timestamp) -> Bool { firstLive(now) > 0 }
+
   /// The index of the first bucket still inside the window at `now`.
   func firstLive(_ now: Timestamp) -> Int {
     guard window != nil else { return 0 }

@@ -318,7 +318,9 @@ public struct Resolver: Sendable {
     for (p, bits) in computedDirty { liveDirty[graph.canonical(p), default: bits].formUnion(bits) }
     let live = Set(touched.map { graph.canonical($0) })
     var changes = segmentChanges
-    let rows = evaluate(live, rows: liveDirty, at: at, &changes)
+    // A merge changes the survivor's inputs wholesale: all its segments are evaluated.
+    let merged = Set(commit.merges.map { graph.canonical($0.survivor) })
+    let rows = evaluate(live, rows: liveDirty, at: at, declared: changed, wholly: merged, &changes)
     commit.segmentChanges = changes.map(Self.record)
     var stats = stats
     if !router.isEmpty {
@@ -336,27 +338,56 @@ public struct Resolver: Sendable {
   /// In profile order: re-evaluates the segments of the `live` profiles (appending the flips to `changes`) and
   /// returns the computed-trait rows named by `rows`, reading each profile's computed
   /// values once for both.
+  ///
+  /// Only the segments whose inputs may have changed are evaluated: those reading a declared trait in
+  /// `declared[p]`, a computed trait in `rows[p]` or one with a bucket out of its window at `at` (its value
+  /// fell with time), and the segments the engine always evaluates; every segment for the profiles in `wholly`.
   mutating func evaluate(
-    _ live: Set<ProfileID>, rows: [ProfileID: IndexBits], at: Timestamp, _ changes: inout [SegmentChange]
+    _ live: Set<ProfileID>, rows: [ProfileID: IndexBits], at: Timestamp,
+    declared declaredNames: [ProfileID: Set<String>],
+    wholly: Set<ProfileID> = [], _ changes: inout [SegmentChange]
   ) -> [PendingComputed] {
     let evaluating = !segments.names.isEmpty
     var out: [PendingComputed] = []
     let visited = evaluating ? live.union(rows.keys) : Set(rows.keys)
+    let computedCount = computed.names.count
     for p in visited.sorted() {
-      let values = computed.valueList(of: p, at: at)
+      // Computed values at `at`, each worked out when first read (most conditions read few of them).
+      let states = computed.states[p]
+      var values = [Value?](repeating: nil, count: computedCount)
+      func value(_ k: Int) -> Value {
+        if let v = values[k] { return v }
+        let v = states.map { k < $0.count ? $0[k].value(at: at) : computed.emptyValue(k) } ?? computed.emptyValue(k)
+        values[k] = v
+        return v
+      }
       if evaluating, live.contains(p) {
         // Positionally, as `inputs(of:at:)` gives them, without building them first.
         let declared = profiles[p] ?? [:]
         let order = segments.traitOrder
-        let declaredCount = order.count - values.count
+        let declaredCount = order.count - computedCount
         let ids = segments.readsIdentifiers ? identifierValues(of: p) : []
+        var changed: IndexBits?
+        if !wholly.contains(p) {
+          var bits = IndexBits(count: order.count)
+          for name in declaredNames[p] ?? [] {
+            for n in segments.traitPositions[name] ?? [] where n < declaredCount { bits.set(n, true) }
+          }
+          for k in rows[p]?.indexes ?? [] { bits.set(declaredCount + k, true) }
+          if let states {
+            for k in computed.windowed where k < states.count && states[k].hasExpired(at: at) {
+              bits.set(declaredCount + k, true)
+            }
+          }
+          changed = bits
+        }
         changes += segments.evaluate(
-          p, now: at,
-          trait: { n in n >= declaredCount ? values[n - declaredCount] : declared[order[n]]?.value ?? .null },
+          p, now: at, changed: changed,
+          trait: { n in n >= declaredCount ? value(n - declaredCount) : declared[order[n]]?.value ?? .null },
           identifier: { $0 < ids.count ? ids[$0] : .null })
       }
       guard let names = rows[p] else { continue }
-      computedRecords(of: p, names, values: values, into: &out)
+      computedRecords(of: p, names, value: value, into: &out)
     }
     return out
   }
@@ -524,7 +555,9 @@ public struct Resolver: Sendable {
 
   /// The named computed traits of `p` as store rows: the state and its value (from
   /// `values`, `ComputedTraitTable.valueList`), or a null state (delete) for traits that hold nothing.
-  func computedRecords(of p: ProfileID, _ names: IndexBits, values: [Value], into out: inout [PendingComputed]) {
+  func computedRecords(
+    of p: ProfileID, _ names: IndexBits, value: (Int) -> Value, into out: inout [PendingComputed]
+  ) {
     let states = computed.states[p]
     // By index: copying each `ComputedTrait` (its compiled expressions) cost more than the rows themselves.
     for i in names.indexes {
@@ -532,7 +565,7 @@ public struct Resolver: Sendable {
       out.append(
         PendingComputed(
           profile: p, index: i, trait: computed.names[i], state: state.flatMap { $0.isEmpty ? nil : $0 },
-          value: i < values.count ? values[i] : computed.emptyValue(i), digest: computed.digests[i]))
+          value: value(i), digest: computed.digests[i]))
     }
   }
 
@@ -553,7 +586,8 @@ public struct Resolver: Sendable {
     guard !changed.isEmpty else { return commit }
     var segmentChanges: [SegmentChange] = []
     let profiles = Set(changed.keys)
-    let rows = evaluate(profiles, rows: changed, at: at, &segmentChanges)
+    // Only computed values changed (the traits that dropped buckets).
+    let rows = evaluate(profiles, rows: changed, at: at, declared: [:], &segmentChanges)
     commit.computed = rows.map(\.record)
     commit.segmentChanges = segmentChanges.map(Self.record)
     if !router.isEmpty {

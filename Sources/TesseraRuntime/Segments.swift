@@ -66,15 +66,20 @@ public struct ProfileInputs: Sendable, Hashable {
   }
 }
 
-/// A set of small indexes: segments (memberships) or computed traits (which changed).
-struct IndexBits: Sendable, Hashable {
+/// A set of small indexes: segments (memberships), computed traits (which changed), trait positions.
+public struct IndexBits: Sendable, Hashable {
   var words: [UInt64]
 
-  init(count: Int) { words = Array(repeating: 0, count: max(1, (count + 63) / 64)) }
+  public init(count: Int) { words = Array(repeating: 0, count: max(1, (count + 63) / 64)) }
 
-  func contains(_ i: Int) -> Bool { i >> 6 < words.count && words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+  public func contains(_ i: Int) -> Bool { i >> 6 < words.count && words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
 
-  mutating func set(_ i: Int, _ on: Bool) {
+  func intersects(_ o: IndexBits) -> Bool {
+    for w in words.indices where w < o.words.count && words[w] & o.words[w] != 0 { return true }
+    return false
+  }
+
+  public mutating func set(_ i: Int, _ on: Bool) {
     if on { words[i >> 6] |= 1 << UInt64(i & 63) } else { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
   }
 
@@ -142,6 +147,14 @@ public struct SegmentEngine: Sendable {
   let isRead: [Bool]
   /// Whether some condition reads an identifier (else the caller need not look them up).
   public let readsIdentifiers: Bool
+  /// Per segment, in declaration order: the positions (in `traitOrder`) of the traits its condition reads, the
+  /// segments it reads, and whether it is evaluated whenever its profile is (it reads the clock, an identifier
+  /// or the profile id: inputs the caller does not report as changed).
+  let traitInputs: [IndexBits]
+  let segmentInputs: [[Int]]
+  let volatile: [Bool]
+  /// The positions of each trait name in `traitOrder` (a repeated name has several).
+  public let traitPositions: [String: [Int]]
   /// Members per segment, in declaration order.
   public private(set) var memberCounts: [Int]
 
@@ -181,6 +194,24 @@ public struct SegmentEngine: Sendable {
     for r in reads.joined() where r.slot < isRead.count { isRead[r.slot] = true }
     self.isRead = isRead
     self.readsIdentifiers = identifierSlots.contains { $0 < isRead.count && isRead[$0] }
+    // Every position whose slot a condition reads (positions sharing a slot — a repeated name — all count).
+    var positionsOfSlot: [Int: [Int]] = [:]
+    for (n, s) in traitSlots.enumerated() { positionsOfSlot[s, default: []].append(n) }
+    var segmentOfSlot: [Int: Int] = [:]
+    for (i, s) in ownSlots.enumerated() where segmentOfSlot[s] == nil { segmentOfSlot[s] = i }
+    let personal = Set(identifierSlots + (idSlot.map { [$0] } ?? []))
+    self.traitInputs = reads.map { rs in
+      var bits = IndexBits(count: traits.count)
+      for r in rs { for n in positionsOfSlot[r.slot] ?? [] { bits.set(n, true) } }
+      return bits
+    }
+    var traitPositions: [String: [Int]] = [:]
+    for (n, name) in traits.enumerated() { traitPositions[name, default: []].append(n) }
+    self.traitPositions = traitPositions
+    self.segmentInputs = reads.map { rs in rs.compactMap { segmentOfSlot[$0.slot] } }
+    self.volatile = zip(segments, reads).map { s, rs in
+      s.condition.readsClock || rs.contains { personal.contains($0.slot) }
+    }
     let order = Self.topologicalOrder(segments)
     self.order = order
     self.evaluationOrder = order.map { names[$0] }
@@ -249,10 +280,28 @@ public struct SegmentEngine: Sendable {
 
   /// The same, reading the inputs positionally: `trait(n)` is the value of `traitOrder[n]`, `identifier(n)`
   /// that of `identifierOrder[n]`. The resolver's path: no `ProfileInputs` is built.
-  mutating func evaluate(
-    _ profile: ProfileID, now: Timestamp, trait: (Int) -> Value, identifier: (Int) -> Value
+  ///
+  /// `changed`: when given, the trait positions that may hold another value than at the profile's previous
+  /// evaluation; only the segments that read one of them (or a segment evaluated in this pass, or the clock,
+  /// an identifier or the profile id) are evaluated, the others keep their membership — which is what
+  /// evaluating them would give, their inputs being the same. Nil: every segment is evaluated.
+  public mutating func evaluate(
+    _ profile: ProfileID, now: Timestamp, changed: IndexBits? = nil, trait: (Int) -> Value,
+    identifier: (Int) -> Value
   ) -> [SegmentChange] {
     guard !conditions.isEmpty else { return [] }
+    var selected: [Bool]?
+    if let changed {
+      var sel = Array(repeating: false, count: conditions.count)
+      var any = false
+      // Dependency order: a segment's inputs among the segments are decided before it.
+      for i in order {
+        sel[i] = volatile[i] || traitInputs[i].intersects(changed) || segmentInputs[i].contains { sel[$0] }
+        any = any || sel[i]
+      }
+      if !any { return [] }
+      selected = sel
+    }
     // The slots of the previous evaluation are filled again rather than allocated per profile: every slot
     // written below is written on each evaluation, so nothing of the previous profile is read.
     var env = Env(
@@ -261,13 +310,22 @@ public struct SegmentEngine: Sendable {
     defer { scratch = env.slots }
     // Only the slots some condition reads are filled (the others are never read).
     if let idSlot, isRead[idSlot] { env.slots[idSlot] = .string(profile.description) }
-    for (n, s) in traitSlots.enumerated() where isRead[s] { env.slots[s] = trait(n) }
+    if let selected {
+      // Only the traits the selected conditions read; the other slots hold whatever an earlier profile left,
+      // and no selected condition reads them.
+      var needed = IndexBits(count: traitSlots.count)
+      for i in conditions.indices where selected[i] { needed.formUnion(traitInputs[i]) }
+      for n in needed.indexes { env.slots[traitSlots[n]] = trait(n) }
+    } else {
+      for (n, s) in traitSlots.enumerated() where isRead[s] { env.slots[s] = trait(n) }
+    }
     for (n, s) in identifierSlots.enumerated() where isRead[s] { env.slots[s] = identifier(n) }
     let current = members[profile] ?? noMembers
     for (i, s) in ownSlots.enumerated() { env.slots[s] = .bool(current.contains(i)) }
     var next = current
     var changes: [SegmentChange] = []
     for i in order {
+      if let selected, !selected[i] { continue }
       let isIn = conditions[i](env).isTrue
       env.slots[ownSlots[i]] = .bool(isIn)
       guard isIn != current.contains(i) else { continue }

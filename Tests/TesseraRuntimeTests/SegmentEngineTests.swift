@@ -310,3 +310,69 @@ struct SegmentEngineTests {
     #expect(tick2 < .seconds(2))
   }
 }
+
+/// Evaluating only the segments whose inputs changed gives what evaluating every segment gives.
+@Suite("Segment engine: selective evaluation")
+struct SelectiveEvaluationTests {
+  static let body = """
+    computed:
+      orders: { aggregate: count, where: event == "Order Completed" }
+      recent: { aggregate: count, where: event == "Viewed", window: 7d }
+    segments:
+      a: traits.orders >= 2
+      b: traits.plan == "pro" && segments.a
+      c: traits.marketing_opt_in == true || traits.recent > 3
+      d: profile.id == "prf_3" && traits.orders == 1
+      e: exists(identifiers.email) && traits.recent >= 1
+      f: exists(traits.plan) && now() > timestamp("2024-05-01T00:00:00Z")
+      g: segments.c && !segments.b
+      h: traits.plan == "free" && traits.recent == 0
+
+    """
+
+  static func random(_ n: Int, _ order: [String], _ rng: inout SplitMix64) -> Value {
+    switch order[n] {
+    case "plan": return [Value.null, .string("pro"), .string("free")][rng.int(0..<3)]
+    case "marketing_opt_in": return [Value.null, .bool(true), .bool(false)][rng.int(0..<3)]
+    default: return .int(Int64(rng.int(0..<6)))
+    }
+  }
+
+  @Test("random trait changes: the selective engine's memberships and changes equal the full engine's")
+  func selectiveMatchesFull() throws {
+    let config = try #require(ComputedFixture.compile(Self.body))
+    var full = SegmentEngine(config: config)
+    var selective = SegmentEngine(config: config)
+    let order = full.traitOrder
+    var rng = SplitMix64(seed: 17)
+    var values: [ProfileID: [Value]] = [:]
+    var emails: [ProfileID: Value] = [:]
+    var now = ComputedFixture.day(-1)
+    for step in 0..<3000 {
+      let p = ProfileID(Int64(1 + rng.int(0..<6)))
+      var current = values[p] ?? Array(repeating: .null, count: order.count)
+      var changed = Set<Int>()
+      for _ in 0..<rng.int(0..<3) {
+        let n = rng.int(0..<order.count)
+        current[n] = Self.random(n, order, &rng)
+        changed.insert(n)
+      }
+      values[p] = current
+      // Identifiers and the clock are not reported as changed: the engine re-reads them every time.
+      if rng.int(0..<10) == 0 { emails[p] = emails[p] == nil ? .string("x\(step)@example.com") : nil }
+      if rng.int(0..<50) == 0 { now = now + TimeSpan(seconds: 86_400) }
+      let email = emails[p] ?? .null
+      let emailSlot = config.identifiers.firstIndex { $0.name == "email" } ?? -1
+      let values = current
+      let a = full.evaluate(
+        p, now: now, trait: { values[$0] }, identifier: { $0 == emailSlot ? email : .null })
+      var bits = IndexBits(count: order.count)
+      for n in changed { bits.set(n, true) }
+      let b = selective.evaluate(
+        p, now: now, changed: bits, trait: { values[$0] }, identifier: { $0 == emailSlot ? email : .null })
+      #expect(a == b, "step \(step), profile \(p), changed \(changed.map { order[$0] })")
+      #expect(full.segments(of: p) == selective.segments(of: p), "step \(step)")
+    }
+    for name in full.names { #expect(full.memberCount(of: name) == selective.memberCount(of: name)) }
+  }
+}

@@ -273,7 +273,7 @@ enum StageBench {
     print(String(format: "resolve & unify: %.2f µs/event", us(clock.now - t)))
     let memory = MemoryStore()
     t = clock.now
-    for c in commits { await memory.commit(c) }
+    for c in commits { try await memory.commit(c) }
     print(String(format: "commit (memory): %.2f µs/event", us(clock.now - t)))
     let path = dir + "/stages.sqlite"
     for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
