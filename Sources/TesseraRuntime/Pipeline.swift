@@ -37,6 +37,9 @@ public struct RunSummary: Sendable, Hashable {
   /// Computed traits whose stored states belong to an older declaration: they restart from this run's
   /// events; `tessera replay` rebuilds them from the whole log.
   public var unrestoredComputed: [String] = []
+  /// Another process was the store's writer: the events were journaled for it (`stats.events` of them), not
+  /// resolved by this run; `profiles` is what the store held when the run ended.
+  public var journaled = false
   public var eventsPerSecond: Double { seconds > 0 ? Double(recordsRead) / seconds : 0 }
 }
 
@@ -64,6 +67,8 @@ public struct PipelineRunner: Sendable {
   public var commitEvents = 8192
   /// Called with the rejected records of each committed batch (for `--rejected FILE`).
   public var onRejected: (@Sendable ([RejectedRecord]) -> Void)?
+  /// When another process is the store's writer: journal the events for it instead of failing (`WriterBusy`).
+  public var journalWhenNotWriter = false
 
   public init(
     plan: PipelinePlan, store: any Store, readers: [Int: any SourceReader], workers: Int = 2,
@@ -84,15 +89,120 @@ public struct PipelineRunner: Sendable {
     }
   }
 
+  /// The first stages of a run, as child tasks of `group`: the sources read one after another in declaration
+  /// order (so batch numbers follow the files) into `raw`, and decoded and mapped on `workers` into `mapped`.
+  static func feed(
+    _ group: inout ThrowingTaskGroup<Void, any Error>, sources: Range<Int>, readers: [Int: any SourceReader],
+    mappers: [Mapper], workers: Int, counters: RunCounters, raw: AsyncChannel<RawBatch>,
+    mapped: AsyncChannel<MappedBatch>
+  ) {
+    group.addTask {
+      defer { raw.finish() }
+      // Batch numbers run on across sources; `emit` is @Sendable, hence the mutex around the counter.
+      let next = Mutex(0)
+      for index in sources {
+        guard let reader = readers[index] else { continue }
+        try await reader.read(source: index) { batch in
+          var b = batch
+          b.seq = next.withLock { s in
+            defer { s += 1 }
+            return s
+          }
+          counters.read(b.records.count)
+          try Task.checkCancellation()
+          await raw.send(b)
+        }
+      }
+    }
+    group.addTask {
+      defer { mapped.finish() }
+      try await withThrowingTaskGroup(of: Void.self) { pool in
+        for _ in 0..<workers {
+          pool.addTask {
+            for await batch in raw {
+              try Task.checkCancellation()
+              await mapped.send(mappers[batch.source].map(batch))
+            }
+          }
+        }
+        try await pool.waitForAll()
+      }
+    }
+  }
+
+  /// The files' events, read and mapped as usual, appended to the store's journal for the process that is the
+  /// writer (which resolves them as it does a follower server's); batches of `commitEvents`, in file order.
+  func journal(started: ContinuousClock.Instant, mappers: [Mapper]) async throws -> RunSummary {
+    let raw = AsyncChannel<RawBatch>()
+    let mapped = AsyncChannel<MappedBatch>()
+    let (readers, store, counters, workerCount, onRejected) = (
+      self.readers, self.store, self.counters, workers, self.onRejected
+    )
+    let sources = plan.config.sources.indices
+    let commitEvents = max(1, self.commitEvents)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      Self.feed(
+        &group, sources: sources, readers: readers, mappers: mappers, workers: workerCount, counters: counters,
+        raw: raw, mapped: mapped)
+      group.addTask {
+        var pending: [Int: MappedBatch] = [:]
+        var next = 0
+        var events: [Event] = []
+        var rejected: [RejectedRecord] = []
+        var invalid = 0
+        func append() async throws {
+          let receipt = try await store.appendJournal(events, rejected: rejected)
+          var stats = ResolveStats()
+          var counted = Set<EventKey>()
+          for e in events {
+            let key = EventKey(source: e.source, id: e.id)
+            if receipt.appended.contains(key) && counted.insert(key).inserted {
+              stats.events += 1
+            } else {
+              stats.duplicates += 1
+            }
+          }
+          stats.rejected = rejected.count
+          stats.invalidIdentifiers = invalid
+          counters.committed(stats, profiles: 0)
+          if !rejected.isEmpty { onRejected?(rejected) }
+          (events, rejected, invalid) = ([], [], 0)
+        }
+        for await batch in mapped {
+          pending[batch.seq] = batch
+          while let b = pending.removeValue(forKey: next) {
+            next += 1
+            try Task.checkCancellation()
+            events += b.events
+            rejected += b.rejected
+            invalid += b.invalidIdentifiers
+            if events.count + rejected.count >= commitEvents { try await append() }
+          }
+        }
+        if !events.isEmpty || !rejected.isEmpty { try await append() }
+      }
+      try await group.waitForAll()
+    }
+    let elapsed = ContinuousClock.now - started
+    let snap = counters.snapshot
+    return RunSummary(
+      recordsRead: snap.recordsRead, stats: snap.committed, profiles: try await store.stats().profiles,
+      seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+      journaled: true)
+  }
+
   public func run() async throws -> RunSummary {
     let started = ContinuousClock.now
     let config = plan.config
     let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
     // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
     // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
-    // Another process resolving into the same store (a `tessera serve` on the same PostgreSQL database) would
-    // hand out the same profile ids: a run is the writer or does not start.
-    guard try await store.acquireWriter() else { throw WriterBusy() }
+    // Another process resolving into the same store (a `tessera serve`) would hand out the same profile ids:
+    // when it is the writer, this run reads and maps the files and journals the events for it.
+    guard try await store.acquireWriter() else {
+      if journalWhenNotWriter { return try await journal(started: started, mappers: mappers) }
+      throw WriterBusy()
+    }
     let restored = try await Resolver.restored(config: config, from: store, now: now)
     // Reviewers' decisions since the last run: confirmed links merge now, rejected pairs are not proposed again.
     let decided =
@@ -115,40 +225,9 @@ public struct PipelineRunner: Sendable {
     let onRejected = self.onRejected
 
     try await withThrowingTaskGroup(of: Void.self) { group in
-      // Sources, one after another in declaration order, so batch numbers follow the files.
-      group.addTask {
-        defer { raw.finish() }
-        // Batch numbers run on across sources; `emit` is @Sendable, hence the mutex around the counter.
-        let next = Mutex(0)
-        for index in config.sources.indices {
-          guard let reader = readers[index] else { continue }
-          try await reader.read(source: index) { batch in
-            var b = batch
-            b.seq = next.withLock { s in
-              defer { s += 1 }
-              return s
-            }
-            counters.read(b.records.count)
-            try Task.checkCancellation()
-            await raw.send(b)
-          }
-        }
-      }
-      // Decode & map on N workers.
-      group.addTask {
-        defer { mapped.finish() }
-        try await withThrowingTaskGroup(of: Void.self) { pool in
-          for _ in 0..<workerCount {
-            pool.addTask {
-              for await batch in raw {
-                try Task.checkCancellation()
-                await mapped.send(mappers[batch.source].map(batch))
-              }
-            }
-          }
-          try await pool.waitForAll()
-        }
-      }
+      Self.feed(
+        &group, sources: config.sources.indices, readers: readers, mappers: mappers, workers: workerCount,
+        counters: counters, raw: raw, mapped: mapped)
       // Resolve & unify: the single writer of identity and profile state.
       group.addTask {
         defer { commits.finish() }

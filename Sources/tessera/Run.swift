@@ -63,6 +63,8 @@ struct Run: AsyncParsableCommand {
     var runner = PipelineRunner(plan: plan, store: storeFile, readers: readers, workers: workers)
     if let t = try PipelineOptions.now(now) { runner.now = t }
     runner.commitEvents = commitEvents
+    // While a `tessera serve` is the store's writer, the files' events go through its journal.
+    runner.journalWhenNotWriter = true
     let rejectedFile = try rejected.map { try RejectedFile(path: $0) }
     if let rejectedFile { runner.onRejected = { rejectedFile.write($0) } }
     let progress = Progress(counters: runner.counters)
@@ -182,6 +184,7 @@ extension Summary {
   }
 
   static func table(_ s: RunSummary, store: String, rejectedFile: String?) -> String {
+    if s.journaled { return journaledTable(s, store: store, rejectedFile: rejectedFile) }
     let rows: [(String, String)] = [
       ("records read", "\(s.recordsRead)"),
       ("events stored", "\(s.stats.events)"),
@@ -198,9 +201,27 @@ extension Summary {
       ("changes for destinations", "\(s.stats.queued) queued" + withheld(s.stats.withheld)),
       ("time", String(format: "%.2f s (%.0f records/s)", s.seconds, s.eventsPerSecond)),
     ]
+    return "run finished → \(store)\n" + aligned(rows)
+  }
+
+  static func aligned(_ rows: [(String, String)]) -> String {
     let width = rows.map(\.0.count).max() ?? 0
-    return "run finished → \(store)\n"
-      + rows.map { "  " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(
-        separator: "\n")
+    return rows.map { "  " + $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(
+      separator: "\n")
+  }
+
+  /// Another process (a `tessera serve`) is the store's writer: the run journaled the events for it.
+  static func journaledTable(_ s: RunSummary, store: String, rejectedFile: String?) -> String {
+    let rows: [(String, String)] = [
+      ("records read", "\(s.recordsRead)"),
+      ("events journaled", "\(s.stats.events)"),
+      ("duplicates skipped", "\(s.stats.duplicates)"),
+      ("rejected", "\(s.stats.rejected)" + (rejectedFile.map { " (see \($0))" } ?? "")),
+      ("invalid identifiers dropped", "\(s.stats.invalidIdentifiers)"),
+      ("profiles in store", "\(s.profiles) (before the writer resolves these events)"),
+      ("time", String(format: "%.2f s (%.0f records/s)", s.seconds, s.eventsPerSecond)),
+    ]
+    return "run finished → \(store): another process (a tessera serve) is the store's writer; the events were "
+      + "journaled and it resolves them in a moment\n" + aligned(rows)
   }
 }

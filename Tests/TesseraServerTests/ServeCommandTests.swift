@@ -133,35 +133,73 @@ struct ServeCommandTests {
     #expect(await child.stop() == 0)
   }
 
-  @Test("a second tessera serve on the same SQLite file is a follower; tessera run refuses while one serves")
+  /// `testPipeline` with a file source, for `tessera run` next to a server.
+  static let withFileSource =
+    testPipeline + "\n" + """
+        crm:
+          kind: ndjson
+          path: people.ndjson
+          emit: identify
+          id: id
+          timestamp: at
+          map:
+            user_id: uid
+            traits.plan: plan
+
+      """
+
+  @Test("a second tessera serve on the same SQLite file is a follower; tessera run journals while one serves")
   func sharedSQLiteFile() async throws {
-    let a = try await Child.start(pipeline: testPipeline)
+    let a = try await Child.start(pipeline: Self.withFileSource)
     let path = a.dir + "/s.sqlite"
     #expect(try await SeveralServersTests.settledRole(a.port) == "writer")
-    let b = try await Child.start(pipeline: testPipeline, store: path)
+    let b = try await Child.start(pipeline: Self.withFileSource, store: path)
     #expect(try await SeveralServersTests.settledRole(b.port) == "follower")
     let answer = try await Harness.client(port: b.port).track(trackBatch(ids: ["f-1", "f-2"], user: "fu"))
     #expect(answer["stored"] == .int(2))
     // The writer resolves what the follower journaled.
     let store = try SQLiteStore(path: path)
-    var left = -1
-    for _ in 0..<200 {
-      left = try await store.readJournal(limit: 1).count
-      if left == 0 { break }
-      try await Task.sleep(for: .milliseconds(50))
-    }
-    #expect(left == 0)
+    #expect(try await Self.eventually { try await store.readJournal(limit: 1).isEmpty })
     #expect(try await store.profile(for: Identifier("user_id", "fu")) != nil)
     #expect(try await store.stats().events == 2)
-    // A run would be a second resolver: refused, nothing written.
+    // A run would be a second resolver: it journals the file's events for the writer instead.
+    try """
+    {"id": "c1", "uid": "fu", "plan": "team", "at": "2026-11-02T10:00:00Z"}
+    {"id": "c2", "uid": "cu2", "plan": "pro", "at": "2026-11-02T11:00:00Z"}
+
+    """.write(toFile: a.dir + "/people.ndjson", atomically: true, encoding: .utf8)
     let run = try SeveralServersTests.tessera(["run", a.dir + "/p.yaml", "--store", path])
-    #expect(run.contains("another Tessera process"), "\(run)")
-    #expect(try await store.stats().events == 2)
+    #expect(run.contains("is the store's writer; the events were journaled"), "\(run)")
+    #expect(Self.row("events journaled", in: run) == "2", "\(run)")
+    #expect(try await Self.eventually { try await store.stats().events == 4 })
+    #expect(try await Self.eventually { try await store.profile(for: Identifier("user_id", "cu2")) != nil })
+    let fu = try #require(try await store.profile(for: Identifier("user_id", "fu")))
+    #expect(try await store.traits(of: fu).first { $0.trait == "plan" }?.value == .string("team"))
+    // Running the same file again journals nothing new.
+    let again = try SeveralServersTests.tessera(["run", a.dir + "/p.yaml", "--store", path])
+    #expect(Self.row("duplicates skipped", in: again) == "2", "\(again)")
+    #expect(Self.row("events journaled", in: again) == "0", "\(again)")
     try store.close()
     #expect(await a.stop() == 0)
     // With the writer gone, the follower takes the role.
     #expect(try await Self.eventuallyWriter(b.port))
     #expect(await b.stop() == 0)
+  }
+
+  /// The value of a row of a summary table (`  name   value`).
+  static func row(_ name: String, in text: String) -> String? {
+    text.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(name) }
+      .map {
+        String($0.trimmingCharacters(in: .whitespaces).dropFirst(name.count)).trimmingCharacters(in: .whitespaces)
+      }
+  }
+
+  static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
+    for _ in 0..<200 {
+      if try await condition() { return true }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    return false
   }
 
   static func eventuallyWriter(_ port: Int) async throws -> Bool {
