@@ -49,6 +49,14 @@ struct ServeCommand: AsyncParsableCommand {
       """)
   var acknowledge: LivePipeline.Acknowledge = .resolved
 
+  @Flag(
+    inversion: .prefixedNo,
+    help: """
+      Deliver the pipeline's destinations from this server (the default). With servers on several hosts, \
+      `--no-deliver` on all but one keeps `file` and `table` destinations on one host.
+      """)
+  var deliver = true
+
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
     guard plan.config.sources.contains(where: { $0.kind == .http }) else {
@@ -65,7 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
       config: plan.config, store: db,
       options: .init(
         host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel, acknowledge: acknowledge),
-      deliveries: queues.isEmpty ? nil : DeliveryEngine(store: db, queues: queues, clock: clock),
+      deliveries: queues.isEmpty || !deliver ? nil : DeliveryEngine(store: db, queues: queues, clock: clock),
       onRole: { role in
         let line =
           switch role {

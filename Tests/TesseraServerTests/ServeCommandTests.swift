@@ -25,9 +25,9 @@ struct ServeCommandTests {
     let ended: AsyncStream<Int32>
 
     /// `store`: a `--store` value (a PostgreSQL URL); nil: a SQLite file in the child's directory.
-    static func start(pipeline: String, environment: [String: String] = [:], store: String? = nil) async throws
-      -> Child
-    {
+    static func start(
+      pipeline: String, environment: [String: String] = [:], store: String? = nil, arguments: [String] = []
+    ) async throws -> Child {
       let binary = try #require(ServeCommandTests.binary)
       let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-cli-\(UUID().uuidString)").path
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -36,7 +36,7 @@ struct ServeCommandTests {
       FileManager.default.createFile(atPath: errPath, contents: nil)
       let process = Process()
       process.executableURL = URL(fileURLWithPath: binary)
-      process.arguments = ["serve", dir + "/p.yaml", "--store", store ?? dir + "/s.sqlite", "--port", "0"]
+      process.arguments = ["serve", dir + "/p.yaml", "--store", store ?? dir + "/s.sqlite", "--port", "0"] + arguments
       process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
       process.standardInput = FileHandle.nullDevice
       process.standardOutput = FileHandle.nullDevice
@@ -131,6 +131,35 @@ struct ServeCommandTests {
     #expect(forget.first?.contains(#""type":"deletion""#) == true, "\(forget)")
     #expect(forget.first?.contains("buyer-7") == false)
     #expect(await child.stop() == 0)
+  }
+
+  @Test("--no-deliver: the server queues changes for destinations and leaves the sending to another process")
+  func noDeliver() async throws {
+    let receiver = WebhookReceiver()
+    let hook = try await receiver.start()
+    defer { receiver.stop() }
+    let pipeline =
+      testPipeline + """
+
+        destinations:
+          audience:
+            kind: webhook
+            url: http://127.0.0.1:\(hook)/audience
+            on: segment_changes
+            segments: [buyers]
+            payload: { user: identifiers.user_id }
+            batch: { max_events: 1, max_wait: 10ms }
+        """
+    let child = try await Child.start(pipeline: pipeline, arguments: ["--no-deliver"])
+    let answer = try await Harness.client(port: child.port).track(
+      trackBatch(ids: ["n-1"], user: "buyer-8", event: "Order Completed"))
+    #expect(answer.status == 200)
+    try await Task.sleep(for: .milliseconds(500))
+    #expect(receiver.requests.isEmpty)
+    #expect(await child.stop() == 0)
+    let store = try SQLiteStore(path: child.dir + "/s.sqlite")
+    #expect(try await store.outboxSummary()["audience"]?.queued == 1)
+    try store.close()
   }
 
   /// `testPipeline` with a file source, for `tessera run` next to a server.
