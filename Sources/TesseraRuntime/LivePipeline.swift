@@ -413,13 +413,7 @@ public final class LivePipeline: Sendable {
     var counted = Set<EventKey>()
     var total = ResolveStats()
     for s in group {
-      var st = ResolveStats()
-      st.rejected = s.batch.rejected.count
-      st.invalidIdentifiers = s.batch.invalidIdentifiers
-      for e in s.batch.events {
-        let key = EventKey(source: e.source, id: e.id)
-        if receipt.appended.contains(key) && counted.insert(key).inserted { st.events += 1 } else { st.duplicates += 1 }
-      }
+      let st = ResolveStats.journaled(s.batch, receipt, counted: &counted)
       total.add(st)
       s.continuation.resume(returning: st)
     }
@@ -595,6 +589,21 @@ public final class LivePipeline: Sendable {
     if let fresh = try? await Resolver.restored(config: config, from: store, now: Timestamp(Date())) {
       resolver = fresh
     }
+  }
+}
+
+extension ResolveStats {
+  /// What journaling `batch` did: its events that went in (each once, `counted` holding those of earlier
+  /// batches of the same append) and those that were duplicates, its rejected records and invalid identifiers.
+  static func journaled(_ batch: MappedBatch, _ receipt: JournalReceipt, counted: inout Set<EventKey>) -> ResolveStats {
+    var st = ResolveStats()
+    st.rejected = batch.rejected.count
+    st.invalidIdentifiers = batch.invalidIdentifiers
+    for e in batch.events {
+      let key = EventKey(source: e.source, id: e.id)
+      if receipt.appended.contains(key) && counted.insert(key).inserted { st.events += 1 } else { st.duplicates += 1 }
+    }
+    return st
   }
 }
 

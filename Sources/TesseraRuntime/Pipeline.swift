@@ -147,39 +147,26 @@ public struct PipelineRunner: Sendable {
       group.addTask {
         var pending: [Int: MappedBatch] = [:]
         var next = 0
-        var events: [Event] = []
-        var rejected: [RejectedRecord] = []
-        var invalid = 0
+        var gathered = MappedBatch(seq: 0, events: [], rejected: [], invalidIdentifiers: 0)
         func append() async throws {
-          let receipt = try await store.appendJournal(events, rejected: rejected)
-          var stats = ResolveStats()
+          let receipt = try await store.appendJournal(gathered.events, rejected: gathered.rejected)
           var counted = Set<EventKey>()
-          for e in events {
-            let key = EventKey(source: e.source, id: e.id)
-            if receipt.appended.contains(key) && counted.insert(key).inserted {
-              stats.events += 1
-            } else {
-              stats.duplicates += 1
-            }
-          }
-          stats.rejected = rejected.count
-          stats.invalidIdentifiers = invalid
-          counters.committed(stats, profiles: 0)
-          if !rejected.isEmpty { onRejected?(rejected) }
-          (events, rejected, invalid) = ([], [], 0)
+          counters.committed(ResolveStats.journaled(gathered, receipt, counted: &counted), profiles: 0)
+          if !gathered.rejected.isEmpty { onRejected?(gathered.rejected) }
+          gathered = MappedBatch(seq: 0, events: [], rejected: [], invalidIdentifiers: 0)
         }
         for await batch in mapped {
           pending[batch.seq] = batch
           while let b = pending.removeValue(forKey: next) {
             next += 1
             try Task.checkCancellation()
-            events += b.events
-            rejected += b.rejected
-            invalid += b.invalidIdentifiers
-            if events.count + rejected.count >= commitEvents { try await append() }
+            gathered.events += b.events
+            gathered.rejected += b.rejected
+            gathered.invalidIdentifiers += b.invalidIdentifiers
+            if gathered.events.count + gathered.rejected.count >= commitEvents { try await append() }
           }
         }
-        if !events.isEmpty || !rejected.isEmpty { try await append() }
+        if !gathered.events.isEmpty || !gathered.rejected.isEmpty { try await append() }
       }
       try await group.waitForAll()
     }
