@@ -154,7 +154,7 @@ public struct SegmentEngine: Sendable {
   let segmentInputs: [[Int]]
   let volatile: [Bool]
   /// The positions of each trait name in `traitOrder` (a repeated name has several).
-  public let traitPositions: [String: [Int]]
+  let traitPositions: [String: [Int]]
   /// Members per segment, in declaration order.
   public private(set) var memberCounts: [Int]
 

@@ -92,24 +92,33 @@ struct ServeCommandTests {
     #expect(try await store.stats().events == 2)
   }
 
+  /// `testPipeline` with a webhook destination `audience` (the `buyers` segment's changes, to `/audience` on
+  /// the receiver's port) and further keys of it in `keys` (one per line).
+  static func audience(hook: Int, _ keys: String) -> String {
+    testPipeline + """
+
+      destinations:
+        audience:
+          kind: webhook
+          url: http://127.0.0.1:\(hook)/audience
+          on: segment_changes
+          segments: [buyers]
+
+      """ + keys.split(separator: "\n").map { "    \($0)\n" }.joined()
+  }
+
   @Test("delivers segment changes to a webhook while serving, and a deletion notice after DELETE /v1/profiles")
   func deliversWhileServing() async throws {
     let receiver = WebhookReceiver()
     let hook = try await receiver.start()
     defer { receiver.stop() }
-    let pipeline =
-      testPipeline + """
-
-        destinations:
-          audience:
-            kind: webhook
-            url: http://127.0.0.1:\(hook)/audience
-            deletion_url: http://127.0.0.1:\(hook)/forget
-            on: segment_changes
-            segments: [buyers]
-            payload: { user: identifiers.user_id, action: 'change.entered ? "add" : "remove"' }
-            batch: { max_events: 100, max_wait: 100ms }
-        """
+    let pipeline = Self.audience(
+      hook: hook,
+      """
+      deletion_url: http://127.0.0.1:\(hook)/forget
+      payload: { user: identifiers.user_id, action: 'change.entered ? "add" : "remove"' }
+      batch: { max_events: 100, max_wait: 100ms }
+      """)
     let child = try await Child.start(pipeline: pipeline, environment: ["TESSERA_ADMIN_TOKEN": Harness.token])
     let h = Harness.client(port: child.port)
     let answer = try await h.track(trackBatch(ids: ["o-1"], user: "buyer-7", event: "Order Completed"))
@@ -138,18 +147,12 @@ struct ServeCommandTests {
     let receiver = WebhookReceiver()
     let hook = try await receiver.start()
     defer { receiver.stop() }
-    let pipeline =
-      testPipeline + """
-
-        destinations:
-          audience:
-            kind: webhook
-            url: http://127.0.0.1:\(hook)/audience
-            on: segment_changes
-            segments: [buyers]
-            payload: { user: identifiers.user_id }
-            batch: { max_events: 1, max_wait: 10ms }
-        """
+    let pipeline = Self.audience(
+      hook: hook,
+      """
+      payload: { user: identifiers.user_id }
+      batch: { max_events: 1, max_wait: 10ms }
+      """)
     let child = try await Child.start(pipeline: pipeline, arguments: ["--no-deliver"])
     let answer = try await Harness.client(port: child.port).track(
       trackBatch(ids: ["n-1"], user: "buyer-8", event: "Order Completed"))
