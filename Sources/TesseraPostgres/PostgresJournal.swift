@@ -123,12 +123,15 @@ extension PostgresStore {
     }
   }
 
-  public func readJournal(limit: Int) async throws -> [JournalEntry] {
+  /// Entries are deleted as they are resolved. Concurrent appends may commit out of `seq` order, so an entry
+  /// below `after` can still appear later: the writer reads from the start again once it holds nothing.
+  public func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry] {
     if limit <= 0 { return [] }
     return try await read { conn in
       let rows = try await conn.query(
         """
-        SELECT source, id, type, name, timestamp, received_at, body, seq FROM journal ORDER BY seq LIMIT \(Int64(limit))
+        SELECT source, id, type, name, timestamp, received_at, body, seq FROM journal WHERE seq > \(after ?? 0)
+        ORDER BY seq LIMIT \(Int64(limit))
         """, logger: self.logger)
       var out: [JournalEntry] = []
       for try await r in rows.decode((String, String, String, String?, Int64, Int64, String, Int64).self) {

@@ -247,6 +247,16 @@ public final class LivePipeline: Sendable {
   /// ahead of the store. If a commit fails, the committer fails every later group it is handed until the
   /// resolver has been rebuilt from the store (the later groups were resolved on top of the failed one).
   public func run() async throws {
+    guard acknowledge == .journaled else { return try await runWriter(lane: nil) }
+    // Acknowledging after the journal: what is journaled is durable, so resolving it can wait while
+    // requests are being answered. The resolver and its commits run on a lane of lower priority; the
+    // requests' parsing and journal appends keep the rest of the CPU.
+    let lane = BackgroundLane()
+    defer { lane.stop() }
+    try await withTaskExecutorPreference(lane) { try await runWriter(lane: lane) }
+  }
+
+  func runWriter(lane: BackgroundLane?) async throws {
     var writer: Writer? = nil
     var lastAsked = ContinuousClock.now
     if try await store.acquireWriter() {
@@ -254,8 +264,8 @@ public final class LivePipeline: Sendable {
     }
     become(writer == nil ? .follower : .writer)
     let work = AsyncChannel<Work>()
-    let committer = Task { await self.commitLoop(work) }
-    let acceptor = Task { [self] in
+    let committer = Task(executorPreference: lane) { await self.commitLoop(work) }
+    let acceptor = Task(executorPreference: globalConcurrentExecutor) { [self] in
       for await _ in intakeBell { await accept() }
       await accept()
     }
@@ -456,15 +466,23 @@ public final class LivePipeline: Sendable {
   /// Resolves what followers journaled, oldest first, a chunk per group; entries the committer still holds
   /// are left for the next round.
   func resolveJournal(_ writer: inout Writer, _ work: AsyncChannel<Work>) async {
+    // Each round reads from the oldest entry (on PostgreSQL an entry can commit after one with a higher
+    // `seq`), then on after the last entry read: the entries the committer still holds are resolved already,
+    // and a chunk holding only those must not end the round while more wait behind them.
+    var after: Int64? = nil
     while !writer.lost {
       let started = ContinuousClock.now
       let entries: [JournalEntry]
       let stored: Set<EventKey>
       let fresh: [JournalEntry]
       do {
-        entries = try await store.readJournal(limit: journalChunk)
+        entries = try await store.readJournal(limit: journalChunk, after: after)
+        after = entries.last?.seq
         fresh = entries.filter { !writer.inFlightJournal.contains($0.seq) }
-        if fresh.isEmpty { return }
+        if fresh.isEmpty {
+          if entries.count < journalChunk { return }
+          continue
+        }
         stored = try await store.existingEvents(fresh.map { EventKey(source: $0.event.source, id: $0.event.id) })
       } catch {
         return  // the next round tries again; nothing was taken

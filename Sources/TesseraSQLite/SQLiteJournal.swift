@@ -37,7 +37,7 @@ extension SQLiteStore {
       return false
     }
     writerLock.withLock { $0 = fd }
-    try await pool.write { db in try Self.advanceEpoch(db) }
+    try await writing { db in try Self.advanceEpoch(db) }
     return true
   }
 
@@ -52,38 +52,120 @@ extension SQLiteStore {
   }
 
   public func epoch() async throws -> Int64 {
-    try await pool.read { db in try Self.epoch(db) }
+    try await reading { db in try Self.epoch(db) }
   }
 
-  public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
-    try await pool.write { db in
-      let insert = try db.cachedStatement(
+  /// The journal lives in a file of its own, `<path>-intake`, so that appending to it never waits for the
+  /// writer's transactions on the main file: a server acknowledging after the journal (or a follower) takes
+  /// only the intake's write lock, and the writer's resolution — which may run at a lower priority, see
+  /// `BackgroundLane` — takes only the main file's. Each intake connection attaches the main file as
+  /// `store`, to skip events already stored and to read the writer's cursor.
+  ///
+  /// The writer resolves the journal in order of `seq` (one SQLite writer appends, so a reader never sees a
+  /// later entry without the earlier ones) and records how far it got as `journal_done` in the main file's
+  /// `meta`, in the transaction that stores the events: the cursor and the effects are one commit. Entries at
+  /// or below the cursor are done; the next append deletes them from the intake. A crash between the two
+  /// only leaves done entries a little longer.
+  static func openIntake(_ path: String, _ base: Configuration) throws -> DatabasePool {
+    var config = base
+    config.label = "tessera.intake"
+    config.prepareDatabase { db in
+      try db.execute(sql: "PRAGMA synchronous = NORMAL")
+      try db.execute(sql: "PRAGMA temp_store = MEMORY")
+      try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [path])
+    }
+    let intake = try DatabasePool(path: path + "-intake", configuration: config)
+    var m = DatabaseMigrator()
+    m.registerMigration("intake-v1") { db in
+      try db.execute(
         sql: """
-          INSERT OR IGNORE INTO journal (source, id, type, name, timestamp, received_at, body)
-          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-          WHERE NOT EXISTS (SELECT 1 FROM events WHERE source = ?1 AND id = ?2)
+          CREATE TABLE journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            name TEXT,
+            timestamp INTEGER NOT NULL,
+            received_at INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            UNIQUE (source, id)
+          )
           """)
-      var appended = Set<EventKey>()
-      for e in events {
-        try insert.execute(arguments: [
-          e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds,
-          StoredValue.encodeBody(e),
-        ])
-        if db.changesCount > 0 { appended.insert(EventKey(source: e.source, id: e.id)) }
+    }
+    try m.migrate(intake)
+    return intake
+  }
+
+  /// Moves a schema-8 store's journal (a table of the main file) into the intake file, before the v9
+  /// migration drops the table. Copied first and committed, so a crash in between copies again (the intake's
+  /// keys make that a no-op) rather than losing an accepted event.
+  static func moveJournal(from pool: DatabasePool, to intake: DatabasePool) throws {
+    let rows = try pool.read { db -> [Row] in
+      guard try db.tableExists("journal") else { return [] }
+      return try Row.fetchAll(
+        db, sql: "SELECT seq, source, id, type, name, timestamp, received_at, body FROM journal ORDER BY seq")
+    }
+    if rows.isEmpty { return }
+    try intake.writeWithoutTransaction { db in
+      try db.inTransaction(.deferred) {
+        let insert = try db.cachedStatement(
+          sql: """
+            INSERT OR IGNORE INTO journal (seq, source, id, type, name, timestamp, received_at, body)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for r in rows {
+          try insert.execute(arguments: [r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]] as StatementArguments)
+        }
+        return .commit
       }
-      var batch = CommitBatch()
-      batch.rejected = rejected
-      try Self.write(batch, db)
-      return JournalReceipt(appended: appended)
     }
   }
 
-  public func readJournal(limit: Int) async throws -> [JournalEntry] {
+  public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
+    // DEFERRED: an IMMEDIATE transaction would take the write lock of the attached main file as well.
+    let appended = try await intake.writeWithoutTransaction { db in
+      var appended = Set<EventKey>()
+      try db.inTransaction(.deferred) {
+        try db.execute(
+          sql: "DELETE FROM journal WHERE seq <= (SELECT value FROM store.meta WHERE key = 'journal_done')")
+        let insert = try db.cachedStatement(
+          sql: """
+            INSERT OR IGNORE INTO journal (source, id, type, name, timestamp, received_at, body)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+            WHERE NOT EXISTS (SELECT 1 FROM store.events WHERE source = ?1 AND id = ?2)
+            """)
+        for e in events {
+          try insert.execute(arguments: [
+            e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds,
+            StoredValue.encodeBody(e),
+          ])
+          if db.changesCount > 0 { appended.insert(EventKey(source: e.source, id: e.id)) }
+        }
+        return .commit
+      }
+      return appended
+    }
+    if !rejected.isEmpty {
+      // Rare, and in the main file: its own transaction, after the events (a crash in between fails the
+      // request, whose retry journals nothing twice).
+      var batch = CommitBatch()
+      batch.rejected = rejected
+      try await commit(batch)
+    }
+    return JournalReceipt(appended: appended)
+  }
+
+  public func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry] {
     if limit <= 0 { return [] }
-    return try await pool.read { db in
+    return try await readingIntake { db in
       try Row.fetchAll(
-        db, sql: "SELECT source, id, type, name, timestamp, received_at, body, seq FROM journal ORDER BY seq LIMIT ?",
-        arguments: [limit]
+        db,
+        sql: """
+          SELECT source, id, type, name, timestamp, received_at, body, seq FROM journal
+          WHERE seq > max(?, (SELECT value FROM store.meta WHERE key = 'journal_done'))
+          ORDER BY seq LIMIT ?
+          """,
+        arguments: [after ?? 0, limit]
       ).map { row in JournalEntry(seq: row[7], event: try Self.event(row, body: 6)) }
     }
   }
@@ -92,4 +174,31 @@ extension SQLiteStore {
 /// `close(2)`, out of the store's scope (where `close` names the store's own method).
 private func closeDescriptor(_ fd: Int32) {
   _ = close(fd)
+}
+
+extension SQLiteStore {
+  /// A write transaction: on a `BackgroundLane` it runs on the lane's own thread (GRDB's synchronous
+  /// `write` executes the closure on the calling thread), so the transaction keeps the lane's lower priority;
+  /// elsewhere it runs on GRDB's writer queue without blocking the caller's thread.
+  func writing<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    if BackgroundLane.isCurrent { return try blockingWrite(body) }
+    return try await pool.write(body)
+  }
+
+  /// A read, on the lane's thread when called from a `BackgroundLane` (see `writing`).
+  func reading<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    if BackgroundLane.isCurrent { return try blockingRead(pool, body) }
+    return try await pool.read(body)
+  }
+
+  /// A read of the intake file, on the lane's thread when called from a `BackgroundLane`.
+  func readingIntake<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    if BackgroundLane.isCurrent { return try blockingRead(intake, body) }
+    return try await intake.read(body)
+  }
+
+  private func blockingWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+  private func blockingRead<T>(_ from: DatabasePool, _ body: (Database) throws -> T) throws -> T {
+    try from.read(body)
+  }
 }

@@ -15,7 +15,7 @@ extension SQLiteStore {
 
   public func enqueue(_ rows: [OutboxRecord]) async throws {
     guard !rows.isEmpty else { return }
-    try await pool.write { db in try Self.enqueue(rows, db) }
+    try await writing { db in try Self.enqueue(rows, db) }
   }
 
   static let batchColumns =
@@ -49,7 +49,7 @@ extension SQLiteStore {
   static let outboxColumns = "id, destination, op, profile_id, key, payload, at, length(payload)"
 
   public func claimBatch(_ claim: BatchClaim) async throws -> (DeliveryBatchRecord, [OutboxRecord])? {
-    try await pool.write { db in
+    try await writing { db in
       let lease = (claim.now + claim.lease).microseconds
       // A batch due again, or one a crashed worker held past its lease.
       if let row = try Row.fetchOne(
@@ -104,7 +104,7 @@ extension SQLiteStore {
   }
 
   public func finishBatch(_ id: Int64, _ result: DeliveryResult) async throws {
-    try await pool.write { db in
+    try await writing { db in
       switch result {
       case .delivered(let at):
         try db.execute(sql: "DELETE FROM outbox WHERE batch_id = ?", arguments: [id])
@@ -132,7 +132,7 @@ extension SQLiteStore {
   public func deliveryBatches(status: DeliveryBatchRecord.Status?, destination: String?, limit: Int) async throws
     -> [DeliveryBatchRecord]
   {
-    try await pool.read { db in
+    try await reading { db in
       try Row.fetchAll(
         db,
         sql: """
@@ -144,7 +144,7 @@ extension SQLiteStore {
   }
 
   public func outboxSummary() async throws -> [String: OutboxSummary] {
-    try await pool.read { db in
+    try await reading { db in
       var out: [String: OutboxSummary] = [:]
       for row in try Row.fetchAll(
         db, sql: "SELECT destination, count(*) FROM outbox WHERE batch_id IS NULL GROUP BY destination")
@@ -182,7 +182,7 @@ extension SQLiteStore {
   }
 
   public func requeueDead(destination: String?, batch: Int64?, at: Timestamp) async throws -> Int {
-    try await pool.write { db in
+    try await writing { db in
       try db.execute(
         sql: """
           UPDATE delivery_batches SET status = 'pending', attempts = 0, next_attempt_at = ?1, finished_at = NULL

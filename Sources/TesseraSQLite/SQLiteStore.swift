@@ -21,9 +21,11 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 8
+  public static let schemaVersion = 9
 
   let pool: DatabasePool
+  /// The journal's own file, `<path>-intake` (see `SQLiteJournal.swift`).
+  let intake: DatabasePool
   public let path: String
   /// The writer lock's file descriptor while this store holds the writer role (see `acquireWriter`).
   let writerLock = Mutex<Int32?>(nil)
@@ -54,14 +56,18 @@ public final class SQLiteStore: Store {
       let found = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'") ?? 0
       if found > Self.schemaVersion { throw StoreError.schemaTooNew(found: found, supported: Self.schemaVersion) }
     }
+    let intake = try Self.openIntake(path, config)
+    try Self.moveJournal(from: pool, to: intake)
     try Self.migrator.migrate(pool)
     self.pool = pool
+    self.intake = intake
     self.path = path
   }
 
-  /// Closes the file; the store must not be used afterwards.
+  /// Closes the files; the store must not be used afterwards.
   public func close() throws {
     releaseWriter()
+    try intake.close()
     try pool.close()
   }
 
@@ -296,6 +302,16 @@ public final class SQLiteStore: Store {
           UPDATE meta SET value = 8 WHERE key = 'schema_version';
           """)
     }
+    // v9: the journal moved to its own file (`<path>-intake`, see `moveJournal`); the writer's progress
+    // through it is a cursor here, advanced in the transaction that stores the resolved events.
+    m.registerMigration("v9") { db in
+      try db.execute(
+        sql: """
+          DROP TABLE IF EXISTS journal;
+          INSERT INTO meta (key, value) VALUES ('journal_done', 0);
+          UPDATE meta SET value = 9 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }
@@ -304,7 +320,7 @@ public final class SQLiteStore: Store {
 
   public func commit(_ batch: CommitBatch) async throws {
     if batch.isEmpty { return }
-    try await pool.write { db in try Self.write(batch, db) }
+    try await writing { db in try Self.write(batch, db) }
   }
 
   /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it.
@@ -316,9 +332,11 @@ public final class SQLiteStore: Store {
       let found = try epoch(db)
       if found != expected { throw StoreError.stale(expected: expected, found: found) }
     }
-    if !batch.journalDone.isEmpty {
-      let delete = try db.cachedStatement(sql: "DELETE FROM journal WHERE seq = ?")
-      for seq in batch.journalDone { try delete.execute(arguments: [seq]) }
+    if let done = batch.journalDone.max() {
+      // The journal is resolved in order: everything up to `done` is stored with this transaction. The
+      // entries themselves leave the intake file with a later append (`appendJournal`).
+      try db.execute(
+        sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'journal_done'", arguments: [done])
     }
     if !batch.newProfiles.isEmpty {
       let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)")
@@ -509,7 +527,7 @@ public final class SQLiteStore: Store {
 
   public func existingEvents(_ keys: [EventKey]) async throws -> Set<EventKey> {
     if keys.isEmpty { return [] }
-    return try await pool.read { db in
+    return try await reading { db in
       let statement = try db.cachedStatement(sql: Self.existingSQL)
       var found = Set<EventKey>()
       var values: [(any DatabaseValueConvertible)?] = []
@@ -564,11 +582,11 @@ public final class SQLiteStore: Store {
     """
 
   public func canonical(_ id: ProfileID) async throws -> ProfileID? {
-    try await pool.read { db in try Self.live(id, db) }
+    try await reading { db in try Self.live(id, db) }
   }
 
   public func profile(for identifier: Identifier) async throws -> ProfileID? {
-    try await pool.read { db in
+    try await reading { db in
       let statement = try db.cachedStatement(
         sql: "SELECT profile_id FROM identifiers WHERE kind = ? AND value = ? ORDER BY profile_id LIMIT 1")
       guard let p = try Int64.fetchOne(statement, arguments: [identifier.kind, identifier.value]) else {
@@ -580,7 +598,7 @@ public final class SQLiteStore: Store {
 
   public func identifiers(of profile: ProfileID) async throws -> [(Identifier, Timestamp)] {
     // Rows are not Sendable: everything is decoded inside the read.
-    try await pool.read { db in
+    try await reading { db in
       let p = try Self.liveOrSelf(profile, db)
       let statement = try db.cachedStatement(
         sql: "SELECT kind, value, last_seen FROM identifiers WHERE profile_id = ? ORDER BY kind, value")
@@ -599,7 +617,7 @@ public final class SQLiteStore: Store {
   }
 
   public func traits(of profile: ProfileID) async throws -> [TraitRecord] {
-    try await pool.read { db in
+    try await reading { db in
       let p = try Self.liveOrSelf(profile, db)
       let statement = try db.cachedStatement(
         sql: "SELECT \(Self.traitColumns) FROM traits WHERE profile_id = ? ORDER BY trait")
@@ -608,7 +626,7 @@ public final class SQLiteStore: Store {
   }
 
   public func loadTraits() async throws -> [TraitRecord] {
-    try await pool.read { db in
+    try await reading { db in
       var out: [TraitRecord] = []
       let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.traitColumns) FROM traits ORDER BY profile_id, trait")
       while let row = try rows.next() { out.append(try Self.trait(row)) }
@@ -627,7 +645,7 @@ public final class SQLiteStore: Store {
   }
 
   public func loadComputed() async throws -> [ComputedRecord] {
-    try await pool.read { db in
+    try await reading { db in
       var out: [ComputedRecord] = []
       let rows = try Row.fetchCursor(
         db, sql: "SELECT profile_id, trait, value, state FROM computed_traits ORDER BY profile_id, trait")
@@ -637,7 +655,7 @@ public final class SQLiteStore: Store {
   }
 
   public func computed(of profile: ProfileID) async throws -> [ComputedRecord] {
-    try await pool.read { db in
+    try await reading { db in
       let p = try Self.liveOrSelf(profile, db)
       return try Row.fetchAll(
         db, sql: "SELECT profile_id, trait, value, state FROM computed_traits WHERE profile_id = ? ORDER BY trait",
@@ -647,14 +665,14 @@ public final class SQLiteStore: Store {
   }
 
   public func loadMemberships() async throws -> [MembershipRecord] {
-    try await pool.read { db in
+    try await reading { db in
       try Row.fetchAll(db, sql: "SELECT segment, profile_id, since FROM memberships ORDER BY segment, profile_id")
         .map(Self.membership)
     }
   }
 
   public func members(of segment: String) async throws -> [MembershipRecord] {
-    try await pool.read { db in
+    try await reading { db in
       try Row.fetchAll(
         db, sql: "SELECT segment, profile_id, since FROM memberships WHERE segment = ? ORDER BY profile_id",
         arguments: [segment]
@@ -663,7 +681,7 @@ public final class SQLiteStore: Store {
   }
 
   public func memberships(of profile: ProfileID) async throws -> [MembershipRecord] {
-    try await pool.read { db in
+    try await reading { db in
       let p = try Self.liveOrSelf(profile, db)
       return try Row.fetchAll(
         db, sql: "SELECT segment, profile_id, since FROM memberships WHERE profile_id = ? ORDER BY segment",
@@ -673,7 +691,7 @@ public final class SQLiteStore: Store {
   }
 
   public func segmentCounts() async throws -> [String: Int] {
-    try await pool.read { db in
+    try await reading { db in
       var out: [String: Int] = [:]
       for row in try Row.fetchAll(db, sql: "SELECT segment, count(*) FROM memberships GROUP BY segment") {
         out[row[0]] = row[1]
@@ -684,7 +702,7 @@ public final class SQLiteStore: Store {
 
   public func segmentChanges(of segment: String, limit: Int) async throws -> [SegmentChangeRecord] {
     if limit <= 0 { return [] }
-    return try await pool.read { db in
+    return try await reading { db in
       try Row.fetchAll(
         db,
         sql: """
@@ -703,7 +721,7 @@ public final class SQLiteStore: Store {
   }
 
   public func loadIdentity() async throws -> IdentitySnapshot {
-    try await pool.read { db in
+    try await reading { db in
       var snap = IdentitySnapshot()
       var index: [ProfileID: Int] = [:]
       let live = try Int64.fetchCursor(db, sql: "SELECT id FROM profiles WHERE merged_into IS NULL ORDER BY id")
@@ -736,7 +754,7 @@ public final class SQLiteStore: Store {
   }
 
   public func merges(involving profile: ProfileID) async throws -> [MergeRecord] {
-    try await pool.read { db in
+    try await reading { db in
       let p = try Self.liveOrSelf(profile, db)
       let statement = try db.cachedStatement(
         sql: """
@@ -749,7 +767,7 @@ public final class SQLiteStore: Store {
   }
 
   public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord] {
-    try await pool.read { db in
+    try await reading { db in
       let statement = try db.cachedStatement(
         sql: """
           SELECT id, rule, profile_id, candidate_id, event_id, probability, weight, status, reason, at
@@ -766,7 +784,7 @@ public final class SQLiteStore: Store {
   }
 
   public func conflicts(involving profile: ProfileID) async throws -> [ConflictRecord] {
-    try await pool.read { db in
+    try await reading { db in
       let p = try Self.liveOrSelf(profile, db)
       let statement = try db.cachedStatement(
         sql: """
@@ -786,7 +804,7 @@ public final class SQLiteStore: Store {
 
   public func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent] {
     if limit <= 0 { return [] }
-    return try await pool.read { db in
+    return try await reading { db in
       let p = try Self.liveOrSelf(profile, db)
       let statement = try db.cachedStatement(
         sql: """
@@ -801,7 +819,7 @@ public final class SQLiteStore: Store {
   }
 
   public func replaceDerivedState(_ s: DerivedState) async throws {
-    try await pool.write { db in
+    try await writing { db in
       try Self.advanceEpoch(db)
       try db.execute(sql: "DELETE FROM profiles; DELETE FROM identifiers; DELETE FROM traits;")
       try db.execute(sql: "DELETE FROM computed_traits; DELETE FROM memberships;")
@@ -839,13 +857,13 @@ public final class SQLiteStore: Store {
   }
 
   public func loadSuppressions() async throws -> Set<String> {
-    try await pool.read { db in Set(try String.fetchAll(db, sql: "SELECT hash FROM suppressions")) }
+    try await reading { db in Set(try String.fetchAll(db, sql: "SELECT hash FROM suppressions")) }
   }
 
   public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord]) async throws
     -> DeletionReport
   {
-    let report = try await pool.write { db in
+    let report = try await writing { db in
       // Deleted content is overwritten with zeros, not left in free pages.
       try db.execute(sql: "PRAGMA secure_delete = ON")
       try Self.advanceEpoch(db)
@@ -888,12 +906,12 @@ public final class SQLiteStore: Store {
       return r
     }
     // The write-ahead log still holds the pages as they were: fold it into the file and empty it.
-    try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
     return report
   }
 
   public func loadSeparations() async throws -> [[Identifier]] {
-    try await pool.read { db in
+    try await reading { db in
       try Row.fetchAll(db, sql: "SELECT kind_a, value_a, kind_b, value_b FROM separations ORDER BY 1, 2, 3, 4").map {
         [Identifier($0[0], $0[1]), Identifier($0[2], $0[3])]
       }
@@ -901,7 +919,7 @@ public final class SQLiteStore: Store {
   }
 
   public func loadEvents() async throws -> [StoredEvent] {
-    try await pool.read { db in
+    try await reading { db in
       let rows = try Row.fetchCursor(
         db, sql: "SELECT source, id, type, name, timestamp, received_at, profile_id, body FROM events ORDER BY rowid")
       var out: [StoredEvent] = []
@@ -914,7 +932,7 @@ public final class SQLiteStore: Store {
 
   public func rejected(limit: Int) async throws -> [RejectedRecord] {
     if limit <= 0 { return [] }
-    return try await pool.read { db in
+    return try await reading { db in
       try Row.fetchAll(
         db, sql: "SELECT source, line, record, reason, at FROM rejected ORDER BY id LIMIT ?", arguments: [limit]
       ).map { row in
@@ -926,7 +944,7 @@ public final class SQLiteStore: Store {
   }
 
   public func stats() async throws -> StoreStats {
-    try await pool.read { db in
+    try await reading { db in
       let row = try Row.fetchOne(
         db,
         sql: """

@@ -329,8 +329,8 @@ public actor MemoryStore: Store {
     return receipt
   }
 
-  public func readJournal(limit: Int) -> [JournalEntry] {
-    journalRows.keys.sorted().prefix(max(0, limit)).compactMap { seq in
+  public func readJournal(limit: Int, after: Int64?) -> [JournalEntry] {
+    journalRows.keys.filter { $0 > after ?? Int64.min }.sorted().prefix(max(0, limit)).compactMap { seq in
       journalRows[seq].map { JournalEntry(seq: seq, event: $0) }
     }
   }

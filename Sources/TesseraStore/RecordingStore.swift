@@ -84,5 +84,7 @@ extension RecordingStore {
   public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
     try await inner.appendJournal(events, rejected: rejected)
   }
-  public func readJournal(limit: Int) async throws -> [JournalEntry] { try await inner.readJournal(limit: limit) }
+  public func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry] {
+    try await inner.readJournal(limit: limit, after: after)
+  }
 }

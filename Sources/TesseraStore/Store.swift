@@ -217,7 +217,8 @@ public struct CommitBatch: Sendable {
   public var separations: [[Identifier]] = []
   /// Changes for destinations, written with the state that caused them (the durable outbox).
   public var outbox: [OutboxRecord] = []
-  /// Journal entries this batch resolved: deleted in the same transaction, so each is resolved once.
+  /// Journal entries this batch resolved, so each is resolved once: they leave the journal in the same
+  /// transaction. The writer resolves the journal in order; SQLite records the largest as a cursor.
   public var journalDone: [Int64] = []
   /// The store's epoch the writer's state was read at; when set and the store's is another, the commit is
   /// refused with `StoreError.stale` and nothing is written (see `Store.epoch()`).
@@ -346,8 +347,9 @@ public protocol Store: Sendable {
   /// records the rejected records; one transaction. Events already stored or journaled are skipped and counted
   /// as duplicates.
   func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt
-  /// The oldest journaled events, at most `limit`, in the order they were appended.
-  func readJournal(limit: Int) async throws -> [JournalEntry]
+  /// The oldest journaled events not yet resolved, at most `limit`, in the order they were appended; with
+  /// `after`, only those appended after that entry (the writer passes the last entry it still holds).
+  func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry]
 }
 
 /// An event waiting in the journal for the writer.
@@ -368,6 +370,11 @@ public struct JournalReceipt: Sendable, Hashable {
 }
 
 extension Store {
+  /// The oldest journaled events not yet resolved, at most `limit`.
+  public func readJournal(limit: Int) async throws -> [JournalEntry] {
+    try await readJournal(limit: limit, after: nil)
+  }
+
   /// `erase` without deletion notices.
   public func erase(profile: ProfileID, values: [String], suppress: [String]) async throws -> DeletionReport {
     try await erase(profile: profile, values: values, suppress: suppress, notices: [])

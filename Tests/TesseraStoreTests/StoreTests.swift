@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import TesseraIdentity
 import TesseraModel
 import TesseraSQLite
@@ -139,8 +140,8 @@ func report(_ failures: [String]) {
     #expect(version == SQLiteStore.schemaVersion)
     let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"])
-    #expect(SQLiteStore.schemaVersion == 8)
+    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9"])
+    #expect(SQLiteStore.schemaVersion == 9)
     // Opening again is fine and changes nothing.
     try SQLiteStore(path: path).close()
     try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
@@ -155,6 +156,84 @@ func report(_ failures: [String]) {
     #expect(found == 99)
     #expect(supported == SQLiteStore.schemaVersion)
     #expect(refused?.description.contains("newer") == true)
+  }
+
+  /// v9 moves the journal out of the main file: entries a schema-8 store held are read back from the intake.
+  @Test func migrationToV9MovesTheJournal() async throws {
+    let email = Identifier("email", "ada@example.com")
+    let dir = try TempDir()
+    let path = dir.path("v8.sqlite")
+    try SQLiteStore(path: path).close()
+    // Back to what schema 8 looked like: the journal a table of the main file, holding one accepted event.
+    let body = StoredValue.encodeBody(
+      StoreSuite.event("m1", at: StoreSuite.t(1), ids: [email], profile: ProfileID(1)).event)
+    let queue = try DatabaseQueue(path: path)
+    try await queue.write { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, id TEXT NOT NULL,
+            type TEXT NOT NULL, name TEXT, timestamp INTEGER NOT NULL, received_at INTEGER NOT NULL,
+            body TEXT NOT NULL, UNIQUE (source, id));
+          INSERT INTO journal (seq, source, id, type, name, timestamp, received_at, body)
+            VALUES (7, 'web', 'm1', 'track', 'Signed Up', 1, 1, ?);
+          DELETE FROM grdb_migrations WHERE identifier = 'v9';
+          DELETE FROM meta WHERE key = 'journal_done';
+          UPDATE meta SET value = 8 WHERE key = 'schema_version';
+          """, arguments: [body])
+    }
+    try queue.close()
+    try FileManager.default.removeItem(atPath: path + "-intake")
+
+    let store = try SQLiteStore(path: path)
+    let entries = try await store.readJournal(limit: 10)
+    #expect(entries.map(\.seq) == [7])
+    #expect(entries.map(\.event.id) == ["m1"])
+    #expect(entries.first?.event.identifiers == [email])
+    try store.close()
+    let after = try DatabaseQueue(path: path)
+    let (tables, version) = try await after.read { db in
+      (
+        try db.tableExists("journal"),
+        try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'")
+      )
+    }
+    try after.close()
+    #expect(tables == false)
+    #expect(version == 9)
+  }
+
+  /// The journal's own file: an append does not wait for a transaction holding the main file's write lock
+  /// (the writer's resolution). With the journal in the main file it waited the busy timeout and failed.
+  @Test func journalAppendsDoNotWaitForTheMainFile() async throws {
+    let email = Identifier("email", "ada@example.com")
+    let dir = try TempDir()
+    let path = dir.path("intake.sqlite")
+    let store = try SQLiteStore(path: path)
+    let other = try DatabaseQueue(path: path)
+    let receipt = try await other.writeWithoutTransaction { db -> JournalReceipt in
+      try db.execute(sql: "BEGIN IMMEDIATE")
+      try db.execute(sql: "UPDATE meta SET value = value WHERE key = 'epoch'")
+      defer { try? db.execute(sql: "ROLLBACK") }
+      // Another thread appends while this one holds the lock (the closure blocks this connection's queue).
+      let result = Mutex<Result<JournalReceipt, any Error>?>(nil)
+      let done = DispatchSemaphore(value: 0)
+      Task {
+        do {
+          let r = try await store.appendJournal(
+            [StoreSuite.event("j1", at: StoreSuite.t(1), ids: [email], profile: ProfileID(1)).event], rejected: [])
+          result.withLock { $0 = .success(r) }
+        } catch {
+          result.withLock { $0 = .failure(error) }
+        }
+        done.signal()
+      }
+      done.wait()
+      return try result.withLock { $0 }!.get()
+    }
+    #expect(receipt.appended.map(\.id) == ["j1"])
+    #expect(try await store.readJournal(limit: 10).map(\.event.id) == ["j1"])
+    try other.close()
+    try store.close()
   }
 
   /// v2 keeps a record that is rejected again on a later run once; a v1 file with repeats is cleaned up.

@@ -1,0 +1,84 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A thread of its own, at a lower scheduling priority than the rest of the process, that runs the tasks which
+/// prefer it (`withTaskExecutorPreference(lane)`): work that must get done but may wait while the process has
+/// more urgent work, such as resolving events that are already durable in the journal while requests are
+/// being acknowledged.
+///
+/// On Linux the thread's nice value is raised by `niceness` (`setpriority` on the thread's id). The kernel
+/// then gives it a small share of the CPU while the process's other threads are busy, and all of it when they
+/// are idle: background work never starves, it fills the gaps. Elsewhere the lane is an ordinary thread.
+///
+/// Code running on the lane may block its thread (a synchronous store transaction) without blocking the
+/// shared cooperative pool; `BackgroundLane.isCurrent` tells a store it may do so.
+public final class BackgroundLane: TaskExecutor, Sendable {
+  private let jobs = Mutex<[UnownedJob]>([])
+  private let wake = DispatchSemaphore(value: 0)
+  private let stopped = Atomic<Bool>(false)
+  /// The nice value the thread runs at, once it has started (nil on platforms without per-thread niceness).
+  public let niceness: Int32
+
+  /// Starts the lane's thread.
+  public init(niceness: Int32 = 10) {
+    self.niceness = niceness
+    let thread = Thread { [self] in
+      #if canImport(Glibc)
+        // On Linux the nice value belongs to the thread, and `who` 0 names the calling thread. Raising one's
+        // own nice value needs no privilege; a failure leaves the lane at normal priority, which is still
+        // correct, only less polite.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+      #endif
+      self.loop()
+    }
+    thread.name = "tessera-background"
+    thread.start()
+  }
+
+  public func enqueue(_ job: consuming ExecutorJob) {
+    let unowned = UnownedJob(job)
+    jobs.withLock { $0.append(unowned) }
+    wake.signal()
+  }
+
+  /// Ends the thread once the jobs enqueued so far have run. Jobs enqueued afterwards never run.
+  public func stop() {
+    stopped.store(true, ordering: .releasing)
+    wake.signal()
+  }
+
+  private func loop() {
+    Self.markCurrent(true)
+    var batch: [UnownedJob] = []
+    while true {
+      wake.wait()
+      batch = jobs.withLock { j in
+        defer { j.removeAll(keepingCapacity: true) }
+        return j
+      }
+      for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
+      batch.removeAll(keepingCapacity: true)
+      if stopped.load(ordering: .acquiring) && jobs.withLock({ $0.isEmpty }) {
+        Self.markCurrent(false)
+        return
+      }
+    }
+  }
+
+  /// Whether the calling thread is a lane's thread.
+  public static var isCurrent: Bool {
+    lanes.withLock { $0.contains(pthread_self()) }
+  }
+
+  private static func markCurrent(_ on: Bool) {
+    let me = pthread_self()
+    lanes.withLock { if on { $0.insert(me) } else { $0.remove(me) } }
+  }
+
+  private static let lanes = Mutex<Set<pthread_t>>([])
+}
