@@ -41,76 +41,9 @@ public enum JSON {
 
   /// Compact JSON with keys sorted, so equal values encode to equal text.
   public static func encode(_ v: Value) -> String {
-    var out = ""
-    out.reserveCapacity(64)
-    write(v, to: &out)
-    return out
-  }
-
-  public static func write(_ v: Value, to out: inout String) {
-    switch v {
-    case .null: out += "null"
-    case .bool(let b): out += b ? "true" : "false"
-    case .int(let i): out += String(i)
-    case .double(let d):
-      if d.isFinite {
-        out += d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) + ".0" : String(d)
-      } else {
-        out += "null"
-      }
-    case .string(let s): writeString(s, to: &out)
-    case .timestamp(let t): writeString(t.iso8601, to: &out)
-    case .duration(let d): writeString(d.description, to: &out)
-    case .list(let l):
-      out += "["
-      for (i, x) in l.enumerated() {
-        if i > 0 { out += "," }
-        write(x, to: &out)
-      }
-      out += "]"
-    case .map(let m):
-      out += "{"
-      for (i, k) in m.keys.sorted().enumerated() {
-        if i > 0 { out += "," }
-        writeString(k, to: &out)
-        out += ":"
-        write(m[k] ?? .null, to: &out)
-      }
-      out += "}"
-    }
-  }
-
-  static let hex: [Character] = Array("0123456789abcdef")
-
-  public static func writeString(_ s: String, to out: inout String) {
-    out += "\""
-    var needsEscape = false
-    for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
-      needsEscape = true
-      break
-    }
-    if !needsEscape {
-      out += s
-    } else {
-      for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-          if u.value < 0x20 {
-            out += "\\u00"
-            out.append(hex[Int(u.value >> 4)])
-            out.append(hex[Int(u.value & 15)])
-          } else {
-            out.unicodeScalars.append(u)
-          }
-        }
-      }
-    }
-    out += "\""
+    var out = JSONWriter(capacity: 64)
+    out.value(v)
+    return out.text
   }
 }
 

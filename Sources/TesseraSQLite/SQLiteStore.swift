@@ -26,6 +26,9 @@ public final class SQLiteStore: Store {
   let pool: DatabasePool
   /// The journal's own file, `<path>-intake` (see `SQLiteJournal.swift`).
   let intake: DatabasePool
+  /// A connection to the intake file that only checkpoints it (`checkpointIntakeIfDue`).
+  let intakeCheckpointer: DatabaseQueue
+  let intakeCheckpoint = Mutex<(appended: Int, running: Bool)>((0, false))
   public let path: String
   /// The writer lock's file descriptor while this store holds the writer role (see `acquireWriter`).
   let writerLock = Mutex<Int32?>(nil)
@@ -61,12 +64,14 @@ public final class SQLiteStore: Store {
     try Self.migrator.migrate(pool)
     self.pool = pool
     self.intake = intake
+    self.intakeCheckpointer = try DatabaseQueue(path: path + "-intake", configuration: config)
     self.path = path
   }
 
   /// Closes the files; the store must not be used afterwards.
   public func close() throws {
     releaseWriter()
+    try intakeCheckpointer.close()
     try intake.close()
     try pool.close()
   }

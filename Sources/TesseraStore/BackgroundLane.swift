@@ -33,10 +33,12 @@ public final class BackgroundLane: TaskExecutor, Sendable {
         // own nice value needs no privilege; a failure leaves the lane at normal priority, which is still
         // correct, only less polite.
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+        // Named from the thread itself (Foundation's `name` does not reach the kernel here, and
+        // `pthread_setname_np` is not imported), so `top -H` and `perf` show it.
+        try? "tessera-lane".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
       #endif
       self.loop()
     }
-    thread.name = "tessera-background"
     thread.start()
   }
 

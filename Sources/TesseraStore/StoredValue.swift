@@ -13,66 +13,65 @@ import TesseraModel
 ///   `Int64.min`, which `JSON.parse` turns into a double,
 /// - `{"$m": {...}}` a genuine one-key map whose key starts with `$`, so it is never mistaken for the above.
 ///
-/// Everything else is ordinary JSON as `JSON.write` produces it (integers stay integers, doubles keep a
+/// Everything else is ordinary JSON as `JSON.encode` produces it (integers stay integers, doubles keep a
 /// fraction or an exponent), so the stored text stays readable with SQLite's JSON functions.
 public enum StoredValue {
   public static func encode(_ v: Value) -> String {
-    var out = ""
-    out.reserveCapacity(32)
+    var out = JSONWriter(capacity: 32)
     write(v, to: &out)
-    return out
+    return out.text
   }
 
-  public static func write(_ v: Value, to out: inout String) {
+  public static func write(_ v: Value, to out: inout JSONWriter) {
     switch v {
     case .double(let d):
       if d.isNaN {
-        out += #"{"$f":"nan"}"#
+        out.raw(#"{"$f":"nan"}"#)
       } else if d.isInfinite {
-        out += d > 0 ? #"{"$f":"inf"}"# : #"{"$f":"-inf"}"#
+        d > 0 ? out.raw(#"{"$f":"inf"}"#) : out.raw(#"{"$f":"-inf"}"#)
       } else if d == 0, d.sign == .minus {
-        out += #"{"$f":"-0"}"#
+        out.raw(#"{"$f":"-0"}"#)
       } else {
-        JSON.write(v, to: &out)
+        out.double(d)
       }
     case .int(Int64.min):
       // `JSON.parse` reads -9223372036854775808 back as a double (it overflows while accumulating the
       // magnitude), so the one integer it cannot read is spelled out.
-      out += #"{"$i":"-9223372036854775808"}"#
+      out.raw(#"{"$i":"-9223372036854775808"}"#)
     case .timestamp(let t):
-      out += #"{"$t":"#
-      out += String(t.microseconds)
-      out += "}"
+      out.raw(#"{"$t":"#)
+      out.int(t.microseconds)
+      out.raw("}")
     case .duration(let d):
-      out += #"{"$d":"#
-      out += String(d.microseconds)
-      out += "}"
+      out.raw(#"{"$d":"#)
+      out.int(d.microseconds)
+      out.raw("}")
     case .list(let l):
-      out += "["
+      out.raw("[")
       var first = true
       for x in l {
-        if !first { out += "," }
+        if !first { out.raw(",") }
         first = false
         write(x, to: &out)
       }
-      out += "]"
+      out.raw("]")
     case .map(let m):
       // Keys are not sorted: the stored text need not be canonical, and sorting costs on the hot path.
       let wrap = m.count == 1 && m.first?.key.utf8.first == UInt8(ascii: "$")
-      if wrap { out += #"{"$m":"# }
-      out += "{"
+      if wrap { out.raw(#"{"$m":"#) }
+      out.raw("{")
       var first = true
       for (k, x) in m {
-        if !first { out += "," }
+        if !first { out.raw(",") }
         first = false
-        JSON.writeString(k, to: &out)
-        out += ":"
+        out.string(k)
+        out.raw(":")
         write(x, to: &out)
       }
-      out += "}"
-      if wrap { out += "}" }
+      out.raw("}")
+      if wrap { out.raw("}") }
     case .null, .bool, .int, .string:
-      JSON.write(v, to: &out)
+      out.value(v)
     }
   }
 
@@ -127,25 +126,24 @@ public enum StoredValue {
   }
 
   /// Identifiers as `[["kind","value"],...]`.
-  public static func write(_ ids: [Identifier], to out: inout String) {
-    out += "["
+  public static func write(_ ids: [Identifier], to out: inout JSONWriter) {
+    out.raw("[")
     var first = true
     for i in ids {
-      out += first ? "[" : ",["
+      first ? out.raw("[") : out.raw(",[")
       first = false
-      JSON.writeString(i.kind, to: &out)
-      out += ","
-      JSON.writeString(i.value, to: &out)
-      out += "]"
+      out.string(i.kind)
+      out.raw(",")
+      out.string(i.value)
+      out.raw("]")
     }
-    out += "]"
+    out.raw("]")
   }
 
   public static func encode(_ ids: [Identifier]) -> String {
-    var out = ""
-    out.reserveCapacity(16 + 32 * ids.count)
+    var out = JSONWriter(capacity: 16 + 32 * ids.count)
     write(ids, to: &out)
-    return out
+    return out.text
   }
 
   public static func identifiers(_ v: Value?) throws -> [Identifier] {
@@ -166,24 +164,24 @@ public enum StoredValue {
 
   /// An event's body: `{"i": identifiers, "t": traits, "p": properties, "c": context}`, empty parts left out.
   public static func encodeBody(_ e: Event) -> String {
-    var out = ""
-    out.reserveCapacity(64 + 32 * e.identifiers.count + 48 * (e.traits.count + e.properties.count + e.context.count))
-    out += #"{"i":"#
+    var out = JSONWriter(
+      capacity: 64 + 32 * e.identifiers.count + 48 * (e.traits.count + e.properties.count + e.context.count))
+    out.raw(#"{"i":"#)
     write(e.identifiers, to: &out)
     if !e.traits.isEmpty {
-      out += #","t":"#
+      out.raw(#","t":"#)
       write(.map(e.traits), to: &out)
     }
     if !e.properties.isEmpty {
-      out += #","p":"#
+      out.raw(#","p":"#)
       write(.map(e.properties), to: &out)
     }
     if !e.context.isEmpty {
-      out += #","c":"#
+      out.raw(#","c":"#)
       write(.map(e.context), to: &out)
     }
-    out += "}"
-    return out
+    out.raw("}")
+    return out.text
   }
 
   public static func decodeBody(_ text: String) throws -> (

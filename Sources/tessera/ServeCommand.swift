@@ -44,8 +44,8 @@ struct ServeCommand: AsyncParsableCommand {
   @Option(
     help: """
       When a tracking request is answered: `resolved` (its events are stored with their effects on profiles and \
-      segments) or `journaled` (its events are durably journaled; resolution follows a moment later, off the \
-      request's path — for high ingest rates).
+      segments) or `journaled` (its events are durably journaled; resolution follows off the request's path, at a \
+      lower CPU priority — for high ingest rates; profiles lag behind during bursts).
       """)
   var acknowledge: LivePipeline.Acknowledge = .resolved
 

@@ -32,6 +32,23 @@ struct JSONTests {
     #expect(try parse(text) == v)
   }
 
+  @Test("the byte writer spells numbers, escapes and non-ASCII text exactly")
+  func writerText() throws {
+    let cases: [(Value, String)] = [
+      (.int(0), "0"), (.int(7), "7"), (.int(-7), "-7"), (.int(1_234_567_890), "1234567890"),
+      (.int(Int64.max), "9223372036854775807"), (.int(Int64.min + 1), "-9223372036854775807"),
+      (.double(3), "3.0"), (.double(-2), "-2.0"), (.double(0.1), "0.1"), (.double(1e20), "1e+20"),
+      (.double(.nan), "null"), (.string("plain"), #""plain""#),
+      (.string("tab\there \"q\" \\ \r\n\u{1f}é✓😀"), #""tab\there \"q\" \\ \r\n\u001fé✓😀""#),
+      (.map(["z": .bool(true), "a": .list([])]), #"{"a":[],"z":true}"#),
+    ]
+    for (v, text) in cases {
+      #expect(JSON.encode(v) == text, "\(v)")
+      if case .double(let d) = v, !d.isFinite { continue }
+      #expect(try parse(JSON.encode(v)) == v, "\(v) reads back")
+    }
+  }
+
   @Test("errors name the byte where the JSON goes wrong")
   func errors() {
     for (text, offset) in [(#"{"a": }"#, 6), (#"{"a": 1"#, 7), (#"[1, 2,]"#, 6), ("tru", 0), (#"{"a": 1} x"#, 9)] {
