@@ -114,6 +114,9 @@ public final class LivePipeline: Sendable {
     var journalDue = false
     var closed = false
     var role = Role.starting
+    /// Set by `close()`: the journal is resolved until then (a round in progress stops at its next chunk),
+    /// and what is left waits for the next writer.
+    var journalDeadline: ContinuousClock.Instant?
   }
   /// Why the committer stopped committing until the resolver is read again.
   enum Poison: Sendable {
@@ -148,16 +151,21 @@ public final class LivePipeline: Sendable {
   /// Entries read from the journal at a time (one resolved group; on SQLite also how long a resolution
   /// transaction holds the write lock that journal appends wait for).
   let journalChunk: Int
+  /// How long the writer goes on resolving the journal after `close()`. The journal is durable, so what is
+  /// left is resolved by the next writer (this process's next start, or a follower taking over); a backlog
+  /// of a million events would otherwise hold a shutdown for a minute.
+  let journalGrace: Duration
 
   public init(
     config: PipelineConfig, store: any Store, tickEvery: Duration? = .seconds(60),
     journalEvery: Duration = .milliseconds(100), writerRetry: Duration = .seconds(1),
-    acknowledge: Acknowledge = .resolved, journalChunk: Int = 4096,
+    acknowledge: Acknowledge = .resolved, journalChunk: Int = 4096, journalGrace: Duration = .seconds(5),
     onRole: (@Sendable (Role) -> Void)? = nil, onGroup: (@Sendable (GroupReport) -> Void)? = nil
   ) {
     self.onRole = onRole
     self.acknowledge = acknowledge
     self.journalChunk = max(1, journalChunk)
+    self.journalGrace = journalGrace
     (intakeBell, ringIntake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     self.config = config
     self.store = store
@@ -216,7 +224,10 @@ public final class LivePipeline: Sendable {
 
   /// Stops taking events; `run()` commits what is queued and returns.
   public func close() {
-    state.withLock { $0.closed = true }
+    state.withLock {
+      $0.closed = true
+      $0.journalDeadline = .now + journalGrace
+    }
     ringIntake.finish()
     ring.finish()
   }
@@ -291,7 +302,7 @@ public final class LivePipeline: Sendable {
     }
     // Closed: whatever was queued before the door shut is committed too (a stale group comes back to the
     // queue once; after a few rounds anything left is refused rather than left waiting). What was journaled
-    // is resolved while this process is the writer; what it cannot resolve waits in the store for the next.
+    // is resolved for up to `journalGrace`; the rest waits in the store for the next writer.
     await acceptor.value
     if writer != nil { state.withLock { $0.journalDue = true } }
     for _ in 0..<5 {
@@ -472,6 +483,7 @@ public final class LivePipeline: Sendable {
     var after: Int64? = nil
     while !writer.lost {
       let started = ContinuousClock.now
+      if let deadline = state.withLock({ $0.journalDeadline }), started >= deadline { return }
       let entries: [JournalEntry]
       let stored: Set<EventKey>
       let fresh: [JournalEntry]

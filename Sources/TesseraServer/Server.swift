@@ -31,12 +31,16 @@ public final class TesseraHTTPServer: Sendable {
     public var logger: Logger
     /// When a tracking request is answered (`LivePipeline.Acknowledge`).
     public var acknowledge: LivePipeline.Acknowledge
+    /// How long a shutdown goes on resolving the journal (`LivePipeline.journalGrace`).
+    public var journalGrace: Duration
 
     public init(
       host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, benchmarkRoutes: Bool = false,
-      handleSignals: Bool = false, logLevel: String = "info", acknowledge: LivePipeline.Acknowledge = .resolved
+      handleSignals: Bool = false, logLevel: String = "info", acknowledge: LivePipeline.Acknowledge = .resolved,
+      journalGrace: Duration = .seconds(5)
     ) {
       self.acknowledge = acknowledge
+      self.journalGrace = journalGrace
       var logger = Logger(label: "tessera.serve")
       logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
       self.host = host
@@ -70,11 +74,9 @@ public final class TesseraHTTPServer: Sendable {
     self.deliveries = deliveries
     let metrics = ServerMetrics()
     self.metrics = metrics
-    // Journaled: resolution commits stay short, so the journal appends that wait for the same write lock on
-    // SQLite wait little.
     self.pipeline = LivePipeline(
-      config: config, store: store, acknowledge: options.acknowledge,
-      journalChunk: options.acknowledge == .journaled ? 1024 : 4096, onRole: onRole
+      config: config, store: store, acknowledge: options.acknowledge, journalGrace: options.journalGrace,
+      onRole: onRole
     ) { report in
       metrics.observe(
         "tessera_resolve_duration_seconds", [:], report.resolveSeconds, buckets: ServerMetrics.latencyBuckets)

@@ -71,9 +71,11 @@ struct Harness {
 
   static func start(
     pipeline: String = testPipeline, token: String? = Harness.token,
-    acknowledge: LivePipeline.Acknowledge = .resolved
+    acknowledge: LivePipeline.Acknowledge = .resolved, journalGrace: Duration = .seconds(5), dir reused: String? = nil
   ) async throws -> Harness {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-serve-\(UUID().uuidString)").path
+    let dir =
+      reused
+      ?? FileManager.default.temporaryDirectory.appendingPathComponent("tessera-serve-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     try pipeline.write(toFile: dir + "/pipeline.yaml", atomically: true, encoding: .utf8)
     let result = Compiler().compile(pipeline: dir + "/pipeline.yaml")
@@ -84,7 +86,7 @@ struct Harness {
       config: plan.config, store: store,
       options: .init(
         host: "127.0.0.1", port: 0, adminToken: token, benchmarkRoutes: true, logLevel: "warning",
-        acknowledge: acknowledge))
+        acknowledge: acknowledge, journalGrace: journalGrace))
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task { try await server.run { continuation.yield($0) } }
     var port = 0

@@ -392,6 +392,50 @@ extension TrackingTests {
     #expect(try await reopened.stats().profiles == 5)
     try reopened.close()
   }
+
+  /// A shutdown resolves the journal for `journalGrace` only; what is left is resolved by the next start,
+  /// and nothing acknowledged is lost in between.
+  @Test("shutdown leaves the unresolved journal to the next start")
+  func journaledShutdownLeavesTheRest() async throws {
+    let h = try await Harness.start(acknowledge: .journaled, journalGrace: .zero)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for c in 0..<4 {
+        group.addTask {
+          for r in 0..<5 {
+            let answer = try await h.track(trackBatch(ids: (0..<40).map { "s\(c)-\(r)-\($0)" }, user: "su\(c)"))
+            #expect(answer["stored"] == .int(40))
+          }
+        }
+      }
+      try await group.waitForAll()
+    }
+    // More journaled behind the server's back (as a follower would), then an immediate stop: a round of the
+    // writer already under way stops at its next chunk (4,096), so most of these are left.
+    let store = try h.store
+    let late = (0..<12_000).map { n in
+      Event(
+        id: "late-\(n)", source: "web", type: "track", name: "Clicked",
+        timestamp: Timestamp(microseconds: 1_000 + Int64(n)),
+        receivedAt: Timestamp(microseconds: 1_000), identifiers: [Identifier("user_id", "su\(n % 4)")])
+    }
+    #expect(try await store.appendJournal(late, rejected: []).appended.count == 12_000)
+    try await h.stop()
+    // The process would end here; its store (and the writer lock with it) goes.
+    try #require(store as? SQLiteStore).close()
+    let reopened = try SQLiteStore(path: h.storePath)
+    let resolved = try await reopened.stats().events
+    let waiting = try await reopened.readJournal(limit: 20_000).count
+    #expect(resolved + waiting == 12_800)
+    #expect(waiting > 0, "with no grace the stop left the journal (\(resolved) resolved)")
+    try reopened.close()
+
+    let again = try await Harness.start(acknowledge: .journaled, dir: h.dir)
+    let store2 = try again.store
+    #expect(try await Self.eventually { try await store2.readJournal(limit: 1).isEmpty })
+    #expect(try await store2.stats().events == 12_800)
+    #expect(try await store2.stats().profiles == 4)
+    try await again.stop()
+  }
 }
 
 extension Value {
