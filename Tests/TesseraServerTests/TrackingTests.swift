@@ -374,17 +374,7 @@ extension TrackingTests {
     #expect(try await store.memberships(of: profile).map(\.segment) == ["buyers"])
     #expect(try await h.track(body)["duplicates"] == .int(30))
     // Concurrent clients, then an immediate shutdown: everything acknowledged is resolved before the exit.
-    try await withThrowingTaskGroup(of: Void.self) { group in
-      for c in 0..<4 {
-        group.addTask {
-          for r in 0..<5 {
-            let answer = try await h.track(trackBatch(ids: (0..<40).map { "k\(c)-\(r)-\($0)" }, user: "ku\(c)"))
-            #expect(answer["stored"] == .int(40))
-          }
-        }
-      }
-      try await group.waitForAll()
-    }
+    try await Self.fourClients(h, prefix: "k")
     try await h.stop()
     let reopened = try SQLiteStore(path: h.storePath)
     #expect(try await reopened.stats().events == 30 + 4 * 5 * 40)
@@ -393,22 +383,28 @@ extension TrackingTests {
     try reopened.close()
   }
 
-  /// A shutdown resolves the journal for `journalGrace` only; what is left is resolved by the next start,
-  /// and nothing acknowledged is lost in between.
-  @Test("shutdown leaves the unresolved journal to the next start")
-  func journaledShutdownLeavesTheRest() async throws {
-    let h = try await Harness.start(acknowledge: .journaled, journalGrace: .zero)
+  /// Four clients at once, five batches of 40 new events each, for the people `<prefix>u0` … `<prefix>u3`.
+  static func fourClients(_ h: Harness, prefix: String) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
       for c in 0..<4 {
         group.addTask {
           for r in 0..<5 {
-            let answer = try await h.track(trackBatch(ids: (0..<40).map { "s\(c)-\(r)-\($0)" }, user: "su\(c)"))
+            let answer = try await h.track(
+              trackBatch(ids: (0..<40).map { "\(prefix)\(c)-\(r)-\($0)" }, user: "\(prefix)u\(c)"))
             #expect(answer["stored"] == .int(40))
           }
         }
       }
       try await group.waitForAll()
     }
+  }
+
+  /// A shutdown resolves the journal for `journalGrace` only; what is left is resolved by the next start,
+  /// and nothing acknowledged is lost in between.
+  @Test("shutdown leaves the unresolved journal to the next start")
+  func journaledShutdownLeavesTheRest() async throws {
+    let h = try await Harness.start(acknowledge: .journaled, journalGrace: .zero)
+    try await Self.fourClients(h, prefix: "s")
     // More journaled behind the server's back (as a follower would), then an immediate stop: a round of the
     // writer already under way stops at its next chunk (4,096), so most of these are left.
     let store = try h.store
