@@ -510,6 +510,15 @@ public final class LivePipeline: Sendable {
       let keys = fresh.map { EventKey(source: $0.event.source, id: $0.event.id) }
       await handOver(r, [], [], report, &writer, work, keys: keys, journal: Set(fresh.map(\.seq)))
       if entries.count < journalChunk { return }
+      // Requests of this process (or deletions) waiting: serve them first and come back to the journal
+      // after. While followers kept the journal fuller than a chunk, this loop held the writer's own
+      // requests for seconds.
+      let waiting = state.withLock { s in
+        if s.queue.isEmpty && s.deletions.isEmpty { return false }
+        s.journalDue = true
+        return true
+      }
+      if waiting { return }
     }
   }
 

@@ -1,0 +1,34 @@
+import TesseraModel
+import TesseraRuntime
+import TesseraStore
+import Testing
+
+@Suite("Live pipeline")
+struct LivePipelineTests {
+  /// The writer's own requests are served between journal chunks. Before, while the journal held more than a
+  /// chunk (followers appending faster than one group resolves), the writer resolved chunk after chunk and
+  /// its own requests waited until the journal was empty: seconds under load.
+  @Test("the writer answers its own requests between journal chunks")
+  func ownRequestsBetweenJournalChunks() async throws {
+    let store = MemoryStore()
+    let journaled = (0..<3000).map { n in
+      ResolverCommitTests.event(n, day: 1 + n % 20, [("user_id", "j\(n % 300)"), ("anonymous_id", "ja\(n)")])
+    }
+    #expect(await store.appendJournal(journaled, rejected: []).appended.count == 3000)
+    let pipeline = LivePipeline(
+      config: try ResolverCommitTests.config(), store: store, tickEvery: nil, journalChunk: 10)
+    let running = Task { try await pipeline.run() }
+    // Once the writer is working through the journal, a request of its own.
+    while await store.stats().events == 0 { try await Task.sleep(for: .milliseconds(5)) }
+    let own = ResolverCommitTests.event(99_999, day: 30, [("user_id", "own")])
+    let stats = try await pipeline.submit(MappedBatch(seq: 0, events: [own], rejected: [], invalidIdentifiers: 0))
+    #expect(stats.events == 1)
+    let left = try await store.readJournal(limit: 10_000).count
+    #expect(left > 0, "the request was answered only after the whole journal (3,000 entries in chunks of 10)")
+    // And the journal is still resolved to the end.
+    while try await !store.readJournal(limit: 1).isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(await store.stats().events == 3001)
+    pipeline.close()
+    try await running.value
+  }
+}
