@@ -387,7 +387,7 @@ public struct Resolver: Sendable {
           identifier: { $0 < ids.count ? ids[$0] : .null })
       }
       guard let names = rows[p] else { continue }
-      computedRecords(of: p, names, value: value, into: &out)
+      Self.computedRecords(of: p, names, in: computed, value: value, into: &out)
     }
     return out
   }
@@ -555,8 +555,11 @@ public struct Resolver: Sendable {
 
   /// The named computed traits of `p` as store rows: the state and its value (from
   /// `values`, `ComputedTraitTable.valueList`), or a null state (delete) for traits that hold nothing.
-  func computedRecords(
-    of p: ProfileID, _ names: IndexBits, value: (Int) -> Value, into out: inout [PendingComputed]
+  /// Static, taking the table: called on `self` from the mutating `evaluate`, a method copied the whole
+  /// resolver (a retain of every field) for each profile.
+  static func computedRecords(
+    of p: ProfileID, _ names: IndexBits, in computed: ComputedTraitTable, value: (Int) -> Value,
+    into out: inout [PendingComputed]
   ) {
     let states = computed.states[p]
     // By index: copying each `ComputedTrait` (its compiled expressions) cost more than the rows themselves.

@@ -218,7 +218,9 @@ enum PipelineBench {
       var path = ""
       if mode == "sqlite" {
         path = dir + "/bench.sqlite"
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        for suffix in ["", "-wal", "-shm", "-intake", "-intake-wal", "-intake-shm", "-writer"] {
+          try? FileManager.default.removeItem(atPath: path + suffix)
+        }
         store = try SQLiteStore(path: path)
       } else {
         store = MemoryStore()
