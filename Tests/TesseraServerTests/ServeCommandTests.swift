@@ -180,6 +180,38 @@ struct ServeCommandTests {
 
       """
 
+  /// The intake file and the writer's cursor across processes and a crash: two servers acknowledging after
+  /// the journal on one SQLite file, the writer killed mid-load, the follower taking over.
+  @Test("journaled on SQLite: kill -9 of the writer mid-load loses nothing acknowledged")
+  func journaledWriterKilled() async throws {
+    let batches = SeveralServersTests.batches(SeveralServersTests.messages(people: 100), size: 6)
+    let a = try await Child.start(pipeline: testPipeline, arguments: ["--acknowledge", "journaled"])
+    let path = a.dir + "/s.sqlite"
+    #expect(try await SeveralServersTests.settledRole(a.port) == "writer")
+    let b = try await Child.start(pipeline: testPipeline, store: path, arguments: ["--acknowledge", "journaled"])
+    #expect(try await SeveralServersTests.settledRole(b.port) == "follower")
+    let answered = SeveralServersTests.Tally()
+    let sending = Task {
+      try await SeveralServersTests.send(batches, to: [a.port, b.port], lanes: 4, answered: answered)
+    }
+    while answered.count.withLock({ $0 }) < batches.count / 3 { try await Task.sleep(for: .milliseconds(5)) }
+    #expect(await a.kill() == SIGKILL)
+    let acked = try await sending.value
+    #expect(Set(acked).count == 600)
+    let store = try SQLiteStore(path: path)
+    #expect(try await Self.eventually { try await store.readJournal(limit: 1).isEmpty })
+    #expect(try await SeveralServersTests.role(b.port) == "writer")
+    #expect(await b.stop() == 0)
+    let keys = acked.map { EventKey(source: "web", id: $0) }
+    let stored = try await store.existingEvents(keys)
+    #expect(stored.count == keys.count, "acknowledged but missing: \(Set(keys).subtracting(stored).prefix(5))")
+    // Every person's pieces (three anonymous ids, an email, a user id) came together once, whichever process and
+    // whichever order resolved them.
+    #expect(try await store.stats().profiles == 100)
+    #expect(try await store.loadIdentity().profiles.allSatisfy { $0.1.count == 5 })
+    try store.close()
+  }
+
   @Test("a second tessera serve on the same SQLite file is a follower; tessera run journals while one serves")
   func sharedSQLiteFile() async throws {
     let a = try await Child.start(pipeline: Self.withFileSource)
