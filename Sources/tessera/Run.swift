@@ -37,8 +37,12 @@ struct Run: AsyncParsableCommand {
   @Option(help: "Records per batch handed to the decode & map workers.")
   var batchSize: Int = 1024
 
-  @Option(help: "Events per store transaction.")
-  var commitEvents: Int = 8192
+  @Option(
+    help: """
+      Events per store transaction. Larger transactions rewrite each index page once for more rows (SQLite: \
+      65536 is ~57 % faster than 8192 over 1M events); the batch is held in memory until it commits.
+      """)
+  var commitEvents: Int = PipelineRunner.defaultCommitEvents
 
   @Option(
     help: """

@@ -31,4 +31,25 @@ struct LivePipelineTests {
     pipeline.close()
     try await running.value
   }
+
+  /// After `close()` the writer resolves the journal for `journalGrace` and leaves the rest, durable, for the
+  /// next writer. The journal is only read when polled (every hour here) or at shutdown, so what each
+  /// pipeline resolves is decided by the grace alone.
+  @Test("shutdown resolves the journal within the grace and leaves the rest")
+  func journalGrace() async throws {
+    let store = MemoryStore()
+    let journaled = (0..<500).map { n in ResolverCommitTests.event(n, day: 1, [("user_id", "g\(n % 50)")]) }
+    #expect(await store.appendJournal(journaled, rejected: []).appended.count == 500)
+    for (grace, left) in [(Duration.zero, 500), (.seconds(30), 0)] {
+      let pipeline = LivePipeline(
+        config: try ResolverCommitTests.config(), store: store, tickEvery: nil, journalEvery: .seconds(3600),
+        journalGrace: grace)
+      let running = Task { try await pipeline.run() }
+      while pipeline.role != .writer { try await Task.sleep(for: .milliseconds(5)) }
+      pipeline.close()
+      try await running.value
+      #expect(try await store.readJournal(limit: 1000).count == left, "grace \(grace)")
+      #expect(await store.stats().events == 500 - left, "grace \(grace)")
+    }
+  }
 }

@@ -174,7 +174,7 @@ enum PipelineBench {
   }
 
   /// `mode`: sqlite, memory or parse; `-seg` adds 20 computed traits and 50 segments.
-  static func run(mode rawMode: String, events: Int, workers: Int) async throws {
+  static func run(mode rawMode: String, events: Int, workers: Int, commitEvents: Int) async throws {
     let dir = NSTemporaryDirectory() + "tessera-bench-\(events)"
     let activation = rawMode.hasSuffix("-seg")
     let mode = activation ? String(rawMode.dropLast(4)) : rawMode
@@ -225,9 +225,10 @@ enum PipelineBench {
       } else {
         store = MemoryStore()
       }
-      let runner = PipelineRunner(
+      var runner = PipelineRunner(
         plan: plan, store: store, readers: [0: reader], workers: workers,
         now: Timestamp(iso8601: "2026-06-30T00:00:00Z") ?? Timestamp(microseconds: 0))
+      runner.commitEvents = commitEvents
       let summary = try await runner.run()
       let stats = try await store.stats()
       print(

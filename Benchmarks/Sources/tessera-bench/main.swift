@@ -3,6 +3,7 @@ import Synchronization
 import TesseraCompiler
 import TesseraLanguage
 import TesseraModel
+import TesseraRuntime
 
 // tessera-bench: measured figures for docs/BENCHMARKS.md. Each benchmark prints one line per figure.
 // Usage: tessera-bench [compile|expr|all]
@@ -149,10 +150,11 @@ if what == "compile" || what == "all" { benchCompile() }
 if what == "expr" || what == "all" { benchExpr() }
 if what == "stages" { try await StageBench.run(events: option("--events", 200_000)) }
 if ["sqlite", "memory", "parse", "sqlite-seg", "memory-seg"].contains(what) {
-  // tessera-bench sqlite|memory|parse [--events N] [--workers W]
+  // tessera-bench sqlite|memory|parse [--events N] [--workers W] [--commit-events N]
   try await PipelineBench.run(
     mode: what, events: option("--events", 1_000_000),
-    workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount))
+    workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),
+    commitEvents: option("--commit-events", PipelineRunner.defaultCommitEvents))
 }
 if what == "compare-pg" {
   // tessera-bench compare-pg [--events N] [--workers W] [--pg-url postgres://…]: SQLite, then PostgreSQL.
