@@ -73,7 +73,7 @@ extension SQLiteStore {
       try db.execute(sql: "PRAGMA synchronous = NORMAL")
       try db.execute(sql: "PRAGMA temp_store = MEMORY")
       // Appends never checkpoint (copying the WAL into the file and its fsync took the slowest
-      // acknowledgements from ~30 to ~70 ms); `checkpointIntake` does it on a connection of its own.
+      // acknowledgements from ~30 to ~70 ms); `Checkpointer` does it on a connection of its own.
       if !db.configuration.readonly { try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
       try db.execute(sql: "ATTACH DATABASE ? AS store", arguments: [path])
     }
@@ -148,7 +148,7 @@ extension SQLiteStore {
       }
       return appended
     }
-    checkpointIntakeIfDue(appended: events.count)
+    intakeCheckpointer.wrote(events.count)
     if !rejected.isEmpty {
       // Rare, and in the main file: its own transaction, after the events (a crash in between fails the
       // request, whose retry journals nothing twice).
@@ -157,27 +157,6 @@ extension SQLiteStore {
       try await commit(batch)
     }
     return JournalReceipt(appended: appended)
-  }
-
-  /// Events appended between two checkpoints of the intake (a few MB of WAL).
-  static let intakeCheckpointEvery = 4096
-
-  /// Starts a PASSIVE checkpoint of the intake file once enough was appended since the last, on the
-  /// checkpointer's own connection and off the caller's path: it copies committed pages into the file while
-  /// appends go on (it takes no write lock), and the next append starts the WAL over once all is copied.
-  func checkpointIntakeIfDue(appended: Int) {
-    let due = intakeCheckpoint.withLock { c -> Bool in
-      c.appended += appended
-      guard c.appended >= Self.intakeCheckpointEvery, !c.running else { return false }
-      c.appended = 0
-      c.running = true
-      return true
-    }
-    guard due else { return }
-    Task.detached { [self] in
-      _ = try? await intakeCheckpointer.writeWithoutTransaction { db in try db.checkpoint(.passive) }
-      intakeCheckpoint.withLock { $0.running = false }
-    }
   }
 
   public func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry] {
@@ -206,6 +185,7 @@ extension SQLiteStore {
   /// `write` executes the closure on the calling thread), so the transaction keeps the lane's lower priority;
   /// elsewhere it runs on GRDB's writer queue without blocking the caller's thread.
   func writing<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    defer { checkpointer.wrote(1) }
     if BackgroundLane.isCurrent { return try blockingWrite(body) }
     return try await pool.write(body)
   }

@@ -26,9 +26,10 @@ public final class SQLiteStore: Store {
   let pool: DatabasePool
   /// The journal's own file, `<path>-intake` (see `SQLiteJournal.swift`).
   let intake: DatabasePool
-  /// A connection to the intake file that only checkpoints it (`checkpointIntakeIfDue`).
-  let intakeCheckpointer: DatabaseQueue
-  let intakeCheckpoint = Mutex<(appended: Int, running: Bool)>((0, false))
+  /// Background checkpoints of the main file (units: events committed, one per other write) and of the
+  /// intake (events appended).
+  let checkpointer: Checkpointer
+  let intakeCheckpointer: Checkpointer
   public let path: String
   /// The writer lock's file descriptor while this store holds the writer role (see `acquireWriter`).
   let writerLock = Mutex<Int32?>(nil)
@@ -48,9 +49,8 @@ public final class SQLiteStore: Store {
       try db.execute(sql: "PRAGMA synchronous = NORMAL")
       try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -524288")
       try db.execute(sql: "PRAGMA temp_store = MEMORY")
-      // Checkpoint every 8192 pages (32 MiB of WAL) instead of 1000: a batch of a few thousand events dirties
-      // several MiB of scattered index pages, and the default made almost every commit pay a checkpoint.
-      if !db.configuration.readonly { try db.execute(sql: "PRAGMA wal_autocheckpoint = 8192") }
+      // No auto-checkpoint: `Checkpointer` does it in the background (see there).
+      if !db.configuration.readonly { try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
     }
     let pool = try DatabasePool(path: path, configuration: config)
     // Refuse a newer schema before the migrator gets a chance to touch it.
@@ -64,7 +64,8 @@ public final class SQLiteStore: Store {
     try Self.migrator.migrate(pool)
     self.pool = pool
     self.intake = intake
-    self.intakeCheckpointer = try DatabaseQueue(path: path + "-intake", configuration: config)
+    self.checkpointer = try Checkpointer(path: path, configuration: config, every: 8192)
+    self.intakeCheckpointer = try Checkpointer(path: path + "-intake", configuration: config, every: 4096)
     self.path = path
   }
 
@@ -72,6 +73,7 @@ public final class SQLiteStore: Store {
   public func close() throws {
     releaseWriter()
     try intakeCheckpointer.close()
+    try checkpointer.close()
     try intake.close()
     try pool.close()
   }
@@ -326,6 +328,7 @@ public final class SQLiteStore: Store {
   public func commit(_ batch: CommitBatch) async throws {
     if batch.isEmpty { return }
     try await writing { db in try Self.write(batch, db) }
+    checkpointer.wrote(batch.events.count)
   }
 
   /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it.

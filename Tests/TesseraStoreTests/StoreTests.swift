@@ -266,6 +266,45 @@ func report(_ failures: [String]) {
     try store.close()
   }
 
+  /// The main file is checkpointed in the background (its connections do not auto-checkpoint): after many
+  /// commits most pages are in the file already. Without it the WAL would hold every page until the close.
+  @Test func backgroundCheckpointsCopyTheWALIntoTheFile() async throws {
+    let dir = try TempDir()
+    let path = dir.path("ckpt.sqlite")
+    let store = try SQLiteStore(path: path)
+    for round in 0..<40 {
+      var b = CommitBatch()
+      b.newProfiles = [(ProfileID(Int64(round + 1)), StoreSuite.t(0))]
+      for n in 0..<1000 {
+        let id = "r\(round)-\(n)"
+        b.events.append(
+          StoreSuite.event(
+            id, at: StoreSuite.t(Int64(n)), ids: [Identifier("anonymous_id", id)],
+            properties: ["n": .int(Int64(n)), "pad": .string(String(repeating: "x", count: 200))],
+            profile: ProfileID(Int64(round + 1))))
+      }
+      try await store.commit(b)
+    }
+    func size(_ p: String) -> Int {
+      ((try? FileManager.default.attributesOfItem(atPath: p))?[.size] as? Int) ?? 0
+    }
+    // Most of the database is in the file itself, not only in the WAL.
+    let reader = try DatabaseQueue(path: path)
+    let logical = try await reader.read { db in
+      try Int.fetchOne(db, sql: "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()") ?? 0
+    }
+    try reader.close()
+    var inFile = 0
+    for _ in 0..<200 {
+      inFile = size(path)
+      if inFile * 2 > logical { break }
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    #expect(inFile * 2 > logical, "\(inFile) bytes in the file of a \(logical)-byte database")
+    #expect(try await store.stats().events == 40_000)
+    try store.close()
+  }
+
   @Test func largeBatch() async throws {
     let dir = try TempDir()
     let store = try SQLiteStore(path: dir.path("large.sqlite"))
