@@ -76,6 +76,17 @@ extension PostgresStore {
     }
   }
 
+  public func journalBacklog() async throws -> Int {
+    try await read { conn in
+      // From the primary key's ends, not a count (which would scan a large backlog).
+      let rows = try await conn.query(
+        "SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM journal", logger: self.logger)
+      var found: Int64 = 0
+      for try await v in rows.decode(Int64.self) { found = v }
+      return Int(found)
+    }
+  }
+
   public func epoch() async throws -> Int64 {
     try await read { conn in try await self.epoch(conn, lock: false) }
   }

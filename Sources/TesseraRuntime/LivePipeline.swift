@@ -155,17 +155,24 @@ public final class LivePipeline: Sendable {
   /// left is resolved by the next writer (this process's next start, or a follower taking over); a backlog
   /// of a million events would otherwise hold a shutdown for a minute.
   let journalGrace: Duration
+  /// Journaled events waiting for the writer past which a journaling request is answered only once the
+  /// writer has caught up below it (nil: no limit). Without it, a sustained rate above what resolution
+  /// keeps up with grows the journal until the disk is full; with it, the SDKs see slower answers and send
+  /// less, as from any saturated collector.
+  let journalLimit: Int?
 
   public init(
     config: PipelineConfig, store: any Store, tickEvery: Duration? = .seconds(60),
     journalEvery: Duration = .milliseconds(100), writerRetry: Duration = .seconds(1),
     acknowledge: Acknowledge = .resolved, journalChunk: Int = 4096, journalGrace: Duration = .seconds(5),
-    onRole: (@Sendable (Role) -> Void)? = nil, onGroup: (@Sendable (GroupReport) -> Void)? = nil
+    journalLimit: Int? = 1_000_000, onRole: (@Sendable (Role) -> Void)? = nil,
+    onGroup: (@Sendable (GroupReport) -> Void)? = nil
   ) {
     self.onRole = onRole
     self.acknowledge = acknowledge
     self.journalChunk = max(1, journalChunk)
     self.journalGrace = journalGrace
+    self.journalLimit = journalLimit
     (intakeBell, ringIntake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     self.config = config
     self.store = store
@@ -431,6 +438,7 @@ public final class LivePipeline: Sendable {
       for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
       return
     }
+    await waitForBacklog()
     var counted = Set<EventKey>()
     var total = ResolveStats()
     for s in group {
@@ -443,6 +451,15 @@ public final class LivePipeline: Sendable {
     report.events = total.events + total.duplicates
     report.stats = total
     onGroup?(report)
+  }
+
+  /// Holds a journaled group's answers while the journal is over `journalLimit` (the events are durable
+  /// already; what waits is the answer, so clients slow down). Not once the server is closing.
+  func waitForBacklog() async {
+    guard let limit = journalLimit else { return }
+    while !state.withLock({ $0.closed }), let backlog = try? await store.journalBacklog(), backlog > limit {
+      try? await Task.sleep(for: .milliseconds(50))
+    }
   }
 
   /// Resolves a group in arrival order and hands it to the committer.

@@ -159,6 +159,19 @@ extension SQLiteStore {
     return JournalReceipt(appended: appended)
   }
 
+  /// The last `seq` less the cursor: what was appended after the writer's progress (with the numbers skipped
+  /// repeats used up; see `Store.journalBacklog`).
+  public func journalBacklog() async throws -> Int {
+    try await readingIntake { db in
+      try Int.fetchOne(
+        db,
+        sql: """
+          SELECT max(0, coalesce((SELECT max(seq) FROM journal), 0)
+            - (SELECT value FROM store.meta WHERE key = 'journal_done'))
+          """) ?? 0
+    }
+  }
+
   public func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry] {
     if limit <= 0 { return [] }
     return try await readingIntake { db in

@@ -33,14 +33,17 @@ public final class TesseraHTTPServer: Sendable {
     public var acknowledge: LivePipeline.Acknowledge
     /// How long a shutdown goes on resolving the journal (`LivePipeline.journalGrace`).
     public var journalGrace: Duration
+    /// Journaled events waiting past which answers wait for the writer (`LivePipeline.journalLimit`).
+    public var journalLimit: Int?
 
     public init(
       host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, benchmarkRoutes: Bool = false,
       handleSignals: Bool = false, logLevel: String = "info", acknowledge: LivePipeline.Acknowledge = .resolved,
-      journalGrace: Duration = .seconds(5)
+      journalGrace: Duration = .seconds(5), journalLimit: Int? = 1_000_000
     ) {
       self.acknowledge = acknowledge
       self.journalGrace = journalGrace
+      self.journalLimit = journalLimit
       var logger = Logger(label: "tessera.serve")
       logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
       self.host = host
@@ -76,7 +79,7 @@ public final class TesseraHTTPServer: Sendable {
     self.metrics = metrics
     self.pipeline = LivePipeline(
       config: config, store: store, acknowledge: options.acknowledge, journalGrace: options.journalGrace,
-      onRole: onRole
+      journalLimit: options.journalLimit, onRole: onRole
     ) { report in
       metrics.observe(
         "tessera_resolve_duration_seconds", [:], report.resolveSeconds, buckets: ServerMetrics.latencyBuckets)

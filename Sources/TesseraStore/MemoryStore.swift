@@ -329,6 +329,8 @@ public actor MemoryStore: Store {
     return receipt
   }
 
+  public func journalBacklog() -> Int { journalRows.count }
+
   public func readJournal(limit: Int, after: Int64?) -> [JournalEntry] {
     journalRows.keys.filter { $0 > after ?? Int64.min }.sorted().prefix(max(0, limit)).compactMap { seq in
       journalRows[seq].map { JournalEntry(seq: seq, event: $0) }

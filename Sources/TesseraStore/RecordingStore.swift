@@ -84,6 +84,7 @@ extension RecordingStore {
   public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
     try await inner.appendJournal(events, rejected: rejected)
   }
+  public func journalBacklog() async throws -> Int { try await inner.journalBacklog() }
   public func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry] {
     try await inner.readJournal(limit: limit, after: after)
   }

@@ -350,6 +350,10 @@ public protocol Store: Sendable {
   /// The oldest journaled events not yet resolved, at most `limit`, in the order they were appended; with
   /// `after`, only those appended after that entry (the writer passes the last entry it still holds).
   func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry]
+  /// How many journaled events wait for the writer. SQLite and PostgreSQL answer from the ends of `seq`
+  /// rather than by counting (which would scan a large backlog), so the sequence numbers that skipped repeats
+  /// used up are counted too: never less than the truth.
+  func journalBacklog() async throws -> Int
 }
 
 /// An event waiting in the journal for the writer.

@@ -49,6 +49,13 @@ struct ServeCommand: AsyncParsableCommand {
       """)
   var acknowledge: LivePipeline.Acknowledge = .resolved
 
+  @Option(
+    help: """
+      Journaled events waiting for the writer past which answers to journaling requests wait until it catches \
+      up (0: no limit). Keeps a sustained overload from filling the disk; the SDKs slow down instead.
+      """)
+  var journalLimit: Int = 1_000_000
+
   @Flag(
     inversion: .prefixedNo,
     help: """
@@ -72,7 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
     let server = TesseraHTTPServer(
       config: plan.config, store: db,
       options: .init(
-        host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel, acknowledge: acknowledge),
+        host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel, acknowledge: acknowledge,
+        journalLimit: journalLimit > 0 ? journalLimit : nil),
       deliveries: queues.isEmpty || !deliver ? nil : DeliveryEngine(store: db, queues: queues, clock: clock),
       onRole: { role in
         let line =

@@ -1,5 +1,7 @@
+import Synchronization
 import TesseraModel
 import TesseraRuntime
+import TesseraSQLite
 import TesseraStore
 import Testing
 
@@ -51,5 +53,43 @@ struct LivePipelineTests {
       #expect(try await store.readJournal(limit: 1000).count == left, "grace \(grace)")
       #expect(await store.stats().events == 500 - left, "grace \(grace)")
     }
+  }
+
+  /// Past `journalLimit` events waiting for the writer, a journaling request is answered only once the writer
+  /// has caught up: its events are durable at once, its answer waits (backpressure instead of a full disk).
+  @Test("answers wait while the journal is over its limit")
+  func journalLimit() async throws {
+    let dir = try E2E.TempDir()
+    let path = dir.path + "/limit.sqlite"
+    // Another process's store holds the writer role: this pipeline is a follower and only journals.
+    let writer = try SQLiteStore(path: path)
+    #expect(try await writer.acquireWriter())
+    let store = try SQLiteStore(path: path)
+    let pipeline = LivePipeline(
+      config: try ResolverCommitTests.config(), store: store, tickEvery: nil, writerRetry: .seconds(3600),
+      acknowledge: .journaled, journalLimit: 100)
+    let running = Task { try await pipeline.run() }
+    while pipeline.role != .follower { try await Task.sleep(for: .milliseconds(5)) }
+    let events = (0..<150).map { n in ResolverCommitTests.event(n, day: 1, [("user_id", "l\(n % 10)")]) }
+    let answered = Mutex<ResolveStats?>(nil)
+    let request = Task {
+      let st = try await pipeline.submit(MappedBatch(seq: 0, events: events, rejected: [], invalidIdentifiers: 0))
+      answered.withLock { $0 = st }
+    }
+    // Journaled (durable) but not answered while 150 > 100 wait.
+    while try await store.journalBacklog() < 150 { try await Task.sleep(for: .milliseconds(5)) }
+    try await Task.sleep(for: .milliseconds(300))
+    #expect(answered.withLock { $0 } == nil)
+    // The writer resolves them (here: marks them done, as its commit would).
+    let entries = try await writer.readJournal(limit: 1000)
+    var done = CommitBatch()
+    done.journalDone = entries.map(\.seq)
+    try await writer.commit(done)
+    try await request.value
+    #expect(answered.withLock { $0 }?.events == 150)
+    pipeline.close()
+    try await running.value
+    try store.close()
+    try writer.close()
   }
 }

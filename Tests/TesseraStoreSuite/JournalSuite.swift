@@ -37,16 +37,26 @@ extension StoreSuite {
       f.fail("journal sequence numbers are not increasing: \(entries.map(\.seq))")
     }
     f.expect(try await store.readJournal(limit: 2).map(\.event.id), ["e1", "e2"], "a limited read")
+    // The backlog may count the sequence numbers that repeats used up (an estimate, never less than the truth).
+    let before = try await store.journalBacklog()
+    if before < 3 || before > 5 { f.fail("backlog before the writer: \(before), expected 3 (up to 5 with repeats)") }
     // The writer stores e1 and e2 and takes them out of the journal in the same transaction.
     var resolved = CommitBatch()
     resolved.events = entries.prefix(2).map { StoredEvent(event: $0.event, profile: p(1)) }
     resolved.journalDone = entries.prefix(2).map(\.seq)
     try await store.commit(resolved)
     f.expect(try await store.readJournal(limit: 10).map(\.event.id), ["e3"], "journal after the commit")
+    let after = try await store.journalBacklog()
+    if after < 1 || after >= before { f.fail("backlog after the commit: \(after) (before: \(before))") }
     f.expect(try await store.stats().events, 3, "events stored")
     // Stored events stay duplicates for the journal.
     let late = try await store.appendJournal([fresh[0]], rejected: [])
     f.expect(late.appended.count, 0, "a stored event journaled again")
+    var last = CommitBatch()
+    last.events = [StoredEvent(event: entries[2].event, profile: p(1))]
+    last.journalDone = [entries[2].seq]
+    try await store.commit(last)
+    f.expect(try await store.journalBacklog(), 0, "backlog once all is resolved")
   }
 
   static func epochs(_ store: any Store, _ f: inout Failures) async throws {
