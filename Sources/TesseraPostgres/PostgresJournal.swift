@@ -77,14 +77,15 @@ extension PostgresStore {
   }
 
   public func journalBacklog() async throws -> Int {
-    try await read { conn in
-      // From the primary key's ends, not a count (which would scan a large backlog).
-      let rows = try await conn.query(
-        "SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM journal", logger: self.logger)
-      var found: Int64 = 0
-      for try await v in rows.decode(Int64.self) { found = v }
-      return Int(found)
-    }
+    try await read { conn in try await self.backlog(conn) }
+  }
+
+  /// From the primary key's ends, not a count (which would scan a large backlog).
+  func backlog(_ conn: PostgresConnection) async throws -> Int {
+    let rows = try await conn.query("SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM journal", logger: logger)
+    var found: Int64 = 0
+    for try await v in rows.decode(Int64.self) { found = v }
+    return Int(found)
   }
 
   public func epoch() async throws -> Int64 {
@@ -130,7 +131,7 @@ extension PostgresStore {
         batch.rejected = rejected
         try await self.write(batch, conn)
       }
-      return JournalReceipt(appended: appended)
+      return JournalReceipt(appended: appended, backlog: try await self.backlog(conn))
     }
   }
 

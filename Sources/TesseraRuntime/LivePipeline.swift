@@ -438,7 +438,7 @@ public final class LivePipeline: Sendable {
       for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
       return
     }
-    await waitForBacklog()
+    await waitForBacklog(receipt.backlog)
     var counted = Set<EventKey>()
     var total = ResolveStats()
     for s in group {
@@ -455,8 +455,10 @@ public final class LivePipeline: Sendable {
 
   /// Holds a journaled group's answers while the journal is over `journalLimit` (the events are durable
   /// already; what waits is the answer, so clients slow down). Not once the server is closing.
-  func waitForBacklog() async {
+  /// `known`: the backlog the append reported, which spares a query in the usual case (below the limit).
+  func waitForBacklog(_ known: Int?) async {
     guard let limit = journalLimit else { return }
+    if let known, known <= limit { return }
     while !state.withLock({ $0.closed }), let backlog = try? await store.journalBacklog(), backlog > limit {
       try? await Task.sleep(for: .milliseconds(50))
     }

@@ -126,8 +126,9 @@ extension SQLiteStore {
 
   public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
     // DEFERRED: an IMMEDIATE transaction would take the write lock of the attached main file as well.
-    let appended = try await intake.writeWithoutTransaction { db in
+    let (appended, backlog) = try await intake.writeWithoutTransaction { db in
       var appended = Set<EventKey>()
+      var backlog = 0
       try db.inTransaction(.deferred) {
         try db.execute(
           sql: "DELETE FROM journal WHERE seq <= (SELECT value FROM store.meta WHERE key = 'journal_done')")
@@ -144,9 +145,10 @@ extension SQLiteStore {
           ])
           if db.changesCount > 0 { appended.insert(EventKey(source: e.source, id: e.id)) }
         }
+        backlog = try Int.fetchOne(db, sql: Self.backlogSQL) ?? 0
         return .commit
       }
-      return appended
+      return (appended, backlog)
     }
     intakeCheckpointer.wrote(events.count)
     if !rejected.isEmpty {
@@ -156,21 +158,19 @@ extension SQLiteStore {
       batch.rejected = rejected
       try await commit(batch)
     }
-    return JournalReceipt(appended: appended)
+    return JournalReceipt(appended: appended, backlog: backlog)
   }
 
   /// The last `seq` less the cursor: what was appended after the writer's progress (with the numbers skipped
   /// repeats used up; see `Store.journalBacklog`).
   public func journalBacklog() async throws -> Int {
-    try await readingIntake { db in
-      try Int.fetchOne(
-        db,
-        sql: """
-          SELECT max(0, coalesce((SELECT max(seq) FROM journal), 0)
-            - (SELECT value FROM store.meta WHERE key = 'journal_done'))
-          """) ?? 0
-    }
+    try await readingIntake { db in try Int.fetchOne(db, sql: Self.backlogSQL) ?? 0 }
   }
+
+  static let backlogSQL = """
+    SELECT max(0, coalesce((SELECT max(seq) FROM journal), 0)
+      - (SELECT value FROM store.meta WHERE key = 'journal_done'))
+    """
 
   public func readJournal(limit: Int, after: Int64?) async throws -> [JournalEntry] {
     if limit <= 0 { return [] }

@@ -326,6 +326,7 @@ public actor MemoryStore: Store {
       receipt.appended.insert(key)
     }
     record(rejected)
+    receipt.backlog = journalRows.count
     return receipt
   }
 

@@ -370,7 +370,12 @@ public struct JournalEntry: Sendable, Hashable {
 /// an earlier event of the same call).
 public struct JournalReceipt: Sendable, Hashable {
   public var appended: Set<EventKey>
-  public init(appended: Set<EventKey>) { self.appended = appended }
+  /// `journalBacklog()` as of the append (nil: the store did not work it out).
+  public var backlog: Int?
+  public init(appended: Set<EventKey>, backlog: Int? = nil) {
+    self.appended = appended
+    self.backlog = backlog
+  }
 }
 
 extension Store {

@@ -40,6 +40,7 @@ extension StoreSuite {
     // The backlog may count the sequence numbers that repeats used up (an estimate, never less than the truth).
     let before = try await store.journalBacklog()
     if before < 3 || before > 5 { f.fail("backlog before the writer: \(before), expected 3 (up to 5 with repeats)") }
+    f.expect(again.backlog ?? before, before, "the append's receipt reports the backlog")
     // The writer stores e1 and e2 and takes them out of the journal in the same transaction.
     var resolved = CommitBatch()
     resolved.events = entries.prefix(2).map { StoredEvent(event: $0.event, profile: p(1)) }
