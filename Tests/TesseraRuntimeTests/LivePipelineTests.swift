@@ -36,7 +36,8 @@ struct LivePipelineTests {
 
   /// After `close()` the writer resolves the journal for `journalGrace` and leaves the rest, durable, for the
   /// next writer. The journal is only read when polled (every hour here) or at shutdown, so what each
-  /// pipeline resolves is decided by the grace alone.
+  /// pipeline resolves is decided by the grace alone. In chunks of 10, the one round at shutdown must also
+  /// go on past the chunk the committer still holds (before `readJournal(after:)` it stopped after two).
   @Test("shutdown resolves the journal within the grace and leaves the rest")
   func journalGrace() async throws {
     let store = MemoryStore()
@@ -45,7 +46,7 @@ struct LivePipelineTests {
     for (grace, left) in [(Duration.zero, 500), (.seconds(30), 0)] {
       let pipeline = LivePipeline(
         config: try ResolverCommitTests.config(), store: store, tickEvery: nil, journalEvery: .seconds(3600),
-        journalGrace: grace)
+        journalChunk: 10, journalGrace: grace)
       let running = Task { try await pipeline.run() }
       while pipeline.role != .writer { try await Task.sleep(for: .milliseconds(5)) }
       pipeline.close()
