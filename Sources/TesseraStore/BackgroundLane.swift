@@ -11,7 +11,7 @@ import Synchronization
 /// more urgent work, such as resolving events that are already durable in the journal while requests are
 /// being acknowledged.
 ///
-/// On Linux the thread's nice value is raised by `niceness` (`setpriority` on the thread's id). The kernel
+/// On Linux the thread's nice value is raised by `niceness` (`setpriority` from the thread itself). The kernel
 /// then gives it a small share of the CPU while the process's other threads are busy, and all of it when they
 /// are idle: background work never starves, it fills the gaps. Elsewhere the lane is an ordinary thread.
 ///
@@ -21,7 +21,7 @@ public final class BackgroundLane: TaskExecutor, Sendable {
   private let jobs = Mutex<[UnownedJob]>([])
   private let wake = DispatchSemaphore(value: 0)
   private let stopped = Atomic<Bool>(false)
-  /// The nice value the thread runs at, once it has started (nil on platforms without per-thread niceness).
+  /// How much higher the thread's nice value is than the process's (ignored where threads have none).
   public let niceness: Int32
 
   /// Starts the lane's thread.
