@@ -160,6 +160,8 @@ public final class LivePipeline: Sendable {
   /// keeps up with grows the journal until the disk is full; with it, the SDKs see slower answers and send
   /// less, as from any saturated collector.
   let journalLimit: Int?
+  /// The journal's backlog as last seen: from each append's receipt, and read from the store every second.
+  let backlog = Atomic<Int>(0)
 
   public init(
     config: PipelineConfig, store: any Store, tickEvery: Duration? = .seconds(60),
@@ -190,6 +192,9 @@ public final class LivePipeline: Sendable {
 
   /// Whether this process is the store's writer now.
   public var role: Role { state.withLock { $0.role } }
+
+  /// Journaled events waiting for the writer, as last seen (at most a second old; `Store.journalBacklog`).
+  public var journalBacklog: Int { backlog.load(ordering: .relaxed) }
 
   /// Stores a mapped batch (events and rejected records) and returns once it is committed, with what the
   /// resolver did to it (`events` stored, `duplicates`, `suppressed`, `rejected`). On a follower, `events` are
@@ -299,6 +304,13 @@ public final class LivePipeline: Sendable {
     }
     if let tickEvery { timers.append(every(tickEvery) { $0.tickDue = true }) }
     timers.append(every(journalEvery) { $0.journalDue = true })
+    timers.append(
+      Task { [self] in
+        while !Task.isCancelled {
+          if let b = try? await store.journalBacklog() { backlog.store(b, ordering: .relaxed) }
+          try? await Task.sleep(for: .seconds(1))
+        }
+      })
     defer { for t in timers { t.cancel() } }
     for await _ in doorbell {
       if writer == nil && ContinuousClock.now - lastAsked >= writerRetry {
@@ -438,6 +450,7 @@ public final class LivePipeline: Sendable {
       for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
       return
     }
+    if let b = receipt.backlog { backlog.store(b, ordering: .relaxed) }
     await waitForBacklog(receipt.backlog)
     var counted = Set<EventKey>()
     var total = ResolveStats()
@@ -459,7 +472,8 @@ public final class LivePipeline: Sendable {
   func waitForBacklog(_ known: Int?) async {
     guard let limit = journalLimit else { return }
     if let known, known <= limit { return }
-    while !state.withLock({ $0.closed }), let backlog = try? await store.journalBacklog(), backlog > limit {
+    while !state.withLock({ $0.closed }), let b = try? await store.journalBacklog(), b > limit {
+      backlog.store(b, ordering: .relaxed)
       try? await Task.sleep(for: .milliseconds(50))
     }
   }

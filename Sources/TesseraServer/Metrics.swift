@@ -57,6 +57,7 @@ public final class ServerMetrics: Sendable {
     "tessera_pipeline_queue_events": ("gauge", "Events waiting for the pipeline's writer."),
     "tessera_profiles": ("gauge", "Live profiles held by the pipeline's identity graph."),
     "tessera_pipeline_writer": ("gauge", "1 when this process is the store's writer (resolves), 0 when it journals."),
+    "tessera_journal_backlog": ("gauge", "Journaled events waiting for the writer (an upper bound, up to 1 s old)."),
     "tessera_journal_resolved_total": ("counter", "Events other processes journaled that this writer resolved."),
   ]
 

@@ -93,6 +93,7 @@ public final class TesseraHTTPServer: Sendable {
     metrics.gauge("tessera_pipeline_queue_requests") { Double(pipeline.queueDepth.requests) }
     metrics.gauge("tessera_pipeline_queue_events") { Double(pipeline.queueDepth.events) }
     metrics.gauge("tessera_pipeline_writer") { pipeline.role == .writer ? 1 : 0 }
+    metrics.gauge("tessera_journal_backlog") { Double(pipeline.journalBacklog) }
   }
 
   /// The router with every route of the API (`docs/openapi.yaml` describes them; a test compares the two).

@@ -81,6 +81,7 @@ struct LivePipelineTests {
     while try await store.journalBacklog() < 150 { try await Task.sleep(for: .milliseconds(5)) }
     try await Task.sleep(for: .milliseconds(300))
     #expect(answered.withLock { $0 } == nil)
+    #expect(pipeline.journalBacklog == 150, "the backlog the metrics show")
     // The writer resolves them (here: marks them done, as its commit would).
     let entries = try await writer.readJournal(limit: 1000)
     var done = CommitBatch()
@@ -88,6 +89,8 @@ struct LivePipelineTests {
     try await writer.commit(done)
     try await request.value
     #expect(answered.withLock { $0 }?.events == 150)
+    for _ in 0..<100 where pipeline.journalBacklog != 0 { try await Task.sleep(for: .milliseconds(50)) }
+    #expect(pipeline.journalBacklog == 0)
     pipeline.close()
     try await running.value
     try store.close()

@@ -176,6 +176,8 @@ struct AdminTests {
     #expect(text.contains("tessera_commit_duration_seconds_count 1"))
     #expect(text.contains(#"tessera_events_accepted_total{source="web"} 2"#))
     #expect(text.contains("tessera_pipeline_queue_events 0"))
+    #expect(text.contains("# TYPE tessera_journal_backlog gauge"))
+    #expect(text.contains("tessera_journal_backlog 0"))
     #expect(text.contains("tessera_profiles_created_total 1"))
     try await h.stop()
   }
