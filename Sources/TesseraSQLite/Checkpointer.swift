@@ -32,23 +32,25 @@ final class Checkpointer: Sendable {
       return true
     }
     guard due else { return }
-    // Written from a background lane (the journaled writer): checkpoint there too, at its priority, rather
-    // than in a task that competes with the requests.
     if BackgroundLane.isCurrent {
-      run()
+      // Written from a background lane (the journaled writer): checkpoint there, blocking the lane's own
+      // thread at its priority, rather than in a task that competes with the requests.
+      try? connection.writeWithoutTransaction(Self.checkpoint)
+      state.withLock { $0.running = false }
     } else {
-      Task.detached { [self] in run() }
+      // Elsewhere on GRDB's queue, so that no thread of the cooperative pool waits for the copy and fsync.
+      Task.detached { [self] in
+        try? await connection.writeWithoutTransaction(Self.checkpoint)
+        state.withLock { $0.running = false }
+      }
     }
   }
 
-  private func run() {
-    _ = try? connection.writeWithoutTransaction { db in
-      // A passive checkpoint that keeps finding new frames behind it (writers never pausing) would let the
-      // WAL grow without end; past 1 GiB of it, RESTART waits for the writer once and starts it over.
-      let (frames, _) = try db.checkpoint(.passive)
-      if frames > Self.restartFrames { try db.checkpoint(.restart) }
-    }
-    state.withLock { $0.running = false }
+  /// A passive checkpoint that keeps finding new frames behind it (writers never pausing) would let the WAL
+  /// grow without end; past 1 GiB of it, RESTART waits for the writer once and starts it over.
+  @Sendable static func checkpoint(_ db: Database) throws {
+    let (frames, _) = try db.checkpoint(.passive)
+    if frames > restartFrames { try db.checkpoint(.restart) }
   }
 
   func close() throws { try connection.close() }

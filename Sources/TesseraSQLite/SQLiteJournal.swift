@@ -196,23 +196,29 @@ private func closeDescriptor(_ fd: Int32) {
 extension SQLiteStore {
   /// A write transaction: on a `BackgroundLane` it runs on the lane's own thread (GRDB's synchronous
   /// `write` executes the closure on the calling thread), so the transaction keeps the lane's lower priority;
-  /// elsewhere it runs on GRDB's writer queue without blocking the caller's thread.
-  func writing<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-    defer { checkpointer.wrote(1) }
+  /// elsewhere it runs on GRDB's writer queue without blocking the caller's thread. `units` counts towards
+  /// the next checkpoint (`Checkpointer`; a commit counts its events).
+  func writing<T: Sendable>(units: Int = 1, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    defer { checkpointer.wrote(units) }
     if BackgroundLane.isCurrent { return try blockingWrite(body) }
     return try await pool.write(body)
   }
 
   /// A read, on the lane's thread when called from a `BackgroundLane` (see `writing`).
   func reading<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-    if BackgroundLane.isCurrent { return try blockingRead(pool, body) }
-    return try await pool.read(body)
+    try await read(pool, body)
   }
 
-  /// A read of the intake file, on the lane's thread when called from a `BackgroundLane`.
+  /// A read of the intake file, the same way.
   func readingIntake<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-    if BackgroundLane.isCurrent { return try blockingRead(intake, body) }
-    return try await intake.read(body)
+    try await read(intake, body)
+  }
+
+  private func read<T: Sendable>(_ from: DatabasePool, _ body: @escaping @Sendable (Database) throws -> T)
+    async throws -> T
+  {
+    if BackgroundLane.isCurrent { return try blockingRead(from, body) }
+    return try await from.read(body)
   }
 
   private func blockingWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }

@@ -327,8 +327,7 @@ public final class SQLiteStore: Store {
 
   public func commit(_ batch: CommitBatch) async throws {
     if batch.isEmpty { return }
-    try await writing { db in try Self.write(batch, db) }
-    checkpointer.wrote(batch.events.count)
+    try await writing(units: max(1, batch.events.count)) { db in try Self.write(batch, db) }
   }
 
   /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it.
