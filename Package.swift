@@ -62,7 +62,10 @@ let package = Package(
     // The embedded default store: one SQLite file in WAL mode, through GRDB.
     .target(
       name: "TesseraSQLite",
-      dependencies: ["TesseraStore", "TesseraModel", "TesseraIdentity", .product(name: "GRDB", package: "GRDB.swift")]
+      dependencies: [
+        "TesseraStore", "TesseraModel", "TesseraIdentity", .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "GRDBSQLite", package: "GRDB.swift"),
+      ]
     ),
     // The store for several servers sharing one PostgreSQL database, through PostgresNIO.
     .target(

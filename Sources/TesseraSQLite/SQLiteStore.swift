@@ -332,7 +332,8 @@ public final class SQLiteStore: Store {
 
   /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it.
   ///
-  /// Each statement is looked up once per batch and re-bound per row; `execute(arguments:)` binds strings
+  /// Each statement is looked up once per batch and re-bound per row; the hot ones bind through
+  /// `RowStatement`, the rest through `execute(arguments:)`, which binds strings
   /// without copying them.
   static func write(_ batch: CommitBatch, _ db: Database) throws {
     if let expected = batch.epoch {
@@ -346,21 +347,22 @@ public final class SQLiteStore: Store {
         sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'journal_done'", arguments: [done])
     }
     if !batch.newProfiles.isEmpty {
-      let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)")
-      for (p, at) in batch.newProfiles { try insert.execute(arguments: [p.raw, at.microseconds]) }
+      let insert = RowStatement(
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)"))
+      for (p, at) in batch.newProfiles { try insert.run(p.raw, at.microseconds) }
     }
     if !batch.events.isEmpty {
-      let insert = try db.cachedStatement(
-        sql: """
-          INSERT OR IGNORE INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-          """)
+      let insert = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT OR IGNORE INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """))
       for s in batch.events {
         let e = s.event
-        try insert.execute(arguments: [
+        try insert.run(
           e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds, s.profile.raw,
-          StoredValue.encodeBody(e),
-        ])
+          StoredValue.encodeBody(e))
       }
     }
     if !batch.merges.isEmpty {
@@ -405,14 +407,13 @@ public final class SQLiteStore: Store {
       for (i, p) in batch.released { try delete.execute(arguments: [i.kind, i.value, p.raw]) }
     }
     if !batch.identifiers.isEmpty {
-      let upsert = try db.cachedStatement(
-        sql: """
-          INSERT INTO identifiers (kind, value, profile_id, last_seen) VALUES (?, ?, ?, ?)
-          ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
-          """)
-      for (i, p, seen) in batch.identifiers {
-        try upsert.execute(arguments: [i.kind, i.value, p.raw, seen.microseconds])
-      }
+      let upsert = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO identifiers (kind, value, profile_id, last_seen) VALUES (?, ?, ?, ?)
+            ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+            """))
+      for (i, p, seen) in batch.identifiers { try upsert.run(i.kind, i.value, p.raw, seen.microseconds) }
     }
     if !batch.conflicts.isEmpty {
       let insert = try db.cachedStatement(
@@ -452,57 +453,59 @@ public final class SQLiteStore: Store {
       for (id, status) in batch.linkStatus { try update.execute(arguments: [status.rawValue, id]) }
     }
     if !batch.traits.isEmpty {
-      let upsert = try db.cachedStatement(
-        sql: """
-          INSERT INTO traits (profile_id, trait, value, source, event_id, timestamp, state)
-          VALUES (?, ?, ?, ?, ?, ?, ?)
-          ON CONFLICT (profile_id, trait) DO UPDATE SET
-            value = excluded.value, source = excluded.source, event_id = excluded.event_id,
-            timestamp = excluded.timestamp, state = excluded.state
-          """)
+      let upsert = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO traits (profile_id, trait, value, source, event_id, timestamp, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (profile_id, trait) DO UPDATE SET
+              value = excluded.value, source = excluded.source, event_id = excluded.event_id,
+              timestamp = excluded.timestamp, state = excluded.state
+            """))
       for t in batch.traits {
-        try upsert.execute(arguments: [
+        try upsert.run(
           t.profile.raw, t.trait, StoredValue.encode(t.value), t.source, t.eventID, t.timestamp.microseconds,
-          StoredValue.encode(t.state),
-        ])
+          StoredValue.encode(t.state))
       }
     }
     if !batch.computed.isEmpty {
-      let upsert = try db.cachedStatement(
-        sql: """
-          INSERT INTO computed_traits (profile_id, trait, value, state) VALUES (?, ?, ?, ?)
-          ON CONFLICT (profile_id, trait) DO UPDATE SET value = excluded.value, state = excluded.state
-          """)
-      let delete = try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ? AND trait = ?")
+      let upsert = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO computed_traits (profile_id, trait, value, state) VALUES (?, ?, ?, ?)
+            ON CONFLICT (profile_id, trait) DO UPDATE SET value = excluded.value, state = excluded.state
+            """))
+      let delete = RowStatement(
+        try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ? AND trait = ?"))
       for c in batch.computed {
         if c.state.isNull {
-          try delete.execute(arguments: [c.profile.raw, c.trait])
+          try delete.run(c.profile.raw, c.trait)
         } else {
-          try upsert.execute(arguments: [
-            c.profile.raw, c.trait, StoredValue.encode(c.value), StoredValue.encode(c.state),
-          ])
+          try upsert.run(c.profile.raw, c.trait, StoredValue.encode(c.value), StoredValue.encode(c.state))
         }
       }
     }
     if !batch.segmentChanges.isEmpty {
-      let enter = try db.cachedStatement(
-        sql: "INSERT OR REPLACE INTO memberships (segment, profile_id, since) VALUES (?, ?, ?)")
-      let exit = try db.cachedStatement(sql: "DELETE FROM memberships WHERE segment = ? AND profile_id = ?")
-      let log = try db.cachedStatement(
-        sql: """
-          INSERT INTO segment_changes (segment, profile_id, entered, at, "values", merged_into)
-          VALUES (?, ?, ?, ?, ?, ?)
-          """)
+      let enter = RowStatement(
+        try db.cachedStatement(
+          sql: "INSERT OR REPLACE INTO memberships (segment, profile_id, since) VALUES (?, ?, ?)"))
+      let exit = RowStatement(
+        try db.cachedStatement(sql: "DELETE FROM memberships WHERE segment = ? AND profile_id = ?"))
+      let log = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO segment_changes (segment, profile_id, entered, at, "values", merged_into)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """))
       for c in batch.segmentChanges {
         if c.entered {
-          try enter.execute(arguments: [c.segment, c.profile.raw, c.at.microseconds])
+          try enter.run(c.segment, c.profile.raw, c.at.microseconds)
         } else {
-          try exit.execute(arguments: [c.segment, c.profile.raw])
+          try exit.run(c.segment, c.profile.raw)
         }
-        try log.execute(arguments: [
+        try log.run(
           c.segment, c.profile.raw, c.entered, c.at.microseconds, StoredValue.encode(.map(c.values)),
-          c.mergedInto?.raw,
-        ])
+          c.mergedInto?.raw)
       }
     }
     if !batch.outbox.isEmpty { try Self.enqueue(batch.outbox, db) }

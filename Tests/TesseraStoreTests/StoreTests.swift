@@ -3,10 +3,11 @@ import GRDB
 import Synchronization
 import TesseraIdentity
 import TesseraModel
-import TesseraSQLite
 import TesseraStore
 import TesseraStoreSuite
 import Testing
+
+@testable import TesseraSQLite
 
 /// A directory under the temporary directory, removed when the test is done with it.
 final class TempDir: Sendable {
@@ -159,6 +160,36 @@ func report(_ failures: [String]) {
   }
 
   /// v9 moves the journal out of the main file: entries a schema-8 store held are read back from the intake.
+  /// The writer's direct binding (`RowStatement`) stores each type as `execute(arguments:)` did, binds the empty
+  /// string as '' (not NULL), and reports a failed row as a `DatabaseError` without spoiling the next one.
+  @Test func rowStatementBindsAndFails() throws {
+    let queue = try DatabaseQueue()
+    try queue.write { db in
+      try db.execute(sql: "CREATE TABLE t (i INTEGER, s TEXT NOT NULL UNIQUE, d REAL, b INTEGER, n TEXT)")
+      let insert = RowStatement(try db.makeStatement(sql: "INSERT INTO t VALUES (?, ?, ?, ?, ?)"))
+      try insert.run(Int64.min, "", 1.5, true, String?.none)
+      try insert.run(42, "Zoë – 東京", -0.25, false, Optional("n"))
+      #expect(throws: DatabaseError.self) { try insert.run(1, "", 0.0, false, String?.none) }
+      do {
+        try insert.run(Int64(2), "", 0.0, false, String?.none)
+      } catch let e as DatabaseError {
+        #expect(e.resultCode == .SQLITE_CONSTRAINT)
+        #expect(e.message?.contains("UNIQUE constraint failed: t.s") == true)
+      }
+      try insert.run(Int64(7), "after", Double.greatestFiniteMagnitude, false, Int64?.none)
+      let rows = try Row.fetchAll(
+        db, sql: "SELECT i, s, typeof(s) AS ts, d, b, n, typeof(n) AS tn FROM t ORDER BY rowid")
+      #expect(rows.count == 3)
+      #expect(rows.map { $0["i"] as Int64 } == [Int64.min, 42, 7])
+      #expect(rows.map { $0["s"] as String } == ["", "Zoë – 東京", "after"])
+      #expect(rows.map { $0["ts"] as String } == ["text", "text", "text"])
+      #expect(rows.map { $0["d"] as Double } == [1.5, -0.25, Double.greatestFiniteMagnitude])
+      #expect(rows.map { $0["b"] as Int64 } == [1, 0, 0])
+      #expect(rows.map { $0["tn"] as String } == ["null", "text", "null"])
+      #expect(rows[1]["n"] as String == "n")
+    }
+  }
+
   @Test func migrationToV9MovesTheJournal() async throws {
     let email = Identifier("email", "ada@example.com")
     let dir = try TempDir()
