@@ -48,7 +48,8 @@ public struct RunSummary: Sendable, Hashable {
 /// Stages are child tasks of one task group, joined by `AsyncChannel`s, which suspend the sender until the
 /// receiver takes the element, so a slow stage holds back the ones before it instead of buffering:
 ///
-///     reader ─RawBatch─► N decode & map workers ─MappedBatch─► resolve & unify (one writer) ─CommitBatch─► store writer
+///     reader ─RawBatch─► N decode & map workers ─MappedBatch─► resolve & unify (one writer)
+///            ─ResolvedBatch─► encode traits ─CommitBatch─► store writer
 ///
 /// The workers finish batches out of order; the resolver puts them back in read order, so a run gives
 /// the same profiles whatever the number of workers. Each `CommitBatch` is one store transaction holding the
@@ -264,11 +265,19 @@ public struct PipelineRunner: Sendable {
           await commits.send((g, resolver.graph.profileCount))
         }
       }
+      // Encoding the changed traits for the store, between the resolver and the store writer: on the writer's
+      // thread it made the writer the slowest stage, while the resolver waited for it.
+      let finished = AsyncChannel<(CommitBatch, ResolveStats, Int)>()
+      group.addTask {
+        defer { finished.finish() }
+        for await (resolved, profiles) in commits {
+          try Task.checkCancellation()
+          await finished.send((resolved.finished(), resolved.stats, profiles))
+        }
+      }
       // The store writer: one transaction per batch.
       group.addTask {
-        for await (resolved, profiles) in commits {
-          let commit = resolved.finished()
-          let stats = resolved.stats
+        for await (commit, stats, profiles) in finished {
           if !commit.isEmpty { try await store.commit(commit) }
           counters.committed(stats, profiles: profiles)
           if !commit.rejected.isEmpty { onRejected?(commit.rejected) }
