@@ -119,7 +119,7 @@ extension PostgresStore {
     for try await (p, t, v, s) in rows.decode((Int64, String, String, String).self) {
       out.append(
         ComputedRecord(
-          profile: ProfileID(p), trait: t, state: try StoredValue.decode(s), value: try StoredValue.decode(v)))
+          profile: ProfileID(p), trait: t, storedState: s, value: try StoredValue.decode(v)))
     }
     return out
   }

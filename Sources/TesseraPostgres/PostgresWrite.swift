@@ -460,7 +460,7 @@ extension PostgresStore {
     var last: [ProfileTrait: Int] = [:]
     for (n, c) in computed.enumerated() { last[ProfileTrait(profile: c.profile.raw, trait: c.trait)] = n }
     let rows = last.values.sorted().map { computed[$0] }
-    let gone = rows.filter(\.state.isNull)
+    let gone = rows.filter { $0.storedState == nil }
     if !gone.isEmpty {
       let p = gone.map(\.profile.raw)
       let t = gone.map(\.trait)
@@ -470,12 +470,12 @@ extension PostgresStore {
         WHERE c.profile_id = u.p AND c.trait = u.t
         """, logger: logger)
     }
-    let kept = rows.filter { !$0.state.isNull }
+    let kept = rows.compactMap { c in c.storedState.map { (c, $0) } }
     if !kept.isEmpty {
-      let p = kept.map(\.profile.raw)
-      let t = kept.map(\.trait)
-      let v = kept.map { StoredValue.encode($0.value) }
-      let s = kept.map { StoredValue.encode($0.state) }
+      let p = kept.map(\.0.profile.raw)
+      let t = kept.map(\.0.trait)
+      let v = kept.map { StoredValue.encode($0.0.value) }
+      let s = kept.map(\.1)
       try await conn.query(
         """
         INSERT INTO computed_traits (profile_id, trait, value, state)

@@ -2,6 +2,7 @@ import TesseraCompiler
 import TesseraLanguage
 import TesseraMatching
 import TesseraModel
+import TesseraStore
 
 /// The environment event expressions (event filters, computed-trait `where` and `of`) evaluate against.
 public enum EventEnv {
@@ -326,6 +327,41 @@ extension AggregateSummary {
     }
   }
 
+  /// `encoded` as stored text, written in place.
+  func write(to out: inout JSONWriter) {
+    func list(_ items: Value...) {
+      out.raw("[")
+      for (n, v) in items.enumerated() {
+        if n > 0 { out.raw(",") }
+        StoredValue.write(v, to: &out)
+      }
+      out.raw("]")
+    }
+    switch self {
+    case .count(let n): StoredValue.write(.int(n), to: &out)
+    case .sum(let v), .extreme(let v): StoredValue.write(v, to: &out)
+    case .avg(let v, let n): list(v, .int(n))
+    case .pick(let s): list(s.value, .int(s.timestamp.microseconds), .string(s.eventID))
+    case .frequent(let counts):
+      out.raw("[")
+      var first = true
+      for v in counts.keys.sorted(by: Self.precedes) {
+        guard let t = counts[v] else { continue }
+        if !first { out.raw(",") }
+        first = false
+        list(v, .int(t.count), .int(t.lastTime.microseconds), .string(t.lastEvent))
+      }
+      out.raw("]")
+    case .distinct(let set):
+      out.raw("[")
+      for (n, v) in set.sorted(by: Self.precedes).enumerated() {
+        if n > 0 { out.raw(",") }
+        StoredValue.write(v, to: &out)
+      }
+      out.raw("]")
+    }
+  }
+
   init?(encoded v: Value, _ a: Aggregate) {
     switch (a, v) {
     case (.count, .int(let n)): self = .count(n)
@@ -365,6 +401,31 @@ extension ComputedTraitState {
     m["b"] = .list(buckets.map { .list([.int($0.start), $0.summary.encoded]) })
     if let digest { m["d"] = .string(digest) }
     return .map(m)
+  }
+
+  /// `StoredValue.encode(encoded(digest:))`, written straight from the buckets: the same value (its keys in
+  /// a fixed order) without building the `Value` tree, which the store writer only turned into text.
+  func storedText(digest: String?) -> String {
+    var out = JSONWriter(capacity: 64)
+    out.raw(#"{"a":"#)
+    out.string(aggregate.rawValue)
+    out.raw(#","w":"#)
+    StoredValue.write(.int(width), to: &out)
+    out.raw(#","b":["#)
+    for (n, b) in buckets.enumerated() {
+      out.raw(n == 0 ? "[" : ",[")
+      StoredValue.write(.int(b.start), to: &out)
+      out.raw(",")
+      b.summary.write(to: &out)
+      out.raw("]")
+    }
+    out.raw("]")
+    if let digest {
+      out.raw(#","d":"#)
+      out.string(digest)
+    }
+    out.raw("}")
+    return out.text
   }
 
   /// Reads a stored state back for `decl`; nil when it does not decode or was kept for a different aggregate

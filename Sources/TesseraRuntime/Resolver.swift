@@ -90,7 +90,8 @@ public struct Resolver: Sendable {
     self.now = now
     var table = ComputedTraitTable(config: config)
     var encoded: [ProfileID: [String: Value]] = [:]
-    for c in computed { encoded[c.profile, default: [:]][c.trait] = c.state }
+    // A state that does not read back restores as nothing: the trait is reported in `unrestoredComputed`.
+    for c in computed { encoded[c.profile, default: [:]][c.trait] = (try? c.state()) ?? .null }
     var failed: Set<String> = []
     for (p, states) in encoded { failed.formUnion(table.restore(p, encoded: states)) }
     self.computed = table
@@ -619,7 +620,7 @@ struct PendingComputed: Sendable {
   var digest: String
 
   var record: ComputedRecord {
-    ComputedRecord(profile: profile, trait: trait, state: state?.encoded(digest: digest) ?? .null, value: value)
+    ComputedRecord(profile: profile, trait: trait, storedState: state?.storedText(digest: digest), value: value)
   }
 }
 

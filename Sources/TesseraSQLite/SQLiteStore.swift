@@ -478,10 +478,10 @@ public final class SQLiteStore: Store {
       let delete = RowStatement(
         try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ? AND trait = ?"))
       for c in batch.computed {
-        if c.state.isNull {
-          try delete.run(c.profile.raw, c.trait)
+        if let state = c.storedState {
+          try upsert.run(c.profile.raw, c.trait, StoredValue.encode(c.value), state)
         } else {
-          try upsert.run(c.profile.raw, c.trait, StoredValue.encode(c.value), StoredValue.encode(c.state))
+          try delete.run(c.profile.raw, c.trait)
         }
       }
     }
@@ -646,8 +646,7 @@ public final class SQLiteStore: Store {
 
   static func computed(_ row: Row) throws -> ComputedRecord {
     ComputedRecord(
-      profile: ProfileID(row[0]), trait: row[1], state: try StoredValue.decode(row[3]),
-      value: try StoredValue.decode(row[2]))
+      profile: ProfileID(row[0]), trait: row[1], storedState: row[3] as String, value: try StoredValue.decode(row[2]))
   }
 
   static func membership(_ row: Row) -> MembershipRecord {

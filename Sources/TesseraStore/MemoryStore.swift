@@ -95,7 +95,7 @@ public actor MemoryStore: Store {
     }
     for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
     for c in batch.computed {
-      if c.state.isNull {
+      if c.storedState == nil {
         computedRows[c.profile]?[c.trait] = nil
         if computedRows[c.profile]?.isEmpty == true { computedRows[c.profile] = nil }
       } else {
@@ -286,7 +286,7 @@ public actor MemoryStore: Store {
     traitRows = [:]
     for t in s.traits { traitRows[t.profile, default: [:]][t.trait] = t }
     computedRows = [:]
-    for c in s.computed where !c.state.isNull { computedRows[c.profile, default: [:]][c.trait] = c }
+    for c in s.computed where c.storedState != nil { computedRows[c.profile, default: [:]][c.trait] = c }
     memberRows = [:]
     for m in s.memberships { memberRows[m.segment, default: [:]][m.profile] = m.since }
     for (key, p) in s.eventProfiles { events[key]?.profile = p }

@@ -1,8 +1,10 @@
 import TesseraCompiler
 import TesseraLanguage
 import TesseraModel
-import TesseraRuntime
+import TesseraStore
 import Testing
+
+@testable import TesseraRuntime
 
 /// Helpers for the computed-trait and segment tests, in one namespace so other files of the target can't collide.
 enum ComputedFixture {
@@ -377,6 +379,11 @@ struct ComputedTraitsTests {
         for s in F.samples(for: decl.aggregate, &rng, count: rng.int(0..<30)) { state.add(s) }
         let back = ComputedTraitState(encoded: state.encoded, for: decl)
         #expect(back == state, "\(decl.name)")
+        // The text the store keeps is the encoded value, written without building it.
+        for digest in [nil, "0123abcd"] {
+          let text = state.storedText(digest: digest)
+          #expect(try StoredValue.decode(text) == state.encoded(digest: digest), "\(decl.name): \(text)")
+        }
       }
     }
     let count = try #require(config.computed.first { $0.name == "n_orders" })

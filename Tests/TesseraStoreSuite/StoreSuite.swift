@@ -583,7 +583,9 @@ public enum StoreSuite {
 
   // MARK: - Computed traits and segments
 
-  static func describe(_ c: ComputedRecord) -> String { "\(c.profile) \(c.trait)=\(exact(c.value)) \(exact(c.state))" }
+  static func describe(_ c: ComputedRecord) -> String {
+    "\(c.profile) \(c.trait)=\(exact(c.value)) \((try? c.state()).map(exact) ?? "unreadable state")"
+  }
   static func describe(_ m: MembershipRecord) -> String { "\(m.segment) \(m.profile) since \(m.since.microseconds)" }
   static func describe(_ c: SegmentChangeRecord) -> String {
     "\(c.profile) \(c.entered ? "entered" : "exited") \(c.segment) at \(c.at.microseconds) "
