@@ -224,6 +224,8 @@ public struct PipelineRunner: Sendable {
       group.addTask {
         defer { commits.finish() }
         var resolver = restored
+        // Segments are evaluated, and changed traits gathered, once per store transaction.
+        resolver.settlesPerTransaction = true
         if !resolver.unrestoredComputed.isEmpty { counters.unrestored(resolver.unrestoredComputed) }
         var pending: [Int: MappedBatch] = [:]
         var next = 0
@@ -244,6 +246,7 @@ public struct PipelineRunner: Sendable {
             let resolved = resolver.resolve(b, stored: stored)
             if gathered == nil { gathered = resolved } else { gathered?.append(resolved) }
             if var g = gathered, g.commit.events.count + g.commit.rejected.count >= commitEvents {
+              resolver.settle(&g)
               g.reconcile(with: resolver.graph)
               await commits.send((g, resolver.graph.profileCount))
               gathered = nil
@@ -251,6 +254,10 @@ public struct PipelineRunner: Sendable {
           }
         }
         try Task.checkCancellation()
+        if var g = gathered {
+          resolver.settle(&g)
+          gathered = g
+        }
         // The end-of-run tick: expire windows at `now` and re-evaluate the profiles whose values fell.
         let tick = resolver.tick()
         if !tick.isEmpty {

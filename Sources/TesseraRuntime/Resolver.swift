@@ -76,6 +76,27 @@ public struct Resolver: Sendable {
   /// Changes the ticks withheld for want of consent, by purpose (a tick returns a bare `CommitBatch`).
   public private(set) var tickWithheld: [String: Int] = [:]
   public private(set) var tickQueued = 0
+  /// When set, `resolve` leaves the end of the batch (segment evaluation, computed-trait rows, changed traits
+  /// and outbox rows) to `settle`, which does it once for every batch since the last call: a profile that
+  /// several batches of one store transaction touch is evaluated once, as the transaction ends, instead of once
+  /// per batch. Audiences are then decided at transaction boundaries, the granularity at which they are stored.
+  public var settlesPerTransaction = false
+  /// What the batches resolved since the last `settle` left to finish.
+  var unsettled = Unsettled()
+
+  struct Unsettled {
+    var dirty: Set<TraitKey> = []
+    var computedDirty: [ProfileID: IndexBits] = [:]
+    var touched: Set<ProfileID> = []
+    var segmentChanges: [SegmentChange] = []
+    /// The batches' merges and, when some destination listens, their events (what `finish` routes).
+    var merges: [MergeRecord] = []
+    var events: [StoredEvent] = []
+    var isEmpty: Bool {
+      dirty.isEmpty && computedDirty.isEmpty && touched.isEmpty && segmentChanges.isEmpty && merges.isEmpty
+        && events.isEmpty
+    }
+  }
 
   /// `computed` and `memberships` restore the computed-trait states and segment memberships a store holds.
   /// `now` is the injected clock (see `now`).
@@ -293,9 +314,38 @@ public struct Resolver: Sendable {
       commit.events.append(StoredEvent(event: resolved, profile: r.profile))
       stats.events += 1
     }
+    if settlesPerTransaction {
+      unsettled.dirty.formUnion(dirty)
+      for (p, bits) in computedDirty { unsettled.computedDirty[p, default: bits].formUnion(bits) }
+      unsettled.touched.formUnion(touched)
+      unsettled.segmentChanges += segmentChanges
+      unsettled.merges += commit.merges
+      if !router.isEmpty { unsettled.events += commit.events }
+      return ResolvedBatch(commit: commit, stats: stats, pending: [])
+    }
     return finish(
       commit, stats, at: clock(highWater), dirty: dirty, computedDirty: computedDirty, touched: touched,
       segmentChanges: segmentChanges)
+  }
+
+  /// With `settlesPerTransaction`: finishes the batches resolved since the last call, at the clock's time,
+  /// into `batch` (the store transaction that gathers them): segment changes, outbox rows, and the changed
+  /// traits and computed traits to encode.
+  public mutating func settle(_ batch: inout ResolvedBatch) {
+    guard !unsettled.isEmpty else { return }
+    let u = unsettled
+    unsettled = Unsettled()
+    var part = CommitBatch()
+    part.events = u.events
+    part.merges = u.merges
+    let done = finish(
+      part, ResolveStats(), at: clock(highWater), dirty: u.dirty, computedDirty: u.computedDirty,
+      touched: u.touched, segmentChanges: u.segmentChanges)
+    batch.commit.segmentChanges += done.commit.segmentChanges
+    batch.commit.outbox += done.commit.outbox
+    batch.stats.add(done.stats)
+    batch.pending += done.pending
+    batch.pendingComputed += done.pendingComputed
   }
 
   /// The end of a batch: the changed traits to encode, segments of the touched profiles evaluated at `at`,

@@ -99,6 +99,73 @@ struct ResolverSegmentsTests {
     #expect(await store.loadComputed().isEmpty, "every bucket expired: the rows are deleted")
   }
 
+  @Test("settled once per store transaction: what settling per batch leaves, without the flips in between")
+  func settlesPerTransaction() async throws {
+    let yaml =
+      Fixture.yaml.replacingOccurrences(
+        of: "computed:\n",
+        with: "profile:\n  traits:\n    plan: { type: string, policy: most_recent }\ncomputed:\n"
+      ) + "\n  pro: { when: traits.plan == \"pro\" }\n"
+    let files = ["p.yaml": yaml]
+    let compiled = Compiler(environment: [:], readFile: { files[$0] }).compile(pipeline: "p.yaml")
+    let config = try #require(compiled.plan, "\(compiled.rendered())").config
+    func plan(_ n: Int, day d: Int, _ ids: [(String, String)], _ plan: String) -> Event {
+      var e = Fixture.order(n, day: d, ids)
+      e.type = "identify"
+      e.name = nil
+      e.traits = ["plan": .string(plan)]
+      return e
+    }
+    let batches = [
+      // u1 turns pro, then free again in the next batch: in and out within one transaction.
+      Fixture.batch(0, [plan(1, day: 10, [("user_id", "u1")], "pro"), Fixture.order(2, day: 50, [("user_id", "u2")])]),
+      Fixture.batch(
+        1,
+        [
+          plan(3, day: 11, [("user_id", "u1")], "free"), Fixture.order(4, day: 51, [("anonymous_id", "a9")]),
+          plan(5, day: 12, [("user_id", "u3")], "pro"),
+        ]),
+      // a9's order joins u2's: the merged profile qualifies.
+      Fixture.batch(2, [Fixture.order(6, day: 52, [("user_id", "u2"), ("anonymous_id", "a9")])]),
+    ]
+
+    var perBatch = Resolver(config: config, now: Fixture.day(100))
+    let a = MemoryStore()
+    for b in batches { try await a.commit(perBatch.apply(b, stored: []).0) }
+
+    var settling = Resolver(config: config, now: Fixture.day(100))
+    settling.settlesPerTransaction = true
+    var gathered: ResolvedBatch?
+    for b in batches {
+      let r = settling.resolve(b, stored: [])
+      #expect(r.commit.segmentChanges.isEmpty, "nothing is evaluated before the transaction ends")
+      if gathered == nil { gathered = r } else { gathered?.append(r) }
+    }
+    var g = try #require(gathered)
+    settling.settle(&g)
+    g.reconcile(with: settling.graph)
+    let b = MemoryStore()
+    try await b.commit(g.finished())
+
+    #expect(await b.loadMemberships() == a.loadMemberships())
+    #expect(await b.loadComputed() == a.loadComputed())
+    #expect(await b.loadTraits().map(\.value) == a.loadTraits().map(\.value))
+    #expect(
+      await b.loadMemberships().map { "\($0.profile) \($0.segment)" }.sorted() == ["prf_2 repeat_buyer", "prf_4 pro"])
+    // Per batch, u1 entered and exited `pro`; per transaction it never did.
+    #expect(
+      Fixture.describe(await a.segmentChanges(of: "pro", limit: 10)) == [
+        "prf_1 entered pro", "prf_1 exited pro", "prf_4 entered pro",
+      ])
+    #expect(Fixture.describe(await b.segmentChanges(of: "pro", limit: 10)) == ["prf_4 entered pro"])
+    #expect(Fixture.describe(await b.segmentChanges(of: "repeat_buyer", limit: 10)) == ["prf_2 entered repeat_buyer"])
+    #expect(await b.segmentChanges(of: "repeat_buyer", limit: 10).first?.values["traits.orders_90d"] == .int(3))
+    // Nothing is left to settle.
+    var empty = settling.resolve(Fixture.batch(3, []), stored: [])
+    settling.settle(&empty)
+    #expect(empty.finished().isEmpty)
+  }
+
   @Test("the tick writes the rows of the traits that dropped buckets, not every trait of the profile")
   func tickWritesChangedTraitsOnly() throws {
     let config = try Fixture.config(
