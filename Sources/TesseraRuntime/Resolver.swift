@@ -434,7 +434,13 @@ public struct Resolver: Sendable {
         }
         changes += segments.evaluate(
           p, now: at, changed: changed,
-          trait: { n in n >= declaredCount ? value(n - declaredCount) : declared[order[n]]?.value ?? .null },
+          trait: { n in
+            if n >= declaredCount { return value(n - declaredCount) }
+            // Through the index: `declared[name]?.value` copied the whole `TraitState` (two observations and
+            // the policy's tallies, a dozen retains) to read one value.
+            guard let i = declared.index(forKey: order[n]) else { return .null }
+            return declared.values[i].value
+          },
           identifier: { $0 < ids.count ? ids[$0] : .null })
       }
       guard let names = rows[p] else { continue }
