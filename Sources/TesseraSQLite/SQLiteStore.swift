@@ -37,7 +37,12 @@ public final class SQLiteStore: Store {
   /// Opens the store at `path`, creating the file and its schema when missing.
   ///
   /// Throws `StoreError.schemaTooNew` when the file was written by a newer Tessera.
-  public init(path: String) throws {
+  public convenience init(path: String) throws {
+    try self.init(path: path, walRestartFrames: Checkpointer.restartFrames)
+  }
+
+  /// `walRestartFrames`: see `Checkpointer.restartFrames` (tests use a small WAL).
+  init(path: String, walRestartFrames: Int) throws {
     var config = Configuration()
     config.label = "tessera.store"
     // Other connections write to the same file (a table destination, a second `tessera` command): wait for
@@ -49,6 +54,8 @@ public final class SQLiteStore: Store {
       try db.execute(sql: "PRAGMA synchronous = NORMAL")
       try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -524288")
       try db.execute(sql: "PRAGMA temp_store = MEMORY")
+      // A WAL that starts over is cut back to the size at which the checkpointer restarts it.
+      try db.execute(sql: "PRAGMA journal_size_limit = \(walRestartFrames * 4096)")
       // No auto-checkpoint: `Checkpointer` does it in the background (see there).
       if !db.configuration.readonly { try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
     }
@@ -64,7 +71,8 @@ public final class SQLiteStore: Store {
     try Self.migrator.migrate(pool)
     self.pool = pool
     self.intake = intake
-    self.checkpointer = try Checkpointer(path: path, configuration: config, every: 8192)
+    self.checkpointer = try Checkpointer(
+      path: path, configuration: config, every: 8192, restartFrames: walRestartFrames)
     self.intakeCheckpointer = try Checkpointer(path: path + "-intake", configuration: config, every: 4096)
     self.path = path
   }
