@@ -344,6 +344,8 @@ public struct Resolver: Sendable {
     batch.commit.segmentChanges += done.commit.segmentChanges
     batch.commit.outbox += done.commit.outbox
     batch.stats.add(done.stats)
+    // Settled rows name profiles alive after every merge of the batch.
+    batch.pendingIsLatest = !batch.hasPending
     batch.pending += done.pending
     batch.pendingComputed += done.pendingComputed
   }
@@ -694,6 +696,10 @@ public struct ResolvedBatch: Sendable {
   public var stats: ResolveStats
   var pending: [PendingTrait]
   var pendingComputed: [PendingComputed]
+  /// The pending rows hold one row per key, none of a profile the batch's merges absorbed: what one `finish`
+  /// (or `settle`) made. Then `finished` writes them as they are; rows gathered from several batches are
+  /// reduced to the latest of each key first.
+  var pendingIsLatest = true
 
   init(commit: CommitBatch, stats: ResolveStats, pending: [PendingTrait], pendingComputed: [PendingComputed] = []) {
     self.commit = commit
@@ -701,6 +707,8 @@ public struct ResolvedBatch: Sendable {
     self.pending = pending
     self.pendingComputed = pendingComputed
   }
+
+  var hasPending: Bool { !pending.isEmpty || !pendingComputed.isEmpty }
 
   /// The last row of each (profile, trait), leaving out profiles a merge of the gathered batches absorbed:
   /// what replacing row by row at each `append` would leave, in one pass.
@@ -722,17 +730,23 @@ public struct ResolvedBatch: Sendable {
   /// The complete `CommitBatch`, traits and computed traits encoded (with the policy's explanation).
   public func finished() -> CommitBatch {
     var c = commit
-    let absorbed = Set(commit.merges.map(\.absorbed))
-    let computedRows = Self.latest(pendingComputed, absorbed: absorbed, profile: \.profile) {
-      ComputedKey(profile: $0.profile, index: $0.index)
-    }
+    let absorbed = pendingIsLatest ? [] : Set(commit.merges.map(\.absorbed))
+    let computedRows =
+      pendingIsLatest
+      ? pendingComputed
+      : Self.latest(pendingComputed, absorbed: absorbed, profile: \.profile) {
+        ComputedKey(profile: $0.profile, index: $0.index)
+      }
     if !computedRows.isEmpty {
       // Rows a tick added directly (already encoded) come after the batch's own.
       c.computed = computedRows.map(\.record) + c.computed
     }
-    let traits = Self.latest(pending, absorbed: absorbed, profile: \.profile) {
-      TraitKey(profile: $0.profile, trait: $0.trait)
-    }
+    let traits =
+      pendingIsLatest
+      ? pending
+      : Self.latest(pending, absorbed: absorbed, profile: \.profile) {
+        TraitKey(profile: $0.profile, trait: $0.trait)
+      }
     c.traits.reserveCapacity(traits.count)
     for t in traits.sorted(by: { ($0.profile, $0.trait) < ($1.profile, $1.trait) }) {
       let s = t.state
@@ -794,7 +808,13 @@ public struct ResolvedBatch: Sendable {
     commit.journalDone += o.commit.journalDone
     stats.add(o.stats)
     // Changed traits and computed traits are gathered as they come; `finished` keeps the latest of each and
-    // drops those of absorbed profiles, once, in the store writer.
+    // drops those of absorbed profiles, once, in the store writer. Rows of one side alone stay the latest
+    // unless the other side's merges absorbed some of their profiles.
+    if hasPending {
+      pendingIsLatest = pendingIsLatest && !o.hasPending && o.commit.merges.isEmpty
+    } else {
+      pendingIsLatest = o.pendingIsLatest
+    }
     pending += o.pending
     pendingComputed += o.pendingComputed
     let absorbed = Set(o.commit.merges.map(\.absorbed))

@@ -166,6 +166,30 @@ struct ResolverSegmentsTests {
     #expect(empty.finished().isEmpty)
   }
 
+  @Test("batches gathered into one transaction write the latest row of each trait, none of an absorbed profile")
+  func gatheredBatchesKeepTheLatestRows() async throws {
+    let config = try Fixture.config()
+    var resolver = Resolver(config: config, now: Fixture.day(100))
+    let first = resolver.resolve(
+      Fixture.batch(
+        0, [Fixture.order(1, day: 50, [("user_id", "u1")]), Fixture.order(2, day: 51, [("anonymous_id", "a1")])]),
+      stored: [])
+    // One batch alone: its rows as they are.
+    #expect(first.finished().computed.map { "\($0.profile) \($0.value)" } == ["prf_1 1", "prf_2 1"])
+    // The second batch merges prf_2 into prf_1 and adds an order.
+    var gathered = first
+    gathered.append(
+      resolver.resolve(
+        Fixture.batch(1, [Fixture.order(3, day: 52, [("user_id", "u1"), ("anonymous_id", "a1")])]), stored: []))
+    gathered.reconcile(with: resolver.graph)
+    let commit = gathered.finished()
+    #expect(commit.computed.map { "\($0.profile) \($0.value)" } == ["prf_1 3"])
+    let store = MemoryStore()
+    try await store.commit(commit)
+    #expect(await store.loadComputed().map { "\($0.profile) \($0.value)" } == ["prf_1 3"])
+    #expect(await store.members(of: "repeat_buyer").map(\.profile) == [ProfileID(1)])
+  }
+
   @Test("the tick writes the rows of the traits that dropped buckets, not every trait of the profile")
   func tickWritesChangedTraitsOnly() throws {
     let config = try Fixture.config(
