@@ -404,10 +404,13 @@ public struct Resolver: Sendable {
     var out: [PendingComputed] = []
     let visited = evaluating ? live.union(rows.keys) : Set(rows.keys)
     let computedCount = computed.names.count
+    // Per-profile buffers, allocated once and cleared for each profile.
+    var values = [Value?](repeating: nil, count: computedCount)
+    var bits = IndexBits(count: segments.traitOrder.count)
     for p in visited.sorted() {
       // Computed values at `at`, each worked out when first read (most conditions read few of them).
       let states = computed.states[p]
-      var values = [Value?](repeating: nil, count: computedCount)
+      for k in values.indices { values[k] = nil }
       func value(_ k: Int) -> Value {
         if let v = values[k] { return v }
         let v = states.map { k < $0.count ? $0[k].value(at: at) : computed.emptyValue(k) } ?? computed.emptyValue(k)
@@ -422,7 +425,7 @@ public struct Resolver: Sendable {
         let ids = segments.readsIdentifiers ? identifierValues(of: p) : []
         var changed: IndexBits?
         if !wholly.contains(p) {
-          var bits = IndexBits(count: order.count)
+          bits.clear()
           for name in declaredNames[p] ?? [] {
             for n in segments.traitPositions[name] ?? [] where n < declaredCount { bits.set(n, true) }
           }

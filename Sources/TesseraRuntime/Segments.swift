@@ -83,6 +83,11 @@ public struct IndexBits: Sendable, Hashable {
     if on { words[i >> 6] |= 1 << UInt64(i & 63) } else { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
   }
 
+  /// Every bit off, keeping the storage.
+  mutating func clear() {
+    for w in words.indices { words[w] = 0 }
+  }
+
   mutating func formUnion(_ o: IndexBits) {
     for w in o.words.indices where w < words.count { words[w] |= o.words[w] }
   }
@@ -143,6 +148,8 @@ public struct SegmentEngine: Sendable {
   let noMembers: IndexBits
   /// Slots reused by `evaluate` (see there).
   var scratch: [Value] = []
+  /// The selection of the previous `evaluate`, reused for the next one's.
+  var selectedScratch: [Bool] = []
   /// Per slot, whether some condition reads it.
   let isRead: [Bool]
   /// Whether some condition reads an identifier (else the caller need not look them up).
@@ -292,13 +299,17 @@ public struct SegmentEngine: Sendable {
     guard !conditions.isEmpty else { return [] }
     var selected: [Bool]?
     if let changed {
-      var sel = Array(repeating: false, count: conditions.count)
+      // The previous call's array, refilled: every position is written below.
+      var sel =
+        selectedScratch.count == conditions.count ? selectedScratch : Array(repeating: false, count: conditions.count)
+      selectedScratch = []
       var any = false
       // Dependency order: a segment's inputs among the segments are decided before it.
       for i in order {
         sel[i] = volatile[i] || traitInputs[i].intersects(changed) || segmentInputs[i].contains { sel[$0] }
         any = any || sel[i]
       }
+      defer { selectedScratch = sel }
       if !any { return [] }
       selected = sel
     }
