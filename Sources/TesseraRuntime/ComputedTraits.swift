@@ -485,6 +485,9 @@ public struct ComputedTraitTable: Sendable {
   /// changes: those are told which computed traits each batch (and the tick) touched, and keep being told
   /// exactly what they were told before samples outside their window were ignored.
   public var keepsExpiredSamples = false
+  /// `contribute`'s buffers, kept between events.
+  var passedScratch: [Bool?] = []
+  var samplesScratch: [(Int, AggregateSample)] = []
   let empty: [ComputedTraitState]
   let emptyValues: [Value]
   // The hot path reads these instead of copying each `ComputedTrait` out of `traits`.
@@ -550,9 +553,20 @@ public struct ComputedTraitTable: Sendable {
     var changed = IndexBits(count: traits.count)
     guard !traits.isEmpty else { return changed }
     let env = EventEnv.make(event, identifiers: identifiers, now: now)
-    // Each distinct `where` is evaluated at most once per event, however many traits share it.
-    var passed: [Bool?] = Array(repeating: nil, count: distinctFilters.count)
-    var samples: [(Int, AggregateSample)] = []
+    // Each distinct `where` is evaluated at most once per event, however many traits share it. Both buffers
+    // are the previous event's, cleared (one allocation per run instead of two per event).
+    var passed = passedScratch
+    passedScratch = []
+    for k in passed.indices { passed[k] = nil }
+    if passed.count != distinctFilters.count { passed = Array(repeating: nil, count: distinctFilters.count) }
+    var samples = samplesScratch
+    samplesScratch = []
+    samples.removeAll(keepingCapacity: true)
+    defer {
+      passedScratch = passed
+      samples.removeAll(keepingCapacity: true)
+      samplesScratch = samples
+    }
     for i in filterSlots.indices {
       // As `ComputedTrait.sample`, without copying the declaration.
       if let k = filterSlots[i] {
