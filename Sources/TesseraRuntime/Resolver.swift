@@ -403,17 +403,20 @@ public struct Resolver: Sendable {
     let evaluating = !segments.names.isEmpty
     var out: [PendingComputed] = []
     let visited = evaluating ? live.union(rows.keys) : Set(rows.keys)
-    let computedCount = computed.names.count
+    // One borrowed copy for the pass: handing `self.computed` to `computedRecords` from this mutating method
+    // copied the whole table (a retain and release of each of its arrays) for every profile.
+    let table = computed
+    let computedCount = table.names.count
     // Per-profile buffers, allocated once and cleared for each profile.
     var values = [Value?](repeating: nil, count: computedCount)
     var bits = IndexBits(count: segments.traitOrder.count)
     for p in visited.sorted() {
       // Computed values at `at`, each worked out when first read (most conditions read few of them).
-      let states = computed.states[p]
+      let states = table.states[p]
       for k in values.indices { values[k] = nil }
       func value(_ k: Int) -> Value {
         if let v = values[k] { return v }
-        let v = states.map { k < $0.count ? $0[k].value(at: at) : computed.emptyValue(k) } ?? computed.emptyValue(k)
+        let v = states.map { k < $0.count ? $0[k].value(at: at) : table.emptyValue(k) } ?? table.emptyValue(k)
         values[k] = v
         return v
       }
@@ -431,7 +434,7 @@ public struct Resolver: Sendable {
           }
           for k in rows[p]?.indexes ?? [] { bits.set(declaredCount + k, true) }
           if let states {
-            for k in computed.windowed where k < states.count && states[k].hasExpired(at: at) {
+            for k in table.windowed where k < states.count && states[k].hasExpired(at: at) {
               bits.set(declaredCount + k, true)
             }
           }
@@ -449,7 +452,7 @@ public struct Resolver: Sendable {
           identifier: { $0 < ids.count ? ids[$0] : .null })
       }
       guard let names = rows[p] else { continue }
-      Self.computedRecords(of: p, names, in: computed, value: value, into: &out)
+      Self.computedRecords(of: p, names, in: table, value: value, into: &out)
     }
     return out
   }
