@@ -232,6 +232,13 @@ public struct Resolver: Sendable {
     // written.
     var computedDirty: [ProfileID: IndexBits] = [:]
     var segmentChanges: [SegmentChange] = []
+    if settlesPerTransaction {
+      // Straight into what the transaction gathers (moved out and back, so nothing is copied or merged).
+      swap(&dirty, &unsettled.dirty)
+      swap(&touched, &unsettled.touched)
+      swap(&computedDirty, &unsettled.computedDirty)
+      swap(&segmentChanges, &unsettled.segmentChanges)
+    }
     let evaluating = !segments.names.isEmpty
     for event in batch.events {
       if !suppressed.isEmpty, event.identifiers.contains(where: { suppressed.contains(Suppression.hash($0)) }) {
@@ -315,10 +322,10 @@ public struct Resolver: Sendable {
       stats.events += 1
     }
     if settlesPerTransaction {
-      unsettled.dirty.formUnion(dirty)
-      for (p, bits) in computedDirty { unsettled.computedDirty[p, default: bits].formUnion(bits) }
-      unsettled.touched.formUnion(touched)
-      unsettled.segmentChanges += segmentChanges
+      swap(&dirty, &unsettled.dirty)
+      swap(&touched, &unsettled.touched)
+      swap(&computedDirty, &unsettled.computedDirty)
+      swap(&segmentChanges, &unsettled.segmentChanges)
       unsettled.merges += commit.merges
       if !router.isEmpty { unsettled.events += commit.events }
       return ResolvedBatch(commit: commit, stats: stats, pending: [])
