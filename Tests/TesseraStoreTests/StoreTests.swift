@@ -297,28 +297,32 @@ func report(_ failures: [String]) {
     try store.close()
   }
 
+  /// A new profile (`round + 1`) with 1,000 events of ~250 bytes each.
+  static func paddedEvents(round: Int) -> CommitBatch {
+    var b = CommitBatch()
+    b.newProfiles = [(ProfileID(Int64(round + 1)), StoreSuite.t(0))]
+    for n in 0..<1000 {
+      let id = "r\(round)-\(n)"
+      b.events.append(
+        StoreSuite.event(
+          id, at: StoreSuite.t(Int64(n)), ids: [Identifier("anonymous_id", id)],
+          properties: ["n": .int(Int64(n)), "pad": .string(String(repeating: "x", count: 200))],
+          profile: ProfileID(Int64(round + 1))))
+    }
+    return b
+  }
+
+  static func size(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+  }
+
   /// The main file is checkpointed in the background (its connections do not auto-checkpoint): after many
   /// commits most pages are in the file already. Without it the WAL would hold every page until the close.
   @Test func backgroundCheckpointsCopyTheWALIntoTheFile() async throws {
     let dir = try TempDir()
     let path = dir.path("ckpt.sqlite")
     let store = try SQLiteStore(path: path)
-    for round in 0..<40 {
-      var b = CommitBatch()
-      b.newProfiles = [(ProfileID(Int64(round + 1)), StoreSuite.t(0))]
-      for n in 0..<1000 {
-        let id = "r\(round)-\(n)"
-        b.events.append(
-          StoreSuite.event(
-            id, at: StoreSuite.t(Int64(n)), ids: [Identifier("anonymous_id", id)],
-            properties: ["n": .int(Int64(n)), "pad": .string(String(repeating: "x", count: 200))],
-            profile: ProfileID(Int64(round + 1))))
-      }
-      try await store.commit(b)
-    }
-    func size(_ p: String) -> Int {
-      ((try? FileManager.default.attributesOfItem(atPath: p))?[.size] as? Int) ?? 0
-    }
+    for round in 0..<40 { try await store.commit(Self.paddedEvents(round: round)) }
     // Most of the database is in the file itself, not only in the WAL.
     let reader = try DatabaseQueue(path: path)
     let logical = try await reader.read { db in
@@ -327,7 +331,7 @@ func report(_ failures: [String]) {
     try reader.close()
     var inFile = 0
     for _ in 0..<200 {
-      inFile = size(path)
+      inFile = Self.size(path)
       if inFile * 2 > logical { break }
       try await Task.sleep(for: .milliseconds(20))
     }
@@ -344,27 +348,17 @@ func report(_ failures: [String]) {
     let store = try SQLiteStore(path: path, walRestartFrames: 64)
     var written = 0
     func commit(_ round: Int) async throws {
-      var b = CommitBatch()
-      b.newProfiles = [(ProfileID(Int64(round + 1)), StoreSuite.t(0))]
-      for n in 0..<1000 {
-        let id = "r\(round)-\(n)"
-        b.events.append(
-          StoreSuite.event(
-            id, at: StoreSuite.t(Int64(n)), ids: [Identifier("anonymous_id", id)],
-            properties: ["pad": .string(String(repeating: "x", count: 200))], profile: ProfileID(Int64(round + 1))))
-      }
-      try await store.commit(b)
+      try await store.commit(Self.paddedEvents(round: round))
       written += 1000
     }
-    func size(_ p: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: p))?[.size] as? Int) ?? 0 }
     // Commits back to back, as `tessera run` does: the WAL never has a pause in which a passive checkpoint
     // catches up, so only the restart makes it start over.
     var largest = 0
     for round in 0..<60 {
       try await commit(round)
-      largest = max(largest, size(path + "-wal"))
+      largest = max(largest, Self.size(path + "-wal"))
     }
-    let file = size(path)
+    let file = Self.size(path)
     #expect(largest * 2 < file, "a WAL of up to \(largest) bytes for a database file of \(file)")
     #expect(try await store.stats().events == written)
     try store.close()
