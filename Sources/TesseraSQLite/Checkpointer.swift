@@ -13,12 +13,20 @@ final class Checkpointer: Sendable {
   let connection: DatabaseQueue
   /// Written units (events committed, or one per other write transaction) between two checkpoints.
   let every: Int
-  let state = Mutex<(written: Int, running: Bool)>((0, false))
-  /// WAL frames (4 KiB pages) past which a checkpoint restarts the WAL: 128 MiB, about two of `tessera run`'s
-  /// transactions. With 1 GiB, a 1M-event run left a WAL of 1.3–1.5 GB next to a 0.4–0.65 GB database, and every
-  /// frame went to a newly allocated block of the file (the kernel zeroing it first: 1 s of CPU per run).
+  /// `bulk`: the last write transaction alone was a checkpoint's worth (`every` units or more).
+  let state = Mutex<(written: Int, running: Bool, bulk: Bool)>((0, false, false))
+  /// WAL frames (4 KiB pages) past which a checkpoint restarts the WAL of a bulk writer: 128 MiB, about two of
+  /// `tessera run`'s transactions. With 1 GiB, a 1M-event run left a WAL of 1.3–1.5 GB next to a 0.4–0.65 GB
+  /// database, and every frame went to a newly allocated block of the file (the kernel zeroing it first).
   static let restartFrames = 32_768
   let restartFrames: Int
+  /// A writer of small transactions (the server) restarts its WAL only past 8 times that (1 GiB): the RESTART
+  /// holds the write lock while it copies, and at 128 MiB the default mode's p99 went from 59–63 ms to
+  /// 111–143 ms. Its WAL mostly starts over by itself, since its checkpoints catch up between commits.
+  var smallRestartFrames: Int { 8 * restartFrames }
+
+  /// The WAL size past which `checkpoint` restarts it, by the size of the last write transaction.
+  func restartLimit(bulk: Bool) -> Int { bulk ? restartFrames : smallRestartFrames }
 
   init(path: String, configuration: Configuration, every: Int, restartFrames: Int = Checkpointer.restartFrames) throws {
     connection = try DatabaseQueue(path: path, configuration: configuration)
@@ -30,6 +38,7 @@ final class Checkpointer: Sendable {
   func wrote(_ units: Int) {
     let due = state.withLock { s -> Bool in
       s.written += units
+      s.bulk = units >= every
       guard s.written >= every, !s.running else { return false }
       s.written = 0
       s.running = true
@@ -51,12 +60,12 @@ final class Checkpointer: Sendable {
   }
 
   /// A passive checkpoint that keeps finding new frames behind it (writers never pausing) would let the WAL
-  /// grow without end; past `restartFrames` of it, RESTART waits for the writer's transaction, copies what is
+  /// grow without end; past `restartLimit` of it, RESTART waits for the writer's transaction, copies what is
   /// left and makes the next transaction start the WAL over, which truncates the file to the connections'
-  /// `journal_size_limit`.
+  /// `journal_size_limit` when it is larger (otherwise the file is reused from its start).
   @Sendable func checkpoint(_ db: Database) throws {
     let (frames, _) = try db.checkpoint(.passive)
-    if frames > restartFrames { try db.checkpoint(.restart) }
+    if frames > restartLimit(bulk: state.withLock { $0.bulk }) { try db.checkpoint(.restart) }
   }
 
   func close() throws { try connection.close() }

@@ -345,7 +345,10 @@ func report(_ failures: [String]) {
   @Test func theWALStartsOverAndShrinks() async throws {
     let dir = try TempDir()
     let path = dir.path("wal.sqlite")
+    // Small transactions: restarted past 8 × 64 frames (2 MiB).
     let store = try SQLiteStore(path: path, walRestartFrames: 64)
+    #expect(store.checkpointer.restartLimit(bulk: false) == 512)
+    #expect(store.checkpointer.restartLimit(bulk: true) == 64)
     var written = 0
     func commit(_ round: Int) async throws {
       try await store.commit(Self.paddedEvents(round: round))
