@@ -329,36 +329,25 @@ extension AggregateSummary {
 
   /// `encoded` as stored text, written in place.
   func write(to out: inout JSONWriter) {
-    func list(_ items: Value...) {
+    func list<T>(_ items: [T], _ write: (T) -> Void) {
       out.raw("[")
-      for (n, v) in items.enumerated() {
+      for (n, x) in items.enumerated() {
         if n > 0 { out.raw(",") }
-        StoredValue.write(v, to: &out)
+        write(x)
       }
       out.raw("]")
     }
+    func values(_ items: [Value]) { list(items) { StoredValue.write($0, to: &out) } }
     switch self {
     case .count(let n): StoredValue.write(.int(n), to: &out)
     case .sum(let v), .extreme(let v): StoredValue.write(v, to: &out)
-    case .avg(let v, let n): list(v, .int(n))
-    case .pick(let s): list(s.value, .int(s.timestamp.microseconds), .string(s.eventID))
+    case .avg(let v, let n): values([v, .int(n)])
+    case .pick(let s): values([s.value, .int(s.timestamp.microseconds), .string(s.eventID)])
     case .frequent(let counts):
-      out.raw("[")
-      var first = true
-      for v in counts.keys.sorted(by: Self.precedes) {
-        guard let t = counts[v] else { continue }
-        if !first { out.raw(",") }
-        first = false
-        list(v, .int(t.count), .int(t.lastTime.microseconds), .string(t.lastEvent))
+      list(counts.sorted { Self.precedes($0.key, $1.key) }) { v, t in
+        values([v, .int(t.count), .int(t.lastTime.microseconds), .string(t.lastEvent)])
       }
-      out.raw("]")
-    case .distinct(let set):
-      out.raw("[")
-      for (n, v) in set.sorted(by: Self.precedes).enumerated() {
-        if n > 0 { out.raw(",") }
-        StoredValue.write(v, to: &out)
-      }
-      out.raw("]")
+    case .distinct(let set): values(set.sorted(by: Self.precedes))
     }
   }
 
@@ -557,11 +546,14 @@ public struct ComputedTraitTable: Sendable {
     // are the previous event's, cleared (one allocation per run instead of two per event).
     var passed = passedScratch
     passedScratch = []
-    for k in passed.indices { passed[k] = nil }
-    if passed.count != distinctFilters.count { passed = Array(repeating: nil, count: distinctFilters.count) }
+    if passed.count == distinctFilters.count {
+      for k in passed.indices { passed[k] = nil }
+    } else {
+      passed = Array(repeating: nil, count: distinctFilters.count)
+    }
+    // Left empty by the previous event (below).
     var samples = samplesScratch
     samplesScratch = []
-    samples.removeAll(keepingCapacity: true)
     defer {
       passedScratch = passed
       samples.removeAll(keepingCapacity: true)

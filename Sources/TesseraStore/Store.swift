@@ -85,7 +85,8 @@ public struct ComputedRecord: Sendable, Hashable {
   public static func == (a: ComputedRecord, b: ComputedRecord) -> Bool {
     guard a.profile == b.profile, a.trait == b.trait, a.value == b.value else { return false }
     if a.storedState == b.storedState { return true }
-    return (try? a.state()) == (try? b.state())
+    guard let x = try? a.state(), let y = try? b.state() else { return false }
+    return x == y
   }
 
   public func hash(into h: inout Hasher) {

@@ -32,6 +32,22 @@ func report(_ failures: [String]) {
   }
 }
 
+@Suite struct ComputedRecordTests {
+  /// Records compare by the state they read back, not its text; texts that do not read back are never equal.
+  @Test func equalityReadsTheStates() throws {
+    let p = ProfileID(1)
+    func record(_ text: String?) -> ComputedRecord {
+      ComputedRecord(profile: p, trait: "orders", storedState: text, value: .int(2))
+    }
+    #expect(record(#"{"a":"count","w":0}"#) == record(#"{"w":0,"a":"count"}"#))
+    #expect(record(#"{"a":"count","w":0}"#) != record(#"{"a":"count","w":1}"#))
+    #expect(record("{junk") != record("[junk"))
+    #expect(record(nil) == ComputedRecord(profile: p, trait: "orders", state: .null, value: .int(2)))
+    #expect(throws: StoreError.self) { try record("{junk").state() }
+    #expect(try record(nil).state() == .null)
+  }
+}
+
 @Suite struct SQLiteStoreTests {
   @Test func behaviourSuite() async throws {
     let dir = try TempDir()
