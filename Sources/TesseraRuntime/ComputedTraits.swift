@@ -166,12 +166,18 @@ enum AggregateSummary: Sendable, Hashable {
 /// Events are placed by their timestamp, so a late event lands in the bucket of its time. An all-time trait
 /// keeps a single summary.
 public struct ComputedTraitState: Sendable, Hashable {
-  // Declared widest first, so the state takes 32 bytes instead of 40 (a profile keeps one per trait).
+  // Four words: a profile keeps one per trait, and segment evaluation reads the states of every windowed
+  // trait of each profile it visits (whether a bucket left the window) from this array alone.
   /// Sorted by start; never holds two buckets with the same start. All-time: at most one, at `Int64.min`.
-  var buckets: [Bucket] = []
-  /// Bucket width in microseconds; 0 for an all-time trait.
-  let width: Int64
-  public let window: TimeSpan?
+  private(set) var buckets: [Bucket] = [] {
+    didSet { oldest = buckets.first?.start ?? Int64.max }
+  }
+  /// The window in microseconds; 0 for an all-time trait.
+  let span: Int64
+  /// Where the oldest bucket starts (`Int64.max` when there is none), kept beside `buckets` so the window
+  /// check does not open the bucket array: for a profile that is not otherwise read, that array is a cache
+  /// miss per windowed trait.
+  private(set) var oldest = Int64.max
   public let aggregate: Aggregate
 
   struct Bucket: Sendable, Hashable {
@@ -181,17 +187,30 @@ public struct ComputedTraitState: Sendable, Hashable {
 
   public init(aggregate: Aggregate, window: TimeSpan?) {
     self.aggregate = aggregate
-    self.window = window.flatMap { $0.microseconds > 0 ? $0 : nil }
-    self.width = self.window.map { Self.bucketWidth(for: $0).microseconds } ?? 0
+    self.span = max(window?.microseconds ?? 0, 0)
   }
 
   public init(for decl: ComputedTraitDecl) { self.init(aggregate: decl.aggregate, window: decl.window) }
 
+  /// The window; nil for all time.
+  public var window: TimeSpan? { span > 0 ? TimeSpan(microseconds: span) : nil }
+
+  /// Bucket width in microseconds; 0 for an all-time trait.
+  var width: Int64 { span > 0 ? Self.widthMicros(span) : 0 }
+
   /// The width of the time buckets a window keeps (see the type's documentation).
   public static func bucketWidth(for window: TimeSpan) -> TimeSpan {
-    let units: [Int64] = [86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000, 1000, 1]
-    let half = window.microseconds / 2
-    return TimeSpan(microseconds: units.first { $0 <= half } ?? 1)
+    TimeSpan(microseconds: widthMicros(window.microseconds))
+  }
+
+  static func widthMicros(_ window: Int64) -> Int64 {
+    let half = window / 2
+    if half >= 86_400_000_000 { return 86_400_000_000 }
+    if half >= 3_600_000_000 { return 3_600_000_000 }
+    if half >= 60_000_000 { return 60_000_000 }
+    if half >= 1_000_000 { return 1_000_000 }
+    if half >= 1000 { return 1000 }
+    return 1
   }
 
   /// The width of this state's buckets; nil for all time.
@@ -223,19 +242,19 @@ public struct ComputedTraitState: Sendable, Hashable {
 
   /// Buckets starting at or before this start have left the window at `now`.
   func cutoff(_ now: Timestamp) -> Int64 {
-    guard let window else { return Int64.min }
-    return now.microseconds &- window.microseconds &- width
+    guard span > 0 else { return Int64.min }
+    return now.microseconds &- span &- width
   }
 
   /// Whether a bucket has left the window at `now`: the value at `now` may be lower than when the state last
   /// changed, though the state itself did not.
-  func hasExpired(at now: Timestamp) -> Bool { firstLive(now) > 0 }
+  func hasExpired(at now: Timestamp) -> Bool { span > 0 && oldest <= cutoff(now) }
 
   /// The index of the first bucket still inside the window at `now`.
   func firstLive(_ now: Timestamp) -> Int {
-    guard window != nil else { return 0 }
+    guard span > 0 else { return 0 }
     let c = cutoff(now)
-    if let first = buckets.first, first.start > c { return 0 }
+    if oldest > c { return 0 }
     return index(of: c &+ 1)
   }
 
@@ -291,7 +310,7 @@ public struct ComputedTraitState: Sendable, Hashable {
 
   /// Adds another profile's state of the same trait, as if its events had been added here.
   public mutating func merge(_ o: ComputedTraitState) {
-    guard o.aggregate == aggregate, o.width == width, o.window == window else { return }
+    guard o.aggregate == aggregate, o.span == span else { return }
     if buckets.isEmpty {
       buckets = o.buckets
       return
@@ -378,57 +397,104 @@ extension AggregateSummary {
 }
 
 extension ComputedTraitState {
+  // The stored form is an object. Its shape, either `"v"`: the declaration's digest
+  // (`ComputedTraitTable.digests`: aggregate, bucket width, `where` and `of`), or `"a"` and `"w"`: aggregate
+  // and bucket width, when no digest is given. Its buckets: an all-time trait's summary under `"s"`; a windowed
+  // trait's under `"t"`, as `[start / width, summary]` pairs, oldest first. Either is left out when empty.
+  // States are the largest rows the store rewrites (one per changed trait per profile and transaction), so
+  // the form is kept short. States written before this form carried `"a"`, `"w"`, `"b"` (pairs of the full
+  // start in microseconds and the summary) and a digest of `where` and `of` under `"d"`; they still read back.
+
   /// The state as a value a store can keep: aggregate, bucket width and the buckets.
   public var encoded: Value { encoded(digest: nil) }
 
-  /// The stored form with the declaration's digest (`ComputedTraitTable.digests`) under `d`, built at once.
+  /// The stored form, with the declaration's digest in place of aggregate and width when one is given.
   func encoded(digest: String?) -> Value {
     var m: [String: Value] = [:]
-    m.reserveCapacity(4)
-    m["a"] = .string(aggregate.rawValue)
-    m["w"] = .int(width)
-    m["b"] = .list(buckets.map { .list([.int($0.start), $0.summary.encoded]) })
-    if let digest { m["d"] = .string(digest) }
+    m.reserveCapacity(3)
+    if let digest {
+      m["v"] = .string(digest)
+    } else {
+      m["a"] = .string(aggregate.rawValue)
+      m["w"] = .int(width)
+    }
+    if width == 0 {
+      if let b = buckets.first { m["s"] = b.summary.encoded }
+    } else if !buckets.isEmpty {
+      m["t"] = .list(buckets.map { .list([.int($0.start / width), $0.summary.encoded]) })
+    }
     return .map(m)
   }
 
   /// `StoredValue.encode(encoded(digest:))`, written straight from the buckets: the same value (its keys in
   /// a fixed order) without building the `Value` tree, which the store writer only turned into text.
   func storedText(digest: String?) -> String {
-    var out = JSONWriter(capacity: 64)
-    out.raw(#"{"a":"#)
-    out.string(aggregate.rawValue)
-    out.raw(#","w":"#)
-    StoredValue.write(.int(width), to: &out)
-    out.raw(#","b":["#)
-    for (n, b) in buckets.enumerated() {
-      out.raw(n == 0 ? "[" : ",[")
-      StoredValue.write(.int(b.start), to: &out)
-      out.raw(",")
-      b.summary.write(to: &out)
-      out.raw("]")
-    }
-    out.raw("]")
+    var out = JSONWriter(capacity: 48)
     if let digest {
-      out.raw(#","d":"#)
+      out.raw(#"{"v":"#)
       out.string(digest)
+    } else {
+      out.raw(#"{"a":"#)
+      out.string(aggregate.rawValue)
+      out.raw(#","w":"#)
+      StoredValue.write(.int(width), to: &out)
+    }
+    if width == 0 {
+      if let b = buckets.first {
+        out.raw(#","s":"#)
+        b.summary.write(to: &out)
+      }
+    } else if !buckets.isEmpty {
+      out.raw(#","t":["#)
+      for (n, b) in buckets.enumerated() {
+        out.raw(n == 0 ? "[" : ",[")
+        StoredValue.write(.int(b.start / width), to: &out)
+        out.raw(",")
+        b.summary.write(to: &out)
+        out.raw("]")
+      }
+      out.raw("]")
     }
     out.raw("}")
     return out.text
   }
 
-  /// Reads a stored state back for `decl`; nil when it does not decode or was kept for a different aggregate
-  /// or window (the trait's declaration changed: rebuild it by replaying the profile's events).
+  /// The digest a stored state carries for `decl` (see `ComputedTraitTable.digests`).
+  static func digest(of decl: ComputedTraitDecl) -> String {
+    let width = decl.window.map { $0.microseconds > 0 ? widthMicros($0.microseconds) : 0 } ?? 0
+    let text = [decl.aggregate.rawValue, String(width), decl.of?.text ?? "", decl.filter?.text ?? ""]
+    return String(StableHash.of(text.joined(separator: "\u{1F}")), radix: 16)
+  }
+
+  /// Reads a stored state back for `decl`; nil when it does not decode or was kept for a different
+  /// declaration (rebuild it by replaying the profile's events).
   public init?(encoded v: Value, for decl: ComputedTraitDecl) {
+    self.init(encoded: v, for: decl, digest: Self.digest(of: decl))
+  }
+
+  /// As `init(encoded:for:)`, with the declaration's digest worked out once by the caller.
+  init?(encoded v: Value, for decl: ComputedTraitDecl, digest: String) {
     self.init(for: decl)
-    guard case .map(let m) = v, m["a"] == .string(aggregate.rawValue), m["w"] == .int(width),
-      case .list(let l)? = m["b"]
-    else { return nil }
-    for entry in l {
-      guard case .list(let pair) = entry, pair.count == 2, case .int(let start) = pair[0],
-        let summary = AggregateSummary(encoded: pair[1], aggregate)
-      else { return nil }
-      insert(Bucket(start: start, summary: summary))
+    guard case .map(let m) = v else { return nil }
+    if let v = m["v"] {
+      guard v == .string(digest) else { return nil }
+    } else {
+      guard m["a"] == .string(aggregate.rawValue), m["w"] == .int(width) else { return nil }
+    }
+    func summary(_ v: Value) -> AggregateSummary? { AggregateSummary(encoded: v, aggregate) }
+    if let all = m["s"] {
+      guard width == 0, let s = summary(all) else { return nil }
+      insert(Bucket(start: Int64.min, summary: s))
+    }
+    // Windowed pairs hold the bucket's index (start / width); the older form's `"b"` the start itself.
+    for (key, scale) in [("t", width), ("b", 1)] {
+      guard let list = m[key] else { continue }
+      guard case .list(let l) = list, key == "b" || width > 0 else { return nil }
+      for entry in l {
+        guard case .list(let pair) = entry, pair.count == 2, case .int(let k) = pair[0], let s = summary(pair[1])
+        else { return nil }
+        insert(Bucket(start: k &* scale, summary: s))
+      }
     }
   }
 }
@@ -486,8 +552,8 @@ public struct ComputedTraitTable: Sendable {
   let distinctFilters: [Evaluator]
   let ofs: [Evaluator?]
   let counts: [Bool]
-  /// Per trait, a digest of what it takes and aggregates (`where` and `of`), stored with its states so a
-  /// changed declaration is noticed on restore (aggregate and window are checked by the state itself).
+  /// Per trait, a digest of its declaration (aggregate, bucket width, `where` and `of`), stored with its
+  /// states so a changed declaration is noticed on restore.
   public let digests: [String]
 
   public init(computed: [ComputedTraitDecl], identifiers: [String]) {
@@ -516,9 +582,12 @@ public struct ComputedTraitTable: Sendable {
     self.distinctFilters = distinct
     self.ofs = computed.map { evaluator($0.of) }
     self.counts = computed.map { $0.aggregate == .count }
-    self.digests = computed.map { d in
-      String(StableHash.of((d.of?.text ?? "") + "\u{1F}" + (d.filter?.text ?? "")), radix: 16)
-    }
+    self.digests = computed.map(ComputedTraitState.digest(of:))
+  }
+
+  /// The digest the older stored form carried under `"d"`: of `where` and `of` only.
+  static func legacyDigest(_ d: ComputedTraitDecl) -> String {
+    String(StableHash.of((d.of?.text ?? "") + "\u{1F}" + (d.filter?.text ?? "")), radix: 16)
   }
 
   public init(config: PipelineConfig) {
@@ -624,12 +693,17 @@ public struct ComputedTraitTable: Sendable {
     var failed: [String] = []
     for (i, t) in traits.enumerated() {
       guard let v = encoded[t.name] else { continue }
-      // States stored before digests were kept carry none and are accepted.
-      if case .map(let m) = v, case .string(let d)? = m["d"], d != digests[i] {
+      // The older stored form's digest (of `where` and `of` only); states stored before digests were kept
+      // carry none and are accepted.
+      if case .map(let m) = v, case .string(let d)? = m["d"], d != Self.legacyDigest(t.decl) {
         failed.append(t.name)
         continue
       }
-      if let state = ComputedTraitState(encoded: v, for: t.decl) { s[i] = state } else { failed.append(t.name) }
+      if let state = ComputedTraitState(encoded: v, for: t.decl, digest: digests[i]) {
+        s[i] = state
+      } else {
+        failed.append(t.name)
+      }
     }
     if s.allSatisfy(\.isEmpty) { states.removeValue(forKey: profile) } else { states[profile] = s }
     return failed

@@ -428,8 +428,10 @@ public struct Resolver: Sendable {
         return v
       }
       if evaluating, live.contains(p) {
-        // Positionally, as `inputs(of:at:)` gives them, without building them first.
-        let declared = profiles[p] ?? [:]
+        // Positionally, as `inputs(of:at:)` gives them, without building them first. The declared traits
+        // are looked up when a condition first reads one: many evaluations read computed traits alone, and
+        // the look-up is a cache miss.
+        var declared: [String: TraitState]?
         let order = segments.traitOrder
         let declaredCount = order.count - computedCount
         let ids = segments.readsIdentifiers ? identifierValues(of: p) : []
@@ -453,8 +455,9 @@ public struct Resolver: Sendable {
             if n >= declaredCount { return value(n - declaredCount) }
             // Through the index: `declared[name]?.value` copied the whole `TraitState` (two observations and
             // the policy's tallies, a dozen retains) to read one value.
-            guard let i = declared.index(forKey: order[n]) else { return .null }
-            return declared.values[i].value
+            if declared == nil { declared = profiles[p] ?? [:] }
+            guard let d = declared, let i = d.index(forKey: order[n]) else { return .null }
+            return d.values[i].value
           },
           identifier: { $0 < ids.count ? ids[$0] : .null })
       }

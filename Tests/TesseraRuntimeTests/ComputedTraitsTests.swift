@@ -408,4 +408,57 @@ struct ComputedTraitsTests {
     #expect(clean.isEmpty)
     #expect(restored.states[p] == table.states[p])
   }
+
+  @Test("the stored form is short, names the declaration, and the older form still reads back")
+  func storedForm() throws {
+    let config = try #require(F.compile(F.allAggregates))
+    var table = ComputedTraitTable(config: config)
+    let p = ProfileID(3)
+    for (n, d) in [0.0, 1, 1.5, 8].enumerated() {
+      table.add(F.order("o\(n)", at: F.day(d), revenue: .int(Int64(n)), store: "s1"), to: p, now: F.day(d))
+    }
+    let states = try #require(table.states[p])
+    func index(_ name: String) throws -> Int { try #require(table.names.firstIndex(of: name)) }
+    let count = try index("n_orders")
+    let windowed = try index("orders_7d")
+    let day0 = F.day(0).microseconds / 86_400_000_000
+    // All time: the summary alone; windowed: the buckets by day number. The digest stands for the aggregate
+    // and window, which the older form spelt out, with the all-time bucket's start as a 64-bit minimum.
+    #expect(states[count].storedText(digest: table.digests[count]) == #"{"v":"\#(table.digests[count])","s":4}"#)
+    #expect(
+      states[windowed].storedText(digest: "x")
+        == #"{"v":"x","t":[[\#(day0),1],[\#(day0 + 1),2],[\#(day0 + 8),1]]}"#)
+
+    // Every trait's stored text restores the same states.
+    var stored: [String: Value] = [:]
+    for i in states.indices where !states[i].isEmpty {
+      stored[table.names[i]] = try StoredValue.decode(states[i].storedText(digest: table.digests[i]))
+    }
+    var restored = ComputedTraitTable(config: config)
+    #expect(restored.restore(p, encoded: stored).isEmpty)
+    #expect(restored.states[p] == states)
+
+    // A state stored for another declaration (here revenue's digest on the order count) is refused.
+    let other = try index("revenue")
+    let foreign = try StoredValue.decode(states[count].storedText(digest: table.digests[other]))
+    #expect(restored.restore(p, encoded: stored.merging(["n_orders": foreign]) { $1 }) == ["n_orders"])
+
+    // The older form: full starts, aggregate and width, and a digest of `where` and `of` only.
+    let decl = config.computed[count]
+    let legacy = ComputedTraitTable.legacyDigest(decl)
+    let start = F.day(0).microseconds
+    let old: [String: Value] = [
+      "n_orders": try StoredValue.decode(
+        #"{"a":"count","w":0,"b":[[{"$i":"-9223372036854775808"},4]],"d":"\#(legacy)"}"#),
+      "orders_7d": try StoredValue.decode(
+        #"{"a":"count","w":86400000000,"b":[[\#(start),1],[\#(start + 86_400_000_000),2],"#
+          + #"[\#(start + 8 * 86_400_000_000),1]]}"#),
+    ]
+    var fromOld = ComputedTraitTable(config: config)
+    #expect(fromOld.restore(p, encoded: old).isEmpty)
+    #expect(fromOld.states[p]?[count] == states[count])
+    #expect(fromOld.states[p]?[windowed] == states[windowed])
+    let changed = try StoredValue.decode(#"{"a":"count","w":0,"b":[],"d":"0"}"#)
+    #expect(fromOld.restore(p, encoded: ["n_orders": changed]) == ["n_orders"])
+  }
 }
