@@ -67,43 +67,66 @@ public struct ProfileInputs: Sendable, Hashable {
 }
 
 /// A set of small indexes: segments (memberships), computed traits (which changed), trait positions.
+///
+/// The first 64 indexes are kept inline and only the rest in an array, so the sets of a pipeline with up to
+/// 64 computed traits, segments and trait positions allocate nothing. One is made for every event that feeds a
+/// computed trait and for every segment evaluation, and one is kept per profile (its memberships): with the
+/// words in an array each was a heap allocation, and reading a profile's memberships a second cache miss.
 public struct IndexBits: Sendable, Hashable {
-  var words: [UInt64]
+  /// Indexes 0..<64.
+  var low: UInt64 = 0
+  /// Indexes 64 and up, 64 per word; empty (no storage) when the set holds at most 64 indexes.
+  var high: [UInt64]
 
-  public init(count: Int) { words = Array(repeating: 0, count: max(1, (count + 63) / 64)) }
+  public init(count: Int) { high = count > 64 ? Array(repeating: 0, count: (count - 1) / 64) : [] }
 
-  public func contains(_ i: Int) -> Bool { i >> 6 < words.count && words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+  public func contains(_ i: Int) -> Bool {
+    if i < 64 { return i >= 0 && low & (1 << UInt64(i)) != 0 }
+    let w = (i - 64) >> 6
+    return w < high.count && high[w] & (1 << UInt64(i & 63)) != 0
+  }
 
   func intersects(_ o: IndexBits) -> Bool {
-    for w in words.indices where w < o.words.count && words[w] & o.words[w] != 0 { return true }
+    if low & o.low != 0 { return true }
+    for w in high.indices where w < o.high.count && high[w] & o.high[w] != 0 { return true }
     return false
   }
 
   public mutating func set(_ i: Int, _ on: Bool) {
-    if on { words[i >> 6] |= 1 << UInt64(i & 63) } else { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
+    precondition(i >= 0, "a negative index")
+    if i < 64 {
+      if on { low |= 1 << UInt64(i) } else { low &= ~(1 << UInt64(i)) }
+      return
+    }
+    let w = (i - 64) >> 6
+    if on { high[w] |= 1 << UInt64(i & 63) } else { high[w] &= ~(1 << UInt64(i & 63)) }
   }
 
   /// Every bit off, keeping the storage.
   mutating func clear() {
-    for w in words.indices { words[w] = 0 }
+    low = 0
+    for w in high.indices { high[w] = 0 }
   }
 
   mutating func formUnion(_ o: IndexBits) {
-    for w in o.words.indices where w < words.count { words[w] |= o.words[w] }
+    low |= o.low
+    for w in o.high.indices where w < high.count { high[w] |= o.high[w] }
   }
 
-  var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+  var isEmpty: Bool { low == 0 && high.allSatisfy { $0 == 0 } }
 
   /// The indexes in the set, ascending.
   var indexes: [Int] {
     var out: [Int] = []
-    for (w, word) in words.enumerated() {
+    func add(_ word: UInt64, from base: Int) {
       var rest = word
       while rest != 0 {
-        out.append(w << 6 + rest.trailingZeroBitCount)
+        out.append(base + rest.trailingZeroBitCount)
         rest &= rest - 1
       }
     }
+    add(low, from: 0)
+    for (w, word) in high.enumerated() { add(word, from: 64 + w << 6) }
     return out
   }
 }
@@ -343,6 +366,7 @@ public struct SegmentEngine: Sendable {
       next.set(i, isIn)
       memberCounts[i] += isIn ? 1 : -1
       var values: [String: Value] = [:]
+      values.reserveCapacity(reads[i].count)
       for r in reads[i] { values[r.name] = env.slots[r.slot] }
       changes.append(
         SegmentChange(kind: isIn ? .entered : .exited, segment: names[i], profile: profile, time: now, values: values))

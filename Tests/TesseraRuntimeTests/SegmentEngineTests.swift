@@ -1,8 +1,9 @@
 import Foundation
 import TesseraCompiler
 import TesseraModel
-import TesseraRuntime
 import Testing
+
+@testable import TesseraRuntime
 
 /// Helpers for the segment engine tests, in one namespace so other files of the target can't collide.
 enum SegmentFixture {
@@ -87,6 +88,32 @@ enum SegmentFixture {
 struct SegmentEngineTests {
   typealias F = ComputedFixture
   typealias S = SegmentFixture
+
+  @Test("index sets past the 64 kept inline behave as below them")
+  func indexBitsPastTheInlineWord() {
+    for count in [1, 20, 64, 65, 130, 200] {
+      var a = IndexBits(count: count)
+      var b = IndexBits(count: count)
+      #expect(a.isEmpty && a.indexes.isEmpty)
+      let picked = Array(stride(from: 0, to: count, by: 3)) + [count - 1]
+      for i in picked { a.set(i, true) }
+      #expect(a.indexes == Array(Set(picked)).sorted(), "\(count)")
+      #expect((0..<count).allSatisfy { a.contains($0) == picked.contains($0) }, "\(count)")
+      #expect(!a.contains(count + 64) && !a.contains(-1))
+      #expect(!a.intersects(b))
+      b.set(count - 1, true)
+      #expect(a.intersects(b) && b.intersects(a))
+      a.set(count - 1, false)
+      #expect(!a.contains(count - 1) && !a.intersects(b), "\(count)")
+      b.formUnion(a)
+      #expect(b.indexes == (Array(Set(picked)).sorted().dropLast() + [count - 1]).sorted(), "\(count)")
+      var c = IndexBits(count: count)
+      for i in b.indexes { c.set(i, true) }
+      #expect(c == b && c.hashValue == b.hashValue)
+      b.clear()
+      #expect(b.isEmpty && b == IndexBits(count: count))
+    }
+  }
 
   @Test("segments are evaluated after the segments they read")
   func evaluationOrder() throws {
