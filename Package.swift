@@ -28,6 +28,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     .package(url: "https://github.com/apple/swift-async-algorithms.git", from: "1.1.4"),
+    .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
@@ -89,6 +90,7 @@ let package = Package(
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraMatching",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+        .product(name: "HeapModule", package: "swift-collections"),
       ]
     ),
     // Source readers (files now; HTTP in the server) and destination writers.

@@ -1,3 +1,4 @@
+import HeapModule
 import TesseraCompiler
 import TesseraLanguage
 import TesseraMatching
@@ -249,6 +250,9 @@ public struct ComputedTraitState: Sendable, Hashable {
   /// Whether a bucket has left the window at `now`: the value at `now` may be lower than when the state last
   /// changed, though the state itself did not.
   func hasExpired(at now: Timestamp) -> Bool { span > 0 && oldest <= cutoff(now) }
+
+  /// The first time (µs) at which `hasExpired` holds; nil for an all-time trait or an empty state.
+  var expiresAt: Int64? { span > 0 && oldest != Int64.max ? oldest &+ span &+ width : nil }
 
   /// The index of the first bucket still inside the window at `now`.
   func firstLive(_ now: Timestamp) -> Int {
@@ -540,6 +544,8 @@ public struct ComputedTraitTable: Sendable {
   /// changes: those are told which computed traits each batch (and the tick) touched, and keep being told
   /// exactly what they were told before samples outside their window were ignored.
   public var keepsExpiredSamples = false
+  /// When each profile's windowed states next drop a bucket, so that `expiring` visits only those profiles.
+  var calendar: ExpiryCalendar
   /// `contribute`'s buffers, kept between events.
   var passedScratch: [Bool?] = []
   var samplesScratch: [(Int, AggregateSample)] = []
@@ -561,6 +567,9 @@ public struct ComputedTraitTable: Sendable {
     self.identifiers = identifiers
     self.names = computed.map(\.name)
     self.windowed = computed.indices.filter { computed[$0].window != nil }
+    // Slots as narrow as the narrowest bucket, so a tick rarely looks at a profile that is not due yet.
+    let widths = computed.compactMap { $0.window.map { ComputedTraitState.bucketWidth(for: $0).microseconds } }
+    self.calendar = ExpiryCalendar(slot: max(widths.min() ?? 1_000_000, 1_000_000))
     var all = IndexBits(count: computed.count)
     for i in computed.indices { all.set(i, true) }
     self.all = all
@@ -647,35 +656,63 @@ public struct ComputedTraitTable: Sendable {
     }
     guard !samples.isEmpty else { return changed }
     // One look-up of the profile's states for all its samples.
-    Self.add(samples, to: &states[profile, default: empty], now: now, &changed)
+    if let sooner = Self.add(samples, to: &states[profile, default: empty], now: now, &changed) {
+      calendar.note(profile, expiresAt: sooner)
+    }
     return changed
   }
 
+  /// Adds the samples; returns the new expiry of a windowed state whose oldest bucket got older (a first or a
+  /// late sample), the earliest if several: the only case in which the profile may fall due sooner.
   static func add(
     _ samples: [(Int, AggregateSample)], to states: inout [ComputedTraitState], now: Timestamp,
     _ changed: inout IndexBits
-  ) {
-    for (i, s) in samples where states[i].add(s) { changed.set(i, true) }
+  ) -> Int64? {
+    var sooner: Int64?
+    for (i, s) in samples {
+      let oldest = states[i].oldest
+      guard states[i].add(s) else { continue }
+      changed.set(i, true)
+      if states[i].oldest < oldest, let e = states[i].expiresAt { sooner = min(sooner ?? e, e) }
+    }
+    return sooner
+  }
+
+  /// When the profile's states next drop a bucket, noted in the calendar (nothing for profiles without a
+  /// windowed bucket).
+  mutating func schedule(_ profile: ProfileID, _ s: [ComputedTraitState]) {
+    var first: Int64?
+    for i in windowed where i < s.count {
+      if let e = s[i].expiresAt { first = min(first ?? e, e) }
+    }
+    if let first { calendar.note(profile, expiresAt: first) }
   }
 
   /// Moves the absorbed profile's states into the survivor's, as if all its events had been the survivor's.
   public mutating func merge(absorbed: ProfileID, into survivor: ProfileID) {
     guard absorbed != survivor, let gone = states.removeValue(forKey: absorbed) else { return }
+    calendar.forget(absorbed)
     guard var mine = states[survivor] else {
       states[survivor] = gone
+      schedule(survivor, gone)
       return
     }
     for i in mine.indices where i < gone.count { mine[i].merge(gone[i]) }
     states[survivor] = mine
+    schedule(survivor, mine)
   }
 
   /// Forgets a profile's states (before a rebuild from replayed events).
-  public mutating func remove(_ profile: ProfileID) { states.removeValue(forKey: profile) }
+  public mutating func remove(_ profile: ProfileID) {
+    states.removeValue(forKey: profile)
+    calendar.forget(profile)
+  }
 
   /// Replaces a profile's states (restored from a store).
   public mutating func restore(_ profile: ProfileID, states s: [ComputedTraitState]) {
     guard s.count == traits.count else { return }
     states[profile] = s
+    schedule(profile, s)
   }
 
   /// A profile's states as stored values, by trait name (traits without events are left out).
@@ -705,7 +742,12 @@ public struct ComputedTraitTable: Sendable {
         failed.append(t.name)
       }
     }
-    if s.allSatisfy(\.isEmpty) { states.removeValue(forKey: profile) } else { states[profile] = s }
+    if s.allSatisfy(\.isEmpty) {
+      remove(profile)
+    } else {
+      states[profile] = s
+      schedule(profile, s)
+    }
     return failed
   }
 
@@ -734,27 +776,80 @@ public struct ComputedTraitTable: Sendable {
 
   /// As `expire`; for each profile whose values changed, the traits that dropped buckets (whose stored state
   /// changed; the others' stored rows stay as they are).
+  ///
+  /// Only the profiles the calendar has due by `now` are looked at, not every profile: a tick over a million
+  /// profiles cost a third of a second even when nothing had expired, and the server ticks every minute.
   mutating func expiring(now: Timestamp) -> [ProfileID: IndexBits] {
     guard !windowed.isEmpty else { return [:] }
     var changed: [ProfileID: IndexBits] = [:]
     var emptied: [ProfileID] = []
-    var idx = states.values.startIndex
-    while idx != states.values.endIndex {
+    for p in calendar.take(through: now.microseconds) {
+      guard let i = states.index(forKey: p) else { continue }
       var any = false
       var dropped = IndexBits(count: traits.count)
-      for i in windowed {
-        let e = states.values[idx][i].expiring(now: now)
-        if e.dropped { dropped.set(i, true) }
+      var next: Int64?
+      for k in windowed {
+        let e = states.values[i][k].expiring(now: now)
+        if e.dropped { dropped.set(k, true) }
         if e.changed { any = true }
+        if let t = states.values[i][k].expiresAt { next = min(next ?? t, t) }
       }
+      // Not due after all (its expiry is later in the same slot), or due again later.
+      if let next { calendar.note(p, expiresAt: next) }
       if any {
-        let p = states.keys[idx]
         changed[p] = dropped
-        if states.values[idx].allSatisfy(\.isEmpty) { emptied.append(p) }
+        if states.values[i].allSatisfy(\.isEmpty) { emptied.append(p) }
       }
-      states.values.formIndex(after: &idx)
     }
-    for p in emptied { states.removeValue(forKey: p) }
+    for p in emptied { remove(p) }
     return changed
+  }
+}
+
+/// Which profiles' windowed states drop a bucket when: a profile is noted in the slot of its earliest expiry
+/// (or an earlier one), and a tick takes the profiles of every slot up to its time instead of visiting every
+/// profile. Noting a profile again for a later slot keeps the earlier one; a profile taken and not due after
+/// all is noted again by the caller. Lists may name a profile that has since been noted elsewhere or
+/// forgotten: only the slot in `due` counts.
+struct ExpiryCalendar: Sendable {
+  /// The slot width in microseconds.
+  let slot: Int64
+  var lists: [Int64: [ProfileID]] = [:]
+  /// The slots that have a list, earliest first.
+  var order = Heap<Int64>()
+  /// Per profile, the slot it is due in.
+  var due: [ProfileID: Int64] = [:]
+
+  init(slot: Int64) { self.slot = max(slot, 1) }
+
+  func slot(of t: Int64) -> Int64 {
+    let q = t / slot
+    return t % slot < 0 ? q - 1 : q
+  }
+
+  mutating func note(_ p: ProfileID, expiresAt t: Int64) {
+    let s = slot(of: t)
+    if let current = due[p], current <= s { return }
+    due[p] = s
+    if lists[s]?.append(p) == nil {
+      lists[s] = [p]
+      order.insert(s)
+    }
+  }
+
+  mutating func forget(_ p: ProfileID) { due.removeValue(forKey: p) }
+
+  /// Takes the profiles due in the slots up to the one of `t`: they are no longer noted.
+  mutating func take(through t: Int64) -> [ProfileID] {
+    let last = slot(of: t)
+    var out: [ProfileID] = []
+    while let s = order.min, s <= last {
+      _ = order.removeMin()
+      for p in lists.removeValue(forKey: s) ?? [] where due[p] == s {
+        due.removeValue(forKey: p)
+        out.append(p)
+      }
+    }
+    return out
   }
 }

@@ -409,6 +409,81 @@ struct ComputedTraitsTests {
     #expect(restored.states[p] == table.states[p])
   }
 
+  /// What a tick did before the expiry calendar: every profile's windowed states are expired at `now`.
+  static func scanAll(_ table: ComputedTraitTable, now: Timestamp) -> (
+    changed: [ProfileID: IndexBits], states: [ProfileID: [ComputedTraitState]]
+  ) {
+    var changed: [ProfileID: IndexBits] = [:]
+    var out = table.states
+    for (p, before) in table.states {
+      var s = before
+      var any = false
+      var dropped = IndexBits(count: s.count)
+      for k in table.windowed {
+        let e = s[k].expiring(now: now)
+        if e.dropped { dropped.set(k, true) }
+        if e.changed { any = true }
+      }
+      out[p] = s
+      if any {
+        changed[p] = dropped
+        if s.allSatisfy(\.isEmpty) { out[p] = nil }
+      }
+    }
+    return (changed, out)
+  }
+
+  @Test("a tick finds the profiles whose windows dropped a bucket from its calendar, as a scan of all would")
+  func tickCalendarMatchesAScan() throws {
+    let config = try #require(
+      F.compile(
+        """
+        computed:
+          orders_7d: { aggregate: count, where: event == "Order Completed", window: 7d }
+          revenue_24h: { aggregate: sum, of: double(properties.revenue), where: event == "Order Completed", window: 24h }
+          top_90m: { aggregate: max, of: double(properties.revenue), where: event == "Order Completed", window: 90m }
+          orders: { aggregate: count, where: event == "Order Completed" }
+
+        """))
+    for keepsExpired in [false, true] {
+      var table = ComputedTraitTable(config: config)
+      table.keepsExpiredSamples = keepsExpired
+      var rng = SplitMix64(seed: keepsExpired ? 11 : 7)
+      var now = F.day(0)
+      var ticks = 0
+      var expired = 0
+      for step in 0..<4000 {
+        let p = ProfileID(Int64(rng.int(1..<60)))
+        switch rng.int(0..<40) {
+        case 0:
+          table.merge(absorbed: p, into: ProfileID(Int64(rng.int(1..<60))))
+        case 1:
+          table.remove(p)
+        case 2:
+          // Restored from the stored form, as a restart does.
+          let stored = table.encodedStates(of: p)
+          table.remove(p)
+          #expect(table.restore(p, encoded: stored).isEmpty)
+        case 3...6:
+          // Mostly forward; now and then a tick at an earlier clock, which finds nothing new.
+          let at = rng.int(0..<8) == 0 ? now - TimeSpan(seconds: Double(rng.int(0..<86_400))) : now
+          let expected = Self.scanAll(table, now: at)
+          let got = table.expiring(now: at)
+          #expect(got == expected.changed, "step \(step)")
+          #expect(table.states == expected.states, "step \(step)")
+          ticks += 1
+          expired += got.count
+        default:
+          now = now + TimeSpan(seconds: Double(rng.int(0..<5400)))
+          // Some events arrive late, a few of them already outside a window.
+          let late = rng.int(0..<5) == 0 ? TimeSpan(seconds: Double(rng.int(0..<(10 * 86_400)))) : TimeSpan(seconds: 0)
+          table.add(F.order("e\(step)", at: now - late, revenue: .int(Int64(rng.int(1..<100)))), to: p, now: now)
+        }
+      }
+      #expect(ticks > 300 && expired > 300, "ticks \(ticks), expired \(expired)")
+    }
+  }
+
   @Test("the stored form is short, names the declaration, and the older form still reads back")
   func storedForm() throws {
     let config = try #require(F.compile(F.allAggregates))

@@ -148,6 +148,7 @@ func option(_ name: String, _ fallback: Int) -> Int {
 print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores")
 if what == "compile" || what == "all" { benchCompile() }
 if what == "expr" || what == "all" { benchExpr() }
+if what == "tick" { TickBench.run(profiles: option("--profiles", 1_000_000)) }
 if what == "stages" { try await StageBench.run(events: option("--events", 200_000)) }
 if ["sqlite", "memory", "parse", "sqlite-seg", "memory-seg"].contains(what) {
   // tessera-bench sqlite|memory|parse [--events N] [--workers W] [--commit-events N]
