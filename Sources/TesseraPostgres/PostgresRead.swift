@@ -292,11 +292,8 @@ extension PostgresStore {
 
   /// An event from its columns `source, id, type, name, timestamp, received_at` and its encoded body.
   static func event(_ r: (String, String, String, String?, Int64, Int64), body text: String) throws -> Event {
-    let body = try StoredValue.decodeBody(text)
-    return Event(
-      id: r.1, source: r.0, type: r.2, name: r.3, timestamp: Timestamp(microseconds: r.4),
-      receivedAt: Timestamp(microseconds: r.5), identifiers: body.identifiers, traits: body.traits,
-      properties: body.properties, context: body.context)
+    try StoredValue.event(
+      id: r.1, source: r.0, type: r.2, name: r.3, timestamp: r.4, receivedAt: r.5, body: text)
   }
 
   public func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent] {

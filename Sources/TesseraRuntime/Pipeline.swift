@@ -279,7 +279,9 @@ public struct PipelineRunner: Sendable {
         defer { finished.finish() }
         for await (resolved, profiles) in commits {
           try Task.checkCancellation()
-          await finished.send((resolved.finished(), resolved.stats, profiles))
+          var commit = resolved.finished()
+          commit.encodeBodies()
+          await finished.send((commit, resolved.stats, profiles))
         }
       }
       // The store writer: one transaction per batch.

@@ -49,7 +49,7 @@ public struct ReplayReport: Sendable {
     let report = try await compare(config: config, store: store, now: now, keep: { replayed = $0 })
     guard let replayed else { return report }
     let log = try await store.loadEvents()
-    let newLog = await replayed.loadEvents()
+    let newLog = try await replayed.loadEvents()
     var firstSeen: [ProfileID: Int] = [:]
     var oldOfEvent: [String: ProfileID] = [:]
     var liveOf: [ProfileID: ProfileID] = [:]
@@ -168,7 +168,7 @@ public struct ReplayReport: Sendable {
     if !merged.isEmpty {
       var newOfEvent: [String: ProfileID] = [:]
       var eventsOfOld: [ProfileID: [(id: String, new: ProfileID)]] = [:]
-      let replayedEvents = await replayed.loadEvents()
+      let replayedEvents = try await replayed.loadEvents()
       var byKey: [String: ProfileID] = [:]
       for e in replayedEvents { byKey["\(e.event.source)\u{1F}\(e.event.id)"] = e.profile }
       for e in log {
@@ -213,7 +213,7 @@ public struct ReplayReport: Sendable {
       }
     }
     var newOf: [String: ProfileID] = [:]
-    for e in await replayed.loadEvents() {
+    for e in try await replayed.loadEvents() {
       newOf["\(e.event.source)\u{1F}\(e.event.id)"] = try await replayed.canonical(e.profile) ?? e.profile
     }
     var oldToNew: [ProfileID: Set<ProfileID>] = [:]

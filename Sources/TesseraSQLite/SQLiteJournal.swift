@@ -7,11 +7,8 @@ extension SQLiteStore {
   /// An event from a row whose first columns are `source, id, type, name, timestamp, received_at` and whose
   /// column `body` holds the encoded body.
   static func event(_ row: Row, body: Int) throws -> Event {
-    let b = try StoredValue.decodeBody(row[body])
-    return Event(
-      id: row[1], source: row[0], type: row[2], name: row[3], timestamp: Timestamp(microseconds: row[4]),
-      receivedAt: Timestamp(microseconds: row[5]), identifiers: b.identifiers, traits: b.traits,
-      properties: b.properties, context: b.context)
+    try StoredValue.event(
+      id: row[1], source: row[0], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5], body: row[body])
   }
 
   static func epoch(_ db: Database) throws -> Int64 {

@@ -368,11 +368,11 @@ public final class SQLiteStore: Store {
             INSERT OR IGNORE INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """))
-      for s in batch.events {
+      for (i, s) in batch.events.enumerated() {
         let e = s.event
         try insert.run(
           e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds, s.profile.raw,
-          StoredValue.encodeBody(e))
+          batch.body(i))
       }
     }
     if !batch.merges.isEmpty {

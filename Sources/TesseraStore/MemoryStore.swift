@@ -8,7 +8,36 @@ public actor MemoryStore: Store {
     var lastSeen: Timestamp
   }
 
-  var events: [EventKey: StoredEvent] = [:]
+  /// An event as this store keeps it: the columns the SQLite store keeps apart, and identifiers, traits,
+  /// properties and context in the same encoded body. A parsed `Event` (dictionaries of values) took about
+  /// three times the memory, and this store holds every event: 1M generated events went past 2 GiB.
+  struct KeptEvent {
+    var id: String
+    var source: String
+    var type: String
+    var name: String?
+    var timestamp: Int64
+    var receivedAt: Int64
+    var body: String
+    var profile: ProfileID
+
+    init(_ s: StoredEvent, body: String) {
+      let e = s.event
+      (id, source, type, name) = (e.id, e.source, e.type, e.name)
+      (timestamp, receivedAt) = (e.timestamp.microseconds, e.receivedAt.microseconds)
+      self.body = body
+      profile = s.profile
+    }
+
+    func stored() throws -> StoredEvent {
+      StoredEvent(
+        event: try StoredValue.event(
+          id: id, source: source, type: type, name: name, timestamp: timestamp, receivedAt: receivedAt, body: body),
+        profile: profile)
+    }
+  }
+
+  var events: [EventKey: KeptEvent] = [:]
   var eventOrder: [EventKey] = []
   var profiles: [ProfileID: Timestamp] = [:]
   var mergedInto: [ProfileID: ProfileID] = [:]
@@ -54,10 +83,10 @@ public actor MemoryStore: Store {
       profiles[p] = at
       families[p] = [p]
     }
-    for e in batch.events {
+    for (i, e) in batch.events.enumerated() {
       let key = EventKey(source: e.event.source, id: e.event.id)
       guard events[key] == nil else { continue }
-      events[key] = e
+      events[key] = KeptEvent(e, body: batch.body(i))
       eventOrder.append(key)
     }
     for m in batch.merges where m.absorbed != m.survivor {
@@ -205,19 +234,21 @@ public actor MemoryStore: Store {
     return conflictLog.filter { fam.contains($0.kept) || $0.other.map(fam.contains) == true }
   }
 
-  public func events(of profile: ProfileID, limit: Int) -> [StoredEvent] {
+  public func events(of profile: ProfileID, limit: Int) throws -> [StoredEvent] {
     let fam = family(profile)
-    var out: [StoredEvent] = []
+    var out: [KeptEvent] = []
     for key in eventOrder.reversed() {
       guard let e = events[key], fam.contains(e.profile) else { continue }
       out.append(e)
     }
-    return Array(out.sorted { ($0.event.timestamp, $0.event.id) > ($1.event.timestamp, $1.event.id) }.prefix(limit))
+    return try out.sorted { ($0.timestamp, $0.id) > ($1.timestamp, $1.id) }.prefix(max(0, limit)).map {
+      try $0.stored()
+    }
   }
 
   public func rejected(limit: Int) -> [RejectedRecord] { Array(rejectedLog.prefix(limit)) }
 
-  public func loadEvents() -> [StoredEvent] { eventOrder.compactMap { events[$0] } }
+  public func loadEvents() throws -> [StoredEvent] { try eventOrder.compactMap { try events[$0]?.stored() } }
 
   public func loadSeparations() -> [[Identifier]] { separationRows.sorted { $0.description < $1.description } }
 

@@ -219,6 +219,9 @@ public struct DerivedState: Sendable {
 
 public struct CommitBatch: Sendable {
   public var events: [StoredEvent] = []
+  /// `StoredValue.encodeBody` of each of `events`, in order, when the pipeline encoded them before the store
+  /// writer (`encodeBodies()`, on the stage that also encodes trait states); empty: the store encodes them.
+  public var eventBodies: [String] = []
   public var newProfiles: [(ProfileID, Timestamp)] = []
   /// Identifiers to insert or move to a profile, with when they were last seen.
   public var identifiers: [(Identifier, ProfileID, Timestamp)] = []
@@ -254,6 +257,14 @@ public struct CommitBatch: Sendable {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
       && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty && outbox.isEmpty && journalDone.isEmpty
+  }
+
+  /// Encodes the events' bodies ahead of the store writer (`eventBodies`).
+  public mutating func encodeBodies() { eventBodies = events.map { StoredValue.encodeBody($0.event) } }
+
+  /// The body of `events[i]`: encoded ahead when `eventBodies` matches the events, else now.
+  public func body(_ i: Int) -> String {
+    eventBodies.count == events.count ? eventBodies[i] : StoredValue.encodeBody(events[i].event)
   }
 }
 

@@ -184,6 +184,17 @@ public enum StoredValue {
     return out.text
   }
 
+  /// An event from the columns every store keeps apart and its body (`encodeBody`).
+  public static func event(
+    id: String, source: String, type: String, name: String?, timestamp: Int64, receivedAt: Int64, body: String
+  ) throws -> Event {
+    let b = try decodeBody(body)
+    return Event(
+      id: id, source: source, type: type, name: name, timestamp: Timestamp(microseconds: timestamp),
+      receivedAt: Timestamp(microseconds: receivedAt), identifiers: b.identifiers, traits: b.traits,
+      properties: b.properties, context: b.context)
+  }
+
   public static func decodeBody(_ text: String) throws -> (
     identifiers: [Identifier], traits: [String: Value], properties: [String: Value], context: [String: Value]
   ) {
