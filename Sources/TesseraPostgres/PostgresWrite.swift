@@ -76,7 +76,7 @@ extension PostgresStore {
         ON CONFLICT (id) DO NOTHING
         """, logger: logger)
     }
-    if !batch.events.isEmpty { try await insertEvents(batch.events, conn) }
+    if !batch.events.isEmpty { try await insertEvents(batch, conn) }
     if !batch.merges.isEmpty { try await applyMerges(batch.merges, conn) }
     if !batch.released.isEmpty {
       let kinds = batch.released.map(\.0.kind)
@@ -194,8 +194,9 @@ extension PostgresStore {
     var received: [Int64] = []
     var bodies: [String] = []
 
-    init(_ events: some Sequence<Event>) {
-      for e in events {
+    /// `body(i)`: the encoded body of the `i`th event (by default encoded here).
+    init(_ events: some Sequence<Event>, body: ((Int, Event) -> String)? = nil) {
+      for (i, e) in events.enumerated() {
         sources.append(e.source)
         ids.append(e.id)
         types.append(e.type)
@@ -203,13 +204,15 @@ extension PostgresStore {
         hasName.append(e.name != nil)
         timestamps.append(e.timestamp.microseconds)
         received.append(e.receivedAt.microseconds)
-        bodies.append(StoredValue.encodeBody(e))
+        bodies.append(body?(i, e) ?? StoredValue.encodeBody(e))
       }
     }
   }
 
-  func insertEvents(_ events: [StoredEvent], _ conn: PostgresConnection) async throws {
-    let c = EventColumns(events.lazy.map(\.event))
+  /// The batch's events, with the bodies the pipeline encoded ahead (`CommitBatch.body`).
+  func insertEvents(_ batch: CommitBatch, _ conn: PostgresConnection) async throws {
+    let events = batch.events
+    let c = EventColumns(events.lazy.map(\.event)) { i, _ in batch.body(i) }
     let profiles = events.map(\.profile.raw)
     // The ordinality keeps the batch's order in `seq` (the order replay reads).
     try await conn.query(

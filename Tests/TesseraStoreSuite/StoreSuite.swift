@@ -15,6 +15,7 @@ public enum StoreSuite {
     [
       ("events, identifiers and traits read back", readBack),
       ("duplicate events are ignored", duplicates),
+      ("bodies encoded ahead of the writer are stored as given", bodiesEncodedAhead),
       ("existingEvents over many keys", manyKeys),
       ("a merge moves identifiers, traits and events", merge),
       ("chains of merges resolve to the live profile", chains),
@@ -207,6 +208,29 @@ public enum StoreSuite {
     f.expect(try await store.canonical(p(99)), nil, "canonical(unknown)")
     f.expect(try await store.merges(involving: p(1)), [], "merges(involving: 1)")
     f.expect(try await store.conflicts(involving: p(1)), [], "conflicts(involving: 1)")
+  }
+
+  /// `CommitBatch.encodeBodies` (the pipeline's encode stage) gives the store the bodies it would encode; a
+  /// list that no longer matches the batch's events is not used.
+  static func bodiesEncodedAhead(_ store: any Store, _ f: inout Failures) async throws {
+    let e = (1...3).map { n in
+      event(
+        "b\(n)", at: t(Int64(n)), ids: [email], traits: ["plan": .string("pro")],
+        properties: ["price": .double(9.5), "sku": .string("S-\(n)")], context: ["ip": .string("203.0.113.\(n)")],
+        profile: p(1))
+    }
+    var b = CommitBatch()
+    b.newProfiles = [(p(1), t(0))]
+    b.events = [e[0], e[1]]
+    b.encodeBodies()
+    f.expect(b.eventBodies, [StoredValue.encodeBody(e[0].event), StoredValue.encodeBody(e[1].event)], "eventBodies")
+    try await store.commit(b)
+    var stale = CommitBatch()
+    stale.events = [e[2]]
+    stale.eventBodies = [StoredValue.encodeBody(e[0].event), "{}"]
+    f.expect(stale.body(0), StoredValue.encodeBody(e[2].event), "body(0) of a stale list")
+    try await store.commit(stale)
+    f.expect(try await store.loadEvents().map(describe), e.map(describe), "loadEvents")
   }
 
   static func duplicates(_ store: any Store, _ f: inout Failures) async throws {

@@ -32,39 +32,6 @@ func report(_ failures: [String]) {
   }
 }
 
-/// Bodies encoded ahead of the writer (`CommitBatch.encodeBodies`) are stored as the writer would encode them;
-/// bodies that no longer match the batch's events are not used.
-@Test func bodiesEncodedAheadAreStoredAsIs() async throws {
-  let dir = try TempDir()
-  let t = Timestamp(microseconds: 1_700_000_000_000_000)
-  func event(_ n: Int) -> StoredEvent {
-    StoredEvent(
-      event: Event(
-        id: "e\(n)", source: "web", type: "track", name: "Order", timestamp: t, receivedAt: t,
-        identifiers: [Identifier("email", "a\(n)@example.com")], traits: ["plan": .string("pro")],
-        properties: ["price": .double(9.5), "sku": .string("S-\(n)")], context: ["ip": .string("203.0.113.\(n)")]),
-      profile: ProfileID(1))
-  }
-  let sqlite = try SQLiteStore(path: dir.path("t.sqlite"))
-  defer { try? sqlite.close() }
-  for store in [MemoryStore() as any Store, sqlite] {
-    var batch = CommitBatch()
-    batch.newProfiles = [(ProfileID(1), t)]
-    batch.events = [event(1), event(2)]
-    batch.encodeBodies()
-    #expect(batch.eventBodies.count == 2 && batch.body(1) == StoredValue.encodeBody(event(2).event))
-    try await store.commit(batch)
-    // A stale list (an event added after encoding) is ignored: each body is encoded by the writer.
-    var later = CommitBatch()
-    later.events = [event(3)]
-    later.eventBodies = [StoredValue.encodeBody(event(1).event), "{}"]
-    #expect(later.body(0) == StoredValue.encodeBody(event(3).event))
-    try await store.commit(later)
-    let loaded = try await store.loadEvents()
-    #expect(loaded == [event(1), event(2), event(3)], "\(type(of: store))")
-  }
-}
-
 @Suite struct ComputedRecordTests {
   /// Records compare by the state they read back, not its text; texts that do not read back are never equal.
   @Test func equalityReadsTheStates() throws {
