@@ -787,15 +787,13 @@ public struct ComputedTraitTable: Sendable {
       guard let i = states.index(forKey: p) else { continue }
       var any = false
       var dropped = IndexBits(count: traits.count)
-      var next: Int64?
       for k in windowed {
         let e = states.values[i][k].expiring(now: now)
         if e.dropped { dropped.set(k, true) }
         if e.changed { any = true }
-        if let t = states.values[i][k].expiresAt { next = min(next ?? t, t) }
       }
       // Not due after all (its expiry is later in the same slot), or due again later.
-      if let next { calendar.note(p, expiresAt: next) }
+      schedule(p, states.values[i])
       if any {
         changed[p] = dropped
         if states.values[i].allSatisfy(\.isEmpty) { emptied.append(p) }
