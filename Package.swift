@@ -93,6 +93,8 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
         .product(name: "HeapModule", package: "swift-collections"),
+        .product(name: "DequeModule", package: "swift-collections"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
       ]
     ),
     // Source readers (files now; HTTP in the server) and destination writers.

@@ -1,26 +1,50 @@
 import TesseraLanguage
 
-/// What flows along an edge of the plan. The runtime's stages take and give exactly these.
-public enum PlanData: String, Sendable, Hashable {
+/// What flows along an edge of the plan. The runtime's stages take and give exactly these (in batches).
+public enum PlanData: String, Sendable, Hashable, CaseIterable {
+  /// Records as a source read them (a file's lines, a request's messages), not yet parsed.
   case rawRecord = "RawRecord"
+  /// Events parsed, mapped, validated against the schema, their identifiers normalized.
   case mappedEvent = "MappedEvent"
-  case validEvent = "ValidEvent"
+  /// Records a source could not turn into events, with the reason.
   case rejectedRecord = "RejectedRecord"
+  /// Events with the profile identity resolution gave them, and the identity graph's changes.
   case resolvedEvent = "ResolvedEvent"
+  /// What changed on profiles: trait and computed-trait rows, segment changes, outbox rows.
   case profileChange = "ProfileChange"
-  case segmentChange = "SegmentChange"
+  /// Outbox rows on their way to a destination.
   case delivery = "Delivery"
 }
 
 public enum StageKind: String, Sendable, Hashable {
-  case source, decode, validate, rejected, resolve, unify, compute, segment, route, destination
+  case source, decode, resolve, profile, commit, destination
 }
 
-/// How a stage runs: one task, or N parallel workers.
-public enum Parallelism: String, Sendable, Hashable {
-  case single = "1 task"
-  case workers = "N workers"
-  case singleWriter = "single writer"
+/// How many tasks run a stage.
+public enum Parallelism: Sendable, Hashable, CustomStringConvertible {
+  /// One task.
+  case single
+  /// One task, the pipeline's only writer of its state, taking its input in order.
+  case singleWriter
+  /// `--workers` tasks sharing the input.
+  case workers
+  /// `--workers` tasks, each owning the profiles whose id falls in it.
+  case partitions
+  /// The task of each HTTP request.
+  case perRequest
+  /// A fixed number of tasks (a destination's `concurrency`).
+  case tasks(Int)
+
+  public var description: String {
+    switch self {
+    case .single: "1 task"
+    case .singleWriter: "single writer"
+    case .workers: "N workers"
+    case .partitions: "N partitions"
+    case .perRequest: "per request"
+    case .tasks(let n): n == 1 ? "1 task" : "\(n) tasks"
+    }
+  }
 }
 
 public struct PlanStage: Sendable, Hashable {
@@ -40,6 +64,12 @@ public struct PlanEdge: Sendable, Hashable {
 }
 
 /// The compiled pipeline: its checked configuration and the typed graph of stages the runtime executes.
+///
+/// `StageGraph` (TesseraRuntime) builds its task group from exactly these stages and edges: a task (or N) per
+/// stage, a bounded channel per edge. File sources are read one after another, in declaration order; an
+/// `http` source's records arrive with the requests of `tessera serve` and are decoded on each request's task.
+/// Destination stages run where outbox rows are delivered (`tessera serve`, `tessera deliver`,
+/// `tessera run --deliver`).
 public struct PipelinePlan: Sendable {
   public let config: PipelineConfig
   public let stages: [PlanStage]
@@ -50,67 +80,49 @@ public struct PipelinePlan: Sendable {
     var stages: [PlanStage] = []
     var edges: [PlanEdge] = []
     func add(
-      _ id: String, _ kind: StageKind, _ label: String, _ input: PlanData?, _ output: PlanData?, _ p: Parallelism
+      _ id: String, _ kind: StageKind, _ label: String, _ inputs: [PlanData], _ outputs: [PlanData], _ p: Parallelism
     ) {
-      stages.append(
-        PlanStage(
-          id: id, kind: kind, label: label, inputs: input.map { [$0] } ?? [], outputs: output.map { [$0] } ?? [],
-          parallelism: p))
-    }
-    func link(_ from: String, _ to: String) {
-      guard let a = stages.first(where: { $0.id == from }), let out = a.outputs.first else { return }
-      edges.append(PlanEdge(from: from, to: to, carries: out))
+      stages.append(PlanStage(id: id, kind: kind, label: label, inputs: inputs, outputs: outputs, parallelism: p))
     }
     for s in config.sources {
-      add("source_\(s.name)", .source, "\(s.name) (\(s.kind.rawValue))", nil, .rawRecord, .single)
-      add("decode_\(s.name)", .decode, "decode & map \(s.name)", .rawRecord, .mappedEvent, .workers)
-      link("source_\(s.name)", "decode_\(s.name)")
+      let http = s.kind == .http
+      add("source_\(s.name)", .source, "\(s.name) (\(s.kind.rawValue))", [], [.rawRecord], http ? .perRequest : .single)
+      add(
+        "decode_\(s.name)", .decode, "decode & map \(s.name)", [.rawRecord], [.mappedEvent, .rejectedRecord],
+        http ? .perRequest : .workers)
+      edges.append(PlanEdge(from: "source_\(s.name)", to: "decode_\(s.name)", carries: .rawRecord))
     }
-    add("validate", .validate, "validate", .mappedEvent, .validEvent, .workers)
-    add("rejected", .rejected, "rejected records", .rejectedRecord, nil, .single)
-    for s in config.sources { link("decode_\(s.name)", "validate") }
-    if let v = stages.firstIndex(where: { $0.id == "validate" }) { stages[v].outputs.append(.rejectedRecord) }
-    edges.append(PlanEdge(from: "validate", to: "rejected", carries: .rejectedRecord))
     let rules = (config.deterministic.map(\.name) + config.probabilistic.map(\.name)).joined(separator: ", ")
     add(
-      "resolve", .resolve, "resolve identity" + (rules.isEmpty ? "" : " [\(rules)]"), .validEvent, .resolvedEvent,
+      "resolve", .resolve, "resolve identity" + (rules.isEmpty ? "" : " [\(rules)]"), [.mappedEvent], [.resolvedEvent],
       .singleWriter)
-    link("validate", "resolve")
-    add("unify", .unify, "unify profile (\(config.traits.count) traits)", .resolvedEvent, .profileChange, .singleWriter)
-    link("resolve", "unify")
-    var last = "unify"
-    if !config.computed.isEmpty {
-      add(
-        "compute", .compute, "computed traits (\(config.computed.count))", .profileChange, .profileChange, .singleWriter
-      )
-      link(last, "compute")
-      last = "compute"
-    }
-    let routeInput: PlanData
-    if !config.segments.isEmpty {
-      add("segment", .segment, "segments (\(config.segments.count))", .profileChange, .segmentChange, .workers)
-      link(last, "segment")
-      routeInput = .segmentChange
-    } else {
-      routeInput = .profileChange
-    }
+    var steps = ["unify (\(config.traits.count) traits)"]
+    if !config.computed.isEmpty { steps.append("computed traits (\(config.computed.count))") }
+    if !config.segments.isEmpty { steps.append("segments (\(config.segments.count))") }
     if !config.destinations.isEmpty {
-      add("route", .route, "route", routeInput, .delivery, .workers)
-      if !config.segments.isEmpty {
-        link("segment", "route")
-        if config.destinations.contains(where: { $0.trigger != .segment_changes }) {
-          if let r = stages.firstIndex(where: { $0.id == "route" }) { stages[r].inputs.append(.profileChange) }
-          edges.append(PlanEdge(from: last, to: "route", carries: .profileChange))
-        }
-      } else {
-        link(last, "route")
-      }
-      for d in config.destinations {
-        let trigger = d.trigger.rawValue + (d.segments.isEmpty ? "" : ": " + d.segments.joined(separator: ", "))
-        add(
-          "destination_\(d.name)", .destination, "\(d.name) (\(d.kind.rawValue), \(trigger))", .delivery, nil, .single)
-        link("route", "destination_\(d.name)")
-      }
+      steps.append("route (\(config.destinations.count) destination\(config.destinations.count == 1 ? "" : "s"))")
+    }
+    add(
+      "profile", .profile, "profile: " + steps.joined(separator: " · "), [.resolvedEvent], [.profileChange], .partitions
+    )
+    add(
+      "commit", .commit, "commit (one transaction per group)", [.resolvedEvent, .profileChange, .rejectedRecord],
+      config.destinations.isEmpty ? [] : [.delivery], .single)
+    for s in config.sources {
+      edges.append(PlanEdge(from: "decode_\(s.name)", to: "resolve", carries: .mappedEvent))
+    }
+    for s in config.sources {
+      edges.append(PlanEdge(from: "decode_\(s.name)", to: "commit", carries: .rejectedRecord))
+    }
+    edges.append(PlanEdge(from: "resolve", to: "profile", carries: .resolvedEvent))
+    edges.append(PlanEdge(from: "resolve", to: "commit", carries: .resolvedEvent))
+    edges.append(PlanEdge(from: "profile", to: "commit", carries: .profileChange))
+    for d in config.destinations {
+      let trigger = d.trigger.rawValue + (d.segments.isEmpty ? "" : ": " + d.segments.joined(separator: ", "))
+      add(
+        "destination_\(d.name)", .destination, "\(d.name) (\(d.kind.rawValue), \(trigger))", [.delivery], [],
+        .tasks(d.kind == .webhook ? d.concurrency : 1))
+      edges.append(PlanEdge(from: "commit", to: "destination_\(d.name)", carries: .delivery))
     }
     self.stages = stages
     self.edges = edges
@@ -135,11 +147,10 @@ public struct PipelinePlan: Sendable {
     case .mermaid:
       var out = "flowchart LR\n"
       for s in stages {
-        let text = esc(s.label) + "<br/><i>\(s.parallelism.rawValue)</i>"
+        let text = esc(s.label) + "<br/><i>\(s.parallelism)</i>"
         switch s.kind {
         case .source: out += "  \(s.id)[(\"\(text)\")]\n"
         case .destination: out += "  \(s.id)[/\"\(text)\"/]\n"
-        case .rejected: out += "  \(s.id){{\"\(text)\"}}\n"
         default: out += "  \(s.id)[\"\(text)\"]\n"
         }
       }
@@ -152,10 +163,9 @@ public struct PipelinePlan: Sendable {
           switch s.kind {
           case .source: "cylinder"
           case .destination: "parallelogram"
-          case .rejected: "hexagon"
           default: "box"
           }
-        out += "  \(s.id) [label=\"\(esc(s.label))\\n\(s.parallelism.rawValue)\", shape=\(shape)];\n"
+        out += "  \(s.id) [label=\"\(esc(s.label))\\n\(s.parallelism)\", shape=\(shape)];\n"
       }
       for e in edges { out += "  \(e.from) -> \(e.to) [label=\"\(e.carries.rawValue)\"];\n" }
       return out + "}\n"

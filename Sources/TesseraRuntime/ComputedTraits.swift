@@ -690,8 +690,18 @@ public struct ComputedTraitTable: Sendable {
 
   /// Moves the absorbed profile's states into the survivor's, as if all its events had been the survivor's.
   public mutating func merge(absorbed: ProfileID, into survivor: ProfileID) {
-    guard absorbed != survivor, let gone = states.removeValue(forKey: absorbed) else { return }
-    calendar.forget(absorbed)
+    guard absorbed != survivor, let gone = take(absorbed) else { return }
+    adopt(gone, into: survivor)
+  }
+
+  /// Removes and returns a profile's states (the profile moves to another table: a merge across partitions).
+  mutating func take(_ profile: ProfileID) -> [ComputedTraitState]? {
+    calendar.forget(profile)
+    return states.removeValue(forKey: profile)
+  }
+
+  /// Merges states taken from another table into `survivor`'s, as `merge(absorbed:into:)` does within one.
+  mutating func adopt(_ gone: [ComputedTraitState], into survivor: ProfileID) {
     guard var mine = states[survivor] else {
       states[survivor] = gone
       schedule(survivor, gone)

@@ -12,12 +12,21 @@ public struct MappedBatch: Sendable {
   public var rejected: [RejectedRecord]
   /// Identifier values dropped because they did not normalize (a malformed email, say).
   public var invalidIdentifiers: Int
+  /// How many records of the batch were rejected (they travel to the store apart from the events).
+  public var rejectedCount = 0
+  /// Answered once the batch is stored (a request of the tracking API waits for it).
+  public var ticket: Ticket?
+  /// The journal entries these events come from: they leave the journal in the transaction that stores them.
+  public var journal: [Int64] = []
 
-  public init(seq: Int, events: [Event], rejected: [RejectedRecord], invalidIdentifiers: Int) {
+  public init(
+    seq: Int, events: [Event], rejected: [RejectedRecord], invalidIdentifiers: Int, ticket: Ticket? = nil
+  ) {
     self.seq = seq
     self.events = events
     self.rejected = rejected
     self.invalidIdentifiers = invalidIdentifiers
+    self.ticket = ticket
   }
 }
 

@@ -19,10 +19,10 @@ public final class RunCounters: Sendable {
   public var snapshot: Snapshot { state.withLock { $0 } }
   func read(_ n: Int) { state.withLock { $0.recordsRead += n } }
   func unrestored(_ names: Set<String>) { state.withLock { $0.unrestoredComputed = names.sorted() } }
-  func committed(_ s: ResolveStats, profiles: Int) {
+  func committed(_ s: ResolveStats, profiles: Int?) {
     state.withLock {
       $0.committed.add(s)
-      $0.profiles = profiles
+      if let profiles { $0.profiles = profiles }
     }
   }
 }
@@ -43,35 +43,33 @@ public struct RunSummary: Sendable, Hashable {
   public var eventsPerSecond: Double { seconds > 0 ? Double(recordsRead) / seconds : 0 }
 }
 
-/// Runs a compiled plan's file sources to the end into a store.
+/// Runs a compiled plan's file sources to the end into a store: the plan's `StageGraph` fed by one
+/// `SourceReader` per file source, its commit stage writing to the store.
 ///
-/// Stages are child tasks of one task group, joined by `AsyncChannel`s, which suspend the sender until the
-/// receiver takes the element, so a slow stage holds back the ones before it instead of buffering:
-///
-///     reader ─RawBatch─► N decode & map workers ─MappedBatch─► resolve & unify (one writer)
-///            ─ResolvedBatch─► encode traits ─CommitBatch─► store writer
-///
-/// The workers finish batches out of order; the resolver puts them back in read order, so a run gives
-/// the same profiles whatever the number of workers. Each `CommitBatch` is one store transaction holding the
-/// events and every state change they caused: if the run stops, what was committed is whole, and the
-/// next run re-reads the rest (events already stored are recognised by id and skipped).
+/// Each store transaction holds the events and every state change they caused: if the run stops, what was
+/// committed is whole, and the next run re-reads the rest (events already stored are recognised by id and
+/// skipped). The decode workers finish batches out of order; the identity stage puts them back in read
+/// order, and the profile partitions settle each transaction in profile order, so a run gives the same
+/// profiles whatever the number of workers.
 public struct PipelineRunner: Sendable {
   public var plan: PipelinePlan
   public var store: any Store
   public var readers: [Int: any SourceReader]
+  /// Decode workers per source and profile partitions.
   public var workers: Int
   /// The time events without a timestamp get, and the `now()` of mapping expressions.
   public var now: Timestamp
   public let counters = RunCounters()
+  /// The running graph's figures, once `run()` has built it (the progress display reads them).
+  public let monitor = GraphMonitor()
   /// Events per store transaction: resolved batches are gathered up to this many before they are committed
   /// together, because each transaction rewrites every index page it touches.
   public var commitEvents = PipelineRunner.defaultCommitEvents
-  /// 1M events into SQLite (`tessera-bench sqlite`, 2 cores): 22,031 events/s at 8,192 per transaction,
-  /// 31,043 at 32,768, 34,449 at 65,536 (peak RSS 0.89 → 1.11 GB), 39,038 at 131,072 (1.34 GB). The
-  /// in-memory store hardly cares (72k → 77k events/s).
   public static let defaultCommitEvents = 65_536
   /// Called with the rejected records of each committed batch (for `--rejected FILE`).
   public var onRejected: (@Sendable ([RejectedRecord]) -> Void)?
+  /// Called with each committed transaction (a dry run keeps them).
+  public var onCommit: (@Sendable (CommitBatch) -> Void)?
   /// When another process is the store's writer: journal the events for it instead of failing (`WriterBusy`).
   public var journalWhenNotWriter = false
 
@@ -186,114 +184,38 @@ public struct PipelineRunner: Sendable {
   public func run() async throws -> RunSummary {
     let started = ContinuousClock.now
     let config = plan.config
-    let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
-    // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
-    // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
     // Another process resolving into the same store (a `tessera serve`) would hand out the same profile ids:
     // when it is the writer, this run reads and maps the files and journals the events for it.
     guard try await store.acquireWriter() else {
+      let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
       if journalWhenNotWriter { return try await journal(started: started, mappers: mappers) }
       throw WriterBusy()
     }
-    let restored = try await Resolver.restored(config: config, from: store, now: now)
+    let state = try await PipelineState.load(config: config, from: store)
+    if !state.restored.unrestoredComputed.isEmpty { counters.unrestored(state.restored.unrestoredComputed) }
     // Reviewers' decisions since the last run: confirmed links merge now, rejected pairs are not proposed again.
     let decided =
       config.probabilistic.isEmpty
       ? []
       : try await store.matchLinks(status: .confirmed, limit: .max)
         + store.matchLinks(status: .rejected, limit: .max)
-    let runNow = self.now
-    let raw = AsyncChannel<RawBatch>()
-    let mapped = AsyncChannel<MappedBatch>()
-    let commits = AsyncChannel<(ResolvedBatch, Int)>()
-    // A store that held no events when the run started can only hold this run's, which the resolver
+    // A store that held no events when the run started can only hold this run's, which the identity stage
     // already remembers: no need to ask the store about each batch.
     let storeWasEmpty = try await store.stats().events == 0
-    let commitEvents = max(1, self.commitEvents)
-    let readers = self.readers
-    let store = self.store
-    let counters = self.counters
-    let workerCount = workers
-    let onRejected = self.onRejected
-
-    try await withThrowingTaskGroup(of: Void.self) { group in
-      Self.feed(
-        &group, sources: config.sources.indices, readers: readers, mappers: mappers, workers: workerCount,
-        counters: counters, raw: raw, mapped: mapped)
-      // Resolve & unify: the single writer of identity and profile state.
-      group.addTask {
-        defer { commits.finish() }
-        var resolver = restored
-        // Segments are evaluated, and changed traits gathered, once per store transaction.
-        resolver.settlesPerTransaction = true
-        if !resolver.unrestoredComputed.isEmpty { counters.unrestored(resolver.unrestoredComputed) }
-        var pending: [Int: MappedBatch] = [:]
-        var next = 0
-        var gathered: ResolvedBatch?
-        if !decided.isEmpty {
-          let applied = resolver.applyConfirmed(decided, at: runNow)
-          if !applied.commit.isEmpty { gathered = applied }
-        }
-        for await batch in mapped {
-          pending[batch.seq] = batch
-          while let b = pending.removeValue(forKey: next) {
-            next += 1
-            try Task.checkCancellation()
-            var stored: Set<EventKey> = []
-            if !storeWasEmpty {
-              stored = try await store.existingEvents(b.events.map { EventKey(source: $0.source, id: $0.id) })
-            }
-            let resolved = resolver.resolve(b, stored: stored)
-            if gathered == nil { gathered = resolved } else { gathered?.append(resolved) }
-            if var g = gathered, g.commit.events.count + g.commit.rejected.count >= commitEvents {
-              resolver.settle(&g)
-              g.reconcile(with: resolver.graph)
-              await commits.send((g, resolver.graph.profileCount))
-              gathered = nil
-            }
-          }
-        }
-        try Task.checkCancellation()
-        if var g = gathered {
-          resolver.settle(&g)
-          gathered = g
-        }
-        // The end-of-run tick: expire windows at `now` and re-evaluate the profiles whose values fell.
-        let tick = resolver.tick()
-        if !tick.isEmpty {
-          var stats = ResolveStats()
-          stats.withheld = resolver.tickWithheld
-          stats.queued = resolver.tickQueued
-          let t = ResolvedBatch(commit: tick, stats: stats, pending: [])
-          if gathered == nil { gathered = t } else { gathered?.append(t) }
-        }
-        if var g = gathered {
-          g.reconcile(with: resolver.graph)
-          await commits.send((g, resolver.graph.profileCount))
-        }
-      }
-      // Encoding the changed traits for the store, between the resolver and the store writer: on the writer's
-      // thread it made the writer the slowest stage, while the resolver waited for it.
-      let finished = AsyncChannel<(CommitBatch, ResolveStats, Int)>()
-      group.addTask {
-        defer { finished.finish() }
-        for await (resolved, profiles) in commits {
-          try Task.checkCancellation()
-          var commit = resolved.finished()
-          commit.encodeBodies()
-          await finished.send((commit, resolved.stats, profiles))
-        }
-      }
-      // The store writer: one transaction per batch.
-      group.addTask {
-        for await (commit, stats, profiles) in finished {
-          if !commit.isEmpty { try await store.commit(commit) }
-          counters.committed(stats, profiles: profiles)
-          if !commit.rejected.isEmpty { onRejected?(commit.rejected) }
-        }
-      }
-      try await group.waitForAll()
+    // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
+    // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
+    let options = StageGraph.Options(
+      workers: workers, cut: CutPolicy(events: commitEvents), now: now, decisions: decided, tickAtEnd: now,
+      checksStore: !storeWasEmpty)
+    let graph = StageGraph(
+      plan: plan, options: options, fileSources: Array(readers.keys), fed: false, counters: counters)
+    monitor.attach(graph.metrics)
+    let (onRejected, onCommit) = (self.onRejected, self.onCommit)
+    let sink = StoreSink(store) { batch, _ in
+      if !batch.rejected.isEmpty { onRejected?(batch.rejected) }
+      onCommit?(batch)
     }
+    try await graph.run(readers: readers, state: state, store: store, sink: sink)
     let elapsed = ContinuousClock.now - started
     let snap = counters.snapshot
     let live = try await store.stats().profiles
@@ -302,4 +224,13 @@ public struct PipelineRunner: Sendable {
       seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
       unrestoredComputed: snap.unrestoredComputed)
   }
+}
+
+/// Where a runner's graph publishes its figures once it is built.
+public final class GraphMonitor: Sendable {
+  let current = Mutex<GraphMetrics?>(nil)
+  public init() {}
+  func attach(_ m: GraphMetrics) { current.withLock { $0 = m } }
+  /// The running graph's figures; nil before it started.
+  public var metrics: GraphMetrics? { current.withLock { $0 } }
 }

@@ -44,9 +44,11 @@ public struct ReplayReport: Sendable {
   /// Replays and compares, then writes the replayed state into `store`: profiles keep their ids (a merged
   /// group keeps its oldest, the others become its aliases; the larger part of a split keeps the id, the
   /// others get new ids), and each merge and split is recorded.
-  public static func apply(config: PipelineConfig, store: any Store, now: Timestamp) async throws -> ReplayReport {
+  public static func apply(plan: PipelinePlan, store: any Store, now: Timestamp, workers: Int = 1) async throws
+    -> ReplayReport
+  {
     var replayed: MemoryStore?
-    let report = try await compare(config: config, store: store, now: now, keep: { replayed = $0 })
+    let report = try await compare(plan: plan, store: store, now: now, workers: workers, keep: { replayed = $0 })
     guard let replayed else { return report }
     let log = try await store.loadEvents()
     let newLog = try await replayed.loadEvents()
@@ -61,7 +63,7 @@ public struct ReplayReport: Sendable {
     var counts: [ProfileID: [ProfileID: Int]] = [:]  // new → old → events
     for (n, e) in newLog.enumerated() {
       let key = "\(e.event.source)\u{1F}\(e.event.id)"
-      let new = try await replayed.canonical(e.profile) ?? e.profile
+      let new = await replayed.canonical(e.profile) ?? e.profile
       newOfEvent[key] = new
       if firstSeen[new] == nil { firstSeen[new] = n }
       if let old = oldOfEvent[key] { counts[new, default: [:]][old, default: 0] += 1 }
@@ -146,60 +148,22 @@ public struct ReplayReport: Sendable {
     return report
   }
 
-  /// Replays the log of `store` into a fresh in-memory store under `config` at `now`, and compares.
+  /// Replays the log of `store` into a fresh in-memory store under `plan` at `now`, and compares.
+  ///
+  /// The log runs through the plan's graph, fed in write order; then the links reviewers confirmed are merged
+  /// again, and the clock ticks at `now`.
   public static func compare(
-    config: PipelineConfig, store: any Store, now: Timestamp, keep: ((MemoryStore) -> Void)? = nil
+    plan: PipelinePlan, store: any Store, now: Timestamp, workers: Int = 1, keep: ((MemoryStore) -> Void)? = nil
   ) async throws -> ReplayReport {
     let log = try await store.loadEvents()
     let replayed = MemoryStore()
-    var resolver = Resolver(config: config, now: now, separations: try await store.loadSeparations())
-    var seq = 0
-    for start in stride(from: 0, to: log.count, by: 8192) {
-      let events = log[start..<min(start + 8192, log.count)].map(\.event)
-      let (commit, _) = resolver.apply(
-        MappedBatch(seq: seq, events: events, rejected: [], invalidIdentifiers: 0), stored: [])
-      try await replayed.commit(commit)
-      seq += 1
-    }
-    // Links reviewers confirmed are decisions, not rules: merge them again, between the new profiles of the
-    // event that raised the link and of the profile it was linked to.
-    var redo: [MatchLinkRecord] = []
+    let state = PipelineState(separations: try await store.loadSeparations())
+    let graph = StageGraph(
+      plan: plan,
+      options: StageGraph.Options(workers: workers, cut: CutPolicy(events: 8192), now: now, checksStore: false),
+      fileSources: [], fed: true)
     let merged = try await store.matchLinks(status: .merged, limit: .max)
-    if !merged.isEmpty {
-      var newOfEvent: [String: ProfileID] = [:]
-      var eventsOfOld: [ProfileID: [(id: String, new: ProfileID)]] = [:]
-      let replayedEvents = try await replayed.loadEvents()
-      var byKey: [String: ProfileID] = [:]
-      for e in replayedEvents { byKey["\(e.event.source)\u{1F}\(e.event.id)"] = e.profile }
-      for e in log {
-        guard let new = byKey["\(e.event.source)\u{1F}\(e.event.id)"] else { continue }
-        newOfEvent[e.event.id] = new
-        let old = try await store.canonical(e.profile) ?? e.profile
-        eventsOfOld[old, default: []].append((e.event.id, new))
-      }
-      for link in merged {
-        let candidate = try await store.canonical(link.candidate) ?? link.candidate
-        // The other side: an event of the merged profile that is not the one that raised the link.
-        guard let a = newOfEvent[link.eventID],
-          let b = eventsOfOld[candidate]?.first(where: { $0.id != link.eventID && $0.new != a })?.new
-        else { continue }
-        var again = link
-        again.profile = a
-        again.candidate = b
-        again.status = .confirmed
-        redo.append(again)
-      }
-    }
-    if !redo.isEmpty {
-      var applied = resolver.applyConfirmed(redo, at: now).finished()
-      applied.linkStatus = []  // the links stay `merged`
-      try await replayed.commit(applied)
-    }
-    try await replayed.commit(resolver.tick())
-    keep?(replayed)
-    var r = ReplayReport()
-    r.events = log.count
-    // The two partitions of the events, by live profile.
+    // What the old store said about each event, for the decisions and the comparison.
     var oldOf: [String: ProfileID] = [:]
     var oldCache: [ProfileID: ProfileID] = [:]
     for e in log {
@@ -212,9 +176,60 @@ public struct ReplayReport: Sendable {
         oldOf[key] = c
       }
     }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask {
+        try await graph.run(readers: [:], state: state, store: replayed, sink: StoreSink(replayed))
+      }
+      let intake = graph.intake
+      var last: Ticket?
+      for start in stride(from: 0, to: log.count, by: 8192) {
+        let events = log[start..<min(start + 8192, log.count)].map(\.event)
+        last = await intake.submit(
+          MappedBatch(seq: 0, events: events, rejected: [], invalidIdentifiers: 0), source: events.first?.source ?? "")
+      }
+      // Links reviewers confirmed are decisions, not rules: merge them again, between the new profiles of the
+      // event that raised the link and of the profile it was linked to.
+      if !merged.isEmpty {
+        // Everything so far committed, so the replayed profiles can be read.
+        await intake.send(.cut)
+        if let last, case .failed(let e) = await last.outcome() { throw e }
+        var byKey: [String: ProfileID] = [:]
+        for e in try await replayed.loadEvents() { byKey["\(e.event.source)\u{1F}\(e.event.id)"] = e.profile }
+        var newOfEvent: [String: ProfileID] = [:]
+        var eventsOfOld: [ProfileID: [(id: String, new: ProfileID)]] = [:]
+        for e in log {
+          let key = "\(e.event.source)\u{1F}\(e.event.id)"
+          guard let new = byKey[key], let old = oldOf[key] else { continue }
+          newOfEvent[e.event.id] = new
+          eventsOfOld[old, default: []].append((e.event.id, new))
+        }
+        var redo: [MatchLinkRecord] = []
+        for link in merged {
+          let candidate = try await store.canonical(link.candidate) ?? link.candidate
+          // The other side: an event of the merged profile that is not the one that raised the link.
+          guard let a = newOfEvent[link.eventID],
+            let b = eventsOfOld[candidate]?.first(where: { $0.id != link.eventID && $0.new != a })?.new
+          else { continue }
+          var again = link
+          again.profile = a
+          again.candidate = b
+          again.status = .confirmed
+          redo.append(again)
+        }
+        // The links stay `merged`.
+        if !redo.isEmpty { await intake.send(.decisions(redo, marking: false)) }
+      }
+      await intake.send(.tick(now))
+      intake.finish()
+      try await group.waitForAll()
+    }
+    keep?(replayed)
+    var r = ReplayReport()
+    r.events = log.count
+    // The two partitions of the events, by live profile.
     var newOf: [String: ProfileID] = [:]
     for e in try await replayed.loadEvents() {
-      newOf["\(e.event.source)\u{1F}\(e.event.id)"] = try await replayed.canonical(e.profile) ?? e.profile
+      newOf["\(e.event.source)\u{1F}\(e.event.id)"] = await replayed.canonical(e.profile) ?? e.profile
     }
     var oldToNew: [ProfileID: Set<ProfileID>] = [:]
     var newToOld: [ProfileID: Set<ProfileID>] = [:]

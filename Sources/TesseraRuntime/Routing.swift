@@ -56,60 +56,80 @@ struct ConsentChange: Hashable {
   var granted: Bool
 }
 
-/// Turns what a batch changed into outbox rows, one per destination that wants the change and may have it:
-/// payloads are evaluated against the single writer's state at the end of the batch and committed with it.
+/// Turns what a store transaction changed for one live profile into outbox rows, one per destination that
+/// wants the change and may have it: payloads are evaluated against the profile's state at the end of the
+/// transaction and committed with it.
 struct DestinationRouter: Sendable {
   let destinations: [DestinationDecl]
-  /// Some destination listens to profile changes (the resolver then tracks which visible values changed).
+  /// Some destination listens to profile changes (the partitions then track which visible values changed).
   let wantsProfileChanges: Bool
-  /// Consent purposes destinations need: the resolver watches these traits for withdrawals and grants.
+  /// Some destination listens to events (the partitions then keep each transaction's events until it settles).
+  let wantsEvents: Bool
+  /// Consent purposes destinations need: the partitions watch these traits for withdrawals and grants.
   let purposes: Set<String>
 
   init(config: PipelineConfig) {
     destinations = config.destinations
     wantsProfileChanges = destinations.contains { $0.trigger == .profile_changes }
+    wantsEvents = destinations.contains { $0.trigger == .events }
     purposes = Set(destinations.compactMap(\.consent))
   }
 
   var isEmpty: Bool { destinations.isEmpty }
 
-  /// What the router reads of the single writer.
+  /// What changed for one live profile in a transaction.
+  struct Changes {
+    var profile: ProfileID
+    /// Its segment flips, in order; exits of profiles merged into it carry `mergedInto`.
+    var segmentChanges: [SegmentChange]
+    var consent: [ConsentChange]
+    /// Visible traits and computed traits whose values changed.
+    var changed: Set<String>
+    /// Its events, with their position in the transaction.
+    var events: [(index: Int, event: StoredEvent)]
+    /// Profiles merged into it.
+    var absorbed: [ProfileID]
+  }
+
+  /// What the router reads of the profile's partition.
   struct View {
-    /// The live profile of an id.
-    var live: (ProfileID) -> ProfileID
     /// The payload state of a live profile.
     var state: (ProfileID) -> PayloadState
     var consents: (ProfileID, String) -> Bool
     var isMember: (ProfileID, String) -> Bool
   }
 
+  /// Appends the rows for `c` to `out`, each with its place in the transaction's order (`step` numbers the
+  /// rows of one profile).
   func route(
-    events: [StoredEvent], changed: [ProfileID: Set<String>], segmentChanges: [SegmentChange],
-    consent: [ConsentChange], absorbed: [ProfileID], at: Timestamp, view: View, withheld: inout [String: Int]
-  ) -> [OutboxRecord] {
-    var out: [OutboxRecord] = []
-    var states: [ProfileID: PayloadState] = [:]
-    func state(_ p: ProfileID) -> PayloadState {
-      if let s = states[p] { return s }
-      let s = view.state(p)
-      states[p] = s
+    _ c: Changes, at: Timestamp, view: View, step: inout Int, withheld: inout [String: Int],
+    into out: inout [(key: OutboxOrder, row: OutboxRecord)]
+  ) {
+    let live = c.profile
+    var cached: PayloadState?
+    func state() -> PayloadState {
+      if let s = cached { return s }
+      let s = view.state(live)
+      cached = s
       return s
     }
-    func allowed(_ d: DestinationDecl, _ p: ProfileID) -> Bool {
+    func allowed(_ d: DestinationDecl) -> Bool {
       guard let purpose = d.consent else { return true }
-      if view.consents(p, purpose) { return true }
+      if view.consents(live, purpose) { return true }
       withheld[purpose, default: 0] += 1
       return false
     }
-    for d in destinations {
+    func emit(_ d: Int, phase: Int = 0, major: Int64? = nil, _ row: OutboxRecord) {
+      step += 1
+      out.append((OutboxOrder(destination: d, phase: phase, major: major ?? live.raw, minor: step), row))
+    }
+    for (di, d) in destinations.enumerated() {
       switch d.trigger {
       case .segment_changes:
-        var sent: Set<[String]> = []
-        func send(_ profile: ProfileID, _ live: ProfileID, _ segment: String, entered: Bool, _ when: Timestamp) {
-          guard d.segments.isEmpty || d.segments.contains(segment),
-            sent.insert([live.description, segment]).inserted
-          else { return }
-          var s = state(live)
+        var sent: Set<String> = []
+        func send(_ profile: ProfileID, _ segment: String, entered: Bool, _ when: Timestamp) {
+          guard d.segments.isEmpty || d.segments.contains(segment), sent.insert(segment).inserted else { return }
+          var s = state()
           s.variables["profile.id"] = .string(profile.description)
           s.variables["change.segment"] = .string(segment)
           s.variables["change.entered"] = .bool(entered)
@@ -117,47 +137,43 @@ struct DestinationRouter: Sendable {
           s.variables["change.at"] = .timestamp(when)
           let e = s.env(d.scope)
           if let f = d.filter, !f.evaluate(e).isTrue { return }
-          out.append(
+          emit(
+            di,
             OutboxRecord(
               destination: d.name, op: entered ? .enter : .exit, profile: profile, key: segment,
               payload: s.evaluate(d, e), at: when))
         }
-        for c in segmentChanges where d.segments.isEmpty || d.segments.contains(c.segment) {
-          if let survivor = c.mergedInto {
-            // The absorbed profile's person lives on in the survivor: an exit only when the survivor is out.
-            let live = view.live(survivor)
-            guard !view.isMember(live, c.segment), allowed(d, live) else { continue }
-            send(c.profile, live, c.segment, entered: false, c.time)
+        for change in c.segmentChanges where d.segments.isEmpty || d.segments.contains(change.segment) {
+          if change.mergedInto != nil {
+            // The absorbed profile's person lives on in this one: an exit only when this one is out.
+            guard !view.isMember(live, change.segment), allowed(d) else { continue }
+            send(change.profile, change.segment, entered: false, change.time)
           } else {
-            let live = view.live(c.profile)
-            guard allowed(d, live) else { continue }
-            send(c.profile, live, c.segment, entered: c.entered, c.time)
+            guard allowed(d) else { continue }
+            send(change.profile, change.segment, entered: change.entered, change.time)
           }
         }
         // A withdrawal takes the person out of every audience the destination holds; a grant puts them in.
-        for c in consent where c.purpose == d.consent {
-          let live = view.live(c.profile)
+        for consent in c.consent where consent.purpose == d.consent {
           for segment in d.segments where view.isMember(live, segment) {
-            send(live, live, segment, entered: c.granted, at)
+            send(live, segment, entered: consent.granted, at)
           }
         }
       case .profile_changes:
-        for p in changed.keys.sorted() {
-          guard allowed(d, p) else { continue }
-          var s = state(p)
-          s.variables["changed"] = .list((changed[p] ?? []).sorted().map(Value.string))
-          let e = s.env(d.scope)
-          if let f = d.filter, !f.evaluate(e).isTrue { continue }
-          out.append(OutboxRecord(destination: d.name, op: .upsert, profile: p, payload: s.evaluate(d, e), at: at))
-        }
+        guard !c.changed.isEmpty, allowed(d) else { break }
+        var s = state()
+        s.variables["changed"] = .list(c.changed.sorted().map(Value.string))
+        let e = s.env(d.scope)
+        if let f = d.filter, !f.evaluate(e).isTrue { break }
+        emit(di, OutboxRecord(destination: d.name, op: .upsert, profile: live, payload: s.evaluate(d, e), at: at))
       case .events:
-        for stored in events {
-          let live = view.live(stored.profile)
+        for (index, stored) in c.events {
           let s = PayloadState.event(stored, profile: live)
           let e = s.env(d.scope)
           if let f = d.filter, !f.evaluate(e).isTrue { continue }
-          guard allowed(d, live) else { continue }
-          out.append(
+          guard allowed(d) else { continue }
+          emit(
+            di, major: Int64(index),
             OutboxRecord(
               destination: d.name, op: .event, profile: live, key: stored.event.id, payload: s.evaluate(d, e),
               at: stored.event.timestamp))
@@ -165,18 +181,17 @@ struct DestinationRouter: Sendable {
       }
       // A table keeps one row per person: a withdrawal removes it, and a merge the absorbed profile's.
       if d.kind == .table, d.trigger != .segment_changes {
-        var gone = consent.filter { $0.purpose == d.consent && !$0.granted }.map { view.live($0.profile) }
-        if d.trigger == .profile_changes { gone += absorbed }
+        var gone = c.consent.contains { $0.purpose == d.consent && !$0.granted } ? [live] : []
+        if d.trigger == .profile_changes { gone += c.absorbed }
         for p in gone {
-          out.append(
+          emit(
+            di, phase: 1, major: p.raw,
             OutboxRecord(
               destination: d.name, op: .delete, profile: p,
-              payload: .map(["profiles": .list([.string(p.description)])]),
-              at: at))
+              payload: .map(["profiles": .list([.string(p.description)])]), at: at))
         }
       }
     }
-    return out
   }
 }
 

@@ -55,7 +55,8 @@ public final class TesseraHTTPServer: Sendable {
     }
   }
 
-  public let config: PipelineConfig
+  public let plan: PipelinePlan
+  public var config: PipelineConfig { plan.config }
   public let store: any Store
   public let options: Options
   public let metrics: ServerMetrics
@@ -68,17 +69,17 @@ public final class TesseraHTTPServer: Sendable {
 
   /// `onRole`: told when the pipeline becomes the store's writer or a follower (several servers, one store).
   public init(
-    config: PipelineConfig, store: any Store, options: Options, deliveries: DeliveryEngine? = nil,
+    plan: PipelinePlan, store: any Store, options: Options, deliveries: DeliveryEngine? = nil,
     onRole: (@Sendable (LivePipeline.Role) -> Void)? = nil
   ) {
-    self.config = config
+    self.plan = plan
     self.store = store
     self.options = options
     self.deliveries = deliveries
     let metrics = ServerMetrics()
     self.metrics = metrics
     self.pipeline = LivePipeline(
-      config: config, store: store, acknowledge: options.acknowledge, journalGrace: options.journalGrace,
+      plan: plan, store: store, acknowledge: options.acknowledge, journalGrace: options.journalGrace,
       journalLimit: options.journalLimit, onRole: onRole
     ) { report in
       metrics.observe(

@@ -6,8 +6,8 @@ import Synchronization
   import Glibc
 #endif
 
-/// A thread of its own, at a lower scheduling priority than the rest of the process, that runs the tasks which
-/// prefer it (`withTaskExecutorPreference(lane)`): work that must get done but may wait while the process has
+/// Threads of its own (one by default), at a lower scheduling priority than the rest of the process, that run
+/// the tasks which prefer it (`withTaskExecutorPreference(lane)`): work that must get done but may wait while the process has
 /// more urgent work, such as resolving events that are already durable in the journal while requests are
 /// being acknowledged.
 ///
@@ -24,23 +24,29 @@ public final class BackgroundLane: TaskExecutor, Sendable {
   /// How much higher the thread's nice value is than the process's (ignored where threads have none).
   public let niceness: Int32
 
-  /// Starts the lane's thread.
-  public init(niceness: Int32 = 10) {
+  /// Starts the lane's `threads` threads (one per core lets the tasks on it use every core).
+  public init(niceness: Int32 = 10, threads: Int = 1) {
     self.niceness = niceness
-    let thread = Thread { [self] in
-      #if canImport(Glibc)
-        // On Linux the nice value belongs to the thread, and `who` 0 names the calling thread. Raising one's
-        // own nice value needs no privilege; a failure leaves the lane at normal priority, which is still
-        // correct, only less polite.
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
-        // Named from the thread itself (Foundation's `name` does not reach the kernel here, and
-        // `pthread_setname_np` is not imported), so `top -H` and `perf` show it.
-        try? "tessera-lane".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
-      #endif
-      self.loop()
+    self.threads = max(1, threads)
+    for _ in 0..<self.threads {
+      let thread = Thread { [self] in
+        #if canImport(Glibc)
+          // On Linux the nice value belongs to the thread, and `who` 0 names the calling thread. Raising one's
+          // own nice value needs no privilege; a failure leaves the lane at normal priority, which is still
+          // correct, only less polite.
+          _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, niceness)
+          // Named from the thread itself (Foundation's `name` does not reach the kernel here, and
+          // `pthread_setname_np` is not imported), so `top -H` and `perf` show it.
+          try? "tessera-lane".write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
+        #endif
+        self.loop()
+      }
+      thread.start()
     }
-    thread.start()
   }
+
+  /// How many threads run the lane's jobs.
+  public let threads: Int
 
   public func enqueue(_ job: consuming ExecutorJob) {
     let unowned = UnownedJob(job)
@@ -48,25 +54,23 @@ public final class BackgroundLane: TaskExecutor, Sendable {
     wake.signal()
   }
 
-  /// Ends the thread once the jobs enqueued so far have run. Jobs enqueued afterwards never run.
+  /// Ends the threads once the jobs enqueued so far have run. Jobs enqueued afterwards never run.
   public func stop() {
     stopped.store(true, ordering: .releasing)
-    wake.signal()
+    for _ in 0..<threads { wake.signal() }
   }
 
   private func loop() {
     Self.markCurrent(true)
-    var batch: [UnownedJob] = []
     while true {
       wake.wait()
-      batch = jobs.withLock { j in
-        defer { j.removeAll(keepingCapacity: true) }
-        return j
-      }
-      for job in batch { job.runSynchronously(on: asUnownedTaskExecutor()) }
-      batch.removeAll(keepingCapacity: true)
+      // One job per signal, so the jobs spread over the threads.
+      let job = jobs.withLock { j in j.isEmpty ? nil : j.removeFirst() }
+      if let job { job.runSynchronously(on: asUnownedTaskExecutor()) }
       if stopped.load(ordering: .acquiring) && jobs.withLock({ $0.isEmpty }) {
         Self.markCurrent(false)
+        // Wake the next thread so that it sees the stop too.
+        wake.signal()
         return
       }
     }

@@ -44,7 +44,9 @@ struct ReplayCommand: AsyncParsableCommand {
     let plan = try PipelineOptions.compile(pipeline, sets: sets)
     let at = try PipelineOptions.now(now) ?? Timestamp(Date())
     if !dryRun {
-      let report = try await ReplayReport.apply(config: plan.config, store: try SegmentsCommand.open(store), now: at)
+      let report = try await ReplayReport.apply(
+        plan: plan, store: try SegmentsCommand.open(store), now: at,
+        workers: ProcessInfo.processInfo.activeProcessorCount)
       switch format {
       case .text: print(report.text + (report.isEmpty ? "nothing to apply\n" : "applied to \(store)\n"), terminator: "")
       case .json: print(JSON.encode(report.json))
@@ -56,7 +58,8 @@ struct ReplayCommand: AsyncParsableCommand {
     try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: temp) }
     let db = try SQLiteStore(path: try DryRunCommand.copy(store: store, into: temp.path))
-    let report = try await ReplayReport.compare(config: plan.config, store: db, now: at)
+    let report = try await ReplayReport.compare(
+      plan: plan, store: db, now: at, workers: ProcessInfo.processInfo.activeProcessorCount)
     switch format {
     case .text: print(report.text, terminator: "")
     case .json: print(JSON.encode(report.json))

@@ -118,8 +118,8 @@ struct Run: AsyncParsableCommand {
 final class RejectedFile: Sendable {
   let handle: FileHandle
   init(path: String) throws {
-    FileManager.default.createFile(atPath: path, contents: nil)
-    guard let h = FileHandle(forWritingAtPath: path) else {
+    guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path)
+    else {
       throw ValidationError("cannot write the rejected-records file `\(path)`")
     }
     handle = h

@@ -77,7 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
     let queues = try DeliveryQueue.plan(
       plan.config, storePath: StoreLocation.tablePath(store), client: client, clock: clock)
     let server = TesseraHTTPServer(
-      config: plan.config, store: db,
+      plan: plan, store: db,
       options: .init(
         host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel, acknowledge: acknowledge,
         journalLimit: journalLimit > 0 ? journalLimit : nil),

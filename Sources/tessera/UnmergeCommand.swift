@@ -64,7 +64,8 @@ struct UnmergeCommand: AsyncParsableCommand {
       batch.linkStatus = links.map { ($0.id, .rejected) }
     }
     try await db.commit(batch)
-    let report = try await ReplayReport.apply(config: plan.config, store: db, now: at)
+    let report = try await ReplayReport.apply(
+      plan: plan, store: db, now: at, workers: ProcessInfo.processInfo.activeProcessorCount)
     print(
       "unmerged \(m.absorbed) from \(m.survivor)"
         + (m.evidence.count >= 2

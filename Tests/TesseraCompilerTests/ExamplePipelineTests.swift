@@ -51,17 +51,24 @@ struct ExamplePipelineTests {
     #expect(
       plan.stages.map(\.id) == [
         "source_web", "decode_web", "source_crm", "decode_crm", "source_pos", "decode_pos", "source_web_history",
-        "decode_web_history", "validate", "rejected",
-        "resolve", "unify", "compute", "segment", "route", "destination_ads_audience", "destination_profile_export",
+        "decode_web_history", "resolve", "profile", "commit", "destination_ads_audience",
+        "destination_profile_export",
       ])
     let kinds = Dictionary(plan.stages.map { ($0.id, $0.kind) }, uniquingKeysWith: { a, _ in a })
     #expect(kinds["source_crm"] == .source)
-    #expect(kinds["rejected"] == .rejected)
+    #expect(kinds["commit"] == .commit)
     #expect(kinds["destination_profile_export"] == .destination)
     let resolve = try #require(plan.stages.first { $0.id == "resolve" })
     #expect(resolve.label == "resolve identity [strong_ids, person]")
     #expect(resolve.parallelism == .singleWriter)
-    #expect(plan.stages.first { $0.id == "unify" }?.label == "unify profile (8 traits)")
+    let profile = try #require(plan.stages.first { $0.id == "profile" })
+    #expect(
+      profile.label
+        == "profile: unify (8 traits) · computed traits (5) · segments (4) · route (2 destinations)")
+    #expect(profile.parallelism == .partitions)
+    #expect(plan.stages.first { $0.id == "decode_web" }?.parallelism == .perRequest)
+    #expect(plan.stages.first { $0.id == "decode_crm" }?.parallelism == .workers)
+    #expect(plan.stages.first { $0.id == "destination_ads_audience" }?.parallelism == .tasks(4))
   }
 
   @Test("the plan has the expected typed edges")
@@ -75,19 +82,19 @@ struct ExamplePipelineTests {
         "source_crm -[RawRecord]-> decode_crm",
         "source_pos -[RawRecord]-> decode_pos",
         "source_web_history -[RawRecord]-> decode_web_history",
-        "decode_web -[MappedEvent]-> validate",
-        "decode_crm -[MappedEvent]-> validate",
-        "decode_pos -[MappedEvent]-> validate",
-        "decode_web_history -[MappedEvent]-> validate",
-        "validate -[RejectedRecord]-> rejected",
-        "validate -[ValidEvent]-> resolve",
-        "resolve -[ResolvedEvent]-> unify",
-        "unify -[ProfileChange]-> compute",
-        "compute -[ProfileChange]-> segment",
-        "segment -[SegmentChange]-> route",
-        "compute -[ProfileChange]-> route",
-        "route -[Delivery]-> destination_ads_audience",
-        "route -[Delivery]-> destination_profile_export",
+        "decode_web -[MappedEvent]-> resolve",
+        "decode_crm -[MappedEvent]-> resolve",
+        "decode_pos -[MappedEvent]-> resolve",
+        "decode_web_history -[MappedEvent]-> resolve",
+        "decode_web -[RejectedRecord]-> commit",
+        "decode_crm -[RejectedRecord]-> commit",
+        "decode_pos -[RejectedRecord]-> commit",
+        "decode_web_history -[RejectedRecord]-> commit",
+        "resolve -[ResolvedEvent]-> profile",
+        "resolve -[ResolvedEvent]-> commit",
+        "profile -[ProfileChange]-> commit",
+        "commit -[Delivery]-> destination_ads_audience",
+        "commit -[Delivery]-> destination_profile_export",
       ])
     // Every edge joins two stages that exist.
     let ids = Set(plan.stages.map(\.id))
@@ -99,17 +106,16 @@ struct ExamplePipelineTests {
     let (_, plan) = try Self.compile()
     let text = plan.graph(.mermaid)
     #expect(text.hasPrefix("flowchart LR\n"))
-    #expect(text.contains(#"source_web[("web (http)<br/><i>1 task</i>")]"#))
-    #expect(text.contains(#"rejected{{"rejected records<br/><i>1 task</i>"}}"#))
+    #expect(text.contains(#"source_web[("web (http)<br/><i>per request</i>")]"#))
     #expect(text.contains(#"resolve["resolve identity [strong_ids, person]<br/><i>single writer</i>"]"#))
+    #expect(text.contains(#"decode_crm["decode & map crm<br/><i>N workers</i>"]"#))
     #expect(
       text.contains(
-        #"destination_ads_audience[/"ads_audience (webhook, segment_changes: high_value, lapsed)<br/><i>1 task</i>"/]"#
+        #"destination_ads_audience[/"ads_audience (webhook, segment_changes: high_value, lapsed)<br/><i>4 tasks</i>"/]"#
       ))
-    #expect(text.contains("  validate -->|RejectedRecord| rejected\n"))
-    #expect(text.contains("  segment -->|SegmentChange| route\n"))
-    #expect(text.contains("  compute -->|ProfileChange| route\n"))
-    #expect(text.contains("  route -->|Delivery| destination_profile_export\n"))
+    #expect(text.contains("  decode_pos -->|RejectedRecord| commit\n"))
+    #expect(text.contains("  profile -->|ProfileChange| commit\n"))
+    #expect(text.contains("  commit -->|Delivery| destination_profile_export\n"))
     for s in plan.stages { #expect(text.contains("  \(s.id)"), "\(s.id)") }
     #expect(text.components(separatedBy: "-->").count - 1 == plan.edges.count)
   }
@@ -121,13 +127,16 @@ struct ExamplePipelineTests {
     #expect(text.hasPrefix("digraph \"retail\" {\n  rankdir=LR;\n"))
     #expect(text.hasSuffix("}\n"))
     #expect(text.contains(#"source_pos [label="pos (ndjson)\n1 task", shape=cylinder];"#))
-    #expect(text.contains(#"rejected [label="rejected records\n1 task", shape=hexagon];"#))
+    #expect(
+      text.contains(
+        #"profile [label="profile: unify (8 traits) · computed traits (5) · segments (4) · route (2 destinations)\nN partitions", shape=box];"#
+      ))
     #expect(
       text.contains(
         #"destination_profile_export [label="profile_export (file, profile_changes)\n1 task", shape=parallelogram];"#))
-    #expect(text.contains(#"validate -> resolve [label="ValidEvent"];"#))
-    #expect(text.contains(#"resolve -> unify [label="ResolvedEvent"];"#))
-    #expect(text.contains(#"route -> destination_ads_audience [label="Delivery"];"#))
+    #expect(text.contains(#"decode_crm -> resolve [label="MappedEvent"];"#))
+    #expect(text.contains(#"resolve -> profile [label="ResolvedEvent"];"#))
+    #expect(text.contains(#"commit -> destination_ads_audience [label="Delivery"];"#))
     #expect(text.components(separatedBy: " -> ").count - 1 == plan.edges.count)
   }
 
@@ -144,8 +153,9 @@ struct ExamplePipelineTests {
     ])
     let plan = try #require(result.plan, "\(result.rendered())")
     #expect(result.diagnostics.isEmpty)
-    #expect(plan.stages.map(\.id) == ["source_app", "decode_app", "validate", "rejected", "resolve", "unify"])
+    #expect(plan.stages.map(\.id) == ["source_app", "decode_app", "resolve", "profile", "commit"])
     #expect(plan.mistypedEdges.isEmpty)
-    #expect(plan.edges.last.map { "\($0.from)->\($0.to):\($0.carries)" } == "resolve->unify:resolvedEvent")
+    #expect(plan.stages.first { $0.id == "profile" }?.label == "profile: unify (0 traits)")
+    #expect(plan.edges.last.map { "\($0.from)->\($0.to):\($0.carries)" } == "profile->commit:profileChange")
   }
 }

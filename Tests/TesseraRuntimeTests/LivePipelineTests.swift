@@ -18,7 +18,7 @@ struct LivePipelineTests {
     }
     #expect(await store.appendJournal(journaled, rejected: []).appended.count == 3000)
     let pipeline = LivePipeline(
-      config: try ResolverCommitTests.config(), store: store, tickEvery: nil, journalChunk: 10)
+      plan: try ResolverCommitTests.plan(), store: store, tickEvery: nil, journalChunk: 10)
     let running = Task { try await pipeline.run() }
     // Once the writer is working through the journal, a request of its own.
     while await store.stats().events == 0 { try await Task.sleep(for: .milliseconds(5)) }
@@ -45,7 +45,7 @@ struct LivePipelineTests {
     #expect(await store.appendJournal(journaled, rejected: []).appended.count == 500)
     for (grace, left) in [(Duration.zero, 500), (.seconds(30), 0)] {
       let pipeline = LivePipeline(
-        config: try ResolverCommitTests.config(), store: store, tickEvery: nil, journalEvery: .seconds(3600),
+        plan: try ResolverCommitTests.plan(), store: store, tickEvery: nil, journalEvery: .seconds(3600),
         journalChunk: 10, journalGrace: grace)
       let running = Task { try await pipeline.run() }
       while pipeline.role != .writer { try await Task.sleep(for: .milliseconds(5)) }
@@ -67,7 +67,7 @@ struct LivePipelineTests {
     #expect(try await writer.acquireWriter())
     let store = try SQLiteStore(path: path)
     let pipeline = LivePipeline(
-      config: try ResolverCommitTests.config(), store: store, tickEvery: nil, writerRetry: .seconds(3600),
+      plan: try ResolverCommitTests.plan(), store: store, tickEvery: nil, writerRetry: .seconds(3600),
       acknowledge: .journaled, journalLimit: 100)
     let running = Task { try await pipeline.run() }
     while pipeline.role != .follower { try await Task.sleep(for: .milliseconds(5)) }

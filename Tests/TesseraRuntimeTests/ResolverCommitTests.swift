@@ -24,11 +24,13 @@ struct ResolverCommitTests {
       ids: { link_on: [user_id, anonymous_id] }
     """
 
-  static func config() throws -> PipelineConfig {
+  static func plan() throws -> PipelinePlan {
     let files = ["p.yaml": yaml]
     let result = Compiler(environment: [:], readFile: { files[$0] }).compile(pipeline: "p.yaml")
-    return try #require(result.plan, "\(result.rendered())").config
+    return try #require(result.plan, "\(result.rendered())")
   }
+
+  static func config() throws -> PipelineConfig { try plan().config }
 
   static func event(_ n: Int, day: Int, _ ids: [(String, String)]) -> Event {
     Event(

@@ -134,18 +134,9 @@ struct ResolverSegmentsTests {
     for b in batches { try await a.commit(perBatch.apply(b, stored: []).0) }
 
     var settling = Resolver(config: config, now: Fixture.day(100))
-    settling.settlesPerTransaction = true
-    var gathered: ResolvedBatch?
-    for b in batches {
-      let r = settling.resolve(b, stored: [])
-      #expect(r.commit.segmentChanges.isEmpty, "nothing is evaluated before the transaction ends")
-      if gathered == nil { gathered = r } else { gathered?.append(r) }
-    }
-    var g = try #require(gathered)
-    settling.settle(&g)
-    g.reconcile(with: settling.graph)
+    for b in batches { settling.resolve(b, stored: []) }
     let b = MemoryStore()
-    try await b.commit(g.finished())
+    try await b.commit(settling.cut())
 
     #expect(await b.loadMemberships() == a.loadMemberships())
     #expect(await b.loadComputed() == a.loadComputed())
@@ -161,28 +152,29 @@ struct ResolverSegmentsTests {
     #expect(Fixture.describe(await b.segmentChanges(of: "repeat_buyer", limit: 10)) == ["prf_2 entered repeat_buyer"])
     #expect(await b.segmentChanges(of: "repeat_buyer", limit: 10).first?.values["traits.orders_90d"] == .int(3))
     // Nothing is left to settle.
-    var empty = settling.resolve(Fixture.batch(3, []), stored: [])
-    settling.settle(&empty)
-    #expect(empty.finished().isEmpty)
+    settling.resolve(Fixture.batch(3, []), stored: [])
+    #expect(settling.cut().isEmpty)
   }
 
   @Test("batches gathered into one transaction write the latest row of each trait, none of an absorbed profile")
   func gatheredBatchesKeepTheLatestRows() async throws {
     let config = try Fixture.config()
     var resolver = Resolver(config: config, now: Fixture.day(100))
-    let first = resolver.resolve(
+    // One batch alone: its rows as they are.
+    var alone = resolver
+    alone.resolve(
       Fixture.batch(
         0, [Fixture.order(1, day: 50, [("user_id", "u1")]), Fixture.order(2, day: 51, [("anonymous_id", "a1")])]),
       stored: [])
-    // One batch alone: its rows as they are.
-    #expect(first.finished().computed.map { "\($0.profile) \($0.value)" } == ["prf_1 1", "prf_2 1"])
-    // The second batch merges prf_2 into prf_1 and adds an order.
-    var gathered = first
-    gathered.append(
-      resolver.resolve(
-        Fixture.batch(1, [Fixture.order(3, day: 52, [("user_id", "u1"), ("anonymous_id", "a1")])]), stored: []))
-    gathered.reconcile(with: resolver.graph)
-    let commit = gathered.finished()
+    #expect(alone.cut().computed.map { "\($0.profile) \($0.value)" } == ["prf_1 1", "prf_2 1"])
+    // With a second batch in the same transaction that merges prf_2 into prf_1 and adds an order.
+    resolver.resolve(
+      Fixture.batch(
+        0, [Fixture.order(1, day: 50, [("user_id", "u1")]), Fixture.order(2, day: 51, [("anonymous_id", "a1")])]),
+      stored: [])
+    resolver.resolve(
+      Fixture.batch(1, [Fixture.order(3, day: 52, [("user_id", "u1"), ("anonymous_id", "a1")])]), stored: [])
+    let commit = resolver.cut()
     #expect(commit.computed.map { "\($0.profile) \($0.value)" } == ["prf_1 3"])
     let store = MemoryStore()
     try await store.commit(commit)

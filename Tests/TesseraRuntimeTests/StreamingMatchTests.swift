@@ -191,10 +191,10 @@ struct StreamingMatchTests {
       config: config, identity: try await store.loadIdentity(), traits: try await store.loadTraits())
     let applied = next.applyConfirmed(
       try await store.matchLinks(status: .confirmed, limit: 10), at: Timestamp(microseconds: 9))
-    let merge = try #require(applied.commit.merges.first)
+    let merge = try #require(applied.merges.first)
     #expect(merge.survivor == ProfileID(1) && merge.absorbed == ProfileID(2))
     #expect(merge.rule == "person" && merge.score == link.probability)
-    try await store.commit(applied.finished())
+    try await store.commit(applied)
     #expect(try await store.matchLinks(status: .merged, limit: 10).map(\.id) == [link.id])
     #expect(try await store.canonical(ProfileID(2)) == ProfileID(1))
     #expect(try await store.stats().profiles == 1)

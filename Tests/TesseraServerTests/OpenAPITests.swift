@@ -32,7 +32,7 @@ struct OpenAPITests {
     try testPipeline.write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
     let plan = try #require(Compiler().compile(pipeline: dir + "/p.yaml").plan)
     let server = TesseraHTTPServer(
-      config: plan.config, store: try SQLiteStore(path: dir + "/s.sqlite"), options: .init(benchmarkRoutes: false))
+      plan: plan, store: try SQLiteStore(path: dir + "/s.sqlite"), options: .init(benchmarkRoutes: false))
     let routes = Set(server.routes)
     let documented = try Self.documented()
     #expect(documented.count >= 15)

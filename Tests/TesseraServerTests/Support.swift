@@ -83,7 +83,7 @@ struct Harness {
     let storePath = dir + "/store.sqlite"
     let store = try SQLiteStore(path: storePath)
     let server = TesseraHTTPServer(
-      config: plan.config, store: store,
+      plan: plan, store: store,
       options: .init(
         host: "127.0.0.1", port: 0, adminToken: token, benchmarkRoutes: true, logLevel: "warning",
         acknowledge: acknowledge, journalGrace: journalGrace))

@@ -153,7 +153,7 @@ func temporaryDirectory() throws -> String {
 if let place = options.child {
   let plan = try compiledPlan(in: try temporaryDirectory())
   let s = TesseraHTTPServer(
-    config: plan.config, store: try await openStore(place),
+    plan: plan, store: try await openStore(place),
     options: .init(
       host: "127.0.0.1", port: 0, handleSignals: true, logLevel: "warning", acknowledge: options.acknowledge))
   try await s.run { port in
@@ -220,7 +220,7 @@ if options.servers > 0 {
   let dir = try temporaryDirectory()
   let plan = try compiledPlan(in: dir)
   let s = TesseraHTTPServer(
-    config: plan.config, store: try SQLiteStore(path: dir + "/store.sqlite"),
+    plan: plan, store: try SQLiteStore(path: dir + "/store.sqlite"),
     options: .init(
       host: "127.0.0.1", port: 0, benchmarkRoutes: true, logLevel: "warning", acknowledge: options.acknowledge))
   let (ports, continuation) = AsyncStream.makeStream(of: Int.self)

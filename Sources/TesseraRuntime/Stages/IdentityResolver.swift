@@ -1,0 +1,358 @@
+import Foundation
+import TesseraCompiler
+import TesseraIdentity
+import TesseraModel
+import TesseraStore
+
+/// The state and work of the identity stage, the pipeline's one ordered writer: it skips events already stored
+/// or seen, drops events of deleted people, scores events against the probabilistic rules, and resolves each
+/// event's identifiers with the `IdentityGraph` — creating, attaching and merging profiles — and nothing more.
+///
+/// What the rest of the pipeline must do about each event is written as `ProfileOp`s for the partition that
+/// holds the event's profile (`ProfilePartition.of`): the event itself, the identifiers a profile holds
+/// when segments or payloads read them, and every merge (within one partition, or a hand-over between two).
+/// What the store must write about identity goes into the open transaction's `IdentityPart`. `cut()` ends the
+/// transaction: it reconciles the identifier rows with the graph and tells every partition to settle.
+public struct IdentityResolver: Sendable {
+  public private(set) var graph: IdentityGraph
+  /// Probabilistic rules: profiles indexed by blocking keys, events without a known identifier scored.
+  public private(set) var matcher: StreamingMatcher
+  /// The traits the probabilistic rules read, unified as the profile stage unifies them (only with such rules).
+  var matchTraits: [ProfileID: [String: TraitState]] = [:]
+  let policies: [String: TraitPolicy]
+  let defaultPolicy: TraitPolicy
+  /// Events resolved and not yet known to be stored, so a repeat is skipped before it reaches the store.
+  var seen: Set<EventKey> = []
+  /// Hashes of deleted people's identifiers (`Suppression.hash`): their events are dropped at the door.
+  let suppressed: Set<String>
+  /// The time segments are evaluated at and windows measured from. Nil: the newest event time seen so far.
+  public var now: Timestamp?
+  /// The store's epoch the state was read at; every transaction carries it (see `Store.epoch()`).
+  public var epoch: Int64?
+  /// The newest event timestamp resolved so far.
+  public private(set) var highWater = Timestamp(microseconds: 0)
+  /// How many profile partitions there are.
+  public let partitions: Int
+  /// Whether partitions need the identifiers of their profiles (segments or payloads read them).
+  let sendsIdentifiers: Bool
+  var handoffs: UInt64 = 0
+  /// The open transaction.
+  public internal(set) var part: IdentityPart
+  /// Per partition, the ops not yet handed over, and how many events they hold.
+  var ops: [[ProfileOp]]
+  var opEvents: [Int]
+
+  public init(
+    config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(),
+    traits: [ProfileID: [String: TraitState]] = [:], now: Timestamp? = nil, separations: [[Identifier]] = [],
+    suppressed: Set<String> = [], partitions: Int = 1
+  ) {
+    self.suppressed = suppressed
+    self.graph = identity.graph(rules: Resolver.kindRules(config))
+    self.graph.separations = Set(separations.map { $0.sorted() })
+    self.now = now
+    self.partitions = max(1, partitions)
+    self.sendsIdentifiers = ProfilePartition.needsIdentifiers(config)
+    var policies: [String: TraitPolicy] = [:]
+    for t in config.traits { policies[t.name] = TraitPolicy(kind: t.policy, sources: t.sources) }
+    self.policies = policies
+    self.defaultPolicy = TraitPolicy(kind: config.defaultPolicy)
+    self.matcher = StreamingMatcher(config: config)
+    self.part = IdentityPart(cut: 0)
+    self.ops = Array(repeating: [], count: max(1, partitions))
+    self.opEvents = Array(repeating: 0, count: max(1, partitions))
+    if !matcher.isEmpty {
+      let inputs = matcher.inputs
+      for (p, t) in traits {
+        let kept = t.filter { inputs.contains($0.key) }
+        if !kept.isEmpty { matchTraits[p] = kept }
+      }
+      for p in Set(graph.members.keys).union(matchTraits.keys).sorted() where graph.canonical(p) == p {
+        matcher.index(p, values: values(of: p))
+      }
+    }
+  }
+
+  func policy(for trait: String) -> TraitPolicy {
+    if let p = policies[trait] { return p }
+    return trait.hasPrefix("consent.") ? Resolver.consentPolicy : defaultPolicy
+  }
+
+  /// The evaluation time: the injected `now`, else the newest event time seen (at least `event`).
+  func clock(_ event: Timestamp) -> Timestamp { now ?? max(highWater, event) }
+
+  /// The open transaction's evaluation time.
+  public var currentClock: Timestamp { clock(highWater) }
+
+  // MARK: probabilistic rules
+
+  /// What the probabilistic rules read of a profile: its traits and identifiers as text.
+  func values(of profile: ProfileID) -> [String: String] {
+    var out: [String: String] = [:]
+    let traits = matchTraits[profile] ?? [:]
+    let ids = graph.identifiers(of: profile)
+    for name in matcher.inputs {
+      if let v = traits[name]?.value, !v.isNull {
+        out[name] = v.plainText
+      } else if let i = ids.first(where: { $0.kind == name }) {
+        out[name] = i.value
+      }
+    }
+    return out
+  }
+
+  /// The same of an event (its mapped traits and identifiers).
+  func values(of event: Event) -> [String: String] {
+    var out: [String: String] = [:]
+    for name in matcher.inputs {
+      if let v = event.traits[name], !v.isNull {
+        out[name] = v.plainText
+      } else if let i = event.identifiers.first(where: { $0.kind == name }) {
+        out[name] = i.value
+      }
+    }
+    return out
+  }
+
+  /// The profile a probabilistic rule joins an event to (nil when none, or when a limit refuses it), and
+  /// what to log about the decision once the event's profile is known.
+  mutating func match(_ event: Event) -> (joining: ProfileID?, decision: StreamingMatcher.Candidate?, refusal: String?)
+  {
+    guard !matcher.isEmpty, !event.identifiers.contains(where: { graph.profile(of: $0) != nil }) else {
+      return (nil, nil, nil)
+    }
+    let probe = values(of: event)
+    guard !probe.isEmpty, let c = matcher.best(event: probe, profileValues: { values(of: $0) }) else {
+      return (nil, nil, nil)
+    }
+    let live = graph.canonical(c.profile)
+    guard c.merge else { return (nil, c, nil) }
+    if let kind = graph.limitBroken(attaching: event.identifiers, to: live) {
+      let max = matcher.config.identifier(kind)?.maxPerProfile ?? 0
+      return (nil, c, "joining would give the profile more than \(max) \(kind) value\(max == 1 ? "" : "s")")
+    }
+    if matcher.joins(live, rule: c.rule) + 2 > c.maxClusterSize {
+      return (nil, c, "the profile already holds \(c.maxClusterSize) records matched by `\(c.rule)` (max_cluster_size)")
+    }
+    return (live, c, nil)
+  }
+
+  // MARK: resolution
+
+  /// Resolves a batch of mapped events into the open transaction. `stored` names the events the store
+  /// already holds. Returns what resolution did to the batch (the answer to a request).
+  @discardableResult
+  public mutating func resolve(_ batch: MappedBatch, stored: Set<EventKey>) -> ResolveStats {
+    var stats = ResolveStats()
+    stats.invalidIdentifiers = batch.invalidIdentifiers
+    part.commit.events.reserveCapacity(part.commit.events.count + batch.events.count)
+    for event in batch.events {
+      if !suppressed.isEmpty, event.identifiers.contains(where: { suppressed.contains(Suppression.hash($0)) }) {
+        stats.suppressed += 1
+        continue
+      }
+      let key = EventKey(source: event.source, id: event.id)
+      if stored.contains(key) || !seen.insert(key).inserted {
+        stats.duplicates += 1
+        continue
+      }
+      part.keys.append(key)
+      let (joining, decision, refusal) = match(event)
+      let r = graph.resolve(event.identifiers, eventID: event.id, at: event.timestamp, joining: joining)
+      if r.created {
+        part.commit.newProfiles.append((r.profile, event.timestamp))
+        stats.profilesCreated += 1
+      }
+      if let d = decision {
+        let candidate = graph.canonical(d.profile)
+        let status: MatchLinkRecord.Status =
+          joining != nil && r.profile == joining ? .joined : (refusal != nil ? .refused : .review)
+        part.commit.matchLinks.append(
+          MatchLinkRecord(
+            rule: d.rule, profile: r.profile, candidate: candidate, eventID: event.id, probability: d.probability,
+            weight: d.weight, status: status, reason: refusal ?? "", at: event.timestamp))
+        switch status {
+        case .joined:
+          matcher.joined(r.profile, rule: d.rule)
+          stats.probabilisticJoins += 1
+        case .refused:
+          part.commit.conflicts.append(
+            ConflictRecord(
+              kept: r.profile, other: candidate, kind: d.rule,
+              reason: "probabilistic match (\(String(format: "%.4f", d.probability))) refused: \(refusal ?? "")",
+              identifiers: [], eventID: event.id, at: event.timestamp))
+          stats.conflicts += 1
+        default: stats.reviewLinks += 1
+        }
+      }
+      if event.timestamp > highWater { highWater = event.timestamp }
+      let at = clock(event.timestamp)
+      for m in r.merges { merged(m, clock: at) }
+      if !r.merges.isEmpty {
+        part.commit.merges += r.merges
+        stats.merges += r.merges.count
+      }
+      if !r.conflicts.isEmpty {
+        part.commit.conflicts += r.conflicts
+        stats.conflicts += r.conflicts.count
+      }
+      for i in r.attached { part.commit.identifiers.append((i, r.profile, event.timestamp)) }
+      for i in r.touched { part.commit.identifiers.append((i, r.profile, event.timestamp)) }
+      if !r.expired.isEmpty { part.commit.released += r.expired }
+      if sendsIdentifiers {
+        if r.created || !r.attached.isEmpty || !r.merges.isEmpty || !r.expired.isEmpty {
+          report(r.profile)
+        }
+        for (_, p) in r.expired where graph.canonical(p) != r.profile { report(graph.canonical(p)) }
+      }
+      if !matcher.isEmpty {
+        for (trait, value) in event.traits where !value.isNull && matcher.inputs.contains(trait) {
+          let o = Observation(value: value, source: event.source, eventID: event.id, timestamp: event.timestamp)
+          matchTraits[r.profile, default: [:]][trait] = policy(for: trait).add(o, to: matchTraits[r.profile]?[trait])
+        }
+        if r.created || !r.merges.isEmpty || matcher.matters(event.traits.keys)
+          || matcher.matters(r.attached.map(\.kind))
+        {
+          matcher.index(r.profile, values: values(of: r.profile))
+        }
+      }
+      var resolved = event
+      if resolved.identifiers.count > 1 { resolved.identifiers.sort() }
+      let n = ProfilePartition.of(r.profile, among: partitions)
+      ops[n].append(.event(resolved, index: part.commit.events.count, profile: r.profile, clock: at))
+      opEvents[n] += 1
+      part.commit.events.append(StoredEvent(event: resolved, profile: r.profile))
+      stats.events += 1
+    }
+    part.stats.add(stats)
+    return stats
+  }
+
+  /// Tells the partitions of a merge's two profiles what to do, and folds the absorbed profile into the
+  /// survivor in the rules' index.
+  mutating func merged(_ m: MergeRecord, clock: Timestamp) {
+    let s = ProfilePartition.of(m.survivor, among: partitions)
+    let a = ProfilePartition.of(m.absorbed, among: partitions)
+    if s == a {
+      ops[s].append(.merge(m, clock: clock))
+    } else {
+      // The give goes first: the survivor's partition waits for it, never the other way round.
+      handoffs += 1
+      ops[a].append(.give(m, handoff: handoffs, clock: clock))
+      ops[s].append(.take(m, handoff: handoffs, clock: clock))
+    }
+    if !matcher.isEmpty {
+      if let absorbed = matchTraits.removeValue(forKey: m.absorbed) {
+        for (trait, state) in absorbed {
+          matchTraits[m.survivor, default: [:]][trait] = policy(for: trait).merge(
+            matchTraits[m.survivor]?[trait], state)
+        }
+      }
+      matcher.merged(m.absorbed, into: m.survivor)
+    }
+  }
+
+  /// Tells a profile's partition which identifiers it holds now.
+  mutating func report(_ p: ProfileID) {
+    ops[ProfilePartition.of(p, among: partitions)].append(.identifiers(p, graph.identifiers(of: p)))
+  }
+
+  /// Merges the profile pairs reviewers confirmed (`tessera review confirm`): each becomes a recorded merge (or
+  /// a conflict when a limit refuses it) and the link is marked `merged`; rejected pairs are never proposed.
+  public mutating func decide(_ links: [MatchLinkRecord], at: Timestamp, marking: Bool = true) {
+    let marked = part.commit.linkStatus.count
+    defer { if !marking { part.commit.linkStatus.removeLast(part.commit.linkStatus.count - marked) } }
+    let when = clock(at)
+    for link in links where link.status == .confirmed {
+      let (merge, conflict) = graph.mergeProfiles(
+        link.profile, link.candidate, rule: link.rule, score: link.probability, eventID: "review:\(link.id)", at: at)
+      if let merge {
+        merged(merge, clock: when)
+        part.commit.merges.append(merge)
+        part.stats.merges += 1
+        if sendsIdentifiers { report(merge.survivor) }
+        matcher.index(merge.survivor, values: values(of: merge.survivor))
+        part.commit.linkStatus.append((link.id, .merged))
+      } else if let conflict {
+        part.commit.conflicts.append(conflict)
+        part.stats.conflicts += 1
+        part.commit.linkStatus.append((link.id, .refused))
+      } else {
+        part.commit.linkStatus.append((link.id, .merged))  // already one profile
+      }
+    }
+    for link in links where link.status == .rejected { matcher.reject(link.profile, link.candidate) }
+  }
+
+  /// The clock tick at `at` (else the current clock): every partition expires its windows.
+  public mutating func tick(at: Timestamp? = nil) {
+    let when = at ?? currentClock
+    for n in ops.indices { ops[n].append(.tick(clock: when)) }
+  }
+
+  /// Events and ops waiting to be handed to the partitions.
+  public var waitingEvents: Int { opEvents.reduce(0, +) }
+
+  /// Takes the ops of partition `n` (to hand them over before the transaction ends).
+  public mutating func takeOps(_ n: Int) -> PartitionBatch {
+    defer {
+      ops[n] = []
+      opEvents[n] = 0
+    }
+    return PartitionBatch(ops: ops[n], events: opEvents[n])
+  }
+
+  /// Ends the open transaction: its identity rows reconciled with the graph, and every partition's last ops
+  /// with the instruction to settle. Starts the next transaction.
+  public mutating func cut() -> (IdentityPart, [PartitionBatch]) {
+    var done = part
+    done.commit.epoch = epoch
+    done.commit.reconcile(with: graph)
+    done.profiles = graph.profileCount
+    let when = currentClock
+    var batches: [PartitionBatch] = []
+    for n in ops.indices {
+      ops[n].append(.cut(done.cut, clock: when))
+      batches.append(takeOps(n))
+    }
+    part = IdentityPart(cut: done.cut + 1)
+    return (done, batches)
+  }
+
+  /// Forgets events the store now holds: from then on the store recognises them, so the set of seen events
+  /// does not grow for the life of a server.
+  public mutating func forget(_ keys: [EventKey]) {
+    seen.subtract(keys)
+  }
+}
+
+extension CommitBatch {
+  /// Brings the identifier rows up to the graph's state at the end of the transaction, before it is committed.
+  ///
+  /// An identifier attached to a profile that a later event of the same transaction merged away must be
+  /// written for the survivor (the store applies merges before identifier rows), and one attached and then
+  /// released (expired) within the transaction must not be written at all. Without this, the store could
+  /// show an identifier on two profiles.
+  mutating func reconcile(with graph: IdentityGraph) {
+    var out: [(Identifier, ProfileID, Timestamp)] = []
+    out.reserveCapacity(identifiers.count)
+    var index: [Identifier: Int] = [:]
+    for (i, p, seen) in identifiers {
+      let live = graph.canonical(p)
+      guard graph.holds(live, i) else { continue }
+      if let k = index[i], out[k].1 == live {
+        out[k].2 = max(out[k].2, seen)
+      } else {
+        index[i] = out.count
+        out.append((i, live, seen))
+      }
+    }
+    identifiers = out
+    // Releases name the live profile (the store applies them after the merges); one whose identifier the
+    // graph holds again on that profile was undone by a later event of the transaction.
+    released = released.compactMap { i, p in
+      let live = graph.canonical(p)
+      return graph.holds(live, i) ? nil : (i, live)
+    }
+  }
+}
