@@ -108,14 +108,19 @@ public struct SourceInference {
     var out = Sample(kind: kind)
     var index: [String: Int] = [:]
     var header: [String]?
-    for file in files where out.records < sampleSize {
+    for file in files {
+      // Files left unread once the sample is full make it partial.
+      guard out.records < sampleSize else {
+        out.complete = false
+        break
+      }
       guard let s = FileSample.read(absolute(file), csv: kind == .csv, limit: sampleSize - out.records) else {
         throw InferenceError.unreadable(file)
       }
       if !s.complete { out.complete = false }
       if kind == .csv {
         if let h = header, h != s.header {
-          out.notes.append("`\(file)` has another header than `\(files[0])`; only the columns of both are checked")
+          out.notes.append("`\(file)` has another header than `\(files[0])`; each file's records are read by their own")
         }
         if header == nil {
           header = s.header

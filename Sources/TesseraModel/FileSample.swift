@@ -41,6 +41,7 @@ public struct FileSample: Sendable {
           needsHeader = false
           continue
         }
+        // A record past the limit: the sample is full and the file goes on.
         guard sample.records.count < limit else { return sample }
         sample.records.append(record)
       }
@@ -48,7 +49,6 @@ public struct FileSample: Sendable {
         sample.complete = true
         return sample
       }
-      if !needsHeader && sample.records.count >= limit { return sample }
     }
   }
 

@@ -192,6 +192,23 @@ struct SourceInferenceTests {
     #expect(result.plan?.config.source("news")?.identifierKinds == ["email"])
   }
 
+  @Test("a sample smaller than the files says so, and files left unread count as not read")
+  func partialSample() throws {
+    let folder = try Folder()
+    defer { folder.remove() }
+    let a = try folder.write("a.csv", "email\na@example.com\nb@example.com\n")
+    let b = try folder.write("b.csv", "email\nc@example.com\n")
+    var inference = SourceInference(files: [a, b])
+    inference.sampleSize = 2
+    let d = try inference.infer()
+    #expect(d.records == 2 && !d.complete)
+    #expect(d.yaml().contains("# the first 2 records read"))
+    inference.sampleSize = 3
+    let whole = try inference.infer()
+    #expect(whole.records == 3 && whole.complete)
+    #expect(whole.yaml().contains("# all 3 records read"))
+  }
+
   @Test("an invalid --name is refused; a file without records is an error")
   func errors() throws {
     var inference = SourceInference(files: ["x.csv"], name: "2fa")
