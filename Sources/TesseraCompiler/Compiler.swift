@@ -41,6 +41,9 @@ public struct Compiler {
   public var overrides: [Override] = []
   /// Reads a file's text; injectable so tests can compile from memory.
   public var readFile: @Sendable (String) -> String?
+  /// Files compiled as if the pipeline included them, read instead of any file at the same path: how
+  /// `tessera source infer --pipeline` checks a declaration it has not written anywhere.
+  public var extraFiles: [SourceFile] = []
 
   public init(
     environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -61,9 +64,12 @@ public struct Compiler {
   }
 
   func compile(_ path: String, rulesOnly: Bool) -> CompileResult {
-    var state = CompileState(sink: Sink(environment: environment), readFile: readFile)
+    let extra = Dictionary(extraFiles.map { (Paths.normalize($0.path), $0.text) }, uniquingKeysWith: { a, _ in a })
+    let read = readFile
+    var state = CompileState(sink: Sink(environment: environment), readFile: { extra[$0] ?? read($0) })
     state.rulesOnly = rulesOnly
     state.overrides = overrides
+    state.extraFiles = extraFiles.map { Paths.normalize($0.path) }
     let plan = state.run(root: Paths.normalize(path))
     let diagnostics = state.sink.diagnostics.sorted
     return CompileResult(
@@ -121,6 +127,8 @@ struct CompileState {
   /// Compiling rules for `tessera link`: no pipeline name or sources required.
   var rulesOnly = false
   var overrides: [Override] = []
+  /// Files loaded after the root as if it included them (unless it does).
+  var extraFiles: [String] = []
 
   static let topLevelKeys = [
     "pipeline", "description", "include", "sources", "identifiers", "deterministic", "probabilistic", "profile",
@@ -138,6 +146,9 @@ struct CompileState {
       return nil
     }
     load(root, text: text, chain: [], isRoot: true)
+    for path in extraFiles where files[path] == nil {
+      if let extra = readFile(path) { load(path, text: extra, chain: [root], isRoot: false) }
+    }
     var config = PipelineConfig(name: rootName ?? "pipeline", file: root, files: order)
     config.description = rootDescription
     // A file that is not valid YAML leaves its declarations unknown; checking the rest would only report

@@ -107,6 +107,21 @@ public struct IdentifierDecl: Sendable {
 
   /// Applies the normalizers in order; nil when the value is not a valid identifier of this kind.
   public func normalize(_ raw: String) -> String? {
+    if case .valid(let s) = normalization(of: raw) { return s }
+    return nil
+  }
+
+  /// What the normalizers make of a value: the identifier, or why it is none.
+  public enum Normalization: Sendable, Hashable {
+    case valid(String)
+    /// This normalizer found the value invalid (not an email, not a phone number).
+    case refused(Normalizer)
+    /// Nothing was left after normalizing (blank, or no digits for `digits`).
+    case empty
+  }
+
+  /// Applies the normalizers in order and says where a value that is no identifier failed.
+  public func normalization(of raw: String) -> Normalization {
     var s = raw
     for n in normalizers {
       switch n {
@@ -116,14 +131,25 @@ public struct IdentifierDecl: Sendable {
       case .uppercase: s = s.uppercased()
       case .digits: s = s.filter { $0.isASCII && $0.isNumber }
       case .email:
-        guard let e = Normalize.email(s, rules: emailRules) else { return nil }
+        guard let e = Normalize.email(s, rules: emailRules) else { return .refused(.email) }
         s = e
       case .phone_e164:
-        guard let p = Normalize.phoneE164(s, defaultRegion: defaultRegion) else { return nil }
+        guard let p = Normalize.phoneE164(s, defaultRegion: defaultRegion) else { return .refused(.phone_e164) }
         s = p
       }
     }
-    return s.isEmpty ? nil : s
+    return s.isEmpty ? .empty : .valid(s)
+  }
+
+  /// Why a value is no identifier of this kind, as a report says it: `is not an email`.
+  public func reason(_ failure: Normalization) -> String {
+    switch failure {
+    case .valid: return "is valid"
+    case .refused(.email): return "is not an email"
+    case .refused(.phone_e164): return "is not a phone number (read in region \(defaultRegion))"
+    case .refused(let n): return "is refused by the `\(n.rawValue)` normalizer"
+    case .empty: return "is empty after normalizing"
+    }
   }
 }
 

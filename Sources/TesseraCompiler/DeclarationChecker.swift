@@ -217,6 +217,7 @@ struct DeclarationChecker {
           "\(what) maps no identifier, so its records could never join a profile; map at least one of: \(identifierNames.joined(separator: ", "))",
           at: key)
       }
+      checkFileFields(decl, m)
       config.sources.append(decl)
     }
   }

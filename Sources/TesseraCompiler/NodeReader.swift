@@ -14,6 +14,9 @@ final class Sink {
   func warning(_ message: String, at node: YNode, length: Int? = nil) {
     diagnostics.warning(message, at: node.location, length: length ?? Sink.span(node))
   }
+  func note(_ message: String, at node: YNode, length: Int? = nil) {
+    diagnostics.note(message, at: node.location, length: length ?? Sink.span(node))
+  }
   func error(_ message: String, at location: SourceLocation, length: Int = 1) {
     diagnostics.error(message, at: location, length: length)
   }

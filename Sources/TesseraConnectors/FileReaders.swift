@@ -1,23 +1,7 @@
 import Foundation
 import TesseraCompiler
+import TesseraModel
 import TesseraRuntime
-
-#if canImport(Glibc)
-  import Glibc
-#endif
-
-/// Expands a path with `*`, `?` or `[…]` into the files it names, sorted; a plain path is returned as is.
-public func expandGlob(_ pattern: String) -> [String] {
-  guard pattern.contains(where: { "*?[".contains($0) }) else { return [pattern] }
-  var g = glob_t()
-  defer { globfree(&g) }
-  guard glob(pattern, 0, nil, &g) == 0 else { return [] }
-  var out: [String] = []
-  for i in 0..<Int(g.gl_pathc) {
-    if let p = g.gl_pathv[i] { out.append(String(cString: p)) }
-  }
-  return out.sorted()
-}
 
 /// Reads the files of a `csv` or `ndjson` source in chunks and cuts them into batches of records.
 /// Parsing happens later, in the decode & map workers.
@@ -37,7 +21,7 @@ public struct FileSourceReader: SourceReader {
   /// The files this source names, relative paths read from the folder of the file that declares it.
   public var files: [String] {
     guard let path = source.path else { return [] }
-    return expandGlob(Paths.resolve(path, from: source.location.file))
+    return Paths.expandGlob(Paths.resolve(path, from: source.location.file))
   }
 
   public func read(source index: Int, emit: @Sendable (RawBatch) async throws -> Void) async throws {
@@ -65,12 +49,7 @@ public struct FileSourceReader: SourceReader {
         first = false
         for record in splitter.feed(bytes, final: atEnd) {
           if source.kind == .csv, header == nil {
-            let h = record.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }
-            header = h.enumerated().map { i, name in
-              var n = name.trimmingCharacters(in: .whitespaces)
-              if i == 0, n.hasPrefix("\u{FEFF}") { n.removeFirst() }
-              return n
-            }
+            header = CSV.header(record.bytes, delimiter: delimiter)
             format = .csv(header: header ?? [], delimiter: delimiter)
             continue
           }
@@ -114,88 +93,5 @@ struct Batcher {
       bytes.reserveCapacity(size * 256)
     }
     return (bytes, ranges)
-  }
-}
-
-/// Cuts a byte stream into records at line ends; for CSV, line ends inside quotes belong to the field.
-/// Blank lines are not records. Each record keeps the number of the line it starts on.
-struct RecordSplitter {
-  struct Record {
-    var bytes: ArraySlice<UInt8>
-    var line: Int
-  }
-  let csv: Bool
-  let delimiter: UInt8
-  /// The start of a record not yet ended, already scanned.
-  var carry: [UInt8] = []
-  /// The line the carried record starts on, and the line ends inside it (quoted CSV fields).
-  var carryLine = 1
-  var carryNewlines = 0
-  var inQuotes = false
-  /// As `CSV.fields` reads a record: only a quote that starts a field opens a quoted field (a quote inside an
-  /// unquoted field, as in `5" screen`, is data), and a quote right after a closing one (`""`) re-opens it.
-  var atFieldStart = true
-  var justClosed = false
-
-  init(csv: Bool, delimiter: UInt8 = UInt8(ascii: ",")) {
-    self.csv = csv
-    self.delimiter = delimiter
-  }
-
-  mutating func feed(_ chunk: [UInt8], final: Bool) -> [Record] {
-    var buf = carry
-    buf.append(contentsOf: chunk)
-    var out: [Record] = []
-    var start = 0
-    var recordLine = carryLine
-    var inside = carryNewlines
-    var i = carry.count
-    while i < buf.count {
-      let b = buf[i]
-      if csv && b == 0x22 {
-        if inQuotes {
-          inQuotes = false
-          justClosed = true
-        } else if atFieldStart || justClosed {
-          inQuotes = true
-          justClosed = false
-        }
-        atFieldStart = false
-      } else {
-        justClosed = false
-        if b == 0x0A {
-          if inQuotes {
-            inside += 1
-          } else {
-            append(buf[start..<i], recordLine, &out)
-            start = i + 1
-            recordLine += inside + 1
-            inside = 0
-            atFieldStart = true
-          }
-        } else if !inQuotes {
-          atFieldStart = b == delimiter
-        }
-      }
-      i += 1
-    }
-    if final {
-      append(buf[start..<buf.count], recordLine, &out)
-      carry = []
-      carryLine = recordLine + inside
-      carryNewlines = 0
-    } else {
-      carry = Array(buf[start...])
-      carryLine = recordLine
-      carryNewlines = inside
-    }
-    return out
-  }
-
-  func append(_ slice: ArraySlice<UInt8>, _ line: Int, _ out: inout [Record]) {
-    var s = slice
-    while let last = s.last, last == 0x0D || last == 0x0A { s.removeLast() }
-    if s.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
-    out.append(Record(bytes: s, line: line))
   }
 }

@@ -10,17 +10,15 @@ public enum RecordFile {
   }
 
   /// NDJSON when the name ends in `.ndjson`, `.jsonl` or `.json`; CSV otherwise.
-  public static func isNDJSON(_ path: String) -> Bool {
-    let lower = path.lowercased()
-    return lower.hasSuffix(".ndjson") || lower.hasSuffix(".jsonl") || lower.hasSuffix(".json")
-  }
+  public static func isNDJSON(_ path: String) -> Bool { FileSample.isNDJSON(path) }
 
   /// The header of a CSV file (empty for NDJSON).
   public static func header(_ path: String, delimiter: UInt8 = UInt8(ascii: ",")) throws -> [String] {
     guard !isNDJSON(path) else { return [] }
-    var header: [String] = []
-    try readHeader(path, delimiter: delimiter) { header = $0 }
-    return header
+    guard let sample = FileSample.read(path, csv: true, delimiter: delimiter, limit: 0) else {
+      throw ReadError(description: "cannot open `\(path)`")
+    }
+    return sample.header
   }
 
   /// Calls `body` with each record's line number and a lookup of its fields by name (nil or "" when absent;
@@ -84,9 +82,7 @@ public enum RecordFile {
     var records = splitter.feed(bytes, final: true)
     var header: [String] = []
     if !ndjson, let first = records.first {
-      header = first.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }.map {
-        $0.trimmingCharacters(in: .whitespaces)
-      }
+      header = CSV.header(first.bytes, delimiter: delimiter)
       records.removeFirst()
     }
     let index = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
@@ -99,40 +95,20 @@ public enum RecordFile {
     }
   }
 
-  /// Reads a CSV file only until its header line.
-  static func readHeader(_ path: String, delimiter: UInt8, _ found: ([String]) -> Void) throws {
-    guard let handle = FileHandle(forReadingAtPath: path) else { throw ReadError(description: "cannot open `\(path)`") }
-    defer { try? handle.close() }
-    var splitter = RecordSplitter(csv: true, delimiter: delimiter)
-    var first = true
-    while true {
-      let chunk = try handle.read(upToCount: 1 << 16) ?? Data()
-      let atEnd = chunk.isEmpty
-      var bytes = Array(chunk)
-      if first, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
-      first = false
-      if let record = splitter.feed(bytes, final: atEnd).first {
-        found(
-          record.bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }.map {
-            $0.trimmingCharacters(in: .whitespaces)
-          })
-        return
-      }
-      if atEnd { return }
-    }
-  }
-
+  /// The leaf fields of an object by dotted path, keys sorted; nulls left out, values other than strings as
+  /// their JSON text.
   static func flatten(_ object: [String: Value], prefix: String, names: inout [String], fields: inout [String]) {
-    for (k, v) in object.sorted(by: { $0.key < $1.key }) {
-      switch v {
-      case .null: continue
-      case .map(let inner): flatten(inner, prefix: prefix + k + ".", names: &names, fields: &fields)
+    var all: [(path: String, value: Value)] = []
+    FileSample.flatten(.map(object), prefix: prefix, into: &all)
+    for (path, value) in all {
+      switch value {
+      case .null, .map: continue
       case .string(let s):
-        names.append(prefix + k)
+        names.append(path)
         fields.append(s)
       default:
-        names.append(prefix + k)
-        fields.append(JSON.encode(v))
+        names.append(path)
+        fields.append(JSON.encode(value))
       }
     }
   }

@@ -70,6 +70,9 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
   public static func warning(_ message: String, at location: SourceLocation, length: Int = 1) -> Diagnostic {
     Diagnostic(.warning, at: location, message, length: length)
   }
+  public static func note(_ message: String, at location: SourceLocation, length: Int = 1) -> Diagnostic {
+    Diagnostic(.note, at: location, message, length: length)
+  }
 
   /// `file:line:column: severity: message`
   public var description: String { "\(location): \(severity.rawValue): \(message)" }
@@ -99,6 +102,9 @@ public struct Diagnostics: Sendable {
   }
   public mutating func warning(_ message: String, at location: SourceLocation, length: Int = 1) {
     all.append(.warning(message, at: location, length: length))
+  }
+  public mutating func note(_ message: String, at location: SourceLocation, length: Int = 1) {
+    all.append(.note(message, at: location, length: length))
   }
   public mutating func append(contentsOf ds: [Diagnostic]) { all.append(contentsOf: ds) }
 

@@ -13,9 +13,20 @@ public struct CompiledExpr: Sendable {
   public let readsClock: Bool
   /// The value, when the expression is a constant.
   public let constant: Value?
+  /// Each read of a raw record field (source mappings), with where its name is in `text`, in text order.
+  public let rawReads: [RawRead]
   @usableFromInline let eval: Evaluator
 
   @inlinable public func evaluate(_ env: Env) -> Value { eval(env) }
+}
+
+/// A field of the raw record an expression reads (`customer.email`), and where its name is in the text.
+public struct RawRead: Sendable, Hashable {
+  /// The dotted path, as the record is looked up.
+  public var path: String
+  /// Character offset and length of the name in the expression text.
+  public var offset: Int
+  public var length: Int
 }
 
 /// Type-checks and compiles expressions against a `Scope`.
@@ -43,7 +54,7 @@ public enum ExprCompiler {
     return (
       CompiledExpr(
         text: text, type: typed.type, references: checker.references, readsClock: checker.readsClock,
-        constant: typed.constant, eval: typed.eval),
+        constant: typed.constant, rawReads: checker.rawReads.sorted { $0.offset < $1.offset }, eval: typed.eval),
       checker.errors
     )
   }
@@ -67,6 +78,7 @@ struct Checker {
   let scope: Scope
   var errors: [ExprError] = []
   var references: Set<String> = []
+  var rawReads: [RawRead] = []
   var readsClock = false
 
   init(scope: Scope) { self.scope = scope }
@@ -164,6 +176,7 @@ struct Checker {
     if let raw = scope.rawSlot {
       let key = path.joined(separator: ".")
       references.insert(key)
+      rawReads.append(RawRead(path: key, offset: e.offset, length: e.length))
       return lookup(raw, path, scope.rawTypes[key] ?? scope.rawDefault)
     }
     if ExprFunctions.all[root] != nil, path.count == 1 {

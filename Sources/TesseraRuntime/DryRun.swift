@@ -44,6 +44,8 @@ public struct DryRunReport: Sendable {
   public var segmentChanges: [SegmentChangeRecord] = []
   public var payloads: [Payload] = []
   public var rejected: [RejectedRecord] = []
+  /// Identifier values dropped by normalizers, fields never mapped to a value, records without identifiers.
+  public var mapping = MappingReport()
   public var notes: [String] = []
 
   public init() {}
@@ -57,6 +59,8 @@ public struct DryRunReport: Sendable {
     r.records = summary.recordsRead
     r.events = summary.stats.events
     r.duplicates = summary.stats.duplicates
+    r.mapping = MappingReport(notes: summary.stats.notes, batches: batches)
+    r.notes += r.mapping.overflow
     var traits: [String: TraitRecord] = [:]
     for b in batches {
       r.profilesCreated += b.newProfiles.map(\.0)
@@ -165,6 +169,7 @@ extension DryRunReport {
           ])
         }),
       "notes": .list(notes.map(Value.string)),
+      "mapping": .map(mapping.json),
     ])
   }
 
@@ -210,6 +215,9 @@ extension DryRunReport {
     section(
       "rejected records",
       rejected.map { r in "\(r.source)\(r.line.map { ":\($0)" } ?? ""): \(r.reason)" })
+    section("identifier values dropped by normalizers", mapping.droppedLines)
+    section("mapped fields null on every record", mapping.nullLines)
+    section("records without an identifier", mapping.unidentifiedLines)
     for n in notes { out += "\nnote: \(n)\n" }
     return out
   }

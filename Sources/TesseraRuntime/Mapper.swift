@@ -18,6 +18,8 @@ public struct MappedBatch: Sendable {
   public var ticket: Ticket?
   /// The journal entries these events come from: they leave the journal in the transaction that stores them.
   public var journal: [Int64] = []
+  /// Those values and where they were read, records kept without an identifier, mapped fields' presence.
+  public var notes = MappingNotes()
 
   public init(
     seq: Int, events: [Event], rejected: [RejectedRecord], invalidIdentifiers: Int, ticket: Ticket? = nil
@@ -38,9 +40,9 @@ public struct Mapper: Sendable {
   let receivedAt: Timestamp
   let typedFields: [(path: [String], type: ExprType, name: String)]
   let required: [(path: [String], name: String)]
-  /// Whether an event without any identifier is kept (it starts a profile that probabilistic rules may
-  /// later join to others) or rejected (a deterministic-only pipeline could never find it again).
-  let keepsUnidentified: Bool
+  /// Which probabilistic rules could still place an event without any identifier: such an event is kept
+  /// when one can (it starts a profile they may join to others), else rejected (nothing could find it again).
+  let placement: Placement
   /// The top-level fields of a JSON record that the source's expressions and schema read; the decoder
   /// builds only these.
   let topLevelFields: [[UInt8]]
@@ -48,7 +50,7 @@ public struct Mapper: Sendable {
   let consentPurposes: [String]
 
   public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp) {
-    self.keepsUnidentified = !config.probabilistic.isEmpty
+    self.placement = Placement(config)
     self.consentPurposes = config.consentPurposes
     var roots: Set<String> = []
     let exprs = source.mappings.map(\.expr) + [source.messageId, source.timestamp].compactMap { $0 }
@@ -71,6 +73,8 @@ public struct Mapper: Sendable {
   public func map(_ batch: RawBatch) -> MappedBatch {
     var out = MappedBatch(seq: batch.seq, events: [], rejected: [], invalidIdentifiers: 0)
     out.events.reserveCapacity(batch.records.count)
+    var presence = [Int](repeating: 0, count: source.mappings.count)
+    var mapped = 0
     batch.bytes.withUnsafeBufferPointer { all in
       for r in batch.records {
         let bytes = UnsafeBufferPointer(rebasing: all[r.start..<r.end])
@@ -78,14 +82,34 @@ public struct Mapper: Sendable {
         case .failure(let reason):
           out.rejected.append(reject(bytes, r.line, reason, batch.file))
         case .success(let record):
-          switch map(record, bytes) {
+          var tally = RecordTally()
+          mapped += 1
+          let result = map(record, bytes, &tally, &presence)
+          let dropped = tally.dropped.map {
+            DroppedValue(
+              source: source.name, file: batch.file, line: r.line, kind: $0.kind, value: $0.value, reason: $0.reason)
+          }
+          for d in dropped { out.notes.drop(d) }
+          out.invalidIdentifiers += dropped.count
+          switch result {
           case .failure(let reason): out.rejected.append(reject(bytes, r.line, reason, batch.file))
-          case .success(let (event, invalid)):
+          case .success(let event):
             out.events.append(event)
-            out.invalidIdentifiers += invalid
+            if !tally.placedBy.isEmpty {
+              out.notes.keep(
+                UnidentifiedRecord(
+                  source: source.name, file: batch.file, line: r.line, eventID: event.id, rules: tally.placedBy,
+                  dropped: dropped))
+            }
           }
         }
       }
+    }
+    if mapped > 0 {
+      var p = FieldPresence()
+      p.records = mapped
+      for (m, n) in zip(source.mappings, presence) { p.nonNull[m.target.description, default: 0] += n }
+      out.notes.presence[source.name] = p
     }
     return out
   }
@@ -120,8 +144,11 @@ public struct Mapper: Sendable {
     }
   }
 
-  /// Applies the schema, the mapping expressions and the identifier normalizers.
-  func map(_ raw: Value, _ bytes: UnsafeBufferPointer<UInt8>) -> Result<(Event, Int), Reason> {
+  /// Applies the schema, the mapping expressions and the identifier normalizers; `tally` learns what was
+  /// dropped, `presence` counts per mapping the records where it gave a value.
+  func map(
+    _ raw: Value, _ bytes: UnsafeBufferPointer<UInt8>, _ tally: inout RecordTally, _ presence: inout [Int]
+  ) -> Result<Event, Reason> {
     var record = raw
     for (path, name) in required {
       let v = record.lookup(path)
@@ -137,15 +164,15 @@ public struct Mapper: Sendable {
     }
     let env = Env(slots: [record], now: receivedAt)
     var ids: [Identifier] = []
-    var invalid = 0
     var traits: [String: Value] = [:]
     var properties: [String: Value] = [:]
     var context: [String: Value] = [:]
     var name = source.event
     var type = source.emit.rawValue
-    for m in source.mappings {
+    for (i, m) in source.mappings.enumerated() {
       let v = m.expr.evaluate(env)
       if v.isNull { continue }
+      presence[i] += 1
       switch m.target {
       case .identifier(let kind):
         let text: String
@@ -154,10 +181,12 @@ public struct Mapper: Sendable {
         case .int(let i): text = String(i)
         default: text = v.description
         }
-        if let decl = identifiers[kind], let n = decl.normalize(text) {
+        guard let decl = identifiers[kind] else { continue }
+        let normalized = decl.normalization(of: text)
+        if case .valid(let n) = normalized {
           ids.append(Identifier(kind, n))
         } else if !Normalize.trim(text).isEmpty {
-          invalid += 1
+          tally.dropped.append((kind, text, decl.reason(normalized)))
         }
       case .trait(let t): traits[t] = v
       case .property(let p): properties[p] = v
@@ -193,12 +222,9 @@ public struct Mapper: Sendable {
         if case .bool = v { traits["consent." + purpose] = v }
       }
     }
-    guard !ids.isEmpty || keepsUnidentified else {
-      let kinds = source.identifierKinds.sorted().joined(separator: ", ")
-      return .failure(
-        Reason(
-          message: invalid > 0
-            ? "no valid identifier (\(kinds) did not normalize)" : "no identifier: none of \(kinds) is present"))
+    if ids.isEmpty {
+      tally.placedBy = placement.rules(placing: traits)
+      if tally.placedBy.isEmpty { return .failure(Reason(message: unidentified(tally))) }
     }
     var timestamp = receivedAt
     if let te = source.timestamp {
@@ -220,7 +246,18 @@ public struct Mapper: Sendable {
     let event = Event(
       id: eventID, source: source.name, type: type, name: name, timestamp: timestamp,
       receivedAt: receivedAt, identifiers: ids, traits: traits, properties: properties, context: context)
-    return .success((event, invalid))
+    return .success(event)
+  }
+
+  /// Why a record without identifiers is rejected: what was dropped or missing, and what a probabilistic
+  /// rule would have needed to place it.
+  func unidentified(_ tally: RecordTally) -> String {
+    let why =
+      tally.dropped.isEmpty
+      ? "no identifier: none of \(source.identifierKinds.sorted().joined(separator: ", ")) is present"
+      : "no valid identifier: " + tally.dropped.map { "\($0.kind) `\($0.value)` \($0.reason)" }.joined(separator: ", ")
+    guard !placement.rules.isEmpty else { return why }
+    return why + "; no probabilistic rule can place the record (\(placement.needs))"
   }
 
   /// A stable id for a record without one: the first 128 bits of SHA-256 over source name and record bytes,
@@ -249,48 +286,5 @@ extension Value {
     if case .map(let existing) = self { m = existing }
     m[first] = (m[first] ?? .null).setting(Array(path.dropFirst()), new)
     return .map(m)
-  }
-}
-
-/// RFC 4180 fields: quoted fields may hold delimiters, newlines and doubled quotes.
-public enum CSV {
-  public static func fields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8) -> [String] {
-    var out: [String] = []
-    var i = 0
-    let n = bytes.count
-    var end = n
-    while end > 0, bytes[end - 1] == 0x0D || bytes[end - 1] == 0x0A { end -= 1 }
-    if end == 0 { return [""] }
-    while i <= end {
-      if i < end, bytes[i] == 0x22 {
-        var field: [UInt8] = []
-        i += 1
-        while i < end {
-          if bytes[i] == 0x22 {
-            if i + 1 < end, bytes[i + 1] == 0x22 {
-              field.append(0x22)
-              i += 2
-              continue
-            }
-            i += 1
-            break
-          }
-          field.append(bytes[i])
-          i += 1
-        }
-        // Anything between the closing quote and the delimiter is kept, as most readers do.
-        while i < end, bytes[i] != delimiter {
-          field.append(bytes[i])
-          i += 1
-        }
-        out.append(String(decoding: field, as: UTF8.self))
-      } else {
-        let start = i
-        while i < end, bytes[i] != delimiter { i += 1 }
-        out.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
-      }
-      i += 1  // past the delimiter (or past the end)
-    }
-    return out
   }
 }

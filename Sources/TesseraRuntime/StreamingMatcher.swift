@@ -52,13 +52,7 @@ public struct StreamingMatcher: Sendable {
     self.config = config
     rules = config.probabilistic.map { rule in
       let model = MatchModel(rule: rule)
-      let keyInputs = rule.blocking.map { keys in
-        Set(
-          keys.flatMap(\.references).compactMap { ref -> String? in
-            let parts = ref.split(separator: ".", maxSplits: 1)
-            return parts.count == 2 && parts[0] != "profile" ? String(parts[1]) : nil
-          })
-      }
+      let keyInputs = rule.blockingInputs
       return RuleIndex(
         rule: rule, model: model, inputs: Set(model.fields).union(keyInputs.flatMap { $0 }), keyInputs: keyInputs,
         template: RecordSetBuilder(model: model, rule: rule, config: config))

@@ -84,6 +84,8 @@ struct Run: AsyncParsableCommand {
       ticker.cancel()
       progress.clear()
       print(Summary.table(summary, store: store, rejectedFile: rejected))
+      let lost = Summary.mappingNotes(summary.stats.notes)
+      if !lost.isEmpty { print(lost) }
       if deliver {
         let left = try await Deliver.drain(
           plan.config, store: storeFile, storePath: StoreLocation.tablePath(store), wait: deliverWait)

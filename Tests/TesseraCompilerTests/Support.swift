@@ -46,7 +46,8 @@ struct ExpectedDiagnostic: Hashable, CustomStringConvertible {
 
   var description: String { "\(file):\(line):\(column): \(severity.rawValue): \(message)" }
 
-  /// Reads the leading `# expect: [FILE:]LINE:COLUMN: severity: message` lines of a fixture. FILE is relative
+  /// Reads the leading `# expect: [FILE:]LINE:COLUMN: severity: message` lines of a fixture (severity error,
+  /// warning or note). FILE is relative
   /// to the fixture's folder; `$DIR` in a message stands for that folder.
   static func parse(fixture text: String, path: String, directory: String) -> [ExpectedDiagnostic]? {
     var out: [ExpectedDiagnostic] = []
@@ -64,6 +65,10 @@ struct ExpectedDiagnostic: Hashable, CustomStringConvertible {
         message = rest[r.upperBound...]
       } else if let r = rest.range(of: ": warning: ") {
         severity = .warning
+        head = rest[..<r.lowerBound]
+        message = rest[r.upperBound...]
+      } else if let r = rest.range(of: ": note: ") {
+        severity = .note
         head = rest[..<r.lowerBound]
         message = rest[r.upperBound...]
       } else {

@@ -202,8 +202,8 @@ extension E2E {
       var stderr: String
     }
 
-    /// Runs `tessera` with the arguments from the package root and waits for it.
-    static func tessera(_ arguments: [String]) async throws -> Result {
+    /// Runs `tessera` with the arguments in `directory` (the package root unless given) and waits for it.
+    static func tessera(_ arguments: [String], in directory: String = packageRoot) async throws -> Result {
       let binary = try #require(binary)
       let dir = try TempDir()
       defer { dir.remove() }
@@ -212,7 +212,7 @@ extension E2E {
       let process = Process()
       process.executableURL = URL(fileURLWithPath: binary)
       process.arguments = arguments
-      process.currentDirectoryURL = URL(fileURLWithPath: packageRoot)
+      process.currentDirectoryURL = URL(fileURLWithPath: directory)
       process.standardInput = FileHandle.nullDevice
       process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
       process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))

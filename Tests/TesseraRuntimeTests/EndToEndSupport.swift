@@ -156,11 +156,13 @@ enum E2E {
   }
 
   /// The store's state independent of profile ids: one line per live profile with its identifiers (sorted) and
-  /// its traits (name → value, sorted by name); the lines sorted.
-  static func canonical(_ store: any Store) async throws -> [String] {
+  /// its traits (name → value, sorted by name; only those `keeping` keeps); the lines sorted.
+  static func canonical(_ store: any Store, keeping: (String) -> Bool = { _ in true }) async throws -> [String] {
     let snapshot = try await store.loadIdentity()
     var traits: [ProfileID: [String: String]] = [:]
-    for t in try await store.loadTraits() { traits[t.profile, default: [:]][t.trait] = t.value.literal }
+    for t in try await store.loadTraits() where keeping(t.trait) {
+      traits[t.profile, default: [:]][t.trait] = t.value.literal
+    }
     return snapshot.profiles.map { p, ids in
       let i = ids.map(\.0.description).sorted().joined(separator: " ")
       let t = (traits[p] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")

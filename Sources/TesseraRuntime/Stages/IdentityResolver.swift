@@ -145,6 +145,7 @@ public struct IdentityResolver: Sendable {
   public mutating func resolve(_ batch: MappedBatch, stored: Set<EventKey>) -> ResolveStats {
     var stats = ResolveStats()
     stats.invalidIdentifiers = batch.invalidIdentifiers
+    stats.notes = batch.notes
     part.commit.events.reserveCapacity(part.commit.events.count + batch.events.count)
     for event in batch.events {
       if !suppressed.isEmpty, event.identifiers.contains(where: { suppressed.contains(Suppression.hash($0)) }) {

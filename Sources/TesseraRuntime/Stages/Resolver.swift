@@ -21,6 +21,8 @@ public struct ResolveStats: Sendable, Hashable {
   public var conflicts = 0
   public var rejected = 0
   public var invalidIdentifiers = 0
+  /// What decode & map noticed: dropped identifier values with file and line, records kept without one.
+  public var notes = MappingNotes()
   public init() {}
 
   public mutating func add(_ o: ResolveStats) {
@@ -31,6 +33,7 @@ public struct ResolveStats: Sendable, Hashable {
     conflicts += o.conflicts
     rejected += o.rejected
     invalidIdentifiers += o.invalidIdentifiers
+    notes.add(o.notes)
     probabilisticJoins += o.probabilisticJoins
     reviewLinks += o.reviewLinks
     suppressed += o.suppressed
