@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Synchronization
 import TesseraCompiler
@@ -131,14 +132,18 @@ public final class LivePipeline: Sendable {
   let workers: Int
   /// The figures of the graph running now.
   public let monitor = GraphMonitor()
+  /// Where each graph reports its stage figures.
+  let metrics: (any MetricsFactory)?
 
   public init(
     plan: PipelinePlan, store: any Store, tickEvery: Duration? = .seconds(60),
     journalEvery: Duration = .milliseconds(100), writerRetry: Duration = .seconds(1),
     acknowledge: Acknowledge = .resolved, journalChunk: Int = 4096, journalGrace: Duration = .seconds(5),
     journalLimit: Int? = 1_000_000, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
-    onRole: (@Sendable (Role) -> Void)? = nil, onGroup: (@Sendable (GroupReport) -> Void)? = nil
+    metrics: (any MetricsFactory)? = nil, onRole: (@Sendable (Role) -> Void)? = nil,
+    onGroup: (@Sendable (GroupReport) -> Void)? = nil
   ) {
+    self.metrics = metrics
     self.plan = plan
     self.store = store
     self.onRole = onRole
@@ -384,12 +389,11 @@ public final class LivePipeline: Sendable {
     } catch {
       return .failed
     }
-    let graph = StageGraph(
-      plan: plan,
-      options: StageGraph.Options(
-        workers: workers, cut: CutPolicy(events: journalChunk, whenIdle: true), liveClock: true, checksStore: true,
-        forgets: true),
-      fileSources: [], fed: true)
+    var options = StageGraph.Options(
+      workers: workers, cut: CutPolicy(events: journalChunk, whenIdle: true), liveClock: true, checksStore: true,
+      forgets: true)
+    options.metrics = metrics
+    let graph = StageGraph(plan: plan, options: options, fileSources: [], fed: true)
     monitor.attach(graph.metrics)
     let sink = LiveSink(store: store, pipeline: self)
     let outcome = Mutex<(any Error)?>(nil)

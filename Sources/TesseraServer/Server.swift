@@ -80,7 +80,7 @@ public final class TesseraHTTPServer: Sendable {
     self.metrics = metrics
     self.pipeline = LivePipeline(
       plan: plan, store: store, acknowledge: options.acknowledge, journalGrace: options.journalGrace,
-      journalLimit: options.journalLimit, onRole: onRole
+      journalLimit: options.journalLimit, metrics: metrics.factory, onRole: onRole
     ) { report in
       metrics.observe(
         "tessera_resolve_duration_seconds", [:], report.resolveSeconds, buckets: ServerMetrics.latencyBuckets)
@@ -95,6 +95,7 @@ public final class TesseraHTTPServer: Sendable {
     metrics.gauge("tessera_pipeline_queue_events") { Double(pipeline.queueDepth.events) }
     metrics.gauge("tessera_pipeline_writer") { pipeline.role == .writer ? 1 : 0 }
     metrics.gauge("tessera_journal_backlog") { Double(pipeline.journalBacklog) }
+    metrics.beforeRendering { pipeline.monitor.metrics?.refresh() }
   }
 
   /// The router with every route of the API (`docs/openapi.yaml` describes them; a test compares the two).

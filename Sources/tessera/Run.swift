@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import TesseraCompiler
 import TesseraConnectors
 import TesseraModel
@@ -51,6 +52,13 @@ struct Run: AsyncParsableCommand {
       """)
   var now: String?
 
+  @Option(
+    help: """
+      What the progress display shows on standard error: `line` (records, events/s, profiles), `stages` (a line \
+      per stage of the plan: tasks, items/s, what waits at its input, how busy its tasks are), or `none`.
+      """)
+  var progress: ProgressMode = .line
+
   @Flag(help: "Deliver the changes the run queued for destinations before exiting (see `tessera deliver`).")
   var deliver = false
 
@@ -71,7 +79,7 @@ struct Run: AsyncParsableCommand {
     runner.journalWhenNotWriter = true
     let rejectedFile = try rejected.map { try RejectedFile(path: $0) }
     if let rejectedFile { runner.onRejected = { rejectedFile.write($0) } }
-    let progress = Progress(counters: runner.counters)
+    let progress = Progress(counters: runner.counters, monitor: runner.monitor, mode: self.progress)
     let task = Task { [runner] in try await runner.run() }
     let interrupt = Interrupt { task.cancel() }
     let ticker = Task { await progress.tick() }
@@ -152,11 +160,28 @@ final class Interrupt {
   func stop() { for s in sources { s.cancel() } }
 }
 
-/// A progress line: a bar that redraws on a terminal, a plain line every few seconds otherwise.
-struct Progress: Sendable {
+enum ProgressMode: String, ExpressibleByArgument, CaseIterable {
+  case line, stages, none
+}
+
+/// The progress display: a line (or a block of one line per stage) that redraws on a terminal, printed every
+/// few seconds otherwise.
+final class Progress: Sendable {
   let counters: RunCounters
+  let monitor: GraphMonitor
+  let mode: ProgressMode
   let terminal = isatty(STDERR_FILENO) != 0
   let started = ContinuousClock.now
+  /// The stage figures of the previous display, for rates.
+  let previous = Mutex<(at: ContinuousClock.Instant, items: [String: Int])?>(nil)
+  /// How many lines the last display took (a terminal redraws over them).
+  let drawn = Mutex(0)
+
+  init(counters: RunCounters, monitor: GraphMonitor, mode: ProgressMode) {
+    self.counters = counters
+    self.monitor = monitor
+    self.mode = mode
+  }
 
   func line() -> String {
     let s = counters.snapshot
@@ -166,17 +191,62 @@ struct Progress: Sendable {
       Double(s.committed.events + s.committed.duplicates) / secs, s.profiles, s.committed.merges, s.committed.rejected)
   }
 
+  /// One line per stage of the running graph: tasks, items sent on per second since the last display, batches
+  /// (and items) waiting at its input, and the share of its tasks' time spent working.
+  func stages() -> [String] {
+    guard let metrics = monitor.metrics else { return ["starting…"] }
+    let figures = metrics.figures()
+    let now = ContinuousClock.now
+    let last = previous.withLock { p in
+      defer { p = (now, Dictionary(uniqueKeysWithValues: figures.map { ($0.id, $0.itemsOut) })) }
+      return p
+    }
+    let secs = last.map { max(0.001, (now - $0.at) / .seconds(1)) }
+    let width = max(12, figures.map(\.id.count).max() ?? 0)
+    var out = [
+      "stage".padding(toLength: width, withPad: " ", startingAt: 0) + "  tasks    items/s      queued   busy"
+    ]
+    for f in figures {
+      let rate = secs.map { Double(f.itemsOut - (last?.items[f.id] ?? 0)) / $0 } ?? 0
+      let queued = f.queuedBatches == 0 ? "0" : "\(f.queuedBatches) (\(f.queuedItems))"
+      let pad = String(repeating: " ", count: max(0, 10 - queued.count))
+      out.append(
+        f.id.padding(toLength: width, withPad: " ", startingAt: 0)
+          + String(format: "  %5d  %9.0f  ", f.tasks, rate) + pad + queued
+          + String(format: "  %4.0f%%", f.busy * 100))
+    }
+    return out
+  }
+
   func tick() async {
-    let interval: Duration = terminal ? .milliseconds(250) : .seconds(5)
+    guard mode != .none else { return }
+    let interval: Duration = terminal ? (mode == .stages ? .seconds(1) : .milliseconds(250)) : .seconds(5)
     while !Task.isCancelled {
       try? await Task.sleep(for: interval)
       if Task.isCancelled { break }
-      FileHandle.standardError.write(Data((terminal ? "\r\u{1B}[2K" + line() : line() + "\n").utf8))
+      let lines = mode == .stages ? [line()] + stages() : [line()]
+      var text = ""
+      if terminal {
+        // Back to the first line of the previous display, then each line redrawn.
+        let up = drawn.withLock { n in
+          defer { n = lines.count }
+          return n
+        }
+        if up > 1 { text += "\u{1B}[\(up - 1)A" }
+        text += lines.map { "\r\u{1B}[2K" + $0 }.joined(separator: "\n")
+      } else {
+        text = lines.joined(separator: "\n") + "\n"
+      }
+      FileHandle.standardError.write(Data(text.utf8))
     }
   }
 
   func clear() {
-    if terminal { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+    guard terminal, mode != .none else { return }
+    let n = drawn.withLock { $0 }
+    var text = "\r\u{1B}[2K"
+    for _ in 1..<max(1, n) { text += "\u{1B}[1A\r\u{1B}[2K" }
+    FileHandle.standardError.write(Data(text.utf8))
   }
 }
 

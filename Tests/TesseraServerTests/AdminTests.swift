@@ -179,6 +179,12 @@ struct AdminTests {
     #expect(text.contains("# TYPE tessera_journal_backlog gauge"))
     #expect(text.contains("tessera_journal_backlog 0"))
     #expect(text.contains("tessera_profiles_created_total 1"))
+    // Every stage of the plan reports through swift-metrics: items through each edge, tasks, queues, busy time.
+    #expect(text.contains(#"tessera_edge_items_total{from="decode_web",to="resolve"} 2"#))
+    #expect(text.contains(#"tessera_edge_items_total{from="resolve",to="commit"} 2"#))
+    #expect(text.contains(#"tessera_stage_tasks{stage="resolve"} 1"#))
+    #expect(text.contains(#"tessera_stage_queue_batches{stage="resolve"} 0"#))
+    #expect(text.contains("# TYPE tessera_stage_busy_seconds_total counter"))
     try await h.stop()
   }
 

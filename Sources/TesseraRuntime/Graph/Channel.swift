@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import Synchronization
 
@@ -201,12 +202,15 @@ public final class Channel<Element: Sendable>: Sendable {
 /// display, the metrics and the tests that compare a run with its plan.
 public final class EdgeMeter: Sendable {
   let counts = Mutex((batches: 0, items: 0))
-  public init() {}
+  /// `tessera_edge_items_total{from, to}`, when the graph reports to a metrics factory.
+  let counter: CoreMetrics.Counter?
+  public init(counter: CoreMetrics.Counter? = nil) { self.counter = counter }
   public func sent(_ items: Int) {
     counts.withLock {
       $0.batches += 1
       $0.items += items
     }
+    counter?.increment(by: items)
   }
   public var batches: Int { counts.withLock { $0.batches } }
   public var items: Int { counts.withLock { $0.items } }

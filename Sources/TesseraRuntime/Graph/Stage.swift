@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 import TesseraCompiler
 
@@ -70,7 +71,9 @@ public final class StageMeter: Sendable {
     var since: [Int: ContinuousClock.Instant] = [:]
   }
   let state = Mutex(State())
-  public init() {}
+  /// `tessera_stage_busy_seconds_total{stage}`, when the graph reports to a metrics factory.
+  let busyCounter: FloatingPointCounter?
+  public init(busyCounter: FloatingPointCounter? = nil) { self.busyCounter = busyCounter }
 
   /// A task of the stage starts (busy) and returns its number.
   func start() -> Int {
@@ -91,17 +94,18 @@ public final class StageMeter: Sendable {
 
   func idle() {
     guard let n = StageMeter.task else { return }
-    let now = ContinuousClock.now
-    state.withLock { s in
-      if let t = s.since.removeValue(forKey: n) { s.busyNanos &+= Self.nanos(now - t) }
-    }
+    stop(n)
   }
 
   func stop(_ n: Int) {
     let now = ContinuousClock.now
-    state.withLock { s in
-      if let t = s.since.removeValue(forKey: n) { s.busyNanos &+= Self.nanos(now - t) }
+    let worked = state.withLock { s -> UInt64 in
+      guard let t = s.since.removeValue(forKey: n) else { return 0 }
+      let d = Self.nanos(now - t)
+      s.busyNanos &+= d
+      return d
     }
+    if worked > 0 { busyCounter?.increment(by: Double(worked) / 1e9) }
   }
 
   static func nanos(_ d: Duration) -> UInt64 {

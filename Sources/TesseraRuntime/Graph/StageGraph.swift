@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Synchronization
 import TesseraCompiler
@@ -30,6 +31,8 @@ public final class StageGraph: Sendable {
     public var checksStore: Bool
     /// Forget events once the store holds them (a server runs for long).
     public var forgets: Bool
+    /// Where the graph reports its figures as metrics (the server's Prometheus registry); nil: nowhere.
+    public var metrics: (any MetricsFactory)?
 
     public init(
       workers: Int, cut: CutPolicy, now: Timestamp? = nil, liveClock: Bool = false, decisions: [MatchLinkRecord] = [],
@@ -43,6 +46,7 @@ public final class StageGraph: Sendable {
       self.tickAtEnd = tickAtEnd
       self.checksStore = checksStore
       self.forgets = forgets
+      self.metrics = nil
     }
   }
 
@@ -86,7 +90,7 @@ public final class StageGraph: Sendable {
     var raw: [Int: Channel<RawBatch>] = [:]
     for i in fileSources { raw[i] = Channel(capacity: 2 * n, producers: 1) }
     rawIn = raw
-    metrics = GraphMetrics(plan: plan)
+    metrics = GraphMetrics(plan: plan, factory: options.metrics)
     metrics.depth["resolve"] = { [identityIn] in identityIn.depth }
     metrics.depth["commit"] = { [rejectedIn, identityParts, profileParts] in
       let (a, b, c) = (rejectedIn.depth, identityParts.depth, profileParts.depth)
@@ -364,16 +368,53 @@ public final class GraphMetrics: Sendable {
   let stages: [String: StageMeter]
   let edges: [String: EdgeMeter]
   let depths = Mutex<[String: @Sendable () -> (batches: Int, items: Int)]>([:])
+  let asked = Mutex<Set<String>>([])
   public let started = ContinuousClock.now
 
-  init(plan: PipelinePlan) {
+  /// Per stage: `tessera_stage_tasks`, `tessera_stage_queue_batches`, `tessera_stage_queue_items` (set by
+  /// `refresh`).
+  let gauges: [String: (tasks: Gauge, batches: Gauge, items: Gauge)]
+
+  init(plan: PipelinePlan, factory: (any MetricsFactory)? = nil) {
     self.plan = plan
     var s: [String: StageMeter] = [:]
-    for stage in plan.stages { s[stage.id] = StageMeter() }
+    var g: [String: (tasks: Gauge, batches: Gauge, items: Gauge)] = [:]
+    for stage in plan.stages {
+      let busy = factory.map {
+        FloatingPointCounter(label: "tessera_stage_busy_seconds_total", dimensions: [("stage", stage.id)], factory: $0)
+      }
+      s[stage.id] = StageMeter(busyCounter: busy)
+      if let factory {
+        let d = [("stage", stage.id)]
+        g[stage.id] = (
+          Gauge(label: "tessera_stage_tasks", dimensions: d, factory: factory),
+          Gauge(label: "tessera_stage_queue_batches", dimensions: d, factory: factory),
+          Gauge(label: "tessera_stage_queue_items", dimensions: d, factory: factory)
+        )
+      }
+    }
     stages = s
+    gauges = g
     var e: [String: EdgeMeter] = [:]
-    for edge in plan.edges { e["\(edge.from)->\(edge.to)"] = EdgeMeter() }
+    for edge in plan.edges {
+      let counter = factory.map {
+        Counter(
+          label: "tessera_edge_items_total", dimensions: [("from", edge.from), ("to", edge.to)], factory: $0)
+      }
+      e["\(edge.from)->\(edge.to)"] = EdgeMeter(counter: counter)
+    }
     edges = e
+  }
+
+  /// Sets the stage gauges (tasks, what waits at each stage's input) to their values now.
+  public func refresh() {
+    guard !gauges.isEmpty else { return }
+    for f in figures() {
+      guard let g = gauges[f.id] else { continue }
+      g.tasks.record(f.tasks)
+      g.batches.record(f.queuedBatches)
+      g.items.record(f.queuedItems)
+    }
   }
 
   var depth: Depths { Depths(metrics: self) }
@@ -386,14 +427,27 @@ public final class GraphMetrics: Sendable {
   }
 
   /// The meter of a stage of the plan (a stage the plan lacks gets a meter of its own that nothing reads).
-  public func stage(_ id: String) -> StageMeter { stages[id] ?? StageMeter() }
-  /// The meter of an edge of the plan.
-  public func edge(_ from: String, _ to: String) -> EdgeMeter { edges["\(from)->\(to)"] ?? EdgeMeter() }
+  public func stage(_ id: String) -> StageMeter {
+    if let m = stages[id] { return m }
+    asked.withLock { _ = $0.insert(id) }
+    return StageMeter()
+  }
+
+  /// The meter of an edge of the plan (an edge the plan lacks gets one of its own, and is noted).
+  public func edge(_ from: String, _ to: String) -> EdgeMeter {
+    if let m = edges["\(from)->\(to)"] { return m }
+    asked.withLock { _ = $0.insert("\(from)->\(to)") }
+    return EdgeMeter()
+  }
+
+  /// Stages and edges the running graph used that the plan does not name (none, when the plan tells the truth).
+  public var unplanned: Set<String> { asked.withLock { $0 } }
 
   /// One stage as it stands: tasks started, items it sent on, what waits at its input, how busy its tasks were.
   public struct StageFigures: Sendable, Hashable {
     public var id: String
     public var tasks: Int
+    /// Items it sent on its outgoing edges (for a stage without any, the items it took in).
     public var itemsOut: Int
     public var queuedBatches: Int
     public var queuedItems: Int
@@ -406,7 +460,9 @@ public final class GraphMetrics: Sendable {
     let depths = self.depths.withLock { $0 }
     return plan.stages.map { s in
       let meter = stage(s.id)
-      let out = plan.edges.filter { $0.from == s.id }.reduce(0) { $0 + edge($1.from, $1.to).items }
+      let outgoing = plan.edges.filter { $0.from == s.id }
+      let counted = outgoing.isEmpty ? plan.edges.filter { $0.to == s.id } : outgoing
+      let out = counted.reduce(0) { $0 + edge($1.from, $1.to).items }
       let d = depths[s.id]?() ?? (batches: 0, items: 0)
       let tasks = meter.tasks
       return StageFigures(
