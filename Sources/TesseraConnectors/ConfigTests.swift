@@ -279,11 +279,10 @@ public struct ConfigTestRunner: Sendable {
       for b in await collected.batches { ids.append(mapper.map(b).events.first?.id) }
       eventIDs[source] = ids
     }
-    let recording = RecordingStore(MemoryStore())
+    let recording = MemoryStore()
     var runner = PipelineRunner(plan: plan, store: recording, readers: readers, workers: 1)
     if let now = test.now { runner.now = now }
-    let summary = try await runner.run()
-    let batches = await recording.batches
+    let (summary, batches) = try await runner.recorded()
     let report = DryRunReport.build(config: config, summary: summary, batches: batches, before: [])
     var profileOfEvent: [String: ProfileID] = [:]
     for b in batches { for e in b.events { profileOfEvent["\(e.event.source)\u{1F}\(e.event.id)"] = e.profile } }

@@ -226,6 +226,22 @@ public struct PipelineRunner: Sendable {
   }
 }
 
+extension PipelineRunner {
+  /// Runs, keeping a copy of every committed transaction: what a dry run and a configuration test report
+  /// (the commit stage hands each one to the sink, which keeps it as well as storing it).
+  public func recorded() async throws -> (summary: RunSummary, batches: [CommitBatch]) {
+    let kept = Mutex<[CommitBatch]>([])
+    var runner = self
+    let earlier = onCommit
+    runner.onCommit = { batch in
+      kept.withLock { $0.append(batch) }
+      earlier?(batch)
+    }
+    let summary = try await runner.run()
+    return (summary, kept.withLock { $0 })
+  }
+}
+
 /// Where a runner's graph publishes its figures once it is built.
 public final class GraphMonitor: Sendable {
   let current = Mutex<GraphMetrics?>(nil)

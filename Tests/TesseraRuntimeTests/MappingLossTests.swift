@@ -14,11 +14,9 @@ struct MappingLossTests {
   /// in-memory store.
   static func dryRun(_ pipeline: String, in dir: E2E.TempDir) async throws -> (DryRunReport, RunSummary) {
     let plan = try E2E.compile(try dir.write("p.yaml", pipeline))
-    let recording = RecordingStore(MemoryStore())
-    let runner = PipelineRunner(plan: plan, store: recording, readers: E2E.readers(plan), now: E2E.now)
-    let summary = try await runner.run()
-    let report = DryRunReport.build(
-      config: plan.config, summary: summary, batches: await recording.batches, before: [])
+    let runner = PipelineRunner(plan: plan, store: MemoryStore(), readers: E2E.readers(plan), now: E2E.now)
+    let (summary, batches) = try await runner.recorded()
+    let report = DryRunReport.build(config: plan.config, summary: summary, batches: batches, before: [])
     return (report, summary)
   }
 
@@ -124,9 +122,10 @@ struct MappingLossTests {
   @Test("the example: the POS guests are reported with what the rule `person` made of them")
   func exampleGuests() async throws {
     let plan = try E2E.compile(E2E.retailPipeline)
-    let recording = RecordingStore(MemoryStore())
-    let summary = try await PipelineRunner(plan: plan, store: recording, readers: E2E.readers(plan), now: E2E.now).run()
-    let report = DryRunReport.build(config: plan.config, summary: summary, batches: await recording.batches, before: [])
+    let (summary, batches) = try await PipelineRunner(
+      plan: plan, store: MemoryStore(), readers: E2E.readers(plan), now: E2E.now
+    ).recorded()
+    let report = DryRunReport.build(config: plan.config, summary: summary, batches: batches, before: [])
     let lines = report.mapping.unidentifiedLines
     try #require(lines.count == 4, "\(lines)")
     #expect(lines[0].hasPrefix("pos:14: no identifier; kept for probabilistic matching: joined prf_"))
