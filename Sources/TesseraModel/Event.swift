@@ -48,12 +48,17 @@ public struct Event: Sendable, Hashable {
   public var traits: [String: Value]
   public var properties: [String: Value]
   public var context: [String: Value]
+  /// The record as its source received it, which the event log keeps: the mapping made the fields above
+  /// from it, and replays make them again. Nil for events made otherwise (and for events logged before
+  /// the log kept records), whose log entry keeps the fields themselves.
+  public var record: RecordBytes?
 
   public init(
     id: String, source: String, type: String, name: String? = nil, timestamp: Timestamp, receivedAt: Timestamp,
     identifiers: [Identifier], traits: [String: Value] = [:], properties: [String: Value] = [:],
-    context: [String: Value] = [:]
+    context: [String: Value] = [:], record: RecordBytes? = nil
   ) {
+    self.record = record
     self.id = id
     self.source = source
     self.type = type
@@ -65,4 +70,40 @@ public struct Event: Sendable, Hashable {
     self.properties = properties
     self.context = context
   }
+}
+
+/// The bytes of one record as a source received it — an NDJSON line, a tracking message, a CSV record's
+/// fields as a JSON object — without copying them out of the buffer they were read into.
+public struct RecordBytes: Sendable, Hashable, CustomStringConvertible {
+  public let buffer: [UInt8]
+  public let range: Range<Int>
+
+  /// `range` of `buffer` (shared, not copied).
+  public init(_ buffer: [UInt8], _ range: Range<Int>) {
+    self.buffer = buffer
+    self.range = range.clamped(to: 0..<buffer.count)
+  }
+
+  /// All of `bytes`.
+  public init(_ bytes: [UInt8]) {
+    buffer = bytes
+    range = 0..<bytes.count
+  }
+
+  public var count: Int { range.count }
+
+  /// The bytes on their own: a store keeping the record for long copies it out, so that the record does not
+  /// keep the whole buffer it was read in alive.
+  public var compacted: RecordBytes { range.count == buffer.count ? self : RecordBytes(Array(buffer[range])) }
+
+  public var bytes: ArraySlice<UInt8> { buffer[range] }
+
+  public func withUnsafeBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+    try buffer.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
+  }
+
+  public var description: String { String(decoding: buffer[range], as: UTF8.self) }
+
+  public static func == (a: RecordBytes, b: RecordBytes) -> Bool { a.bytes.elementsEqual(b.bytes) }
+  public func hash(into h: inout Hasher) { withUnsafeBytes { h.combine(bytes: UnsafeRawBufferPointer($0)) } }
 }

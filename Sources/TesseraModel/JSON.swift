@@ -30,10 +30,26 @@ public enum JSON {
   public static func parseObject(_ bytes: UnsafeBufferPointer<UInt8>, keeping keys: [[UInt8]]) throws(ParseError)
     -> Value
   {
+    try parseObject(bytes, selecting: Selection(keys.map { ($0, nil) }))
+  }
+
+  /// Which members of a JSON object to build: each named key with all of its value or, when the key has a
+  /// selection of its own and its value is an object, only the members that selection names.
+  public struct Selection: Sendable {
+    public var keys: [(name: [UInt8], fields: Selection?)]
+    public init(_ keys: [(name: [UInt8], fields: Selection?)]) { self.keys = keys }
+    /// Keys as text; a key's fields nil for all of its value.
+    public init(names: [(String, Selection?)]) { keys = names.map { (Array($0.0.utf8), $0.1) } }
+  }
+
+  /// As `parseObject(_:keeping:)`, with members of members selected too (`Selection`).
+  public static func parseObject(_ bytes: UnsafeBufferPointer<UInt8>, selecting: Selection) throws(ParseError)
+    -> Value
+  {
     var p = JSONParser(bytes: bytes)
     p.skipSpace()
     let isObject = p.i < bytes.count && bytes[p.i] == UInt8(ascii: "{")
-    let v = isObject ? try p.object(keeping: keys, depth: 0) : try p.value(depth: 0)
+    let v = isObject ? try p.object(selecting: selecting, depth: 0) : try p.value(depth: 0)
     p.skipSpace()
     guard p.i == bytes.count else { throw ParseError(offset: p.i, message: "unexpected text after the JSON value") }
     return v
@@ -67,7 +83,7 @@ struct JSONParser {
     guard i < bytes.count else { throw fail("unexpected end of JSON") }
     switch bytes[i] {
     case UInt8(ascii: "{"):
-      return try object(keeping: nil, depth: depth)
+      return try object(selecting: nil, depth: depth)
     case UInt8(ascii: "["):
       i += 1
       var l: [Value] = []
@@ -108,7 +124,8 @@ struct JSONParser {
   }
 
   /// An object, at `{`. With `keys`, only those members are built and the others are stepped over.
-  mutating func object(keeping keys: [[UInt8]]?, depth: Int) throws(JSON.ParseError) -> Value {
+  mutating func object(selecting: JSON.Selection?, depth: Int) throws(JSON.ParseError) -> Value {
+    let keys = selecting?.keys
     i += 1
     var m: [String: Value] = [:]
     if let keys { m.reserveCapacity(keys.count) }
@@ -121,6 +138,7 @@ struct JSONParser {
       skipSpace()
       guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
       let wanted: String?
+      var fields: JSON.Selection?
       if let keys {
         // Keys without escapes are compared in place; a key with escapes is decoded first.
         let keyStart = i + 1
@@ -128,11 +146,15 @@ struct JSONParser {
         while j < bytes.count, bytes[j] != UInt8(ascii: "\""), bytes[j] != UInt8(ascii: "\\") { j += 1 }
         if j < bytes.count, bytes[j] == UInt8(ascii: "\"") {
           let raw = UnsafeBufferPointer(rebasing: bytes[keyStart..<j])
-          wanted = keys.contains { $0.elementsEqual(raw) } ? String(decoding: raw, as: UTF8.self) : nil
+          let found = keys.firstIndex { $0.name.elementsEqual(raw) }
+          wanted = found.map { _ in String(decoding: raw, as: UTF8.self) }
+          fields = found.flatMap { keys[$0].fields }
           i = j + 1
         } else {
           let k = try string()
-          wanted = keys.contains { $0.elementsEqual(k.utf8) } ? k : nil
+          let found = keys.firstIndex { $0.name.elementsEqual(k.utf8) }
+          wanted = found.map { _ in k }
+          fields = found.flatMap { keys[$0].fields }
         }
       } else {
         wanted = try string()
@@ -142,7 +164,12 @@ struct JSONParser {
       i += 1
       skipSpace()
       if let wanted {
-        m[wanted] = try value(depth: depth + 1)
+        if let fields, i < bytes.count, bytes[i] == UInt8(ascii: "{") {
+          guard depth + 1 < 512 else { throw fail("JSON nested too deeply") }
+          m[wanted] = try object(selecting: fields, depth: depth + 1)
+        } else {
+          m[wanted] = try value(depth: depth + 1)
+        }
       } else {
         try skipValue(depth: depth + 1)
       }

@@ -111,14 +111,15 @@ extension PostgresStore {
     try await transaction { conn in
       var appended = Set<EventKey>()
       if !events.isEmpty {
-        let c = EventColumns(events)
+        let c = EventColumns(events, mapped: true)
         let rows = try await conn.query(
           """
-          INSERT INTO journal (source, id, type, name, timestamp, received_at, body)
-          SELECT s, i, t, CASE WHEN h THEN n END, ts, r, b
+          INSERT INTO journal (source, id, type, name, timestamp, received_at, body, record)
+          SELECT s, i, t, CASE WHEN h THEN n END, ts, r, b, CASE WHEN f = 1 THEN rec END
           FROM unnest(\(c.sources)::text[], \(c.ids)::text[], \(c.types)::text[], \(c.names)::text[],
-            \(c.hasName)::bool[], \(c.timestamps)::int8[], \(c.received)::int8[], \(c.bodies)::text[])
-            WITH ORDINALITY AS u(s, i, t, n, h, ts, r, b, o)
+            \(c.hasName)::bool[], \(c.timestamps)::int8[], \(c.received)::int8[], \(c.bodies)::text[],
+            \(c.formats)::int8[], \(c.records)::bytea[])
+            WITH ORDINALITY AS u(s, i, t, n, h, ts, r, b, f, rec, o)
           WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.source = u.s AND e.id = u.i)
           ORDER BY o
           ON CONFLICT (source, id) DO NOTHING
@@ -142,12 +143,15 @@ extension PostgresStore {
     return try await read { conn in
       let rows = try await conn.query(
         """
-        SELECT source, id, type, name, timestamp, received_at, body, seq FROM journal WHERE seq > \(after ?? 0)
-        ORDER BY seq LIMIT \(Int64(limit))
+        SELECT source, id, type, name, timestamp, received_at, body, seq, record FROM journal
+        WHERE seq > \(after ?? 0) ORDER BY seq LIMIT \(Int64(limit))
         """, logger: self.logger)
       var out: [JournalEntry] = []
-      for try await r in rows.decode((String, String, String, String?, Int64, Int64, String, Int64).self) {
-        out.append(JournalEntry(seq: r.7, event: try Self.event((r.0, r.1, r.2, r.3, r.4, r.5), body: r.6)))
+      for try await r in rows.decode((String, String, String, String?, Int64, Int64, String, Int64, ByteBuffer?).self) {
+        var event = try StoredValue.event(
+          id: r.1, source: r.0, type: r.2, name: r.3, timestamp: r.4, receivedAt: r.5, body: r.6)
+        event.record = r.8.map { RecordBytes(Array($0.readableBytesView)) }
+        out.append(JournalEntry(seq: r.7, event: event))
       }
       return out
     }

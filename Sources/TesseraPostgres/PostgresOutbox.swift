@@ -302,8 +302,8 @@ extension PostgresStore {
         try await conn.query("DELETE FROM \(unescaped: table)", logger: logger)
       }
       if !s.profiles.isEmpty {
-        let ids = s.profiles.map(\.0.raw)
-        let at = s.profiles.map(\.1.microseconds)
+        let ids = s.profiles.map(\.id.raw)
+        let at = s.profiles.map(\.createdAt.microseconds)
         try await conn.query(
           "INSERT INTO profiles (id, created_at) SELECT * FROM unnest(\(ids)::int8[], \(at)::int8[])", logger: logger)
       }
@@ -317,10 +317,10 @@ extension PostgresStore {
           """, logger: logger)
       }
       if !s.identifiers.isEmpty {
-        let k = s.identifiers.map(\.0.kind)
-        let v = s.identifiers.map(\.0.value)
-        let p = s.identifiers.map(\.1.raw)
-        let seen = s.identifiers.map(\.2.microseconds)
+        let k = s.identifiers.map(\.identifier.kind)
+        let v = s.identifiers.map(\.identifier.value)
+        let p = s.identifiers.map(\.profile.raw)
+        let seen = s.identifiers.map(\.lastSeen.microseconds)
         try await conn.query(
           """
           INSERT INTO identifiers (kind, value, profile_id, last_seen)
@@ -328,9 +328,9 @@ extension PostgresStore {
           """, logger: logger)
       }
       if !s.eventProfiles.isEmpty {
-        let src = s.eventProfiles.map(\.0.source)
-        let id = s.eventProfiles.map(\.0.id)
-        let p = s.eventProfiles.map(\.1.raw)
+        let src = s.eventProfiles.map(\.key.source)
+        let id = s.eventProfiles.map(\.key.id)
+        let p = s.eventProfiles.map(\.profile.raw)
         try await conn.query(
           """
           UPDATE events AS e SET profile_id = u.p FROM unnest(\(src)::text[], \(id)::text[], \(p)::int8[]) AS u(s, i, p)

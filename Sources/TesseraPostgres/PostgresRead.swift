@@ -283,11 +283,19 @@ extension PostgresStore {
     }
   }
 
-  typealias EventRow = (String, String, String, String?, Int64, Int64, Int64, String)
-  static let eventColumns = "source, id, type, name, timestamp, received_at, profile_id, body"
+  typealias EventRow = (String, String, String, String?, Int64, Int64, Int64, String?, Int64, String?, ByteBuffer?)
+  static let eventColumns =
+    "source, id, type, name, timestamp, received_at, profile_id, identifiers, format::int8, body, record"
 
+  /// A logged event from a row of `eventColumns` (`EventLogFormat`).
   static func event(_ r: EventRow) throws -> StoredEvent {
-    StoredEvent(event: try event((r.0, r.1, r.2, r.3, r.4, r.5), body: r.7), profile: ProfileID(r.6))
+    let body: [UInt8] =
+      r.8 == Int64(EventLogFormat.record)
+      ? (r.10.map { Array($0.readableBytesView) } ?? []) : Array((r.9 ?? "").utf8)
+    let event = try EventLogFormat.event(
+      id: r.1, source: r.0, type: r.2, name: r.3, timestamp: r.4, receivedAt: r.5, identifiers: r.7,
+      format: Int(r.8), body: body)
+    return StoredEvent(event: event, profile: ProfileID(r.6))
   }
 
   /// An event from its columns `source, id, type, name, timestamp, received_at` and its encoded body.
@@ -322,13 +330,13 @@ extension PostgresStore {
     }
   }
 
-  public func loadSeparations() async throws -> [[Identifier]] {
+  public func loadSeparations() async throws -> [Separation] {
     try await read { conn in
       let rows = try await conn.query(
         "SELECT kind_a, value_a, kind_b, value_b FROM separations ORDER BY 1, 2, 3, 4", logger: logger)
-      var out: [[Identifier]] = []
+      var out: [Separation] = []
       for try await (ka, va, kb, vb) in rows.decode((String, String, String, String).self) {
-        out.append([Identifier(ka, va), Identifier(kb, vb)])
+        out.append(Separation(Identifier(ka, va), Identifier(kb, vb)))
       }
       return out
     }

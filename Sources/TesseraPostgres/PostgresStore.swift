@@ -22,7 +22,7 @@ import TesseraStore
 /// refuse `\u0000`), scores DOUBLE PRECISION (which holds NaN, unlike SQLite's REAL).
 public final class PostgresStore: Store {
   /// The schema version this build writes and understands (the SQLite store's numbering).
-  public static let schemaVersion = 8
+  public static let schemaVersion = 9
 
   let client: PostgresClient
   let runner: Task<Void, Never>
@@ -365,6 +365,16 @@ public final class PostgresStore: Store {
     );
     INSERT INTO meta (key, value) VALUES ('epoch', 0);
     UPDATE meta SET value = 8 WHERE key = 'schema_version';
+    """,
+    // v9: the event log keeps each event's record as received, with its identifiers apart
+    // (`EventLogFormat`); earlier events keep their mapped bodies (format 0). The journal keeps the record
+    // beside the mapped fields, for the writer's log.
+    """
+    ALTER TABLE events ADD COLUMN identifiers TEXT, ADD COLUMN format INT NOT NULL DEFAULT 0,
+      ADD COLUMN record BYTEA;
+    ALTER TABLE events ALTER COLUMN body DROP NOT NULL;
+    ALTER TABLE journal ADD COLUMN record BYTEA;
+    UPDATE meta SET value = 9 WHERE key = 'schema_version';
     """,
   ]
 

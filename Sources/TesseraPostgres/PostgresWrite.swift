@@ -52,7 +52,7 @@ extension PostgresStore {
       try await conn.query(
         "DELETE FROM journal WHERE seq = ANY(\(batch.journalDone)::int8[])", logger: logger)
     }
-    let attached = batch.identifiers.map(\.0)
+    let attached = batch.identifiers.map(\.identifier)
     let guarded = reconcile && !(batch.epoch != nil && lease.withLock { $0.pid != nil })
     if guarded && !attached.isEmpty {
       // One lock per stripe of identifiers (hash modulo `lockStripes`), not per identifier: a pipeline batch
@@ -68,8 +68,8 @@ extension PostgresStore {
       for try await _ in locked {}
     }
     if !batch.newProfiles.isEmpty {
-      let ids = batch.newProfiles.map(\.0.raw)
-      let at = batch.newProfiles.map(\.1.microseconds)
+      let ids = batch.newProfiles.map(\.id.raw)
+      let at = batch.newProfiles.map(\.createdAt.microseconds)
       try await conn.query(
         """
         INSERT INTO profiles (id, created_at) SELECT * FROM unnest(\(ids)::int8[], \(at)::int8[])
@@ -79,9 +79,9 @@ extension PostgresStore {
     if !batch.events.isEmpty { try await insertEvents(batch, conn) }
     if !batch.merges.isEmpty { try await applyMerges(batch.merges, conn) }
     if !batch.released.isEmpty {
-      let kinds = batch.released.map(\.0.kind)
-      let values = batch.released.map(\.0.value)
-      let profiles = batch.released.map(\.1.raw)
+      let kinds = batch.released.map(\.identifier.kind)
+      let values = batch.released.map(\.identifier.value)
+      let profiles = batch.released.map(\.profile.raw)
       try await conn.query(
         """
         DELETE FROM identifiers AS i USING unnest(\(kinds)::text[], \(values)::text[], \(profiles)::int8[]) AS u(k, v, p)
@@ -92,8 +92,9 @@ extension PostgresStore {
       // One row per (identifier, profile) with the newest last_seen: ON CONFLICT DO UPDATE may not touch a row
       // twice in one statement. Sorted, so concurrent writers lock index entries in the same order.
       var newest: [Identifier: [ProfileID: Int64]] = [:]
-      for (i, p, seen) in batch.identifiers {
-        newest[i, default: [:]][p] = max(seen.microseconds, newest[i]?[p] ?? .min)
+      for row in batch.identifiers {
+        newest[row.identifier, default: [:]][row.profile] = max(
+          row.lastSeen.microseconds, newest[row.identifier]?[row.profile] ?? .min)
       }
       let rows = newest.flatMap { i, byProfile in byProfile.map { (i, $0.key.raw, $0.value) } }
         .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
@@ -137,11 +138,11 @@ extension PostgresStore {
         """, logger: logger)
     }
     if !batch.separations.isEmpty {
-      let pairs = batch.separations.filter { $0.count == 2 }.map { $0.sorted() }
-      let ka = pairs.map { $0[0].kind }
-      let va = pairs.map { $0[0].value }
-      let kb = pairs.map { $0[1].kind }
-      let vb = pairs.map { $0[1].value }
+      let pairs = batch.separations
+      let ka = pairs.map(\.first.kind)
+      let va = pairs.map(\.first.value)
+      let kb = pairs.map(\.second.kind)
+      let vb = pairs.map(\.second.value)
       try await conn.query(
         """
         INSERT INTO separations (kind_a, value_a, kind_b, value_b)
@@ -151,7 +152,7 @@ extension PostgresStore {
     if !batch.linkStatus.isEmpty {
       // Applied in order: the last status given to an id wins.
       var last: [Int64: String] = [:]
-      for (id, status) in batch.linkStatus { last[id] = status.rawValue }
+      for c in batch.linkStatus { last[c.id] = c.status.rawValue }
       let ids = Array(last.keys)
       let statuses = ids.map { last[$0] ?? "" }
       try await conn.query(
@@ -183,7 +184,10 @@ extension PostgresStore {
     }
   }
 
-  /// Events as the parallel arrays `unnest` expands (a name travels with a has-value flag).
+  /// Events as the parallel arrays `unnest` expands (a name travels with a has-value flag): the columns and
+  /// the log's body (`EventLogFormat`): the record as received, or the mapped fields of an event without one.
+  /// The journal keeps the mapped fields of every event (`mapped`), which the writer resolves without
+  /// mapping the record again.
   struct EventColumns {
     var sources: [String] = []
     var ids: [String] = []
@@ -192,11 +196,13 @@ extension PostgresStore {
     var hasName: [Bool] = []
     var timestamps: [Int64] = []
     var received: [Int64] = []
+    var identifiers: [String] = []
+    var formats: [Int64] = []
     var bodies: [String] = []
+    var records: [ByteBuffer] = []
 
-    /// `body(i)`: the encoded body of the `i`th event (by default encoded here).
-    init(_ events: some Sequence<Event>, body: ((Int, Event) -> String)? = nil) {
-      for (i, e) in events.enumerated() {
+    init(_ events: some Sequence<Event>, mapped: Bool = false) {
+      for e in events {
         sources.append(e.source)
         ids.append(e.id)
         types.append(e.type)
@@ -204,24 +210,34 @@ extension PostgresStore {
         hasName.append(e.name != nil)
         timestamps.append(e.timestamp.microseconds)
         received.append(e.receivedAt.microseconds)
-        bodies.append(body?(i, e) ?? StoredValue.encodeBody(e))
+        identifiers.append(StoredValue.encode(e.identifiers))
+        if let r = e.record {
+          formats.append(Int64(EventLogFormat.record))
+          records.append(ByteBuffer(bytes: r.bytes))
+          bodies.append(mapped ? EventLogFormat.mappedBody(e) : "")
+        } else {
+          formats.append(Int64(EventLogFormat.mapped))
+          records.append(ByteBuffer())
+          bodies.append(EventLogFormat.mappedBody(e))
+        }
       }
     }
   }
 
-  /// The batch's events, with the bodies the pipeline encoded ahead (`CommitBatch.body`).
+  /// The batch's events: each event's record as received, else its mapped fields.
   func insertEvents(_ batch: CommitBatch, _ conn: PostgresConnection) async throws {
     let events = batch.events
-    let c = EventColumns(events.lazy.map(\.event)) { i, _ in batch.body(i) }
+    let c = EventColumns(events.lazy.map(\.event))
     let profiles = events.map(\.profile.raw)
     // The ordinality keeps the batch's order in `seq` (the order replay reads).
     try await conn.query(
       """
-      INSERT INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
-      SELECT s, i, t, CASE WHEN h THEN n END, ts, r, p, b
+      INSERT INTO events (source, id, type, name, timestamp, received_at, profile_id, identifiers, format, body, record)
+      SELECT s, i, t, CASE WHEN h THEN n END, ts, r, p, ids, f, CASE WHEN f = 0 THEN b END, CASE WHEN f = 1 THEN rec END
       FROM unnest(\(c.sources)::text[], \(c.ids)::text[], \(c.types)::text[], \(c.names)::text[], \(c.hasName)::bool[],
-        \(c.timestamps)::int8[], \(c.received)::int8[], \(profiles)::int8[], \(c.bodies)::text[])
-        WITH ORDINALITY AS u(s, i, t, n, h, ts, r, p, b, o)
+        \(c.timestamps)::int8[], \(c.received)::int8[], \(profiles)::int8[], \(c.identifiers)::text[],
+        \(c.formats)::int8[], \(c.bodies)::text[], \(c.records)::bytea[])
+        WITH ORDINALITY AS u(s, i, t, n, h, ts, r, p, ids, f, b, rec, o)
       ORDER BY o
       ON CONFLICT (source, id) DO NOTHING
       """, logger: logger)
@@ -357,7 +373,7 @@ extension PostgresStore {
     // give one identifier to two profiles (the protocol allows it, and the behaviour suite does it), which is
     // this writer's decision, not a race.
     var mine: [Identifier: Set<Int64>] = [:]
-    for (i, p, _) in batch.identifiers { mine[i, default: []].insert(p.raw) }
+    for row in batch.identifiers { mine[row.identifier, default: []].insert(row.profile.raw) }
     var contested = Set<Identifier>()
     for (i, start, _, _) in owned where !(mine[i]?.contains(start) ?? false) { contested.insert(i) }
     owned.removeAll { !contested.contains($0.0) }
@@ -379,7 +395,7 @@ extension PostgresStore {
     var from: [Int64] = []
     var to: [Int64] = []
     var merges: [MergeRecord] = []
-    let at = batch.identifiers.map(\.2).max() ?? Timestamp(microseconds: 0)
+    let at = batch.identifiers.map(\.lastSeen).max() ?? Timestamp(microseconds: 0)
     for p in parent.keys.sorted() where find(p) != p {
       from.append(p)
       to.append(find(p))

@@ -63,9 +63,9 @@ public struct DryRunReport: Sendable {
     r.notes += r.mapping.overflow
     var traits: [String: TraitRecord] = [:]
     for b in batches {
-      r.profilesCreated += b.newProfiles.map(\.0)
-      for (i, p, _) in b.identifiers where !(r.identifiers[p] ?? []).contains(i.description) {
-        r.identifiers[p, default: []].append(i.description)
+      r.profilesCreated += b.newProfiles.map(\.id)
+      for row in b.identifiers where !(r.identifiers[row.profile] ?? []).contains(row.identifier.description) {
+        r.identifiers[row.profile, default: []].append(row.identifier.description)
       }
       r.merges += b.merges
       r.links += b.matchLinks

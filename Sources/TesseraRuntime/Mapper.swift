@@ -32,6 +32,66 @@ public struct MappedBatch: Sendable {
   }
 }
 
+/// What the stages after decoding read of an event's properties and context: computed traits' filters and
+/// values, and the `where` and payload of `on: events` destinations. (Traits are always read whole: every
+/// trait is unified.) The decoder maps nothing else, since the event log keeps the record as received.
+public struct EventDemand: Sendable {
+  public enum Part: Sendable, Equatable {
+    case none
+    case some(Set<String>)
+    case all
+
+    func contains(_ key: String) -> Bool {
+      switch self {
+      case .none: return false
+      case .some(let keys): return keys.contains(key)
+      case .all: return true
+      }
+    }
+
+    mutating func add(_ key: String?) {
+      guard let key else {
+        self = .all
+        return
+      }
+      switch self {
+      case .none: self = .some([key])
+      case .some(let keys): self = .some(keys.union([key]))
+      case .all: break
+      }
+    }
+  }
+
+  public var properties: Part = .none
+  public var context: Part = .none
+
+  /// Everything: what a run that shows events (a dry run) decodes.
+  public static let everything = EventDemand(properties: .all, context: .all)
+
+  public init(properties: Part, context: Part) {
+    self.properties = properties
+    self.context = context
+  }
+
+  public init(config: PipelineConfig) {
+    var exprs: [CompiledExpr] = []
+    for c in config.computed { exprs += [c.filter, c.of].compactMap { $0 } }
+    for d in config.destinations where d.trigger == .events {
+      exprs += [d.filter].compactMap { $0 } + d.payload.map(\.expr)
+    }
+    for e in exprs {
+      for r in e.references {
+        let parts = r.split(separator: ".", maxSplits: 2).map(String.init)
+        guard parts.first == "properties" || parts.first == "context" else { continue }
+        let key = parts.count > 1 ? parts[1] : nil
+        if parts[0] == "properties" { properties.add(key) } else { context.add(key) }
+      }
+    }
+    // The mapping reads a mapped context's consent (`context.consent.categoryPreferences`) for the profile.
+    if !config.consentPurposes.isEmpty, context != .all { context.add("consent") }
+  }
+}
+
 /// Decodes, maps and validates records of one source with the expressions the compiler built.
 /// Stateless after construction, so any number of workers can share one.
 public struct Mapper: Sendable {
@@ -43,24 +103,70 @@ public struct Mapper: Sendable {
   /// Which probabilistic rules could still place an event without any identifier: such an event is kept
   /// when one can (it starts a profile they may join to others), else rejected (nothing could find it again).
   let placement: Placement
-  /// The top-level fields of a JSON record that the source's expressions and schema read; the decoder
-  /// builds only these.
-  let topLevelFields: [[UInt8]]
+  /// The fields of a JSON record that the source's expressions and schema read; the decoder builds only
+  /// these (and of a whole map mapped into properties or context, only the members later stages read).
+  let selection: JSON.Selection
+  /// The mappings evaluated, by index into `source.mappings`: those whose values some stage reads
+  /// (`EventDemand`). With a whole map narrowed to the members read.
+  let evaluated: [(index: Int, narrowed: Set<String>?)]
   /// The declared consent purposes, read from `context.consent.categoryPreferences`.
   let consentPurposes: [String]
 
-  public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp) {
+  /// `demand`: what later stages read of properties and context (by default, what `config`'s stages read);
+  /// mappings into what nobody reads are not evaluated, and the record fields only they read not decoded.
+  /// The event log keeps the record as received either way.
+  public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp, demand: EventDemand? = nil) {
     self.placement = Placement(config)
     self.consentPurposes = config.consentPurposes
-    var roots: Set<String> = []
-    let exprs = source.mappings.map(\.expr) + [source.messageId, source.timestamp].compactMap { $0 }
-    for e in exprs {
-      for r in e.references { roots.insert(String(r.split(separator: ".", maxSplits: 1).first ?? Substring(r))) }
+    let demand = demand ?? EventDemand(config: config)
+    var evaluated: [(index: Int, narrowed: Set<String>?)] = []
+    // Per root field of the record: nil when all of it is read, else the members read.
+    var roots: [String: Set<String>?] = [:]
+    func read(_ root: String, _ members: Set<String>?) {
+      if let existing = roots[root] {
+        if let e = existing, let members { roots[root] = e.union(members) } else { roots[root] = .some(nil) }
+      } else {
+        roots[root] = .some(members)
+      }
     }
+    func readAll(_ e: CompiledExpr) {
+      for r in e.references { read(String(r.split(separator: ".", maxSplits: 1).first ?? Substring(r)), nil) }
+    }
+    for (n, m) in source.mappings.enumerated() {
+      let part: EventDemand.Part
+      switch m.target {
+      case .property(let p): part = demand.properties.contains(p) ? .all : .none
+      case .context(let c): part = demand.context.contains(c) ? .all : .none
+      case .allProperties: part = demand.properties
+      case .allContext: part = demand.context
+      default: part = .all
+      }
+      switch part {
+      case .none: continue
+      case .all:
+        evaluated.append((n, nil))
+        readAll(m.expr)
+      case .some(let keys):
+        evaluated.append((n, keys))
+        // A record field mapped as it is (`properties: properties`) is decoded only in the members read.
+        if m.expr.references.count == 1, let r = m.expr.references.first, !r.contains("."),
+          m.expr.text.trimmingCharacters(in: .whitespaces) == r
+        {
+          read(r, keys)
+        } else {
+          readAll(m.expr)
+        }
+      }
+    }
+    for e in [source.messageId, source.timestamp].compactMap({ $0 }) { readAll(e) }
     for f in source.schema.required + Array(source.schema.types.keys) {
-      roots.insert(String(f.split(separator: ".", maxSplits: 1).first ?? Substring(f)))
+      read(String(f.split(separator: ".", maxSplits: 1).first ?? Substring(f)), nil)
     }
-    self.topLevelFields = roots.sorted().map { Array($0.utf8) }
+    self.evaluated = evaluated
+    self.selection = JSON.Selection(
+      names: roots.keys.sorted().map { root in
+        (root, (roots[root] ?? nil).map { keys in JSON.Selection(names: keys.sorted().map { ($0, nil) }) })
+      })
     self.source = source
     self.identifiers = Dictionary(config.identifiers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     self.receivedAt = receivedAt
@@ -93,7 +199,13 @@ public struct Mapper: Sendable {
           out.invalidIdentifiers += dropped.count
           switch result {
           case .failure(let reason): out.rejected.append(reject(bytes, r.line, reason, batch.file))
-          case .success(let event):
+          case .success(var event):
+            // The record as received, for the event log: the line itself, or a CSV record's fields as the JSON
+            // object the mapping read.
+            switch batch.format {
+            case .ndjson: event.record = RecordBytes(batch.bytes, r.start..<r.end)
+            case .csv: event.record = RecordBytes(Array(JSON.encode(record).utf8))
+            }
             out.events.append(event)
             if !tally.placedBy.isEmpty {
               out.notes.keep(
@@ -108,7 +220,8 @@ public struct Mapper: Sendable {
     if mapped > 0 {
       var p = FieldPresence()
       p.records = mapped
-      for (m, n) in zip(source.mappings, presence) { p.nonNull[m.target.description, default: 0] += n }
+      // Mappings not evaluated (nobody reads their values) are not reported as empty.
+      for (i, _) in evaluated { p.nonNull[source.mappings[i].target.description, default: 0] += presence[i] }
       out.notes.presence[source.name] = p
     }
     return out
@@ -126,7 +239,7 @@ public struct Mapper: Sendable {
     switch format {
     case .ndjson:
       do {
-        let v = try JSON.parseObject(bytes, keeping: topLevelFields)
+        let v = try JSON.parseObject(bytes, selecting: selection)
         guard case .map = v else { return .failure(Reason(message: "expected a JSON object, found \(v.typeName)")) }
         return .success(v)
       } catch {
@@ -169,10 +282,12 @@ public struct Mapper: Sendable {
     var context: [String: Value] = [:]
     var name = source.event
     var type = source.emit.rawValue
-    for (i, m) in source.mappings.enumerated() {
-      let v = m.expr.evaluate(env)
+    for (i, narrowed) in evaluated {
+      let m = source.mappings[i]
+      var v = m.expr.evaluate(env)
       if v.isNull { continue }
       presence[i] += 1
+      if let narrowed, case .map(let fields) = v { v = .map(fields.filter { narrowed.contains($0.key) }) }
       switch m.target {
       case .identifier(let kind):
         let text: String
@@ -247,6 +362,32 @@ public struct Mapper: Sendable {
       id: eventID, source: source.name, type: type, name: name, timestamp: timestamp,
       receivedAt: receivedAt, identifiers: ids, traits: traits, properties: properties, context: context)
     return .success(event)
+  }
+
+  /// A logged event as this source maps its record now (`EventReader`): the mapping applied again to the record
+  /// as received (a CSV record's fields as JSON), keeping the logged id, time and reception time, which name
+  /// the event in the log whatever the mapping says today.
+  func remap(_ logged: Event) throws -> Event {
+    guard let record = logged.record else { return logged }
+    return try record.withUnsafeBytes { bytes in
+      let value: Value
+      do {
+        value = try JSON.parseObject(bytes, selecting: selection)
+      } catch {
+        throw EventReader.Unreadable(event: logged, reason: "malformed JSON: \(error)")
+      }
+      var tally = RecordTally()
+      var presence = [Int](repeating: 0, count: source.mappings.count)
+      switch map(value, bytes, &tally, &presence) {
+      case .failure(let reason): throw EventReader.Unreadable(event: logged, reason: reason.message)
+      case .success(var e):
+        e.id = logged.id
+        e.timestamp = logged.timestamp
+        e.receivedAt = logged.receivedAt
+        e.record = record
+        return e
+      }
+    }
   }
 
   /// Why a record without identifiers is rejected: what was dropped or missing, and what a probabilistic

@@ -72,6 +72,8 @@ public struct PipelineRunner: Sendable {
   public var onCommit: (@Sendable (CommitBatch) -> Void)?
   /// When another process is the store's writer: journal the events for it instead of failing (`WriterBusy`).
   public var journalWhenNotWriter = false
+  /// What decoding maps of properties and context; nil: what the pipeline's stages read (`EventDemand`).
+  public var demand: EventDemand?
 
   public init(
     plan: PipelinePlan, store: any Store, readers: [Int: any SourceReader], workers: Int = 2,
@@ -204,18 +206,30 @@ public struct PipelineRunner: Sendable {
     let storeWasEmpty = try await store.stats().events == 0
     // Segments are evaluated, and windows measured, at the runner's `now` both during the run and at its
     // end: the clock is injected, never read here, so a replay of old files gives the audiences as of `now`.
-    let options = StageGraph.Options(
+    var options = StageGraph.Options(
       workers: workers, cut: CutPolicy(events: commitEvents), now: now, decisions: decided, tickAtEnd: now,
       checksStore: !storeWasEmpty)
+    options.demand = demand
     let graph = StageGraph(
       plan: plan, options: options, fileSources: Array(readers.keys), fed: false, counters: counters)
     monitor.attach(graph.metrics)
     let (onRejected, onCommit) = (self.onRejected, self.onCommit)
-    let sink = StoreSink(store) { batch, _ in
+    // A run writes in bulk: the store indexes what it appended once, at the end.
+    let sink = StoreSink(store, bulk: true) { batch, _ in
       if !batch.rejected.isEmpty { onRejected?(batch.rejected) }
       onCommit?(batch)
     }
-    try await graph.run(readers: readers, state: state, store: store, sink: sink)
+    do {
+      try await graph.run(readers: readers, state: state, store: store, sink: sink)
+    } catch {
+      // What was committed before the error or the cancellation is indexed now, not at the next writer's start,
+      // so the store answers every query about it at once. In a task of its own: the store's writes refuse to
+      // start in a cancelled task.
+      let store = self.store
+      try? await Task { try await store.finishWriting() }.value
+      throw error
+    }
+    try await store.finishWriting()
     let elapsed = ContinuousClock.now - started
     let snap = counters.snapshot
     let live = try await store.stats().profiles
@@ -232,6 +246,8 @@ extension PipelineRunner {
   public func recorded() async throws -> (summary: RunSummary, batches: [CommitBatch]) {
     let kept = Mutex<[CommitBatch]>([])
     var runner = self
+    // What is reported is every mapped field, not only what the stages read.
+    runner.demand = .everything
     let earlier = onCommit
     runner.onCommit = { batch in
       kept.withLock { $0.append(batch) }

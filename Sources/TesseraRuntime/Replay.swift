@@ -107,10 +107,10 @@ public struct ReplayReport: Sendable {
       aliases[a.absorbed] = taken.contains(live) ? live : (aliases[live] ?? live)
     }
     let allIDs = Set(snapshot.profiles.map(\.0)).union(snapshot.aliases.map(\.absorbed)).union(assigned.values)
-    for p in allIDs.sorted() { state.profiles.append((p, created[p] ?? now)) }
-    state.aliases = aliases.sorted { $0.key < $1.key }.map { (absorbed: $0.key, survivor: $0.value) }
+    for p in allIDs.sorted() { state.profiles.append(NewProfile(p, createdAt: created[p] ?? now)) }
+    state.aliases = aliases.sorted { $0.key < $1.key }.map { Alias($0.key, into: $0.value) }
     for (p, ids) in await replayed.loadIdentity().profiles {
-      for (i, seen) in ids { state.identifiers.append((i, id(p), seen)) }
+      for (i, seen) in ids { state.identifiers.append(IdentifierRow(i, of: id(p), seen: seen)) }
     }
     state.traits = await replayed.loadTraits().map {
       var t = $0; t.profile = id(t.profile); return t
@@ -123,7 +123,7 @@ public struct ReplayReport: Sendable {
     }
     for (key, p) in newOfEvent {
       let parts = key.split(separator: "\u{1F}", maxSplits: 1).map(String.init)
-      state.eventProfiles.append((EventKey(source: parts[0], id: parts.count > 1 ? parts[1] : ""), id(p)))
+      state.eventProfiles.append(EventProfile(EventKey(source: parts[0], id: parts.count > 1 ? parts[1] : ""), id(p)))
     }
     for m in report.merges {
       guard let survivor = m.profiles.first(where: { taken.contains($0) }) else { continue }
@@ -156,6 +156,8 @@ public struct ReplayReport: Sendable {
     plan: PipelinePlan, store: any Store, now: Timestamp, workers: Int = 1, keep: ((MemoryStore) -> Void)? = nil
   ) async throws -> ReplayReport {
     let log = try await store.loadEvents()
+    // The log keeps records as received: the sources' mappings make their fields again.
+    let reader = EventReader(config: plan.config, demand: EventDemand(config: plan.config))
     let replayed = MemoryStore()
     let state = PipelineState(separations: try await store.loadSeparations())
     let graph = StageGraph(
@@ -183,7 +185,7 @@ public struct ReplayReport: Sendable {
       let intake = graph.intake
       var last: Ticket?
       for start in stride(from: 0, to: log.count, by: 8192) {
-        let events = log[start..<min(start + 8192, log.count)].map(\.event)
+        let events = try log[start..<min(start + 8192, log.count)].map { try reader.mapped($0.event) }
         last = await intake.submit(
           MappedBatch(seq: 0, events: events, rejected: [], invalidIdentifiers: 0), source: events.first?.source ?? "")
       }

@@ -246,4 +246,78 @@ public struct TrackingMapper: Sendable {
       identifiers: ids, traits: traits, properties: props, context: context)
     return .success((event, invalid))
   }
+
+  /// A logged message as this source maps it now (`EventReader`): the message mapped again with its logged
+  /// type, keeping the logged id, time (clock skew was corrected against the request's `sentAt`, which the
+  /// message alone may not carry) and reception time.
+  func remap(_ logged: Event) throws -> Event {
+    guard let record = logged.record else { return logged }
+    return try record.withUnsafeBytes { bytes in
+      let message: Value
+      do {
+        message = try JSON.parse(bytes)
+      } catch {
+        throw EventReader.Unreadable(event: logged, reason: "malformed JSON: \(error)")
+      }
+      switch map(
+        message, bytes: bytes, type: EventType(rawValue: logged.type), sentAt: .null, receivedAt: logged.receivedAt)
+      {
+      case .failure(let r): throw EventReader.Unreadable(event: logged, reason: r.message)
+      case .success(let (mapped, _)):
+        var e = mapped
+        e.id = logged.id
+        e.timestamp = logged.timestamp
+        e.record = record
+        return e
+      }
+    }
+  }
+}
+
+/// Reads logged events back as the pipeline's sources map them: an event logged with its record as received
+/// (`EventLogFormat`) has its traits, properties and context made again by its source's mapping (a replay,
+/// the profile API); an event logged with its mapped fields is read as it is.
+public struct EventReader: Sendable {
+  let files: [String: Mapper]
+  let http: [String: TrackingMapper]
+
+  /// `demand`: what of properties and context the events are mapped with; everything by default (an event
+  /// shown to a person), what the stages read for a replay.
+  public init(config: PipelineConfig, demand: EventDemand = .everything) {
+    var files: [String: Mapper] = [:]
+    var http: [String: TrackingMapper] = [:]
+    for s in config.sources {
+      if s.kind == .http {
+        http[s.name] = TrackingMapper(source: s, config: config)
+      } else {
+        files[s.name] = Mapper(source: s, config: config, receivedAt: Timestamp(microseconds: 0), demand: demand)
+      }
+    }
+    self.files = files
+    self.http = http
+  }
+
+  /// A logged event its source's mapping cannot read.
+  public struct Unreadable: Error, CustomStringConvertible {
+    public var event: Event
+    public var reason: String
+    public var description: String { "logged event \(event.source)/\(event.id) does not map: \(reason)" }
+  }
+
+  /// A logged event of a source the pipeline no longer declares.
+  public struct UnknownSource: Error, CustomStringConvertible {
+    public var source: String
+    public var description: String {
+      "the event log holds events of source `\(source)`, which the pipeline does not declare; declare it again "
+        + "(its mapping reads the records the log kept)"
+    }
+  }
+
+  /// The event with the fields its source's mapping makes of its record.
+  public func mapped(_ e: Event) throws -> Event {
+    guard e.record != nil else { return e }
+    if let m = files[e.source] { return try m.remap(e) }
+    if let t = http[e.source] { return try t.remap(e) }
+    throw UnknownSource(source: e.source)
+  }
 }

@@ -1,5 +1,6 @@
 import GRDB
 import GRDBSQLite
+import TesseraModel
 
 /// A cached statement executed row by row through SQLite's C API, for the store writer's hot inserts.
 ///
@@ -78,6 +79,17 @@ extension String: RowValue {
         }
         return sqlite3_bind_text64(statement, index, base, sqlite3_uint64(text.count), transient, UInt8(SQLITE_UTF8))
       }
+    }
+  }
+}
+
+/// Bytes bound as a BLOB (an event's record as received).
+struct Blob: RowValue {
+  let bytes: RecordBytes
+  func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+    bytes.withUnsafeBytes { b in
+      guard let base = b.baseAddress, !b.isEmpty else { return sqlite3_bind_zeroblob(statement, index, 0) }
+      return sqlite3_bind_blob64(statement, index, base, sqlite3_uint64(b.count), transient)
     }
   }
 }

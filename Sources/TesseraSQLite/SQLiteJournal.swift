@@ -4,11 +4,17 @@ import TesseraModel
 import TesseraStore
 
 extension SQLiteStore {
-  /// An event from a row whose first columns are `source, id, type, name, timestamp, received_at` and whose
-  /// column `body` holds the encoded body.
-  static func event(_ row: Row, body: Int) throws -> Event {
-    try StoredValue.event(
-      id: row[1], source: row[0], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5], body: row[body])
+  /// The columns of `events` (as `e`) that `storedEvent` reads, in its order.
+  static let eventColumns =
+    "e.source, e.id, e.type, e.name, e.timestamp, e.received_at, e.profile_id, e.identifiers, e.format, e.body"
+
+  /// A logged event from a row of `eventColumns`.
+  static func storedEvent(_ row: Row) throws -> StoredEvent {
+    let body: Data = row[9]
+    let event = try EventLogFormat.event(
+      id: row[1], source: row[0], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5],
+      identifiers: row[7], format: row[8], body: Array(body))
+    return StoredEvent(event: event, profile: ProfileID(row[6]))
   }
 
   static func epoch(_ db: Database) throws -> Int64 {
@@ -24,7 +30,11 @@ extension SQLiteStore {
   /// — a second `tessera serve`, or a `tessera run` while one serves — is refused the role. Taking it moves
   /// the epoch on, as on PostgreSQL.
   public func acquireWriter() async throws -> Bool {
-    if writerLock.withLock({ $0 != nil }) { return true }
+    if writerLock.withLock({ $0 != nil }) {
+      // This process already writes; a bulk run of it that stopped early may have left events to index.
+      try await writing { db in try Self.indexTail(db) }
+      return true
+    }
     let fd = open(path + "-writer", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else {
       throw StoreError.corrupt("cannot open the writer lock \(path)-writer: \(String(cString: strerror(errno)))")
@@ -34,7 +44,11 @@ extension SQLiteStore {
       return false
     }
     writerLock.withLock { $0 = fd }
-    try await writing { db in try Self.advanceEpoch(db) }
+    try await writing { db in
+      try Self.advanceEpoch(db)
+      // A bulk writer that stopped before it was done (killed) left events to index.
+      try Self.indexTail(db)
+    }
     return true
   }
 
@@ -92,6 +106,10 @@ extension SQLiteStore {
           )
           """)
     }
+    // intake-v2: the record as received travels with the mapped event, for the writer's event log.
+    m.registerMigration("intake-v2") { db in
+      try db.execute(sql: "ALTER TABLE journal ADD COLUMN record BLOB")
+    }
     try m.migrate(intake)
     return intake
   }
@@ -131,14 +149,16 @@ extension SQLiteStore {
           sql: "DELETE FROM journal WHERE seq <= (SELECT value FROM store.meta WHERE key = 'journal_done')")
         let insert = try db.cachedStatement(
           sql: """
-            INSERT OR IGNORE INTO journal (source, id, type, name, timestamp, received_at, body)
-            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-            WHERE NOT EXISTS (SELECT 1 FROM store.events WHERE source = ?1 AND id = ?2)
+            INSERT OR IGNORE INTO journal (source, id, type, name, timestamp, received_at, body, record)
+            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+            WHERE NOT EXISTS (
+              SELECT 1 FROM store.event_keys AS k JOIN store.events AS e ON e.seq = k.seq
+              WHERE k.key = ?9 AND e.source = ?1 AND e.id = ?2)
             """)
         for e in events {
           try insert.execute(arguments: [
             e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds,
-            StoredValue.encodeBody(e),
+            StoredValue.encodeBody(e), e.record.map { Data($0.bytes) }, EventKey(source: e.source, id: e.id).logKey,
           ])
           if db.changesCount > 0 { appended.insert(EventKey(source: e.source, id: e.id)) }
         }
@@ -175,12 +195,18 @@ extension SQLiteStore {
       try Row.fetchAll(
         db,
         sql: """
-          SELECT source, id, type, name, timestamp, received_at, body, seq FROM journal
+          SELECT source, id, type, name, timestamp, received_at, body, seq, record FROM journal
           WHERE seq > max(?, (SELECT value FROM store.meta WHERE key = 'journal_done'))
           ORDER BY seq LIMIT ?
           """,
         arguments: [after ?? 0, limit]
-      ).map { row in JournalEntry(seq: row[7], event: try Self.event(row, body: 6)) }
+      ).map { row in
+        var event = try StoredValue.event(
+          id: row[1], source: row[0], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5], body: row[6])
+        let record: Data? = row[8]
+        event.record = record.map { RecordBytes(Array($0)) }
+        return JournalEntry(seq: row[7], event: event)
+      }
     }
   }
 }

@@ -13,6 +13,17 @@ struct ProfileAPI: Sendable {
   let metrics: ServerMetrics
   /// nil: the admin API is off (every call answers 401 saying how to turn it on).
   let token: String?
+  /// Maps logged records as the pipeline's sources do, for the events' fields.
+  let reader: EventReader
+
+  init(config: PipelineConfig, store: any Store, pipeline: LivePipeline, metrics: ServerMetrics, token: String?) {
+    self.config = config
+    self.store = store
+    self.pipeline = pipeline
+    self.metrics = metrics
+    self.token = token
+    self.reader = EventReader(config: config)
+  }
 
   static let defaultPage = 50
   static let maxPage = 1000
@@ -184,14 +195,19 @@ struct ProfileAPI: Sendable {
       ]))
   }
 
-  static func eventJSON(_ e: StoredEvent) -> Value {
-    .map([
-      "id": .string(e.event.id), "source": .string(e.event.source), "type": .string(e.event.type),
-      "name": e.event.name.map(Value.string) ?? .null, "timestamp": .timestamp(e.event.timestamp),
-      "received_at": .timestamp(e.event.receivedAt), "profile_id": .string(e.profile.description),
-      "identifiers": .list(e.event.identifiers.map { .string($0.description) }),
-      "traits": .map(e.event.traits), "properties": .map(e.event.properties), "context": .map(e.event.context),
-    ])
+  /// A logged event as its source maps it (`EventReader`), with the record as received when the log kept it. An
+  /// event the pipeline can no longer map (its source was removed) shows its record alone.
+  func eventJSON(_ logged: StoredEvent) -> Value {
+    let e = (try? reader.mapped(logged.event)) ?? logged.event
+    var out: [String: Value] = [
+      "id": .string(e.id), "source": .string(e.source), "type": .string(e.type),
+      "name": e.name.map(Value.string) ?? .null, "timestamp": .timestamp(e.timestamp),
+      "received_at": .timestamp(e.receivedAt), "profile_id": .string(logged.profile.description),
+      "identifiers": .list(e.identifiers.map { .string($0.description) }),
+      "traits": .map(e.traits), "properties": .map(e.properties), "context": .map(e.context),
+    ]
+    if let record = e.record { out["record"] = (try? record.withUnsafeBytes { try JSON.parse($0) }) ?? .null }
+    return .map(out)
   }
 
   /// Newest first. The store answers "the newest N", so a page is cut from the newest offset + limit + 1.
@@ -202,7 +218,7 @@ struct ProfileAPI: Sendable {
     let more = rows.count > offset + limit
     return JSONResponse.make(
       .map([
-        "profile_id": .string(id.description), "items": .list(items.map(Self.eventJSON)),
+        "profile_id": .string(id.description), "items": .list(items.map(eventJSON)),
         "next_cursor": more ? .string(String(offset + limit)) : .null,
       ]))
   }

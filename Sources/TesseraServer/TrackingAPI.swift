@@ -108,6 +108,8 @@ struct TrackingAPI: Sendable {
     // Map every message; the invalid ones are rejected one by one, never the whole batch.
     var batch = MappedBatch(seq: 0, events: [], rejected: [], invalidIdentifiers: 0)
     var rejections: [Value] = []
+    // One copy of the body the events' records point into (each event keeps its message as received).
+    let received = Array(body.readableBytesView)
     body.withUnsafeReadableBytes { raw in
       raw.withMemoryRebound(to: UInt8.self) { all in
         batch.events.reserveCapacity(parsed.spans.count)
@@ -131,7 +133,9 @@ struct TrackingAPI: Sendable {
             }
           }
           switch outcome {
-          case .success(let (event, invalid)):
+          case .success(let (mapped, invalid)):
+            var event = mapped
+            event.record = RecordBytes(received, span)
             batch.events.append(event)
             batch.invalidIdentifiers += invalid
           case .failure(let r):

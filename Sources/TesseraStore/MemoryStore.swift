@@ -3,14 +3,10 @@ import TesseraModel
 
 /// The in-memory store: dry runs and tests. Same behaviour as the persistent stores, nothing on disk.
 public actor MemoryStore: Store {
-  struct IdentifierRow {
-    var profile: ProfileID
-    var lastSeen: Timestamp
-  }
-
-  /// An event as this store keeps it: the columns the SQLite store keeps apart, and identifiers, traits,
-  /// properties and context in the same encoded body. A parsed `Event` (dictionaries of values) took about
-  /// three times the memory, and this store holds every event: 1M generated events went past 2 GiB.
+  /// An event as this store keeps it, in the form every store logs it (`EventLogFormat`): the columns the
+  /// SQLite store keeps apart, the identifiers, and the record as received (copied out of the buffer it was
+  /// read in) or, for an event without one, its encoded fields. A parsed `Event` (dictionaries of values) took
+  /// about three times the memory, and this store holds every event.
   struct KeptEvent {
     var id: String
     var source: String
@@ -18,22 +14,27 @@ public actor MemoryStore: Store {
     var name: String?
     var timestamp: Int64
     var receivedAt: Int64
-    var body: String
+    var identifiers: [Identifier]
+    var format: Int
+    var body: [UInt8]
     var profile: ProfileID
 
-    init(_ s: StoredEvent, body: String) {
+    init(_ s: StoredEvent) {
       let e = s.event
       (id, source, type, name) = (e.id, e.source, e.type, e.name)
       (timestamp, receivedAt) = (e.timestamp.microseconds, e.receivedAt.microseconds)
-      self.body = body
+      identifiers = e.identifiers
+      format = EventLogFormat.format(of: e)
+      body = e.record.map { Array($0.bytes) } ?? Array(EventLogFormat.mappedBody(e).utf8)
       profile = s.profile
     }
 
     func stored() throws -> StoredEvent {
-      StoredEvent(
-        event: try StoredValue.event(
-          id: id, source: source, type: type, name: name, timestamp: timestamp, receivedAt: receivedAt, body: body),
-        profile: profile)
+      var e = try EventLogFormat.event(
+        id: id, source: source, type: type, name: name, timestamp: timestamp, receivedAt: receivedAt,
+        identifiers: nil, format: format, body: body)
+      e.identifiers = identifiers
+      return StoredEvent(event: e, profile: profile)
     }
   }
 
@@ -54,7 +55,7 @@ public actor MemoryStore: Store {
   var mergeLog: [MergeRecord] = []
   var conflictLog: [ConflictRecord] = []
   var linkLog: [MatchLinkRecord] = []
-  var separationRows: Set<[Identifier]> = []
+  var separationRows: Set<Separation> = []
   var suppressionRows: Set<String> = []
   var rejectedLog: [RejectedRecord] = []
   /// A record rejected again on a later run is kept once (by source, reason and record).
@@ -79,14 +80,14 @@ public actor MemoryStore: Store {
     for seq in batch.journalDone {
       if let e = journalRows.removeValue(forKey: seq) { journalKeys[EventKey(source: e.source, id: e.id)] = nil }
     }
-    for (p, at) in batch.newProfiles where profiles[p] == nil {
-      profiles[p] = at
-      families[p] = [p]
+    for n in batch.newProfiles where profiles[n.id] == nil {
+      profiles[n.id] = n.createdAt
+      families[n.id] = [n.id]
     }
-    for (i, e) in batch.events.enumerated() {
+    for e in batch.events {
       let key = EventKey(source: e.event.source, id: e.event.id)
       guard events[key] == nil else { continue }
-      events[key] = KeptEvent(e, body: batch.body(i))
+      events[key] = KeptEvent(e)
       eventOrder.append(key)
     }
     for m in batch.merges where m.absorbed != m.survivor {
@@ -105,22 +106,23 @@ public actor MemoryStore: Store {
       for segment in Array(memberRows.keys) { memberRows[segment]?[m.absorbed] = nil }
       mergeLog.append(m)
     }
-    for (i, p) in batch.released {
-      identifierRows[i]?[p] = nil
-      heldBy[p]?.remove(i)
+    for r in batch.released {
+      identifierRows[r.identifier]?[r.profile] = nil
+      heldBy[r.profile]?.remove(r.identifier)
     }
-    for (i, p, seen) in batch.identifiers {
+    for row in batch.identifiers {
+      let (i, p, seen) = (row.identifier, row.profile, row.lastSeen)
       identifierRows[i, default: [:]][p] = max(seen, identifierRows[i]?[p] ?? seen)
       heldBy[p, default: []].insert(i)
     }
     conflictLog.append(contentsOf: batch.conflicts)
-    for pair in batch.separations { separationRows.insert(pair.sorted()) }
+    separationRows.formUnion(batch.separations)
     defer {
       for var l in batch.matchLinks {
         l.id = Int64(linkLog.count + 1)
         linkLog.append(l)
       }
-      for (id, status) in batch.linkStatus where id >= 1 && id <= linkLog.count { linkLog[Int(id) - 1].status = status }
+      for c in batch.linkStatus where c.id >= 1 && c.id <= linkLog.count { linkLog[Int(c.id) - 1].status = c.status }
     }
     for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
     for c in batch.computed {
@@ -250,7 +252,9 @@ public actor MemoryStore: Store {
 
   public func loadEvents() throws -> [StoredEvent] { try eventOrder.compactMap { try events[$0]?.stored() } }
 
-  public func loadSeparations() -> [[Identifier]] { separationRows.sorted { $0.description < $1.description } }
+  public func loadSeparations() -> [Separation] {
+    separationRows.sorted { ($0.first, $0.second) < ($1.first, $1.second) }
+  }
 
   public func loadSuppressions() -> Set<String> { suppressionRows }
 
@@ -290,7 +294,7 @@ public actor MemoryStore: Store {
     r.conflicts = drop(&conflictLog) { fam.contains($0.kept) || $0.other.map(fam.contains) == true }
     r.matchLinks = drop(&linkLog) { fam.contains($0.profile) || fam.contains($0.candidate) }
     r.rejected = drop(&rejectedLog) { row in values.contains { !$0.isEmpty && row.record.contains($0) } }
-    separationRows = separationRows.filter { pair in !pair.contains { values.contains($0.value) } }
+    separationRows = separationRows.filter { !values.contains($0.first.value) && !values.contains($0.second.value) }
     for (id, row) in outboxRows where fam.contains(row.profile) {
       outboxRows[id] = nil
       rowBatch[id] = nil
@@ -304,15 +308,15 @@ public actor MemoryStore: Store {
 
   public func replaceDerivedState(_ s: DerivedState) {
     epochValue += 1
-    profiles = Dictionary(s.profiles, uniquingKeysWith: { a, _ in a })
+    profiles = Dictionary(s.profiles.map { ($0.id, $0.createdAt) }, uniquingKeysWith: { a, _ in a })
     mergedInto = Dictionary(s.aliases.map { ($0.absorbed, $0.survivor) }, uniquingKeysWith: { a, _ in a })
     families = [:]
     for p in profiles.keys { families[live(p), default: []].append(p) }
     identifierRows = [:]
     heldBy = [:]
-    for (i, p, seen) in s.identifiers {
-      identifierRows[i, default: [:]][p] = seen
-      heldBy[p, default: []].insert(i)
+    for row in s.identifiers {
+      identifierRows[row.identifier, default: [:]][row.profile] = row.lastSeen
+      heldBy[row.profile, default: []].insert(row.identifier)
     }
     traitRows = [:]
     for t in s.traits { traitRows[t.profile, default: [:]][t.trait] = t }
@@ -320,7 +324,7 @@ public actor MemoryStore: Store {
     for c in s.computed where c.storedState != nil { computedRows[c.profile, default: [:]][c.trait] = c }
     memberRows = [:]
     for m in s.memberships { memberRows[m.segment, default: [:]][m.profile] = m.since }
-    for (key, p) in s.eventProfiles { events[key]?.profile = p }
+    for e in s.eventProfiles { events[e.key]?.profile = e.profile }
     mergeLog += s.merges
     conflictLog += s.conflicts
   }
@@ -351,7 +355,9 @@ public actor MemoryStore: Store {
     for e in events {
       let key = EventKey(source: e.source, id: e.id)
       if self.events[key] != nil || journalKeys[key] != nil { continue }
-      journalRows[nextJournalSeq] = e
+      var kept = e
+      kept.record = e.record?.compacted
+      journalRows[nextJournalSeq] = kept
       journalKeys[key] = nextJournalSeq
       nextJournalSeq += 1
       receipt.appended.insert(key)

@@ -150,7 +150,7 @@ enum ReviewDecide {
         "link \(id) is not waiting for review; `tessera review --store \(store)` lists those that are")
     }
     var batch = CommitBatch()
-    batch.linkStatus = ids.map { ($0, status) }
+    batch.linkStatus = ids.map { LinkStatusChange($0, to: status) }
     try await db.commit(batch)
   }
 }

@@ -52,7 +52,7 @@ struct UnmergeCommand: AsyncParsableCommand {
     }
     var batch = CommitBatch()
     if m.evidence.count >= 2 {
-      batch.separations = [[m.evidence[0], m.evidence[1]]]
+      batch.separations = [Separation(m.evidence[0], m.evidence[1])]
     } else {
       let links = try await db.matchLinks(status: .merged, limit: .max).filter {
         Set([$0.profile, $0.candidate]) == Set([m.absorbed, m.survivor])
@@ -61,7 +61,7 @@ struct UnmergeCommand: AsyncParsableCommand {
         throw ValidationError(
           "the merge \(m.absorbed) → \(m.survivor) (rule \(m.rule)) has no identifier pair or confirmed link to undo")
       }
-      batch.linkStatus = links.map { ($0.id, .rejected) }
+      batch.linkStatus = links.map { LinkStatusChange($0.id, to: .rejected) }
     }
     try await db.commit(batch)
     let report = try await ReplayReport.apply(

@@ -41,7 +41,9 @@ import Testing
     let port = try await receiver.start()
     defer { receiver.stop() }
     let started = ContinuousClock.now
-    _ = try await deliverWebhooks(store: store, queues: [("ads", "/ads", quickRetry(), 5)], port: port)
+    // The drain ends when the queue is empty; its deadline only bounds a machine so loaded that the second
+    // attempt comes late (10 s was once not enough under a full parallel test run).
+    _ = try await deliverWebhooks(store: store, queues: [("ads", "/ads", quickRetry(), 5)], port: port, wait: 120)
     // The backoff alone would have retried after 10–50 ms.
     #expect(ContinuousClock.now - started >= .milliseconds(950))
     #expect(receiver.requests.map(\.status) == [429, 200])

@@ -62,8 +62,8 @@ struct PostgresStoreTests {
       async let b = PostgresStore(url: url)
       let (first, second) = try await (a, b)
       var batch = CommitBatch()
-      batch.newProfiles = [(ProfileID(1), at(0))]
-      batch.identifiers = [(Identifier("email", "ada@example.com"), ProfileID(1), at(0))]
+      batch.newProfiles = [NewProfile(ProfileID(1), createdAt: at(0))]
+      batch.identifiers = [IdentifierRow(Identifier("email", "ada@example.com"), of: ProfileID(1), seen: at(0))]
       try await first.commit(batch)
       await first.close()
       await second.close()
@@ -94,9 +94,9 @@ struct PostgresStoreTests {
           for k in order[start..<min(start + perBatch, people)] {
             let p = ProfileID(Int64(2 * k + (odd ? 1 : 2)))
             let own = odd ? Identifier("email", "p\(k)@example.com") : Identifier("phone", "+1555\(k)")
-            batch.newProfiles.append((p, at(Int64(k))))
-            batch.identifiers.append((Identifier("user_id", "u\(k)"), p, at(Int64(k))))
-            batch.identifiers.append((own, p, at(Int64(k))))
+            batch.newProfiles.append(NewProfile(p, createdAt: at(Int64(k))))
+            batch.identifiers.append(IdentifierRow(Identifier("user_id", "u\(k)"), of: p, seen: at(Int64(k))))
+            batch.identifiers.append(IdentifierRow(own, of: p, seen: at(Int64(k))))
             batch.events.append(
               StoredEvent(
                 event: Event(
@@ -146,9 +146,9 @@ struct PostgresStoreTests {
       var batch = CommitBatch()
       for k in 0..<10_000 {
         let p = ProfileID(Int64(k + 1))
-        batch.newProfiles.append((p, at(0)))
-        batch.identifiers.append((Identifier("email", "p\(k)@example.com"), p, at(1)))
-        batch.identifiers.append((Identifier("user_id", "u\(k)"), p, at(1)))
+        batch.newProfiles.append(NewProfile(p, createdAt: at(0)))
+        batch.identifiers.append(IdentifierRow(Identifier("email", "p\(k)@example.com"), of: p, seen: at(1)))
+        batch.identifiers.append(IdentifierRow(Identifier("user_id", "u\(k)"), of: p, seen: at(1)))
       }
       try await store.commit(batch)
       let stats = try await store.stats()
@@ -166,7 +166,7 @@ struct PostgresStoreTests {
       let a = try await PostgresStore(url: url, maximumConnections: 2)
       let b = try await PostgresStore(url: url, maximumConnections: 2)
       var batch = CommitBatch()
-      batch.newProfiles = [(ProfileID(1), at(0))]
+      batch.newProfiles = [NewProfile(ProfileID(1), createdAt: at(0))]
       for n in 0..<500 {
         batch.events.append(
           StoredEvent(

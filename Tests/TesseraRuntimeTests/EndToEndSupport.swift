@@ -221,10 +221,22 @@ enum E2E {
     }
   }
 
-  /// Events of a profile (all of them, newest first).
+  /// Events of a profile (all of them, newest first), their logged records mapped as the example pipeline's
+  /// sources map them (events of other sources as logged).
   static func events(_ store: any Store, _ p: ProfileID) async throws -> [StoredEvent] {
-    try await store.events(of: p, limit: 100_000)
+    let reader = try exampleReader()
+    return try await store.events(of: p, limit: 100_000).map { s in
+      var e = s
+      do {
+        e.event = try reader.mapped(s.event)
+      } catch is EventReader.UnknownSource {
+        return s
+      }
+      return e
+    }
   }
+
+  static func exampleReader() throws -> EventReader { EventReader(config: try compile(retailPipeline).config) }
 
   // MARK: generated data
 

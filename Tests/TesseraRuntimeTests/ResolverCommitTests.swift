@@ -52,11 +52,11 @@ struct ResolverCommitTests {
     let (commit, stats) = resolver.apply(batch, stored: [])
     #expect(stats.merges == 1)
     let survivor = try #require(commit.merges.first?.survivor)
-    for (i, p, _) in commit.identifiers {
-      #expect(p == survivor, "\(i) written for \(p), which was merged into \(survivor)")
+    for row in commit.identifiers {
+      #expect(row.profile == survivor, "\(row.identifier) written for \(row.profile), merged into \(survivor)")
     }
     #expect(
-      Set(commit.identifiers.map { $0.0 }) == [
+      Set(commit.identifiers.map(\.identifier)) == [
         Identifier("anonymous_id", "a1"), Identifier("anonymous_id", "a2"), Identifier("user_id", "u1"),
       ])
     let store = MemoryStore()
@@ -76,8 +76,8 @@ struct ResolverCommitTests {
         Self.event(2, day: 100, [("anonymous_id", "shared"), ("user_id", "u2")]),
       ], rejected: [], invalidIdentifiers: 0)
     let (commit, _) = resolver.apply(batch, stored: [])
-    let rows = commit.identifiers.filter { $0.0 == Identifier("anonymous_id", "shared") }
+    let rows = commit.identifiers.filter { $0.identifier == Identifier("anonymous_id", "shared") }
     #expect(rows.count == 1)
-    #expect(rows.first?.1 == resolver.graph.profile(of: Identifier("user_id", "u2")))
+    #expect(rows.first?.profile == resolver.graph.profile(of: Identifier("user_id", "u2")))
   }
 }

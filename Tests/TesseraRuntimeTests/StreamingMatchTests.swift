@@ -184,7 +184,7 @@ struct StreamingMatchTests {
     try await store.commit(commit)
     let link = try #require(try await store.matchLinks(status: .review, limit: 10).first)
     var decision = CommitBatch()
-    decision.linkStatus = [(link.id, .confirmed)]
+    decision.linkStatus = [LinkStatusChange(link.id, to: .confirmed)]
     try await store.commit(decision)
     // The next run starts from the store and applies the decision before any event.
     var next = Resolver(

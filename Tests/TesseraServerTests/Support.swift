@@ -102,6 +102,15 @@ struct Harness {
     get throws { try #require(server).store }
   }
 
+  /// The log's events in write order, each mapped as the pipeline's sources map its record (`EventReader`).
+  func loggedEvents() async throws -> [StoredEvent] {
+    let server = try #require(server)
+    let reader = EventReader(config: server.config)
+    return try await server.store.loadEvents().map {
+      StoredEvent(event: try reader.mapped($0.event), profile: $0.profile)
+    }
+  }
+
   /// A client of a server started elsewhere (`tessera serve` in a child process).
   static func client(port: Int) -> Harness {
     Harness(dir: "", storePath: "", server: nil, port: port, running: nil)

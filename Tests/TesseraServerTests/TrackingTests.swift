@@ -118,7 +118,7 @@ struct TrackingTests {
     let profile = try await h.admin(.GET, "/v1/profiles?identifier=phone:+14155550123")
     #expect(profile.status == 200)
     #expect(profile["traits.locale.value"] == .string("de-DE"))
-    let event = try #require(try await h.store.loadEvents().first)
+    let event = try #require(try await h.loggedEvents().first)
     #expect(event.event.properties["channel"] == .string("web"))
     #expect(event.event.identifiers.contains(Identifier("phone", "+14155550123")))
     try await h.stop()
@@ -144,7 +144,7 @@ struct TrackingTests {
     #expect(wrongInBody.status == 401)
     // Each source has its own key: events are stored under the source whose key was used.
     _ = try await h.track(trackBatch(ids: ["k-3"], user: "u3"), key: "app-key")
-    let events = try await h.store.loadEvents()
+    let events = try await h.loggedEvents()
     #expect(
       Dictionary(uniqueKeysWithValues: events.map { ($0.event.id, $0.event.source) }) == ["k-2": "app", "k-3": "app"])
     try await h.stop()
@@ -255,7 +255,7 @@ struct TrackingTests {
     #expect(metrics.text.contains(#"tessera_events_rejected_total{reason="no_identifier",source="web"} 1"#))
     #expect(metrics.text.contains(#"tessera_events_accepted_total{source="web"} 2"#))
     // Unknown fields are kept.
-    let stored = try await h.store.loadEvents().first { $0.event.id == "v-7" }
+    let stored = try await h.loggedEvents().first { $0.event.id == "v-7" }
     #expect(stored?.event.context["tracking"]?.lookup(["someNewField", "kept"]) == .bool(true))
     try await h.stop()
   }
@@ -274,7 +274,7 @@ struct TrackingTests {
     let answer = try await h.track(body)
     let after = Timestamp(Date())
     #expect(answer["stored"] == .int(2))
-    let events = Dictionary(uniqueKeysWithValues: try await h.store.loadEvents().map { ($0.event.id, $0.event) })
+    let events = Dictionary(uniqueKeysWithValues: try await h.loggedEvents().map { ($0.event.id, $0.event) })
     let s1 = try #require(events["s-1"])
     #expect(s1.timestamp.microseconds == s1.receivedAt.microseconds - 10_000_000)
     #expect(s1.receivedAt >= before && s1.receivedAt <= after)
@@ -284,7 +284,7 @@ struct TrackingTests {
     _ = try await h.track(
       #"{"batch": [{"type": "track", "userId": "u1", "event": "E", "messageId": "s-3", "timestamp": "2020-01-01T00:00:00Z"}]}"#
     )
-    let s3 = try #require(try await h.store.loadEvents().first { $0.event.id == "s-3" })
+    let s3 = try #require(try await h.loggedEvents().first { $0.event.id == "s-3" })
     #expect(s3.event.timestamp == Timestamp(iso8601: "2020-01-01T00:00:00Z"))
     try await h.stop()
   }

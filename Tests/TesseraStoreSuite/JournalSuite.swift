@@ -12,7 +12,7 @@ extension StoreSuite {
 
   static func journal(_ store: any Store, _ f: inout Failures) async throws {
     var stored = CommitBatch()
-    stored.newProfiles = [(p(1), t(0))]
+    stored.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     stored.events = [event("e0", at: t(0), ids: [email], profile: p(1))]
     try await store.commit(stored)
     let fresh = (1...3).map {
@@ -64,9 +64,9 @@ extension StoreSuite {
     let start = try await store.epoch()
     f.expect(try await store.acquireWriter(), true, "a lone process is the writer")
     var a = CommitBatch()
-    a.newProfiles = [(p(1), t(0))]
+    a.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     a.events = [event("e1", at: t(0), ids: [email], profile: p(1))]
-    a.identifiers = [(email, p(1), t(0))]
+    a.identifiers = [IdentifierRow(email, of: p(1), seen: t(0))]
     a.epoch = try await store.epoch()
     try await store.commit(a)
     f.expect(try await store.epoch(), a.epoch ?? -1, "a commit does not move the epoch")
@@ -75,9 +75,9 @@ extension StoreSuite {
     if erased == (a.epoch ?? start) { f.fail("erasing did not move the epoch (still \(erased))") }
     // A batch resolved before the erase would bring the person back: refused, nothing of it written.
     var stale = CommitBatch()
-    stale.newProfiles = [(p(2), t(1))]
+    stale.newProfiles = [NewProfile(p(2), createdAt: t(1))]
     stale.events = [event("e2", at: t(1), ids: [email2], profile: p(2))]
-    stale.identifiers = [(email2, p(2), t(1))]
+    stale.identifiers = [IdentifierRow(email2, of: p(2), seen: t(1))]
     stale.epoch = a.epoch
     do {
       try await store.commit(stale)

@@ -34,7 +34,7 @@ extension StoreSuite {
 
   static func outboxCut(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     b.outbox = (1...7).map { row("ads", 1, $0) } + [row("crm", 1, 100)]
     try await store.commit(b)
     let summary = try await store.outboxSummary()
@@ -109,11 +109,11 @@ extension StoreSuite {
 
   static func outboxErase(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0)), (p(2), t(0))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(0))]
     b.events = [
       event("e1", at: t(0), ids: [email], profile: p(1)), event("e2", at: t(0), ids: [email2], profile: p(2)),
     ]
-    b.identifiers = [(email, p(1), t(0)), (email2, p(2), t(0))]
+    b.identifiers = [IdentifierRow(email, of: p(1), seen: t(0)), IdentifierRow(email2, of: p(2), seen: t(0))]
     b.outbox = [row("ads", 1, 1), row("ads", 2, 2), row("ads", 1, 3)]
     try await store.commit(b)
     _ = try await store.claimBatch(claim("ads", items: 2))

@@ -15,7 +15,7 @@ public enum StoreSuite {
     [
       ("events, identifiers and traits read back", readBack),
       ("duplicate events are ignored", duplicates),
-      ("bodies encoded ahead of the writer are stored as given", bodiesEncodedAhead),
+      ("the log keeps records as received, and mapped fields of events without one", records),
       ("existingEvents over many keys", manyKeys),
       ("a merge moves identifiers, traits and events", merge),
       ("chains of merges resolve to the live profile", chains),
@@ -175,7 +175,7 @@ public enum StoreSuite {
 
   static func readBack(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0)), (p(2), t(1))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(1))]
     let e1 = event(
       "e1", at: t(10), ids: [email, anon], traits: ["plan": .string("pro")], properties: ["price": .double(9.5)],
       context: ["ip": .string("10.0.0.1")], profile: p(1))
@@ -184,7 +184,10 @@ public enum StoreSuite {
     let e3 = event("e3", source: "app", type: "page", name: "Home", at: t(20), profile: p(1))
     let e4 = event("e4", at: t(5), ids: [user2], profile: p(2))
     b.events = [e1, e3, e2, e4]  // e3 stored first: the tie must be broken by id, not by arrival
-    b.identifiers = [(email, p(1), t(20)), (anon, p(1), t(10)), (user2, p(2), t(5))]
+    b.identifiers = [
+      IdentifierRow(email, of: p(1), seen: t(20)), IdentifierRow(anon, of: p(1), seen: t(10)),
+      IdentifierRow(user2, of: p(2), seen: t(5)),
+    ]
     b.traits = [trait(p(1), "plan", .string("pro")), trait(p(1), "age", .int(36)), trait(p(2), "plan", .null)]
     try await store.commit(b)
 
@@ -210,32 +213,39 @@ public enum StoreSuite {
     f.expect(try await store.conflicts(involving: p(1)), [], "conflicts(involving: 1)")
   }
 
-  /// `CommitBatch.encodeBodies` (the pipeline's encode stage) gives the store the bodies it would encode; a
-  /// list that no longer matches the batch's events is not used.
-  static func bodiesEncodedAhead(_ store: any Store, _ f: inout Failures) async throws {
-    let e = (1...3).map { n in
-      event(
-        "b\(n)", at: t(Int64(n)), ids: [email], traits: ["plan": .string("pro")],
-        properties: ["price": .double(9.5), "sku": .string("S-\(n)")], context: ["ip": .string("203.0.113.\(n)")],
-        profile: p(1))
-    }
+  /// The log keeps an event's record as received, byte for byte, with its identifiers apart (`EventLogFormat`);
+  /// an event without a record keeps its mapped fields. Both read back in write order and by profile.
+  static func records(_ store: any Store, _ f: inout Failures) async throws {
+    let line = #"{"messageId":"r1","type":"track","event":"Order Completed","properties":{"price":9.5}}"#
+    // The record is a slice of a larger buffer (a batch of lines), as the readers hand it over.
+    let buffer = Array(("junk\n" + line + "\nmore").utf8)
+    var logged = event(
+      "r1", at: t(1), ids: [email, anon], properties: ["price": .double(9.5)], profile: p(1))
+    logged.event.record = RecordBytes(buffer, 5..<(5 + line.utf8.count))
+    let plain = event(
+      "r2", at: t(2), ids: [email], traits: ["plan": .string("pro")], context: ["ip": .string("203.0.113.9")],
+      profile: p(1))
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0))]
-    b.events = [e[0], e[1]]
-    b.encodeBodies()
-    f.expect(b.eventBodies, [StoredValue.encodeBody(e[0].event), StoredValue.encodeBody(e[1].event)], "eventBodies")
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
+    b.events = [logged, plain]
     try await store.commit(b)
-    var stale = CommitBatch()
-    stale.events = [e[2]]
-    stale.eventBodies = [StoredValue.encodeBody(e[0].event), "{}"]
-    f.expect(stale.body(0), StoredValue.encodeBody(e[2].event), "body(0) of a stale list")
-    try await store.commit(stale)
-    f.expect(try await store.loadEvents().map(describe), e.map(describe), "loadEvents")
+    let back = try await store.loadEvents()
+    f.expect(back.map(\.event.id), ["r1", "r2"], "loadEvents order")
+    f.expect(back.first?.event.record?.description, line, "the record as received")
+    f.expect(back.first?.event.identifiers, [email, anon], "the record's identifiers")
+    f.expect(back.first?.event.properties, [:], "a record's fields are the mapping's to make again")
+    f.expect(back.first?.event.type, "track", "a record's columns")
+    f.expect(back.last?.event.record, nil, "no record")
+    f.expect(back.last?.event.traits, ["plan": .string("pro")], "mapped fields kept")
+    f.expect(back.last?.event.context, ["ip": .string("203.0.113.9")], "mapped fields kept")
+    let mine = try await store.events(of: p(1), limit: 10)
+    f.expect(mine.map(\.event.id), ["r2", "r1"], "events(of:) newest first")
+    f.expect(mine.last?.event.record?.description, line, "events(of:) record")
   }
 
   static func duplicates(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0)), (p(2), t(0))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(0))]
     let original = event("m1", at: t(1), properties: ["n": .int(1)], profile: p(1))
     // The same (source, id) again in the same batch: the first one wins.
     b.events = [original, event("m1", at: t(2), properties: ["n": .int(2)], profile: p(2))]
@@ -265,7 +275,7 @@ public enum StoreSuite {
 
   static func manyKeys(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     b.events = (0..<700).map { event("k\($0 * 2)", at: t(Int64($0)), profile: p(1)) }
     try await store.commit(b)
     // Every other key exists; odd sizes and repeats exercise any chunking.
@@ -283,7 +293,7 @@ public enum StoreSuite {
   /// an identifier both hold.
   static func twoProfiles() -> CommitBatch {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0)), (p(2), t(1))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(1))]
     b.events = [
       event("a1", at: t(10), ids: [email, user1], profile: p(1)),
       event("b1", at: t(11), ids: [email2, device], profile: p(2)),
@@ -291,8 +301,10 @@ public enum StoreSuite {
     ]
     let shared = Identifier("phone", "+15550000")
     b.identifiers = [
-      (email, p(1), t(10)), (user1, p(1), t(10)), (shared, p(1), t(12)),
-      (email2, p(2), t(30)), (device, p(2), t(11)), (shared, p(2), t(25)),
+      IdentifierRow(email, of: p(1), seen: t(10)), IdentifierRow(user1, of: p(1), seen: t(10)),
+      IdentifierRow(shared, of: p(1), seen: t(12)),
+      IdentifierRow(email2, of: p(2), seen: t(30)), IdentifierRow(device, of: p(2), seen: t(11)),
+      IdentifierRow(shared, of: p(2), seen: t(25)),
     ]
     b.traits = [
       trait(p(1), "plan", .string("gold")), trait(p(1), "age", .int(36)),
@@ -308,7 +320,7 @@ public enum StoreSuite {
     var b = CommitBatch()
     b.events = [event("c1", at: t(40), ids: [email, email2], profile: p(1))]
     b.merges = [m]
-    b.identifiers = [(email, p(1), t(40))]
+    b.identifiers = [IdentifierRow(email, of: p(1), seen: t(40))]
     // The policy re-applied after the merge: only the upserted trait survives from the absorbed side.
     b.traits = [trait(p(1), "city", .string("Paris"), event: "b1")]
     try await store.commit(b)
@@ -347,11 +359,11 @@ public enum StoreSuite {
   static func chains(_ store: any Store, _ f: inout Failures) async throws {
     // a → b in one batch, b → c in the next; then, in one batch, d → e and e → c applied in order.
     var b = CommitBatch()
-    b.newProfiles = (Int64(1)...5).map { (p($0), t($0)) }
+    b.newProfiles = (Int64(1)...5).map { NewProfile(p($0), createdAt: t($0)) }
     b.events = (Int64(1)...5).map {
       event("e\($0)", at: t(10 * $0), ids: [Identifier("user_id", "u\($0)")], profile: p($0))
     }
-    b.identifiers = (Int64(1)...5).map { (Identifier("user_id", "u\($0)"), p($0), t(10 * $0)) }
+    b.identifiers = (Int64(1)...5).map { IdentifierRow(Identifier("user_id", "u\($0)"), of: p($0), seen: t(10 * $0)) }
     try await store.commit(b)
     let m1 = MergeRecord(survivor: p(2), absorbed: p(3), rule: "r", evidence: [], eventID: "x1", at: t(100))
     let m2 = MergeRecord(survivor: p(1), absorbed: p(2), rule: "r", evidence: [], eventID: "x2", at: t(101))
@@ -390,7 +402,9 @@ public enum StoreSuite {
 
   static func conflicts(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0)), (p(2), t(0)), (p(3), t(0))]
+    b.newProfiles = [
+      NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(0)), NewProfile(p(3), createdAt: t(0)),
+    ]
     let c1 = conflict(
       kept: p(1), other: p(2), kind: "user_id", reason: "merging would give the profile more than 1 user_id values",
       identifiers: [user1, user2], eventID: "e1", at: t(5))
@@ -412,16 +426,24 @@ public enum StoreSuite {
 
   static func released(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0)), (p(2), t(0)), (p(3), t(0))]
-    b.identifiers = [(anon, p(1), t(10)), (email, p(1), t(10)), (device, p(3), t(1)), (device, p(2), t(2))]
+    b.newProfiles = [
+      NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(0)), NewProfile(p(3), createdAt: t(0)),
+    ]
+    b.identifiers = [
+      IdentifierRow(anon, of: p(1), seen: t(10)), IdentifierRow(email, of: p(1), seen: t(10)),
+      IdentifierRow(device, of: p(3), seen: t(1)), IdentifierRow(device, of: p(2), seen: t(2)),
+    ]
     try await store.commit(b)
     // Identifiers held by two profiles: the lowest id answers.
     f.expect(try await store.profile(for: device), p(2), "profile(for: identifier held by 2 and 3)")
 
     var r = CommitBatch()
-    r.released = [(anon, p(1)), (email, p(2)), (device, p(2))]
+    r.released = [
+      ReleasedIdentifier(anon, from: p(1)), ReleasedIdentifier(email, from: p(2)),
+      ReleasedIdentifier(device, from: p(2)),
+    ]
     // last_seen only moves forward.
-    r.identifiers = [(email, p(1), t(5)), (device, p(3), t(9))]
+    r.identifiers = [IdentifierRow(email, of: p(1), seen: t(5)), IdentifierRow(device, of: p(3), seen: t(9))]
     try await store.commit(r)
     f.expect(render(try await store.identifiers(of: p(1))), render([(email, t(10))]), "identifiers(of: 1)")
     f.expect(try await store.profile(for: anon), nil, "profile(for: released)")
@@ -431,15 +453,15 @@ public enum StoreSuite {
 
     // Released and attached again in one batch: releases come first.
     var again = CommitBatch()
-    again.released = [(email, p(1))]
-    again.identifiers = [(email, p(1), t(3))]
+    again.released = [ReleasedIdentifier(email, from: p(1))]
+    again.identifiers = [IdentifierRow(email, of: p(1), seen: t(3))]
     try await store.commit(again)
     f.expect(render(try await store.identifiers(of: p(1))), render([(email, t(3))]), "identifiers(of: 1) re-attached")
   }
 
   static func traitUpsert(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     b.traits = [
       trait(p(1), "plan", .string("free"), event: "e1", at: t(1), state: .map(["seen": .int(1)])),
       trait(p(1), "plan", .string("pro"), event: "e2", at: t(2), state: .map(["seen": .int(2)])),
@@ -477,13 +499,13 @@ public enum StoreSuite {
     for (id, ids, at) in steps {
       let r = graph.resolve(ids, eventID: id, at: at)
       var b = CommitBatch()
-      if r.created { b.newProfiles = [(r.profile, at)] }
+      if r.created { b.newProfiles = [NewProfile(r.profile, createdAt: at)] }
       b.events = [event(id, at: at, ids: ids, profile: r.profile)]
-      b.released = r.expired
+      b.released = r.expired.map { ReleasedIdentifier($0.0, from: $0.1) }
       b.merges = r.merges
       b.conflicts = r.conflicts
       let held = Set(graph.identifiers(of: r.profile))
-      b.identifiers = ids.filter { held.contains($0) }.map { ($0, r.profile, at) }
+      b.identifiers = ids.filter { held.contains($0) }.map { IdentifierRow($0, of: r.profile, seen: at) }
       try await store.commit(b)
     }
     let restored = try await store.loadIdentity().graph(rules: rules)
@@ -533,7 +555,7 @@ public enum StoreSuite {
 
   static func valueRoundTrip(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     b.traits = tricky.keys.sorted().map { k in
       trait(p(1), k, tricky[k] ?? .null, state: .map(["last": tricky[k] ?? .null, "all": .list(Array(tricky.values))]))
     }
@@ -581,7 +603,7 @@ public enum StoreSuite {
     f.expect(try await store.stats(), expected, "stats of an empty store")
     try await store.commit(twoProfiles())
     var b = CommitBatch()
-    b.newProfiles = [(p(3), t(2)), (p(1), t(99))]  // 1 again: ignored
+    b.newProfiles = [NewProfile(p(3), createdAt: t(2)), NewProfile(p(1), createdAt: t(99))]  // 1 again: ignored
     b.merges = [MergeRecord(survivor: p(1), absorbed: p(2), rule: "r", evidence: [email], eventID: "z", at: t(50))]
     b.rejected = [RejectedRecord(source: "s", line: 3, record: "r", reason: "bad", at: t(50))]
     b.conflicts = [conflict(kept: p(1), other: p(3), kind: "user_id", identifiers: [], eventID: "z", at: t(50))]
@@ -679,7 +701,7 @@ public enum StoreSuite {
 
   static func matchLinks(_ store: any Store, _ f: inout Failures) async throws {
     var b = CommitBatch()
-    b.newProfiles = [(p(1), t(0)), (p(2), t(1))]
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(1))]
     b.matchLinks = [
       MatchLinkRecord(
         rule: "person", profile: p(1), candidate: p(1), eventID: "e1", probability: 0.999, weight: 9.97,
@@ -698,7 +720,7 @@ public enum StoreSuite {
     f.expect(try await store.matchLinks(status: .review, limit: 10).map(\.id), [2], "links to review")
     f.expect(try await store.matchLinks(status: nil, limit: 1).map(\.id), [1], "limit")
     var decide = CommitBatch()
-    decide.linkStatus = [(2, .confirmed)]
+    decide.linkStatus = [LinkStatusChange(2, to: .confirmed)]
     try await store.commit(decide)
     f.expect(try await store.matchLinks(status: .review, limit: 10).map(\.id), [], "none left to review")
     f.expect(try await store.matchLinks(status: .confirmed, limit: 10).map(\.id), [2], "confirmed")
@@ -706,18 +728,18 @@ public enum StoreSuite {
     var separate = CommitBatch()
     let user = Identifier("user_id", "1")
     let device = Identifier("anonymous_id", "x")
-    separate.separations = [[user, device], [device, user]]
+    separate.separations = [Separation(user, device), Separation(device, user)]
     try await store.commit(separate)
-    f.expect(try await store.loadSeparations(), [[device, user]], "loadSeparations")
+    f.expect(try await store.loadSeparations(), [Separation(device, user)], "loadSeparations")
   }
 
   static func erasePerson(_ store: any Store, _ f: inout Failures) async throws {
     try await store.commit(twoProfiles())
     // A third profile merged into profile 1, a segment membership and a conflict naming both.
     var more = CommitBatch()
-    more.newProfiles = [(p(3), t(2))]
+    more.newProfiles = [NewProfile(p(3), createdAt: t(2))]
     more.events = [event("c1", at: t(40), ids: [Identifier("email", "c@x")], profile: p(3))]
-    more.identifiers = [(Identifier("email", "c@x"), p(3), t(40))]
+    more.identifiers = [IdentifierRow(Identifier("email", "c@x"), of: p(3), seen: t(40))]
     more.merges = [MergeRecord(survivor: p(1), absorbed: p(3), rule: "r", evidence: [], eventID: "c1", at: t(41))]
     more.conflicts = [conflict(kept: p(2), other: p(1), kind: "user_id", identifiers: [], eventID: "c1", at: t(41))]
     more.segmentChanges = [
@@ -748,12 +770,19 @@ public enum StoreSuite {
     try await store.commit(twoProfiles())
     var s = DerivedState()
     // Everything ends on profile 1; profile 2 is its alias; a third profile holds nothing but exists.
-    s.profiles = [(p(1), t(0)), (p(2), t(0)), (p(3), t(9))]
-    s.aliases = [(absorbed: p(2), survivor: p(1))]
-    s.identifiers = [(Identifier("email", "a@x"), p(1), t(5)), (Identifier("email", "b@x"), p(1), t(6))]
+    s.profiles = [
+      NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(0)), NewProfile(p(3), createdAt: t(9)),
+    ]
+    s.aliases = [Alias(p(2), into: p(1))]
+    s.identifiers = [
+      IdentifierRow(Identifier("email", "a@x"), of: p(1), seen: t(5)),
+      IdentifierRow(Identifier("email", "b@x"), of: p(1), seen: t(6)),
+    ]
     s.traits = [trait(p(1), "city", .string("Oslo"), at: t(6))]
     s.memberships = [MembershipRecord(segment: "vip", profile: p(1), since: t(7))]
-    s.eventProfiles = try await store.loadEvents().map { (EventKey(source: $0.event.source, id: $0.event.id), p(1)) }
+    s.eventProfiles = try await store.loadEvents().map {
+      EventProfile(EventKey(source: $0.event.source, id: $0.event.id), p(1))
+    }
     s.merges = [MergeRecord(survivor: p(1), absorbed: p(2), rule: "replay", evidence: [], eventID: "replay", at: t(8))]
     try await store.replaceDerivedState(s)
     f.expect(try await store.canonical(p(2)), p(1), "canonical(2)")
@@ -803,7 +832,7 @@ public enum StoreSuite {
     f.expect(try await store.segmentCounts(), ["vip": 1], "segmentCounts")
     // A merge alone (no exits in the batch) still leaves no rows on the absorbed profile.
     var d = CommitBatch()
-    d.newProfiles = [(p(3), t(70))]
+    d.newProfiles = [NewProfile(p(3), createdAt: t(70))]
     d.computed = [computedRecord(p(3), "orders", 1)]
     d.segmentChanges = [SegmentChangeRecord(segment: "new", profile: p(3), entered: true, at: t(70))]
     try await store.commit(d)
@@ -832,11 +861,11 @@ public enum StoreSuite {
     try await store.commit(first)
     let before = try await snapshot(of: store, upTo: 4)
     var b = CommitBatch()
-    b.newProfiles = [(p(3), t(60))]
+    b.newProfiles = [NewProfile(p(3), createdAt: t(60))]
     b.events = [event("z1", at: t(60), ids: [email, anon], profile: p(3)), event("z2", at: t(61), profile: p(1))]
-    b.released = [(user1, p(1))]
+    b.released = [ReleasedIdentifier(user1, from: p(1))]
     b.merges = [MergeRecord(survivor: p(1), absorbed: p(2), rule: "r", evidence: [email], eventID: "z1", at: t(60))]
-    b.identifiers = [(anon, p(3), t(60)), (email, p(1), t(60))]
+    b.identifiers = [IdentifierRow(anon, of: p(3), seen: t(60)), IdentifierRow(email, of: p(1), seen: t(60))]
     b.conflicts = [conflict(kept: p(1), other: p(3), kind: "user_id", identifiers: [], eventID: "z1", at: t(60))]
     b.traits = [trait(p(1), "plan", .string("platinum")), trait(p(3), "new", .bool(true))]
     b.rejected = [RejectedRecord(source: "s", line: 1, record: "r", reason: "bad", at: t(60))]

@@ -98,7 +98,9 @@ func report(_ failures: [String]) {
     let first = try SQLiteStore(path: path)
     var f = StoreSuite.Failures()
     var b = CommitBatch()
-    b.newProfiles = [(ProfileID(1), StoreSuite.t(0)), (ProfileID(2), StoreSuite.t(1))]
+    b.newProfiles = [
+      NewProfile(ProfileID(1), createdAt: StoreSuite.t(0)), NewProfile(ProfileID(2), createdAt: StoreSuite.t(1)),
+    ]
     b.events = [
       StoreSuite.event(
         "e1", at: StoreSuite.t(5), ids: [Identifier("email", "a@x")], traits: StoreSuite.tricky,
@@ -106,8 +108,8 @@ func report(_ failures: [String]) {
       StoreSuite.event("e2", at: StoreSuite.t(6), ids: [Identifier("email", "b@x")], profile: ProfileID(2)),
     ]
     b.identifiers = [
-      (Identifier("email", "a@x"), ProfileID(1), StoreSuite.t(5)),
-      (Identifier("email", "b@x"), ProfileID(2), StoreSuite.t(6)),
+      IdentifierRow(Identifier("email", "a@x"), of: ProfileID(1), seen: StoreSuite.t(5)),
+      IdentifierRow(Identifier("email", "b@x"), of: ProfileID(2), seen: StoreSuite.t(6)),
     ]
     b.traits = StoreSuite.tricky.map { StoreSuite.trait(ProfileID(1), $0.key, $0.value) }
     b.rejected = [RejectedRecord(source: "csv", line: 2, record: "x", reason: "bad", at: StoreSuite.t(7))]
@@ -157,8 +159,8 @@ func report(_ failures: [String]) {
     #expect(version == SQLiteStore.schemaVersion)
     let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9"])
-    #expect(SQLiteStore.schemaVersion == 9)
+    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10"])
+    #expect(SQLiteStore.schemaVersion == 10)
     // Opening again is fine and changes nothing.
     try SQLiteStore(path: path).close()
     try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
@@ -283,6 +285,70 @@ func report(_ failures: [String]) {
     try store.close()
   }
 
+  /// v10 moves a v9 log (mapped bodies, a primary key on source and id) into the new layout: the events read
+  /// back as they were, are found by key and by profile, and a repeat of one is still ignored.
+  @Test func migrationToV10KeepsTheLog() async throws {
+    let dir = try TempDir()
+    let path = dir.path("v9.sqlite")
+    let queue = try DatabaseQueue(path: path)
+    try SQLiteStore.migrator.migrate(queue, upTo: "v9")
+    let old = StoreSuite.event(
+      "m1", at: StoreSuite.t(5), ids: [Identifier("email", "ada@example.com")], traits: ["plan": .string("pro")],
+      properties: ["price": .double(9.5)], profile: ProfileID(1))
+    try await queue.write { db in
+      try db.execute(sql: "INSERT INTO profiles (id, created_at) VALUES (1, 0)")
+      try db.execute(
+        sql: """
+          INSERT INTO events (source, id, type, name, timestamp, received_at, profile_id, body)
+          VALUES ('web', 'm1', 'track', 'Clicked', ?, ?, 1, ?)
+          """,
+        arguments: [
+          old.event.timestamp.microseconds, old.event.receivedAt.microseconds, StoredValue.encodeBody(old.event),
+        ])
+    }
+    try queue.close()
+    let store = try SQLiteStore(path: path)
+    #expect(try await store.loadEvents() == [old])
+    #expect(try await store.events(of: ProfileID(1), limit: 5) == [old])
+    #expect(try await store.existingEvents([EventKey(source: "web", id: "m1")]) == [EventKey(source: "web", id: "m1")])
+    var again = CommitBatch()
+    again.events = [StoreSuite.event("m1", at: StoreSuite.t(9), profile: ProfileID(1))]
+    try await store.commit(again)
+    #expect(try await store.stats().events == 1)
+    try store.close()
+  }
+
+  /// A bulk writer's events are appended without their indexes, which `finishWriting` builds in one pass
+  /// (and a writer taking over from one that was killed): in between they are still listed for their profile,
+  /// and afterwards found by key; repeats of events indexed before are left out of a bulk batch as well.
+  @Test func bulkWritesIndexAtTheEnd() async throws {
+    let dir = try TempDir()
+    let path = dir.path("bulk.sqlite")
+    let store = try SQLiteStore(path: path)
+    var first = CommitBatch()
+    first.newProfiles = [NewProfile(ProfileID(1), createdAt: StoreSuite.t(0))]
+    first.events = [StoreSuite.event("old", at: StoreSuite.t(1), profile: ProfileID(1))]
+    try await store.commit(first)
+    var bulk = Self.paddedEvents(round: 0)
+    bulk.events.append(StoreSuite.event("old", at: StoreSuite.t(2), profile: ProfileID(1)))
+    try await store.commit(bulk)
+    #expect(try await store.stats().events == 1001, "the repeat of an indexed event is left out")
+    let key = EventKey(source: "web", id: "r0-5")
+    #expect(try await store.existingEvents([key]).isEmpty, "not indexed yet")
+    #expect(try await store.events(of: ProfileID(1), limit: 2000).count == 1001, "listed from the tail")
+    // A writer that takes over indexes what the last one left.
+    let next = try SQLiteStore(path: path)
+    #expect(try await next.acquireWriter())
+    #expect(try await next.existingEvents([key]) == [key])
+    try next.close()
+    try await store.commit(Self.paddedEvents(round: 1))
+    try await store.finishWriting()
+    #expect(try await store.existingEvents([EventKey(source: "web", id: "r1-999"), key]).count == 2)
+    #expect(try await store.events(of: ProfileID(2), limit: 2000).count == 1000)
+    #expect(Self.size(path + "-wal") == 0, "the WAL is folded into the file and emptied")
+    try store.close()
+  }
+
   /// v2 keeps a record that is rejected again on a later run once; a v1 file with repeats is cleaned up.
   @Test func migrationToV2KeepsRejectedRecordsOnce() async throws {
     let dir = try TempDir()
@@ -314,9 +380,11 @@ func report(_ failures: [String]) {
   }
 
   /// A new profile (`round + 1`) with 1,000 events of ~250 bytes each.
+  /// 1,000 events of about 350 bytes, as a bulk writer commits them (`tessera run`).
   static func paddedEvents(round: Int) -> CommitBatch {
     var b = CommitBatch()
-    b.newProfiles = [(ProfileID(Int64(round + 1)), StoreSuite.t(0))]
+    b.deferIndexes = true
+    b.newProfiles = [NewProfile(ProfileID(Int64(round + 1)), createdAt: StoreSuite.t(0))]
     for n in 0..<1000 {
       let id = "r\(round)-\(n)"
       b.events.append(
@@ -389,7 +457,7 @@ func report(_ failures: [String]) {
     let count = 50_000
     let profiles = 10_000
     var b = CommitBatch()
-    b.newProfiles = (1...profiles).map { (ProfileID(Int64($0)), StoreSuite.t(0)) }
+    b.newProfiles = (1...profiles).map { NewProfile(ProfileID(Int64($0)), createdAt: StoreSuite.t(0)) }
     b.events.reserveCapacity(count)
     b.identifiers.reserveCapacity(count * 2)
     b.traits.reserveCapacity(count)
@@ -402,7 +470,7 @@ func report(_ failures: [String]) {
           "evt-\(n)", at: at, ids: ids, traits: ["plan": .string("pro"), "n": .int(Int64(n))],
           properties: ["price": .double(Double(n) / 4), "sku": .string("sku-\(n % 97)")],
           context: ["ip": .string("10.0.\(n % 256).1")], profile: p))
-      for i in ids { b.identifiers.append((i, p, at)) }
+      for i in ids { b.identifiers.append(IdentifierRow(i, of: p, seen: at)) }
       b.traits.append(StoreSuite.trait(p, "plan", .string("pro"), event: "evt-\(n)", at: at))
       b.traits.append(StoreSuite.trait(p, "last_n", .int(Int64(n)), event: "evt-\(n)", at: at))
     }

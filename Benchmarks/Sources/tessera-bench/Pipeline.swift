@@ -150,7 +150,55 @@ enum PipelineBench {
     return out
   }
 
-  static func prepare(events: Int, dir: String, activation: Bool = false) throws -> (plan: PipelinePlan, bytes: Int) {
+  /// The retail rules of `rules/` (identity with its probabilistic person rule, the 8 declared traits; with
+  /// `activation`, its 5 computed traits and 4 segments) over the generated events, read as the retail
+  /// pipeline's `web_history` source reads a Segment export. Written next to the events as files an operator
+  /// would have.
+  static func retail(dir: String, activation: Bool) throws -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent().deletingLastPathComponent().path
+    let profile = try String(contentsOfFile: root + "/rules/profile.yaml", encoding: .utf8)
+    let parts = profile.components(separatedBy: "\ncomputed:\n")
+    guard parts.count == 2 else { fatalError("rules/profile.yaml: expected a computed: section") }
+    try FileManager.default.createDirectory(atPath: dir + "/rules", withIntermediateDirectories: true)
+    try String(contentsOfFile: root + "/rules/identity.yaml", encoding: .utf8)
+      .write(toFile: dir + "/rules/identity.yaml", atomically: true, encoding: .utf8)
+    try (parts[0] + "\n").write(toFile: dir + "/rules/profile.yaml", atomically: true, encoding: .utf8)
+    let segments = try String(contentsOfFile: root + "/rules/segments.yaml", encoding: .utf8)
+    try ("computed:\n" + parts[1] + "\n" + segments)
+      .write(toFile: dir + "/rules/activation.yaml", atomically: true, encoding: .utf8)
+    return """
+      pipeline: retail-bench
+      include:
+        - rules/identity.yaml
+        - rules/profile.yaml
+      \(activation ? "  - rules/activation.yaml\n" : "")
+      sources:
+        web:
+          kind: ndjson
+          path: events.ndjson
+          emit: track
+          id: messageId
+          timestamp: timestamp
+          map:
+            type: type
+            event: 'coalesce(event, name, "")'
+            user_id: userId
+            anonymous_id: anonymousId
+            email: coalesce(traits.email, context.traits.email)
+            phone: traits.phone
+            traits: coalesce(traits, context.traits)
+            properties: properties
+            properties.revenue: 'exists(properties.price) ? double(properties.price) * double(properties.quantity) : null'
+            properties.store: properties.sku
+            context: context
+
+      """
+  }
+
+  static func prepare(events: Int, dir: String, activation: Bool = false, retail: Bool = false) throws -> (
+    plan: PipelinePlan, bytes: Int
+  ) {
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let data = dir + "/events.ndjson"
     let bytes: Int
@@ -162,7 +210,10 @@ enum PipelineBench {
       bytes = try EventGenerator.write(count: events, to: data)
       try String(events).write(toFile: dir + "/count", atomically: true, encoding: .utf8)
     }
-    let text = EventGenerator.pipeline + (activation ? Self.activation : "")
+    let text =
+      retail
+      ? try Self.retail(dir: dir, activation: activation)
+      : EventGenerator.pipeline + (activation ? Self.activation : "")
     try text.write(toFile: dir + "/bench.yaml", atomically: true, encoding: .utf8)
     let result = Compiler(environment: [:]).compile(pipeline: dir + "/bench.yaml")
     guard let plan = result.plan else { fatalError(result.rendered()) }
@@ -173,12 +224,14 @@ enum PipelineBench {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
   }
 
-  /// `mode`: sqlite, memory or parse; `-seg` adds 20 computed traits and 50 segments.
+  /// `mode`: sqlite, memory or parse; `-seg` adds 20 computed traits and 50 segments; `-retail` runs the
+  /// rules of `rules/` instead (identity, 8 traits; `-retail-seg` adds their 5 computed traits and 4 segments).
   static func run(mode rawMode: String, events: Int, workers: Int, commitEvents: Int) async throws {
     let dir = NSTemporaryDirectory() + "tessera-bench-\(events)"
-    let activation = rawMode.hasSuffix("-seg")
-    let mode = activation ? String(rawMode.dropLast(4)) : rawMode
-    let (plan, bytes) = try prepare(events: events, dir: dir, activation: activation)
+    let flags = rawMode.split(separator: "-").dropFirst()
+    let activation = flags.contains("seg")
+    let mode = String(rawMode.split(separator: "-").first ?? "")
+    let (plan, bytes) = try prepare(events: events, dir: dir, activation: activation, retail: flags.contains("retail"))
     let source = plan.config.sources[0]
     let reader = FileSourceReader(source: source)
     let clock = ContinuousClock()
@@ -238,6 +291,16 @@ enum PipelineBench {
           rawMode, summary.stats.events, Double(bytes) / 1_048_576, workers, summary.seconds,
           Double(summary.stats.events) / summary.seconds, stats.profiles, stats.merges, stats.conflicts,
           summary.stats.rejected))
+      // Where the time went: each stage's busy time (its tasks' time not spent waiting on an edge), per event.
+      if let metrics = runner.monitor.metrics {
+        for f in metrics.figures() where f.tasks > 0 {
+          let busy = metrics.stage(f.id).busySeconds
+          print(
+            String(
+              format: "  stage %-16@ %2d tasks  busy %6.2f s  %5.2f µs/event", f.id as NSString, f.tasks, busy,
+              busy * 1e6 / Double(max(1, summary.stats.events))))
+        }
+      }
     }
   }
 }

@@ -150,8 +150,8 @@ if what == "compile" || what == "all" { benchCompile() }
 if what == "expr" || what == "all" { benchExpr() }
 if what == "tick" { TickBench.run(profiles: option("--profiles", 1_000_000)) }
 if what == "stages" { try await StageBench.run(events: option("--events", 200_000)) }
-if ["sqlite", "memory", "parse", "sqlite-seg", "memory-seg"].contains(what) {
-  // tessera-bench sqlite|memory|parse [--events N] [--workers W] [--commit-events N]
+if ["sqlite", "memory", "parse"].contains(what.split(separator: "-").first ?? "") {
+  // tessera-bench sqlite|memory|parse[-retail][-seg] [--events N] [--workers W] [--commit-events N]
   try await PipelineBench.run(
     mode: what, events: option("--events", 1_000_000),
     workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),

@@ -33,6 +33,8 @@ public final class StageGraph: Sendable {
     public var forgets: Bool
     /// Where the graph reports its figures as metrics (the server's Prometheus registry); nil: nowhere.
     public var metrics: (any MetricsFactory)?
+    /// What decoding maps of properties and context; nil: what the pipeline's stages read (`EventDemand`).
+    public var demand: EventDemand?
 
     public init(
       workers: Int, cut: CutPolicy, now: Timestamp? = nil, liveClock: Bool = false, decisions: [MatchLinkRecord] = [],
@@ -228,7 +230,8 @@ public final class StageGraph: Sendable {
           guard let i = sourceIndex(stage.id, prefix: "decode_"), let raw = rawIn[i] else { continue }
           let source = config.sources[i]
           let decode = DecodeStage(
-            mapper: Mapper(source: source, config: config, receivedAt: options.now ?? Timestamp(Date())))
+            mapper: Mapper(
+              source: source, config: config, receivedAt: options.now ?? Timestamp(Date()), demand: options.demand))
           let toResolve = metrics.edge(stage.id, "resolve")
           let toCommit = metrics.edge(stage.id, "commit")
           for _ in 0..<n {

@@ -44,12 +44,12 @@ public struct IdentityResolver: Sendable {
 
   public init(
     config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(),
-    traits: [ProfileID: [String: TraitState]] = [:], now: Timestamp? = nil, separations: [[Identifier]] = [],
+    traits: [ProfileID: [String: TraitState]] = [:], now: Timestamp? = nil, separations: [Separation] = [],
     suppressed: Set<String> = [], partitions: Int = 1
   ) {
     self.suppressed = suppressed
     self.graph = identity.graph(rules: Resolver.kindRules(config))
-    self.graph.separations = Set(separations.map { $0.sorted() })
+    self.graph.separations = Set(separations.map { [$0.first, $0.second] })
     self.now = now
     self.partitions = max(1, partitions)
     self.sendsIdentifiers = ProfilePartition.needsIdentifiers(config)
@@ -161,7 +161,7 @@ public struct IdentityResolver: Sendable {
       let (joining, decision, refusal) = match(event)
       let r = graph.resolve(event.identifiers, eventID: event.id, at: event.timestamp, joining: joining)
       if r.created {
-        part.commit.newProfiles.append((r.profile, event.timestamp))
+        part.commit.newProfiles.append(NewProfile(r.profile, createdAt: event.timestamp))
         stats.profilesCreated += 1
       }
       if let d = decision {
@@ -197,9 +197,9 @@ public struct IdentityResolver: Sendable {
         part.commit.conflicts += r.conflicts
         stats.conflicts += r.conflicts.count
       }
-      for i in r.attached { part.commit.identifiers.append((i, r.profile, event.timestamp)) }
-      for i in r.touched { part.commit.identifiers.append((i, r.profile, event.timestamp)) }
-      if !r.expired.isEmpty { part.commit.released += r.expired }
+      for i in r.attached { part.commit.identifiers.append(IdentifierRow(i, of: r.profile, seen: event.timestamp)) }
+      for i in r.touched { part.commit.identifiers.append(IdentifierRow(i, of: r.profile, seen: event.timestamp)) }
+      for (i, p) in r.expired { part.commit.released.append(ReleasedIdentifier(i, from: p)) }
       if sendsIdentifiers {
         if r.created || !r.attached.isEmpty || !r.merges.isEmpty || !r.expired.isEmpty {
           report(r.profile)
@@ -273,13 +273,13 @@ public struct IdentityResolver: Sendable {
         part.stats.merges += 1
         if sendsIdentifiers { report(merge.survivor) }
         matcher.index(merge.survivor, values: values(of: merge.survivor))
-        part.commit.linkStatus.append((link.id, .merged))
+        part.commit.linkStatus.append(LinkStatusChange(link.id, to: .merged))
       } else if let conflict {
         part.commit.conflicts.append(conflict)
         part.stats.conflicts += 1
-        part.commit.linkStatus.append((link.id, .refused))
+        part.commit.linkStatus.append(LinkStatusChange(link.id, to: .refused))
       } else {
-        part.commit.linkStatus.append((link.id, .merged))  // already one profile
+        part.commit.linkStatus.append(LinkStatusChange(link.id, to: .merged))  // already one profile
       }
     }
     for link in links where link.status == .rejected { matcher.reject(link.profile, link.candidate) }
@@ -335,25 +335,26 @@ extension CommitBatch {
   /// released (expired) within the transaction must not be written at all. Without this, the store could
   /// show an identifier on two profiles.
   mutating func reconcile(with graph: IdentityGraph) {
-    var out: [(Identifier, ProfileID, Timestamp)] = []
+    var out: [IdentifierRow] = []
     out.reserveCapacity(identifiers.count)
     var index: [Identifier: Int] = [:]
-    for (i, p, seen) in identifiers {
-      let live = graph.canonical(p)
+    for row in identifiers {
+      let i = row.identifier
+      let live = graph.canonical(row.profile)
       guard graph.holds(live, i) else { continue }
-      if let k = index[i], out[k].1 == live {
-        out[k].2 = max(out[k].2, seen)
+      if let k = index[i], out[k].profile == live {
+        out[k].lastSeen = max(out[k].lastSeen, row.lastSeen)
       } else {
         index[i] = out.count
-        out.append((i, live, seen))
+        out.append(IdentifierRow(i, of: live, seen: row.lastSeen))
       }
     }
     identifiers = out
     // Releases name the live profile (the store applies them after the merges); one whose identifier the
     // graph holds again on that profile was undone by a later event of the transaction.
-    released = released.compactMap { i, p in
-      let live = graph.canonical(p)
-      return graph.holds(live, i) ? nil : (i, live)
+    released = released.compactMap { r in
+      let live = graph.canonical(r.profile)
+      return graph.holds(live, r.identifier) ? nil : ReleasedIdentifier(r.identifier, from: live)
     }
   }
 }

@@ -57,7 +57,7 @@ public struct Resolver: Sendable {
   public init(
     config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(), traits: [TraitRecord] = [],
     computed: [ComputedRecord] = [], memberships: [MembershipRecord] = [], now: Timestamp? = nil,
-    separations: [[Identifier]] = [], suppressed: Set<String> = []
+    separations: [Separation] = [], suppressed: Set<String> = []
   ) {
     let restored = RestoredState(
       config: config, traits: traits, computed: computed, memberships: memberships, identity: identity)
@@ -155,13 +155,13 @@ public struct Resolver: Sendable {
 public struct PipelineState: Sendable {
   public var identity: IdentitySnapshot
   public var restored: RestoredState
-  public var separations: [[Identifier]]
+  public var separations: [Separation]
   public var suppressed: Set<String>
   public var epoch: Int64?
 
   public init(
     identity: IdentitySnapshot = IdentitySnapshot(), restored: RestoredState = RestoredState(),
-    separations: [[Identifier]] = [], suppressed: Set<String> = [], epoch: Int64? = nil
+    separations: [Separation] = [], suppressed: Set<String> = [], epoch: Int64? = nil
   ) {
     self.identity = identity
     self.restored = restored

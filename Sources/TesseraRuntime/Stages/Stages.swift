@@ -418,14 +418,27 @@ public struct CommitReport: Sendable {
 
 /// The usual sink: the store, and an optional look at every committed transaction.
 public struct StoreSink: CommitSink {
-  public let store: any Store
+  public let store: any PipelineStore
+  /// Commits as a bulk writer (`CommitBatch.deferIndexes`); the caller finishes with `finishWriting()`.
+  let bulk: Bool
   let onCommit: (@Sendable (CommitBatch, ResolveStats) -> Void)?
 
-  public init(_ store: any Store, onCommit: (@Sendable (CommitBatch, ResolveStats) -> Void)? = nil) {
+  public init(
+    _ store: any PipelineStore, bulk: Bool = false, onCommit: (@Sendable (CommitBatch, ResolveStats) -> Void)? = nil
+  ) {
     self.store = store
+    self.bulk = bulk
     self.onCommit = onCommit
   }
 
-  public func commit(_ batch: CommitBatch) async throws { try await store.commit(batch) }
+  public func commit(_ batch: CommitBatch) async throws {
+    if bulk {
+      var b = batch
+      b.deferIndexes = true
+      try await store.commit(b)
+    } else {
+      try await store.commit(batch)
+    }
+  }
   public func committed(_ batch: CommitBatch, report: CommitReport) { onCommit?(batch, report.stats) }
 }

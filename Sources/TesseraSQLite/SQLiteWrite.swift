@@ -1,0 +1,419 @@
+import GRDB
+import TesseraIdentity
+import TesseraModel
+import TesseraStore
+
+extension SQLiteStore {
+  // MARK: - Writing
+
+  public func commit(_ batch: CommitBatch) async throws {
+    if batch.isEmpty { return }
+    try await writing(units: max(1, batch.events.count)) { db in try Self.write(batch, db) }
+  }
+
+  /// Writes the batch inside the caller's transaction, in the order `MemoryStore` applies it.
+  ///
+  /// Each statement is looked up once per batch and re-bound per row; the hot ones bind through
+  /// `RowStatement`, the rest through `execute(arguments:)`, which binds strings
+  /// without copying them.
+  static func write(_ batch: CommitBatch, _ db: Database) throws {
+    if let expected = batch.epoch {
+      let found = try epoch(db)
+      if found != expected { throw StoreError.stale(expected: expected, found: found) }
+    }
+    if let done = batch.journalDone.max() {
+      // The journal is resolved in order: everything up to `done` is stored with this transaction. The
+      // entries themselves leave the intake file with a later append (`appendJournal`).
+      try db.execute(
+        sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'journal_done'", arguments: [done])
+    }
+    if !batch.newProfiles.isEmpty {
+      let insert = RowStatement(
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)"))
+      for n in batch.newProfiles { try insert.run(n.id.raw, n.createdAt.microseconds) }
+    }
+    if !batch.events.isEmpty { try Self.append(batch.events, deferIndexes: batch.deferIndexes, db) }
+    if !batch.merges.isEmpty {
+      let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
+      // Upsert from a SELECT needs the WHERE (SQLite's parsing rule for `ON CONFLICT` after a SELECT).
+      let moveIdentifiers = try db.cachedStatement(
+        sql: """
+          INSERT INTO identifiers (kind, value, profile_id, last_seen)
+          SELECT kind, value, ?, last_seen FROM identifiers WHERE profile_id = ?
+          ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+          """)
+      let dropIdentifiers = try db.cachedStatement(sql: "DELETE FROM identifiers WHERE profile_id = ?")
+      let dropTraits = try db.cachedStatement(sql: "DELETE FROM traits WHERE profile_id = ?")
+      let dropComputed = try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ?")
+      let dropMemberships = try db.cachedStatement(sql: "DELETE FROM memberships WHERE profile_id = ?")
+      let record = try db.cachedStatement(
+        sql: """
+          INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """)
+      for m in batch.merges {
+        // A self-merge of a known profile fails on the CHECK (and the whole batch rolls back); for an unknown
+        // one, moving its identifiers onto itself would delete them, so that part is skipped.
+        try alias.execute(arguments: [m.survivor.raw, m.absorbed.raw])
+        if m.survivor != m.absorbed {
+          try moveIdentifiers.execute(arguments: [m.survivor.raw, m.absorbed.raw])
+          try dropIdentifiers.execute(arguments: [m.absorbed.raw])
+          try dropTraits.execute(arguments: [m.absorbed.raw])
+          try dropComputed.execute(arguments: [m.absorbed.raw])
+          try dropMemberships.execute(arguments: [m.absorbed.raw])
+        }
+        try record.execute(arguments: [
+          m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
+          m.score.isNaN ? nil : m.score,
+        ])
+      }
+    }
+    // Releases after merges: an identifier a merge moved to the survivor is released from the survivor.
+    if !batch.released.isEmpty {
+      let delete = try db.cachedStatement(
+        sql: "DELETE FROM identifiers WHERE kind = ? AND value = ? AND profile_id = ?")
+      for r in batch.released {
+        try delete.execute(arguments: [r.identifier.kind, r.identifier.value, r.profile.raw])
+      }
+    }
+    if !batch.identifiers.isEmpty {
+      let upsert = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO identifiers (kind, value, profile_id, last_seen) VALUES (?, ?, ?, ?)
+            ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+            """))
+      for row in batch.identifiers {
+        try upsert.run(row.identifier.kind, row.identifier.value, row.profile.raw, row.lastSeen.microseconds)
+      }
+    }
+    if !batch.conflicts.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: """
+          INSERT INTO conflicts (kept, other, kind, reason, identifiers, event_id, at)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """)
+      for c in batch.conflicts {
+        try insert.execute(arguments: [
+          c.kept.raw, c.other?.raw, c.kind, c.reason, StoredValue.encode(c.identifiers), c.eventID, c.at.microseconds,
+        ])
+      }
+    }
+    if !batch.matchLinks.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: """
+          INSERT INTO match_links (rule, profile_id, candidate_id, event_id, probability, weight, status, reason, at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+          """)
+      for l in batch.matchLinks {
+        try insert.execute(arguments: [
+          l.rule, l.profile.raw, l.candidate.raw, l.eventID, l.probability, l.weight, l.status.rawValue, l.reason,
+          l.at.microseconds,
+        ])
+      }
+    }
+    if !batch.separations.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: "INSERT OR IGNORE INTO separations (kind_a, value_a, kind_b, value_b) VALUES (?, ?, ?, ?)")
+      for p in batch.separations {
+        try insert.execute(arguments: [p.first.kind, p.first.value, p.second.kind, p.second.value])
+      }
+    }
+    if !batch.linkStatus.isEmpty {
+      let update = try db.cachedStatement(sql: "UPDATE match_links SET status = ? WHERE id = ?")
+      for c in batch.linkStatus { try update.execute(arguments: [c.status.rawValue, c.id]) }
+    }
+    if !batch.traits.isEmpty {
+      let upsert = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO traits (profile_id, trait, value, source, event_id, timestamp, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (profile_id, trait) DO UPDATE SET
+              value = excluded.value, source = excluded.source, event_id = excluded.event_id,
+              timestamp = excluded.timestamp, state = excluded.state
+            """))
+      for t in batch.traits {
+        try upsert.run(
+          t.profile.raw, t.trait, StoredValue.encode(t.value), t.source, t.eventID, t.timestamp.microseconds,
+          StoredValue.encode(t.state))
+      }
+    }
+    if !batch.computed.isEmpty {
+      let upsert = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO computed_traits (profile_id, trait, value, state) VALUES (?, ?, ?, ?)
+            ON CONFLICT (profile_id, trait) DO UPDATE SET value = excluded.value, state = excluded.state
+            """))
+      let delete = RowStatement(
+        try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ? AND trait = ?"))
+      for c in batch.computed {
+        if let state = c.storedState {
+          try upsert.run(c.profile.raw, c.trait, StoredValue.encode(c.value), state)
+        } else {
+          try delete.run(c.profile.raw, c.trait)
+        }
+      }
+    }
+    if !batch.segmentChanges.isEmpty {
+      let enter = RowStatement(
+        try db.cachedStatement(
+          sql: "INSERT OR REPLACE INTO memberships (segment, profile_id, since) VALUES (?, ?, ?)"))
+      let exit = RowStatement(
+        try db.cachedStatement(sql: "DELETE FROM memberships WHERE segment = ? AND profile_id = ?"))
+      let log = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO segment_changes (segment, profile_id, entered, at, "values", merged_into)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """))
+      for c in batch.segmentChanges {
+        if c.entered {
+          try enter.run(c.segment, c.profile.raw, c.at.microseconds)
+        } else {
+          try exit.run(c.segment, c.profile.raw)
+        }
+        try log.run(
+          c.segment, c.profile.raw, c.entered, c.at.microseconds, StoredValue.encode(.map(c.values)),
+          c.mergedInto?.raw)
+      }
+    }
+    if !batch.outbox.isEmpty { try Self.enqueue(batch.outbox, db) }
+    if !batch.rejected.isEmpty {
+      let insert = try db.cachedStatement(
+        sql: "INSERT OR IGNORE INTO rejected (source, line, record, reason, at) VALUES (?, ?, ?, ?, ?)")
+      for r in batch.rejected {
+        try insert.execute(arguments: [r.source, r.line, r.record, r.reason, r.at.microseconds])
+      }
+    }
+  }
+
+  public func replaceDerivedState(_ s: DerivedState) async throws {
+    try await writing { db in
+      try Self.indexTail(db)
+      try Self.advanceEpoch(db)
+      try db.execute(sql: "DELETE FROM profiles; DELETE FROM identifiers; DELETE FROM traits;")
+      try db.execute(sql: "DELETE FROM computed_traits; DELETE FROM memberships;")
+      let profile = try db.cachedStatement(
+        sql: "INSERT INTO profiles (id, created_at, merged_into) VALUES (?, ?, NULL)")
+      for p in s.profiles { try profile.execute(arguments: [p.id.raw, p.createdAt.microseconds]) }
+      let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
+      for a in s.aliases { try alias.execute(arguments: [a.survivor.raw, a.absorbed.raw]) }
+      let identifier = try db.cachedStatement(
+        sql: "INSERT INTO identifiers (kind, value, profile_id, last_seen) VALUES (?, ?, ?, ?)")
+      for row in s.identifiers {
+        try identifier.execute(arguments: [
+          row.identifier.kind, row.identifier.value, row.profile.raw, row.lastSeen.microseconds,
+        ])
+      }
+      try Self.moveEvents(s.eventProfiles, db)
+      let membership = try db.cachedStatement(
+        sql: "INSERT INTO memberships (segment, profile_id, since) VALUES (?, ?, ?)")
+      for m in s.memberships { try membership.execute(arguments: [m.segment, m.profile.raw, m.since.microseconds]) }
+      // Traits, computed traits, merges and conflicts go through the ordinary batch writer.
+      var batch = CommitBatch()
+      batch.traits = s.traits
+      batch.computed = s.computed
+      batch.conflicts = s.conflicts
+      try Self.write(batch, db)
+      let merge = try db.cachedStatement(
+        sql: "INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score) VALUES (?, ?, ?, ?, ?, ?, ?)"
+      )
+      for m in s.merges {
+        try merge.execute(arguments: [
+          m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
+          m.score.isNaN ? nil : m.score,
+        ])
+      }
+    }
+  }
+
+  public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord]) async throws
+    -> DeletionReport
+  {
+    let report = try await writing { db in
+      // Deleted content is overwritten with zeros, not left in free pages.
+      try db.execute(sql: "PRAGMA secure_delete = ON")
+      try Self.advanceEpoch(db)
+      var r = DeletionReport()
+      let live = try Self.live(profile, db) ?? profile
+      let family = try Int64.fetchAll(
+        db, sql: Self.familyCTE + " SELECT id FROM fam", arguments: [live.raw])
+      guard !family.isEmpty else { return r }
+      try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS erase_fam (id INTEGER PRIMARY KEY)")
+      try db.execute(sql: "DELETE FROM erase_fam")
+      for id in family { try db.execute(sql: "INSERT INTO erase_fam (id) VALUES (?)", arguments: [id]) }
+      func run(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
+        try db.execute(sql: sql, arguments: arguments)
+        return db.changesCount
+      }
+      let inFam = "IN (SELECT id FROM erase_fam)"
+      try Self.indexTail(db)
+      r.events = try Self.eraseEvents(inFam, db)
+      r.identifiers = try run("DELETE FROM identifiers WHERE profile_id \(inFam)")
+      r.traits = try run("DELETE FROM traits WHERE profile_id \(inFam)")
+      r.computed = try run("DELETE FROM computed_traits WHERE profile_id \(inFam)")
+      r.memberships = try run("DELETE FROM memberships WHERE profile_id \(inFam)")
+      r.segmentChanges = try run(
+        "DELETE FROM segment_changes WHERE profile_id \(inFam) OR merged_into \(inFam)")
+      r.merges = try run("DELETE FROM merges WHERE survivor \(inFam) OR absorbed \(inFam)")
+      r.conflicts = try run("DELETE FROM conflicts WHERE kept \(inFam) OR other \(inFam)")
+      r.matchLinks = try run("DELETE FROM match_links WHERE profile_id \(inFam) OR candidate_id \(inFam)")
+      // Pending deliveries: their rows, and the batches left without rows (delivered batches hold none).
+      r.deliveries = try run("DELETE FROM outbox WHERE profile_id \(inFam)")
+      _ = try run(
+        "DELETE FROM delivery_batches WHERE status <> 'delivered' AND id NOT IN "
+          + "(SELECT batch_id FROM outbox WHERE batch_id IS NOT NULL)")
+      for v in values where !v.isEmpty {
+        r.rejected += try run("DELETE FROM rejected WHERE instr(record, ?) > 0", [v])
+        _ = try run("DELETE FROM separations WHERE value_a = ? OR value_b = ?", [v, v])
+      }
+      r.profiles = try run("DELETE FROM profiles WHERE id \(inFam)")
+      try db.execute(sql: "DELETE FROM erase_fam")
+      for h in suppress { try db.execute(sql: "INSERT OR IGNORE INTO suppressions (hash) VALUES (?)", arguments: [h]) }
+      if !notices.isEmpty { try Self.enqueue(notices, db) }
+      return r
+    }
+    // The write-ahead log still holds the pages as they were: fold it into the file and empty it.
+    _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    return report
+  }
+
+  // MARK: - The event log
+
+  /// Appends events to the log, each once: an event whose (source, id) the log already holds, or that comes
+  /// again later in `events`, is left out (the first one stays).
+  ///
+  /// Rows go to `events` in the order given (their `seq` is the write order); the two ways of finding them,
+  /// `event_keys` (by `EventKey.logKey`) and `profile_events` (by profile and time), are written afterwards in
+  /// their own key order, so each index page is visited once per transaction instead of once per row. With
+  /// `deferIndexes` they are not written at all: `indexTail` adds the rows past `log_indexed` in one sorted
+  /// pass when the bulk writer is done (`finishWriting`), and the writer vouches for the events since then.
+  static func append(_ events: [StoredEvent], deferIndexes: Bool, _ db: Database) throws {
+    // What an earlier bulk writer left is indexed first, so the cursor can move past this batch below.
+    if !deferIndexes { try indexTail(db) }
+    let keys = events.map { EventKey(source: $0.event.source, id: $0.event.id).logKey }
+    let byKey = events.indices.sorted { (keys[$0], $0) < (keys[$1], $1) }
+    var skip = [Bool](repeating: false, count: events.count)
+    // Duplicates, in key order: the log's events with each key, and the batch's own.
+    let logged = try db.cachedStatement(
+      sql: "SELECT e.source, e.id FROM event_keys AS k JOIN events AS e ON e.seq = k.seq WHERE k.key = ?")
+    var start = 0
+    while start < byKey.count {
+      var end = start + 1
+      while end < byKey.count, keys[byKey[end]] == keys[byKey[start]] { end += 1 }
+      var held: [(String, String)] = []
+      let rows = try Row.fetchCursor(logged, arguments: [keys[byKey[start]]])
+      while let row = try rows.next() { held.append((row[0], row[1])) }
+      for n in byKey[start..<end] {
+        let e = events[n].event
+        if held.contains(where: { $0.0 == e.source && $0.1 == e.id }) {
+          skip[n] = true
+        } else {
+          held.append((e.source, e.id))
+        }
+      }
+      start = end
+    }
+    let insert = RowStatement(
+      try db.cachedStatement(
+        sql: """
+          INSERT INTO events (source, id, type, name, timestamp, received_at, profile_id, identifiers, format, body)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          """))
+    var seqs = [Int64](repeating: 0, count: events.count)
+    for (n, s) in events.enumerated() where !skip[n] {
+      let e = s.event
+      let ids = StoredValue.encode(e.identifiers)
+      if let record = e.record {
+        try insert.run(
+          e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds, s.profile.raw, ids,
+          EventLogFormat.record, Blob(bytes: record))
+      } else {
+        try insert.run(
+          e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds, s.profile.raw, ids,
+          EventLogFormat.mapped, Blob(bytes: RecordBytes(Array(EventLogFormat.mappedBody(e).utf8))))
+      }
+      seqs[n] = db.lastInsertedRowID
+    }
+    if deferIndexes { return }
+    let key = RowStatement(try db.cachedStatement(sql: "INSERT INTO event_keys (key, seq) VALUES (?, ?)"))
+    for n in byKey where !skip[n] { try key.run(keys[n], seqs[n]) }
+    let byProfile = events.indices.filter { !skip[$0] }.sorted {
+      let (a, b) = (events[$0], events[$1])
+      return (a.profile.raw, a.event.timestamp.microseconds, seqs[$0])
+        < (b.profile.raw, b.event.timestamp.microseconds, seqs[$1])
+    }
+    let profile = RowStatement(
+      try db.cachedStatement(sql: "INSERT INTO profile_events (profile_id, timestamp, seq) VALUES (?, ?, ?)"))
+    for n in byProfile {
+      try profile.run(events[n].profile.raw, events[n].event.timestamp.microseconds, seqs[n])
+    }
+    try db.execute(sql: "UPDATE meta SET value = (SELECT max(seq) FROM events) WHERE key = 'log_indexed'")
+  }
+
+  /// Indexes the events a bulk writer appended past `log_indexed` (in key order, one pass per index) and moves
+  /// the cursor to the end of the log.
+  static func indexTail(_ db: Database) throws {
+    guard let done = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_indexed'"),
+      let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events"), last > done
+    else { return }
+    try db.execute(
+      sql: """
+        INSERT INTO event_keys (key, seq) SELECT tessera_log_key(source, id), seq FROM events WHERE seq > ?
+        ORDER BY 1, 2
+        """, arguments: [done])
+    try db.execute(
+      sql: """
+        INSERT INTO profile_events (profile_id, timestamp, seq) SELECT profile_id, timestamp, seq FROM events
+        WHERE seq > ? ORDER BY 1, 2, 3
+        """, arguments: [done])
+    try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'log_indexed'", arguments: [last])
+  }
+
+  public func finishWriting() async throws {
+    try await writing { db in try Self.indexTail(db) }
+    // The write-ahead log folded into the file and emptied: the store is one file at rest.
+    _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+  }
+
+  /// Gives logged events another profile (a replay's result), in `events` and in `profile_events`.
+  static func moveEvents(_ moves: [EventProfile], _ db: Database) throws {
+    let find = try db.cachedStatement(
+      sql: "SELECT e.seq, e.profile_id, e.timestamp FROM event_keys AS k JOIN events AS e ON e.seq = k.seq "
+        + "WHERE k.key = ? AND e.source = ? AND e.id = ?")
+    let set = try db.cachedStatement(sql: "UPDATE events SET profile_id = ? WHERE seq = ?")
+    let drop = try db.cachedStatement(
+      sql: "DELETE FROM profile_events WHERE profile_id = ? AND timestamp = ? AND seq = ?")
+    let add = try db.cachedStatement(
+      sql: "INSERT OR IGNORE INTO profile_events (profile_id, timestamp, seq) VALUES (?, ?, ?)")
+    for m in moves {
+      guard let row = try Row.fetchOne(find, arguments: [m.key.logKey, m.key.source, m.key.id]) else { continue }
+      let (seq, old, at): (Int64, Int64, Int64) = (row[0], row[1], row[2])
+      if old == m.profile.raw { continue }
+      try set.execute(arguments: [m.profile.raw, seq])
+      try drop.execute(arguments: [old, at, seq])
+      try add.execute(arguments: [m.profile.raw, at, seq])
+    }
+  }
+
+  /// Deletes the events of the profiles `inFamily` selects (an erasure), with their keys; how many.
+  static func eraseEvents(_ inFamily: String, _ db: Database) throws -> Int {
+    try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS erase_seq (seq INTEGER PRIMARY KEY)")
+    try db.execute(sql: "DELETE FROM erase_seq")
+    try db.execute(sql: "INSERT INTO erase_seq SELECT seq FROM profile_events WHERE profile_id \(inFamily)")
+    let keys = try Row.fetchAll(
+      db, sql: "SELECT e.seq, e.source, e.id FROM events AS e WHERE e.seq IN (SELECT seq FROM erase_seq)")
+    let dropKey = try db.cachedStatement(sql: "DELETE FROM event_keys WHERE key = ? AND seq = ?")
+    for row in keys {
+      let seq: Int64 = row[0]
+      try dropKey.execute(arguments: [EventKey(source: row[1], id: row[2]).logKey, seq])
+    }
+    try db.execute(sql: "DELETE FROM profile_events WHERE profile_id \(inFamily)")
+    try db.execute(sql: "DELETE FROM events WHERE seq IN (SELECT seq FROM erase_seq)")
+    let n = db.changesCount
+    try db.execute(sql: "DELETE FROM erase_seq")
+    return n
+  }
+}
