@@ -68,5 +68,12 @@ final class Checkpointer: Sendable {
     if frames > restartLimit(bulk: state.withLock { $0.bulk }) { try db.checkpoint(.restart) }
   }
 
+  /// Folds the whole WAL into the file and empties it (the end of a bulk writer's work). On the checkpointer's
+  /// own connection, so it waits for a PASSIVE checkpoint in progress instead of failing on it: SQLite answers
+  /// a second concurrent checkpoint with SQLITE_BUSY without calling the busy handler.
+  func truncate() async throws {
+    _ = try await connection.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+  }
+
   func close() throws { try connection.close() }
 }

@@ -83,7 +83,14 @@ extension SQLiteStore {
             INSERT INTO identifiers (kind, value, profile_id, last_seen) VALUES (?, ?, ?, ?)
             ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
             """))
-      for row in batch.identifiers {
+      // In the index's key order, so each of its pages is visited once per transaction rather than once per row
+      // (the upsert keeps the newest `last_seen`, whatever the order).
+      let rows = batch.identifiers.sorted {
+        ($0.identifier.kind, $0.identifier.value, $0.profile.raw) < (
+          $1.identifier.kind, $1.identifier.value, $1.profile.raw
+        )
+      }
+      for row in rows {
         try upsert.run(row.identifier.kind, row.identifier.value, row.profile.raw, row.lastSeen.microseconds)
       }
     }
@@ -276,7 +283,7 @@ extension SQLiteStore {
       return r
     }
     // The write-ahead log still holds the pages as they were: fold it into the file and empty it.
-    _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    try await checkpointer.truncate()
     return report
   }
 
@@ -375,7 +382,7 @@ extension SQLiteStore {
   public func finishWriting() async throws {
     try await writing { db in try Self.indexTail(db) }
     // The write-ahead log folded into the file and emptied: the store is one file at rest.
-    _ = try await pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    try await checkpointer.truncate()
   }
 
   /// Gives logged events another profile (a replay's result), in `events` and in `profile_events`.

@@ -163,12 +163,14 @@ enum PipelineBench {
     try FileManager.default.createDirectory(atPath: dir + "/rules", withIntermediateDirectories: true)
     try String(contentsOfFile: root + "/rules/identity.yaml", encoding: .utf8)
       .write(toFile: dir + "/rules/identity.yaml", atomically: true, encoding: .utf8)
-    try (parts[0] + "\n").write(toFile: dir + "/rules/profile.yaml", atomically: true, encoding: .utf8)
+    // One source here, `web`, where the retail pipeline has three.
+    try (parts[0].replacingOccurrences(of: "[crm, pos, web]", with: "[web]") + "\n")
+      .write(toFile: dir + "/rules/profile.yaml", atomically: true, encoding: .utf8)
     let segments = try String(contentsOfFile: root + "/rules/segments.yaml", encoding: .utf8)
     try ("computed:\n" + parts[1] + "\n" + segments)
       .write(toFile: dir + "/rules/activation.yaml", atomically: true, encoding: .utf8)
     return """
-      pipeline: retail-bench
+      pipeline: retail_bench
       include:
         - rules/identity.yaml
         - rules/profile.yaml
@@ -185,9 +187,9 @@ enum PipelineBench {
             event: 'coalesce(event, name, "")'
             user_id: userId
             anonymous_id: anonymousId
-            email: coalesce(traits.email, context.traits.email)
+            email: traits.email
             phone: traits.phone
-            traits: coalesce(traits, context.traits)
+            traits: traits
             properties: properties
             properties.revenue: 'exists(properties.price) ? double(properties.price) * double(properties.quantity) : null'
             properties.store: properties.sku
