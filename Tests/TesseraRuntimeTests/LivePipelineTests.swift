@@ -58,6 +58,33 @@ struct LivePipelineTests {
     }
   }
 
+  /// With acknowledge `journaled`, resolution runs on the low-priority lane so that requests keep the CPU.
+  /// The graph and the journal reader are unstructured tasks, which do not inherit the executor preference:
+  /// they ran at the requests' priority and journaled answers fell to the resolution rate.
+  @Test("journaled acknowledgement: the graph commits on the background lane")
+  func journaledResolvesOnTheLane() async throws {
+    let store = MemoryStore()
+    let lanes = Mutex<[Bool]>([])
+    let pipeline = LivePipeline(
+      plan: try ResolverCommitTests.plan(), store: store, tickEvery: nil, journalEvery: .milliseconds(20),
+      acknowledge: .journaled,
+      onGroup: { report in
+        if report.journaled > 0 { lanes.withLock { $0.append(BackgroundLane.isCurrent) } }
+      })
+    let running = Task { try await pipeline.run() }
+    while pipeline.role != .writer { try await Task.sleep(for: .milliseconds(5)) }
+    let events = (0..<200).map { n in ResolverCommitTests.event(n, day: 1, [("user_id", "lane\(n % 20)")]) }
+    let st = try await pipeline.submit(MappedBatch(seq: 0, events: events, rejected: [], invalidIdentifiers: 0))
+    #expect(st.events == 200)
+    for _ in 0..<2000 where await store.stats().events < 200 { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(await store.stats().events == 200)
+    let seen = lanes.withLock { $0 }
+    #expect(!seen.isEmpty)
+    #expect(seen.allSatisfy { $0 }, "transactions committed off the lane: \(seen)")
+    pipeline.close()
+    try await running.value
+  }
+
   /// Past `journalLimit` events waiting for the writer, a journaling request is answered only once the writer
   /// has caught up: its events are durable at once, its answer waits (backpressure instead of a full disk).
   @Test("answers wait while the journal is over its limit")
