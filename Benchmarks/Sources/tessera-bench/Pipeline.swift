@@ -307,6 +307,49 @@ enum PipelineBench {
   }
 }
 
+extension PipelineBench {
+  /// Runs a pipeline file's file sources into a fresh store (SQLite next to the file, or memory), as
+  /// `tessera run` does, and prints the rate, the decisions of its probabilistic rules and each stage's busy time.
+  static func runFile(_ path: String, workers: Int, memory: Bool) async throws {
+    let result = Compiler(environment: [:]).compile(pipeline: path)
+    guard let plan = result.plan else { fatalError(result.rendered()) }
+    let store: any Store
+    if memory {
+      store = MemoryStore()
+    } else {
+      let db = path + ".bench.sqlite"
+      for suffix in ["", "-wal", "-shm", "-intake", "-intake-wal", "-intake-shm", "-writer"] {
+        try? FileManager.default.removeItem(atPath: db + suffix)
+      }
+      store = try SQLiteStore(path: db)
+    }
+    var readers: [Int: any SourceReader] = [:]
+    for (i, s) in plan.config.sources.enumerated() where s.kind != .http { readers[i] = FileSourceReader(source: s) }
+    let runner = PipelineRunner(
+      plan: plan, store: store, readers: readers, workers: workers,
+      now: Timestamp(iso8601: "2026-06-30T00:00:00Z") ?? Timestamp(microseconds: 0))
+    let summary = try await runner.run()
+    let stats = try await store.stats()
+    let s = summary.stats
+    print(
+      String(
+        format:
+          "pipeline %@: %d records, %d events, %d workers: %.2f s, %.0f events/s; %d profiles, %d merges, %d probabilistic joins, %d review links, %d rejected",
+        (path as NSString).lastPathComponent, summary.recordsRead, s.events, workers, summary.seconds,
+        Double(s.events) / summary.seconds, stats.profiles, stats.merges, s.probabilisticJoins, s.reviewLinks,
+        s.rejected))
+    if let metrics = runner.monitor.metrics {
+      for f in metrics.figures() where f.tasks > 0 {
+        let busy = metrics.stage(f.id).busySeconds
+        print(
+          String(
+            format: "  stage %-16@ %2d tasks  busy %6.2f s  %5.2f µs/event", f.id as NSString, f.tasks, busy,
+            busy * 1e6 / Double(max(1, s.events))))
+      }
+    }
+  }
+}
+
 final class Counter: Sendable {
   let m = Mutex(0)
   func add(_ n: Int) { m.withLock { $0 += n } }

@@ -164,4 +164,10 @@ if what == "compare-pg" {
     events: option("--events", 1_000_000), workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),
     url: url)
 }
+if what == "pipeline", args.count > 1 {
+  // tessera-bench pipeline FILE [--workers W] [--memory]: every file source of a pipeline into a fresh store.
+  try await PipelineBench.runFile(
+    args[1], workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),
+    memory: args.contains("--memory"))
+}
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
