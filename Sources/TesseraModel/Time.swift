@@ -82,6 +82,37 @@ public struct Timestamp: Sendable, Hashable, Comparable {
     let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
     let rem = secs - days * 86_400
     let (y, m, d) = Timestamp.civilFromDays(days)
+    if (0...9999).contains(y) {
+      // Written byte by byte: this text is in every trait explanation and stored timestamp, and the
+      // interpolated form below made eight strings per call.
+      let length = frac != 0 ? 27 : 20
+      return String(unsafeUninitializedCapacity: length) { buf in
+        func put(_ v: Int64, _ n: Int, at i: Int) {
+          var v = v
+          for k in stride(from: i + n - 1, through: i, by: -1) {
+            buf[k] = UInt8(truncatingIfNeeded: 48 + v % 10)
+            v /= 10
+          }
+        }
+        put(y, 4, at: 0)
+        buf[4] = UInt8(ascii: "-")
+        put(m, 2, at: 5)
+        buf[7] = UInt8(ascii: "-")
+        put(d, 2, at: 8)
+        buf[10] = UInt8(ascii: "T")
+        put(rem / 3600, 2, at: 11)
+        buf[13] = UInt8(ascii: ":")
+        put(rem / 60 % 60, 2, at: 14)
+        buf[16] = UInt8(ascii: ":")
+        put(rem % 60, 2, at: 17)
+        if frac != 0 {
+          buf[19] = UInt8(ascii: ".")
+          put(frac, 6, at: 20)
+        }
+        buf[length - 1] = UInt8(ascii: "Z")
+        return length
+      }
+    }
     func pad(_ v: Int64, _ n: Int) -> String {
       let s = String(v)
       return String(repeating: "0", count: max(0, n - s.count)) + s

@@ -120,4 +120,27 @@ struct TimestampTests {
     #expect(Timestamp(seconds: 1.5).microseconds == 1_500_000)
     #expect(Timestamp(seconds: 1.5).seconds == 1.5)
   }
+
+  /// The byte-by-byte formatting gives what Foundation's formatter gives, with microseconds when there are
+  /// any, over years 1600–9999 (Foundation's calendar is Julian before 1582; ours is proleptic Gregorian), seeded
+  /// so that a failure repeats.
+  @Test("iso8601 agrees with Foundation's formatter")
+  func formattingAgreesWithFoundation() {
+    let f = ISO8601DateFormatter()
+    f.timeZone = TimeZone(identifier: "UTC")
+    f.formatOptions = [.withInternetDateTime]
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    let low: Int64 = -11_676_096_000  // 1600-01-01T00:00:00Z
+    let high: Int64 = 253_402_300_799  // 9999-12-31T23:59:59Z
+    for n in 0..<20_000 {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      let secs = low + Int64(bitPattern: state >> 1) % (high - low)
+      let micros: Int64 = n % 2 == 0 ? 0 : Int64(bitPattern: (state >> 20) % 1_000_000)
+      let t = Timestamp(microseconds: secs * 1_000_000 + micros)
+      let whole = f.string(from: Date(timeIntervalSince1970: TimeInterval(secs)))
+      let expected = micros == 0 ? whole : String(whole.dropLast()) + "." + String(format: "%06d", micros) + "Z"
+      #expect(t.iso8601 == expected)
+      if t.iso8601 != expected { return }
+    }
+  }
 }
