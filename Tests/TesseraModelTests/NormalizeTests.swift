@@ -93,4 +93,28 @@ struct NormalizeTests {
     #expect(!Normalize.isKnownRegion("XX"))
     #expect(!Normalize.isKnownRegion(""))
   }
+
+  /// The byte-by-byte path for ASCII text gives what the path over `Character`s gives, on random text built
+  /// from the characters emails and their mistakes are made of (seeded, so a failure repeats).
+  @Test("ASCII emails: the fast path agrees with the general one")
+  func asciiEmailAgrees() {
+    let alphabet = Array("aZ.+@ \t-_xG9\r\n.@com")
+    let domains = ["gmail.com", "example.org", "Gmail.COM", "a.b", ".x", "y."]
+    var state: UInt64 = 42
+    func next(_ n: Int) -> Int {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return Int((state >> 33) % UInt64(n))
+    }
+    for n in 0..<50_000 {
+      var text = String((0..<next(12)).map { _ in alphabet[next(alphabet.count)] })
+      if n % 2 == 0 { text += "@" + domains[next(domains.count)] + (n % 4 == 0 ? " " : "") }
+      for rules in [Normalize.EmailRules.none, .gmail, Normalize.EmailRules(plusSuffixDomains: ["*"])] {
+        let fast = Normalize.asciiEmail(text, rules: rules)
+        let general = Normalize.characterEmail(text, rules: rules)
+        #expect(fast == .some(general), "\(text.debugDescription)")
+        if fast != .some(general) { return }
+      }
+    }
+    #expect(Normalize.asciiEmail("josé@example.com", rules: .none) == .none, "not ASCII: the general path")
+  }
 }
