@@ -23,6 +23,12 @@ public struct PatternCounts: Sendable, AdditiveArithmetic {
     counts[pattern, default: 0] += n
     total += n
   }
+
+  /// The counts by pattern code: the order every sum over patterns runs in, so that it does not depend on
+  /// the order the counts were added in (which decides a dictionary's order).
+  public var sorted: [(pattern: UInt64, count: Double)] {
+    counts.sorted { $0.key < $1.key }.map { (pattern: $0.key, count: $0.value) }
+  }
 }
 
 /// What training did, for the report and the parameters file.
@@ -94,12 +100,16 @@ public struct Trainer: Sendable {
 
   /// One EM session: m of the comparisons in `estimate` and the share of matches λ among these pairs, with
   /// u held fixed. Comparisons outside `estimate` are left out of the likelihood.
+  ///
+  /// Every sum runs in a fixed order (patterns by code, comparisons by index), so the same counts give the
+  /// same estimates to the last bit however the counts were gathered.
   public func expectationMaximisation(
     _ model: MatchModel, patterns: PatternCounts, estimate: Set<Int>
   ) -> (m: [[Double]], lambda: Double, iterations: Int) {
     var m = model.comparisons.map(\.m)
     var lambda = 0.1
-    let entries = patterns.counts.map { (levels: model.decode($0.key), count: $0.value) }.filter { $0.count > 0 }
+    let estimate = estimate.sorted()
+    let entries = patterns.sorted.filter { $0.count > 0 }.map { (levels: model.decode($0.pattern), count: $0.count) }
     let total = entries.reduce(0) { $0 + $1.count }
     guard total > 0 else { return (m, lambda, 0) }
     var iterations = 0
@@ -155,7 +165,7 @@ public struct Trainer: Sendable {
       let estimate = Set(model.comparisons.indices).subtracting(excluded)
       guard !estimate.isEmpty else { continue }
       let (m, lambda, iterations) = expectationMaximisation(model, patterns: patterns, estimate: estimate)
-      for c in estimate {
+      for c in estimate.sorted() {
         for l in m[c].indices { sums[c][l] += m[c][l] }
         sessionsPer[c] += 1
       }
@@ -197,7 +207,7 @@ public struct Trainer: Sendable {
 
   /// The share of matches among the pairs counted in `patterns`, with m and u fixed.
   public func fitLambda(_ model: MatchModel, patterns: PatternCounts) -> Double {
-    let entries = patterns.counts.map { (w: model.evidence($0.key), count: $0.value) }
+    let entries = patterns.sorted.map { (w: model.evidence($0.pattern), count: $0.count) }
     var lambda = 0.1
     for _ in 0..<200 {
       let prior = log2(lambda / (1 - lambda))
