@@ -63,39 +63,59 @@ public struct Trainer: Sendable {
   }
 
   /// u of every level not fixed in the configuration: the level frequencies among random pairs, which are
-  /// almost all non-matches. A level never seen gets half a pair's worth, so its weight stays finite.
-  public func estimateU(_ model: inout MatchModel, records: RecordSet, mode: LinkMode) -> Int {
+  /// almost all non-matches. A level never seen gets half a pair's worth, so its weight stays finite. The
+  /// pairs are drawn in order from the seed and compared in parts on all cores; the counts are whole
+  /// numbers, so the result does not depend on how the parts finish.
+  public func estimateU(_ model: inout MatchModel, records: RecordSet, mode: LinkMode) async -> Int {
     let n = records.count
     guard n >= 2 else { return 0 }
     var rng = SplitMix64(seed: seed)
-    var counts = model.comparisons.map { Array(repeating: 0.0, count: $0.levelCount) }
-    var sampled = 0
+    var pairs: [(Int32, Int32)] = []
     var attempts = 0
     let maxPairs = mode == .dedupe ? n * (n - 1) / 2 : Int.max
     let target = min(randomPairs, maxPairs)
-    while sampled < target && attempts < target * 20 {
+    pairs.reserveCapacity(target)
+    while pairs.count < target && attempts < target * 20 {
       attempts += 1
       let i = rng.int(0..<n)
       let j = rng.int(0..<n)
       if i == j { continue }
       if mode == .linkOnly && records.origin[i] == records.origin[j] { continue }
-      sampled += 1
-      for c in model.comparisons.indices {
-        let l = model.level(c, records, i, j)
-        if l >= 0 { counts[c][l] += 1 }
+      pairs.append((Int32(i), Int32(j)))
+    }
+    let frozen = model
+    let sampled = pairs
+    let parts = max(1, ProcessInfo.processInfo.activeProcessorCount * 2)
+    let size = (sampled.count + parts - 1) / parts
+    var counts = model.comparisons.map { Array(repeating: 0, count: $0.levelCount) }
+    await withTaskGroup(of: [[Int]].self) { group in
+      for start in stride(from: 0, to: sampled.count, by: max(size, 1)) {
+        group.addTask {
+          var part = frozen.comparisons.map { Array(repeating: 0, count: $0.levelCount) }
+          for (i, j) in sampled[start..<min(start + size, sampled.count)] {
+            for c in frozen.comparisons.indices {
+              let l = frozen.level(c, records, Int(i), Int(j))
+              if l >= 0 { part[c][l] += 1 }
+            }
+          }
+          return part
+        }
+      }
+      for await part in group {
+        for c in counts.indices { for l in counts[c].indices { counts[c][l] += part[c][l] } }
       }
     }
     for c in model.comparisons.indices {
       let total = counts[c].reduce(0, +)
       guard total > 0 else { continue }
-      let smoothed = counts[c].map { max($0, 0.5) }
+      let smoothed = counts[c].map { max(Double($0), 0.5) }
       let sum = smoothed.reduce(0, +)
       for l in 0..<model.comparisons[c].levelCount where !model.comparisons[c].fixedU[l] {
         model.comparisons[c].u[l] = smoothed[l] / sum
         model.comparisons[c].origin[l] = "trained"
       }
     }
-    return sampled
+    return sampled.count
   }
 
   /// One EM session: m of the comparisons in `estimate` and the share of matches λ among these pairs, with
@@ -108,34 +128,36 @@ public struct Trainer: Sendable {
   ) -> (m: [[Double]], lambda: Double, iterations: Int) {
     var m = model.comparisons.map(\.m)
     var lambda = 0.1
-    let estimate = estimate.sorted()
+    let estimated = estimate.sorted()
     let entries = patterns.sorted.filter { $0.count > 0 }.map { (levels: model.decode($0.pattern), count: $0.count) }
     let total = entries.reduce(0) { $0 + $1.count }
     guard total > 0 else { return (m, lambda, 0) }
+    let logU = model.comparisons.map { $0.u.map(log) }
     var iterations = 0
     for iteration in 1...maxIterations {
       iterations = iteration
+      let logM = m.map { $0.map(log) }
       var mAcc = model.comparisons.map { Array(repeating: 0.0, count: $0.levelCount) }
       var matches = 0.0
       for e in entries {
-        var logM = log(lambda)
-        var logU = log(1 - lambda)
-        for c in estimate {
+        var lm = log(lambda)
+        var lu = log(1 - lambda)
+        for c in estimated {
           let l = e.levels[c]
           guard l >= 0 else { continue }
-          logM += log(m[c][l])
-          logU += log(model.comparisons[c].u[l])
+          lm += logM[c][l]
+          lu += logU[c][l]
         }
-        let p = 1 / (1 + exp(logU - logM))
+        let p = 1 / (1 + exp(lu - lm))
         matches += p * e.count
-        for c in estimate {
+        for c in estimated {
           let l = e.levels[c]
           if l >= 0 { mAcc[c][l] += p * e.count }
         }
       }
       var change = abs(matches / total - lambda)
       lambda = min(max(matches / total, 1e-9), 1 - 1e-9)
-      for c in estimate {
+      for c in estimated {
         let sum = mAcc[c].reduce(0, +)
         guard sum > 0 else { continue }
         for l in mAcc[c].indices where !model.comparisons[c].fixedM[l] {
@@ -154,9 +176,9 @@ public struct Trainer: Sendable {
   public func train(
     _ model: inout MatchModel, records: RecordSet, mode: LinkMode, patternsByRule: [PatternCounts],
     union: PatternCounts
-  ) -> TrainingReport {
+  ) async -> TrainingReport {
     var report = TrainingReport()
-    report.randomPairs = estimateU(&model, records: records, mode: mode)
+    report.randomPairs = await estimateU(&model, records: records, mode: mode)
     var sums = model.comparisons.map { Array(repeating: 0.0, count: $0.levelCount) }
     var sessionsPer = Array(repeating: 0, count: model.comparisons.count)
     for (r, patterns) in patternsByRule.enumerated() where patterns.total > 0 && model.blockingTrains[r] {

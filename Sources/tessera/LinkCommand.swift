@@ -189,31 +189,34 @@ struct LinkCommand: AsyncParsableCommand {
     let loaded = ContinuousClock.now - started
     let mode: LinkMode = linkOnly ? .linkOnly : .dedupe
     let blocking = Blocking(records: records, mode: mode)
-    let counts = await blocking.counts()
     print(
       "\(records.count) records from \(files.count) file\(files.count == 1 ? "" : "s"), rule `\(inputs.model.rule)`")
-    let width = max(14, inputs.model.blockingText.map(\.count).max() ?? 0)
-    print(
-      "  " + "blocking rule".padding(toLength: width, withPad: " ", startingAt: 0)
-        + "        pairs    new pairs  largest block")
-    for (r, c) in counts.enumerated() {
-      let text = inputs.model.blockingText[r].padding(toLength: width, withPad: " ", startingAt: 0)
-      print("  \(text) \(pad(c.pairs, 12)) \(pad(c.newPairs, 12)) \(pad(c.largestBlock, 14))")
-    }
-    let total = counts.reduce(0) { $0 + $1.newPairs }
-    print("  candidate pairs (union, each compared once): \(total)")
-    if countOnly { return }
-    if total > maxPairs {
-      throw ValidationError(
-        "the blocking rules generate \(total) pairs, more than --max-pairs \(maxPairs); tighten the loosest rule (largest block above)"
-      )
+    // The pairs each rule adds to the union are known once they are enumerated: by counting alone (with
+    // --count-only, or when the rules' pairs together may pass --max-pairs), else by the link run itself.
+    var counts = blocking.sizes()
+    let countedFirst = countOnly || counts.reduce(0, { $0 + $1.pairs }) > maxPairs
+    if countedFirst {
+      counts = await blocking.counts()
+      let total = printCounts(counts, model: inputs.model)
+      if countOnly { return }
+      if total > maxPairs {
+        throw ValidationError(
+          "the blocking rules generate \(total) pairs, more than --max-pairs \(maxPairs); tighten the loosest rule (largest block above)"
+        )
+      }
     }
     let trainer = Trainer(seed: seed, randomPairs: randomPairs)
-    let linker = Linker(model: inputs.model, mode: mode, train: train, trainer: trainer)
+    // Pairs below the review threshold (or --pairs-min) are scored but neither written nor kept.
+    let keepFrom = MatchModel.weight(probability: min(inputs.model.review, pairsMin ?? inputs.model.review))
+    let linker = Linker(model: inputs.model, mode: mode, train: train, trainer: trainer, keepFrom: keepFrom)
     if !train && !inputs.model.isTrained {
       print("the rule has no trained parameters for every level: training on these records (--train)")
     }
     let result = await linker.run(records, blocking: blocking)
+    if !countedFirst {
+      for r in counts.indices { counts[r].newPairs = result.newPairs[r] }
+      _ = printCounts(counts, model: inputs.model)
+    }
     if let report = result.training {
       print(Report.training(report, model: result.model))
       let target = paramsOut ?? inputs.rule.parametersFile
@@ -233,7 +236,7 @@ struct LinkCommand: AsyncParsableCommand {
       "thresholds: merge \(result.model.merge), review \(result.model.review); prior \(String(format: "%.3g", result.model.prior))"
     )
     print(
-      "\(result.pairs.count) pairs scored, \(result.joins) joins → \(clusters) clusters; \(result.review.count) candidate links in the review band; \(result.refused.count) joins refused by limits"
+      "\(result.compared) pairs scored, \(result.joins) joins → \(clusters) clusters; \(result.review.count) candidate links in the review band; \(result.refused.count) joins refused by limits"
     )
     for refused in result.refused.prefix(5) {
       let k = refused.pair
@@ -263,6 +266,21 @@ struct LinkCommand: AsyncParsableCommand {
     timing += result.timings.map { String(format: "%@ %.2fs", $0.0, $0.1) }
     timing.append(String(format: "total %.2fs", seconds(ContinuousClock.now - started)))
     print("time: " + timing.joined(separator: ", "))
+  }
+
+  /// Prints the pairs of each blocking rule and of their union; returns the union.
+  func printCounts(_ counts: [Blocking.RuleCount], model: MatchModel) -> Int {
+    let width = max(14, model.blockingText.map(\.count).max() ?? 0)
+    print(
+      "  " + "blocking rule".padding(toLength: width, withPad: " ", startingAt: 0)
+        + "        pairs    new pairs  largest block")
+    for (r, c) in counts.enumerated() {
+      let text = model.blockingText[r].padding(toLength: width, withPad: " ", startingAt: 0)
+      print("  \(text) \(pad(c.pairs, 12)) \(pad(c.newPairs, 12)) \(pad(c.largestBlock, 14))")
+    }
+    let total = counts.reduce(0) { $0 + $1.newPairs }
+    print("  candidate pairs (union, each compared once): \(total)")
+    return total
   }
 
   func writePairs(_ path: String, result: LinkResult, records: RecordSet) throws {
