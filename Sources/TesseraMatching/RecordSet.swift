@@ -133,9 +133,29 @@ public struct FieldColumn: Sendable {
     }
     if clean && !previousSpace { return raw }
     var s = raw
-    if !s.utf8.allSatisfy({ $0 < 0x80 }) {
-      s = s.folding(options: [.diacriticInsensitive, .caseInsensitive], locale: nil)
+    if s.utf8.allSatisfy({ $0 < 0x80 }) {
+      // ASCII: lowercase A–Z and join the words with single spaces, byte by byte. As in the split of
+      // characters below, "\r\n" is one character, not a separator.
+      let bytes = Array(s.utf8)
+      var out: [UInt8] = []
+      out.reserveCapacity(bytes.count)
+      var space = false
+      for (k, b) in bytes.enumerated() {
+        let crlf =
+          (b == 0x0D && k + 1 < bytes.count && bytes[k + 1] == 0x0A) || (b == 0x0A && k > 0 && bytes[k - 1] == 0x0D)
+        if !crlf && (b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D) {
+          space = !out.isEmpty
+          continue
+        }
+        if space {
+          out.append(0x20)
+          space = false
+        }
+        out.append(b >= 0x41 && b <= 0x5A ? b | 0x20 : b)
+      }
+      return String(decoding: out, as: UTF8.self)
     }
+    s = s.folding(options: [.diacriticInsensitive, .caseInsensitive], locale: nil)
     s = s.lowercased()
     let parts = s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
     return parts.count == 1 ? String(parts[0]) : parts.joined(separator: " ")

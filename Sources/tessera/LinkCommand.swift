@@ -253,9 +253,15 @@ struct LinkCommand: AsyncParsableCommand {
           ClusterEvaluation.exactClusters(predicted: result.cluster, truth: truth)))
     }
     if let out {
-      var text = "record_id,cluster_id\n"
-      for (i, c) in result.cluster.enumerated() { text += "\(csv(records.ids[i])),\(csv(records.ids[c]))\n" }
-      try text.write(toFile: out, atomically: true, encoding: .utf8)
+      var bytes = Array("record_id,cluster_id\n".utf8)
+      bytes.reserveCapacity(result.cluster.count * 20)
+      for (i, c) in result.cluster.enumerated() {
+        bytes += csv(records.ids[i]).utf8
+        bytes.append(UInt8(ascii: ","))
+        bytes += csv(records.ids[c]).utf8
+        bytes.append(UInt8(ascii: "\n"))
+      }
+      try Data(bytes).write(to: URL(fileURLWithPath: out), options: .atomic)
       print("clusters written to \(out)")
     }
     if let pairsPath = pairs {
@@ -311,7 +317,7 @@ func pad(_ n: Int, _ width: Int) -> String {
 }
 
 func csv(_ s: String) -> String {
-  s.contains(",") || s.contains("\"") || s.contains("\n")
+  s.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }
     ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
 }
 

@@ -163,6 +163,19 @@ import Testing
     #expect(kept.review.count == all.review.count)
   }
 
+  @Test func foldingLowercasesAndJoinsWordsWithSingleSpaces() {
+    #expect(FieldColumn.fold("  Mary\tANN  o'Neil \n") == "mary ann o'neil")
+    #expect(FieldColumn.fold("José") == "jose")
+    #expect(FieldColumn.fold(" \t ") == "")
+    var rng = SplitMix64(seed: 8)
+    let alphabet = Array("aZb Y\t\n\r.-'09")
+    for _ in 0..<2000 {
+      let raw = String((0..<rng.int(0..<12)).map { _ in alphabet[rng.int(0..<alphabet.count)] })
+      let words = raw.lowercased().split(whereSeparator: { " \t\n\r".contains($0) })
+      #expect(FieldColumn.fold(raw) == words.joined(separator: " "), "\(raw.debugDescription)")
+    }
+  }
+
   @Test func valuesOutsideASCIIAreComparedAsScalars() throws {
     let (config, rule) = try rule(Self.yaml)
     let model = MatchModel(rule: rule)
