@@ -115,31 +115,40 @@ struct PairComparer: Sendable {
     var table = ComboTable()
     let memory = LevelMemory(comparisons: remembered)
     defer { memory.release() }
+    // The rows of a run's records, copied next to each other: the pairs of a run read them over and over.
+    var gathered: [UInt32] = []
     rows.withUnsafeBufferPointer { all in
-      // Safe: `rows` is never empty when a run exists (a run holds records, each with a row).
-      guard let base = all.baseAddress else { return }
       for k in stretch.runs {
         let run = runs[k]
-        for p in stretch.rows ?? run {
-          let a = Int(order[p])
-          let rowA = base + a * stride
-          for q in (p + 1)..<run.upperBound {
-            let b = Int(order[q])
-            if linkOnly && origin[a] == origin[b] { continue }
-            let rowB = base + b * stride
-            var mask: UInt32 = 0
-            for rule in 0..<rules {
-              let key = rowA[rule]
-              if key != 0 && key == rowB[rule] { mask |= 1 << UInt32(rule) }
+        gathered.removeAll(keepingCapacity: true)
+        for p in run {
+          let start = Int(order[p]) * stride
+          gathered.append(contentsOf: all[start..<(start + stride)])
+        }
+        gathered.withUnsafeBufferPointer { local in
+          // Safe: a run holds at least two records, so `gathered` is not empty.
+          guard let base = local.baseAddress else { return }
+          for p in stretch.rows ?? run {
+            let a = Int(order[p])
+            let rowA = base + (p - run.lowerBound) * stride
+            for q in (p + 1)..<run.upperBound {
+              let b = Int(order[q])
+              if linkOnly && origin[a] == origin[b] { continue }
+              let rowB = base + (q - run.lowerBound) * stride
+              var mask: UInt32 = 0
+              for rule in 0..<rules {
+                let key = rowA[rule]
+                if key != 0 && key == rowB[rule] { mask |= 1 << UInt32(rule) }
+              }
+              // An earlier rule generates this pair: it was compared there.
+              if mask & earlier != 0 { continue }
+              let (i, j, rowI, rowJ) = a < b ? (a, b, rowA, rowB) : (b, a, rowB, rowA)
+              let pattern = self.pattern(rowI + rules, rowJ + rules, memory)
+              let id = table.id(of: pattern << ruleBits | UInt64(mask), in: &out)
+              out.left.append(Int32(i))
+              out.right.append(Int32(j))
+              out.combo.append(id)
             }
-            // An earlier rule generates this pair: it was compared there.
-            if mask & earlier != 0 { continue }
-            let (i, j, rowI, rowJ) = a < b ? (a, b, rowA, rowB) : (b, a, rowB, rowA)
-            let pattern = self.pattern(rowI + rules, rowJ + rules, memory)
-            let id = table.id(of: pattern << ruleBits | UInt64(mask), in: &out)
-            out.left.append(Int32(i))
-            out.right.append(Int32(j))
-            out.combo.append(id)
           }
         }
       }
