@@ -23,36 +23,51 @@ public struct Blocking: Sendable {
   let keyCodes: [[UInt32]]
 
   public init(records: RecordSet, mode: LinkMode = .dedupe) {
+    self.init(records: records, mode: mode, rules: records.keys.map(Blocking.sortRule))
+  }
+
+  init(records: RecordSet, mode: LinkMode, rules: [SortedRule]) {
     self.records = records
     self.mode = mode
-    var sorted: [[Int32]] = []
-    var runs: [[Range<Int>]] = []
-    var keyCodes: [[UInt32]] = []
-    struct Entry: Comparable {
-      var key: UInt64
-      var index: Int32
-      static func < (a: Entry, b: Entry) -> Bool { a.key < b.key || (a.key == b.key && a.index < b.index) }
+    sorted = rules.map(\.sorted)
+    runs = rules.map(\.runs)
+    keyCodes = rules.map(\.codes)
+  }
+
+  /// As `init(records:mode:)`, the rules sorted on all cores.
+  public static func build(records: RecordSet, mode: LinkMode = .dedupe) async -> Blocking {
+    var rules = [SortedRule?](repeating: nil, count: records.keys.count)
+    await withTaskGroup(of: (Int, SortedRule).self) { group in
+      for (r, keys) in records.keys.enumerated() { group.addTask { (r, Blocking.sortRule(keys)) } }
+      for await (r, rule) in group { rules[r] = rule }
     }
-    for keys in records.keys {
-      var entries: [Entry] = []
-      entries.reserveCapacity(keys.count)
-      for (i, k) in keys.enumerated() where k != 0 { entries.append(Entry(key: k, index: Int32(i))) }
-      entries.sort()
-      var r: [Range<Int>] = []
-      var codes = [UInt32](repeating: 0, count: keys.count)
-      var start = 0
-      for p in 1...entries.count where p == entries.count || entries[p].key != entries[start].key {
-        if p - start > 1 { r.append(start..<p) }
-        for e in entries[start..<p] { codes[Int(e.index)] = UInt32(start + 1) }
-        start = p
-      }
-      sorted.append(entries.map(\.index))
-      runs.append(r)
-      keyCodes.append(codes)
+    return Blocking(records: records, mode: mode, rules: rules.compactMap { $0 })
+  }
+
+  /// One rule's records sorted by key, its runs and its key codes.
+  struct SortedRule: Sendable {
+    var sorted: [Int32]
+    var runs: [Range<Int>]
+    var codes: [UInt32]
+  }
+
+  static func sortRule(_ keys: [UInt64]) -> SortedRule {
+    // The key above the record index: sorting the numbers sorts by key, ties in record order.
+    var entries: [(key: UInt64, index: Int32)] = []
+    entries.reserveCapacity(keys.count)
+    for (i, k) in keys.enumerated() where k != 0 { entries.append((k, Int32(i))) }
+    entries.sort { $0.key < $1.key || ($0.key == $1.key && $0.index < $1.index) }
+    var runs: [Range<Int>] = []
+    var codes = [UInt32](repeating: 0, count: keys.count)
+    var start = 0
+    // (A rule no record has a key for has no runs: `1...0` would trap.)
+    for p in stride(from: 1, through: entries.count, by: 1)
+    where p == entries.count || entries[p].key != entries[start].key {
+      if p - start > 1 { runs.append(start..<p) }
+      for e in entries[start..<p] { codes[Int(e.index)] = UInt32(start + 1) }
+      start = p
     }
-    self.sorted = sorted
-    self.runs = runs
-    self.keyCodes = keyCodes
+    return SortedRule(sorted: entries.map(\.index), runs: runs, codes: codes)
   }
 
   /// A stretch of one rule's pairs, compared as one piece of work: whole runs, or some rows of one large run

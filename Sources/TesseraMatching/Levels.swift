@@ -119,20 +119,33 @@ public final class LevelKernel: Sendable {
   func level(_ col: Column, _ a: UInt32, _ b: UInt32, swap: Column?, _ sa: UInt32, _ sb: UInt32) -> Int {
     if a == 0 || b == 0 { return -1 }
     if a == b && equalLevel >= 0 { return equalLevel }
-    if col.ascii {
-      return col.bytes.withUnsafeBufferPointer { level(col, $0, Int(a), Int(b), swap: swap, sa, sb) }
+    let (x, y) = (Int(a), Int(b))
+    let (setA, setB) = (col.characters[x], col.characters[y])
+    return tests.withUnsafeBufferPointer { tests in
+      if col.ascii {
+        return col.bytes.withUnsafeBufferPointer {
+          let (ta, tb) = (col.text(of: x, in: $0), col.text(of: y, in: $0))
+          return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb)
+        }
+      }
+      return col.scalars.withUnsafeBufferPointer {
+        let (ta, tb) = (col.text(of: x, in: $0), col.text(of: y, in: $0))
+        return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb)
+      }
     }
-    return col.scalars.withUnsafeBufferPointer { level(col, $0, Int(a), Int(b), swap: swap, sa, sb) }
   }
 
-  /// The tests in order, on the texts of values `a` and `b` in `all` (the column's bytes or scalars).
+  /// The tests in order on two different values `a` and `b` of a column: their texts `ta` and `tb` (bytes
+  /// or scalars) and character sets (`Comparators.characterSet`), and what else the tests read of them in
+  /// `values`; `sa` and `sb` are the records' codes in the `swap` column. Reads nothing but its arguments,
+  /// so the compare path can run it on pointers (`ColumnPointers`) with no reference counting per pair.
   @inline(__always)
-  func level<T: FixedWidthInteger>(
-    _ col: Column, _ all: UnsafeBufferPointer<T>, _ a: Int, _ b: Int, swap: Column?, _ sa: UInt32, _ sb: UInt32
+  static func level<T: FixedWidthInteger, V: LevelValues>(
+    _ tests: UnsafeBufferPointer<LevelTest>, cap: Int, _ values: V, _ a: Int, _ b: Int,
+    _ ta: UnsafeBufferPointer<T>, _ tb: UnsafeBufferPointer<T>, _ setA: UInt64, _ setB: UInt64,
+    swap: V?, _ sa: UInt32, _ sb: UInt32
   ) -> Int {
     let equal = a == b
-    let ta = UnsafeBufferPointer(rebasing: all[Int(col.offsets[a])..<Int(col.offsets[a + 1])])
-    let tb = UnsafeBufferPointer(rebasing: all[Int(col.offsets[b])..<Int(col.offsets[b + 1])])
     var jw = -1.0
     var jaro = -1.0
     var tokens = -1.0
@@ -143,9 +156,7 @@ public final class LevelKernel: Sendable {
     var jwBound = -1.0
     var jaroBound = -1.0
     func commonBound() -> Int {
-      if common < 0 {
-        common = Comparators.commonUpperBound(col.characters[a], ta.count, col.characters[b], tb.count)
-      }
+      if common < 0 { common = Comparators.commonUpperBound(setA, ta.count, setB, tb.count) }
       return common
     }
     // A margin well below the smallest difference of two Jaro–Winkler values of short texts, so that
@@ -198,40 +209,62 @@ public final class LevelKernel: Sendable {
         }
         if dl <= n { return k }
       case .withinDays(let n), .withinYears(let n):
-        let x = col.day[a]
-        let y = col.day[b]
+        let x = values.day(of: a)
+        let y = values.day(of: b)
         if x != .min, y != .min, Double(abs(x - y)) <= n { return k }
       case .withinMonths(let n):
-        let x = col.ymd[a]
-        let y = col.ymd[b]
+        let x = values.ymd(of: a)
+        let y = values.ymd(of: b)
         guard x != .min, y != .min else { continue }
         let mx = (x / 10000) * 12 + (x / 100) % 100
         let my = (y / 10000) * 12 + (y / 100) % 100
         if Double(abs(mx - my)) <= n { return k }
       case .withinNumber(let n):
-        let x = col.number[a]
-        let y = col.number[b]
+        let x = values.number(of: a)
+        let y = values.number(of: b)
         if !x.isNaN, !y.isNaN, abs(x - y) <= n { return k }
       case .transposedDayMonth:
-        let x = col.ymd[a]
-        let y = col.ymd[b]
+        let x = values.ymd(of: a)
+        let y = values.ymd(of: b)
         guard x != .min, y != .min, x / 10000 == y / 10000 else { continue }
         let (mx, dx) = ((x / 100) % 100, x % 100)
         let (my, dy) = ((y / 100) % 100, y % 100)
         if mx == dy && dx == my && mx != dx { return k }
       case .soundex:
-        let x = col.phonetic[a]
-        if x != 0 && x == col.phonetic[b] { return k }
+        let x = values.phonetic(of: a)
+        if x != 0 && x == values.phonetic(of: b) { return k }
       case .nickname:
-        if equal || Nicknames.share(col.nickname[a], col.nickname[b]) { return k }
+        if equal || Nicknames.share(values.nickname(of: a), values.nickname(of: b)) { return k }
       case .swapped:
         // This trait of each record equals the other trait of the other record.
         guard let swap, sa != 0, sb != 0 else { continue }
-        if col.valueHash[a] == swap.valueHash[Int(sb)] && col.valueHash[b] == swap.valueHash[Int(sa)] { return k }
+        if values.hash(of: a) == swap.hash(of: Int(sb)) && values.hash(of: b) == swap.hash(of: Int(sa)) {
+          return k
+        }
       }
     }
     return tests.count
   }
+}
+
+/// What the level tests read of a column's values besides their texts, by value code: `Column` gives it from
+/// its arrays, `ColumnPointers` from pointers to them.
+protocol LevelValues {
+  func day(of v: Int) -> Int32
+  func ymd(of v: Int) -> Int32
+  func number(of v: Int) -> Double
+  func phonetic(of v: Int) -> UInt64
+  func nickname(of v: Int) -> UInt64
+  func hash(of v: Int) -> UInt64
+}
+
+extension Column: LevelValues {
+  func day(of v: Int) -> Int32 { day[v] }
+  func ymd(of v: Int) -> Int32 { ymd[v] }
+  func number(of v: Int) -> Double { number[v] }
+  func phonetic(of v: Int) -> UInt64 { phonetic[v] }
+  func nickname(of v: Int) -> UInt64 { nickname[v] }
+  func hash(of v: Int) -> UInt64 { valueHash[v] }
 }
 
 extension MatchModel {

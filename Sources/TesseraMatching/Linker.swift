@@ -74,7 +74,12 @@ public struct Linker: Sendable {
       timings.append((name, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18))
       clock = now
     }
-    let blocking = prebuilt ?? Blocking(records: records, mode: mode)
+    let blocking: Blocking
+    if let prebuilt {
+      blocking = prebuilt
+    } else {
+      blocking = await Blocking.build(records: records, mode: mode)
+    }
     lap("block")
     let ruleBits = UInt64(max(1, records.keys.count))
     var stretches = await PairComparer.compareAll(model: model, records: records, blocking: blocking)

@@ -21,53 +21,52 @@ struct ComparedStretch: Sendable {
 /// whose keys it shares.
 ///
 /// Records are read from one row-major table built for the run: per record the key codes of every blocking
-/// rule, then the value code of every compared column, so that a pair reads one row of each record rather
-/// than one cache line per rule and column. The level of two different values of a column whose values
-/// repeat (first names, surnames, birth dates) is remembered per pair of value codes in a small table per
-/// stretch, so the similarity of "james" and "jamie" is computed once per stretch, not once per pair.
+/// rule, the value code of every compared column, and for the columns whose values are mostly unique
+/// (emails, phones, streets) where the value's text starts, its length and its character set, so that the
+/// bounds that rule a similarity out read nothing but the two rows. The level of two different values of a
+/// column whose values repeat (first names, surnames, birth dates) is remembered per pair of value codes in a
+/// small table per stretch, so the similarity of "james" and "jamie" is computed once per stretch, not once
+/// per pair. The loop over a stretch's pairs reads the columns and level tests through pointers taken once
+/// per stretch (`ColumnPointers`): it touches no shared object, so the two cores never contend for a
+/// reference count.
 struct PairComparer: Sendable {
-  let model: MatchModel
   let records: RecordSet
   let blocking: Blocking
   let rules: Int
   let ruleBits: UInt64
-  /// Per record: `rules` key codes, then one value code per column.
+  /// Per record: `rules` key codes, one value code per column, then 4 words per carried column.
   let rows: [UInt32]
   let stride: Int
-  let radices: [UInt64]
-  /// Per comparison: its column when it compares one trait (else -1), the column of its `swapped_with`
-  /// level (else -1), and whether its levels are remembered per pair of value codes.
-  let single: [Int]
-  let swap: [Int]
-  let remembered: [Bool]
-
-  /// Entries of each table that remembers levels per pair of value codes.
-  static let memorySlots = 1 << 14
+  let levels: LevelPlans
+  var plans: [LevelPlans.Plan] { levels.plans }
 
   init(model: MatchModel, records: RecordSet, blocking: Blocking) {
-    self.model = model
     self.records = records
     self.blocking = blocking
     rules = records.keys.count
     ruleBits = UInt64(max(1, rules))
-    stride = rules + records.columns.count
-    var rows = [UInt32](repeating: 0, count: records.count * stride)
+    let levels = LevelPlans(model: model, records: records, carryFrom: rules + records.columns.count)
+    let width = levels.width
+    var rows = [UInt32](repeating: 0, count: records.count * width)
     for r in 0..<rules {
-      for (i, code) in blocking.keyCodes[r].enumerated() { rows[i * stride + r] = code }
+      for (i, code) in blocking.keyCodes[r].enumerated() { rows[i * width + r] = code }
     }
     for (f, column) in records.columns.enumerated() {
-      for (i, code) in column.codes.enumerated() { rows[i * stride + rules + f] = code }
+      for (i, code) in column.codes.enumerated() { rows[i * width + rules + f] = code }
+      let at = levels.carriedAt[f]
+      guard at >= 0 else { continue }
+      for (i, code) in column.codes.enumerated() {
+        let v = Int(code)
+        let set = column.characters[v]
+        rows[i * width + at] = UInt32(column.offsets[v])
+        rows[i * width + at + 1] = UInt32(column.offsets[v + 1] - column.offsets[v])
+        rows[i * width + at + 2] = UInt32(truncatingIfNeeded: set)
+        rows[i * width + at + 3] = UInt32(truncatingIfNeeded: set >> 32)
+      }
     }
     self.rows = rows
-    radices = model.radices
-    single = model.kernels.map { $0.columns.count == 1 ? $0.columns[0] : -1 }
-    swap = model.kernels.map(\.swap)
-    remembered = model.kernels.map { kernel in
-      // Worth it when values repeat: far fewer distinct values than records, and codes that fit an entry.
-      guard kernel.dependsOnValuesOnly, kernel.comparesTexts, let f = kernel.columns.first else { return false }
-      let values = records.columns[f].valueCount
-      return values < (1 << 28) && values * 4 < records.count
-    }
+    self.levels = levels
+    stride = width
   }
 
   /// Compares every stretch of `blocking` on all cores; the results in stretch order.
@@ -99,6 +98,10 @@ struct PairComparer: Sendable {
 
   /// The new pairs of one stretch, compared.
   func compare(_ stretch: Blocking.Stretch) -> ComparedStretch {
+    levels.withRowLevels(records, values: rules) { compare(stretch, $0) }
+  }
+
+  func compare(_ stretch: Blocking.Stretch, _ levels: RowLevels) -> ComparedStretch {
     var out = ComparedStretch()
     out.rule = stretch.rule
     out.left.reserveCapacity(stretch.pairs)
@@ -112,9 +115,8 @@ struct PairComparer: Sendable {
     let origin = records.origin
     let rules = self.rules
     let stride = self.stride
+    let ruleBits = self.ruleBits
     var table = ComboTable()
-    let memory = LevelMemory(comparisons: remembered)
-    defer { memory.release() }
     // The rows of a run's records, copied next to each other: the pairs of a run read them over and over.
     var gathered: [UInt32] = []
     rows.withUnsafeBufferPointer { all in
@@ -143,7 +145,7 @@ struct PairComparer: Sendable {
               // An earlier rule generates this pair: it was compared there.
               if mask & earlier != 0 { continue }
               let (i, j, rowI, rowJ) = a < b ? (a, b, rowA, rowB) : (b, a, rowB, rowA)
-              let pattern = self.pattern(rowI + rules, rowJ + rules, memory)
+              let pattern = levels.pattern(rowI, rowJ)
               let id = table.id(of: pattern << ruleBits | UInt64(mask), in: &out)
               out.left.append(Int32(i))
               out.right.append(Int32(j))
@@ -155,49 +157,202 @@ struct PairComparer: Sendable {
     }
     return out
   }
+}
 
-  /// The pattern of two records given their value codes (`valuesI` is the left record's).
+/// What `RowLevels` needs of a model's comparisons, as plain values: built once per run, shared by the tasks.
+struct LevelPlans: Sendable {
+  /// What the loop needs of one comparison.
+  struct Plan: Sendable {
+    /// The column of a comparison of one trait, -1 for one of several (`columns`).
+    var column: Int
+    var columns: Range<Int>
+    /// The column of its `swapped_with` level, -1 without one.
+    var swap: Int
+    /// Whether its levels are remembered per pair of value codes.
+    var remembered: Bool
+    /// Where a row holds the start, length and character set (two words) of the value, -1 when it does not.
+    var carried: Int
+    var tests: Range<Int>
+    var cap: Int
+    var equalLevel: Int
+    var radix: UInt64
+  }
+
+  let plans: [Plan]
+  /// The level tests of every comparison, comparison `c`'s at `plans[c].tests`.
+  let tests: [LevelTest]
+  /// The columns of comparisons of several traits, comparison `c`'s at `plans[c].columns`.
+  let columnLists: [Int]
+  /// Per column: where a row carries its value's text place and character set, -1 when it does not.
+  let carriedAt: [Int]
+  /// The words of a row: `carryFrom` plus 4 per carried column.
+  let width: Int
+
+  /// Entries of each table that remembers levels per pair of value codes.
+  static let memorySlots = 1 << 14
+
+  /// `carryFrom`: where a row's carried words start, nil to carry nothing (rows of value codes only).
+  init(model: MatchModel, records: RecordSet, carryFrom: Int?) {
+    var plans: [Plan] = []
+    var tests: [LevelTest] = []
+    var columnLists: [Int] = []
+    var carriedAt = [Int](repeating: -1, count: records.columns.count)
+    var width = carryFrom ?? records.columns.count
+    for (kernel, radix) in zip(model.kernels, model.radices) {
+      let single = kernel.columns.count == 1 ? kernel.columns[0] : -1
+      // Worth it when values repeat: far fewer distinct values than records, and codes that fit an entry.
+      var remembered = false
+      if kernel.dependsOnValuesOnly, kernel.comparesTexts, single >= 0 {
+        let values = records.columns[single].valueCount
+        remembered = values < (1 << 28) && values * 4 < records.count
+      }
+      if carryFrom != nil, single >= 0, !remembered, kernel.comparesTexts, carriedAt[single] < 0 {
+        carriedAt[single] = width
+        width += 4
+      }
+      plans.append(
+        Plan(
+          column: single, columns: columnLists.count..<(columnLists.count + kernel.columns.count), swap: kernel.swap,
+          remembered: remembered, carried: single >= 0 ? carriedAt[single] : -1,
+          tests: tests.count..<(tests.count + kernel.tests.count), cap: kernel.cap, equalLevel: kernel.equalLevel,
+          radix: radix))
+      tests += kernel.tests
+      columnLists += kernel.columns
+    }
+    self.plans = plans
+    self.tests = tests
+    self.columnLists = columnLists
+    self.carriedAt = carriedAt
+    self.width = width
+  }
+
+  /// Calls `body` with the levels of `records` read from rows whose value codes start at `values`, and a
+  /// fresh memory of remembered levels; the pointers it holds are valid only during the call.
+  func withRowLevels<R>(_ records: RecordSet, values: Int, _ body: (RowLevels) -> R) -> R {
+    Column.withPointers(records.columns[...]) { columns in
+      columns.withUnsafeBufferPointer { columns in
+        tests.withUnsafeBufferPointer { tests in
+          plans.withUnsafeBufferPointer { plans in
+            columnLists.withUnsafeBufferPointer { lists in
+              let memory = LevelMemory(comparisons: plans.map(\.remembered))
+              defer { memory.release() }
+              return body(
+                RowLevels(columns: columns, tests: tests, plans: plans, lists: lists, memory: memory, values: values))
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The levels of a pair from the two records' rows (see `PairComparer`), for one stretch: everything it reads
+/// is a pointer valid while the stretch is compared.
+struct RowLevels {
+  let columns: UnsafeBufferPointer<ColumnPointers>
+  let tests: UnsafeBufferPointer<LevelTest>
+  let plans: UnsafeBufferPointer<LevelPlans.Plan>
+  let lists: UnsafeBufferPointer<Int>
+  let memory: LevelMemory
+  /// Where a row's value codes start (after the key codes).
+  let values: Int
+
+  /// The pattern of two records (`rowI` is the left record's).
   @inline(__always)
-  func pattern(_ valuesI: UnsafePointer<UInt32>, _ valuesJ: UnsafePointer<UInt32>, _ memory: LevelMemory) -> UInt64 {
+  func pattern(_ rowI: UnsafePointer<UInt32>, _ rowJ: UnsafePointer<UInt32>) -> UInt64 {
     var pattern: UInt64 = 0
     var scale: UInt64 = 1
-    for c in radices.indices {
-      let l = level(c, valuesI, valuesJ, memory)
+    for c in plans.indices {
+      let l = level(c, rowI, rowJ)
       pattern &+= scale &* UInt64(bitPattern: Int64(l + 1))
-      scale &*= radices[c]
+      scale &*= plans[c].radix
     }
     return pattern
   }
 
-  /// The level of comparison `c` (see `MatchModel.level`), from value codes.
+  /// The level of comparison `c` (see `MatchModel.level`).
   @inline(__always)
-  func level(_ c: Int, _ valuesI: UnsafePointer<UInt32>, _ valuesJ: UnsafePointer<UInt32>, _ memory: LevelMemory)
-    -> Int
-  {
-    let kernel = model.kernels[c]
-    let f = single[c]
+  func level(_ c: Int, _ rowI: UnsafePointer<UInt32>, _ rowJ: UnsafePointer<UInt32>) -> Int {
+    let plan = plans[c]
+    let f = plan.column
     guard f >= 0 else {
       var best = -1
-      for g in kernel.columns {
-        let l = kernel.level(records.columns[g], valuesI[g], valuesJ[g], swap: nil, 0, 0)
+      for g in lists[plan.columns] {
+        let l = level(plan, g, rowI[values + g], rowJ[values + g], rowI, rowJ, carried: -1)
         if l >= 0 && (best < 0 || l < best) { best = l }
         if best == 0 { break }
       }
       return best
     }
-    let a = valuesI[f]
-    let b = valuesJ[f]
-    if a == 0 || b == 0 { return -1 }
-    if a == b && kernel.equalLevel >= 0 { return kernel.equalLevel }
-    if remembered[c] {
-      if let l = memory.recall(c, a, b) { return l }
-      let l = kernel.level(records.columns[f], a, b, swap: nil, 0, 0)
-      memory.remember(c, a, b, l)
-      return l
+    let a = rowI[values + f]
+    let b = rowJ[values + f]
+    guard plan.remembered, a != 0, b != 0, a != b else {
+      return level(plan, f, a, b, rowI, rowJ, carried: plan.carried)
     }
-    let s = swap[c]
-    if s < 0 { return kernel.level(records.columns[f], a, b, swap: nil, 0, 0) }
-    return kernel.level(records.columns[f], a, b, swap: records.columns[s], valuesI[s], valuesJ[s])
+    if let l = memory.recall(c, a, b) { return l }
+    let l = level(plan, f, a, b, rowI, rowJ, carried: -1)
+    memory.remember(c, a, b, l)
+    return l
+  }
+
+  /// The level of values `a` and `b` of column `f`; `carried`: where the rows hold their texts' places and
+  /// character sets, -1 to read them from the column.
+  @inline(__always)
+  func level(
+    _ plan: LevelPlans.Plan, _ f: Int, _ a: UInt32, _ b: UInt32, _ rowI: UnsafePointer<UInt32>,
+    _ rowJ: UnsafePointer<UInt32>, carried: Int
+  ) -> Int {
+    if a == 0 || b == 0 { return -1 }
+    if a == b && plan.equalLevel >= 0 { return plan.equalLevel }
+    let col = columns[f]
+    let (x, y) = (Int(a), Int(b))
+    let startA: Int
+    let startB: Int
+    let countA: Int
+    let countB: Int
+    let setA: UInt64
+    let setB: UInt64
+    if carried >= 0 {
+      (startA, countA) = (Int(rowI[carried]), Int(rowI[carried + 1]))
+      (startB, countB) = (Int(rowJ[carried]), Int(rowJ[carried + 1]))
+      setA = UInt64(rowI[carried + 2]) | UInt64(rowI[carried + 3]) << 32
+      setB = UInt64(rowJ[carried + 2]) | UInt64(rowJ[carried + 3]) << 32
+    } else {
+      (startA, countA) = (Int(col.offsets[x]), Int(col.offsets[x + 1] - col.offsets[x]))
+      (startB, countB) = (Int(col.offsets[y]), Int(col.offsets[y + 1] - col.offsets[y]))
+      (setA, setB) = (col.characters[x], col.characters[y])
+    }
+    let tests = UnsafeBufferPointer(rebasing: self.tests[plan.tests])
+    guard plan.swap < 0 else {
+      let (swap, sa, sb) = (columns[plan.swap], rowI[values + plan.swap], rowJ[values + plan.swap])
+      return text(col, startA, countA, startB, countB) {
+        LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: swap, sa, sb)
+      } scalars: {
+        LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: swap, sa, sb)
+      }
+    }
+    return text(col, startA, countA, startB, countB) {
+      LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: nil, 0, 0)
+    } scalars: {
+      LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: nil, 0, 0)
+    }
+  }
+
+  /// Calls `bytes` or `scalars` (as the column holds its texts) with two texts of `col`.
+  @inline(__always)
+  func text(
+    _ col: ColumnPointers, _ startA: Int, _ countA: Int, _ startB: Int, _ countB: Int,
+    bytes: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>) -> Int,
+    scalars: (UnsafeBufferPointer<UInt32>, UnsafeBufferPointer<UInt32>) -> Int
+  ) -> Int {
+    if col.ascii {
+      return bytes(
+        UnsafeBufferPointer(rebasing: col.bytes[startA..<(startA + countA)]),
+        UnsafeBufferPointer(rebasing: col.bytes[startB..<(startB + countB)]))
+    }
+    return scalars(
+      UnsafeBufferPointer(rebasing: col.scalars[startA..<(startA + countA)]),
+      UnsafeBufferPointer(rebasing: col.scalars[startB..<(startB + countB)]))
   }
 }
 
@@ -262,7 +417,7 @@ struct LevelMemory {
     var n = 0
     for remembered in comparisons {
       offsets.append(remembered ? n : -1)
-      if remembered { n += PairComparer.memorySlots }
+      if remembered { n += LevelPlans.memorySlots }
     }
     self.offsets = offsets
     if n > 0 {
@@ -280,7 +435,7 @@ struct LevelMemory {
   func entry(_ c: Int, _ a: UInt32, _ b: UInt32) -> (slot: UnsafeMutablePointer<UInt64>, tag: UInt64)? {
     guard let base else { return nil }
     let tag = UInt64(a) << 28 | UInt64(b)
-    let slot = Int(truncatingIfNeeded: (tag &* 0x9E37_79B9_7F4A_7C15) >> 50) & (PairComparer.memorySlots - 1)
+    let slot = Int(truncatingIfNeeded: (tag &* 0x9E37_79B9_7F4A_7C15) >> 50) & (LevelPlans.memorySlots - 1)
     return (base + offsets[c] + slot, tag)
   }
 

@@ -26,7 +26,7 @@ public struct FieldColumn: Sendable {
   /// Whether every value is ASCII (then its UTF-8 bytes are its scalars).
   var ascii = true
   /// hash → code, once there are more values than a short search handles.
-  var lookup: [UInt64: UInt32] = [:]
+  var lookup = HashIndex()
   let wantsDate: Bool
   let wantsNumber: Bool
   let wantsPhonetic: Bool
@@ -55,11 +55,32 @@ public struct FieldColumn: Sendable {
       for v in 1..<hashes.count where hashes[v] == h { return UInt32(v) }
       return 0
     }
-    return lookup[h] ?? 0
+    return lookup.code(of: h)
   }
 
   mutating func append(_ raw: String?) {
-    let text = raw.map(FieldColumn.fold) ?? ""
+    guard var raw else {
+      codes.append(0)
+      return
+    }
+    // ASCII values are folded into a buffer on the stack and looked up by the hash of those bytes: a value
+    // seen before costs no string.
+    let found = raw.withUTF8 { bytes -> UInt32? in
+      guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+      return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count + 1) { buffer in
+        let folded = UnsafeBufferPointer(rebasing: buffer[..<FieldColumn.foldASCII(bytes, into: buffer)])
+        if folded.isEmpty { return 0 }
+        let h = StableHash.of(bytes: folded) | 1
+        let known = self.code(ofHash: h)
+        if known != 0 { return known }
+        return addValue(hash: h, utf8: folded) { String(decoding: folded, as: UTF8.self) }
+      }
+    }
+    if let found {
+      codes.append(found)
+      return
+    }
+    let text = FieldColumn.fold(raw)
     if text.isEmpty {
       codes.append(0)
       return
@@ -94,9 +115,9 @@ public struct FieldColumn: Sendable {
   mutating func index(_ h: UInt64, _ code: UInt32) {
     guard hashes.count > FieldColumn.linearSearch else { return }
     if lookup.isEmpty {
-      for v in 1..<hashes.count { lookup[hashes[v]] = UInt32(v) }
+      for v in 1..<hashes.count { lookup.insert(hashes[v], UInt32(v)) }
     } else {
-      lookup[h] = code
+      lookup.insert(h, code)
     }
   }
 
@@ -134,31 +155,41 @@ public struct FieldColumn: Sendable {
     if clean && !previousSpace { return raw }
     var s = raw
     if s.utf8.allSatisfy({ $0 < 0x80 }) {
-      // ASCII: lowercase A–Z and join the words with single spaces, byte by byte. As in the split of
-      // characters below, "\r\n" is one character, not a separator.
-      let bytes = Array(s.utf8)
-      var out: [UInt8] = []
-      out.reserveCapacity(bytes.count)
-      var space = false
-      for (k, b) in bytes.enumerated() {
-        let crlf =
-          (b == 0x0D && k + 1 < bytes.count && bytes[k + 1] == 0x0A) || (b == 0x0A && k > 0 && bytes[k - 1] == 0x0D)
-        if !crlf && (b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D) {
-          space = !out.isEmpty
-          continue
+      return s.withUTF8 { bytes in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count + 1) { buffer in
+          String(decoding: buffer[..<FieldColumn.foldASCII(bytes, into: buffer)], as: UTF8.self)
         }
-        if space {
-          out.append(0x20)
-          space = false
-        }
-        out.append(b >= 0x41 && b <= 0x5A ? b | 0x20 : b)
       }
-      return String(decoding: out, as: UTF8.self)
     }
     s = s.folding(options: [.diacriticInsensitive, .caseInsensitive], locale: nil)
     s = s.lowercased()
     let parts = s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
     return parts.count == 1 ? String(parts[0]) : parts.joined(separator: " ")
+  }
+
+  /// `fold` of ASCII text: lowercases A–Z and joins the words with single spaces, byte by byte, into `out`
+  /// (as long as `bytes` at least); returns the folded length. As in the split of characters of other
+  /// text, "\r\n" is one character, not a separator.
+  static func foldASCII(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    var n = 0
+    var space = false
+    for k in bytes.indices {
+      let b = bytes[k]
+      let crlf =
+        (b == 0x0D && k + 1 < bytes.count && bytes[k + 1] == 0x0A) || (b == 0x0A && k > 0 && bytes[k - 1] == 0x0D)
+      if !crlf && (b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D) {
+        space = n > 0
+        continue
+      }
+      if space {
+        out[n] = 0x20
+        n += 1
+        space = false
+      }
+      out[n] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+      n += 1
+    }
+    return n
   }
 
   /// Appends another builder's records (loading in parallel chunks): its values this column lacks are added,
@@ -188,6 +219,48 @@ public struct FieldColumn: Sendable {
     ascii = ascii && other.ascii
     codes.reserveCapacity(codes.count + other.codes.count)
     for c in other.codes { codes.append(translate[Int(c)]) }
+  }
+}
+
+/// Codes of values by their hash (`StableHash`, never 0): open addressing over the hashes themselves, which
+/// are already well mixed, so a lookup hashes nothing again.
+struct HashIndex: Sendable {
+  /// Per slot its hash (0: empty) and, next to it so one cache line holds both, its code.
+  var slots: [UInt64] = []
+  var count = 0
+
+  var isEmpty: Bool { count == 0 }
+
+  /// The code stored for `h`, 0 when there is none.
+  @inline(__always)
+  func code(of h: UInt64) -> UInt32 {
+    guard !slots.isEmpty else { return 0 }
+    let mask = slots.count / 2 - 1
+    var slot = Int(truncatingIfNeeded: h >> 17) & mask
+    while true {
+      let k = slots[2 * slot]
+      if k == h { return UInt32(truncatingIfNeeded: slots[2 * slot + 1]) }
+      if k == 0 { return 0 }
+      slot = (slot + 1) & mask
+    }
+  }
+
+  /// Stores `code` for `h` (not yet stored).
+  mutating func insert(_ h: UInt64, _ code: UInt32) {
+    if (count + 1) * 4 > slots.count { grow() }
+    let mask = slots.count / 2 - 1
+    var slot = Int(truncatingIfNeeded: h >> 17) & mask
+    while slots[2 * slot] != 0 { slot = (slot + 1) & mask }
+    slots[2 * slot] = h
+    slots[2 * slot + 1] = UInt64(code)
+    count += 1
+  }
+
+  mutating func grow() {
+    let old = slots
+    slots = [UInt64](repeating: 0, count: max(128, old.count * 2))
+    count = 0
+    for s in stride(from: 0, to: old.count, by: 2) where old[s] != 0 { insert(old[s], UInt32(old[s + 1])) }
   }
 }
 
@@ -283,6 +356,77 @@ public final class Column: Sendable {
 
   /// The length in characters of value `v`.
   @inline(__always) func length(_ v: Int) -> Int { Int(offsets[v + 1] - offsets[v]) }
+
+  /// Value `v`'s text in `all` (this column's `bytes` or `scalars`).
+  @inline(__always)
+  func text<T>(of v: Int, in all: UnsafeBufferPointer<T>) -> UnsafeBufferPointer<T> {
+    UnsafeBufferPointer(rebasing: all[Int(offsets[v])..<Int(offsets[v + 1])])
+  }
+
+  /// Calls `body` with pointers to this column's per-value arrays, valid only during the call.
+  func withPointers<R>(_ body: (ColumnPointers) -> R) -> R {
+    codes.withUnsafeBufferPointer { codes in
+      bytes.withUnsafeBufferPointer { bytes in
+        scalars.withUnsafeBufferPointer { scalars in
+          offsets.withUnsafeBufferPointer { offsets in
+            characters.withUnsafeBufferPointer { characters in
+              valueHash.withUnsafeBufferPointer { valueHash in
+                day.withUnsafeBufferPointer { day in
+                  ymd.withUnsafeBufferPointer { ymd in
+                    number.withUnsafeBufferPointer { number in
+                      phonetic.withUnsafeBufferPointer { phonetic in
+                        nickname.withUnsafeBufferPointer { nickname in
+                          body(
+                            ColumnPointers(
+                              codes: codes, ascii: ascii, bytes: bytes, scalars: scalars, offsets: offsets,
+                              characters: characters,
+                              valueHash: valueHash, day: day, ymd: ymd, number: number, phonetic: phonetic,
+                              nickname: nickname))
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Calls `body` with pointers to the per-value arrays of every column in `columns`, in order.
+  static func withPointers<R>(
+    _ columns: ArraySlice<Column>, _ done: [ColumnPointers] = [], _ body: ([ColumnPointers]) -> R
+  ) -> R {
+    guard let first = columns.first else { return body(done) }
+    return first.withPointers { withPointers(columns.dropFirst(), done + [$0], body) }
+  }
+}
+
+/// Pointers to the per-value arrays of a `Column` (see `Column.withPointers`): what the compare path reads
+/// per pair without touching the column object, whose reference count both cores would otherwise update.
+struct ColumnPointers: LevelValues {
+  /// Per record.
+  let codes: UnsafeBufferPointer<UInt32>
+  let ascii: Bool
+  let bytes: UnsafeBufferPointer<UInt8>
+  let scalars: UnsafeBufferPointer<UInt32>
+  let offsets: UnsafeBufferPointer<Int32>
+  let characters: UnsafeBufferPointer<UInt64>
+  let valueHash: UnsafeBufferPointer<UInt64>
+  let day: UnsafeBufferPointer<Int32>
+  let ymd: UnsafeBufferPointer<Int32>
+  let number: UnsafeBufferPointer<Double>
+  let phonetic: UnsafeBufferPointer<UInt64>
+  let nickname: UnsafeBufferPointer<UInt64>
+
+  @inline(__always) func day(of v: Int) -> Int32 { day[v] }
+  @inline(__always) func ymd(of v: Int) -> Int32 { ymd[v] }
+  @inline(__always) func number(of v: Int) -> Double { number[v] }
+  @inline(__always) func phonetic(of v: Int) -> UInt64 { phonetic[v] }
+  @inline(__always) func nickname(of v: Int) -> UInt64 { nickname[v] }
+  @inline(__always) func hash(of v: Int) -> UInt64 { valueHash[v] }
 }
 
 /// An identifier kind whose `max_per_profile` limits which clusters may join.
@@ -328,6 +472,29 @@ public struct RecordSet: Sendable {
   /// log2(u / frequency of the value): a value rarer than the typical agreement weighs more, a common one less.
   public static func termFrequencyAdjustment(u: Double, count: some BinaryInteger, total: Int) -> Float {
     Float(log2(u / (Double(max(count, 1)) / Double(total))))
+  }
+
+  /// The first id that appears again: the index of its first appearance and of the repeat (the earliest such
+  /// repeat), nil when every id is unique. Ids are compared by their stable hashes and only a match of hashes
+  /// by their texts.
+  public static func firstRepeat(_ ids: [String]) -> (first: Int, again: Int)? {
+    var index = HashIndex()
+    for (k, id) in ids.enumerated() {
+      let h = StableHash.of(id) | 1
+      let known = index.code(of: h)
+      guard known == 0 else {
+        let first = Int(known) - 1
+        if ids[first] == id { return (first, k) }
+        // Two ids with one hash: rare enough to settle with a dictionary over all of them.
+        var seen: [String: Int] = [:]
+        for (k, id) in ids.enumerated() {
+          if let first = seen.updateValue(k, forKey: id) { return (first, k) }
+        }
+        return nil
+      }
+      index.insert(h, UInt32(k + 1))
+    }
+    return nil
   }
 
   /// Term frequencies of the values of fields with a `tf: true` exact level, as weight adjustments.
@@ -447,14 +614,50 @@ public struct RecordSetBuilder: Sendable {
     for k in identifiers.indices { identifiers[k].hash += other.identifiers[k].hash }
   }
 
-  public func finish() -> RecordSet {
+  public func finish() -> RecordSet { finish(columns: columns.map(Column.init)) }
+
+  func finish(columns: [Column]) -> RecordSet {
     var records = RecordSet(
-      columns: columns.map(Column.init), keys: keys, identifiers: identifiers, comparisons: model.comparisons.count)
+      columns: columns, keys: keys, identifiers: identifiers, comparisons: model.comparisons.count)
     records.ids = ids
     records.origin = origin
     records.truth = truth
     records.computeTermFrequencies(model)
     return records
+  }
+
+  /// As `finish()`, the columns prepared on all cores.
+  public func finished() async -> RecordSet {
+    var columns = [Column?](repeating: nil, count: self.columns.count)
+    await withTaskGroup(of: (Int, Column).self) { group in
+      for (f, column) in self.columns.enumerated() { group.addTask { (f, Column(column)) } }
+      for await (f, column) in group { columns[f] = column }
+    }
+    return finish(columns: columns.compactMap { $0 })
+  }
+
+  /// Appends the records of builders of the same rule in order (parts of files read in parallel), merging
+  /// each column's values on a core of its own.
+  public mutating func append(contentsOf parts: [RecordSetBuilder]) async {
+    var merged = [FieldColumn?](repeating: nil, count: columns.count)
+    await withTaskGroup(of: (Int, FieldColumn).self) { group in
+      for (f, first) in columns.enumerated() {
+        group.addTask {
+          var column = first
+          for part in parts { column.append(contentsOf: part.columns[f]) }
+          return (f, column)
+        }
+      }
+      for await (f, column) in group { merged[f] = column }
+    }
+    columns = merged.compactMap { $0 }
+    for part in parts {
+      ids += part.ids
+      origin += part.origin
+      if let t = part.truth { truth = (truth ?? []) + t }
+      for r in keys.indices { keys[r] += part.keys[r] }
+      for k in identifiers.indices { identifiers[k].hash += part.identifiers[k].hash }
+    }
   }
 }
 
@@ -463,6 +666,16 @@ public enum StableHash {
   public static func of(_ s: String) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in s.utf8 {
+      h ^= UInt64(b)
+      h = h &* 0x100_0000_01b3
+    }
+    return mix(h)
+  }
+
+  /// `of` the text whose UTF-8 bytes these are.
+  public static func of(bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes {
       h ^= UInt64(b)
       h = h &* 0x100_0000_01b3
     }

@@ -83,19 +83,33 @@ public struct Trainer: Sendable {
       if mode == .linkOnly && records.origin[i] == records.origin[j] { continue }
       pairs.append((Int32(i), Int32(j)))
     }
-    let frozen = model
+    let empty = model.comparisons.map { Array(repeating: 0, count: $0.levelCount) }
     let sampled = pairs
     let parts = max(1, ProcessInfo.processInfo.activeProcessorCount * 2)
     let size = (sampled.count + parts - 1) / parts
-    var counts = model.comparisons.map { Array(repeating: 0, count: $0.levelCount) }
+    var counts = empty
+    // The levels as the compare path gets them, from rows of value codes built per pair.
+    let plans = LevelPlans(model: model, records: records, carryFrom: nil)
+    let width = records.columns.count
     await withTaskGroup(of: [[Int]].self) { group in
       for start in stride(from: 0, to: sampled.count, by: max(size, 1)) {
         group.addTask {
-          var part = frozen.comparisons.map { Array(repeating: 0, count: $0.levelCount) }
-          for (i, j) in sampled[start..<min(start + size, sampled.count)] {
-            for c in frozen.comparisons.indices {
-              let l = frozen.level(c, records, Int(i), Int(j))
-              if l >= 0 { part[c][l] += 1 }
+          var part = empty
+          plans.withRowLevels(records, values: 0) { levels in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * width + 1) { rows in
+              // Safe: the allocation holds at least one element.
+              guard let rowI = rows.baseAddress else { return }
+              let rowJ = rowI + width
+              for (i, j) in sampled[start..<min(start + size, sampled.count)] {
+                for f in 0..<width {
+                  rowI[f] = levels.columns[f].codes[Int(i)]
+                  rowJ[f] = levels.columns[f].codes[Int(j)]
+                }
+                for c in part.indices {
+                  let l = levels.level(c, rowI, rowJ)
+                  if l >= 0 { part[c][l] += 1 }
+                }
+              }
             }
           }
           return part

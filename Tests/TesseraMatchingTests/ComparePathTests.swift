@@ -144,6 +144,75 @@ import Testing
     #expect(patterns == result.pairs.pattern)
   }
 
+  /// Mostly distinct names (random letters, some with a typo of another, a few outside ASCII when `unicode`),
+  /// so the compare path reads their texts' places and character sets from the rows rather than the column.
+  static func distinctRows(_ count: Int, seed: UInt64, unicode: Bool) -> [[String: String]] {
+    var rng = SplitMix64(seed: seed)
+    let letters = Array(unicode ? "abcdeklmnoσωrsz " : "abcdeklmnorsz -")
+    var names: [String] = []
+    return (0..<count).map { _ in
+      var row = [
+        "city": ["a", "b"][rng.int(0..<2)], "dob": ["1990-07-21", "1990-07-12", "1991-07-21"][rng.int(0..<3)],
+      ]
+      var name = String((0..<rng.int(2..<9)).map { _ in letters[rng.int(0..<letters.count)] })
+      if !names.isEmpty && rng.int(0..<3) == 0 {
+        var chars = Array(names[rng.int(0..<names.count)])
+        if chars.count > 2 { chars[rng.int(0..<chars.count)] = letters[rng.int(0..<letters.count)] }
+        name = String(chars)
+      }
+      names.append(name)
+      if rng.int(0..<15) != 0 { row["name"] = name }
+      return row
+    }
+  }
+
+  @Test(arguments: [false, true])
+  func mostlyDistinctValuesGetTheSameLevelsFromTheRows(unicode: Bool) async throws {
+    let (config, rule) = try rule(Self.yaml)
+    let model = MatchModel(rule: rule)
+    let rows = Self.distinctRows(400, seed: unicode ? 5 : 4, unicode: unicode)
+    let records = recordSet(config, rule, rows: rows)
+    #expect(records.columns[0].ascii == !unicode)
+    let blocking = Blocking(records: records)
+    let comparer = PairComparer(model: model, records: records, blocking: blocking)
+    // Names are carried in the rows; birth dates repeat, so their levels are remembered instead.
+    #expect(comparer.plans.map(\.carried).map { $0 >= 0 } == [true, false])
+    #expect(comparer.plans.map(\.remembered) == [false, true])
+    let stretches = await PairComparer.compareAll(
+      model: model, records: records, blocking: blocking, pairsPerStretch: 1000)
+    var levels = Set<Int>()
+    var compared = 0
+    for stretch in stretches {
+      for k in 0..<stretch.count {
+        let (i, j) = (Int(stretch.left[k]), Int(stretch.right[k]))
+        let expected = [
+          Self.referenceName(rows[i]["name"], rows[j]["name"]), Self.referenceDate(rows[i]["dob"], rows[j]["dob"]),
+        ]
+        let got = model.decode(stretch.combos[Int(stretch.combo[k])] >> comparer.ruleBits)
+        #expect(got == expected, "\(rows[i]) ~ \(rows[j])")
+        #expect(model.levels(records, i, j) == expected)
+        levels.insert(expected[0])
+        compared += 1
+      }
+    }
+    #expect(compared == blocking.sizes()[0].pairs)
+    // Missing, exact, similar and different names all occur.
+    #expect(levels.isSuperset(of: [-1, 0, 1, 6]))
+  }
+
+  @Test func aBlockingRuleNoRecordHasAKeyForGeneratesNoPairs() async throws {
+    let yaml = Self.yaml.replacingOccurrences(of: "- [traits.city]\n", with: "- [traits.city]\n      - [traits.dob]\n")
+    let (config, rule) = try rule(yaml)
+    #expect(rule.blocking.count == 2)
+    let rows = Self.rows(60, seed: 2).map { $0.filter { $0.key != "dob" } }
+    let records = recordSet(config, rule, rows: rows)
+    let blocking = await Blocking.build(records: records)
+    #expect(blocking.sizes().map(\.pairs)[1] == 0)
+    #expect(Blocking(records: records).sizes() == blocking.sizes())
+    let result = await Linker(model: MatchModel(rule: rule)).run(records)
+    #expect(result.newPairs[1] == 0 && result.compared == blocking.sizes()[0].pairs)
+  }
+
   @Test func keepingOnlyTheStrongPairsChangesNoCluster() async throws {
     let (config, rule) = try rule(KnownDataSet.yaml)
     let data = KnownDataSet.rows(persons: 800, seed: 17)
