@@ -33,7 +33,6 @@ public enum RecordFile {
   /// A part of a file's records, to be read on its own (in parallel with the other parts).
   public struct Chunk: Sendable {
     public let header: [String]
-    let index: [String: Int]
     let records: [ArraySlice<UInt8>]
     let lines: [Int]
     let ndjson: Bool
@@ -63,7 +62,8 @@ public enum RecordFile {
         }
         let fields = bytes.withUnsafeBufferPointer { CSV.fields($0, delimiter: delimiter) }
         try body(lines[k]) { name in
-          guard let i = index[name], i < fields.count else { return nil }
+          // A search of the few names of the header costs less than hashing the name.
+          guard let i = header.firstIndex(of: name), i < fields.count else { return nil }
           return fields[i]
         }
       }
@@ -85,12 +85,11 @@ public enum RecordFile {
       header = CSV.header(first.bytes, delimiter: delimiter)
       records.removeFirst()
     }
-    let index = Dictionary(header.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
     let size = max(1, (records.count + max(parts, 1) - 1) / max(parts, 1))
     return stride(from: 0, to: max(records.count, 1), by: size).map { start in
       let part = records[start..<min(start + size, records.count)]
       return Chunk(
-        header: header, index: index, records: part.map(\.bytes), lines: part.map(\.line), ndjson: ndjson,
+        header: header, records: part.map(\.bytes), lines: part.map(\.line), ndjson: ndjson,
         delimiter: delimiter, path: path)
     }
   }

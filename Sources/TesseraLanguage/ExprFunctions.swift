@@ -230,6 +230,11 @@ public enum Convert {
 public enum Phonetic {
   /// American Soundex: first letter and three digits (`Robert` → `R163`, `Tymczak` → `T522`).
   public static func soundex(_ s: String) -> String {
+    s.utf8.allSatisfy({ $0 < 0x80 }) ? asciiSoundex(s) : characterSoundex(s)
+  }
+
+  /// `soundex` on characters: uppercasing may turn a letter into ASCII ones (`ß` → `SS`).
+  static func characterSoundex(_ s: String) -> String {
     func code(_ c: Character) -> Character? {
       switch c {
       case "B", "F", "P", "V": return "1"
@@ -253,6 +258,44 @@ public enum Phonetic {
       if c != "H" && c != "W" { last = d }
     }
     return out.padding(toLength: 4, withPad: "0", startingAt: 0)
+  }
+
+  /// `soundex` of ASCII text, byte by byte (the same code: uppercased letters only, the same rules).
+  static func asciiSoundex(_ s: String) -> String {
+    func code(_ c: UInt8) -> UInt8 {
+      switch c {
+      case UInt8(ascii: "B"), UInt8(ascii: "F"), UInt8(ascii: "P"), UInt8(ascii: "V"): return UInt8(ascii: "1")
+      case UInt8(ascii: "C"), UInt8(ascii: "G"), UInt8(ascii: "J"), UInt8(ascii: "K"), UInt8(ascii: "Q"),
+        UInt8(ascii: "S"), UInt8(ascii: "X"), UInt8(ascii: "Z"):
+        return UInt8(ascii: "2")
+      case UInt8(ascii: "D"), UInt8(ascii: "T"): return UInt8(ascii: "3")
+      case UInt8(ascii: "L"): return UInt8(ascii: "4")
+      case UInt8(ascii: "M"), UInt8(ascii: "N"): return UInt8(ascii: "5")
+      case UInt8(ascii: "R"): return UInt8(ascii: "6")
+      default: return 0
+      }
+    }
+    var out: [UInt8] = []
+    var last: UInt8 = 0
+    for b in s.utf8 {
+      let c = b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") ? b - 32 : b
+      guard c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") else { continue }
+      let d = code(c)
+      if out.isEmpty {
+        out.append(c)
+        last = d
+        continue
+      }
+      if d != 0 && d != last {
+        out.append(d)
+        if out.count == 4 { break }
+      }
+      // H and W do not separate equal codes; vowels do.
+      if c != UInt8(ascii: "H") && c != UInt8(ascii: "W") { last = d }
+    }
+    if out.isEmpty { return "" }
+    while out.count < 4 { out.append(UInt8(ascii: "0")) }
+    return String(decoding: out, as: UTF8.self)
   }
 
   /// NYSIIS (New York State Identification and Intelligence System, Taft 1970), truncated to 6 letters as in the

@@ -18,33 +18,104 @@ public struct Blocking: Sendable {
   /// Per rule: the record indices with a key, sorted by key, and the runs of equal keys in that order.
   let sorted: [[Int32]]
   let runs: [[Range<Int>]]
+  /// Per rule, per record: a code of its key, equal for equal keys (the position of the key's first record
+  /// in `sorted`, plus one), 0 without a key. Pairs compare these rather than the keys' 64-bit hashes.
+  let keyCodes: [[UInt32]]
 
   public init(records: RecordSet, mode: LinkMode = .dedupe) {
+    self.init(records: records, mode: mode, rules: records.keys.map(Blocking.sortRule))
+  }
+
+  init(records: RecordSet, mode: LinkMode, rules: [SortedRule]) {
     self.records = records
     self.mode = mode
-    var sorted: [[Int32]] = []
-    var runs: [[Range<Int>]] = []
-    struct Entry: Comparable {
-      var key: UInt64
-      var index: Int32
-      static func < (a: Entry, b: Entry) -> Bool { a.key < b.key || (a.key == b.key && a.index < b.index) }
+    sorted = rules.map(\.sorted)
+    runs = rules.map(\.runs)
+    keyCodes = rules.map(\.codes)
+  }
+
+  /// As `init(records:mode:)`, the rules sorted on all cores.
+  public static func build(records: RecordSet, mode: LinkMode = .dedupe) async -> Blocking {
+    var rules = [SortedRule?](repeating: nil, count: records.keys.count)
+    await withTaskGroup(of: (Int, SortedRule).self) { group in
+      for (r, keys) in records.keys.enumerated() { group.addTask { (r, Blocking.sortRule(keys)) } }
+      for await (r, rule) in group { rules[r] = rule }
     }
-    for keys in records.keys {
-      var entries: [Entry] = []
-      entries.reserveCapacity(keys.count)
-      for (i, k) in keys.enumerated() where k != 0 { entries.append(Entry(key: k, index: Int32(i))) }
-      entries.sort()
-      var r: [Range<Int>] = []
+    return Blocking(records: records, mode: mode, rules: rules.compactMap { $0 })
+  }
+
+  /// One rule's records sorted by key, its runs and its key codes.
+  struct SortedRule: Sendable {
+    var sorted: [Int32]
+    var runs: [Range<Int>]
+    var codes: [UInt32]
+  }
+
+  static func sortRule(_ keys: [UInt64]) -> SortedRule {
+    // The key above the record index: sorting the numbers sorts by key, ties in record order.
+    var entries: [(key: UInt64, index: Int32)] = []
+    entries.reserveCapacity(keys.count)
+    for (i, k) in keys.enumerated() where k != 0 { entries.append((k, Int32(i))) }
+    entries.sort { $0.key < $1.key || ($0.key == $1.key && $0.index < $1.index) }
+    var runs: [Range<Int>] = []
+    var codes = [UInt32](repeating: 0, count: keys.count)
+    var start = 0
+    // (A rule no record has a key for has no runs: `1...0` would trap.)
+    for p in stride(from: 1, through: entries.count, by: 1)
+    where p == entries.count || entries[p].key != entries[start].key {
+      if p - start > 1 { runs.append(start..<p) }
+      for e in entries[start..<p] { codes[Int(e.index)] = UInt32(start + 1) }
+      start = p
+    }
+    return SortedRule(sorted: entries.map(\.index), runs: runs, codes: codes)
+  }
+
+  /// A stretch of one rule's pairs, compared as one piece of work: whole runs, or some rows of one large run
+  /// (row `p` pairs the run's record at `p` with those after it).
+  struct Stretch: Sendable {
+    var rule: Int
+    var runs: Range<Int>
+    var rows: Range<Int>?
+    /// Pairs the stretch holds before pairs of earlier rules are set aside.
+    var pairs: Int
+  }
+
+  /// The pairs of every rule, in rule, run and row order, cut into stretches of about `pairsPerStretch`
+  /// pairs: runs are grouped, and a run larger than that is cut into rows, so the stretches can be compared
+  /// on all cores with about equal work each.
+  func stretches(pairsPerStretch: Int) -> [Stretch] {
+    var out: [Stretch] = []
+    for r in runs.indices {
       var start = 0
-      for p in 1...entries.count where p == entries.count || entries[p].key != entries[start].key {
-        if p - start > 1 { r.append(start..<p) }
-        start = p
+      var size = 0
+      for (k, run) in runs[r].enumerated() {
+        let n = pairsIn(run, rule: r, upperBound: true)
+        if n > pairsPerStretch {
+          if start < k { out.append(Stretch(rule: r, runs: start..<k, rows: nil, pairs: size)) }
+          var from = run.lowerBound
+          var rows = 0
+          for p in run {
+            rows += run.upperBound - p - 1
+            if rows >= pairsPerStretch || p == run.upperBound - 1 {
+              out.append(Stretch(rule: r, runs: k..<(k + 1), rows: from..<(p + 1), pairs: rows))
+              from = p + 1
+              rows = 0
+            }
+          }
+          start = k + 1
+          size = 0
+          continue
+        }
+        size += n
+        if size >= pairsPerStretch {
+          out.append(Stretch(rule: r, runs: start..<(k + 1), rows: nil, pairs: size))
+          start = k + 1
+          size = 0
+        }
       }
-      sorted.append(entries.map(\.index))
-      runs.append(r)
+      if start < runs[r].count { out.append(Stretch(rule: r, runs: start..<runs[r].count, rows: nil, pairs: size)) }
     }
-    self.sorted = sorted
-    self.runs = runs
+    return out
   }
 
   public struct RuleCount: Sendable, Equatable {
@@ -55,6 +126,17 @@ public struct Blocking: Sendable {
     /// The largest group of records sharing one key.
     public var largestBlock: Int
     public var blocks: Int
+  }
+
+  /// Pairs, blocks and the largest block per rule, from the block sizes alone; `newPairs` is the rule's
+  /// pairs as if no earlier rule generated any (`counts()` or a link run tells them apart).
+  public func sizes() -> [RuleCount] {
+    runs.indices.map { r in
+      let total = runs[r].reduce(0) { $0 + pairsIn($1, rule: r) }
+      return RuleCount(
+        pairs: total, newPairs: total, largestBlock: runs[r].map(\.count).max() ?? (sorted[r].isEmpty ? 0 : 1),
+        blocks: runs[r].count)
+    }
   }
 
   /// Comparisons per rule before running anything (`tessera link --count-only`).
@@ -76,8 +158,9 @@ public struct Blocking: Sendable {
     return out
   }
 
-  func pairsIn(_ run: Range<Int>, rule r: Int) -> Int {
-    guard mode == .linkOnly else { return run.count * (run.count - 1) / 2 }
+  /// The pairs of a run (with `upperBound`, of a link-only run too: all of its pairs, whatever their files).
+  func pairsIn(_ run: Range<Int>, rule r: Int, upperBound: Bool = false) -> Int {
+    guard mode == .linkOnly && !upperBound else { return run.count * (run.count - 1) / 2 }
     var byOrigin: [UInt16: Int] = [:]
     for p in run { byOrigin[records.origin[Int(sorted[r][p])], default: 0] += 1 }
     let n = run.count

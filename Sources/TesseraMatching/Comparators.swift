@@ -1,7 +1,9 @@
 /// String, number and date comparators for Fellegi–Sunter comparison levels.
 ///
-/// Strings are compared as buffers of Unicode scalar values (`UnsafeBufferPointer<UInt32>`): the matcher keeps
-/// every value of a column in one `[UInt32]` with offsets, and hands slices of it to these functions. The buffer
+/// Strings are compared as buffers of code points: Unicode scalar values (`UnsafeBufferPointer<UInt32>`), or
+/// bytes when every value of a column is ASCII (`UnsafeBufferPointer<UInt8>`; the results are the same as for
+/// the scalars of the same text). The matcher keeps the distinct values of a column in one buffer with offsets,
+/// and hands slices of it to these functions. The buffer
 /// versions do not touch the heap for ordinary names: their working memory comes from
 /// `withUnsafeTemporaryAllocation` (the stack, unless a string is very long). The `String` overloads convert
 /// with `unicodeScalars` and call the buffer versions; they are meant for tests and one-off use.
@@ -10,6 +12,8 @@
 /// differ by one scalar when `ë` is precomposed).
 public enum Comparators {
   public typealias Scalars = UnsafeBufferPointer<UInt32>
+  /// A text as a buffer of code points: Unicode scalars, or bytes of ASCII text.
+  public typealias Text<T> = UnsafeBufferPointer<T>
 
   // MARK: - Jaro and Jaro–Winkler
 
@@ -19,7 +23,7 @@ public enum Comparators {
   /// matches at most once, first come first served scanning `a`). With `m` matches and `t` the number of
   /// matched characters out of order divided by two (rounded down, as in Winkler's `strcmp95`),
   /// `jaro = (m/|a| + m/|b| + (m - t)/m) / 3`; 0 when `m` is 0. Two empty strings give 1, one empty string 0.
-  public static func jaro(_ a: Scalars, _ b: Scalars) -> Double {
+  public static func jaro<T: FixedWidthInteger>(_ a: Text<T>, _ b: Text<T>) -> Double {
     let la = a.count
     let lb = b.count
     if la == 0 && lb == 0 { return 1 }
@@ -66,7 +70,7 @@ public enum Comparators {
 
   /// Jaro of strings of at most 64 scalars: the matched flags fit in one word each.
   @inline(__always)
-  static func jaroShort(_ a: Scalars, _ b: Scalars, window: Int) -> Double {
+  static func jaroShort<T: FixedWidthInteger>(_ a: Text<T>, _ b: Text<T>, window: Int) -> Double {
     let la = a.count
     let lb = b.count
     var flagsA: UInt64 = 0
@@ -110,8 +114,8 @@ public enum Comparators {
   /// The Jaro–Winkler similarity in [0, 1]: `jaro + ℓ · prefixScale · (1 - jaro)`, where `ℓ` is the length of
   /// the common prefix, at most 4. The boost applies only when `jaro > boostThreshold` (Winkler used 0.7; the
   /// default 0 always boosts). `prefixScale` should not exceed 0.25, or the result can pass 1.
-  public static func jaroWinkler(
-    _ a: Scalars, _ b: Scalars, prefixScale: Double = 0.1, boostThreshold: Double = 0.0
+  public static func jaroWinkler<T: FixedWidthInteger>(
+    _ a: Text<T>, _ b: Text<T>, prefixScale: Double = 0.1, boostThreshold: Double = 0.0
   ) -> Double {
     let j = jaro(a, b)
     guard j > boostThreshold else { return j }
@@ -126,18 +130,18 @@ public enum Comparators {
   /// The Levenshtein distance (insertions, deletions and substitutions cost 1), or `cap + 1` as soon as it is
   /// known to be more than `cap`. Only the band of width `2·cap + 1` around the diagonal is computed, after the
   /// common prefix and suffix are set aside; the work is `O(cap · min(|a|, |b|))`. `cap` must not be negative.
-  public static func levenshtein(_ a: Scalars, _ b: Scalars, cap: Int) -> Int {
+  public static func levenshtein<T: FixedWidthInteger>(_ a: Text<T>, _ b: Text<T>, cap: Int) -> Int {
     editDistance(a, b, cap: cap, transpositions: false)
   }
 
   /// The optimal string alignment distance (Damerau–Levenshtein restricted to edits that do not overlap: an
   /// adjacent transposition costs 1, but a substring is edited at most once), or `cap + 1` as soon as it is
   /// known to be more than `cap`. Banded like ``levenshtein(_:_:cap:)``.
-  public static func damerauLevenshtein(_ a: Scalars, _ b: Scalars, cap: Int) -> Int {
+  public static func damerauLevenshtein<T: FixedWidthInteger>(_ a: Text<T>, _ b: Text<T>, cap: Int) -> Int {
     editDistance(a, b, cap: cap, transpositions: true)
   }
 
-  static func editDistance(_ a0: Scalars, _ b0: Scalars, cap: Int, transpositions: Bool) -> Int {
+  static func editDistance<T: FixedWidthInteger>(_ a0: Text<T>, _ b0: Text<T>, cap: Int, transpositions: Bool) -> Int {
     precondition(cap >= 0, "the cap of an edit distance must not be negative")
     // Rows run over the longer string, columns over the shorter one: less working memory.
     var a = a0.count >= b0.count ? a0 : b0
@@ -152,12 +156,20 @@ public enum Comparators {
       endA -= 1
       endB -= 1
     }
-    a = Scalars(rebasing: a[start..<endA])
-    b = Scalars(rebasing: b[start..<endB])
+    a = Text(rebasing: a[start..<endA])
+    b = Text(rebasing: b[start..<endB])
     let la = a.count
     let lb = b.count
     if lb == 0 { return la <= cap ? la : cap + 1 }
     if cap == 0 { return 1 }
+    if cap == 1 {
+      // Both sides now start and end differently: one substitution leaves one scalar on each side, one
+      // adjacent transposition two swapped ones (an insertion leaves nothing on the shorter side); anything
+      // else takes two edits or more.
+      if la == 1 { return 1 }
+      if transpositions && la == 2 && lb == 2 && a[0] == b[1] && a[1] == b[0] { return 1 }
+      return 2
+    }
     // The distance is at most `la`, so a wider band is never needed.
     let k = min(cap, la)
     let inf = k + 1
@@ -205,6 +217,53 @@ public enum Comparators {
     return d > k ? cap + 1 : d
   }
 
+  // MARK: - Bounds
+
+  /// Which characters a text holds, as 64 bits: one per letter a–z and digit, the rest hashed into 28 bits.
+  /// With the lengths it bounds what two texts can have in common (`commonUpperBound`) without reading them.
+  public static func characterSet<T: FixedWidthInteger>(_ s: Text<T>) -> UInt64 {
+    var set: UInt64 = 0
+    for c in s {
+      let v = UInt64(truncatingIfNeeded: c)
+      let bit: UInt64
+      switch v {
+      case 0x61...0x7A: bit = v - 0x61
+      case 0x30...0x39: bit = 26 + v - 0x30
+      default: bit = 36 + v % 28
+      }
+      set |= 1 << bit
+    }
+    return set
+  }
+
+  /// At least as many characters as two texts can pair up, each with an equal one of the other (counted with
+  /// repeats): one per character class of `characterSet` both hold, plus the repeats of the side that has
+  /// fewer. Characters of a class only one side holds pair with nothing.
+  @inline(__always)
+  public static func commonUpperBound(_ a: UInt64, _ la: Int, _ b: UInt64, _ lb: Int) -> Int {
+    (a & b).nonzeroBitCount + min(la - a.nonzeroBitCount, lb - b.nonzeroBitCount)
+  }
+
+  /// At least the Jaro–Winkler similarity (default scale and boost) of two non-empty texts of lengths `la` and
+  /// `lb` with at most `common` characters in common (`commonUpperBound`) and a common prefix of `prefix`
+  /// characters (at most 4 count): Jaro with every common character matched and none out of order.
+  @inline(__always)
+  public static func jaroWinklerUpperBound(common: Int, _ la: Int, _ lb: Int, prefix: Int) -> Double {
+    let m = Double(min(common, la, lb))
+    guard m > 0 else { return 0 }
+    let j = (m / Double(la) + m / Double(lb) + 1) / 3
+    return j + Double(min(prefix, 4)) * 0.1 * (1 - j)
+  }
+
+  /// The common prefix of two texts, up to `limit` characters.
+  @inline(__always)
+  static func commonPrefix<T: FixedWidthInteger>(_ a: Text<T>, _ b: Text<T>, limit: Int) -> Int {
+    let n = min(limit, a.count, b.count)
+    var p = 0
+    while p < n && a[p] == b[p] { p += 1 }
+    return p
+  }
+
   // MARK: - Token sets
 
   /// Similarity of multi-word values whose words may come in another order ("maria del carmen" and
@@ -219,7 +278,7 @@ public enum Comparators {
   ///   `A` (just `A` when `I` is empty; `JW` of an empty `I` with anything is then 0).
   ///
   /// `JW` is ``jaroWinkler(_:_:prefixScale:boostThreshold:)`` with its defaults.
-  public static func tokenSetSimilarity(_ a: Scalars, _ b: Scalars) -> Double {
+  public static func tokenSetSimilarity<T: FixedWidthInteger>(_ a: Text<T>, _ b: Text<T>) -> Double {
     // Token bounds: at most (n + 1) / 2 tokens of a string of n scalars, two Ints each (and never an empty
     // allocation, whose base address could be nil).
     let capA = (a.count + 1) / 2
@@ -234,7 +293,7 @@ public enum Comparators {
       if countA == 0 || countB == 0 { return 0 }
       // Three joined strings, each no longer than both inputs together.
       let room = a.count + b.count + 1
-      return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 3 * room) { text -> Double in
+      return withUnsafeTemporaryAllocation(of: T.self, capacity: 3 * room) { text -> Double in
         guard let t = text.baseAddress else { return 0 }
         var inter = 0
         let sI = t
@@ -283,9 +342,9 @@ public enum Comparators {
             j += 1
           }
         }
-        let joinedI = Scalars(start: sI, count: inter)
-        let joinedA = Scalars(start: sA, count: withA)
-        let joinedB = Scalars(start: sB, count: withB)
+        let joinedI = Text(start: sI, count: inter)
+        let joinedA = Text(start: sA, count: withA)
+        let joinedB = Text(start: sB, count: withB)
         return max(jaroWinkler(joinedI, joinedA), jaroWinkler(joinedI, joinedB), jaroWinkler(joinedA, joinedB))
       }
     }
@@ -307,8 +366,8 @@ public enum Comparators {
   }
 
   /// Appends token `i` of `s` to `dest[0..<n]`, after a space unless `n` is 0.
-  static func appendToken(
-    _ i: Int, of tokens: Tokens, in s: Scalars, to dest: UnsafeMutablePointer<UInt32>, _ n: inout Int
+  static func appendToken<T: FixedWidthInteger>(
+    _ i: Int, of tokens: Tokens, in s: Text<T>, to dest: UnsafeMutablePointer<T>, _ n: inout Int
   ) {
     if n > 0 {
       dest[n] = 0x20
@@ -320,10 +379,10 @@ public enum Comparators {
     }
   }
 
-  static func isSeparator(_ c: UInt32) -> Bool { c == 0x20 || c == 0x2D || c == 0x2C }
+  static func isSeparator<T: FixedWidthInteger>(_ c: T) -> Bool { c == 0x20 || c == 0x2D || c == 0x2C }
 
   /// Writes the (start, end) of each token of `s` to `out`; returns the number of tokens.
-  static func tokenize(_ s: Scalars, into out: UnsafeMutablePointer<Int>) -> Int {
+  static func tokenize<T: FixedWidthInteger>(_ s: Text<T>, into out: UnsafeMutablePointer<Int>) -> Int {
     var n = 0
     var p = 0
     while p < s.count {
@@ -339,7 +398,9 @@ public enum Comparators {
   }
 
   /// Lexicographic order of two tokens by scalar value: negative, zero or positive.
-  static func compare(_ s: Scalars, _ ts: Tokens, _ i: Int, _ u: Scalars, _ tu: Tokens, _ j: Int) -> Int {
+  static func compare<T: FixedWidthInteger>(_ s: Text<T>, _ ts: Tokens, _ i: Int, _ u: Text<T>, _ tu: Tokens, _ j: Int)
+    -> Int
+  {
     var p = ts.start(i)
     var q = tu.start(j)
     let endP = ts.end(i)
@@ -353,7 +414,7 @@ public enum Comparators {
   }
 
   /// Sorts the tokens (insertion sort: names have few words) and drops duplicates; returns the new count.
-  static func sortUnique(_ tokens: Tokens, in s: Scalars) -> Int {
+  static func sortUnique<T: FixedWidthInteger>(_ tokens: Tokens, in s: Text<T>) -> Int {
     if tokens.count < 2 { return tokens.count }
     for i in 1..<tokens.count {
       var j = i

@@ -35,9 +35,24 @@ enum LevelTest: Sendable {
     case .swappedWith: self = .swapped
     }
   }
+
+  /// Whether two equal values always reach this level (whatever the value).
+  var acceptsEqualValues: Bool {
+    switch self {
+    case .exact, .jaroWinkler, .jaro, .tokenSet, .levenshtein, .damerauLevenshtein, .nickname: return true
+    case .withinDays, .withinMonths, .withinYears, .withinNumber, .transposedDayMonth, .soundex, .swapped:
+      return false
+    }
+  }
 }
 
 /// The level tests of one comparison, immutable and shared, so scoring a pair copies nothing.
+///
+/// Levels are tested on value codes (`Column.codes`): equal codes are equal folded values, so exact agreement
+/// costs one integer comparison, and so does every level that equal values always reach. Different values go
+/// through the tests in order; each similarity or distance is computed at most once per pair, and not at all
+/// when the lengths and character sets of the two values (`Comparators.commonUpperBound`) show that no level
+/// still to be tested can accept it.
 public final class LevelKernel: Sendable {
   let tests: [LevelTest]
   /// The columns compared (several for a comparison `of` several traits).
@@ -46,100 +61,210 @@ public final class LevelKernel: Sendable {
   let swap: Int
   /// The largest edit count any edit-distance level accepts.
   let cap: Int
+  /// The level two equal values reach, -1 when that depends on the value (a date that does not parse, say).
+  let equalLevel: Int
+  /// Whether the level of two values depends on nothing but the two values (not on another column's), so it
+  /// may be remembered per pair of value codes.
+  let dependsOnValuesOnly: Bool
+  /// Whether some level computes a similarity or distance of the texts (the costly ones, worth remembering).
+  let comparesTexts: Bool
 
   init(_ c: MatchModel.Comparison) {
     tests = c.levels.map(LevelTest.init)
     columns = c.columns
     swap = c.swapIndex ?? -1
     cap = c.editCap
+    var equal = tests.count
+    for (k, t) in tests.enumerated() {
+      if t.acceptsEqualValues {
+        equal = k
+        break
+      }
+      // A conditional level before any that takes equal values: the value decides.
+      equal = -1
+      break
+    }
+    equalLevel = equal
+    dependsOnValuesOnly = columns.count == 1 && swap < 0
+    comparesTexts = tests.contains {
+      switch $0 {
+      case .jaroWinkler, .jaro, .tokenSet, .levenshtein, .damerauLevenshtein: return true
+      default: return false
+      }
+    }
   }
 
   /// The level records `i` and `j` reach (see `MatchModel.level`).
   @inline(__always)
   func level(_ records: RecordSet, _ i: Int, _ j: Int) -> Int {
     if columns.count == 1 {
-      return level(records.columns[columns[0]], i, j, swap: swap < 0 ? nil : records.columns[swap])
+      let col = records.columns[columns[0]]
+      let s = swap < 0 ? nil : records.columns[swap]
+      return level(
+        col, col.codes[i], col.codes[j], swap: s, s.map { $0.codes[i] } ?? 0, s.map { $0.codes[j] } ?? 0)
     }
     var best = -1
     for f in columns {
-      let l = level(records.columns[f], i, j, swap: nil)
+      let col = records.columns[f]
+      let l = level(col, col.codes[i], col.codes[j], swap: nil, 0, 0)
       if l >= 0 && (best < 0 || l < best) { best = l }
       if best == 0 { break }
     }
     return best
   }
 
+  /// The level of values `a` and `b` (codes of `col`, the left record's first); `sa` and `sb` are the
+  /// records' codes in the `swap` column. -1 when a value is missing.
   @inline(__always)
-  func level(_ col: Column, _ i: Int, _ j: Int, swap: Column?) -> Int {
-    let hi = col.hash[i]
-    let hj = col.hash[j]
-    if hi == 0 || hj == 0 { return -1 }
-    let equal = hi == hj
+  func level(_ col: Column, _ a: UInt32, _ b: UInt32, swap: Column?, _ sa: UInt32, _ sb: UInt32) -> Int {
+    if a == 0 || b == 0 { return -1 }
+    if a == b && equalLevel >= 0 { return equalLevel }
+    let (x, y) = (Int(a), Int(b))
+    let (setA, setB) = (col.characters[x], col.characters[y])
+    return tests.withUnsafeBufferPointer { tests in
+      if col.ascii {
+        return col.bytes.withUnsafeBufferPointer {
+          let (ta, tb) = (col.text(of: x, in: $0), col.text(of: y, in: $0))
+          return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb)
+        }
+      }
+      return col.scalars.withUnsafeBufferPointer {
+        let (ta, tb) = (col.text(of: x, in: $0), col.text(of: y, in: $0))
+        return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb)
+      }
+    }
+  }
+
+  /// The tests in order on two different values `a` and `b` of a column: their texts `ta` and `tb` (bytes
+  /// or scalars) and character sets (`Comparators.characterSet`), and what else the tests read of them in
+  /// `values`; `sa` and `sb` are the records' codes in the `swap` column. Reads nothing but its arguments,
+  /// so the compare path can run it on pointers (`ColumnPointers`) with no reference counting per pair.
+  @inline(__always)
+  static func level<T: FixedWidthInteger, V: LevelValues>(
+    _ tests: UnsafeBufferPointer<LevelTest>, cap: Int, _ values: V, _ a: Int, _ b: Int,
+    _ ta: UnsafeBufferPointer<T>, _ tb: UnsafeBufferPointer<T>, _ setA: UInt64, _ setB: UInt64,
+    swap: V?, _ sa: UInt32, _ sb: UInt32
+  ) -> Int {
+    let equal = a == b
     var jw = -1.0
     var jaro = -1.0
     var tokens = -1.0
     var lev = -1
     var dl = -1
+    // Upper bounds from the character sets, computed when first needed.
+    var common = -1
+    var jwBound = -1.0
+    var jaroBound = -1.0
+    func commonBound() -> Int {
+      if common < 0 { common = Comparators.commonUpperBound(setA, ta.count, setB, tb.count) }
+      return common
+    }
+    // A margin well below the smallest difference of two Jaro–Winkler values of short texts, so that
+    // rounding in the bound can never skip a level the similarity reaches.
+    let margin = 1e-9
     for k in tests.indices {
       switch tests[k] {
       case .exact:
         if equal { return k }
       case .jaroWinkler(let t):
         if equal { return k }
-        if jw < 0 { jw = col.withText(i, j) { Comparators.jaroWinkler($0, $1) } }
+        if jw < 0 {
+          if jwBound < 0 {
+            jwBound = Comparators.jaroWinklerUpperBound(
+              common: commonBound(), ta.count, tb.count, prefix: Comparators.commonPrefix(ta, tb, limit: 4))
+          }
+          if jwBound + margin < t { continue }
+          jw = Comparators.jaroWinkler(ta, tb)
+        }
         if jw >= t { return k }
       case .jaro(let t):
         if equal { return k }
-        if jaro < 0 { jaro = col.withText(i, j) { Comparators.jaro($0, $1) } }
+        if jaro < 0 {
+          if jaroBound < 0 {
+            jaroBound = Comparators.jaroWinklerUpperBound(common: commonBound(), ta.count, tb.count, prefix: 0)
+          }
+          if jaroBound + margin < t { continue }
+          jaro = Comparators.jaro(ta, tb)
+        }
         if jaro >= t { return k }
       case .tokenSet(let t):
         if equal { return k }
-        if tokens < 0 { tokens = col.withText(i, j) { Comparators.tokenSetSimilarity($0, $1) } }
+        if tokens < 0 { tokens = Comparators.tokenSetSimilarity(ta, tb) }
         if tokens >= t { return k }
       case .levenshtein(let n):
         if equal { return k }
-        if lev < 0 { lev = col.withText(i, j) { Comparators.levenshtein($0, $1, cap: cap) } }
+        if lev < 0 {
+          // Every character of the longer text that pairs with none of the other's costs an edit.
+          lev =
+            max(ta.count, tb.count) - commonBound() > cap
+            ? cap + 1 : Comparators.levenshtein(ta, tb, cap: cap)
+        }
         if lev <= n { return k }
       case .damerauLevenshtein(let n):
         if equal { return k }
-        if dl < 0 { dl = col.withText(i, j) { Comparators.damerauLevenshtein($0, $1, cap: cap) } }
+        if dl < 0 {
+          dl =
+            max(ta.count, tb.count) - commonBound() > cap
+            ? cap + 1 : Comparators.damerauLevenshtein(ta, tb, cap: cap)
+        }
         if dl <= n { return k }
       case .withinDays(let n), .withinYears(let n):
-        let a = col.day[i]
-        let b = col.day[j]
-        if a != .min, b != .min, Double(abs(a - b)) <= n { return k }
+        let x = values.day(of: a)
+        let y = values.day(of: b)
+        if x != .min, y != .min, Double(abs(x - y)) <= n { return k }
       case .withinMonths(let n):
-        let a = col.ymd[i]
-        let b = col.ymd[j]
-        guard a != .min, b != .min else { continue }
-        let ma = (a / 10000) * 12 + (a / 100) % 100
-        let mb = (b / 10000) * 12 + (b / 100) % 100
-        if Double(abs(ma - mb)) <= n { return k }
+        let x = values.ymd(of: a)
+        let y = values.ymd(of: b)
+        guard x != .min, y != .min else { continue }
+        let mx = (x / 10000) * 12 + (x / 100) % 100
+        let my = (y / 10000) * 12 + (y / 100) % 100
+        if Double(abs(mx - my)) <= n { return k }
       case .withinNumber(let n):
-        let a = col.number[i]
-        let b = col.number[j]
-        if !a.isNaN, !b.isNaN, abs(a - b) <= n { return k }
+        let x = values.number(of: a)
+        let y = values.number(of: b)
+        if !x.isNaN, !y.isNaN, abs(x - y) <= n { return k }
       case .transposedDayMonth:
-        let a = col.ymd[i]
-        let b = col.ymd[j]
-        guard a != .min, b != .min, a / 10000 == b / 10000 else { continue }
-        let (ma, da) = ((a / 100) % 100, a % 100)
-        let (mb, db) = ((b / 100) % 100, b % 100)
-        if ma == db && da == mb && ma != da { return k }
+        let x = values.ymd(of: a)
+        let y = values.ymd(of: b)
+        guard x != .min, y != .min, x / 10000 == y / 10000 else { continue }
+        let (mx, dx) = ((x / 100) % 100, x % 100)
+        let (my, dy) = ((y / 100) % 100, y % 100)
+        if mx == dy && dx == my && mx != dx { return k }
       case .soundex:
-        let a = col.phonetic[i]
-        if a != 0 && a == col.phonetic[j] { return k }
+        let x = values.phonetic(of: a)
+        if x != 0 && x == values.phonetic(of: b) { return k }
       case .nickname:
-        if equal || Nicknames.share(col.nickname[i], col.nickname[j]) { return k }
+        if equal || Nicknames.share(values.nickname(of: a), values.nickname(of: b)) { return k }
       case .swapped:
-        guard let swap else { continue }
-        let si = swap.hash[i]
-        let sj = swap.hash[j]
-        if si != 0 && sj != 0 && hi == sj && hj == si { return k }
+        // This trait of each record equals the other trait of the other record.
+        guard let swap, sa != 0, sb != 0 else { continue }
+        if values.hash(of: a) == swap.hash(of: Int(sb)) && values.hash(of: b) == swap.hash(of: Int(sa)) {
+          return k
+        }
       }
     }
     return tests.count
   }
+}
+
+/// What the level tests read of a column's values besides their texts, by value code: `Column` gives it from
+/// its arrays, `ColumnPointers` from pointers to them.
+protocol LevelValues {
+  func day(of v: Int) -> Int32
+  func ymd(of v: Int) -> Int32
+  func number(of v: Int) -> Double
+  func phonetic(of v: Int) -> UInt64
+  func nickname(of v: Int) -> UInt64
+  func hash(of v: Int) -> UInt64
+}
+
+extension Column: LevelValues {
+  func day(of v: Int) -> Int32 { day[v] }
+  func ymd(of v: Int) -> Int32 { ymd[v] }
+  func number(of v: Int) -> Double { number[v] }
+  func phonetic(of v: Int) -> UInt64 { phonetic[v] }
+  func nickname(of v: Int) -> UInt64 { nickname[v] }
+  func hash(of v: Int) -> UInt64 { valueHash[v] }
 }
 
 extension MatchModel {

@@ -20,6 +20,7 @@ public struct RefusedJoin: Sendable, Equatable {
 public struct LinkResult: Sendable {
   public var model: MatchModel
   public var training: TrainingReport?
+  /// The scored pairs at or above the linker's `keepFrom` weight (every compared pair by default).
   public var pairs: ScoredPairs
   /// Per record: the index of its cluster's first record.
   public var cluster: [Int]
@@ -29,29 +30,36 @@ public struct LinkResult: Sendable {
   public var review: [Int]
   public var refused: [RefusedJoin]
   public var timings: [(String, Double)]
+  /// Pairs compared (and scored): the union of the blocking rules' pairs.
+  public var compared: Int = 0
+  /// Per blocking rule: the pairs it added to the union (those no earlier rule generates).
+  public var newPairs: [Int] = []
 }
 
 /// Deduplicates or links records: blocking, comparing, training (when asked or when the model has no
 /// trained values), scoring and clustering — `tessera link`, `tessera tune` and the benchmark run this.
+///
+/// Candidate pairs are compared once, stretch by stretch on all cores (`PairComparer`); a pair keeps its two
+/// records and the id of its (pattern, rule mask) combination, so training counts distinct combinations, not
+/// pairs, and scoring looks the weight of a combination up once.
 public struct Linker: Sendable {
   public var model: MatchModel
   public var mode: LinkMode
   public var train: Bool
   public var trainer: Trainer
+  /// Scored pairs below this match weight are counted, trained on and scored, but not returned (a link run
+  /// that writes only the pairs from the review threshold up need not hold tens of millions of others).
+  public var keepFrom: Double
 
-  public init(model: MatchModel, mode: LinkMode = .dedupe, train: Bool = false, trainer: Trainer = Trainer()) {
+  public init(
+    model: MatchModel, mode: LinkMode = .dedupe, train: Bool = false, trainer: Trainer = Trainer(),
+    keepFrom: Double = -.infinity
+  ) {
     self.model = model
     self.mode = mode
     self.train = train
     self.trainer = trainer
-  }
-
-  struct Chunk: Sendable {
-    var left: [Int32] = []
-    var right: [Int32] = []
-    var pattern: [UInt64] = []
-    /// (pattern << rule bits | rule mask) → pairs.
-    var counts: [UInt64: Double] = [:]
+    self.keepFrom = keepFrom
   }
 
   /// `blocking`: the candidate pairs of `input` when already built (for counting), so they are not built twice.
@@ -66,66 +74,150 @@ public struct Linker: Sendable {
       timings.append((name, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18))
       clock = now
     }
-    let blocking = prebuilt ?? Blocking(records: records, mode: mode)
+    let blocking: Blocking
+    if let prebuilt {
+      blocking = prebuilt
+    } else {
+      blocking = await Blocking.build(records: records, mode: mode)
+    }
     lap("block")
     let ruleBits = UInt64(max(1, records.keys.count))
-    var pairs = ScoredPairs()
-    var counts: [UInt64: Double] = [:]
-    let frozen = model
-    let recs = records
-    let radices = model.radices
-    for r in 0..<records.keys.count {
-      await blocking.forEachChunk(
-        rule: r, initial: Chunk(),
-        visit: { chunk, i, j in
-          var pattern: UInt64 = 0
-          var scale: UInt64 = 1
-          for c in radices.indices {
-            let l = frozen.level(c, recs, i, j)
-            pattern += scale * UInt64(l + 1)
-            scale *= radices[c]
+    var stretches = await PairComparer.compareAll(model: model, records: records, blocking: blocking)
+    // Number the distinct (pattern, mask) combinations over all stretches, in stretch order.
+    var combos: [UInt64] = []
+    var counts: [Int] = []
+    var ids: [UInt64: UInt32] = [:]
+    var translations: [[UInt32]] = []
+    var newPairs = Array(repeating: 0, count: records.keys.count)
+    for stretch in stretches {
+      newPairs[stretch.rule] += stretch.count
+      translations.append(
+        stretch.combos.enumerated().map { local, key in
+          let id: UInt32
+          if let known = ids[key] {
+            id = known
+          } else {
+            id = UInt32(combos.count)
+            ids[key] = id
+            combos.append(key)
+            counts.append(0)
           }
-          chunk.left.append(Int32(i))
-          chunk.right.append(Int32(j))
-          chunk.pattern.append(pattern)
-          let mask = UInt64(blocking.ruleMask(i, j))
-          chunk.counts[(pattern << ruleBits) | mask, default: 0] += 1
-        },
-        combine: { chunk in
-          pairs.left += chunk.left
-          pairs.right += chunk.right
-          pairs.pattern += chunk.pattern
-          counts.merge(chunk.counts, uniquingKeysWith: +)
+          counts[Int(id)] += stretch.counts[local]
+          return id
         })
     }
+    let compared = newPairs.reduce(0, +)
     lap("compare")
     var report: TrainingReport?
     if train || !model.isTrained {
       var byRule = Array(repeating: PatternCounts(), count: records.keys.count)
       var union = PatternCounts()
-      for (key, n) in counts {
+      for (key, n) in zip(combos, counts) {
         let pattern = key >> ruleBits
         let mask = key & ((1 << ruleBits) - 1)
-        union.add(pattern, n)
-        for r in 0..<records.keys.count where mask & (1 << UInt64(r)) != 0 { byRule[r].add(pattern, n) }
+        union.add(pattern, Double(n))
+        for r in 0..<records.keys.count where mask & (1 << UInt64(r)) != 0 { byRule[r].add(pattern, Double(n)) }
       }
-      report = trainer.train(&model, records: records, mode: mode, patternsByRule: byRule, union: union)
+      report = await trainer.train(&model, records: records, mode: mode, patternsByRule: byRule, union: union)
       lap("train")
     }
     records.computeTermFrequencies(model)
-    pairs.weight = Linker.weights(model, records: records, pairs: pairs)
+    let pairs = await Linker.score(
+      model, records: records, stretches: &stretches, translations: translations, combos: combos,
+      ruleBits: ruleBits, from: keepFrom)
     lap("score")
     var result = Linker.cluster(model, records: records, pairs: pairs, merge: model.mergeWeight)
     lap("cluster")
     result.model = model
     result.training = report
     result.timings = timings
+    result.compared = compared
+    result.newPairs = newPairs
     return result
   }
 
-  /// Match weights of all pairs: the pattern's weight (cached per pattern) plus term-frequency adjustments.
-  public static func weights(_ model: MatchModel, records: RecordSet, pairs: ScoredPairs) -> [Float] {
+  /// Scores the compared pairs (the weight of their pattern plus term-frequency adjustments, as `weights`
+  /// does) stretch by stretch on all cores, keeping those at or above `from`; each stretch is released once
+  /// scored.
+  static func score(
+    _ model: MatchModel, records: RecordSet, stretches: inout [ComparedStretch], translations: [[UInt32]],
+    combos: [UInt64], ruleBits: UInt64, from floor: Double
+  ) async -> ScoredPairs {
+    let patterns = combos.map { $0 >> ruleBits }
     var cache: [UInt64: Float] = [:]
+    let weights = patterns.map { p in
+      if let w = cache[p] { return w }
+      let w = Float(model.evidence(p) + model.priorWeight)
+      cache[p] = w
+      return w
+    }
+    let tf = Linker.termFrequencyLevels(model, records: records)
+    // Per combination: the term-frequency adjustments its pattern takes (indices into `tf`).
+    let adjusted = patterns.map { p in tf.indices.filter { Int((p / tf[$0].scale) % tf[$0].radix) - 1 == tf[$0].level }
+    }
+    let keep = Float(max(floor, -Double(Float.greatestFiniteMagnitude)))
+    let keepAll = floor == -.infinity
+    var parts = [ScoredPairs](repeating: ScoredPairs(), count: stretches.count)
+    await withTaskGroup(of: (Int, ScoredPairs).self) { group in
+      var next = 0
+      let width = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
+      func launch(_ k: Int, _ stretch: ComparedStretch) {
+        let translation = translations[k]
+        group.addTask {
+          var out = ScoredPairs()
+          if keepAll {
+            out.left.reserveCapacity(stretch.count)
+            out.right.reserveCapacity(stretch.count)
+            out.pattern.reserveCapacity(stretch.count)
+            out.weight.reserveCapacity(stretch.count)
+          }
+          for n in 0..<stretch.count {
+            let id = Int(translation[Int(stretch.combo[n])])
+            var w = weights[id]
+            for t in adjusted[id] { w += tf[t].adjust[Int(stretch.left[n])] }
+            guard keepAll || w >= keep else { continue }
+            out.left.append(stretch.left[n])
+            out.right.append(stretch.right[n])
+            out.pattern.append(patterns[id])
+            out.weight.append(w)
+          }
+          return (k, out)
+        }
+      }
+      while next < stretches.count && next < width {
+        launch(next, stretches[next])
+        stretches[next] = ComparedStretch()
+        next += 1
+      }
+      for await (k, part) in group {
+        parts[k] = part
+        if next < stretches.count {
+          launch(next, stretches[next])
+          stretches[next] = ComparedStretch()
+          next += 1
+        }
+      }
+    }
+    var out = ScoredPairs()
+    let total = parts.reduce(0) { $0 + $1.count }
+    out.left.reserveCapacity(total)
+    out.right.reserveCapacity(total)
+    out.pattern.reserveCapacity(total)
+    out.weight.reserveCapacity(total)
+    for k in parts.indices {
+      out.left += parts[k].left
+      out.right += parts[k].right
+      out.pattern += parts[k].pattern
+      out.weight += parts[k].weight
+      parts[k] = ScoredPairs()
+    }
+    return out
+  }
+
+  /// The comparisons with a term-frequency level and adjustments: where their level sits in a pattern.
+  static func termFrequencyLevels(_ model: MatchModel, records: RecordSet)
+    -> [(c: Int, scale: UInt64, radix: UInt64, level: Int, adjust: [Float])]
+  {
     var tf: [(c: Int, scale: UInt64, radix: UInt64, level: Int, adjust: [Float])] = []
     var scale: UInt64 = 1
     for (c, comparison) in model.comparisons.enumerated() {
@@ -135,6 +227,13 @@ public struct Linker: Sendable {
       }
       scale *= radix
     }
+    return tf
+  }
+
+  /// Match weights of all pairs: the pattern's weight (cached per pattern) plus term-frequency adjustments.
+  public static func weights(_ model: MatchModel, records: RecordSet, pairs: ScoredPairs) -> [Float] {
+    var cache: [UInt64: Float] = [:]
+    let tf = termFrequencyLevels(model, records: records)
     var out = [Float](repeating: 0, count: pairs.count)
     for k in 0..<pairs.count {
       let p = pairs.pattern[k]

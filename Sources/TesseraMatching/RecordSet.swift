@@ -3,26 +3,38 @@ import TesseraCompiler
 import TesseraLanguage
 import TesseraModel
 
-/// The values of one compared field for every record, prepared once so that comparing a pair allocates
-/// nothing: case-folded text as Unicode scalars in one buffer, a hash for exact matches, and, where the
-/// field's levels need them, a parsed date, a number and a phonetic code.
+/// The values of one compared field while records are added: every distinct folded value once (its UTF-8
+/// bytes, a hash for exact agreement, and what the field's levels need: a parsed date, a number, a phonetic
+/// code, nickname groups), and per record the code of its value. Records with equal folded values share a
+/// code, so exact agreement is one integer comparison and anything computed from a value is computed once.
 public struct FieldColumn: Sendable {
-  public var scalars: [UInt32] = []
-  /// Start of record i's text in `scalars`; `offsets[i + 1]` is its end.
-  public var offsets: [Int32] = [0]
-  /// 0: no value.
-  public var hash: [UInt64] = []
+  /// Per record: 0 when it has no value, else the code of its value (an index into the per-value arrays).
+  var codes: [UInt32] = []
+  /// Per value, index 0 being the absent value: a hash of the folded text (never 0 for a value).
+  var hashes: [UInt64] = [0]
+  /// The folded texts as UTF-8, value `v` at `offsets[v]..<offsets[v + 1]`.
+  var utf8: [UInt8] = []
+  var offsets: [Int32] = [0, 0]
   /// Days since 1970-01-01 and `year*10000+month*100+day`, `Int32.min` when absent or not a date.
-  public var day: [Int32] = []
-  public var ymd: [Int32] = []
-  public var number: [Double] = []
-  public var phonetic: [UInt64] = []
+  var day: [Int32] = []
+  var ymd: [Int32] = []
+  var number: [Double] = []
+  /// A hash of the Soundex code, 0 when the value has none.
+  var phonetic: [UInt64] = []
   /// `Nicknames.packedGroups` of each value.
-  public var nickname: [UInt64] = []
+  var nickname: [UInt64] = []
+  /// Whether every value is ASCII (then its UTF-8 bytes are its scalars).
+  var ascii = true
+  /// hash → code, once there are more values than a short search handles.
+  var lookup = HashIndex()
   let wantsDate: Bool
   let wantsNumber: Bool
   let wantsPhonetic: Bool
   let wantsNickname: Bool
+
+  /// Values searched in order before `lookup` is built (a record set of one event and its candidates needs
+  /// no table).
+  static let linearSearch = 16
 
   /// A column prepared for every comparison in `users` that reads it.
   init(_ users: [MatchModel.Comparison]) {
@@ -30,29 +42,89 @@ public struct FieldColumn: Sendable {
     wantsNumber = users.contains { $0.needsNumber }
     wantsPhonetic = users.contains { $0.needsPhonetic }
     wantsNickname = users.contains { $0.needsNickname }
+    appendDerived(nil)
   }
 
-  public var count: Int { hash.count }
+  public var count: Int { codes.count }
+  /// Distinct values, the absent one included.
+  var valueCount: Int { hashes.count }
+
+  /// The code of the value with hash `h`, 0 when there is none yet.
+  func code(ofHash h: UInt64) -> UInt32 {
+    if hashes.count <= FieldColumn.linearSearch {
+      for v in 1..<hashes.count where hashes[v] == h { return UInt32(v) }
+      return 0
+    }
+    return lookup.code(of: h)
+  }
 
   mutating func append(_ raw: String?) {
-    let text = raw.map(FieldColumn.fold) ?? ""
-    if text.isEmpty {
-      offsets.append(Int32(scalars.count))
-      hash.append(0)
-      if wantsDate {
-        day.append(.min)
-        ymd.append(.min)
-      }
-      if wantsNumber { number.append(.nan) }
-      if wantsPhonetic { phonetic.append(0) }
-      if wantsNickname { nickname.append(0) }
+    guard var raw else {
+      codes.append(0)
       return
     }
-    for s in text.unicodeScalars { scalars.append(s.value) }
-    offsets.append(Int32(scalars.count))
-    hash.append(StableHash.of(text) | 1)
+    // ASCII values are folded into a buffer on the stack and looked up by the hash of those bytes: a value
+    // seen before costs no string.
+    let found = raw.withUTF8 { bytes -> UInt32? in
+      guard bytes.allSatisfy({ $0 < 0x80 }) else { return nil }
+      return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count + 1) { buffer in
+        let folded = UnsafeBufferPointer(rebasing: buffer[..<FieldColumn.foldASCII(bytes, into: buffer)])
+        if folded.isEmpty { return 0 }
+        let h = StableHash.of(bytes: folded) | 1
+        let known = self.code(ofHash: h)
+        if known != 0 { return known }
+        return addValue(hash: h, utf8: folded) { String(decoding: folded, as: UTF8.self) }
+      }
+    }
+    if let found {
+      codes.append(found)
+      return
+    }
+    let text = FieldColumn.fold(raw)
+    if text.isEmpty {
+      codes.append(0)
+      return
+    }
+    let h = StableHash.of(text) | 1
+    var code = code(ofHash: h)
+    if code == 0 {
+      code = addValue(hash: h, utf8: text.utf8) { text }
+    }
+    codes.append(code)
+  }
+
+  /// Adds a distinct value; `text()` gives it as a string when a derived value needs it.
+  mutating func addValue(hash h: UInt64, utf8 bytes: some Collection<UInt8>, text: () -> String) -> UInt32 {
+    let code = UInt32(hashes.count)
+    hashes.append(h)
+    for b in bytes {
+      if b >= 0x80 { ascii = false }
+      utf8.append(b)
+    }
+    offsets.append(Int32(utf8.count))
+    if wantsDate || wantsNumber || wantsPhonetic || wantsNickname {
+      appendDerived(text())
+    } else {
+      appendDerived(nil)
+    }
+    index(h, code)
+    return code
+  }
+
+  /// Enters a new value's hash in `lookup` once there are too many values to search in order.
+  mutating func index(_ h: UInt64, _ code: UInt32) {
+    guard hashes.count > FieldColumn.linearSearch else { return }
+    if lookup.isEmpty {
+      for v in 1..<hashes.count { lookup.insert(hashes[v], UInt32(v)) }
+    } else {
+      lookup.insert(h, code)
+    }
+  }
+
+  /// The derived values of a value (`nil`: the absent value, or none wanted).
+  mutating func appendDerived(_ text: String?) {
     if wantsDate {
-      if let d = SimpleDate(parsing: text) {
+      if let text, let d = SimpleDate(parsing: text) {
         day.append(Int32(d.dayNumber))
         ymd.append(d.packed)
       } else {
@@ -60,10 +132,10 @@ public struct FieldColumn: Sendable {
         ymd.append(.min)
       }
     }
-    if wantsNumber { number.append(Double(text) ?? .nan) }
-    if wantsNickname { nickname.append(Nicknames.packedGroups(text)) }
+    if wantsNumber { number.append(text.flatMap { Double($0) } ?? .nan) }
+    if wantsNickname { nickname.append(text.map(Nicknames.packedGroups) ?? 0) }
     if wantsPhonetic {
-      let code = Phonetic.soundex(text)
+      let code = text.map(Phonetic.soundex) ?? ""
       phonetic.append(code.isEmpty ? 0 : StableHash.of(code) | 1)
     }
   }
@@ -82,44 +154,170 @@ public struct FieldColumn: Sendable {
     }
     if clean && !previousSpace { return raw }
     var s = raw
-    if !s.utf8.allSatisfy({ $0 < 0x80 }) {
-      s = s.folding(options: [.diacriticInsensitive, .caseInsensitive], locale: nil)
+    if s.utf8.allSatisfy({ $0 < 0x80 }) {
+      return s.withUTF8 { bytes in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count + 1) { buffer in
+          String(decoding: buffer[..<FieldColumn.foldASCII(bytes, into: buffer)], as: UTF8.self)
+        }
+      }
     }
+    s = s.folding(options: [.diacriticInsensitive, .caseInsensitive], locale: nil)
     s = s.lowercased()
     let parts = s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" })
     return parts.count == 1 ? String(parts[0]) : parts.joined(separator: " ")
   }
 
-  /// Appends another builder's records (loading in parallel chunks).
+  /// `fold` of ASCII text: lowercases A–Z and joins the words with single spaces, byte by byte, into `out`
+  /// (as long as `bytes` at least); returns the folded length. As in the split of characters of other
+  /// text, "\r\n" is one character, not a separator.
+  static func foldASCII(_ bytes: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    var n = 0
+    var space = false
+    for k in bytes.indices {
+      let b = bytes[k]
+      let crlf =
+        (b == 0x0D && k + 1 < bytes.count && bytes[k + 1] == 0x0A) || (b == 0x0A && k > 0 && bytes[k - 1] == 0x0D)
+      if !crlf && (b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D) {
+        space = n > 0
+        continue
+      }
+      if space {
+        out[n] = 0x20
+        n += 1
+        space = false
+      }
+      out[n] = b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+      n += 1
+    }
+    return n
+  }
+
+  /// Appends another builder's records (loading in parallel chunks): its values this column lacks are added,
+  /// and its records' codes translated.
   mutating func append(contentsOf other: FieldColumn) {
-    let base = Int32(scalars.count)
-    scalars += other.scalars
-    offsets += other.offsets.dropFirst().map { $0 + base }
-    hash += other.hash
-    day += other.day
-    ymd += other.ymd
-    number += other.number
-    phonetic += other.phonetic
-    nickname += other.nickname
+    var translate = [UInt32](repeating: 0, count: other.valueCount)
+    for v in 1..<other.valueCount {
+      let h = other.hashes[v]
+      var code = code(ofHash: h)
+      if code == 0 {
+        let bytes = other.utf8[Int(other.offsets[v])..<Int(other.offsets[v + 1])]
+        code = UInt32(hashes.count)
+        hashes.append(h)
+        utf8 += bytes
+        offsets.append(Int32(utf8.count))
+        if wantsDate {
+          day.append(other.day[v])
+          ymd.append(other.ymd[v])
+        }
+        if wantsNumber { number.append(other.number[v]) }
+        if wantsNickname { nickname.append(other.nickname[v]) }
+        if wantsPhonetic { phonetic.append(other.phonetic[v]) }
+        index(h, code)
+      }
+      translate[v] = code
+    }
+    ascii = ascii && other.ascii
+    codes.reserveCapacity(codes.count + other.codes.count)
+    for c in other.codes { codes.append(translate[Int(c)]) }
+  }
+}
+
+/// Codes of values by their hash (`StableHash`, never 0): open addressing over the hashes themselves, which
+/// are already well mixed, so a lookup hashes nothing again.
+struct HashIndex: Sendable {
+  /// Per slot its hash (0: empty) and, next to it so one cache line holds both, its code.
+  var slots: [UInt64] = []
+  var count = 0
+
+  var isEmpty: Bool { count == 0 }
+
+  /// The code stored for `h`, 0 when there is none.
+  @inline(__always)
+  func code(of h: UInt64) -> UInt32 {
+    guard !slots.isEmpty else { return 0 }
+    let mask = slots.count / 2 - 1
+    var slot = Int(truncatingIfNeeded: h >> 17) & mask
+    while true {
+      let k = slots[2 * slot]
+      if k == h { return UInt32(truncatingIfNeeded: slots[2 * slot + 1]) }
+      if k == 0 { return 0 }
+      slot = (slot + 1) & mask
+    }
+  }
+
+  /// Stores `code` for `h` (not yet stored).
+  mutating func insert(_ h: UInt64, _ code: UInt32) {
+    if (count + 1) * 4 > slots.count { grow() }
+    let mask = slots.count / 2 - 1
+    var slot = Int(truncatingIfNeeded: h >> 17) & mask
+    while slots[2 * slot] != 0 { slot = (slot + 1) & mask }
+    slots[2 * slot] = h
+    slots[2 * slot + 1] = UInt64(code)
+    count += 1
+  }
+
+  mutating func grow() {
+    let old = slots
+    slots = [UInt64](repeating: 0, count: max(128, old.count * 2))
+    count = 0
+    for s in stride(from: 0, to: old.count, by: 2) where old[s] != 0 { insert(old[s], UInt32(old[s + 1])) }
   }
 }
 
 /// A column of a `RecordSet`: the prepared values of one field, immutable and shared, so reading a pair
-/// copies nothing.
+/// copies nothing. Per record the code of its value (0: none); per value (index 0 is the absent value) its
+/// text, hash, length, character set and the derived values the field's levels need.
 public final class Column: Sendable {
-  public let scalars: [UInt32]
-  public let offsets: [Int32]
-  public let hash: [UInt64]
-  public let day: [Int32]
-  public let ymd: [Int32]
-  public let number: [Double]
-  public let phonetic: [UInt64]
-  public let nickname: [UInt64]
+  /// Per record.
+  public let codes: [UInt32]
+  /// Per value.
+  public let valueHash: [UInt64]
+  /// Whether the texts are ASCII bytes (`bytes`) rather than Unicode scalars (`scalars`).
+  let ascii: Bool
+  let bytes: [UInt8]
+  let scalars: [UInt32]
+  /// Value `v`'s text is at `offsets[v]..<offsets[v + 1]` of `bytes` or `scalars`.
+  let offsets: [Int32]
+  /// `Comparators.characterSet` of each value.
+  let characters: [UInt64]
+  let day: [Int32]
+  let ymd: [Int32]
+  let number: [Double]
+  let phonetic: [UInt64]
+  let nickname: [UInt64]
 
   init(_ b: FieldColumn) {
-    scalars = b.scalars
-    offsets = b.offsets
-    hash = b.hash
+    codes = b.codes
+    valueHash = b.hashes
+    ascii = b.ascii
+    var characters: [UInt64] = []
+    characters.reserveCapacity(b.valueCount)
+    if b.ascii {
+      bytes = b.utf8
+      scalars = []
+      offsets = b.offsets
+      b.utf8.withUnsafeBufferPointer { all in
+        for v in 0..<b.valueCount {
+          characters.append(
+            Comparators.characterSet(UnsafeBufferPointer(rebasing: all[Int(b.offsets[v])..<Int(b.offsets[v + 1])])))
+        }
+      }
+    } else {
+      var scalars: [UInt32] = []
+      var offsets: [Int32] = [0]
+      for v in 0..<b.valueCount {
+        let text = String(decoding: b.utf8[Int(b.offsets[v])..<Int(b.offsets[v + 1])], as: UTF8.self)
+        let start = scalars.count
+        for u in text.unicodeScalars { scalars.append(u.value) }
+        offsets.append(Int32(scalars.count))
+        characters.append(
+          scalars.withUnsafeBufferPointer { Comparators.characterSet(UnsafeBufferPointer(rebasing: $0[start...])) })
+      }
+      bytes = []
+      self.scalars = scalars
+      self.offsets = offsets
+    }
+    self.characters = characters
     day = b.day
     ymd = b.ymd
     number = b.number
@@ -127,26 +325,108 @@ public final class Column: Sendable {
     nickname = b.nickname
   }
 
-  public var count: Int { hash.count }
+  /// Records.
+  public var count: Int { codes.count }
+  /// Distinct values, the absent one included.
+  public var valueCount: Int { valueHash.count }
 
-  public func isNull(_ i: Int) -> Bool { hash[i] == 0 }
+  /// Per record, the hash of its folded value (0: none).
+  public struct Hashes: Sendable {
+    let column: Column
+    public subscript(i: Int) -> UInt64 { column.valueHash[Int(column.codes[i])] }
+  }
 
-  public func text(_ i: Int) -> String {
+  /// Per record, the hash of its folded value (0: none): records agree exactly when their hashes are equal.
+  public var hash: Hashes { Hashes(column: self) }
+
+  public func isNull(_ i: Int) -> Bool { codes[i] == 0 }
+
+  /// Record `i`'s folded value ("" when it has none).
+  public func text(_ i: Int) -> String { text(value: Int(codes[i])) }
+
+  func text(value v: Int) -> String {
+    let range = Int(offsets[v])..<Int(offsets[v + 1])
+    if ascii { return String(decoding: bytes[range], as: UTF8.self) }
     var s = String.UnicodeScalarView()
-    for v in scalars[Int(offsets[i])..<Int(offsets[i + 1])] {
-      if let u = Unicode.Scalar(v) { s.append(u) }
+    for u in scalars[range] {
+      if let scalar = Unicode.Scalar(u) { s.append(scalar) }
     }
     return String(s)
   }
 
+  /// The length in characters of value `v`.
+  @inline(__always) func length(_ v: Int) -> Int { Int(offsets[v + 1] - offsets[v]) }
+
+  /// Value `v`'s text in `all` (this column's `bytes` or `scalars`).
   @inline(__always)
-  func withText<R>(_ i: Int, _ j: Int, _ body: (UnsafeBufferPointer<UInt32>, UnsafeBufferPointer<UInt32>) -> R) -> R {
-    scalars.withUnsafeBufferPointer { all in
-      let a = UnsafeBufferPointer(rebasing: all[Int(offsets[i])..<Int(offsets[i + 1])])
-      let b = UnsafeBufferPointer(rebasing: all[Int(offsets[j])..<Int(offsets[j + 1])])
-      return body(a, b)
+  func text<T>(of v: Int, in all: UnsafeBufferPointer<T>) -> UnsafeBufferPointer<T> {
+    UnsafeBufferPointer(rebasing: all[Int(offsets[v])..<Int(offsets[v + 1])])
+  }
+
+  /// Calls `body` with pointers to this column's per-value arrays, valid only during the call.
+  func withPointers<R>(_ body: (ColumnPointers) -> R) -> R {
+    codes.withUnsafeBufferPointer { codes in
+      bytes.withUnsafeBufferPointer { bytes in
+        scalars.withUnsafeBufferPointer { scalars in
+          offsets.withUnsafeBufferPointer { offsets in
+            characters.withUnsafeBufferPointer { characters in
+              valueHash.withUnsafeBufferPointer { valueHash in
+                day.withUnsafeBufferPointer { day in
+                  ymd.withUnsafeBufferPointer { ymd in
+                    number.withUnsafeBufferPointer { number in
+                      phonetic.withUnsafeBufferPointer { phonetic in
+                        nickname.withUnsafeBufferPointer { nickname in
+                          body(
+                            ColumnPointers(
+                              codes: codes, ascii: ascii, bytes: bytes, scalars: scalars, offsets: offsets,
+                              characters: characters,
+                              valueHash: valueHash, day: day, ymd: ymd, number: number, phonetic: phonetic,
+                              nickname: nickname))
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
     }
   }
+
+  /// Calls `body` with pointers to the per-value arrays of every column in `columns`, in order.
+  static func withPointers<R>(
+    _ columns: ArraySlice<Column>, _ done: [ColumnPointers] = [], _ body: ([ColumnPointers]) -> R
+  ) -> R {
+    guard let first = columns.first else { return body(done) }
+    return first.withPointers { withPointers(columns.dropFirst(), done + [$0], body) }
+  }
+}
+
+/// Pointers to the per-value arrays of a `Column` (see `Column.withPointers`): what the compare path reads
+/// per pair without touching the column object, whose reference count both cores would otherwise update.
+struct ColumnPointers: LevelValues {
+  /// Per record.
+  let codes: UnsafeBufferPointer<UInt32>
+  let ascii: Bool
+  let bytes: UnsafeBufferPointer<UInt8>
+  let scalars: UnsafeBufferPointer<UInt32>
+  let offsets: UnsafeBufferPointer<Int32>
+  let characters: UnsafeBufferPointer<UInt64>
+  let valueHash: UnsafeBufferPointer<UInt64>
+  let day: UnsafeBufferPointer<Int32>
+  let ymd: UnsafeBufferPointer<Int32>
+  let number: UnsafeBufferPointer<Double>
+  let phonetic: UnsafeBufferPointer<UInt64>
+  let nickname: UnsafeBufferPointer<UInt64>
+
+  @inline(__always) func day(of v: Int) -> Int32 { day[v] }
+  @inline(__always) func ymd(of v: Int) -> Int32 { ymd[v] }
+  @inline(__always) func number(of v: Int) -> Double { number[v] }
+  @inline(__always) func phonetic(of v: Int) -> UInt64 { phonetic[v] }
+  @inline(__always) func nickname(of v: Int) -> UInt64 { nickname[v] }
+  @inline(__always) func hash(of v: Int) -> UInt64 { valueHash[v] }
 }
 
 /// An identifier kind whose `max_per_profile` limits which clusters may join.
@@ -194,6 +474,29 @@ public struct RecordSet: Sendable {
     Float(log2(u / (Double(max(count, 1)) / Double(total))))
   }
 
+  /// The first id that appears again: the index of its first appearance and of the repeat (the earliest such
+  /// repeat), nil when every id is unique. Ids are compared by their stable hashes and only a match of hashes
+  /// by their texts.
+  public static func firstRepeat(_ ids: [String]) -> (first: Int, again: Int)? {
+    var index = HashIndex()
+    for (k, id) in ids.enumerated() {
+      let h = StableHash.of(id) | 1
+      let known = index.code(of: h)
+      guard known == 0 else {
+        let first = Int(known) - 1
+        if ids[first] == id { return (first, k) }
+        // Two ids with one hash: rare enough to settle with a dictionary over all of them.
+        var seen: [String: Int] = [:]
+        for (k, id) in ids.enumerated() {
+          if let first = seen.updateValue(k, forKey: id) { return (first, k) }
+        }
+        return nil
+      }
+      index.insert(h, UInt32(k + 1))
+    }
+    return nil
+  }
+
   /// Term frequencies of the values of fields with a `tf: true` exact level, as weight adjustments.
   public mutating func computeTermFrequencies(_ model: MatchModel) {
     for (c, comparison) in model.comparisons.enumerated() {
@@ -202,10 +505,10 @@ public struct RecordSet: Sendable {
         continue
       }
       let column = columns[comparison.columns[0]]
-      var counts: [UInt64: Int32] = [:]
+      var counts = [Int32](repeating: 0, count: column.valueCount)
       var total = 0
-      for h in column.hash where h != 0 {
-        counts[h, default: 0] += 1
+      for v in column.codes where v != 0 {
+        counts[Int(v)] += 1
         total += 1
       }
       // Frequencies from a handful of values say nothing: below `minimumTermFrequencyValues` the exact
@@ -215,10 +518,10 @@ public struct RecordSet: Sendable {
         continue
       }
       let u = comparison.u[level]
-      tfAdjust[c] = column.hash.map { h in
-        guard h != 0, let n = counts[h] else { return 0 }
-        return RecordSet.termFrequencyAdjustment(u: u, count: n, total: total)
+      let perValue = counts.enumerated().map { v, n in
+        v == 0 ? 0 : RecordSet.termFrequencyAdjustment(u: u, count: n, total: total)
       }
+      tfAdjust[c] = column.codes.map { perValue[Int($0)] }
     }
   }
 }
@@ -311,14 +614,50 @@ public struct RecordSetBuilder: Sendable {
     for k in identifiers.indices { identifiers[k].hash += other.identifiers[k].hash }
   }
 
-  public func finish() -> RecordSet {
+  public func finish() -> RecordSet { finish(columns: columns.map(Column.init)) }
+
+  func finish(columns: [Column]) -> RecordSet {
     var records = RecordSet(
-      columns: columns.map(Column.init), keys: keys, identifiers: identifiers, comparisons: model.comparisons.count)
+      columns: columns, keys: keys, identifiers: identifiers, comparisons: model.comparisons.count)
     records.ids = ids
     records.origin = origin
     records.truth = truth
     records.computeTermFrequencies(model)
     return records
+  }
+
+  /// As `finish()`, the columns prepared on all cores.
+  public func finished() async -> RecordSet {
+    var columns = [Column?](repeating: nil, count: self.columns.count)
+    await withTaskGroup(of: (Int, Column).self) { group in
+      for (f, column) in self.columns.enumerated() { group.addTask { (f, Column(column)) } }
+      for await (f, column) in group { columns[f] = column }
+    }
+    return finish(columns: columns.compactMap { $0 })
+  }
+
+  /// Appends the records of builders of the same rule in order (parts of files read in parallel), merging
+  /// each column's values on a core of its own.
+  public mutating func append(contentsOf parts: [RecordSetBuilder]) async {
+    var merged = [FieldColumn?](repeating: nil, count: columns.count)
+    await withTaskGroup(of: (Int, FieldColumn).self) { group in
+      for (f, first) in columns.enumerated() {
+        group.addTask {
+          var column = first
+          for part in parts { column.append(contentsOf: part.columns[f]) }
+          return (f, column)
+        }
+      }
+      for await (f, column) in group { merged[f] = column }
+    }
+    columns = merged.compactMap { $0 }
+    for part in parts {
+      ids += part.ids
+      origin += part.origin
+      if let t = part.truth { truth = (truth ?? []) + t }
+      for r in keys.indices { keys[r] += part.keys[r] }
+      for k in identifiers.indices { identifiers[k].hash += part.identifiers[k].hash }
+    }
   }
 }
 
@@ -327,6 +666,16 @@ public enum StableHash {
   public static func of(_ s: String) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in s.utf8 {
+      h ^= UInt64(b)
+      h = h &* 0x100_0000_01b3
+    }
+    return mix(h)
+  }
+
+  /// `of` the text whose UTF-8 bytes these are.
+  public static func of(bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes {
       h ^= UInt64(b)
       h = h &* 0x100_0000_01b3
     }

@@ -23,6 +23,12 @@ public struct PatternCounts: Sendable, AdditiveArithmetic {
     counts[pattern, default: 0] += n
     total += n
   }
+
+  /// The counts by pattern code: the order every sum over patterns runs in, so that it does not depend on
+  /// the order the counts were added in (which decides a dictionary's order).
+  public var sorted: [(pattern: UInt64, count: Double)] {
+    counts.sorted { $0.key < $1.key }.map { (pattern: $0.key, count: $0.value) }
+  }
 }
 
 /// What training did, for the report and the parameters file.
@@ -57,75 +63,115 @@ public struct Trainer: Sendable {
   }
 
   /// u of every level not fixed in the configuration: the level frequencies among random pairs, which are
-  /// almost all non-matches. A level never seen gets half a pair's worth, so its weight stays finite.
-  public func estimateU(_ model: inout MatchModel, records: RecordSet, mode: LinkMode) -> Int {
+  /// almost all non-matches. A level never seen gets half a pair's worth, so its weight stays finite. The
+  /// pairs are drawn in order from the seed and compared in parts on all cores; the counts are whole
+  /// numbers, so the result does not depend on how the parts finish.
+  public func estimateU(_ model: inout MatchModel, records: RecordSet, mode: LinkMode) async -> Int {
     let n = records.count
     guard n >= 2 else { return 0 }
     var rng = SplitMix64(seed: seed)
-    var counts = model.comparisons.map { Array(repeating: 0.0, count: $0.levelCount) }
-    var sampled = 0
+    var pairs: [(Int32, Int32)] = []
     var attempts = 0
     let maxPairs = mode == .dedupe ? n * (n - 1) / 2 : Int.max
     let target = min(randomPairs, maxPairs)
-    while sampled < target && attempts < target * 20 {
+    pairs.reserveCapacity(target)
+    while pairs.count < target && attempts < target * 20 {
       attempts += 1
       let i = rng.int(0..<n)
       let j = rng.int(0..<n)
       if i == j { continue }
       if mode == .linkOnly && records.origin[i] == records.origin[j] { continue }
-      sampled += 1
-      for c in model.comparisons.indices {
-        let l = model.level(c, records, i, j)
-        if l >= 0 { counts[c][l] += 1 }
+      pairs.append((Int32(i), Int32(j)))
+    }
+    let empty = model.comparisons.map { Array(repeating: 0, count: $0.levelCount) }
+    let sampled = pairs
+    let parts = max(1, ProcessInfo.processInfo.activeProcessorCount * 2)
+    let size = (sampled.count + parts - 1) / parts
+    var counts = empty
+    // The levels as the compare path gets them, from rows of value codes built per pair.
+    let plans = LevelPlans(model: model, records: records, carryFrom: nil)
+    let width = records.columns.count
+    await withTaskGroup(of: [[Int]].self) { group in
+      for start in stride(from: 0, to: sampled.count, by: max(size, 1)) {
+        group.addTask {
+          var part = empty
+          plans.withRowLevels(records, values: 0) { levels in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 2 * width + 1) { rows in
+              // Safe: the allocation holds at least one element.
+              guard let rowI = rows.baseAddress else { return }
+              let rowJ = rowI + width
+              for (i, j) in sampled[start..<min(start + size, sampled.count)] {
+                for f in 0..<width {
+                  rowI[f] = levels.columns[f].codes[Int(i)]
+                  rowJ[f] = levels.columns[f].codes[Int(j)]
+                }
+                for c in part.indices {
+                  let l = levels.level(c, rowI, rowJ)
+                  if l >= 0 { part[c][l] += 1 }
+                }
+              }
+            }
+          }
+          return part
+        }
+      }
+      for await part in group {
+        for c in counts.indices { for l in counts[c].indices { counts[c][l] += part[c][l] } }
       }
     }
     for c in model.comparisons.indices {
       let total = counts[c].reduce(0, +)
       guard total > 0 else { continue }
-      let smoothed = counts[c].map { max($0, 0.5) }
+      let smoothed = counts[c].map { max(Double($0), 0.5) }
       let sum = smoothed.reduce(0, +)
       for l in 0..<model.comparisons[c].levelCount where !model.comparisons[c].fixedU[l] {
         model.comparisons[c].u[l] = smoothed[l] / sum
         model.comparisons[c].origin[l] = "trained"
       }
     }
-    return sampled
+    return sampled.count
   }
 
   /// One EM session: m of the comparisons in `estimate` and the share of matches λ among these pairs, with
   /// u held fixed. Comparisons outside `estimate` are left out of the likelihood.
+  ///
+  /// Every sum runs in a fixed order (patterns by code, comparisons by index), so the same counts give the
+  /// same estimates to the last bit however the counts were gathered.
   public func expectationMaximisation(
     _ model: MatchModel, patterns: PatternCounts, estimate: Set<Int>
   ) -> (m: [[Double]], lambda: Double, iterations: Int) {
     var m = model.comparisons.map(\.m)
     var lambda = 0.1
-    let entries = patterns.counts.map { (levels: model.decode($0.key), count: $0.value) }.filter { $0.count > 0 }
+    let estimated = estimate.sorted()
+    let entries = patterns.sorted.filter { $0.count > 0 }.map { (levels: model.decode($0.pattern), count: $0.count) }
     let total = entries.reduce(0) { $0 + $1.count }
     guard total > 0 else { return (m, lambda, 0) }
+    let logU = model.comparisons.map { $0.u.map(log) }
     var iterations = 0
     for iteration in 1...maxIterations {
       iterations = iteration
+      let logM = m.map { $0.map(log) }
       var mAcc = model.comparisons.map { Array(repeating: 0.0, count: $0.levelCount) }
       var matches = 0.0
       for e in entries {
-        var logM = log(lambda)
-        var logU = log(1 - lambda)
-        for c in estimate {
+        var lm = log(lambda)
+        var lu = log(1 - lambda)
+        for c in estimated {
           let l = e.levels[c]
           guard l >= 0 else { continue }
-          logM += log(m[c][l])
-          logU += log(model.comparisons[c].u[l])
+          lm += logM[c][l]
+          lu += logU[c][l]
         }
-        let p = 1 / (1 + exp(logU - logM))
+        let p = 1 / (1 + exp(lu - lm))
         matches += p * e.count
-        for c in estimate {
+        for c in estimated {
           let l = e.levels[c]
           if l >= 0 { mAcc[c][l] += p * e.count }
         }
       }
       var change = abs(matches / total - lambda)
       lambda = min(max(matches / total, 1e-9), 1 - 1e-9)
-      for c in estimate {
+      for c in estimated {
         let sum = mAcc[c].reduce(0, +)
         guard sum > 0 else { continue }
         for l in mAcc[c].indices where !model.comparisons[c].fixedM[l] {
@@ -144,9 +190,9 @@ public struct Trainer: Sendable {
   public func train(
     _ model: inout MatchModel, records: RecordSet, mode: LinkMode, patternsByRule: [PatternCounts],
     union: PatternCounts
-  ) -> TrainingReport {
+  ) async -> TrainingReport {
     var report = TrainingReport()
-    report.randomPairs = estimateU(&model, records: records, mode: mode)
+    report.randomPairs = await estimateU(&model, records: records, mode: mode)
     var sums = model.comparisons.map { Array(repeating: 0.0, count: $0.levelCount) }
     var sessionsPer = Array(repeating: 0, count: model.comparisons.count)
     for (r, patterns) in patternsByRule.enumerated() where patterns.total > 0 && model.blockingTrains[r] {
@@ -155,7 +201,7 @@ public struct Trainer: Sendable {
       let estimate = Set(model.comparisons.indices).subtracting(excluded)
       guard !estimate.isEmpty else { continue }
       let (m, lambda, iterations) = expectationMaximisation(model, patterns: patterns, estimate: estimate)
-      for c in estimate {
+      for c in estimate.sorted() {
         for l in m[c].indices { sums[c][l] += m[c][l] }
         sessionsPer[c] += 1
       }
@@ -197,7 +243,7 @@ public struct Trainer: Sendable {
 
   /// The share of matches among the pairs counted in `patterns`, with m and u fixed.
   public func fitLambda(_ model: MatchModel, patterns: PatternCounts) -> Double {
-    let entries = patterns.counts.map { (w: model.evidence($0.key), count: $0.value) }
+    let entries = patterns.sorted.map { (w: model.evidence($0.pattern), count: $0.count) }
     var lambda = 0.1
     for _ in 0..<200 {
       let prior = log2(lambda / (1 - lambda))

@@ -192,5 +192,17 @@ struct ExprFunctionTests {
   func soundex(name: String, code: String) throws {
     #expect(try F.eval("soundex(name)", ["name": .string(name)]) == .string(code))
     #expect(Phonetic.soundex(name) == code)
+    #expect(Phonetic.characterSoundex(name) == code)
+  }
+
+  @Test("soundex of ASCII text byte by byte gives the code of its characters")
+  func soundexBytes() {
+    var rng = SplitMix64(seed: 12)
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyzHWAEIOUYBCDLMR '-.19")
+    for _ in 0..<3000 {
+      let s = String((0..<rng.int(0..<10)).map { _ in alphabet[rng.int(0..<alphabet.count)] })
+      #expect(Phonetic.asciiSoundex(s) == Phonetic.characterSoundex(s), "\(s)")
+    }
+    #expect(Phonetic.soundex("Straße") == Phonetic.characterSoundex("Straße"))
   }
 }

@@ -221,6 +221,62 @@ struct ComparatorTests {
     #expect(checked == 600)
   }
 
+  @Test("bounds from lengths and character sets never pass the true similarity or distance")
+  func bounds() {
+    var rng = SplitMix64(state: 4242)
+    let alphabets: [[Character]] = [
+      ["a", "b", "c"], Array("abcdefghijklmnopqrstuvwxyz0123456789 .@-"), ["a", "é", "ß", "ø", "日", "1"],
+    ]
+    for round in 0..<3000 {
+      let alphabet = alphabets[round % alphabets.count]
+      let a = "x" + randomString(&rng, alphabet: alphabet, maxLength: round % 7 == 0 ? 80 : 14)
+      var b = a
+      if round % 2 == 0 {
+        b = randomString(&rng, alphabet: alphabet, maxLength: 14) + "y"
+      } else {
+        // A few edits away, so that levels are reached and the bound must not cut them.
+        var chars = Array(b)
+        for _ in 0..<Int.random(in: 1...3, using: &rng) {
+          let p = Int.random(in: 0..<chars.count, using: &rng)
+          chars[p] = alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]
+        }
+        b = String(chars)
+      }
+      Comparators.withScalars(a, b) { x, y in
+        let common = Comparators.commonUpperBound(
+          Comparators.characterSet(x), x.count, Comparators.characterSet(y), y.count)
+        let prefix = Comparators.commonPrefix(x, y, limit: 4)
+        let jw = Comparators.jaroWinkler(x, y)
+        #expect(
+          Comparators.jaroWinklerUpperBound(common: common, x.count, y.count, prefix: prefix) >= jw, "\(a) / \(b)")
+        #expect(
+          Comparators.jaroWinklerUpperBound(common: common, x.count, y.count, prefix: 0) >= Comparators.jaro(x, y))
+        let osa = Comparators.damerauLevenshtein(x, y, cap: 200)
+        #expect(max(x.count, y.count) - common <= osa, "\(a) / \(b)")
+      }
+    }
+  }
+
+  @Test("ASCII text compared as bytes gives what its scalars give")
+  func bytesAndScalars() {
+    var rng = SplitMix64(state: 9)
+    let alphabet = Array("abcdefghij .-")
+    for _ in 0..<500 {
+      let a = randomString(&rng, alphabet: alphabet, maxLength: 16)
+      let b = randomString(&rng, alphabet: alphabet, maxLength: 16)
+      let x = Array(a.utf8)
+      let y = Array(b.utf8)
+      x.withUnsafeBufferPointer { x in
+        y.withUnsafeBufferPointer { y in
+          #expect(Comparators.jaroWinkler(x, y) == Comparators.jaroWinkler(a, b))
+          #expect(Comparators.levenshtein(x, y, cap: 3) == Comparators.levenshtein(a, b, cap: 3))
+          #expect(Comparators.damerauLevenshtein(x, y, cap: 1) == Comparators.damerauLevenshtein(a, b, cap: 1))
+          #expect(Comparators.tokenSetSimilarity(x, y) == Comparators.tokenSetSimilarity(a, b))
+        }
+      }
+    }
+  }
+
   // MARK: Token sets
 
   @Test("token set similarity: word order and subsets do not matter")

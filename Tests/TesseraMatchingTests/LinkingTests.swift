@@ -279,4 +279,15 @@ let fixedRule = """
     #expect(ClusterEvaluation.exactClusters(predicted: [0, 0, 2], truth: ["a", "a", "b"]) == 1)
     #expect(ClusterEvaluation.exactClusters(predicted: [0, 1, 2], truth: ["a", "a", "b"]) == 0.5)
   }
+
+  @Test func theFirstRepeatedIdIsFoundWithTheLineOfItsFirstAppearance() {
+    #expect(RecordSet.firstRepeat([]) == nil)
+    #expect(RecordSet.firstRepeat(["a", "b", "c"]) == nil)
+    let found = RecordSet.firstRepeat(["a", "b", "c", "b", "a", "c"])
+    #expect(found?.first == 1 && found?.again == 3)
+    let many = (0..<50_000).map { "id-\($0)" }
+    #expect(RecordSet.firstRepeat(many) == nil)
+    let again = RecordSet.firstRepeat(many + ["id-49999", "id-7"])
+    #expect(again?.first == 49_999 && again?.again == 50_000)
+  }
 }

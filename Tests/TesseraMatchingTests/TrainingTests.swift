@@ -110,6 +110,32 @@ struct KnownDataSet {
     #expect(a.model.comparisons.map(\.u) != c.model.comparisons.map(\.u))
   }
 
+  /// Counts gathered in another order (parallel work finishing in another order) give a dictionary with
+  /// another order: the estimates must not change in any bit.
+  @Test func estimatesDoNotDependOnTheOrderCountsWereGathered() throws {
+    let (_, rule) = try rule(KnownDataSet.yaml)
+    let model = MatchModel(rule: rule)
+    // Every pattern of the four comparisons (3^4 codes: missing, exact, else), with uneven counts.
+    var rng = SplitMix64(seed: 5)
+    let counts = (0..<81).map { (pattern: UInt64($0), count: Double(1 + rng.int(0..<1_000_000))) }
+    var forward = PatternCounts.zero
+    for c in counts { forward.add(c.pattern, c.count) }
+    var backward = PatternCounts.zero
+    backward.counts.reserveCapacity(1 << 12)
+    for c in counts.reversed() { backward.add(c.pattern, c.count) }
+    #expect(Array(forward.counts.keys) != Array(backward.counts.keys), "the dictionaries should differ in order")
+    #expect(forward.total == backward.total)
+    let trainer = Trainer()
+    for estimate: Set<Int> in [[0, 1, 2, 3], [1, 3], [0, 2, 3]] {
+      let a = trainer.expectationMaximisation(model, patterns: forward, estimate: estimate)
+      let b = trainer.expectationMaximisation(model, patterns: backward, estimate: estimate)
+      #expect(a.m == b.m, "m of \(estimate.sorted())")
+      #expect(a.lambda == b.lambda)
+      #expect(a.iterations == b.iterations)
+    }
+    #expect(trainer.fitLambda(model, patterns: forward) == trainer.fitLambda(model, patterns: backward))
+  }
+
   @Test func fixedValuesInTheRuleOverrideEstimates() async throws {
     let yaml = KnownDataSet.yaml.replacingOccurrences(
       of: "a: [exact]\n", with: "a:\n          - { level: exact, m: 0.5, u: 0.2 }\n")

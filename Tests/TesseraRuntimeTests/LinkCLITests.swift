@@ -39,6 +39,17 @@ struct LinkCLITests {
     let r = try await CLI.tessera(args)
     #expect(r.status == 0, "\(r.stderr)")
     #expect(!r.stdout.contains("training"), "the committed parameters are used, not retrained")
+    // The table of blocking rules comes from the run itself: its union is what was scored, and what
+    // --count-only counts.
+    let lines = r.stdout.split(separator: "\n").map(String.init)
+    let union = try #require(lines.first { $0.contains("candidate pairs (union") }?.split(separator: " ").last)
+    #expect(lines.contains { $0.hasPrefix("\(union) pairs scored") }, "\(r.stdout)")
+    let counted = try await CLI.tessera(["link", Self.train, "--rules", "rules/people.yaml", "--count-only"])
+    #expect(
+      counted.stdout.split(separator: "\n").map(String.init).filter { $0.hasPrefix("  ") }
+        == lines.filter {
+          $0.hasPrefix("  [") || $0.hasPrefix("  blocking rule") || $0.hasPrefix("  candidate pairs")
+        })
     let metrics = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("against `cluster_id`") })
     let f1 = try #require(Double(metrics.components(separatedBy: "F1 ")[1].prefix(6)))
     #expect(f1 >= 0.98, "\(metrics)")

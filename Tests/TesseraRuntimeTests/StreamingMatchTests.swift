@@ -103,6 +103,29 @@ struct StreamingMatchTests {
     #expect(abs(link.probability - 0.98784) < 1e-4, "\(link.probability)")
   }
 
+  @Test("of two profiles above review, the event goes to the one with the higher weight, whatever their order")
+  func strongestCandidateWins() throws {
+    let config = try Self.config()
+    let exact = ["first_name": "Katherine", "last_name": "Lindqvist", "dob": "1990-07-21"]
+    // One typo in the first name: the Jaro–Winkler level instead of exact, still above merge.
+    let typo = ["first_name": "Kathrine", "last_name": "Lindqvist", "dob": "1990-07-21"]
+    let prior = log2(0.001 / 0.999)
+    let strong = prior + log2(0.9 / 0.01) + log2(0.9 / 0.005) + log2(0.9 / 0.001)
+    let weak = prior + log2(0.06 / 0.02) + log2(0.9 / 0.005) + log2(0.9 / 0.001)
+    for (strongID, weakID) in [(ProfileID(1), ProfileID(2)), (ProfileID(2), ProfileID(1))] {
+      var matcher = StreamingMatcher(config: config)
+      let profiles = [strongID: exact, weakID: typo]
+      for id in profiles.keys.sorted() { matcher.index(id, values: profiles[id] ?? [:]) }
+      // Each alone is a candidate above review, with its own weight.
+      let alone = try #require(matcher.best(event: exact) { $0 == weakID ? typo : [:] })
+      #expect(alone.profile == weakID && abs(alone.weight - weak) < 1e-9 && alone.probability >= 0.9)
+      let best = try #require(matcher.best(event: exact) { profiles[$0] ?? [:] })
+      #expect(best.profile == strongID, "profile \(strongID.description) should win over \(weakID.description)")
+      #expect(abs(best.weight - strong) < 1e-9)
+      #expect(best.merge && best.rule == "person")
+    }
+  }
+
   @Test("a join that would give a profile a second user id is refused and recorded")
   func refusedByLimit() throws {
     var resolver = Resolver(config: try Self.config())

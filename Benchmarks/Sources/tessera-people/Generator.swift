@@ -146,13 +146,13 @@ struct ClusterSizeModel {
 /// Generates person records into an in-memory arena of CSV line tails (everything after `record_id,cluster_id`),
 /// so the caller can shuffle them and number records and clusters in output order.
 struct PeopleGenerator {
-  // Rates of the model; see examples/people/README.md.
-  static let householdUnitShare = 0.1176  // units that are households; with sizes 2–4 about 25% of persons
+  // Rates of the model; see examples/people/README.md. The noise rates are the profile's.
   static let householdSizes = WeightedTable(weights: [0.6, 0.3, 0.1])  // 2, 3, 4 members
   static let syntheticSurnameShare = 0.2
   static let accentedNameShare = 0.01
 
   var rng: SplitMix64
+  let noise: NoiseProfile
   let sizes: ClusterSizeModel
   let collectKeys: Bool
 
@@ -173,11 +173,14 @@ struct PeopleGenerator {
   var starts: [Int] = [0]
   var personOfRecord: [Int32] = []
   var keys: [PairKeys] = []
+  /// Recent addresses of units, for neighbours in the same building (`NoiseProfile.sharedBuildingShare`).
+  var buildings: [Address] = []
   var personCount = 0
   var householdCount = 0
 
-  init(seed: UInt64, duplicatesRate: Double, collectKeys: Bool) {
+  init(seed: UInt64, duplicatesRate: Double, collectKeys: Bool, noise: NoiseProfile = .standard) {
     rng = SplitMix64(seed: seed)
+    self.noise = noise
     sizes = ClusterSizeModel(duplicatesRate: duplicatesRate)
     self.collectKeys = collectKeys
   }
@@ -241,6 +244,24 @@ struct PeopleGenerator {
     return Address(
       number: number, street: rng.below(PeopleData.streetNames.count), suffix: suffixTable.sample(&rng), unit: unit,
       city: cityIndex, zip: place.zip + rng.below(place.zipCount))
+  }
+
+  /// The address of a new unit: a new one, or (`NoiseProfile.sharedBuildingShare` of the time) an apartment in
+  /// the building of a recent unit, with its own apartment number.
+  mutating func makeUnitAddress() -> Address {
+    guard noise.sharedBuildingShare > 0 else { return makeAddress() }
+    if !buildings.isEmpty && rng.chance(noise.sharedBuildingShare) {
+      var address = buildings[rng.below(buildings.count)]
+      address.unit = rng.pick([", Apt ", " Apt ", " #", ", Unit "]) + "\(rng.int(1...60))"
+      return address
+    }
+    let address = makeAddress()
+    if buildings.count < 2000 {
+      buildings.append(address)
+    } else {
+      buildings[rng.below(buildings.count)] = address
+    }
+    return address
   }
 
   /// A fresh `+1AAA555XXXX` number, unique across persons when possible.
@@ -314,10 +335,10 @@ struct PeopleGenerator {
   /// A single person (about 88% of units) or a household of 2–4 sharing surname and address, often a landline,
   /// sometimes an email provider; 1% of households have twins sharing a date of birth.
   mutating func makeUnit() -> [Person] {
-    let size = rng.chance(PeopleGenerator.householdUnitShare) ? 2 + PeopleGenerator.householdSizes.sample(&rng) : 1
+    let size = rng.chance(noise.householdUnitShare) ? 2 + PeopleGenerator.householdSizes.sample(&rng) : 1
     let surname = drawSurname()
     canonicalSurnames.insert(surname)
-    let address = makeAddress()
+    let address = makeUnitAddress()
     let areaCodes = PeopleData.cities[address.city].areaCodes
     if size == 1 {
       let gender = drawGender()
@@ -338,7 +359,7 @@ struct PeopleGenerator {
       ? uniqueEmail(
         local: rng.pick(["\(PeopleGenerator.emailWord(surname))family", "the\(PeopleGenerator.emailWord(surname))s"]),
         domain: sharedDomain ?? drawProvider()) : nil
-    let twins = rng.chance(0.01)
+    let twins = rng.chance(noise.twinsShare)
     var members: [Person] = []
     var headAge = 0
     for index in 0..<size {
@@ -410,36 +431,36 @@ struct PeopleGenerator {
   /// A later record of the person, with the per-record noise of the model.
   mutating func noisyFields(_ person: Person) -> Fields {
     var address = person.address
-    if rng.chance(0.10) {  // moved: a new street, half the time in another city
+    if rng.chance(noise.moved) {  // moved: a new street, half the time in another city
       address = makeAddress(city: rng.chance(0.5) ? address.city : nil)
     }
     var first = person.first
     var last = person.last
     if rng.chance(0.5) { first = Noise.foldAccents(first) }
     if rng.chance(0.5) { last = Noise.foldAccents(last) }
-    if rng.chance(0.05), let nicknames = PeopleData.nicknames[first] { first = rng.pick(nicknames) }
-    if rng.chance(0.08) { first = Noise.typo(first, &rng) }
-    if rng.chance(0.08) { last = Noise.typo(last, &rng) }
-    if rng.chance(0.02) { swap(&first, &last) }
+    if rng.chance(noise.nickname), let nicknames = PeopleData.nicknames[first] { first = rng.pick(nicknames) }
+    if rng.chance(noise.nameTypo) { first = Noise.typo(first, &rng) }
+    if rng.chance(noise.nameTypo) { last = Noise.typo(last, &rng) }
+    if rng.chance(noise.swappedNames) { swap(&first, &last) }
     var dob = person.dob.text
-    if rng.chance(0.03) { dob = Noise.corrupt(person.dob, &rng).text }
+    if rng.chance(noise.dateOfBirthError) { dob = Noise.corrupt(person.dob, &rng).text }
     var email = person.email
-    if rng.chance(0.05) {
+    if rng.chance(noise.newEmail) {
       email = makeEmail(first: person.first, last: person.last, year: person.dob.year)
-    } else if rng.chance(0.03) {
+    } else if rng.chance(noise.emailTypo) {
       email = Noise.typoEmail(email, &rng)
     }
     var phone = person.phone
-    if rng.chance(0.02) { phone = Noise.typoPhone(phone, &rng) }
+    if rng.chance(noise.phoneTypo) { phone = Noise.typoPhone(phone, &rng) }
     var style = Address.Style.short
-    if rng.chance(0.05) { style = rng.pick([.full, .full, .dotted, .noUnit]) }
+    if rng.chance(noise.streetStyle) { style = rng.pick([.full, .full, .dotted, .noUnit]) }
     let place = PeopleData.cities[address.city]
     var city = place.name
-    if !place.aliases.isEmpty && rng.chance(0.1) { city = rng.pick(place.aliases) }
+    if !place.aliases.isEmpty && rng.chance(noise.cityAlias) { city = rng.pick(place.aliases) }
     var fields = Fields(
       first: first, last: last, dob: dob, email: email, phone: phone, postcode: address.postcode, city: city,
       street: address.streetText(style))
-    if rng.chance(0.05) { Noise.caseAndSpacing(&fields, &rng) }
+    if rng.chance(noise.caseAndSpacing) { Noise.caseAndSpacing(&fields, &rng) }
     return fields
   }
 

@@ -4,11 +4,11 @@ import Foundation
 // tuning probabilistic identity matching. Deterministic for a seed (SplitMix64; hashed collections are only
 // used for membership, never iterated into the output).
 //
-// Usage: tessera-people --records N --seed S --out FILE.csv [--duplicates-rate R] [--pairs PAIRS.csv]
+// Usage: tessera-people --records N --seed S --out FILE.csv [--duplicates-rate R] [--noise P] [--pairs PAIRS.csv]
 //        tessera-people --verify FILE.csv [--pairs PAIRS.csv]
 
 let usage = """
-  usage: tessera-people --records N --seed S --out FILE.csv [--duplicates-rate R] [--pairs PAIRS.csv]
+  usage: tessera-people --records N --seed S --out FILE.csv [--duplicates-rate R] [--noise P] [--pairs PAIRS.csv]
          tessera-people --verify FILE.csv [--pairs PAIRS.csv]
 
     --records N          number of records to write
@@ -17,6 +17,9 @@ let usage = """
                          city,street
     --duplicates-rate R  share of records that repeat an earlier person (0…0.75, default 0.375: about N/1.6
                          persons)
+    --noise P            the noise profile: standard (default; examples/people/README.md) or hard (about twice
+                         the typos and date errors, more moves, larger households, apartment buildings whose
+                         unrelated residents share street, city and postcode)
     --pairs FILE         also write labelled pairs (left_id,right_id,is_match) drawn from the generated records
     --verify FILE        read a generated CSV (and --pairs file) back and print counts and missing-value rates
   """
@@ -28,6 +31,7 @@ struct Options {
   var seed: UInt64 = 0
   var out: String?
   var duplicatesRate = 0.375
+  var noise = NoiseProfile.standard
   var pairs: String?
   var verify: String?
 
@@ -57,6 +61,12 @@ struct Options {
           throw GeneratorError.usage("--duplicates-rate needs a number in 0…0.75")
         }
         duplicatesRate = r
+      case "--noise":
+        let name = try value()
+        guard let profile = NoiseProfile.all.first(where: { $0.name == name }) else {
+          throw GeneratorError.usage("--noise is one of: \(NoiseProfile.all.map(\.name).joined(separator: ", "))")
+        }
+        noise = profile
       case "--pairs": pairs = try value()
       case "--verify": verify = try value()
       case "-h", "--help": throw GeneratorError.usage(usage)
@@ -86,7 +96,8 @@ func generate(_ options: Options) throws {
   let clock = ContinuousClock()
   let start = clock.now
   var generator = PeopleGenerator(
-    seed: options.seed, duplicatesRate: options.duplicatesRate, collectKeys: options.pairs != nil)
+    seed: options.seed, duplicatesRate: options.duplicatesRate, collectKeys: options.pairs != nil,
+    noise: options.noise)
   generator.generate(records: options.records)
   let generated = clock.now
 
@@ -132,7 +143,8 @@ func generate(_ options: Options) throws {
   log(
     "tessera-people: \(count) records, \(persons) clusters (records per cluster: "
       + (1...6).map { "\($0): \(percent(sizes[$0], persons))" }.joined(separator: ", ") + "), "
-      + "\(generator.householdCount) households, \(generator.canonicalSurnames.count) distinct surnames")
+      + "\(generator.householdCount) households, \(generator.canonicalSurnames.count) distinct surnames, "
+      + "noise \(options.noise.name)")
   log(
     "tessera-people: wrote \(out) (\(writer.bytesWritten) bytes) in \(seconds(written - start)) "
       + "(generate \(seconds(generated - start)), shuffle and write \(seconds(written - generated)))")
