@@ -200,7 +200,13 @@ struct JSONParser {
     case UInt8(ascii: "\""):
       try skipString()
     default:
-      _ = try value(depth: depth)  // literals and numbers: cheap to build, and checked the same way
+      // Literals and numbers: cheap to build, and checked the same way; a number too large for a double is
+      // refused only where it is read, so one out-of-range value does not make a whole document unreadable.
+      if bytes[i] == UInt8(ascii: "-") || (bytes[i] >= 0x30 && bytes[i] <= 0x39) {
+        _ = try number(allowingInfinity: true)
+      } else {
+        _ = try value(depth: depth)
+      }
     }
   }
 
@@ -230,7 +236,7 @@ struct JSONParser {
     i += n
   }
 
-  mutating func number() throws(JSON.ParseError) -> Value {
+  mutating func number(allowingInfinity: Bool = false) throws(JSON.ParseError) -> Value {
     let start = i
     var negative = false
     if i < bytes.count, bytes[i] == UInt8(ascii: "-") {
@@ -263,6 +269,8 @@ struct JSONParser {
     if !isDouble { return .int(negative ? -n : n) }
     let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
     guard let d = Double(text) else { throw JSON.ParseError(offset: start, message: "invalid number") }
+    // Past the largest double a number reads as infinity, which no JSON text can write back.
+    guard d.isFinite || allowingInfinity else { throw JSON.ParseError(offset: start, message: "number out of range") }
     return .double(d)
   }
 
@@ -304,12 +312,19 @@ struct JSONParser {
         case UInt8(ascii: "t"): out.append(0x09)
         case UInt8(ascii: "u"):
           var code = try hex4()
+          // A high surrogate joins the low surrogate escaped right after it; a half without its partner (and
+          // the escape after a lone high half, read on its own) is not a character: U+FFFD stands in for it.
           if code >= 0xD800 && code < 0xDC00, i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"),
             bytes[i + 1] == UInt8(ascii: "u")
           {
+            let next = i
             i += 2
             let low = try hex4()
-            code = 0x10000 + ((code - 0xD800) << 10) + (low &- 0xDC00)
+            if low >= 0xDC00 && low < 0xE000 {
+              code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+            } else {
+              i = next
+            }
           }
           let scalar = UnicodeScalar(code) ?? "\u{FFFD}"
           out.append(contentsOf: Array(String(Character(scalar)).utf8))
