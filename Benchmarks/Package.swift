@@ -56,6 +56,11 @@ let package = Package(
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
+    // Hostile input at scale: a million mutated requests, records or pipelines per target (issue 22).
+    .executableTarget(
+      name: "tessera-fuzz",
+      dependencies: [.product(name: "TesseraFuzz", package: "Tessera")]
+    ),
     // Synthetic person records with noise and true cluster ids (record-linkage benchmarks); no dependencies.
     .executableTarget(name: "tessera-people"),
   ],
