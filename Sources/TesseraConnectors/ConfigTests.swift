@@ -326,7 +326,7 @@ public struct ConfigTestRunner: Sendable {
         let declared = try await recording.traits(of: p).first { $0.trait == trait }
         let computed = try await recording.computed(of: p).first { $0.trait == trait }?.value
         let actual = declared?.value ?? computed ?? .null
-        if !(Value.equal(actual, expected) ?? false) {
+        if !Value.equal(actual, expected) {
           let from = declared.map { " (from \($0.source), event \($0.eventID))" } ?? ""
           result.failures.append(
             "\(place): \(ref) \(trait)\n    expected: \(expected.plainText)\n    actual:   \(actual.isNull ? "∅" : actual.plainText)\(from)"
@@ -348,7 +348,7 @@ public struct ConfigTestRunner: Sendable {
         if let ref { p = try await resolve(ref) }
         let candidates = report.payloads.filter { $0.destination == destination && (ref == nil || $0.profile == p) }
         let hit = candidates.contains { payload in
-          contains.allSatisfy { k, v in payload.body[k].map { Value.equal($0, v) ?? false } ?? false }
+          contains.allSatisfy { k, v in payload.body[k].map { Value.equal($0, v) } ?? false }
         }
         if !hit {
           result.failures.append(
