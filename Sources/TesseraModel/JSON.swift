@@ -144,7 +144,7 @@ struct JSONParser {
       if let wanted {
         m[wanted] = try value(depth: depth + 1)
       } else {
-        try skipValue(depth: depth + 1)
+        try skipValue()
       }
       skipSpace()
       guard i < bytes.count else { throw fail("unterminated object") }
@@ -160,54 +160,68 @@ struct JSONParser {
     }
   }
 
-  /// Steps over one value, checking its syntax, without building it.
-  mutating func skipValue(depth: Int) throws(JSON.ParseError) {
-    guard depth < 512 else { throw fail("JSON nested too deeply") }
-    guard i < bytes.count else { throw fail("unexpected end of JSON") }
-    switch bytes[i] {
-    case UInt8(ascii: "{"), UInt8(ascii: "["):
-      let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
-      let isObject = close == UInt8(ascii: "}")
-      i += 1
-      skipSpace()
-      if i < bytes.count, bytes[i] == close {
+  /// Steps over one value, checking its syntax, without building it. The containers it is inside are kept on
+  /// a stack of closing brackets rather than by recursion, so a skipped value may nest to any depth: a message
+  /// of a tracking batch nested too deeply is refused where it is parsed, not by the read of the request's own
+  /// fields around it.
+  mutating func skipValue() throws(JSON.ParseError) {
+    var open: [UInt8] = []
+    while true {
+      // At the start of a value.
+      guard i < bytes.count else { throw fail("unexpected end of JSON") }
+      switch bytes[i] {
+      case UInt8(ascii: "{"), UInt8(ascii: "["):
+        let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
         i += 1
-        return
-      }
-      while true {
         skipSpace()
-        if isObject {
-          guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-          try skipString()
-          skipSpace()
-          guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+        if i < bytes.count, bytes[i] == close {
           i += 1
-          skipSpace()
-        }
-        try skipValue(depth: depth + 1)
-        skipSpace()
-        guard i < bytes.count else { throw fail(isObject ? "unterminated object" : "unterminated array") }
-        if bytes[i] == UInt8(ascii: ",") {
-          i += 1
+        } else {
+          open.append(close)
+          if close == UInt8(ascii: "}") { try skipKey() }
           continue
         }
+      case UInt8(ascii: "\""):
+        try skipString()
+      default:
+        // Literals and numbers: cheap to build, and checked the same way; a number too large for a double is
+        // refused only where it is read, so one out-of-range value does not make a whole document unreadable.
+        if bytes[i] == UInt8(ascii: "-") || (bytes[i] >= 0x30 && bytes[i] <= 0x39) {
+          _ = try number(allowingInfinity: true)
+        } else {
+          _ = try value(depth: 0)
+        }
+      }
+      // After a value: close what ends here, then on to the next element, or done.
+      while let close = open.last {
+        let isObject = close == UInt8(ascii: "}")
+        skipSpace()
+        guard i < bytes.count else { throw fail(isObject ? "unterminated object" : "unterminated array") }
         if bytes[i] == close {
           i += 1
-          return
+          open.removeLast()
+          continue
         }
-        throw fail(isObject ? "expected `,` or `}` in an object" : "expected `,` or `]` in an array")
+        guard bytes[i] == UInt8(ascii: ",") else {
+          throw fail(isObject ? "expected `,` or `}` in an object" : "expected `,` or `]` in an array")
+        }
+        i += 1
+        skipSpace()
+        if isObject { try skipKey() }
+        break
       }
-    case UInt8(ascii: "\""):
-      try skipString()
-    default:
-      // Literals and numbers: cheap to build, and checked the same way; a number too large for a double is
-      // refused only where it is read, so one out-of-range value does not make a whole document unreadable.
-      if bytes[i] == UInt8(ascii: "-") || (bytes[i] >= 0x30 && bytes[i] <= 0x39) {
-        _ = try number(allowingInfinity: true)
-      } else {
-        _ = try value(depth: depth)
-      }
+      if open.isEmpty { return }
     }
+  }
+
+  /// Steps over `"key":` and the space after it.
+  mutating func skipKey() throws(JSON.ParseError) {
+    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+    try skipString()
+    skipSpace()
+    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+    i += 1
+    skipSpace()
   }
 
   mutating func skipString() throws(JSON.ParseError) {

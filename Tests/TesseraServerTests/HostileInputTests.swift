@@ -91,4 +91,22 @@ struct HostileInputTests {
     #expect(rejected.first?.lookup(["reason"]).stringValue?.contains("number out of range") == true, "\(answer.text)")
     try await h.stop()
   }
+
+  /// A message nested past the reader's 512 levels made the whole batch a 400 (the reader of the request's
+  /// own fields stepped over `batch` with the same limit), and the SDK dropped the good messages with it.
+  @Test("a message nested too deeply is rejected alone; the batch is answered 200")
+  func deepMessage() async throws {
+    let h = try await Harness.start()
+    let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+    let answer = try await h.track(
+      #"{"batch":[{"type":"track","messageId":"d-1","userId":"u1","event":"E"},"#
+        + #"{"type":"track","messageId":"d-2","userId":"u1","event":"E","properties":{"x":"# + deep + "}}]}")
+    #expect(answer.status == 200, "\(answer.text.prefix(300))")
+    #expect(answer["stored"] == .int(1))
+    let rejected = answer["rejected"].list
+    #expect(rejected.count == 1)
+    #expect(rejected.first?.lookup(["index"]) == .int(1))
+    #expect(rejected.first?.lookup(["reason"]).stringValue?.contains("nested too deeply") == true, "\(rejected)")
+    try await h.stop()
+  }
 }
