@@ -61,12 +61,14 @@ struct DryRunCommand: AsyncParsableCommand {
       base = MemoryStore()
     }
     let before = against == nil ? [] : try await base.loadTraits()
+    let computedBefore = against == nil ? [] : try await base.loadComputed()
     let recording = RecordingStore(base)
     var runner = PipelineRunner(plan: plan, store: recording, readers: readers)
     if let t = try PipelineOptions.now(now) { runner.now = t }
     let summary = try await runner.run()
     let report = DryRunReport.build(
-      config: plan.config, summary: summary, batches: await recording.batches, before: before)
+      config: plan.config, summary: summary, batches: await recording.batches, before: before,
+      computedBefore: computedBefore)
     switch format {
     case .text:
       if !sets.isEmpty { print("with " + sets.map { "--set \($0)" }.joined(separator: " ")) }
