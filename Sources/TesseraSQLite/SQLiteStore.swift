@@ -73,6 +73,7 @@ public final class SQLiteStore: Store {
     let intake = try Self.openIntake(path, config)
     try Self.moveJournal(from: pool, to: intake)
     try Self.migrator.migrate(pool)
+    try Self.numberJournalAfterCursor(main: pool, intake: intake)
     self.pool = pool
     self.intake = intake
     self.checkpointer = try Checkpointer(

@@ -1,6 +1,9 @@
 import Foundation
 import GRDB
+import TesseraIdentity
+import TesseraModel
 import TesseraStore
+import TesseraStoreSuite
 import Testing
 
 @testable import TesseraSQLite
@@ -120,5 +123,36 @@ import Testing
       // And a second time, now that it is a store.
       try SQLiteStore(path: path).close()
     }
+  }
+
+  /// A store restored without its `-intake` file (or with an older one) used to number new journal entries
+  /// from 1 again, below the main file's cursor of entries already resolved: the next append deleted them as
+  /// done, and acknowledged events were never resolved. New entries now start above the cursor.
+  @Test func aStoreRestoredWithoutItsIntakeKeepsNewJournalEntries() async throws {
+    let dir = try TempDir()
+    let path = dir.path("restored.sqlite")
+    let email = Identifier("email", "ada@example.com")
+    func events(_ ids: [String]) -> [Event] {
+      ids.map { StoreSuite.event($0, at: StoreSuite.t(1), ids: [email], profile: ProfileID(1)).event }
+    }
+    var store: SQLiteStore? = try SQLiteStore(path: path)
+    _ = try await store?.appendJournal(events(["a", "b", "c"]), rejected: [])
+    let entries = try await store?.readJournal(limit: 10) ?? []
+    #expect(entries.map(\.seq) == [1, 2, 3])
+    var done = CommitBatch()
+    done.journalDone = entries.map(\.seq)
+    try await store?.commit(done)
+    try store?.close()
+    store = nil
+    for side in ["-intake", "-intake-wal", "-intake-shm"] { try? FileManager.default.removeItem(atPath: path + side) }
+
+    let restored = try SQLiteStore(path: path)
+    _ = try await restored.appendJournal(events(["d"]), rejected: [])
+    _ = try await restored.appendJournal(events(["e"]), rejected: [])
+    let waiting = try await restored.readJournal(limit: 10)
+    #expect(waiting.map(\.event.id) == ["d", "e"])
+    #expect(waiting.allSatisfy { $0.seq > 3 }, "\(waiting.map(\.seq))")
+    #expect(try await restored.journalBacklog() == 2)
+    try restored.close()
   }
 }
