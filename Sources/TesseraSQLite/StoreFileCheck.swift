@@ -6,10 +6,19 @@ import TesseraStore
 public struct NotATesseraStore: Error, Sendable, CustomStringConvertible {
   public var path: String
   public var reason: String
+  /// What to do instead, for the option that named the path.
+  public var hint = "give --store the path of a Tessera store, or of a file that does not exist yet to create one"
 
   public var description: String {
-    "`\(path)` is not a Tessera store: \(reason). The file was left untouched; give --store the path of a Tessera "
-      + "store, or of a file that does not exist yet to create one"
+    "`\(path)` is not a Tessera store: \(reason). The file was left untouched; \(hint)"
+  }
+}
+
+extension SQLiteStore {
+  /// Throws what opening `path` as a store would throw when it holds something else (`NotATesseraStore`,
+  /// `StoreError.schemaTooNew`), without opening it for writing or changing anything.
+  public static func check(_ path: String) throws {
+    try StoreFileCheck.verify(path, supportedVersion: schemaVersion)
   }
 }
 

@@ -56,6 +56,11 @@ struct DryRunCommand: AsyncParsableCommand {
     defer { try? FileManager.default.removeItem(at: temp) }
     let base: any Store
     if let against {
+      // Checked where it is, so a refusal names the file given rather than the copy.
+      do { try SQLiteStore.check(against) } catch var wrong as NotATesseraStore {
+        wrong.hint = "give --against the path of a Tessera store"
+        throw wrong
+      }
       base = try SQLiteStore(path: try Self.copy(store: against, into: temp.path))
     } else {
       base = MemoryStore()
