@@ -43,12 +43,16 @@ public enum YAMLFuzz {
     }
     if result.hasErrors && rendered.isEmpty { return "errors that render as nothing" }
     for d in result.diagnostics {
-      guard let text = files[d.location.file] ?? result.sources[d.location.file]?.text else {
+      let lines: Int
+      if let source = result.sources[d.location.file] {
+        lines = source.lines.count
+      } else if let text = files[d.location.file] {
+        lines = SourceFile(path: d.location.file, text: text).lines.count
+      } else {
         // Diagnostics about a source's data file (a CSV header) name that file, which is on disk.
         if FileManager.default.fileExists(atPath: d.location.file) { continue }
         return "a diagnostic in a file that was never read: \(d)"
       }
-      let lines = SourceFile(path: d.location.file, text: text).lines.count
       if d.location.line < 1 || d.location.line > lines + 1 || d.location.column < 1 || d.message.isEmpty {
         return "a diagnostic outside its file (\(lines) lines): \(d)"
       }
