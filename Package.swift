@@ -21,6 +21,8 @@ let package = Package(
     .library(name: "TesseraReceiver", targets: ["TesseraReceiver"]),
     // A throwaway PostgreSQL cluster (initdb + pg_ctl on a free port), for tests and the store benchmark.
     .library(name: "TesseraPostgresCluster", targets: ["TesseraPostgresCluster"]),
+    // Seeded hostile inputs (mutated SDK bodies, record files, YAML) and their checks, for tests and tessera-fuzz.
+    .library(name: "TesseraFuzz", targets: ["TesseraFuzz"]),
   ],
   dependencies: [
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -168,6 +170,18 @@ let package = Package(
       ],
       path: "Tests/TesseraReceiver"
     ),
+    .target(
+      name: "TesseraFuzz",
+      dependencies: [
+        "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraStore", "TesseraSQLite", "TesseraRuntime",
+        "TesseraConnectors", "TesseraServer",
+        .product(name: "CompressNIO", package: "compress-nio"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+      ],
+      path: "Tests/TesseraFuzz"
+    ),
     .testTarget(
       name: "TesseraDeliveryTests",
       dependencies: [
@@ -181,7 +195,7 @@ let package = Package(
       name: "TesseraServerTests",
       dependencies: [
         "TesseraServer", "TesseraReceiver", "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
-        "TesseraModel", "TesseraPostgres", "TesseraPostgresCluster",
+        "TesseraModel", "TesseraPostgres", "TesseraPostgresCluster", "TesseraFuzz",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "CompressNIO", package: "compress-nio"),

@@ -56,6 +56,25 @@ let package = Package(
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
+    // Hostile input at scale: a million mutated requests, records or pipelines per target (issue 22).
+    .executableTarget(
+      name: "tessera-fuzz",
+      dependencies: [.product(name: "TesseraFuzz", package: "Tessera")]
+    ),
+    // A destination down for a long time under load: a `tessera serve` child, two receivers, paced clients.
+    .executableTarget(
+      name: "tessera-soak",
+      dependencies: [
+        .product(name: "TesseraModel", package: "Tessera"),
+        .product(name: "TesseraCompiler", package: "Tessera"),
+        .product(name: "TesseraStore", package: "Tessera"),
+        .product(name: "TesseraSQLite", package: "Tessera"),
+        .product(name: "TesseraServer", package: "Tessera"),
+        .product(name: "TesseraDelivery", package: "Tessera"),
+        .product(name: "TesseraReceiver", package: "Tessera"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+      ]
+    ),
     // Synthetic person records with noise and true cluster ids (record-linkage benchmarks); no dependencies.
     .executableTarget(name: "tessera-people"),
   ],

@@ -118,10 +118,13 @@ public struct IdentifierDecl: Sendable {
     case refused(Normalizer)
     /// Nothing was left after normalizing (blank, or no digits for `digits`).
     case empty
+    /// The value holds a NUL character, which no store keeps in an identifier (SQLite would cut it there).
+    case nul
   }
 
   /// Applies the normalizers in order and says where a value that is no identifier failed.
   public func normalization(of raw: String) -> Normalization {
+    if raw.utf8.contains(0) { return .nul }
     var s = raw
     for n in normalizers {
       switch n {
@@ -149,6 +152,7 @@ public struct IdentifierDecl: Sendable {
     case .refused(.phone_e164): return "is not a phone number (read in region \(defaultRegion))"
     case .refused(let n): return "is refused by the `\(n.rawValue)` normalizer"
     case .empty: return "is empty after normalizing"
+    case .nul: return "contains a NUL character (U+0000)"
     }
   }
 }

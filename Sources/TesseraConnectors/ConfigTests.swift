@@ -289,12 +289,12 @@ public struct ConfigTestRunner: Sendable {
 
     func resolve(_ ref: ConfigTest.Ref) async throws -> ProfileID? {
       switch ref {
-      case .identifier(let i): return try await recording.profile(for: i)
+      case .identifier(let i): return await recording.profile(for: i)
       case .record(let source, let n):
         guard let ids = eventIDs[source], n <= ids.count, let id = ids[n - 1],
           let p = profileOfEvent["\(source)\u{1F}\(id)"]
         else { return nil }
-        return try await recording.canonical(p) ?? p
+        return await recording.canonical(p) ?? p
       }
     }
     func name(_ ref: ConfigTest.Ref, _ p: ProfileID?) -> String { "\(ref) → \(p?.description ?? "no profile")" }
@@ -322,10 +322,10 @@ public struct ConfigTestRunner: Sendable {
           result.failures.append("\(place): \(ref) is no profile")
           continue
         }
-        let declared = try await recording.traits(of: p).first { $0.trait == trait }
-        let computed = try await recording.computed(of: p).first { $0.trait == trait }?.value
+        let declared = await recording.traits(of: p).first { $0.trait == trait }
+        let computed = await recording.computed(of: p).first { $0.trait == trait }?.value
         let actual = declared?.value ?? computed ?? .null
-        if !(Value.equal(actual, expected) ?? false) {
+        if !Value.equal(actual, expected) {
           let from = declared.map { " (from \($0.source), event \($0.eventID))" } ?? ""
           result.failures.append(
             "\(place): \(ref) \(trait)\n    expected: \(expected.plainText)\n    actual:   \(actual.isNull ? "∅" : actual.plainText)\(from)"
@@ -336,7 +336,7 @@ public struct ConfigTestRunner: Sendable {
           result.failures.append("\(place): \(ref) is no profile")
           continue
         }
-        let segments = try await recording.memberships(of: p).map(\.segment)
+        let segments = await recording.memberships(of: p).map(\.segment)
         if segments.contains(segment) != member {
           result.failures.append(
             "\(place): expected \(ref) \(member ? "in" : "not in") `\(segment)`; its segments: "
@@ -347,7 +347,7 @@ public struct ConfigTestRunner: Sendable {
         if let ref { p = try await resolve(ref) }
         let candidates = report.payloads.filter { $0.destination == destination && (ref == nil || $0.profile == p) }
         let hit = candidates.contains { payload in
-          contains.allSatisfy { k, v in payload.body[k].map { Value.equal($0, v) ?? false } ?? false }
+          contains.allSatisfy { k, v in payload.body[k].map { Value.equal($0, v) } ?? false }
         }
         if !hit {
           result.failures.append(

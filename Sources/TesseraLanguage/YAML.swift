@@ -164,7 +164,19 @@ public enum YAMLReader {
       guard let node = try Yams.compose(yaml: source.text, Resolver.basic) else {
         return (YNode(kind: .mapping([]), location: SourceLocation(file: source.path, line: 1, column: 1)), [])
       }
-      return (convert(node, file: source.path, lines: source.lines), [])
+      var budget = valueLimit
+      do {
+        return (try convert(node, file: source.path, lines: source.lines, budget: &budget), [])
+      } catch {
+        return (
+          nil,
+          [
+            .error(
+              "the document holds more than \(valueLimit) values once its aliases are expanded; "
+                + "a configuration needs far fewer", at: SourceLocation(file: source.path, line: 1, column: 1))
+          ]
+        )
+      }
     } catch let error as YamlError {
       return (nil, [diagnostic(for: error, source: source)])
     } catch {
@@ -174,7 +186,19 @@ public enum YAMLReader {
     }
   }
 
-  static func convert(_ node: Node, file: String, lines: [Substring] = []) -> YNode {
+  /// The most values (scalars, mappings, lists) a document may hold once its aliases are expanded. Yams
+  /// shares an anchored node among its aliases; `YNode`s are built one per use, so nine levels of ten aliases
+  /// each ("billion laughs", under a kilobyte of text) would be 10^9 nodes and all of the machine's memory.
+  public static let valueLimit = 250_000
+
+  struct TooManyValues: Error {}
+
+  /// The `YNode` tree of a composed node, each alias expanded; throws once `budget` values have been built.
+  static func convert(_ node: Node, file: String, lines: [Substring] = [], budget: inout Int) throws(TooManyValues)
+    -> YNode
+  {
+    budget -= 1
+    guard budget >= 0 else { throw TooManyValues() }
     let loc = { (mark: Mark?) in
       SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
     }
@@ -192,15 +216,18 @@ public enum YAMLReader {
       scalar.sourceLines = lines
       return scalar
     case .mapping(let m):
-      let pairs = m.map {
-        (key: convert($0.key, file: file, lines: lines), value: convert($0.value, file: file, lines: lines))
+      var pairs: [(key: YNode, value: YNode)] = []
+      pairs.reserveCapacity(m.count)
+      for pair in m {
+        let key = try convert(pair.key, file: file, lines: lines, budget: &budget)
+        pairs.append((key: key, value: try convert(pair.value, file: file, lines: lines, budget: &budget)))
       }
       return YNode(kind: .mapping(pairs), location: loc(m.mark), explicitTag: explicitTag(m.tag))
     case .sequence(let seq):
-      return YNode(
-        kind: .sequence(seq.map { convert($0, file: file, lines: lines) }), location: loc(seq.mark),
-        explicitTag: explicitTag(seq.tag)
-      )
+      var items: [YNode] = []
+      items.reserveCapacity(seq.count)
+      for item in seq { items.append(try convert(item, file: file, lines: lines, budget: &budget)) }
+      return YNode(kind: .sequence(items), location: loc(seq.mark), explicitTag: explicitTag(seq.tag))
     case .alias(let a):
       return YNode(kind: .scalar("*alias", .plain), location: loc(a.mark))
     }
@@ -224,6 +251,10 @@ public enum YAMLReader {
     case .scanner(let context, let problem, let mark, _),
       .parser(let context, let problem, let mark, _),
       .composer(let context, let problem, let mark, _):
+      // libyaml stops at 1000 levels of nesting, naming the C function that changes the limit.
+      if problem.hasPrefix("Maximum nesting level reached") {
+        return .error("invalid YAML: the document nests values more than 1000 levels deep", at: at(mark))
+      }
       var message = "invalid YAML: \(problem)"
       if let context { message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))" }
       return .error(message, at: at(mark))

@@ -171,7 +171,7 @@ struct JSONParser {
           m[wanted] = try value(depth: depth + 1)
         }
       } else {
-        try skipValue(depth: depth + 1)
+        try skipValue()
       }
       skipSpace()
       guard i < bytes.count else { throw fail("unterminated object") }
@@ -187,48 +187,68 @@ struct JSONParser {
     }
   }
 
-  /// Steps over one value, checking its syntax, without building it.
-  mutating func skipValue(depth: Int) throws(JSON.ParseError) {
-    guard depth < 512 else { throw fail("JSON nested too deeply") }
-    guard i < bytes.count else { throw fail("unexpected end of JSON") }
-    switch bytes[i] {
-    case UInt8(ascii: "{"), UInt8(ascii: "["):
-      let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
-      let isObject = close == UInt8(ascii: "}")
-      i += 1
-      skipSpace()
-      if i < bytes.count, bytes[i] == close {
+  /// Steps over one value, checking its syntax, without building it. The containers it is inside are kept on
+  /// a stack of closing brackets rather than by recursion, so a skipped value may nest to any depth: a message
+  /// of a tracking batch nested too deeply is refused where it is parsed, not by the read of the request's own
+  /// fields around it.
+  mutating func skipValue() throws(JSON.ParseError) {
+    var open: [UInt8] = []
+    while true {
+      // At the start of a value.
+      guard i < bytes.count else { throw fail("unexpected end of JSON") }
+      switch bytes[i] {
+      case UInt8(ascii: "{"), UInt8(ascii: "["):
+        let close = bytes[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
         i += 1
-        return
-      }
-      while true {
         skipSpace()
-        if isObject {
-          guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
-          try skipString()
-          skipSpace()
-          guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+        if i < bytes.count, bytes[i] == close {
           i += 1
-          skipSpace()
-        }
-        try skipValue(depth: depth + 1)
-        skipSpace()
-        guard i < bytes.count else { throw fail(isObject ? "unterminated object" : "unterminated array") }
-        if bytes[i] == UInt8(ascii: ",") {
-          i += 1
+        } else {
+          open.append(close)
+          if close == UInt8(ascii: "}") { try skipKey() }
           continue
         }
+      case UInt8(ascii: "\""):
+        try skipString()
+      default:
+        // Literals and numbers: cheap to build, and checked the same way; a number too large for a double is
+        // refused only where it is read, so one out-of-range value does not make a whole document unreadable.
+        if bytes[i] == UInt8(ascii: "-") || (bytes[i] >= 0x30 && bytes[i] <= 0x39) {
+          _ = try number(allowingInfinity: true)
+        } else {
+          _ = try value(depth: 0)
+        }
+      }
+      // After a value: close what ends here, then on to the next element, or done.
+      while let close = open.last {
+        let isObject = close == UInt8(ascii: "}")
+        skipSpace()
+        guard i < bytes.count else { throw fail(isObject ? "unterminated object" : "unterminated array") }
         if bytes[i] == close {
           i += 1
-          return
+          open.removeLast()
+          continue
         }
-        throw fail(isObject ? "expected `,` or `}` in an object" : "expected `,` or `]` in an array")
+        guard bytes[i] == UInt8(ascii: ",") else {
+          throw fail(isObject ? "expected `,` or `}` in an object" : "expected `,` or `]` in an array")
+        }
+        i += 1
+        skipSpace()
+        if isObject { try skipKey() }
+        break
       }
-    case UInt8(ascii: "\""):
-      try skipString()
-    default:
-      _ = try value(depth: depth)  // literals and numbers: cheap to build, and checked the same way
+      if open.isEmpty { return }
     }
+  }
+
+  /// Steps over `"key":` and the space after it.
+  mutating func skipKey() throws(JSON.ParseError) {
+    guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+    try skipString()
+    skipSpace()
+    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+    i += 1
+    skipSpace()
   }
 
   mutating func skipString() throws(JSON.ParseError) {
@@ -257,7 +277,7 @@ struct JSONParser {
     i += n
   }
 
-  mutating func number() throws(JSON.ParseError) -> Value {
+  mutating func number(allowingInfinity: Bool = false) throws(JSON.ParseError) -> Value {
     let start = i
     var negative = false
     if i < bytes.count, bytes[i] == UInt8(ascii: "-") {
@@ -290,6 +310,8 @@ struct JSONParser {
     if !isDouble { return .int(negative ? -n : n) }
     let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
     guard let d = Double(text) else { throw JSON.ParseError(offset: start, message: "invalid number") }
+    // Past the largest double a number reads as infinity, which no JSON text can write back.
+    guard d.isFinite || allowingInfinity else { throw JSON.ParseError(offset: start, message: "number out of range") }
     return .double(d)
   }
 
@@ -331,12 +353,19 @@ struct JSONParser {
         case UInt8(ascii: "t"): out.append(0x09)
         case UInt8(ascii: "u"):
           var code = try hex4()
+          // A high surrogate joins the low surrogate escaped right after it; a half without its partner (and
+          // the escape after a lone high half, read on its own) is not a character: U+FFFD stands in for it.
           if code >= 0xD800 && code < 0xDC00, i + 1 < bytes.count, bytes[i] == UInt8(ascii: "\\"),
             bytes[i + 1] == UInt8(ascii: "u")
           {
+            let next = i
             i += 2
             let low = try hex4()
-            code = 0x10000 + ((code - 0xD800) << 10) + (low &- 0xDC00)
+            if low >= 0xDC00 && low < 0xE000 {
+              code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+            } else {
+              i = next
+            }
           }
           let scalar = UnicodeScalar(code) ?? "\u{FFFD}"
           out.append(contentsOf: Array(String(Character(scalar)).utf8))

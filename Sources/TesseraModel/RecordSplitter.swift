@@ -24,13 +24,16 @@ public struct RecordSplitter: Sendable {
   }
 
   public mutating func feed(_ chunk: [UInt8], final: Bool) -> [Record] {
+    // The carried bytes are appended to in place, never copied: a record spanning many chunks (a quote never
+    // closed) costs time in proportion to its length, not to its square.
     var buf = carry
+    carry = []
     buf.append(contentsOf: chunk)
     var out: [Record] = []
     var start = 0
     var recordLine = carryLine
     var inside = carryNewlines
-    var i = carry.count
+    var i = buf.count - chunk.count
     while i < buf.count {
       let b = buf[i]
       if csv && b == 0x22 {
@@ -66,7 +69,9 @@ public struct RecordSplitter: Sendable {
       carryLine = recordLine + inside
       carryNewlines = 0
     } else {
-      carry = Array(buf[start...])
+      // No record ended in this chunk: the whole buffer is the carry. Else what follows the last record end
+      // came with this chunk, and is at most its length.
+      carry = start == 0 ? buf : Array(buf[start...])
       carryLine = recordLine
       carryNewlines = inside
     }

@@ -15,10 +15,10 @@ public struct DryRunReport: Sendable {
     public var before: Value?
     public var after: Value
     public var source: String
-    /// The precedence policy's explanation of why this value wins.
+    /// The precedence policy's explanation of why this value wins; for a computed trait, its definition.
     public var why: String
-    /// When the winning value was observed.
-    public var at: Timestamp
+    /// When the winning value was observed; nil for a computed trait (its value sums up many events).
+    public var at: Timestamp?
   }
 
   /// A payload a destination would have received (nothing is sent in a dry run).
@@ -50,10 +50,11 @@ public struct DryRunReport: Sendable {
 
   public init() {}
 
-  /// Builds the report from the committed batches; `before` holds the trait rows the store had before the
-  /// run. Payloads are the outbox rows the batches carry.
+  /// Builds the report from the committed batches; `before` and `computedBefore` hold the trait and
+  /// computed-trait rows the store had before the run. Payloads are the outbox rows the batches carry.
   public static func build(
-    config: PipelineConfig, summary: RunSummary, batches: [CommitBatch], before: [TraitRecord]
+    config: PipelineConfig, summary: RunSummary, batches: [CommitBatch], before: [TraitRecord],
+    computedBefore: [ComputedRecord] = []
   ) -> DryRunReport {
     var r = DryRunReport()
     r.records = summary.recordsRead
@@ -62,6 +63,7 @@ public struct DryRunReport: Sendable {
     r.mapping = MappingReport(notes: summary.stats.notes, batches: batches)
     r.notes += r.mapping.overflow
     var traits: [String: TraitRecord] = [:]
+    var computed: [String: ComputedRecord] = [:]
     for b in batches {
       r.profilesCreated += b.newProfiles.map(\.id)
       for row in b.identifiers where !(r.identifiers[row.profile] ?? []).contains(row.identifier.description) {
@@ -74,6 +76,9 @@ public struct DryRunReport: Sendable {
       r.rejected += b.rejected
       for t in b.traits {
         traits["\(t.profile.raw)\u{1F}\(t.trait)"] = t
+      }
+      for c in b.computed {
+        computed["\(c.profile.raw)\u{1F}\(c.trait)"] = c
       }
     }
     var previous: [String: Value] = [:]
@@ -88,6 +93,19 @@ public struct DryRunReport: Sendable {
       r.traitChanges.append(
         TraitChange(
           profile: t.profile, trait: t.trait, before: old, after: t.value, source: t.source, why: why, at: t.timestamp))
+    }
+    // Computed traits change with the events they count, and with time (a window's old buckets expiring).
+    var computedPrevious: [String: Value] = [:]
+    for c in computedBefore { computedPrevious["\(c.profile.raw)\u{1F}\(c.trait)"] = c.value }
+    let definitions = Dictionary(config.computed.map { ($0.name, Self.definition($0)) }) { a, _ in a }
+    for key in computed.keys.sorted() {
+      guard let c = computed[key], !absorbed.contains(c.profile) else { continue }
+      let old = computedPrevious[key]
+      if (old ?? .null) == c.value { continue }
+      r.traitChanges.append(
+        TraitChange(
+          profile: c.profile, trait: c.trait, before: old, after: c.value, source: "computed",
+          why: definitions[c.trait] ?? "", at: nil))
     }
     r.traitChanges.sort { ($0.profile, $0.trait) < ($1.profile, $1.trait) }
     // What destinations would receive: the outbox rows the run committed (nothing is sent).
@@ -109,6 +127,15 @@ public struct DryRunReport: Sendable {
 }
 
 extension DryRunReport {
+  /// A computed trait's definition as the report shows it: `count where event == "Order Completed" over 90d`.
+  static func definition(_ d: ComputedTraitDecl) -> String {
+    var out = d.aggregate.rawValue
+    if let of = d.of { out += " of \(of.text)" }
+    if let filter = d.filter { out += " where \(filter.text)" }
+    if let window = d.window { out += " over \(window)" }
+    return out
+  }
+
   public var json: Value {
     func opt(_ v: Value?) -> Value { v ?? .null }
     return .map([

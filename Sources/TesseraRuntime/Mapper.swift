@@ -357,6 +357,9 @@ public struct Mapper: Sendable {
       let v = ie.evaluate(env)
       if !v.isNull { id = v.stringValue ?? v.description }
     }
+    if let field = Mapper.nulField(id: id, name: name, traits: traits) {
+      return .failure(Reason(message: "\(field) contains a NUL character (U+0000)"))
+    }
     let eventID = id ?? Mapper.contentID(source: source.name, bytes: bytes)
     let event = Event(
       id: eventID, source: source.name, type: type, name: name, timestamp: timestamp,
@@ -399,6 +402,15 @@ public struct Mapper: Sendable {
       : "no valid identifier: " + tally.dropped.map { "\($0.kind) `\($0.value)` \($0.reason)" }.joined(separator: ", ")
     guard !placement.rules.isEmpty else { return why }
     return why + "; no probabilistic rule can place the record (\(placement.needs))"
+  }
+
+  /// Which of an event's id, name and trait names holds a NUL character, if one does: the stores keep them as
+  /// text, and SQLite would keep them only up to the NUL, so two ids that differ after it would be one event.
+  static func nulField(id: String?, name: String?, traits: [String: Value]) -> String? {
+    if let id, id.utf8.contains(0) { return "the message id" }
+    if let name, name.utf8.contains(0) { return "the event name" }
+    if traits.keys.contains(where: { $0.utf8.contains(0) }) { return "a trait name" }
+    return nil
   }
 
   /// A stable id for a record without one: the first 128 bits of SHA-256 over source name and record bytes,

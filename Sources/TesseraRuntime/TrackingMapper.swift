@@ -240,6 +240,9 @@ public struct TrackingMapper: Sendable {
     if let original { tracking["originalTimestamp"] = .timestamp(original) }
     if let sentAt { tracking["sentAt"] = .timestamp(sentAt) }
     if !tracking.isEmpty { context["tracking"] = .map(tracking) }
+    if let field = Mapper.nulField(id: messageId, name: name, traits: traits) {
+      return .failure(Rejection(code: "nul_character", message: "\(field) contains a NUL character (U+0000)"))
+    }
     let eventID = messageId ?? Mapper.contentID(source: source.name, bytes: bytes)
     let event = Event(
       id: eventID, source: source.name, type: type.rawValue, name: name, timestamp: timestamp, receivedAt: receivedAt,

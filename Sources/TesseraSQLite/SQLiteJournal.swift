@@ -114,6 +114,22 @@ extension SQLiteStore {
     return intake
   }
 
+  /// Numbers new journal entries above the main file's cursor (`journal_done`) when the intake is younger
+  /// than the main file (lost, or restored from an older backup than it): numbered from 1 again, new entries
+  /// would count as done and be deleted by the next append without ever being resolved.
+  static func numberJournalAfterCursor(main pool: DatabasePool, intake: DatabasePool) throws {
+    let done = try pool.read { db in
+      try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'journal_done'")
+    }
+    guard let done, done > 0 else { return }
+    try intake.write { db in
+      let next = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'journal'")
+      if let next, next >= done { return }
+      try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'journal'")
+      try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('journal', ?)", arguments: [done])
+    }
+  }
+
   /// Moves a schema-8 store's journal (a table of the main file) into the intake file, before the v9
   /// migration drops the table. Copied first and committed, so a crash in between copies again (the intake's
   /// keys make that a no-op) rather than losing an accepted event.

@@ -39,13 +39,15 @@ public final class SQLiteStore: Store {
 
   /// Opens the store at `path`, creating the file and its schema when missing.
   ///
-  /// Throws `StoreError.schemaTooNew` when the file was written by a newer Tessera.
+  /// Throws `StoreError.schemaTooNew` when the file was written by a newer Tessera, and `NotATesseraStore` when
+  /// it is no Tessera store at all, leaving the file as it was either way (`StoreFileCheck`).
   public convenience init(path: String) throws {
     try self.init(path: path, walRestartFrames: Checkpointer.restartFrames)
   }
 
   /// `walRestartFrames`: see `Checkpointer.restartFrames` (tests use a small WAL).
   init(path: String, walRestartFrames: Int) throws {
+    try StoreFileCheck.verify(path, supportedVersion: Self.schemaVersion)
     var config = Configuration()
     config.label = "tessera.store"
     // Other connections write to the same file (a table destination, a second `tessera` command): wait for
@@ -85,6 +87,7 @@ public final class SQLiteStore: Store {
     let intake = try Self.openIntake(path, config)
     try Self.moveJournal(from: pool, to: intake)
     try Self.migrator.migrate(pool)
+    try Self.numberJournalAfterCursor(main: pool, intake: intake)
     self.pool = pool
     self.intake = intake
     self.checkpointer = try Checkpointer(

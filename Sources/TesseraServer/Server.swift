@@ -189,11 +189,16 @@ struct DeliveryService: Service {
   let logger: Logger
 
   func run() async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
+    await withThrowingTaskGroup(of: Void.self) { group in
       group.addTask { try await engine.run(.continuous) }
+      // Throws only when this task is cancelled, which means stop as well.
       try? await gracefulShutdown()
       group.cancelAll()
-      try? await group.waitForAll()
+      do {
+        try await group.waitForAll()
+      } catch {
+        logger.error("deliveries stopped with an error", metadata: ["error": "\(error)"])
+      }
     }
     logger.debug("deliveries stopped")
   }

@@ -56,15 +56,22 @@ struct DryRunCommand: AsyncParsableCommand {
     defer { try? FileManager.default.removeItem(at: temp) }
     let base: any Store
     if let against {
+      // Checked where it is, so a refusal names the file given rather than the copy.
+      do { try SQLiteStore.check(against) } catch var wrong as NotATesseraStore {
+        wrong.hint = "give --against the path of a Tessera store"
+        throw wrong
+      }
       base = try SQLiteStore(path: try Self.copy(store: against, into: temp.path))
     } else {
       base = MemoryStore()
     }
     let before = against == nil ? [] : try await base.loadTraits()
+    let computedBefore = against == nil ? [] : try await base.loadComputed()
     var runner = PipelineRunner(plan: plan, store: base, readers: readers)
     if let t = try PipelineOptions.now(now) { runner.now = t }
     let (summary, batches) = try await runner.recorded()
-    let report = DryRunReport.build(config: plan.config, summary: summary, batches: batches, before: before)
+    let report = DryRunReport.build(
+      config: plan.config, summary: summary, batches: batches, before: before, computedBefore: computedBefore)
     switch format {
     case .text:
       if !sets.isEmpty { print("with " + sets.map { "--set \($0)" }.joined(separator: " ")) }

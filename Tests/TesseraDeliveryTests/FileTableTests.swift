@@ -104,7 +104,7 @@ import Testing
       batch(2), [row(.upsert, 2, ["email": .string("b@x.com"), "spend": .int(7), "vip": .bool(true)])])
     _ = await wider.send(batch(3), [row(.delete, 3, ["profiles": .list([.string("prf_1")])])])
     let queue = try DatabaseQueue(path: db)
-    let rows = try await queue.read { db in
+    let rows = try queue.read { db in
       try Row.fetchAll(db, sql: "SELECT profile_id, email, spend, vip FROM customers ORDER BY profile_id")
     }
     #expect(rows.count == 1)
@@ -127,7 +127,7 @@ import Testing
         row(.enter, 1, ["email": .string("a@x.com")], key: "lapsed"),
         row(.exit, 1, ["email": .string("a@x.com")], key: "big"),
       ])
-    let rows = try await DatabaseQueue(path: db).read { db in
+    let rows = try DatabaseQueue(path: db).read { db in
       try Row.fetchAll(db, sql: "SELECT segment, profile_id FROM audience ORDER BY segment, profile_id")
     }
     #expect(

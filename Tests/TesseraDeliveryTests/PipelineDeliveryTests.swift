@@ -128,7 +128,7 @@ import Testing
     #expect(ads.count == 1)
     #expect(ads.first?["action"] as? String == "add")
     #expect((ads.first?["email_sha256"] as? String)?.count == 64)
-    let table = try await DatabaseQueue(path: path).read { db in
+    let table = try DatabaseQueue(path: path).read { db in
       try Row.fetchAll(db, sql: "SELECT profile_id, email, name, spend FROM crm_sync ORDER BY email")
     }
     #expect(table.map { $0["email"] as String? } == ["ada@x.com", "bob@x.com"])

@@ -52,6 +52,12 @@ struct DiagnosticsTests {
     #expect(SourceFile(path: "x", text: "a\r\nb\rc\nd").lines == ["a", "b", "c", "d"])
     #expect(SourceFile(path: "x", text: "a\r\n").lines == ["a", ""])
     #expect(SourceFile(path: "x", text: "").lines == [""])
+    // Line ends next to characters of several bytes, a combining mark after a line end, "\n\r" as two ends.
+    let mixed = "ü\n\r\nß\r\r\u{301}x\n\r👩‍👩‍👧"
+    #expect(SourceFile(path: "x", text: mixed).lines == ["ü", "", "ß", "", "\u{301}x", "", "👩‍👩‍👧"])
+    #expect(
+      SourceFile(path: "x", text: mixed).lines
+        == mixed.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
   }
 
   @Test("lengths below one are raised to one")

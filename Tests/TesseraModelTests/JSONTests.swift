@@ -78,15 +78,48 @@ struct JSONTests {
   }
 
   @Test("skipped members are still checked for structure")
-  func projectionErrors() {
+  func projectionErrors() throws {
     for text in [#"{"skip": [1, 2, "id": 1}"#, #"{"skip": "unterminated}"#, #"{"skip": {"a" 1}, "id": 1}"#] {
       #expect(throws: JSON.ParseError.self, "\(text)") { try parseObject(text, keeping: ["id"]) }
     }
     #expect(throws: JSON.ParseError.self) { try parseObject(#"{"id": 1} trailing"#, keeping: ["id"]) }
+    // Skipped values may nest past the 512 levels a built value may: they are stepped over without recursion.
+    let deep = String(repeating: #"{"a": ["#, count: 50_000) + "1" + String(repeating: "]}", count: 50_000)
+    #expect(try parseObject(#"{"skip": "# + deep + #", "id": 1}"#, keeping: ["id"]) == .map(["id": .int(1)]))
+    #expect(throws: JSON.ParseError.self) {
+      try parseObject(#"{"skip": "# + deep.dropLast() + #", "id": 1}"#, keeping: ["id"])
+    }
+    #expect(throws: JSON.ParseError.self) { try parse(deep) }
   }
 
   @Test("a non-object top level comes back as it is, for the caller to reject")
   func nonObject() throws {
     #expect(try parseObject("[1]", keeping: ["a"]) == .list([.int(1)]))
+  }
+
+  /// A high surrogate escape followed by an escape that is not a low surrogate used to overflow a UInt32
+  /// and trap: one tracking message (`"userId": "\uD800\u0000"`) stopped the whole server.
+  @Test("surrogate escapes: pairs join, a lone or broken half becomes U+FFFD")
+  func surrogates() throws {
+    #expect(try parse(#""\uD83D\uDE00""#) == .string("😀"))
+    #expect(try parse(#""\uD800\u0041""#) == .string("\u{FFFD}A"))
+    #expect(try parse(#""\uD800\u0000""#) == .string("\u{FFFD}\u{0}"))
+    #expect(try parse(#""\uDBFF\uDBFF\uDFFF""#) == .string("\u{FFFD}\u{10FFFF}"))
+    #expect(try parse(#""\uDC00x""#) == .string("\u{FFFD}x"))
+    #expect(try parse(#""a\uD800""#) == .string("a\u{FFFD}"))
+    #expect(throws: JSON.ParseError.self) { try parse(#""\uD800\u00""#) }
+  }
+
+  /// `1e400` used to read as infinity, which the writer spells `null`: the stored event said something the
+  /// client never sent. A number no double holds is an error, like any other malformed number.
+  @Test("a number past the range of a double is refused, not read as infinity")
+  func outOfRange() throws {
+    for text in ["1e400", "-1e400", "[1, 2e999]", #"{"a": 1.8e308}"#] {
+      #expect(throws: JSON.ParseError.self, "\(text)") { try parse(text) }
+    }
+    #expect(try parse("1e-400") == .double(0))
+    // Members a projection steps over are checked for syntax only: the value is never read.
+    #expect(try parseObject(#"{"skip": [1e400], "id": 1}"#, keeping: ["id"]) == .map(["id": .int(1)]))
+    #expect(try parse("1.7976931348623157e308") == .double(.greatestFiniteMagnitude))
   }
 }

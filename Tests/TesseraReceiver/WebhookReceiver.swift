@@ -110,22 +110,29 @@ public final class WebhookReceiver: Sendable {
           body: ResponseBody(byteBuffer: ByteBuffer(string: #"{"error":"scripted \#(code)"}"#)))
       }
     }
-    let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-    var logger = Logger(label: "receiver")
-    logger.logLevel = .critical
-    let app = Application(
-      router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-      onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
-      logger: logger)
-    let t = Task {
-      // A server that cannot start ends the wait for its port instead of leaving it hanging.
-      defer { continuation.finish() }
-      try await app.runService(gracefulShutdownSignals: [])
-    }
-    task.withLock { $0 = t }
-    for await port in stream { return port }
-    throw CancellationError()
+    return try await serveOnLoopback(router, task: task)
   }
 
   public func stop() { task.withLock { $0?.cancel() } }
+}
+
+/// Serves `router` on a free loopback port until `task`'s task is cancelled; returns the port.
+func serveOnLoopback(_ router: Router<BasicRequestContext>, task: borrowing Mutex<Task<Void, any Error>?>)
+  async throws -> Int
+{
+  let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+  var logger = Logger(label: "receiver")
+  logger.logLevel = .critical
+  let app = Application(
+    router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+    onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) },
+    logger: logger)
+  let t = Task {
+    // A server that cannot start ends the wait for its port instead of leaving it hanging.
+    defer { continuation.finish() }
+    try await app.runService(gracefulShutdownSignals: [])
+  }
+  task.withLock { $0 = t }
+  for await port in stream { return port }
+  throw CancellationError()
 }

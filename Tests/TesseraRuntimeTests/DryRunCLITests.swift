@@ -74,6 +74,40 @@ struct DryRunCLITests {
     #expect(lookup.status != 0)
   }
 
+  /// An order used to show no computed trait in "trait changes" (only the identifiers it brought), while the
+  /// destination payload's `changed` named `orders_90d` and `revenue_total`.
+  @Test("trait changes list computed traits, before and after, with their definition")
+  func computedTraitChanges() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let store = dir.file("c.sqlite")
+    #expect(try await CLI.tessera(["run", "pipelines/retail.yaml", "--store", store, "--now", Self.now]).status == 0)
+    let sample = try dir.write(
+      "order.ndjson",
+      #"{"order": {"id": "ORD-DRY-950", "completed_at": "2026-06-25T12:00:00Z", "total": 950.0, "currency": "USD", "#
+        + #""items": []}, "customer": {"loyalty_no": "100101"}, "store": {"id": "S-SEA-01", "postcode": "98103"}}"#
+        + "\n")
+    let r = try await CLI.tessera([
+      "dry-run", "pipelines/retail.yaml", "--sample", "pos=\(sample)", "--against", store, "--now", Self.now,
+      "--format", "json",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    let changes = Self.list(try Self.json(r.stdout), "trait_changes")
+    let revenue = try #require(changes.first { $0["trait"] as? String == "revenue_total" }, "\(changes)")
+    let before = try #require(revenue["before"] as? Double)
+    #expect(revenue["after"] as? Double == before + 950)
+    #expect(revenue["source"] as? String == "computed")
+    #expect(revenue["why"] as? String == #"sum of double(properties.revenue) where event == "Order Completed""#)
+    let orders = try #require(changes.first { $0["trait"] as? String == "orders_90d" }, "\(changes)")
+    #expect(orders["after"] as? Int == (orders["before"] as? Int ?? 0) + 1)
+    #expect(orders["why"] as? String == #"count where event == "Order Completed" over 90d"#)
+    let text = try await CLI.tessera([
+      "dry-run", "pipelines/retail.yaml", "--sample", "pos=\(sample)", "--against", store, "--now", Self.now,
+    ])
+    #expect(
+      text.stdout.contains("revenue_total: \(before) → \(before + 950)  from computed — sum of"), "\(text.stdout)")
+  }
+
   @Test("withdrawing consent sends the destination a removal for each audience the person is in")
   func withdrawal() async throws {
     let dir = try E2E.TempDir()

@@ -183,6 +183,56 @@ struct FileReaderEndToEndTests {
     #expect(try await E2E.traits(store, c)["city"]?.value == .string("Stavanger"))
   }
 
+  /// SQLite kept a text value up to its first NUL (GRDB binds strings as C strings): records whose ids differed
+  /// only after one were counted stored and kept as one event, and identifier values that differed after one
+  /// were one person. A NUL in a record's id, event name or trait name rejects it; in an identifier, drops it.
+  @Test("NDJSON: a NUL in an id, an identifier or a trait name is refused, never stored cut short")
+  func nulCharacters() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let text = [
+      #"{"record_id": "r\u0000a", "email": "a@example.com"}"#,  // 1: rejected, the id
+      #"{"record_id": "r\u0000b", "email": "b@example.com"}"#,  // 2: rejected, the id
+      #"{"record_id": "r3", "email": "c\u0000@example.com"}"#,  // 3: the email dropped; no identifier left
+      #"{"record_id": "r4", "email": "d@example.com", "traits": {"ci\u0000ty": "Oslo"}}"#,  // 4: a trait name
+      #"{"record_id": "r5", "email": "e@example.com", "traits": {"city": "Ber\u0000gen"}}"#,  // 5: stored
+    ].joined(separator: "\n")
+    try dir.write("people.ndjson", text)
+    let plan = try E2E.compile(
+      try dir.write(
+        "files.yaml",
+        """
+        pipeline: files
+        identifiers:
+          email: { normalize: email, max_per_profile: 3, priority: 2 }
+        deterministic:
+          by_email: { link_on: [email] }
+        sources:
+          people:
+            kind: ndjson
+            path: people.ndjson
+            emit: identify
+            id: record_id
+            map:
+              email: email
+              traits: traits
+        """))
+    let store = try E2E.makeStore(.sqlite, in: dir)
+    let run = try await E2E.run(plan, store)
+    #expect(run.summary.recordsRead == 5)
+    #expect(run.summary.stats.events == 1)
+    #expect(try await store.stats().events == 1)
+    #expect(run.rejected.map(\.line) == [1, 2, 3, 4])
+    let reasons = run.rejected.map(\.reason)
+    #expect(reasons[0].hasSuffix(":1: the message id contains a NUL character (U+0000)"), "\(reasons)")
+    #expect(reasons[2].contains("no valid identifier: email `c"), "\(reasons)")
+    #expect(reasons[2].contains("` contains a NUL character (U+0000)"), "\(reasons)")
+    #expect(reasons[3].hasSuffix(":4: a trait name contains a NUL character (U+0000)"), "\(reasons)")
+    // A NUL inside a value is kept: values are stored as JSON, escaped.
+    let e = try await E2E.profile(store, "email", "e@example.com")
+    #expect(try await E2E.traits(store, e)["city"]?.value == .string("Ber\u{0}gen"))
+  }
+
   @Test("NDJSON: blank lines skipped, the last line without a newline read", arguments: StoreKind.allCases)
   func ndjson(kind: StoreKind) async throws {
     let dir = try E2E.TempDir()

@@ -197,7 +197,7 @@ struct StreamingMatchTests {
   @Test("a confirmed link merges the two profiles at the next run; a rejected one is remembered")
   func confirmedLinksMerge() async throws {
     let config = try Self.config()
-    let store = MemoryStore()
+    let store: any Store = MemoryStore()
     var first = Resolver(config: config)
     let (commit, _) = first.apply(
       Self.batch([

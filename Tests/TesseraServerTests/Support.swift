@@ -5,6 +5,7 @@ import Hummingbird
 import NIOCore
 import NIOHTTP1
 import TesseraCompiler
+import TesseraDelivery
 import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
@@ -68,10 +69,14 @@ struct Harness {
   let server: TesseraHTTPServer?
   let port: Int
   let running: Task<Void, any Error>?
+  /// The destinations' HTTP client, when the server delivers.
+  var deliveryClient: HTTPClient? = nil
 
+  /// `deliver`: send the pipeline's destinations from the server, as `tessera serve` does.
   static func start(
     pipeline: String = testPipeline, token: String? = Harness.token,
-    acknowledge: LivePipeline.Acknowledge = .resolved, journalGrace: Duration = .seconds(5), dir reused: String? = nil
+    acknowledge: LivePipeline.Acknowledge = .resolved, journalGrace: Duration = .seconds(5), dir reused: String? = nil,
+    deliver: Bool = false
   ) async throws -> Harness {
     let dir =
       reused
@@ -82,11 +87,18 @@ struct Harness {
     let plan = try #require(result.plan, "\(result.rendered())")
     let storePath = dir + "/store.sqlite"
     let store = try SQLiteStore(path: storePath)
+    let client = deliver ? DeliveryQueue.makeClient() : nil
+    let engine = try client.map { client in
+      let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }
+      let queues = try DeliveryQueue.plan(plan.config, storePath: storePath, client: client, clock: clock)
+      return DeliveryEngine(store: store, queues: queues, clock: clock)
+    }
     let server = TesseraHTTPServer(
       plan: plan, store: store,
       options: .init(
         host: "127.0.0.1", port: 0, adminToken: token, benchmarkRoutes: true, logLevel: "warning",
-        acknowledge: acknowledge, journalGrace: journalGrace))
+        acknowledge: acknowledge, journalGrace: journalGrace),
+      deliveries: engine)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let running = Task { try await server.run { continuation.yield($0) } }
     var port = 0
@@ -94,7 +106,8 @@ struct Harness {
       port = p
       break
     }
-    return Harness(dir: dir, storePath: storePath, server: server, port: port, running: running)
+    return Harness(
+      dir: dir, storePath: storePath, server: server, port: port, running: running, deliveryClient: client)
   }
 
   /// The server's store (tests that start the server in process; a client of another process has none).
@@ -120,6 +133,7 @@ struct Harness {
   func stop() async throws {
     await server?.shutdown()
     try await running?.value
+    try await deliveryClient?.shutdown()
   }
 
   func request(
