@@ -5,6 +5,7 @@
 #
 #   Benchmarks/fuzz.sh                          # tracking files yaml formats, seed 22, 1,000,000 each
 #   SEED=7 TOTAL=20000 Benchmarks/fuzz.sh yaml  # one target, another seed, fewer inputs
+#   START=400000 Benchmarks/fuzz.sh tracking    # go on from input 400,000 (an earlier run did the first ones)
 #
 # `files` counts records: a run reads three files (CSV, and NDJSON twice) of RECORDS records each, so it runs
 # TOTAL / (3 × RECORDS) pipelines. Each piece's report goes to stdout; the last line per target sums them up.
@@ -16,9 +17,11 @@ TOTAL=${TOTAL:-1000000}
 PIECE=${PIECE:-100000}
 RECORDS=${RECORDS:-1000}
 CLIENTS=${CLIENTS:-8}
+START=${START:-0}
 TARGETS=${*:-tracking files yaml formats}
 
-swift build -c release --package-path Benchmarks --product tessera-fuzz >&2
+# SKIP_BUILD=1: use the tessera-fuzz already built (a second run while the sources change).
+[ "${SKIP_BUILD:-0}" = 1 ] || swift build -c release --package-path Benchmarks --product tessera-fuzz >&2
 F=Benchmarks/.build/release/tessera-fuzz
 echo "seed $SEED, $TOTAL inputs per target in pieces of $PIECE, cores=$(nproc), $(date -u +%Y-%m-%dT%H:%MZ)"
 status=0
@@ -27,7 +30,7 @@ for target in $TARGETS; do
   [ "$target" = files ] && per=$((3 * RECORDS))
   runs=$(((TOTAL + per - 1) / per))
   piece=$(((PIECE + per - 1) / per))
-  first=0
+  first=$((START / per))
   : >"${TMPDIR:-/tmp}/tessera-fuzz-$target.log"
   while [ "$first" -lt "$runs" ]; do
     count=$piece

@@ -32,6 +32,9 @@ public final class PostgresStore: Store {
   let reconcile: Bool
   /// The writer role while this process holds it (see `acquireWriter`).
   let lease = Mutex(WriterLease())
+  /// Whether the server answers (watched on a connection of its own; see `Reachability`).
+  let reachability = Reachability()
+  let watcher: Task<Void, Never>?
 
   /// Opens the store at `url` (`postgres://user[:password]@host[:port]/database[?sslmode=disable|prefer|require]`),
   /// creating or upgrading the schema.
@@ -39,18 +42,16 @@ public final class PostgresStore: Store {
     let configuration = try Self.configuration(url: url, maximumConnections: maximumConnections)
     let sslmode = URLComponents(string: url)?.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
     if sslmode == "disable" { try await Self.probe(configuration) }
-    try await self.init(configuration: configuration, reconcile: reconcile)
+    try await self.init(
+      configuration: configuration, reconcile: reconcile,
+      watch: sslmode == "disable" ? Self.direct(configuration) : nil)
   }
 
   /// Connects once outside the pool, so a wrong host, login or database fails at once with the server's
   /// reason (the pool retries for a minute and then reports only that its circuit breaker tripped). Only for
   /// plain connections (`sslmode=disable`, the default): a TLS context is the pool's business.
   static func probe(_ c: PostgresClient.Configuration) async throws {
-    guard let host = c.host else { return }
-    var config = PostgresConnection.Configuration(
-      host: host, port: c.port ?? 5432, username: c.username, password: c.password, database: c.database,
-      tls: .disable)
-    config.options.connectTimeout = .seconds(5)
+    guard let host = c.host, let config = direct(c) else { return }
     let place = "\(host):\(c.port ?? 5432)/\(c.database ?? "")"
     do {
       let connection = try await PostgresConnection.connect(
@@ -62,14 +63,33 @@ public final class PostgresStore: Store {
     }
   }
 
-  public init(configuration: PostgresClient.Configuration, reconcile: Bool = true) async throws {
+  /// A plain connection's configuration to the pool's server (nil for a Unix socket).
+  static func direct(_ c: PostgresClient.Configuration) -> PostgresConnection.Configuration? {
+    guard let host = c.host else { return nil }
+    var config = PostgresConnection.Configuration(
+      host: host, port: c.port ?? 5432, username: c.username, password: c.password, database: c.database,
+      tls: .disable)
+    config.options.connectTimeout = .seconds(5)
+    return config
+  }
+
+  /// `watch`: a plain connection's configuration to watch the server on (`Reachability`); nil: not watched
+  /// (operations then wait for the pool while the server is away).
+  public init(
+    configuration: PostgresClient.Configuration, reconcile: Bool = true,
+    watch: PostgresConnection.Configuration? = nil
+  ) async throws {
     let client = PostgresClient(configuration: configuration)
     self.client = client
     self.runner = Task { await client.run() }
-    self.logger = Logger(label: "tessera.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+    let logger = Logger(label: "tessera.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+    self.logger = logger
+    let reachability = self.reachability
+    self.watcher = watch.map { config in Task { await reachability.watch(config, logger: logger) } }
     self.reconcile = reconcile
     do { try await migrate() } catch {
       runner.cancel()
+      watcher?.cancel()
       if error is StoreError { throw error }
       throw OpenError(
         place: "\(configuration.host ?? configuration.unixSocketPath ?? "?"):\(configuration.port ?? 5432)"
@@ -83,6 +103,8 @@ public final class PostgresStore: Store {
       holder.cancel()
       await holder.value
     }
+    watcher?.cancel()
+    await watcher?.value
     runner.cancel()
     _ = await runner.value
   }
@@ -139,6 +161,11 @@ public final class PostgresStore: Store {
   /// Runs `body` in one transaction on one pooled connection; retries it (up to 20 times, with a short
   /// randomised back-off) when PostgreSQL aborts it for a serialization failure or a deadlock.
   func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    try reachability.check()
+    do { return try await retrying(body) } catch { throw PostgresFault.classify(error) }
+  }
+
+  func retrying<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
     var attempt = 0
     while true {
       do {
@@ -166,7 +193,10 @@ public final class PostgresStore: Store {
 
   /// Runs reads on one pooled connection (no transaction: each statement sees what is committed).
   func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-    try await client.withConnection { conn in try await body(conn) }
+    try reachability.check()
+    do { return try await client.withConnection { conn in try await body(conn) } } catch {
+      throw PostgresFault.classify(error)
+    }
   }
 
   // MARK: - Schema

@@ -23,9 +23,10 @@ import TesseraStore
 /// stores its event. A follower asks for the writer role every `writerRetry`; when the writer dies its
 /// session's lock goes with it, a follower takes over, reads the state from the store and carries on.
 ///
-/// **Failures.** A transaction the store refuses fails its requests (503); the graph stops, the requests behind
-/// it fail too (their state was resolved on top of the failed one), and a new graph is built from what the store
-/// holds. A transaction refused as *stale* (a person erased by another process, a replay, a new writer) fails
+/// **Failures.** A transaction the store refuses fails its requests (503 with `Retry-After`); the graph stops,
+/// the requests behind it fail too (their state was resolved on top of the failed one), and a new graph is built
+/// from what the store holds. Until a commit succeeds again the pipeline is `degraded`: requests are answered
+/// 503 at once while it waits (0.25 s doubling to 5 s, `storeRetry`) before trying the store again. A transaction refused as *stale* (a person erased by another process, a replay, a new writer) fails
 /// nobody: its requests are submitted again to the next graph — or journaled, when this process is no longer
 /// the writer.
 ///
@@ -49,13 +50,31 @@ public final class LivePipeline: Sendable {
   public enum Failure: Error, Sendable, CustomStringConvertible {
     /// The server is shutting down and takes no more events.
     case closed
-    /// The store refused the group's transaction; nothing of it was stored.
-    case store(String)
+    /// The store refused the group's transaction, or cannot commit at all now (`degraded`); nothing of it was
+    /// stored. `retryAfter`: seconds until the pipeline tries the store again.
+    case store(String, retryAfter: Int)
     public var description: String {
       switch self {
       case .closed: return "the server is shutting down"
-      case .store(let m): return "the store could not commit: \(m)"
+      case .store(let m, let after): return "the store cannot commit: \(m); retry in \(after) s"
       }
+    }
+  }
+
+  /// Why the store cannot commit now, since when, and when the pipeline tries it again. Requests are answered
+  /// with `Failure.store` (503 and `Retry-After`) until then; the first commit that succeeds ends it.
+  public struct Degraded: Sendable {
+    public var reason: String
+    /// `StoreUnavailable.Kind`'s name, or `error` for a failure the store did not classify.
+    public var kind: String
+    public var since: Date
+    /// Failed attempts in a row.
+    public var failures: Int
+    public var retryAt: ContinuousClock.Instant
+    /// Whole seconds until the next attempt (at least 1: what `Retry-After` says).
+    public var retryAfter: Int {
+      let left = (retryAt - .now) / .seconds(1)
+      return max(1, Int(left.rounded(.up)))
     }
   }
 
@@ -97,6 +116,8 @@ public final class LivePipeline: Sendable {
     var inFlightJournal: Set<Int64> = []
     /// Wakes the running graph's journal reader (an append, a timer, `close()`).
     var journalRing: AsyncStream<Void>.Continuation?
+    /// Set while the store cannot commit.
+    var degraded: Degraded?
   }
 
   public let plan: PipelinePlan
@@ -130,6 +151,11 @@ public final class LivePipeline: Sendable {
   let backlog = Atomic<Int>(0)
   /// Profile partitions of the graph (and the lane's threads with acknowledge `journaled`).
   let workers: Int
+  /// How long the pipeline waits before trying a failing store again: the first wait, doubled after each
+  /// failure in a row up to the last.
+  let storeRetry: (first: Duration, last: Duration)
+  /// Whether `degraded` is set (read on every commit without taking the state's lock).
+  let isDegraded = Atomic<Bool>(false)
   /// The figures of the graph running now.
   public let monitor = GraphMonitor()
   /// Where each graph reports its stage figures.
@@ -140,6 +166,7 @@ public final class LivePipeline: Sendable {
     journalEvery: Duration = .milliseconds(100), writerRetry: Duration = .seconds(1),
     acknowledge: Acknowledge = .resolved, journalChunk: Int = 4096, journalGrace: Duration = .seconds(5),
     journalLimit: Int? = 1_000_000, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+    storeRetry: (first: Duration, last: Duration) = (.milliseconds(250), .seconds(5)),
     metrics: (any MetricsFactory)? = nil, onRole: (@Sendable (Role) -> Void)? = nil,
     onGroup: (@Sendable (GroupReport) -> Void)? = nil
   ) {
@@ -156,6 +183,7 @@ public final class LivePipeline: Sendable {
     self.journalGrace = journalGrace
     self.journalLimit = journalLimit
     self.workers = max(1, workers)
+    self.storeRetry = storeRetry
     (bell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     (intakeBell, ringIntake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
   }
@@ -173,6 +201,47 @@ public final class LivePipeline: Sendable {
   /// Journaled events waiting for the writer, as last seen (at most a second old; `Store.journalBacklog`).
   public var journalBacklog: Int { backlog.load(ordering: .relaxed) }
 
+  /// Why the store cannot commit, while it cannot (nil when it commits).
+  public var degraded: Degraded? { state.withLock { $0.degraded } }
+
+  /// A store operation failed: the pipeline is degraded until a commit succeeds, and waits longer before each
+  /// new attempt. Returns the failure to answer requests with.
+  @discardableResult
+  func storeFailed(_ error: any Error) -> Failure {
+    let kind = (error as? StoreUnavailable)?.kind.rawValue ?? "error"
+    let d = state.withLock { s -> Degraded in
+      let failures = (s.degraded?.failures ?? 0) + 1
+      var wait = storeRetry.first
+      for _ in 1..<min(failures, 16) { wait = min(storeRetry.last, wait * 2) }
+      let d = Degraded(
+        reason: String(describing: error), kind: kind, since: s.degraded?.since ?? Date(), failures: failures,
+        retryAt: .now + wait)
+      s.degraded = d
+      return d
+    }
+    isDegraded.store(true, ordering: .relaxed)
+    if let metrics {
+      Counter(label: "tessera_store_failures_total", dimensions: [("kind", kind)], factory: metrics).increment()
+    }
+    return .store(d.reason, retryAfter: d.retryAfter)
+  }
+
+  /// A commit (or a journal append) succeeded: the store is back.
+  func storeCommitted() {
+    guard isDegraded.load(ordering: .relaxed) else { return }
+    state.withLock { $0.degraded = nil }
+    isDegraded.store(false, ordering: .relaxed)
+  }
+
+  /// The failure to answer with while the store is degraded and its next attempt has not come yet.
+  func refusal() -> Failure? {
+    guard isDegraded.load(ordering: .relaxed) else { return nil }
+    return state.withLock { s in
+      guard let d = s.degraded, d.retryAt > .now else { return nil }
+      return .store(d.reason, retryAfter: d.retryAfter)
+    }
+  }
+
   // MARK: requests
 
   /// Stores a mapped batch (events and rejected records) and returns once it is committed, with what the
@@ -181,6 +250,7 @@ public final class LivePipeline: Sendable {
   public func submit(_ batch: MappedBatch) async throws -> ResolveStats {
     let source = batch.events.first?.source ?? batch.rejected.first?.source ?? ""
     while true {
+      if let refused = refusal() { throw refused }
       enum Path {
         case closed, journal, graph(StageGraph), wait
       }
@@ -203,7 +273,8 @@ public final class LivePipeline: Sendable {
         switch await ticket.outcome() {
         case .stored(let stats): return stats
         case .stale: continue
-        case .failed(let error): throw Failure.store(String(describing: error))
+        case .failed(let error as Failure): throw error
+        case .failed(let error): throw refusal() ?? storeFailed(error)
         }
       }
     }
@@ -214,6 +285,7 @@ public final class LivePipeline: Sendable {
     await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
       let now = state.withLock { s -> Bool in
         if s.closed || s.graph != nil || s.role == .follower || acknowledge == .journaled { return true }
+        if let d = s.degraded, d.retryAt > .now { return true }
         s.waiting.append(c)
         return false
       }
@@ -339,8 +411,16 @@ public final class LivePipeline: Sendable {
       case .closed: break
       case .drained: continue
       case .failed:
-        // Give a store that is failing a moment before the next graph reads it again.
-        try? await Task.sleep(for: .milliseconds(100))
+        // Give a store that is failing its time (doubling, up to `storeRetry.last`) before the next graph
+        // reads it again; requests meanwhile are answered 503 with `Retry-After`.
+        let nextTry = state.withLock { $0.degraded?.retryAt } ?? .now + storeRetry.first
+        await sleepOrBell(max(.zero, nextTry - .now), &bells)
+        // A lost database connection may have taken the writer role's session with it: ask again (an error
+        // means the store is still away; the next graph fails and waits again).
+        if (try? await store.acquireWriter()) == false {
+          become(.follower)
+          retryAt = ContinuousClock.now + writerRetry
+        }
         continue
       case .lost:
         become(.follower)
@@ -361,6 +441,16 @@ public final class LivePipeline: Sendable {
     }
     for s in left.0 { s.continuation.resume(throwing: Failure.closed) }
     for d in left.1 { d.continuation.resume(throwing: Failure.closed) }
+  }
+
+  /// Requests waiting for a graph look again now (a degraded store answers them 503 at once) rather than when
+  /// the store is back.
+  func wakeWaiting() {
+    let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+      defer { s.waiting = [] }
+      return s.waiting
+    }
+    for w in waiting { w.resume() }
   }
 
   func sleepOrBell(_ d: Duration, _ bells: inout AsyncStream<Void>.Iterator) async {
@@ -389,6 +479,8 @@ public final class LivePipeline: Sendable {
     do {
       loaded = try await PipelineState.load(config: config, from: store)
     } catch {
+      storeFailed(error)
+      wakeWaiting()
       return .failed
     }
     var options = StageGraph.Options(
@@ -459,7 +551,11 @@ public final class LivePipeline: Sendable {
       if closing { return .closed }
       return (try? await store.acquireWriter()) == true ? .drained : .lost
     }
-    graph.failOutstanding(.failed(Failure.store("an earlier group failed to commit: \(error)")))
+    // Requests behind the failed transaction were resolved on top of it: they fail too, and their clients send
+    // them again once the store commits (the events they hold are recognised by id then, never stored twice).
+    let failure = refusal() ?? storeFailed(error)
+    graph.failOutstanding(.failed(failure))
+    wakeWaiting()
     return closing ? .closed : .failed
   }
 
@@ -535,9 +631,11 @@ public final class LivePipeline: Sendable {
       receipt = try await store.appendJournal(
         group.flatMap(\.batch.events), rejected: group.flatMap(\.batch.rejected))
     } catch {
-      for s in group { s.continuation.resume(throwing: Failure.store(String(describing: error))) }
+      let failure = storeFailed(error)
+      for s in group { s.continuation.resume(throwing: failure) }
       return
     }
+    storeCommitted()
     if let b = receipt.backlog { backlog.store(b, ordering: .relaxed) }
     await waitForBacklog(receipt.backlog)
     var counted = Set<EventKey>()
@@ -588,8 +686,19 @@ struct LiveSink: CommitSink {
   let store: any Store
   let pipeline: LivePipeline
 
-  func commit(_ batch: CommitBatch) async throws { try await store.commit(batch) }
-  func committed(_ batch: CommitBatch, report: CommitReport) { pipeline.committed(batch, report) }
+  func commit(_ batch: CommitBatch) async throws {
+    do {
+      try await store.commit(batch)
+    } catch {
+      // Degraded before the transaction's requests are answered, so they say when to come back.
+      if case StoreError.stale = error {} else { pipeline.storeFailed(error) }
+      throw error
+    }
+  }
+  func committed(_ batch: CommitBatch, report: CommitReport) {
+    pipeline.storeCommitted()
+    pipeline.committed(batch, report)
+  }
 }
 
 extension ResolveStats {

@@ -13,18 +13,52 @@ public final class RunCounters: Sendable {
     public var profiles = 0
     /// Computed traits whose stored states belong to an older declaration (see `Resolver.unrestoredComputed`).
     public var unrestoredComputed: [String] = []
+    /// Per source: the events committed and the last of them (what a run that stopped had stored).
+    public var committedBySource: [String: SourceProgress] = [:]
+    /// When a store transaction first failed (how long the run took to stop after it).
+    public var failedAt: ContinuousClock.Instant?
+    public init() {}
+  }
+
+  /// A source's events committed so far, and the last one committed.
+  public struct SourceProgress: Sendable, Hashable {
+    public var events = 0
+    public var lastID = ""
+    public var lastTimestamp = Timestamp(microseconds: 0)
+    public init(events: Int = 0, lastID: String = "", lastTimestamp: Timestamp = Timestamp(microseconds: 0)) {
+      self.events = events
+      self.lastID = lastID
+      self.lastTimestamp = lastTimestamp
+    }
   }
   let state = Mutex(Snapshot())
   public init() {}
   public var snapshot: Snapshot { state.withLock { $0 } }
   func read(_ n: Int) { state.withLock { $0.recordsRead += n } }
   func unrestored(_ names: Set<String>) { state.withLock { $0.unrestoredComputed = names.sorted() } }
-  func committed(_ s: ResolveStats, profiles: Int?) {
+  func committed(_ s: ResolveStats, profiles: Int?, events: [StoredEvent] = []) {
+    // Events are committed in the order they were read: the last of a source is the furthest. Counted by runs
+    // of one source (a file's events come together), not one dictionary update per event.
+    var runs: [(source: String, count: Int, last: Int)] = []
+    for (i, e) in events.enumerated() {
+      if let r = runs.last, r.source == e.event.source {
+        runs[runs.count - 1].count += 1
+        runs[runs.count - 1].last = i
+      } else {
+        runs.append((e.event.source, 1, i))
+      }
+    }
     state.withLock {
       $0.committed.add(s)
       if let profiles { $0.profiles = profiles }
+      for r in runs {
+        $0.committedBySource[r.source, default: SourceProgress()].events += r.count
+        $0.committedBySource[r.source]?.lastID = events[r.last].event.id
+        $0.committedBySource[r.source]?.lastTimestamp = events[r.last].event.timestamp
+      }
     }
   }
+  func failed() { state.withLock { $0.failedAt = $0.failedAt ?? .now } }
 }
 
 /// What a run did.
@@ -224,9 +258,13 @@ public struct PipelineRunner: Sendable {
     } catch {
       // What was committed before the error or the cancellation is indexed now, not at the next writer's start,
       // so the store answers every query about it at once. In a task of its own: the store's writes refuse to
-      // start in a cancelled task.
-      let store = self.store
-      try? await Task { try await store.finishWriting() }.value
+      // start in a cancelled task. Not when the store cannot write: indexing would fail too (or take the last
+      // free pages) and keep the run from stopping at once; the next writer indexes what this run appended, and
+      // reads meanwhile include the unindexed tail.
+      if !(error is StoreUnavailable) {
+        let store = self.store
+        try? await Task { try await store.finishWriting() }.value
+      }
       throw error
     }
     try await store.finishWriting()
@@ -265,4 +303,22 @@ public final class GraphMonitor: Sendable {
   func attach(_ m: GraphMetrics) { current.withLock { $0 = m } }
   /// The running graph's figures; nil before it started.
   public var metrics: GraphMetrics? { current.withLock { $0 } }
+}
+
+/// What `tessera run` says when the store stopped it.
+public enum RunStopped {
+  /// Why the run stopped early, what each source had committed, and how to go on: `again` is the command line
+  /// (after `tessera`) to run once the cause is fixed; events already stored are recognised by id and skipped.
+  public static func message(_ what: String, advice: String, _ s: RunCounters.Snapshot, again: String) -> String {
+    var lines = ["error: \(what)", "  the run stopped; everything committed before is whole:"]
+    if s.committedBySource.isEmpty { lines.append("    nothing was committed by this run") }
+    let width = (s.committedBySource.keys.map(\.count).max() ?? 0) + 1
+    for (name, p) in s.committedBySource.sorted(by: { $0.key < $1.key }) {
+      lines.append(
+        "    " + (name + ":").padding(toLength: width, withPad: " ", startingAt: 0)
+          + "  \(p.events) events committed, the last `\(p.lastID)` (\(p.lastTimestamp.iso8601))")
+    }
+    lines.append("  to continue: \(advice); then run `tessera \(again)` again: events already stored are skipped")
+    return lines.joined(separator: "\n")
+  }
 }

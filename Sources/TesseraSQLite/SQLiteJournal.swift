@@ -157,31 +157,33 @@ extension SQLiteStore {
 
   public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
     // DEFERRED: an IMMEDIATE transaction would take the write lock of the attached main file as well.
-    let (appended, backlog) = try await intake.writeWithoutTransaction { db in
-      var appended = Set<EventKey>()
-      var backlog = 0
-      try db.inTransaction(.deferred) {
-        try db.execute(
-          sql: "DELETE FROM journal WHERE seq <= (SELECT value FROM store.meta WHERE key = 'journal_done')")
-        let insert = try db.cachedStatement(
-          sql: """
-            INSERT OR IGNORE INTO journal (source, id, type, name, timestamp, received_at, body, record)
-            SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
-            WHERE NOT EXISTS (
-              SELECT 1 FROM store.event_keys AS k JOIN store.events AS e ON e.seq = k.seq
-              WHERE k.key = ?9 AND e.source = ?1 AND e.id = ?2)
-            """)
-        for e in events {
-          try insert.execute(arguments: [
-            e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds,
-            StoredValue.encodeBody(e), e.record.map { Data($0.bytes) }, EventKey(source: e.source, id: e.id).logKey,
-          ])
-          if db.changesCount > 0 { appended.insert(EventKey(source: e.source, id: e.id)) }
+    let (appended, backlog) = try await SQLiteFault.classifying {
+      try await intake.writeWithoutTransaction { db in
+        var appended = Set<EventKey>()
+        var backlog = 0
+        try db.inTransaction(.deferred) {
+          try db.execute(
+            sql: "DELETE FROM journal WHERE seq <= (SELECT value FROM store.meta WHERE key = 'journal_done')")
+          let insert = try db.cachedStatement(
+            sql: """
+              INSERT OR IGNORE INTO journal (source, id, type, name, timestamp, received_at, body, record)
+              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+              WHERE NOT EXISTS (
+                SELECT 1 FROM store.event_keys AS k JOIN store.events AS e ON e.seq = k.seq
+                WHERE k.key = ?9 AND e.source = ?1 AND e.id = ?2)
+              """)
+          for e in events {
+            try insert.execute(arguments: [
+              e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds,
+              StoredValue.encodeBody(e), e.record.map { Data($0.bytes) }, EventKey(source: e.source, id: e.id).logKey,
+            ])
+            if db.changesCount > 0 { appended.insert(EventKey(source: e.source, id: e.id)) }
+          }
+          backlog = try Int.fetchOne(db, sql: Self.backlogSQL) ?? 0
+          return .commit
         }
-        backlog = try Int.fetchOne(db, sql: Self.backlogSQL) ?? 0
-        return .commit
+        return (appended, backlog)
       }
-      return (appended, backlog)
     }
     intakeCheckpointer.wrote(events.count)
     if !rejected.isEmpty {
@@ -239,8 +241,10 @@ extension SQLiteStore {
   /// the next checkpoint (`Checkpointer`; a commit counts its events).
   func writing<T: Sendable>(units: Int = 1, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
     defer { checkpointer.wrote(units) }
-    if BackgroundLane.isCurrent { return try blockingWrite(body) }
-    return try await pool.write(body)
+    return try await SQLiteFault.classifying {
+      if BackgroundLane.isCurrent { return try blockingWrite(body) }
+      return try await pool.write(body)
+    }
   }
 
   /// A read, on the lane's thread when called from a `BackgroundLane` (see `writing`).
@@ -263,5 +267,36 @@ extension SQLiteStore {
   private func blockingWrite<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
   private func blockingRead<T>(_ from: DatabasePool, _ body: (Database) throws -> T) throws -> T {
     try from.read(body)
+  }
+}
+
+/// SQLite's errors that mean the store cannot write (rather than a mistake in what was written), as
+/// `StoreUnavailable`: what `tessera run` stops on and `tessera serve` degrades on.
+enum SQLiteFault {
+  static func classify(_ error: any Error) -> any Error {
+    guard let e = error as? DatabaseError else { return error }
+    switch e.resultCode {
+    // SQLite reports ENOSPC, and a file past `max_page_count`, as SQLITE_FULL.
+    case .SQLITE_FULL: return StoreUnavailable(.diskFull, e.description)
+    case .SQLITE_IOERR, .SQLITE_CANTOPEN: return StoreUnavailable(.ioError, e.description)
+    case .SQLITE_READONLY: return StoreUnavailable(.readOnly, e.description)
+    default: return error
+    }
+  }
+
+  /// An error opening the store at `path`: a file system mounted read-only refuses even the opening (SQLite
+  /// cannot create the `-shm` and `-wal` files beside the store), as SQLITE_CANTOPEN.
+  static func opening(_ path: String, _ error: any Error) -> any Error {
+    guard error is DatabaseError else { return error }
+    var fs = statvfs()
+    let directory = (path as NSString).deletingLastPathComponent
+    if statvfs(directory.isEmpty ? "." : directory, &fs) == 0, fs.f_flag & UInt(ST_RDONLY) != 0 {
+      return StoreUnavailable(.readOnly, "`\(path)` is on a read-only file system (\(error))")
+    }
+    return classify(error)
+  }
+
+  static func classifying<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch { throw classify(error) }
   }
 }

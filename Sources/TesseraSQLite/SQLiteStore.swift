@@ -77,23 +77,43 @@ public final class SQLiteStore: Store {
       }
       try fresh.close()
     }
-    let pool = try DatabasePool(path: path, configuration: config)
-    // Refuse a newer schema before the migrator gets a chance to touch it.
-    try pool.read { db in
-      guard try db.tableExists("meta") else { return }
-      let found = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'") ?? 0
-      if found > Self.schemaVersion { throw StoreError.schemaTooNew(found: found, supported: Self.schemaVersion) }
+    do {
+      let pool = try DatabasePool(path: path, configuration: config)
+      // Refuse a newer schema before the migrator gets a chance to touch it.
+      try pool.read { db in
+        guard try db.tableExists("meta") else { return }
+        let found = try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'") ?? 0
+        if found > Self.schemaVersion { throw StoreError.schemaTooNew(found: found, supported: Self.schemaVersion) }
+      }
+      let intake = try Self.openIntake(path, config)
+      try Self.moveJournal(from: pool, to: intake)
+      try Self.migrator.migrate(pool)
+      try Self.numberJournalAfterCursor(main: pool, intake: intake)
+      self.pool = pool
+      self.intake = intake
+      self.checkpointer = try Checkpointer(
+        path: path, configuration: config, every: 8192, restartFrames: walRestartFrames)
+      self.intakeCheckpointer = try Checkpointer(path: path + "-intake", configuration: config, every: 4096)
+    } catch {
+      throw SQLiteFault.opening(path, error)
     }
-    let intake = try Self.openIntake(path, config)
-    try Self.moveJournal(from: pool, to: intake)
-    try Self.migrator.migrate(pool)
-    try Self.numberJournalAfterCursor(main: pool, intake: intake)
-    self.pool = pool
-    self.intake = intake
-    self.checkpointer = try Checkpointer(
-      path: path, configuration: config, every: 8192, restartFrames: walRestartFrames)
-    self.intakeCheckpointer = try Checkpointer(path: path + "-intake", configuration: config, every: 4096)
     self.path = path
+  }
+
+  /// Caps each of the store's files (the main file and the intake) at `bytes`, in whole pages; nil lifts the cap.
+  /// A transaction that would grow a file past it fails as on a full disk (`StoreUnavailable.diskFull`) and
+  /// stores nothing: a quota for the store, and how the tests fill a disk without a file system of their own.
+  public func limitSize(toBytes bytes: Int?) async throws {
+    // SQLite clamps the count to what the file holds already, and to its own largest.
+    let pages = bytes.map { max(1, $0 / Self.pageSize) } ?? Int(UInt32.max - 1)
+    for file in [pool, intake] {
+      try await file.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = \(pages)") }
+    }
+  }
+
+  /// Pages in the main file (4 KiB each), the write-ahead log's included.
+  public func pageCount() async throws -> Int {
+    try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0 }
   }
 
   /// Closes the files; the store must not be used afterwards.

@@ -382,7 +382,7 @@ extension SQLiteStore {
   public func finishWriting() async throws {
     try await writing { db in try Self.indexTail(db) }
     // The write-ahead log folded into the file and emptied: the store is one file at rest.
-    try await checkpointer.truncate()
+    try await SQLiteFault.classifying { try await checkpointer.truncate() }
   }
 
   /// Gives logged events another profile (a replay's result), in `events` and in `profile_events`.

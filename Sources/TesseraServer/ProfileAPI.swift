@@ -124,20 +124,37 @@ struct ProfileAPI: Sendable {
     return (limit, offset)
   }
 
+  /// `ok` (200) while the store commits; `degraded` (503, with `Retry-After`) while it cannot: the reason, since
+  /// when, and the failures in a row. Tracking calls get 503 meanwhile, and the server recovers by itself.
   func health() async throws -> Response {
     let depth = pipeline.queueDepth
+    var body: [String: Value] = [
+      "status": .string("ok"), "store": .string("ok"), "queued_events": .int(Int64(depth.events)),
+      "role": .string(pipeline.role.rawValue),
+    ]
+    var headers: HTTPFields = [:]
+    if let d = pipeline.degraded {
+      body["status"] = .string("degraded")
+      body["store"] = .string("failing")
+      body["reason"] = .string(d.reason)
+      body["kind"] = .string(d.kind)
+      body["since"] = .string(Timestamp(d.since).iso8601)
+      body["failures"] = .int(Int64(d.failures))
+      body["retry_after"] = .int(Int64(d.retryAfter))
+      headers[.retryAfter] = String(d.retryAfter)
+    }
     do {
       let stats = try await store.stats()
-      return JSONResponse.make(
-        .map([
-          "status": .string("ok"), "store": .string("ok"), "events": .int(Int64(stats.events)),
-          "profiles": .int(Int64(stats.profiles)), "queued_events": .int(Int64(depth.events)),
-          "role": .string(pipeline.role.rawValue),
-        ]))
+      body["events"] = .int(Int64(stats.events))
+      body["profiles"] = .int(Int64(stats.profiles))
     } catch {
-      throw APIError(
-        status: .serviceUnavailable, code: "store_unavailable", message: "the store does not answer: \(error)")
+      body["status"] = .string("degraded")
+      body["store"] = .string("failing")
+      body["reason"] = body["reason"] ?? .string("the store does not answer: \(error)")
     }
+    var response = JSONResponse.make(.map(body), status: body["status"] == .string("ok") ? .ok : .serviceUnavailable)
+    for h in headers { response.headers.append(h) }
+    return response
   }
 
   func profile(_ id: ProfileID) async throws -> Response {

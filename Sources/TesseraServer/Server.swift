@@ -95,6 +95,9 @@ public final class TesseraHTTPServer: Sendable {
     metrics.gauge("tessera_pipeline_queue_events") { Double(pipeline.queueDepth.events) }
     metrics.gauge("tessera_pipeline_writer") { pipeline.role == .writer ? 1 : 0 }
     metrics.gauge("tessera_journal_backlog") { Double(pipeline.journalBacklog) }
+    // 1 while the store cannot commit (tracking calls are answered 503); `tessera_store_failures_total` counts
+    // the failures by kind.
+    metrics.gauge("tessera_store_degraded") { pipeline.degraded == nil ? 0 : 1 }
     metrics.beforeRendering { pipeline.monitor.metrics?.refresh() }
   }
 

@@ -163,8 +163,11 @@ struct TrackingAPI: Sendable {
         throw APIError(
           status: .serviceUnavailable, code: "shutting_down", message: "the server is shutting down; retry shortly",
           headers: [.retryAfter: "1"])
-      case .store:
-        throw APIError(status: .serviceUnavailable, code: "store_unavailable", message: e.description)
+      case .store(_, let after):
+        metrics.increment("tessera_requests_refused_total", ["reason": "store_unavailable"])
+        throw APIError(
+          status: .serviceUnavailable, code: "store_unavailable", message: e.description,
+          headers: [.retryAfter: String(after)])
       }
     }
     metrics.increment("tessera_events_accepted_total", ["source": source.decl.name], by: Double(stats.events))

@@ -259,3 +259,49 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     }
   }
 }
+
+/// The store cannot write, or cannot be reached: a full disk, an I/O error, a read-only file system, a lost
+/// database connection. What the runtime stops on (`tessera run`) or degrades on (`tessera serve`: 503 and
+/// `Retry-After` until the store commits again). Each store turns its own errors into this one where it can
+/// tell; nothing of the transaction that failed was stored.
+public struct StoreUnavailable: Error, Sendable, CustomStringConvertible {
+  public enum Kind: String, Sendable, CaseIterable {
+    case diskFull = "disk_full"
+    case ioError = "io_error"
+    case readOnly = "read_only"
+    case connectionLost = "connection_lost"
+  }
+
+  public var kind: Kind
+  /// The store's own message (SQLite's, PostgreSQL's).
+  public var detail: String
+
+  public init(_ kind: Kind, _ detail: String) {
+    self.kind = kind
+    self.detail = detail
+  }
+
+  /// What happened, in a few words.
+  public var summary: String {
+    switch kind {
+    case .diskFull: return "the store's disk is full"
+    case .ioError: return "the store's file could not be read or written (I/O error)"
+    case .readOnly: return "the store is read-only"
+    case .connectionLost: return "the connection to the database was lost"
+    }
+  }
+
+  /// What to do about it.
+  public var advice: String {
+    switch kind {
+    case .diskFull: return "free space on the file system that holds the store (or raise its quota)"
+    case .ioError: return "check the disk that holds the store (the kernel log names the device)"
+    case .readOnly:
+      return "make the store's file and directory writable (a file system remounted read-only "
+        + "after errors needs checking first)"
+    case .connectionLost: return "bring the database server back (or check the network to it)"
+    }
+  }
+
+  public var description: String { "\(summary): \(detail)" }
+}

@@ -19,8 +19,12 @@ struct Run: AsyncParsableCommand {
       the same files adds nothing: events are recognised by their id. Ctrl-C stops cleanly; what was \
       committed stays whole and the next run continues.
 
-      Exit status: 0 on success, 1 on configuration errors, 2 when a source cannot be read, 130 when \
-      interrupted.
+      A store that cannot write (a full disk, an I/O error, a read-only file system, a lost database \
+      connection) stops the run at once: it says what happened, what each source had committed, and how to \
+      continue.
+
+      Exit status: 0 on success, 1 on configuration errors, 2 when a source cannot be read, 3 when --deliver \
+      left deliveries pending, 4 when the store could not write, 130 when interrupted.
       """)
 
   @Argument(help: "The pipeline file (e.g. pipelines/retail.yaml).")
@@ -67,7 +71,15 @@ struct Run: AsyncParsableCommand {
 
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
-    let storeFile = try await StoreLocation.open(store)
+    let again = CommandLine.arguments.dropFirst().map(Shell.quoted).joined(separator: " ")
+    let storeFile: any Store
+    do {
+      storeFile = try await StoreLocation.open(store)
+    } catch let e as StoreUnavailable {
+      FileHandle.standardError.write(
+        Data((RunStopped.message(e.description, advice: e.advice, .init(), again: again) + "\n").utf8))
+      throw ExitCode(4)
+    }
     var readers: [Int: any SourceReader] = [:]
     for (i, s) in plan.config.sources.enumerated() where s.kind != .http {
       readers[i] = FileSourceReader(source: s, batchSize: batchSize)
@@ -115,6 +127,21 @@ struct Run: AsyncParsableCommand {
       FileHandle.standardError.write(
         Data("interrupted: everything committed is whole; run again to continue from there\n".utf8))
       throw ExitCode(130)
+    } catch let e as StoreUnavailable {
+      ticker.cancel()
+      progress.clear()
+      FileHandle.standardError.write(
+        Data((RunStopped.message(e.description, advice: e.advice, runner.counters.snapshot, again: again) + "\n").utf8))
+      throw ExitCode(4)
+    } catch let e as StoreError {
+      ticker.cancel()
+      progress.clear()
+      FileHandle.standardError.write(
+        Data(
+          (RunStopped.message(
+            "the store refused a transaction: \(e)", advice: "see the message above", runner.counters.snapshot,
+            again: again) + "\n").utf8))
+      throw ExitCode(4)
     } catch let e as SourceError {
       ticker.cancel()
       progress.clear()

@@ -79,3 +79,12 @@ enum StoreLocation {
   /// or `tessera-tables.sqlite` beside the command when the store is PostgreSQL.
   static func tablePath(_ spec: String) -> String { isPostgres(spec) ? "tessera-tables.sqlite" : spec }
 }
+
+/// Words of a command line as a shell reads them back.
+enum Shell {
+  static func quoted(_ word: String) -> String {
+    let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=@,+%".contains($0) }
+    if plain && !word.isEmpty { return word }
+    return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+  }
+}

@@ -26,6 +26,8 @@ public final class PostgresCluster: Sendable {
   public let dir: String
   public let port: Int
   public let user: String
+  /// Extra server settings (`-c name=value …`), kept for restarts.
+  let settings: String
   let asRoot: Bool
 
   public struct Failed: Error, CustomStringConvertible {
@@ -40,15 +42,11 @@ public final class PostgresCluster: Sendable {
     try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
     dir = base
     port = try Self.freePort()
+    self.settings = settings
     do {
       if asRoot { try Self.run("/bin/chown", ["postgres:postgres", base]) }
       try command("initdb", ["-D", base + "/data", "-A", "trust", "-U", user, "--no-sync", "-E", "UTF8"])
-      try command(
-        "pg_ctl",
-        [
-          "-D", base + "/data", "-l", base + "/server.log", "-w", "-o",
-          "-h 127.0.0.1 -p \(port) -k \(base) -c fsync=off -c max_connections=200 \(settings)", "start",
-        ])
+      try startServer()
     } catch {
       stop()
       throw error
@@ -68,6 +66,22 @@ public final class PostgresCluster: Sendable {
       group.cancelAll()
     }
     return "postgres://\(user)@127.0.0.1:\(port)/\(name)"
+  }
+
+  /// Starts the server (again, after `stopServer`) on the same port with the same data.
+  public func startServer() throws {
+    try command(
+      "pg_ctl",
+      [
+        "-D", dir + "/data", "-l", dir + "/server.log", "-w", "-o",
+        "-h 127.0.0.1 -p \(port) -k \(dir) -c fsync=off -c max_connections=200 \(settings)", "start",
+      ])
+  }
+
+  /// Stops the server as an operator's restart does (`fast`: sessions are ended, transactions rolled back),
+  /// keeping its data for `startServer`.
+  public func stopServer() throws {
+    try command("pg_ctl", ["-D", dir + "/data", "-m", "fast", "-w", "stop"])
   }
 
   /// Stops the server (immediately) and removes the directory; safe to call twice.

@@ -76,7 +76,7 @@ struct Harness {
   static func start(
     pipeline: String = testPipeline, token: String? = Harness.token,
     acknowledge: LivePipeline.Acknowledge = .resolved, journalGrace: Duration = .seconds(5), dir reused: String? = nil,
-    deliver: Bool = false
+    deliver: Bool = false, store given: (any Store)? = nil
   ) async throws -> Harness {
     let dir =
       reused
@@ -86,7 +86,7 @@ struct Harness {
     let result = Compiler().compile(pipeline: dir + "/pipeline.yaml")
     let plan = try #require(result.plan, "\(result.rendered())")
     let storePath = dir + "/store.sqlite"
-    let store = try SQLiteStore(path: storePath)
+    let store = try given ?? SQLiteStore(path: storePath)
     let client = deliver ? DeliveryQueue.makeClient() : nil
     let engine = try client.map { client in
       let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }

@@ -376,6 +376,7 @@ public struct CommitStage: Stage {
     do {
       if !batch.isEmpty { try await sink.commit(batch) }
     } catch {
+      counters.failed()
       let outcome: Ticket.Outcome
       if case StoreError.stale = error { outcome = .stale } else { outcome = .failed(error) }
       for (t, _) in id.tickets { t.fail(outcome) }
@@ -389,7 +390,7 @@ public struct CommitStage: Stage {
       s.invalidIdentifiers = r.invalidIdentifiers
       r.ticket?.stored(s)
     }
-    counters.committed(stats, profiles: advances ? id.profiles : nil)
+    counters.committed(stats, profiles: advances ? id.profiles : nil, events: batch.events)
     let seconds = (ContinuousClock.now - started) / .seconds(1)
     sink.committed(
       batch, report: CommitReport(stats: stats, tickets: id.tickets.count, seconds: seconds, profiles: id.profiles))
