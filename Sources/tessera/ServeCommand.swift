@@ -107,7 +107,9 @@ struct ServeCommand: AsyncParsableCommand {
     try await server.run { port in
       FileHandle.standardError.write(
         Data(
-          "tessera serve: listening on http://\(host):\(port) (store \(store)\(token == nil ? ", profile API off" : ""))\n"
+          "tessera serve: listening on http://\(host):\(port) (store \(store)"
+            + (token == nil
+              ? ", profile API and console off)\n" : "); console at http://\(host):\(port)/ui (sign in with the token)\n")
             .utf8))
     }
   }
