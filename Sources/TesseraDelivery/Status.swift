@@ -23,7 +23,9 @@ public enum DeliveryStatus {
         "delivered": .int(Int64(s.delivered)), "delivered_items": .int(Int64(s.deliveredItems)),
       ])
     }
-    return .map(["destinations": .map(queues), "dead_letters": .list(dead.map(batch)), "failing": .list(failing.map(batch))])
+    return .map([
+      "destinations": .map(queues), "dead_letters": .list(dead.map(batch)), "failing": .list(failing.map(batch)),
+    ])
   }
 
   /// Reads the summary, up to `limit` dead letters and up to `limit` failing batches (pending after an attempt).

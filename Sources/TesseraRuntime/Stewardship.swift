@@ -1,5 +1,6 @@
 import Foundation
 import TesseraCompiler
+import TesseraIdentity
 import TesseraMatching
 import TesseraModel
 import TesseraStore
@@ -109,7 +110,8 @@ public enum Stewardship {
       for (k, v) in e.traits where traits[k] == nil && !v.isNull { traits[k] = v.plainText }
       for i in e.identifiers where identifiers[i.kind] == nil { identifiers[i.kind] = i.value }
     }
-    return (profile.description, { traits[$0] ?? identifiers[$0] })
+    let (t, i) = (traits, identifiers)
+    return (profile.description, { t[$0] ?? i[$0] })
   }
 
   /// Each comparison of `rule` between two sides: level, m, u, weight and the running total (the waterfall).

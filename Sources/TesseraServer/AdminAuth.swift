@@ -56,7 +56,7 @@ struct AdminAuth: Sendable {
       throw refused
     }
     if let origin = request.headers[.origin] {
-      let host = request.headers[.host] ?? request.head.authority ?? ""
+      let host = request.head.authority ?? ""
       guard let url = URL(string: origin), let h = url.host else { throw refused }
       let authority = url.port.map { "\(h):\($0)" } ?? h
       guard authority == host else { throw refused }

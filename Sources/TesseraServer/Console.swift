@@ -22,9 +22,11 @@ struct Console: Sendable {
   static func headers(_ contentType: String) -> HTTPFields {
     var h: HTTPFields = [
       .contentType: contentType, .contentSecurityPolicy: policy, .cacheControl: "no-store",
-      .xContentTypeOptions: "nosniff", .referrerPolicy: "no-referrer",
+      .xContentTypeOptions: "nosniff",
     ]
+    // Valid field names, so never nil in practice.
     if let name = HTTPField.Name("X-Frame-Options") { h[name] = "DENY" }
+    if let name = HTTPField.Name("Referrer-Policy") { h[name] = "no-referrer" }
     return h
   }
 
@@ -82,7 +84,8 @@ struct Console: Sendable {
       try auth.authorize(request)
       if let id = request.cookies[AdminAuth.cookie]?.value { auth.sessions.close(id) }
       var response = Self.json(.map(["signed_out": .bool(true)]))
-      response.setCookie(Cookie(name: AdminAuth.cookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
+      response.setCookie(
+        Cookie(name: AdminAuth.cookie, value: "", maxAge: 0, path: "/", httpOnly: true, sameSite: .strict))
       return response
     }
   }

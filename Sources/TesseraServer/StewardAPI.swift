@@ -69,7 +69,8 @@ struct StewardAPI: Sendable {
     let bytes = try await TrackingAPI.collect(request, limit: 64 << 10)
     if bytes.readableBytes == 0 { return [:] }
     let parsed = bytes.withUnsafeReadableBytes { raw in
-      try? JSON.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
+      try? JSON.parse(
+        UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
     }
     guard case .map(let m)? = parsed else {
       throw APIError(status: .badRequest, code: "bad_body", message: "send a JSON object")
@@ -125,7 +126,8 @@ struct StewardAPI: Sendable {
   func unmerge(_ live: ProfileID, _ body: [String: Value]) async throws -> Response {
     guard let text = body["merge"]?.stringValue, let absorbed = ProfileID(parsing: text) else {
       throw APIError(
-        status: .badRequest, code: "bad_body", message: "name the merge to undo: {\"merge\": \"prf_32\"} (its absorbed profile)")
+        status: .badRequest, code: "bad_body",
+        message: "name the merge to undo: {\"merge\": \"prf_32\"} (its absorbed profile)")
     }
     let plan = self.plan
     let store = self.store
@@ -163,7 +165,8 @@ struct StewardAPI: Sendable {
       guard let s = MatchLinkRecord.Status(rawValue: statusText) else {
         throw APIError(
           status: .badRequest, code: "bad_parameter",
-          message: "`status` is all or one of \(MatchLinkRecord.Status.allCases.map(\.rawValue).joined(separator: ", "))")
+          message:
+            "`status` is all or one of \(MatchLinkRecord.Status.allCases.map(\.rawValue).joined(separator: ", "))")
       }
       wanted = s
     }
@@ -217,7 +220,8 @@ struct StewardAPI: Sendable {
         return 0
       }
       let link = try await store.matchLinks(status: nil, limit: .max).first { $0.id == id }
-      let survivor = try await link.map { try await store.canonical($0.candidate) } ?? nil
+      var survivor: ProfileID?
+      if let link { survivor = try await store.canonical(link.candidate) }
       return JSONResponse.make(
         .map([
           "id": .int(id), "status": .string(link?.status.rawValue ?? status.rawValue), "merges": .int(Int64(merged)),

@@ -150,7 +150,8 @@ enum ReviewDecide {
     do {
       try await Stewardship.decide(ids, status, store: try SegmentsCommand.open(store))
     } catch let refusal as Stewardship.Refusal {
-      throw ValidationError(refusal.description.replacingOccurrences(of: "`tessera review`", with: "`tessera review --store \(store)`"))
+      throw ValidationError(
+        refusal.description.replacingOccurrences(of: "`tessera review`", with: "`tessera review --store \(store)`"))
     }
   }
 }

@@ -55,7 +55,8 @@ struct UnmergeCommand: AsyncParsableCommand {
     let m = undone.merge
     print(
       "unmerged \(m.absorbed) from \(m.survivor)"
-        + (undone.separated.map { " (\($0.0) and \($0.1) no longer link them)" } ?? " (the confirmed link is rejected)"))
+        + (undone.separated.map { " (\($0.0) and \($0.1) no longer link them)" } ?? " (the confirmed link is rejected)")
+    )
     print(undone.report.text, terminator: "")
   }
 }

@@ -91,6 +91,7 @@ struct Browser {
 
   @discardableResult
   func command(_ method: HTTPMethod, _ path: String, _ body: Value? = nil) async throws -> Value {
+    if ProcessInfo.processInfo.environment["TESSERA_BROWSER_TRACE"] != nil { print("webdriver \(method) \(path)") }
     let answer = try await Self.call(base, method, "/session/\(session)\(path)", body)
     if let error = answer.lookup(["value", "error"]).stringValue {
       throw Failure(description: "\(path): \(error): \(answer.lookup(["value", "message"]).stringValue ?? "")")
@@ -112,8 +113,9 @@ struct Browser {
     while true {
       let answer = try await Self.call(
         base, .POST, "/session/\(session)/element", .map(["using": .string("css selector"), "value": .string(css)]))
-      if case .map(let m) = answer.lookup(["value"]), let id = m.first(where: { $0.key.hasPrefix("element-") })?.value
-        .stringValue
+      if case .map(let m) = answer.lookup(["value"]),
+        let id = m.first(where: { $0.key.hasPrefix("element-") })?.value
+          .stringValue
       {
         return id
       }
@@ -181,7 +183,7 @@ struct Browser {
 
   func quit() async {
     _ = try? await Self.call(base, .DELETE, "/session/\(session)")
+    // Not `waitUntilExit()`: it can wait forever on a concurrency thread (it spins a run loop).
     process.terminate()
-    process.waitUntilExit()
   }
 }
