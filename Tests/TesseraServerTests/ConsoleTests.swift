@@ -193,10 +193,11 @@ struct ConsoleTests {
       #expect(refused.contains("user_id"), "\(refused)")
       let rows = try await b.run("return document.querySelectorAll('#timeline tbody tr').length")
       #expect((rows.doubleValue ?? 0) >= 3, "\(rows)")
+      try await b.screenshot("console-profile")
       try await b.click("#merges button.why")
       _ = try await b.find("#explanation h2")
       #expect(try await b.text("#explanation").contains("linked them on"))
-      try await b.screenshot("console-profile")
+      try await b.screenshot("console-why")
 
       try await b.click("#merges button.unmerge")
       try await b.wait("the confirmation", "return document.getElementById('confirm').open")
