@@ -183,7 +183,10 @@ struct Browser {
 
   func quit() async {
     _ = try? await Self.call(base, .DELETE, "/session/\(session)")
+    // chromedriver stays up after SIGTERM: its own /shutdown ends it (and its browsers), SIGKILL if not.
     // Not `waitUntilExit()`: it can wait forever on a concurrency thread (it spins a run loop).
-    process.terminate()
+    _ = try? await Self.call(base, .GET, "/shutdown")
+    try? await Task.sleep(for: .milliseconds(200))
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
   }
 }
