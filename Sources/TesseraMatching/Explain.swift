@@ -79,9 +79,12 @@ public struct Explanation: Sendable {
     return out.joined(separator: "\n")
   }
 
-  public func json() -> String {
+  public func json() -> String { JSON.encode(value) }
+
+  /// The explanation as a JSON value (what `json()` prints).
+  public var value: Value {
     func num(_ x: Double?) -> Value { x.map { .double($0) } ?? .null }
-    let value: Value = .map([
+    return .map([
       "left": .string(leftId), "right": .string(rightId), "prior": .double(prior), "prior_weight": .double(priorWeight),
       "match_weight": .double(weight), "match_probability": .double(probability), "decision": .string(decision),
       "comparisons": .list(
@@ -94,7 +97,6 @@ public struct Explanation: Sendable {
           ])
         }),
     ])
-    return JSON.encode(value)
   }
 
   /// A waterfall chart: a bar per comparison from the running total before it to the one after, green when

@@ -30,8 +30,9 @@ import TesseraStore
 /// nobody: its requests are submitted again to the next graph — or journaled, when this process is no longer
 /// the writer.
 ///
-/// **Deletion** stops taking requests into the graph, lets the graph commit everything it holds, erases the
-/// person, and builds a new graph from the store (which now suppresses the person's identifiers).
+/// **Deletion** (and every `exclusive` admin action: unmerge, confirming a link) stops taking requests into the
+/// graph, lets the graph commit everything it holds, erases the person (or does the action), and builds a new
+/// graph from the store (which now suppresses the person's identifiers).
 public final class LivePipeline: Sendable {
   /// What a store transaction did, for metrics.
   public struct GroupReport: Sendable {
@@ -95,9 +96,11 @@ public final class LivePipeline: Sendable {
     var batch: MappedBatch
     var continuation: CheckedContinuation<ResolveStats, any Error>
   }
-  struct DeletionRequest: Sendable {
-    var person: String
-    var continuation: CheckedContinuation<Deletion.Outcome?, any Error>
+  /// Work that needs the store to itself (an erasure, an unmerge, a confirmed link): run between two graphs.
+  struct Exclusive: Sendable {
+    var run: @Sendable () async -> Void
+    /// Answers the caller when the pipeline closes before the work ran.
+    var fail: @Sendable (any Error) -> Void
   }
   struct State: Sendable {
     /// The running writer graph that takes requests; nil while there is none (starting, rebuilding, follower).
@@ -107,7 +110,7 @@ public final class LivePipeline: Sendable {
     /// Requests to journal (a follower's, or all with acknowledge `journaled`).
     var intake: [Submission] = []
     var intakeEvents = 0
-    var deletions: [DeletionRequest] = []
+    var exclusives: [Exclusive] = []
     var closed = false
     var role = Role.starting
     /// Set by `close()`: the journal is resolved until then, and what is left waits for the next writer.
@@ -308,10 +311,25 @@ public final class LivePipeline: Sendable {
 
   /// Erases the person `person` (`kind:value` or a profile id) between two groups; nil when no profile matches.
   public func delete(_ person: String) async throws -> Deletion.Outcome? {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Deletion.Outcome?, any Error>) in
+    try await exclusive { [self] in
+      guard let profile = try await PersonLookup.resolve(person, in: store, config: config) else { return nil }
+      return try await Deletion.erase(profile, in: store, config: config, at: Timestamp(Date()))
+    }
+  }
+
+  /// Runs `work` with the store to itself: the running graph takes no new request, commits everything it holds
+  /// and stops; `work` runs; a new graph is built from what the store then holds. The admin actions that
+  /// rewrite the identity graph (erasure, unmerge, confirming a candidate link) go through here. A follower runs
+  /// `work` at once (it has no graph; work that needs the writer role refuses itself).
+  public func exclusive<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+      let job = Exclusive(
+        run: {
+          do { c.resume(returning: try await work()) } catch { c.resume(throwing: error) }
+        }, fail: { c.resume(throwing: $0) })
       let accepted = state.withLock { s in
         guard !s.closed else { return false }
-        s.deletions.append(DeletionRequest(person: person, continuation: c))
+        s.exclusives.append(job)
         return true
       }
       if accepted { ring.yield() } else { c.resume(throwing: Failure.closed) }
@@ -386,15 +404,15 @@ public final class LivePipeline: Sendable {
     var bells = bell.makeAsyncIterator()
     var retryAt = ContinuousClock.now
     while true {
-      let (closed, deletions) = state.withLock { s in
-        defer { s.deletions = [] }
-        return (s.closed, s.deletions)
+      let (closed, exclusives) = state.withLock { s in
+        defer { s.exclusives = [] }
+        return (s.closed, s.exclusives)
       }
-      if closed && role != .writer { for d in deletions { _ = await erase(d) } }
+      if closed && role != .writer { for d in exclusives { await d.run() } }
       if closed { break }
       // The writer role: asked for at start, and by a follower every `writerRetry`.
       if role != .writer {
-        for d in deletions { _ = await erase(d) }
+        for d in exclusives { await d.run() }
         if ContinuousClock.now >= retryAt, (try? await store.acquireWriter()) == true {
           become(.writer)
         } else {
@@ -403,8 +421,8 @@ public final class LivePipeline: Sendable {
           await sleepOrBell(writerRetry, &bells)
           continue
         }
-      } else if !deletions.isEmpty {
-        for d in deletions { _ = await erase(d) }
+      } else {
+        for d in exclusives { await d.run() }
       }
       let ended = await runGraph(&bells, lane: lane)
       switch ended {
@@ -435,12 +453,12 @@ public final class LivePipeline: Sendable {
       defer {
         s.intake = []
         s.intakeEvents = 0
-        s.deletions = []
+        s.exclusives = []
       }
-      return (s.intake, s.deletions)
+      return (s.intake, s.exclusives)
     }
     for s in left.0 { s.continuation.resume(throwing: Failure.closed) }
-    for d in left.1 { d.continuation.resume(throwing: Failure.closed) }
+    for d in left.1 { d.fail(Failure.closed) }
   }
 
   /// Requests waiting for a graph look again now (a degraded store answers them 503 at once) rather than when
@@ -526,7 +544,7 @@ public final class LivePipeline: Sendable {
     var stopping = false
     while !stopping {
       _ = await bells.next()
-      let (closed, deleting) = state.withLock { ($0.closed, !$0.deletions.isEmpty) }
+      let (closed, deleting) = state.withLock { ($0.closed, !$0.exclusives.isEmpty) }
       let failed = outcome.withLock { $0 != nil }
       stopping = closed || deleting || failed
     }
@@ -661,22 +679,6 @@ public final class LivePipeline: Sendable {
     while !state.withLock({ $0.closed }), let b = try? await store.journalBacklog(), b > limit {
       backlog.store(b, ordering: .relaxed)
       try? await Task.sleep(for: .milliseconds(50))
-    }
-  }
-
-  /// Erases a person in the store and answers the request; true when something was erased.
-  func erase(_ d: DeletionRequest) async -> Bool {
-    do {
-      guard let profile = try await PersonLookup.resolve(d.person, in: store, config: config) else {
-        d.continuation.resume(returning: nil)
-        return false
-      }
-      let outcome = try await Deletion.erase(profile, in: store, config: config, at: Timestamp(Date()))
-      d.continuation.resume(returning: outcome)
-      return true
-    } catch {
-      d.continuation.resume(throwing: error)
-      return false
     }
   }
 }

@@ -11,17 +11,17 @@ struct ProfileAPI: Sendable {
   let store: any Store
   let pipeline: LivePipeline
   let metrics: ServerMetrics
-  /// nil: the admin API is off (every call answers 401 saying how to turn it on).
-  let token: String?
+  /// Who may call it; without a token the admin API is off (every call answers 401 saying how to turn it on).
+  let auth: AdminAuth
   /// Maps logged records as the pipeline's sources do, for the events' fields.
   let reader: EventReader
 
-  init(config: PipelineConfig, store: any Store, pipeline: LivePipeline, metrics: ServerMetrics, token: String?) {
+  init(config: PipelineConfig, store: any Store, pipeline: LivePipeline, metrics: ServerMetrics, auth: AdminAuth) {
     self.config = config
     self.store = store
     self.pipeline = pipeline
     self.metrics = metrics
-    self.token = token
+    self.auth = auth
     self.reader = EventReader(config: config)
   }
 
@@ -61,23 +61,7 @@ struct ProfileAPI: Sendable {
     }
   }
 
-  func authorize(_ request: Request) throws {
-    guard let token else {
-      throw APIError.unauthorized(
-        "the profile API is off: start the server with TESSERA_ADMIN_TOKEN set and send it as `Authorization: Bearer TOKEN`",
-        scheme: "Bearer")
-    }
-    guard let header = request.headers[.authorization] else {
-      throw APIError.unauthorized("send the admin token as `Authorization: Bearer TOKEN`", scheme: "Bearer")
-    }
-    let parts = header.split(separator: " ", maxSplits: 1)
-    // Compared in full whatever the first difference, so the time taken says nothing about the token.
-    let given = parts.count == 2 && parts[0].lowercased() == "bearer" ? Array(parts[1].utf8) : []
-    let expected = Array(token.utf8)
-    var diff = given.count == expected.count ? 0 : 1
-    for (i, b) in expected.enumerated() { diff |= Int(b ^ (i < given.count ? given[i] : 0)) }
-    guard diff == 0 else { throw APIError.unauthorized("the admin token is wrong", scheme: "Bearer") }
-  }
+  func authorize(_ request: Request) throws { try auth.authorize(request) }
 
   func identifierParameter(_ request: Request) throws -> String {
     guard let v = request.uri.queryParameters.get("identifier"), !v.isEmpty else {
@@ -206,7 +190,7 @@ struct ProfileAPI: Sendable {
             .map([
               "kept": .string($0.kept.description), "other": $0.other.map { .string($0.description) } ?? .null,
               "kind": .string($0.kind), "reason": .string($0.reason), "event_id": .string($0.eventID),
-              "at": .timestamp($0.at),
+              "identifiers": .list($0.identifiers.map { .string($0.description) }), "at": .timestamp($0.at),
             ])
           }),
       ]))
@@ -227,10 +211,21 @@ struct ProfileAPI: Sendable {
     return .map(out)
   }
 
-  /// Newest first. The store answers "the newest N", so a page is cut from the newest offset + limit + 1.
+  /// Newest first, optionally of one `source` and one `type`. The store answers "the newest N", so a page is cut
+  /// from the newest offset + limit + 1 (filtered pages read up to `maxFiltered` events).
   func events(_ id: ProfileID, _ request: Request) async throws -> Response {
     let (limit, offset) = try page(request)
-    let rows = try await store.events(of: id, limit: offset + limit + 1)
+    let q = request.uri.queryParameters
+    let source = q.get("source").flatMap { $0.isEmpty ? nil : $0 }
+    let type = q.get("type").flatMap { $0.isEmpty ? nil : $0 }
+    var rows: [StoredEvent]
+    if source == nil && type == nil {
+      rows = try await store.events(of: id, limit: offset + limit + 1)
+    } else {
+      rows = try await store.events(of: id, limit: Self.maxFiltered).filter {
+        (source == nil || $0.event.source == source) && (type == nil || $0.event.type == type)
+      }
+    }
     let items = rows.dropFirst(offset).prefix(limit)
     let more = rows.count > offset + limit
     return JSONResponse.make(
@@ -239,6 +234,9 @@ struct ProfileAPI: Sendable {
         "next_cursor": more ? .string(String(offset + limit)) : .null,
       ]))
   }
+
+  /// The newest events a filtered timeline looks through.
+  static let maxFiltered = 100_000
 
   func segments() async throws -> Response {
     let counts = try await store.segmentCounts()

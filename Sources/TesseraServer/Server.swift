@@ -64,6 +64,8 @@ public final class TesseraHTTPServer: Sendable {
   /// Sends the outbox to the pipeline's destinations while the server runs (nil: changes stay queued for
   /// `tessera deliver`).
   public let deliveries: DeliveryEngine?
+  /// The admin token and the console's sessions.
+  let auth: AdminAuth
   let group = Mutex<ServiceGroup?>(nil)
   let stopRequested = Mutex(false)
 
@@ -76,6 +78,7 @@ public final class TesseraHTTPServer: Sendable {
     self.store = store
     self.options = options
     self.deliveries = deliveries
+    self.auth = AdminAuth(token: options.adminToken)
     let metrics = ServerMetrics()
     self.metrics = metrics
     self.pipeline = LivePipeline(
@@ -106,8 +109,10 @@ public final class TesseraHTTPServer: Sendable {
     let router = Router(context: BasicRequestContext.self)
     router.add(middleware: AccessMiddleware(metrics: metrics))
     TrackingAPI(config: config, pipeline: pipeline, metrics: metrics).register(on: router)
-    ProfileAPI(config: config, store: store, pipeline: pipeline, metrics: metrics, token: options.adminToken)
-      .register(on: router)
+    let profiles = ProfileAPI(config: config, store: store, pipeline: pipeline, metrics: metrics, auth: auth)
+    profiles.register(on: router)
+    StewardAPI(plan: plan, store: store, pipeline: pipeline, profiles: profiles).register(on: router)
+    Console(auth: auth).register(on: router)
     if options.benchmarkRoutes {
       router.post("/bench/noop") { request, _ in
         _ = try await TrackingAPI.collect(request, limit: HTTPDefaults.maxRequestBytes)

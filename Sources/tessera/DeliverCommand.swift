@@ -104,34 +104,9 @@ struct DeliveriesCommand: AsyncParsableCommand {
 
     func run() async throws {
       let db = try await StoreLocation.open(store, mustExist: true)
-      let summary = try await db.outboxSummary().filter { destination == nil || $0.key == destination }
-      let dead = try await db.deliveryBatches(status: .dead, destination: destination, limit: limit)
-      let failing = try await db.deliveryBatches(status: .pending, destination: destination, limit: limit)
-        .filter { $0.attempts > 0 }
+      let (summary, dead, failing) = try await DeliveryStatus.read(db, destination: destination, limit: limit)
       switch format {
-      case .json:
-        func batch(_ b: DeliveryBatchRecord) -> Value {
-          .map([
-            "id": .int(b.id), "destination": .string(b.destination), "idempotency_key": .string(b.key),
-            "status": .string(b.status.rawValue), "attempts": .int(Int64(b.attempts)), "items": .int(Int64(b.items)),
-            "last_status": b.lastStatus.map { .int(Int64($0)) } ?? .null, "last_error": .string(b.lastError),
-            "next_attempt_at": .string(b.nextAttemptAt.iso8601),
-          ])
-        }
-        var queues: [String: Value] = [:]
-        for (name, s) in summary {
-          queues[name] = .map([
-            "queued": .int(Int64(s.queued)), "pending": .int(Int64(s.pending)), "failing": .int(Int64(s.failing)),
-            "sending": .int(Int64(s.sending)), "dead": .int(Int64(s.dead)), "dead_items": .int(Int64(s.deadItems)),
-            "delivered": .int(Int64(s.delivered)), "delivered_items": .int(Int64(s.deliveredItems)),
-          ])
-        }
-        print(
-          JSON.encode(
-            .map([
-              "destinations": .map(queues), "dead_letters": .list(dead.map(batch)),
-              "failing": .list(failing.map(batch)),
-            ])))
+      case .json: print(JSON.encode(DeliveryStatus.json(summary: summary, dead: dead, failing: failing)))
       case .text:
         if summary.isEmpty { print("no deliveries in \(store)") }
         for name in summary.keys.sorted() {

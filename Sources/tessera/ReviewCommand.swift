@@ -109,16 +109,20 @@ enum ReviewDecide {
     var now: String?
 
     func run() async throws {
-      try await ReviewDecide.decide(ids, .confirmed, store: store)
       guard let pipeline else {
+        try await ReviewDecide.decide(ids, .confirmed, store: store)
         print("confirmed \(ids.count) link\(ids.count == 1 ? "" : "s"); they merge at the next `tessera run`")
         return
       }
       let plan = try PipelineOptions.compile(pipeline)
       // A run without sources: the resolver starts from the store, applies the decisions, commits.
-      var runner = PipelineRunner(plan: plan, store: try SQLiteStore(path: store), readers: [:])
-      if let t = try PipelineOptions.now(now) { runner.now = t }
-      let summary = try await runner.run()
+      let summary: RunSummary
+      do {
+        summary = try await Stewardship.confirm(
+          ids, plan: plan, store: try SQLiteStore(path: store), now: try PipelineOptions.now(now) ?? Timestamp(Date()))
+      } catch let refusal as Stewardship.Refusal {
+        throw ValidationError(refusal.description)
+      }
       print(
         "confirmed \(ids.count) link\(ids.count == 1 ? "" : "s"): \(summary.stats.merges) merged, \(summary.stats.conflicts) refused by limits; \(summary.profiles) profiles in store"
       )
@@ -143,14 +147,11 @@ enum ReviewDecide {
 
   /// Records a decision on links that are waiting for review.
   static func decide(_ ids: [Int64], _ status: MatchLinkRecord.Status, store: String) async throws {
-    let db = try SegmentsCommand.open(store)
-    let waiting = Set(try await db.matchLinks(status: .review, limit: .max).map(\.id))
-    for id in ids where !waiting.contains(id) {
+    do {
+      try await Stewardship.decide(ids, status, store: try SegmentsCommand.open(store))
+    } catch let refusal as Stewardship.Refusal {
       throw ValidationError(
-        "link \(id) is not waiting for review; `tessera review --store \(store)` lists those that are")
+        refusal.description.replacingOccurrences(of: "`tessera review`", with: "`tessera review --store \(store)`"))
     }
-    var batch = CommitBatch()
-    batch.linkStatus = ids.map { LinkStatusChange($0, to: status) }
-    try await db.commit(batch)
   }
 }

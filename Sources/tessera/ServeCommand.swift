@@ -105,10 +105,11 @@ struct ServeCommand: AsyncParsableCommand {
   func serve(_ server: TesseraHTTPServer) async throws {
     let token = server.options.adminToken
     try await server.run { port in
+      let where_ =
+        token == nil
+        ? ", profile API and console off)" : "); console at http://\(host):\(port)/ui (sign in with the token)"
       FileHandle.standardError.write(
-        Data(
-          "tessera serve: listening on http://\(host):\(port) (store \(store)\(token == nil ? ", profile API off" : ""))\n"
-            .utf8))
+        Data("tessera serve: listening on http://\(host):\(port) (store \(store)\(where_)\n".utf8))
     }
   }
 }

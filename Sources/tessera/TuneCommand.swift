@@ -4,6 +4,7 @@ import TesseraCompiler
 import TesseraConnectors
 import TesseraMatching
 import TesseraModel
+import TesseraRuntime
 import TesseraSQLite
 import TesseraStore
 
@@ -192,38 +193,31 @@ struct ExplainCommand: AsyncParsableCommand {
 
   func run() async throws {
     let inputs = try options.inputs()
-    var set: RecordSet
-    var i = 0
-    var j = 1
+    let explanation: Explanation
     if !records.isEmpty {
       // Term frequencies come from all records of the files, as in `tessera link`.
-      set = try await inputs.load(files: records, idColumn: options.idColumn, truthColumn: nil)
+      let set = try await inputs.load(files: records, idColumn: options.idColumn, truthColumn: nil)
       guard let ia = set.ids.firstIndex(of: a) else {
         throw ValidationError("no record `\(a)` in \(records.joined(separator: ", "))")
       }
       guard let ib = set.ids.firstIndex(of: b) else {
         throw ValidationError("no record `\(b)` in \(records.joined(separator: ", "))")
       }
-      (i, j) = (ia, ib)
+      explanation = Explanation(model: inputs.model, records: set, ia, ib)
     } else if let store {
       guard FileManager.default.fileExists(atPath: store) else { throw ValidationError("no store at `\(store)`") }
       let db = try SQLiteStore(path: store)
-      var builder = RecordSetBuilder(model: inputs.model, rule: inputs.rule, config: inputs.config)
+      var sides: [Stewardship.Side] = []
       for name in [a, b] {
         let id = try await ProfileCommand.resolve(name, in: db, pipeline: options.rules)
         guard let id else { throw ValidationError("no profile `\(name)` in \(store)") }
-        let traits = try await db.traits(of: id)
-        let identifiers = try await db.identifiers(of: id)
-        builder.append(id: id.description) { field in
-          if let t = traits.first(where: { $0.trait == field }) { return t.value.isNull ? nil : t.value.plainText }
-          return identifiers.first(where: { $0.0.kind == field })?.0.value
-        }
+        sides.append(try await Stewardship.side(of: id, in: db))
       }
-      set = builder.finish()
+      explanation = Stewardship.explain(
+        sides[0], sides[1], rule: inputs.rule, config: inputs.config, model: inputs.model)
     } else {
       throw ValidationError("give --records FILE… (A and B are record ids) or --store PATH (A and B are profiles)")
     }
-    let explanation = Explanation(model: inputs.model, records: set, i, j)
     switch format {
     case .text: print(explanation.table())
     case .json: print(explanation.json())

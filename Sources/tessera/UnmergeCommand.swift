@@ -44,32 +44,19 @@ struct UnmergeCommand: AsyncParsableCommand {
     guard let absorbed = ProfileID(parsing: merge) else {
       throw ValidationError("--merge takes a profile id like prf_32")
     }
-    let merges = try await db.merges(involving: live)
-    guard let m = merges.last(where: { $0.absorbed == absorbed }) else {
-      let listed = merges.map { "\($0.absorbed) → \($0.survivor)" }.joined(separator: ", ")
-      throw ValidationError(
-        "\(live) has no merge absorbing \(absorbed)" + (listed.isEmpty ? "" : "; its merges: \(listed)"))
+    let undone: Stewardship.Unmerged
+    do {
+      undone = try await Stewardship.unmerge(
+        live, absorbed: absorbed, plan: plan, store: db, now: at,
+        workers: ProcessInfo.processInfo.activeProcessorCount)
+    } catch let refusal as Stewardship.Refusal {
+      throw ValidationError(refusal.description)
     }
-    var batch = CommitBatch()
-    if m.evidence.count >= 2 {
-      batch.separations = [Separation(m.evidence[0], m.evidence[1])]
-    } else {
-      let links = try await db.matchLinks(status: .merged, limit: .max).filter {
-        Set([$0.profile, $0.candidate]) == Set([m.absorbed, m.survivor])
-      }
-      guard !links.isEmpty else {
-        throw ValidationError(
-          "the merge \(m.absorbed) → \(m.survivor) (rule \(m.rule)) has no identifier pair or confirmed link to undo")
-      }
-      batch.linkStatus = links.map { LinkStatusChange($0.id, to: .rejected) }
-    }
-    try await db.commit(batch)
-    let report = try await ReplayReport.apply(
-      plan: plan, store: db, now: at, workers: ProcessInfo.processInfo.activeProcessorCount)
+    let m = undone.merge
     print(
       "unmerged \(m.absorbed) from \(m.survivor)"
-        + (m.evidence.count >= 2
-          ? " (\(m.evidence[0]) and \(m.evidence[1]) no longer link them)" : " (the confirmed link is rejected)"))
-    print(report.text, terminator: "")
+        + (undone.separated.map { " (\($0.0) and \($0.1) no longer link them)" } ?? " (the confirmed link is rejected)")
+    )
+    print(undone.report.text, terminator: "")
   }
 }
