@@ -207,8 +207,8 @@ public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
     case .levenshtein(let n): return "levenshtein <= \(n)"
     case .damerauLevenshtein(let n): return "damerau_levenshtein <= \(n)"
     case .tokenSet(let t): return "token_set >= \(t)"
-    case .within(let n, let u): return Self.within(n, u)
-    case .seenWithin(let n, let u): return Self.within(n, u)
+    case .within(let n, let u): return Self.withinText(n, u)
+    case .seenWithin(let n, let u): return Self.withinText(n, u)
     case .transposedDayMonth: return "transposed_day_month"
     case .soundex: return "soundex"
     case .nickname: return "nickname"
@@ -216,7 +216,7 @@ public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
     }
   }
 
-  static func within(_ n: Double, _ u: TimeUnit?) -> String {
+  static func withinText(_ n: Double, _ u: TimeUnit?) -> String {
     let count = Value.double(n).description.replacingOccurrences(of: ".0", with: "")
     let unit = u.map { n == 1 ? " " + String($0.rawValue.dropLast()) : " " + $0.rawValue } ?? ""
     return "within \(count)\(unit)"

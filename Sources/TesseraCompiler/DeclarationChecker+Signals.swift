@@ -52,9 +52,10 @@ extension DeclarationChecker {
         if kinds.contains(name) {
           rule.keepApart.append(name)
         } else {
+          let hint = Suggest.didYouMean(name, in: kinds)
           sink.error(
-            "unknown identifier kind `\(name)` in `keep_apart` of \(what)" + Suggest.didYouMean(name, in: kinds),
-            at: node)
+            "unknown identifier kind `\(name)` in `keep_apart` of \(what)"
+              + (hint.isEmpty ? "; kinds are \(kinds.joined(separator: ", "))" : hint), at: node)
         }
       }
     } else if readsSignals {

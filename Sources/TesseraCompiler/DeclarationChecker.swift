@@ -605,7 +605,7 @@ struct DeclarationChecker {
                   l.level = .seenWithin(n, unit)
                 } else if signal {
                   sink.error(
-                    "`within \(Value.double(n))` on device signal `\(field)` needs a unit: `within 30 minutes` is the same value seen within 30 minutes of the other side's sighting",
+                    "`\(l.level)` on device signal `\(field)` needs a unit: `within 30 minutes` is the same value seen within 30 minutes of the other side's sighting",
                     at: l.location, length: l.level.description.count)
                 } else if unit == .minutes || unit == .hours {
                   sink.error(

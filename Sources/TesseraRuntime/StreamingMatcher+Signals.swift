@@ -20,17 +20,23 @@ struct SharedValues: Sendable {
   mutating func saw(_ value: String, _ profile: ProfileID, at: Timestamp, window: TimeSpan) {
     let previous = profiles[value]?[profile] ?? at
     profiles[value, default: [:]][profile] = max(previous, at)
-    let last = pruned[value] ?? Timestamp(microseconds: .min)
-    guard at.microseconds - last.microseconds > window.microseconds / 8 else { return }
+    if let last = pruned[value], at.microseconds - last.microseconds <= window.microseconds / 8 { return }
     pruned[value] = at
     let from = at.microseconds - window.microseconds
     profiles[value] = profiles[value]?.filter { $0.value.microseconds >= from }
   }
 
-  /// The distinct profiles seen with `value` in the window before `at`.
-  func count(_ value: String, at: Timestamp, window: TimeSpan) -> Int {
+  /// The distinct profiles seen with `value` in the window before `at`, counted up to `limit` + 1 (past the
+  /// limit the exact number does not matter).
+  func count(_ value: String, at: Timestamp, window: TimeSpan, limit: Int = .max) -> Int {
+    guard let seen = profiles[value] else { return 0 }
     let from = at.microseconds - window.microseconds
-    return profiles[value]?.values.reduce(0) { $0 + ($1.microseconds >= from ? 1 : 0) } ?? 0
+    var n = 0
+    for t in seen.values where t.microseconds >= from {
+      n += 1
+      if n > limit { break }
+    }
+    return n
   }
 
   mutating func moved(_ absorbed: ProfileID, to survivor: ProfileID, values: Set<String>) {
@@ -121,9 +127,20 @@ extension StreamingMatcher {
     profileValues: (ProfileID) -> [String: String]
   ) -> Candidate? {
     let index = rules[r]
+    let settings = index.rule.signals ?? SignalSettings()
+    // How many profiles share each frequency-weighed value of the event (enough to tell a crowd).
+    var sharedBy: [String: Int] = [:]
+    for (_, name) in index.frequencyComparisons {
+      if let v = event[name] {
+        sharedBy[name] = shared[name]?.count(v, at: at, window: settings.window, limit: settings.maxSharing) ?? 0
+      }
+    }
     let probe = records(r, [("event", event)])
     var candidates: [ProfileID] = []
-    for column in probe.keys where column[0] != 0 {
+    for (b, column) in probe.keys.enumerated() where column[0] != 0 {
+      // A block keyed by one crowd's value (an office's or a carrier's address) only holds candidates whose
+      // agreement on it adds nothing: it is not searched.
+      if let name = index.crowdKeys[b], (sharedBy[name] ?? 0) > settings.maxSharing { continue }
       for p in index.byKey[column[0]] ?? [] where !candidates.contains(p) { candidates.append(p) }
     }
     candidates.sort()
@@ -159,10 +176,7 @@ extension StreamingMatcher {
     }
     for (c, name) in index.frequencyComparisons {
       // An agreement is on the event's value: its count serves every record.
-      let n = event[name].map {
-        shared[name]?.count($0, at: at, window: index.rule.signals?.window ?? sharingWindow) ?? 0
-      }
-      set.sharing[c] = Array(repeating: Int32(clamping: n ?? 0), count: set.count)
+      set.sharing[c] = Array(repeating: Int32(clamping: sharedBy[name] ?? 0), count: set.count)
     }
     var best: (k: Int, weight: Double)?
     for k in 1..<set.count {
@@ -178,5 +192,12 @@ extension StreamingMatcher {
       maxClusterSize: index.model.maxClusterSize)
     c.evidence = Explanation(model: index.model, records: set, 0, best.k).summary()
     return c
+  }
+}
+
+extension StreamingMatcher {
+  /// The values of a signal a profile's sightings hold, newest first (for tests and `explain`).
+  public func sightedValues(_ profile: ProfileID, _ signal: String) -> [String] {
+    (sightings[profile] ?? []).compactMap { $0.values[signal] }
   }
 }

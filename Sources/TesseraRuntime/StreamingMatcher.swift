@@ -31,6 +31,8 @@ public struct StreamingMatcher: Sendable {
     /// each record was seen with its value), and the comparisons weighed by how many profiles share a value.
     var timedColumns: [Int] = []
     var frequencyComparisons: [(comparison: Int, signal: String)] = []
+    /// Per blocking rule: the frequency-weighed signal it is keyed by alone (`[signals.ip]`), else nil.
+    var crowdKeys: [String?] = []
     var device: Bool { rule.signals != nil }
   }
 
@@ -91,10 +93,16 @@ public struct StreamingMatcher: Sendable {
           }
         }
       }
+      let crowdKeys = keyInputs.map { names -> String? in
+        guard names.count == 1, let name = names.first, rule.signals?.frequency.contains(name) == true else {
+          return nil
+        }
+        return name
+      }
       return RuleIndex(
         rule: rule, model: model, inputs: inputs, keyInputs: keyInputs,
         template: RecordSetBuilder(model: model, rule: rule, config: config), timedColumns: timed,
-        frequencyComparisons: frequency)
+        frequencyComparisons: frequency, crowdKeys: crowdKeys)
     }
     inputs = rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) }
     let devices = config.probabilistic.compactMap(\.signals)
