@@ -316,16 +316,18 @@ enum DeviceBench {
       for suffix in ["", "-wal", "-shm", "-intake", "-intake-wal", "-intake-shm", "-writer"] {
         try? FileManager.default.removeItem(atPath: db + suffix)
       }
-      let plan = try plan(dir, review: review)
-      let s: any Store = review == 0.5 ? MemoryStore() : try SQLiteStore(path: db)
-      let summary = try await run(plan: plan, store: s, workers: workers)
+      let compiled = try Self.plan(dir, review: review)
+      let s: any Store
+      if review == 0.5 { s = MemoryStore() } else { s = try SQLiteStore(path: db) }
+      let summary = try await run(plan: compiled, store: s, workers: workers)
       let rate = Double(summary.stats.events) / summary.seconds
       if review != 0.5 { rates.append(rate) }
       print(
         String(
           format: "  %@ (%@): %d events, %.2f s, %.0f events/s; %d review links",
-          review == nil ? "without the device rule" : "with the device rule at review \(review ?? 0)",
-          review == 0.5 ? "memory" : "sqlite", summary.stats.events, summary.seconds, rate, summary.stats.reviewLinks))
+          (review == nil ? "without the device rule" : "with the device rule at review \(review ?? 0)") as NSString,
+          (review == 0.5 ? "memory" : "sqlite") as NSString, summary.stats.events, summary.seconds, rate,
+          summary.stats.reviewLinks))
       if review == 0.5 { store = s }
     }
     print(String(format: "  throughput with / without: %.0f%%", 100 * rates[1] / rates[0]))
@@ -365,8 +367,8 @@ enum DeviceBench {
     print("  threshold  links    correct  precision  recall")
     for t in [0.5, 0.8, 0.9, 0.95, 0.99, 0.999] {
       let kept = scored.filter { $0.p >= t }
-      let correct = kept.filter(\.correct)
-      let found = Set(correct.map(\.anon)).count
+      let correct = kept.filter { $0.correct }
+      let found = Set(correct.map { $0.anon }).count
       print(
         String(
           format: "  %-9.3f  %-7d  %-7d  %.4f     %.4f", t, kept.count, correct.count,
