@@ -48,18 +48,36 @@ struct SharedValues: Sendable {
   }
 }
 
+/// The context fields signals are read from, as one key: most events repeat their session's.
+struct SignalContext: Hashable, Sendable {
+  var ip: Value?
+  var userAgent: Value?
+  var locale: Value?
+  var timezone: Value?
+  var screen: Value?
+
+  init(_ context: [String: Value]) {
+    ip = context["ip"]
+    userAgent = context["userAgent"] ?? context["user_agent"]
+    locale = context["locale"]
+    timezone = context["timezone"]
+    screen = context["screen"]
+  }
+}
+
 extension StreamingMatcher {
-  /// The device signals of an event's context as the rules read them (`signals.ip`, …).
+  /// Signal names as the rules read them, in `DeviceSignals.names` order.
+  static let signalKeys = DeviceSignals.names.map { "signals." + $0 }
+
+  /// The device signals of an event's context as the rules read them (`signals.ip`, …), derived once per
+  /// distinct context (a bounded cache).
   public mutating func signals(of context: [String: Value]) -> [String: String] {
+    let key = SignalContext(context)
+    if let known = signalCache[key] { return known }
     var out: [String: String] = [:]
-    let derived = DeviceSignals.derive(context) { header in
-      if let known = userAgents[header] { return known }
-      let parsed = UserAgent.parse(header)
-      if userAgents.count >= 4096 { userAgents.removeAll(keepingCapacity: true) }
-      userAgents[header] = parsed
-      return parsed
-    }
-    for (k, v) in derived { out["signals." + k] = v }
+    for (k, v) in DeviceSignals.derive(context) { out["signals." + k] = v }
+    if signalCache.count >= 16_384 { signalCache.removeAll(keepingCapacity: true) }
+    signalCache[key] = out
     return out
   }
 
@@ -67,13 +85,15 @@ extension StreamingMatcher {
   /// changed (a new one, or one expired or pushed out), so it must be indexed again.
   public mutating func sight(_ profile: ProfileID, _ signals: [String: String], at: Timestamp) -> Bool {
     guard readsSignals, !signals.isEmpty else { return false }
-    for name in Set(rules.flatMap { $0.frequencyComparisons.map(\.signal) }) {
+    for name in frequencySignals {
       if let v = signals[name] { shared[name, default: SharedValues()].saw(v, profile, at: at, window: sharingWindow) }
     }
-    var h: UInt64 = 0x9e37_79b9_7f4a_7c15
-    for name in DeviceSignals.names {
-      if let v = signals["signals." + name] { h = StableHash.combine(h, StableHash.of(name + "=" + v)) }
+    // Equal combinations are equal texts in name order (the hash only tells sightings of one profile apart).
+    var hasher = Hasher()
+    for name in Self.signalKeys {
+      hasher.combine(signals[name])
     }
+    let h = UInt64(bitPattern: Int64(hasher.finalize()))
     var list = sightings[profile] ?? []
     let before = list.count
     let expiry = at.microseconds - sightingKeep.microseconds

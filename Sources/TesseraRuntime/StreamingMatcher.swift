@@ -64,8 +64,10 @@ public struct StreamingMatcher: Sendable {
   let sightingLimit: Int
   let sightingKeep: TimeSpan
   let sharingWindow: TimeSpan
-  /// Parsed user agents, by header (most events repeat a handful).
-  var userAgents: [String: UserAgent] = [:]
+  /// Derived signals by the context fields they come from (most events repeat their session's).
+  var signalCache: [SignalContext: [String: String]] = [:]
+  /// The signals some rule weighs by how many profiles share a value.
+  let frequencySignals: [String]
   /// Whether some rule compares device signals: events then carry `signals.*` values and profiles sightings.
   public let readsSignals: Bool
   /// The consent purpose of each rule on device signals (nil: it needs none).
@@ -107,6 +109,7 @@ public struct StreamingMatcher: Sendable {
     inputs = rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) }
     let devices = config.probabilistic.compactMap(\.signals)
     readsSignals = !devices.isEmpty
+    frequencySignals = Array(Set(rules.flatMap { $0.frequencyComparisons.map(\.signal) })).sorted()
     signalConsents = config.probabilistic.filter { $0.signals != nil }.map(\.consent)
     sightingLimit = devices.map(\.perProfile).max() ?? 0
     sightingKeep = devices.map(\.keep).max() ?? TimeSpan(microseconds: 0)
