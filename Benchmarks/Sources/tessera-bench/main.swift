@@ -157,11 +157,6 @@ if ["sqlite", "memory", "parse"].contains(what.split(separator: "-").first ?? ""
     workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),
     commitEvents: option("--commit-events", PipelineRunner.defaultCommitEvents))
 }
-if what == "devices" {
-  // tessera-bench devices [--events N] [--workers W]: device signals' cost and the accuracy of their links.
-  try await DeviceBench.run(
-    events: option("--events", 1_000_000), workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount))
-}
 if what == "compare-pg" {
   // tessera-bench compare-pg [--events N] [--workers W] [--pg-url postgres://…]: SQLite, then PostgreSQL.
   let url = args.firstIndex(of: "--pg-url").flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil }

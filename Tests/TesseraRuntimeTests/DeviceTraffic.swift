@@ -4,6 +4,7 @@ import TesseraConnectors
 import TesseraModel
 import TesseraRuntime
 import TesseraStore
+import Testing
 
 /// Generated web and app traffic for device signals, labelled with the true person of every anonymous id:
 /// households of 2–5 people behind one home address (a fifth with a family computer every member browses on),
@@ -11,8 +12,9 @@ import TesseraStore
 /// new address per session, people with 2–3 browsers on one laptop (a third of their sessions followed by
 /// another browser minutes later), and travel (a hotel's address for a few days).
 struct DeviceTraffic {
-  /// Per event (in time order): its anonymous id.
+  /// Per event (in time order): its anonymous id, and the person it is signed in as (-1: anonymous).
   var eventAnon: [Int32] = []
+  var eventUser: [Int32] = []
   /// Per anonymous id: its person.
   var anonPerson: [Int32] = []
   /// Anonymous ids whose first event came after another of the same person's, without a user id known by
@@ -206,6 +208,7 @@ struct DeviceTraffic {
       }
       if s.user { seenUser.insert(s.person) }
       out.eventAnon.append(s.browser.anon)
+      out.eventUser.append(s.user ? s.person : -1)
       let ts = Timestamp(microseconds: v.at).iso8601
       let size = s.browser.screen.split(separator: "x")
       buffer +=
@@ -225,8 +228,13 @@ struct DeviceTraffic {
   }
 }
 
-enum DeviceBench {
-  /// The benchmark pipeline, with the device rule at `review` (and no merge threshold) or without it.
+/// Device links on generated traffic against the truth: precision and recall per threshold, and no link
+/// between two people signed in as different users. `TESSERA_DEVICE_EVENTS=N` sets the size (1,000,000 for the
+/// figures in docs/BENCHMARKS.md); `TESSERA_DEVICE_DIR=DIR` keeps the events and the pipelines with and without
+/// the rule there, for `tessera-bench pipeline DIR/with.yaml` (release throughput).
+@Suite("Device links on generated households, offices and carriers")
+struct DeviceAccuracyTests {
+  /// The pipeline, with the device rule at `review` (no merge threshold) or without it.
   static func pipeline(review: Double?) -> String {
     var yaml = """
       pipeline: devices
@@ -280,71 +288,60 @@ enum DeviceBench {
     return yaml
   }
 
-  static func plan(_ dir: String, review: Double?) throws -> PipelinePlan {
-    let path = dir + "/devices-\(review.map { "\($0)" } ?? "none").yaml"
-    try pipeline(review: review).write(toFile: path, atomically: true, encoding: .utf8)
-    let result = Compiler(environment: [:]).compile(pipeline: path)
-    guard let plan = result.plan else { throw CocoaError(.fileReadCorruptFile, userInfo: ["why": result.rendered()]) }
-    return plan
-  }
-
-  static func run(plan: PipelinePlan, store: any Store, workers: Int) async throws -> RunSummary {
-    var readers: [Int: any SourceReader] = [:]
-    for (i, s) in plan.config.sources.enumerated() { readers[i] = FileSourceReader(source: s) }
-    let runner = PipelineRunner(
-      plan: plan, store: store, readers: readers, workers: workers,
-      now: Timestamp(iso8601: "2026-06-30T00:00:00Z") ?? Timestamp(microseconds: 0))
-    return try await runner.run()
-  }
-
-  /// `tessera-bench devices [--events N] [--workers W]`: throughput without and with the device rule (each
-  /// into a fresh SQLite store, as `tessera run`), then the precision and recall of the device links per
-  /// threshold against the generated truth.
-  static func run(events: Int, workers: Int) async throws {
-    let dir = NSTemporaryDirectory() + "tessera-devices-\(events)"
+  @Test("at the shipped threshold (review 0.99) precision is at least 0.99; signed-in people are never linked")
+  func accuracy() async throws {
+    let env = ProcessInfo.processInfo.environment
+    let events = env["TESSERA_DEVICE_EVENTS"].flatMap { Int($0) } ?? 40_000
+    let temp = try E2E.TempDir()
+    defer { temp.remove() }
+    let dir = env["TESSERA_DEVICE_DIR"] ?? temp.path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     let traffic = try DeviceTraffic.write(count: events, to: dir + "/events.ndjson")
+    try Self.pipeline(review: nil).write(toFile: dir + "/without.yaml", atomically: true, encoding: .utf8)
+    try Self.pipeline(review: 0.99).write(toFile: dir + "/with.yaml", atomically: true, encoding: .utf8)
+    // Links are recorded from 0.5 so the table can show lower thresholds; review-band links change nothing
+    // else, so each threshold's links are those a rule at that threshold would propose.
+    try Self.pipeline(review: 0.5).write(toFile: dir + "/sweep.yaml", atomically: true, encoding: .utf8)
+    let result = Compiler(environment: [:]).compile(pipeline: dir + "/sweep.yaml")
+    let plan = try #require(result.plan, "\(result.rendered())")
+    let store = MemoryStore()
+    let summary = try await E2E.run(plan, store)
     print(
-      String(
-        format: "devices: %d events (%.0f MiB), %d people, %d anonymous ids, %d linkable by a device link",
-        traffic.eventAnon.count, Double(traffic.bytes) / 1_048_576, traffic.people, traffic.anonPerson.count,
-        traffic.linkable))
-    var rates: [Double] = []
-    var store: (any Store)?
-    for review in [nil, 0.9, 0.5] as [Double?] {
-      let db = dir + "/bench.sqlite"
-      for suffix in ["", "-wal", "-shm", "-intake", "-intake-wal", "-intake-shm", "-writer"] {
-        try? FileManager.default.removeItem(atPath: db + suffix)
-      }
-      let compiled = try Self.plan(dir, review: review)
-      let s: any Store
-      if review == 0.5 { s = MemoryStore() } else { s = try SQLiteStore(path: db) }
-      let summary = try await run(plan: compiled, store: s, workers: workers)
-      let rate = Double(summary.stats.events) / summary.seconds
-      if review != 0.5 { rates.append(rate) }
+      "devices: \(traffic.eventAnon.count) events, \(traffic.people) people, \(traffic.anonPerson.count) anonymous ids, "
+        + "\(traffic.linkable) linkable by a device link; \(summary.summary.stats.reviewLinks) links at ≥ 0.5")
+    let table = try await Self.evaluate(store, traffic)
+    for row in table.rows {
       print(
         String(
-          format: "  %@ (%@): %d events, %.2f s, %.0f events/s; %d review links",
-          (review == nil ? "without the device rule" : "with the device rule at review \(review ?? 0)") as NSString,
-          (review == 0.5 ? "memory" : "sqlite") as NSString, summary.stats.events, summary.seconds, rate,
-          summary.stats.reviewLinks))
-      if review == 0.5 { store = s }
+          format: "  threshold %.3f: %d links, %d correct, precision %.4f, recall %.4f", row.threshold, row.links,
+          row.correct, row.precision, row.recall))
     }
-    print(String(format: "  throughput with / without: %.0f%%", 100 * rates[1] / rates[0]))
-    guard let store else { return }
-    try await accuracy(store, traffic)
+    print("  links of an event signed in as another user than the candidate's: \(table.signedInApart)")
+    let shipped = try #require(table.rows.first { $0.threshold == 0.99 })
+    #expect(shipped.links > 0 && shipped.precision >= 0.99, "\(table.rows)")
+    #expect(table.signedInApart == 0)
+  }
+
+  struct Row: Sendable {
+    var threshold: Double
+    var links: Int
+    var correct: Int
+    var precision: Double
+    var recall: Double
   }
 
   /// Precision and recall of the links (an anonymous id's first event proposed for a profile) per threshold.
-  static func accuracy(_ store: any Store, _ traffic: DeviceTraffic) async throws {
-    let links = try await store.matchLinks(status: nil, limit: .max)
+  static func evaluate(_ store: MemoryStore, _ traffic: DeviceTraffic) async throws -> (
+    rows: [Row], signedInApart: Int
+  ) {
+    let links = await store.matchLinks(status: nil, limit: .max)
     var personOf: [ProfileID: (person: Int32, users: Set<Int32>)] = [:]
-    func person(_ p: ProfileID) async throws -> (person: Int32, users: Set<Int32>) {
+    func person(_ p: ProfileID) async -> (person: Int32, users: Set<Int32>) {
       if let known = personOf[p] { return known }
       var anons: [Int32] = []
       var users: Set<Int32> = []
-      for row in try await store.identifiers(of: p) {
-        let i = row.0
+      let live = await store.canonical(p) ?? p
+      for (i, _) in await store.identifiers(of: live) {
         if i.kind == "anonymous_id", let n = Int32(i.value.dropFirst(2)) { anons.append(traffic.anonPerson[Int(n)]) }
         if i.kind == "user_id", let n = Int32(i.value.dropFirst(2)) { users.insert(n) }
       }
@@ -357,24 +354,22 @@ enum DeviceBench {
     for l in links {
       guard let n = Int(l.eventID.dropFirst(2)) else { continue }
       let anon = traffic.eventAnon[n]
-      let truth = traffic.anonPerson[Int(anon)]
-      let candidate = try await person(l.candidate)
-      let own = try await person(l.profile)
-      if !own.users.isEmpty && !candidate.users.isEmpty && own.users != candidate.users { signedInApart += 1 }
-      scored.append((l.probability, candidate.person == truth, anon))
+      let candidate = await person(l.candidate)
+      // The event was signed in as a user the candidate does not hold, while it holds another.
+      let user = traffic.eventUser[n]
+      if user >= 0 && !candidate.users.isEmpty && !candidate.users.contains(user) { signedInApart += 1 }
+      scored.append((l.probability, candidate.person == traffic.anonPerson[Int(anon)], anon))
     }
-    print("  device links (an anonymous id's first event proposed for another's profile), against the truth:")
-    print("  threshold  links    correct  precision  recall")
+    var rows: [Row] = []
     for t in [0.5, 0.8, 0.9, 0.95, 0.99, 0.999] {
       let kept = scored.filter { $0.p >= t }
       let correct = kept.filter { $0.correct }
-      let found = Set(correct.map { $0.anon }).count
-      print(
-        String(
-          format: "  %-9.3f  %-7d  %-7d  %.4f     %.4f", t, kept.count, correct.count,
-          kept.isEmpty ? 1 : Double(correct.count) / Double(kept.count),
-          Double(found) / Double(max(1, traffic.linkable))))
+      rows.append(
+        Row(
+          threshold: t, links: kept.count, correct: correct.count,
+          precision: kept.isEmpty ? 1 : Double(correct.count) / Double(kept.count),
+          recall: Double(Set(correct.map { $0.anon }).count) / Double(max(1, traffic.linkable))))
     }
-    print("  links between two profiles signed in as different users: \(signedInApart)")
+    return (rows, signedInApart)
   }
 }
