@@ -180,8 +180,24 @@ public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
   /// This field of one record equals `field` of the other and the other way round (first and last name
   /// written in each other's place).
   case swappedWith(String)
+  /// A device signal: the same value, seen by the other side within this time of this side's sighting
+  /// (`within 30 minutes` on `signals.ip`: the event's time and the profile's last sighting of that address).
+  case seenWithin(Double, TimeUnit)
 
-  public enum TimeUnit: String, Sendable, CaseIterable { case days, months, years }
+  public enum TimeUnit: String, Sendable, CaseIterable {
+    case minutes, hours, days, months, years
+
+    /// The unit's length in seconds (a month is 1/12 of a year of 365.25 days).
+    public var seconds: Double {
+      switch self {
+      case .minutes: 60
+      case .hours: 3600
+      case .days: 86_400
+      case .months: 86_400 * 365.25 / 12
+      case .years: 86_400 * 365.25
+      }
+    }
+  }
 
   public var description: String {
     switch self {
@@ -191,15 +207,19 @@ public enum ComparisonLevel: Sendable, Hashable, CustomStringConvertible {
     case .levenshtein(let n): return "levenshtein <= \(n)"
     case .damerauLevenshtein(let n): return "damerau_levenshtein <= \(n)"
     case .tokenSet(let t): return "token_set >= \(t)"
-    case .within(let n, let u):
-      let count = Value.double(n).description.replacingOccurrences(of: ".0", with: "")
-      let unit = u.map { n == 1 ? " " + String($0.rawValue.dropLast()) : " " + $0.rawValue } ?? ""
-      return "within \(count)\(unit)"
+    case .within(let n, let u): return Self.withinText(n, u)
+    case .seenWithin(let n, let u): return Self.withinText(n, u)
     case .transposedDayMonth: return "transposed_day_month"
     case .soundex: return "soundex"
     case .nickname: return "nickname"
     case .swappedWith(let f): return "swapped_with \(f)"
     }
+  }
+
+  static func withinText(_ n: Double, _ u: TimeUnit?) -> String {
+    let count = Value.double(n).description.replacingOccurrences(of: ".0", with: "")
+    let unit = u.map { n == 1 ? " " + String($0.rawValue.dropLast()) : " " + $0.rawValue } ?? ""
+    return "within \(count)\(unit)"
   }
 }
 
@@ -260,6 +280,13 @@ public struct ProbabilisticRule: Sendable {
   public var scope: Scope
   /// The trained-parameters file named by `parameters:` (resolved path), read into the levels' m and u.
   public var parametersFile: String?
+  /// How the rule keeps and weighs device signals; nil when it compares none.
+  public var signals: SignalSettings?
+  /// The consent purpose both sides must have given for the rule to use their signals (`consent:`).
+  public var consent: String?
+  /// Identifier kinds two people never share with different values: a profile holding one value of such a
+  /// kind is never linked by this rule with an event or profile holding another (`keep_apart:`).
+  public var keepApart: [String] = []
   /// The prior read from the parameters file.
   public var trainedPrior: Double?
 
@@ -277,6 +304,22 @@ public struct ProbabilisticRule: Sendable {
     self.maxClusterSize = maxClusterSize
     self.scope = scope
   }
+}
+
+/// How a probabilistic rule that compares device signals keeps each profile's sightings and weighs values
+/// many people share (`signals:` in the rule).
+public struct SignalSettings: Sendable, Hashable {
+  /// How long a sighting is kept after it was last seen (`keep`).
+  public var keep = TimeSpan(seconds: 30 * 86_400)
+  /// Sightings (distinct combinations of signal values) kept per profile, newest first (`per_profile`).
+  public var perProfile = 8
+  /// The sliding window over which the profiles seen with a value are counted (`window`).
+  public var window = TimeSpan(seconds: 86_400)
+  /// A value seen on more profiles than this within the window adds nothing (`max_sharing`).
+  public var maxSharing = 50
+  /// The signals whose agreement weighs less the more profiles share the value (`frequency`).
+  public var frequency: [String] = ["signals.ip", "signals.ip_prefix"]
+  public init() {}
 }
 
 public enum PolicyKind: String, Sendable, CaseIterable {

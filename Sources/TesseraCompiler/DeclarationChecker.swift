@@ -505,13 +505,26 @@ struct DeclarationChecker {
     let traits = config.traits.map { ($0.name, $0.type) } + config.computed.map { ($0.name, $0.type) }
     let traitNames = traits.map(\.0)
     var scope = Scopes.profile(
-      place: "a blocking key", traits: traits, identifiers: config.identifiers.map(\.name), segments: [])
+      place: "a blocking key", traits: traits, identifiers: config.identifiers.map(\.name), segments: [],
+      extra: DeviceSignals.names.map { ("signals." + $0, .string) })
     scope.place = "a blocking key"
+    let signalNames = DeviceSignals.names.map { "signals." + $0 }
+    /// Whether a compared name is a trait or a device signal, else reports it.
+    func known(_ name: String, _ node: YNode, _ message: String) -> Bool {
+      if traitNames.contains(name) || signalNames.contains(name) { return true }
+      let candidates = name.hasPrefix("signals.") ? signalNames : traitNames
+      sink.error(
+        message + Suggest.didYouMean(name, in: candidates)
+          + (name.hasPrefix("signals.") ? "; device signals are \(DeviceSignals.names.joined(separator: ", "))" : ""),
+        at: node)
+      return false
+    }
     for (name, key, body) in entries("probabilistic", "probabilistic rule") {
       let what = "probabilistic rule `\(name)`"
       guard let m = MapReader(body, what, sink, key: key) else { continue }
       m.check(allowed: [
-        "blocking", "compare", "thresholds", "prior", "max_cluster_size", "parameters", "description",
+        "blocking", "compare", "thresholds", "prior", "max_cluster_size", "parameters", "description", "signals",
+        "consent", "keep_apart",
       ])
       var rule = ProbabilisticRule(
         name: name, location: key.location, blocking: [], comparisons: [], merge: 0.99, review: 0.9, prior: nil,
@@ -550,10 +563,8 @@ struct DeclarationChecker {
             om.check(allowed: ["of", "levels"])
             if let list = om.stringList("of") {
               fields = list.map(\.0)
-              for (name, node) in list where !traitNames.contains(name) {
-                sink.error(
-                  "unknown trait `\(name)` in comparison `\(field)` of \(what)"
-                    + Suggest.didYouMean(name, in: traitNames), at: node)
+              for (name, node) in list {
+                _ = known(name, node, "unknown trait `\(name)` in comparison `\(field)` of \(what)")
               }
               if fields.isEmpty, let ov = om.value("of") {
                 sink.error("comparison `\(field)` of \(what) compares no trait; list them under `of`", at: ov)
@@ -563,12 +574,16 @@ struct DeclarationChecker {
             }
             guard let lv = om.value("levels", required: true) else { continue }
             levelsNode = lv
-            if !fields.allSatisfy(traitNames.contains) { continue }
-          } else if !traitNames.contains(field) {
-            sink.error(
-              "unknown trait `\(field)` in the comparisons of \(what)" + Suggest.didYouMean(field, in: traitNames)
-                + "; to compare several traits as one, write `\(field): { of: [trait, …], levels: [...] }`",
-              at: k)
+            if !fields.allSatisfy({ traitNames.contains($0) || signalNames.contains($0) }) { continue }
+          } else if !traitNames.contains(field) && !signalNames.contains(field) {
+            if field.hasPrefix("signals.") {
+              _ = known(field, k, "unknown device signal `\(field)` in the comparisons of \(what)")
+            } else {
+              sink.error(
+                "unknown trait `\(field)` in the comparisons of \(what)" + Suggest.didYouMean(field, in: traitNames)
+                  + "; to compare several traits as one, write `\(field): { of: [trait, …], levels: [...] }`",
+                at: k)
+            }
             continue
           }
           let v = levelsNode
@@ -582,7 +597,24 @@ struct DeclarationChecker {
               elseLevel = readElse(item, field, what)
               continue
             }
-            if let l = readLevel(item, field, what) { levels.append(l) }
+            if var l = readLevel(item, field, what) {
+              // On a device signal, `within` measures time between sightings of one value.
+              if case .within(let n, let unit) = l.level {
+                let signal = fields.allSatisfy(signalNames.contains)
+                if signal, let unit {
+                  l.level = .seenWithin(n, unit)
+                } else if signal {
+                  sink.error(
+                    "`\(l.level)` on device signal `\(field)` needs a unit: `within 30 minutes` is the same value seen within 30 minutes of the other side's sighting",
+                    at: l.location, length: l.level.description.count)
+                } else if unit == .minutes || unit == .hours {
+                  sink.error(
+                    "`\(l.level)` measures time between sightings, which only device signals have (`signals.ip`, …); compare a date trait in days, months or years",
+                    at: l.location, length: l.level.description.count)
+                }
+              }
+              levels.append(l)
+            }
           }
           if levels.isEmpty { sink.error("comparison `\(field)` of \(what) needs at least one level", at: k) }
           rule.comparisons.append(
@@ -613,13 +645,20 @@ struct DeclarationChecker {
           }
         }
       }
+      readDeviceOptions(m, &rule, what, config)
       if let tv = m.value("thresholds", required: true),
         let tm = MapReader(tv, "the thresholds of \(what)", sink, key: m.keyNode("thresholds"))
       {
         tm.check(allowed: ["merge", "review"])
         let merge = tm.double("merge")
         let review = tm.double("review")
-        if tm.value("merge", required: true) != nil, let merge { rule.merge = merge }
+        // A rule on device signals proposes links for review unless it names a merge threshold: a shared
+        // address or device is never enough on its own.
+        if rule.signals != nil && tm.value("merge") == nil {
+          rule.merge = 1
+        } else if tm.value("merge", required: true) != nil, let merge {
+          rule.merge = merge
+        }
         if tm.value("review", required: true) != nil, let review { rule.review = review }
         if let merge, !(merge > 0 && merge <= 1), let v = tm.value("merge") {
           sink.error("threshold `merge` must be in (0, 1], found \(Value.double(merge))", at: v)

@@ -2,7 +2,7 @@ import TesseraLanguage
 
 /// Reads comparison levels: `exact`, `jaro_winkler >= 0.92`, `jaro >= 0.9`, `levenshtein <= 2`,
 /// `damerau_levenshtein <= 1`, `token_set >= 0.8`, `within 1 year`, `within 5` (numbers),
-/// `transposed_day_month`, `soundex`.
+/// `transposed_day_month`, `soundex`; on device signals `within 30 minutes` (of the other side's sighting).
 enum LevelParser {
   static let names = [
     "exact", "jaro_winkler", "jaro", "levenshtein", "damerau_levenshtein", "token_set", "within",
@@ -78,6 +78,8 @@ enum LevelParser {
       let unitWord = String(words[2])
       let unit: ComparisonLevel.TimeUnit? =
         switch unitWord {
+        case "minute", "minutes": .minutes
+        case "hour", "hours": .hours
         case "day", "days": .days
         case "month", "months": .months
         case "year", "years": .years
@@ -86,7 +88,8 @@ enum LevelParser {
       guard let unit else {
         return .failure(
           ExprError(
-            "unknown unit `\(unitWord)` in `within`; use days, months or years", offset: offset(words[2]),
+            "unknown unit `\(unitWord)` in `within`; use minutes, hours, days, months or years",
+            offset: offset(words[2]),
             length: unitWord.count))
       }
       return .success(.within(n, unit))

@@ -15,6 +15,8 @@ public struct Explanation: Sendable {
     public var weight: Double
     /// The term-frequency part of `weight`, for exact matches on a `tf: true` level.
     public var termFrequency: Double?
+    /// How many profiles were seen with the value in the window, for a device signal weighed by frequency.
+    public var sharedBy: Int?
     public var total: Double
   }
 
@@ -42,9 +44,10 @@ public struct Explanation: Sendable {
       }
       var step = Step(
         field: comparison.field, left: text(i), right: text(j), level: l < 0 ? "null" : comparison.name(ofLevel: l),
-        m: l < 0 ? nil : comparison.m[l], u: l < 0 ? nil : comparison.u[l], weight: 0, termFrequency: nil, total: 0)
+        m: l < 0 ? nil : comparison.m[l], u: l < 0 ? nil : comparison.u[l], weight: 0, termFrequency: nil,
+        sharedBy: records.sharing[c].map { Int($0[i]) }, total: 0)
       if l >= 0 {
-        step.weight = comparison.weight(ofLevel: l)
+        step.weight = comparison.weight(ofLevel: l, sharedBy: records.sharing[c]?[i])
         if l == comparison.tfLevel, let tf = records.tfAdjust[c] {
           step.termFrequency = Double(tf[i])
           step.weight += Double(tf[i])
@@ -65,7 +68,9 @@ public struct Explanation: Sendable {
     var rows: [[String]] = [["field", leftId, rightId, "level", "m", "u", "weight", "total"]]
     rows.append(["prior", "", "", "", "", "", w(priorWeight), w(priorWeight)])
     for st in steps {
-      let weight = w(st.weight) + (st.termFrequency.map { " (tf \(w($0)))" } ?? "")
+      let weight =
+        w(st.weight) + (st.termFrequency.map { " (tf \(w($0)))" } ?? "")
+        + (st.sharedBy.map { $0 > 1 && st.level != "null" ? " (shared by \($0))" : "" } ?? "")
       rows.append([st.field, st.left ?? "∅", st.right ?? "∅", st.level, s(st.m), s(st.u), weight, w(st.total)])
     }
     let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
@@ -77,6 +82,17 @@ public struct Explanation: Sendable {
     out.append(
       String(format: "match weight %+.2f → probability %.6f: %@", weight, probability, decision))
     return out.joined(separator: "\n")
+  }
+
+  /// One line of evidence, as a device link keeps it (`MatchLinkRecord.reason`): each comparison that had a
+  /// value on both sides with its level and weight, then the total.
+  public func summary() -> String {
+    let parts = steps.filter { $0.level != "null" }.map { st in
+      "\(st.field) \(st.level) \(String(format: "%+.2f", st.weight))"
+        + (st.sharedBy.map { $0 > 1 ? " (shared by \($0))" : "" } ?? "")
+    }
+    return (["prior \(String(format: "%+.2f", priorWeight))"] + parts).joined(separator: "; ")
+      + String(format: " = %+.2f", weight)
   }
 
   public func json() -> String { JSON.encode(value) }
@@ -93,6 +109,7 @@ public struct Explanation: Sendable {
             "field": .string(st.field), "left": st.left.map(Value.string) ?? .null,
             "right": st.right.map(Value.string) ?? .null, "level": .string(st.level), "m": num(st.m), "u": num(st.u),
             "weight": .double(st.weight), "term_frequency_weight": num(st.termFrequency),
+            "shared_by": st.sharedBy.map { .int(Int64($0)) } ?? .null,
             "running_total": .double(st.total),
           ])
         }),

@@ -16,6 +16,8 @@ enum LevelTest: Sendable {
   case soundex
   case nickname
   case swapped
+  /// The same value seen within this many seconds by both records (`dt`, see `LevelKernel.level`).
+  case seenWithin(Int64)
 
   init(_ level: ComparisonLevel) {
     switch level {
@@ -29,10 +31,13 @@ enum LevelTest: Sendable {
     case .within(let n, .some(.months)): self = .withinMonths(n)
     case .within(let n, .some(.years)): self = .withinYears((n * 365.25).rounded(.down))
     case .within(let n, .none): self = .withinNumber(n)
+    // Minutes and hours measure sightings (the compiler turns them into `seenWithin` on device signals).
+    case .within(let n, .some(let unit)): self = .seenWithin(Int64((n * unit.seconds).rounded(.down)))
     case .transposedDayMonth: self = .transposedDayMonth
     case .soundex: self = .soundex
     case .nickname: self = .nickname
     case .swappedWith: self = .swapped
+    case .seenWithin(let n, let unit): self = .seenWithin(Int64((n * unit.seconds).rounded(.down)))
     }
   }
 
@@ -40,7 +45,8 @@ enum LevelTest: Sendable {
   var acceptsEqualValues: Bool {
     switch self {
     case .exact, .jaroWinkler, .jaro, .tokenSet, .levenshtein, .damerauLevenshtein, .nickname: return true
-    case .withinDays, .withinMonths, .withinYears, .withinNumber, .transposedDayMonth, .soundex, .swapped:
+    case .withinDays, .withinMonths, .withinYears, .withinNumber, .transposedDayMonth, .soundex, .swapped,
+      .seenWithin:
       return false
     }
   }
@@ -85,7 +91,8 @@ public final class LevelKernel: Sendable {
       break
     }
     equalLevel = equal
-    dependsOnValuesOnly = columns.count == 1 && swap < 0
+    dependsOnValuesOnly =
+      columns.count == 1 && swap < 0 && !tests.contains { if case .seenWithin = $0 { true } else { false } }
     comparesTexts = tests.contains {
       switch $0 {
       case .jaroWinkler, .jaro, .tokenSet, .levenshtein, .damerauLevenshtein: return true
@@ -101,12 +108,13 @@ public final class LevelKernel: Sendable {
       let col = records.columns[columns[0]]
       let s = swap < 0 ? nil : records.columns[swap]
       return level(
-        col, col.codes[i], col.codes[j], swap: s, s.map { $0.codes[i] } ?? 0, s.map { $0.codes[j] } ?? 0)
+        col, col.codes[i], col.codes[j], swap: s, s.map { $0.codes[i] } ?? 0, s.map { $0.codes[j] } ?? 0,
+        dt: LevelKernel.apart(records.seen[columns[0]], i, j))
     }
     var best = -1
     for f in columns {
       let col = records.columns[f]
-      let l = level(col, col.codes[i], col.codes[j], swap: nil, 0, 0)
+      let l = level(col, col.codes[i], col.codes[j], swap: nil, 0, 0, dt: LevelKernel.apart(records.seen[f], i, j))
       if l >= 0 && (best < 0 || l < best) { best = l }
       if best == 0 { break }
     }
@@ -115,8 +123,18 @@ public final class LevelKernel: Sendable {
 
   /// The level of values `a` and `b` (codes of `col`, the left record's first); `sa` and `sb` are the
   /// records' codes in the `swap` column. -1 when a value is missing.
+  /// How far apart two records' sightings are, in seconds (`Int64.max` when either is unknown).
   @inline(__always)
-  func level(_ col: Column, _ a: UInt32, _ b: UInt32, swap: Column?, _ sa: UInt32, _ sb: UInt32) -> Int {
+  static func apart(_ seen: [Int64], _ i: Int, _ j: Int) -> Int64 {
+    guard !seen.isEmpty, seen[i] != .min, seen[j] != .min else { return .max }
+    let d = seen[i].subtractingReportingOverflow(seen[j])
+    return d.overflow ? .max : abs(d.partialValue)
+  }
+
+  @inline(__always)
+  func level(
+    _ col: Column, _ a: UInt32, _ b: UInt32, swap: Column?, _ sa: UInt32, _ sb: UInt32, dt: Int64 = .max
+  ) -> Int {
     if a == 0 || b == 0 { return -1 }
     if a == b && equalLevel >= 0 { return equalLevel }
     let (x, y) = (Int(a), Int(b))
@@ -125,12 +143,12 @@ public final class LevelKernel: Sendable {
       if col.ascii {
         return col.bytes.withUnsafeBufferPointer {
           let (ta, tb) = (col.text(of: x, in: $0), col.text(of: y, in: $0))
-          return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb)
+          return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb, dt: dt)
         }
       }
       return col.scalars.withUnsafeBufferPointer {
         let (ta, tb) = (col.text(of: x, in: $0), col.text(of: y, in: $0))
-        return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb)
+        return LevelKernel.level(tests, cap: cap, col, x, y, ta, tb, setA, setB, swap: swap, sa, sb, dt: dt)
       }
     }
   }
@@ -139,11 +157,13 @@ public final class LevelKernel: Sendable {
   /// or scalars) and character sets (`Comparators.characterSet`), and what else the tests read of them in
   /// `values`; `sa` and `sb` are the records' codes in the `swap` column. Reads nothing but its arguments,
   /// so the compare path can run it on pointers (`ColumnPointers`) with no reference counting per pair.
+  /// `dt`: how far apart the two records were seen with their values, in seconds (`Int64.max`: unknown,
+  /// as on the batch path, where `within N minutes` levels are never reached).
   @inline(__always)
   static func level<T: FixedWidthInteger, V: LevelValues>(
     _ tests: UnsafeBufferPointer<LevelTest>, cap: Int, _ values: V, _ a: Int, _ b: Int,
     _ ta: UnsafeBufferPointer<T>, _ tb: UnsafeBufferPointer<T>, _ setA: UInt64, _ setB: UInt64,
-    swap: V?, _ sa: UInt32, _ sb: UInt32
+    swap: V?, _ sa: UInt32, _ sb: UInt32, dt: Int64 = .max
   ) -> Int {
     let equal = a == b
     var jw = -1.0
@@ -235,6 +255,8 @@ public final class LevelKernel: Sendable {
         if x != 0 && x == values.phonetic(of: b) { return k }
       case .nickname:
         if equal || Nicknames.share(values.nickname(of: a), values.nickname(of: b)) { return k }
+      case .seenWithin(let n):
+        if equal && dt <= n { return k }
       case .swapped:
         // This trait of each record equals the other trait of the other record.
         guard let swap, sa != 0, sb != 0 else { continue }
@@ -287,7 +309,7 @@ extension MatchModel {
       pattern += scale * UInt64(l + 1)
       scale *= UInt64(comparison.levelCount + 1)
       if l >= 0 {
-        w += comparison.weight(ofLevel: l)
+        w += comparison.weight(ofLevel: l, sharedBy: records.sharing[c]?[i])
         if l == comparison.tfLevel, let tf = records.tfAdjust[c] { w += Double(tf[i]) }
       }
     }

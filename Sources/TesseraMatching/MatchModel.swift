@@ -30,6 +30,17 @@ public struct MatchModel: Sendable {
     public var levelCount: Int { levels.count + 1 }
     public func name(ofLevel l: Int) -> String { l < levels.count ? levels[l].description : "else" }
     public func weight(ofLevel l: Int) -> Double { log2(m[l] / u[l]) }
+    /// A value more profiles share than this adds nothing when it agrees (`max_sharing` of a device rule).
+    public var maxSharing = Int.max
+
+    /// The weight of level `l` when `sharedBy` profiles were seen with the value in the window: an agreement
+    /// on a value n profiles share is n times as likely by chance (u·n), so it weighs log2(n) less, never
+    /// below nothing, and nothing at all past `maxSharing`. Disagreement keeps its weight.
+    public func weight(ofLevel l: Int, sharedBy n: Int32?) -> Double {
+      let w = weight(ofLevel: l)
+      guard let n, n > 1, l < levels.count, w > 0 else { return w }
+      return Int(n) > maxSharing ? 0 : max(0, w - log2(Double(n)))
+    }
 
     public var needsDate: Bool {
       levels.contains {

@@ -456,6 +456,12 @@ public struct RecordSet: Sendable {
   public var truth: [String]?
   /// Per compared field with a term-frequency level: per record, log2(u_exact / frequency of its value).
   public var tfAdjust: [[Float]?]
+  /// Per column compared by a `within N minutes` level of a device signal: per record, when it was seen with
+  /// its value (seconds since the epoch; `Int64.min`: unknown). Empty for other columns.
+  public var seen: [[Int64]]
+  /// Per comparison whose agreement weighs less when many profiles share the value (`frequency` of a device
+  /// rule): per record, the distinct profiles seen with its value in the window; nil for other comparisons.
+  public var sharing: [[Int32]?]
 
   public var count: Int { ids.count }
 
@@ -464,6 +470,8 @@ public struct RecordSet: Sendable {
     self.keys = keys
     self.identifiers = identifiers
     tfAdjust = Array(repeating: nil, count: comparisons)
+    seen = Array(repeating: [], count: columns.count)
+    sharing = Array(repeating: nil, count: comparisons)
   }
 
   /// Term-frequency adjustments start when a field holds this many values.
@@ -541,6 +549,8 @@ public struct RecordSetBuilder: Sendable {
   let traitSlots: [(name: String, type: ExprType)]
   let identifierSlots: [IdentifierDecl]
   let identifierLimits: [(slot: Int, column: Int)]
+  /// The device signals the blocking keys read (slots after the identifiers), as `signals.NAME`.
+  let signalSlots: [String]
   var slots: [Value]
 
   public init(model: MatchModel, rule: ProbabilisticRule, config: PipelineConfig) {
@@ -561,7 +571,9 @@ public struct RecordSetBuilder: Sendable {
       FieldColumn(model.comparisons.filter { $0.columns.contains(f) })
     }
     keys = Array(repeating: [], count: rule.blocking.count)
-    slots = Array(repeating: .null, count: 1 + traitSlots.count + identifierSlots.count)
+    let readsSignals = rule.blocking.contains { $0.contains { $0.references.contains { $0.hasPrefix("signals.") } } }
+    signalSlots = readsSignals ? DeviceSignals.names.map { "signals." + $0 } : []
+    slots = Array(repeating: .null, count: 1 + traitSlots.count + identifierSlots.count + DeviceSignals.names.count)
   }
 
   /// Adds one record; `value(name)` gives the raw text of a trait or identifier kind (nil when absent).
@@ -584,6 +596,8 @@ public struct RecordSetBuilder: Sendable {
       slots[1 + traitSlots.count + i] = usable.map(Value.string) ?? .null
       identifierHashes.append(usable.map { StableHash.of($0) | 1 } ?? 0)
     }
+    let signalBase = 1 + traitSlots.count + identifierSlots.count
+    for (i, name) in signalSlots.enumerated() { slots[signalBase + i] = value(name).map(Value.string) ?? .null }
     for (slot, column) in identifierLimits { identifiers[column].hash.append(identifierHashes[slot]) }
     for (f, field) in model.fields.enumerated() { columns[f].append(value(field)) }
     let env = Env(slots: slots)

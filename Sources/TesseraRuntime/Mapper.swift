@@ -89,6 +89,10 @@ public struct EventDemand: Sendable {
     }
     // The mapping reads a mapped context's consent (`context.consent.categoryPreferences`) for the profile.
     if !config.consentPurposes.isEmpty, context != .all { context.add("consent") }
+    // Rules on device signals read them from the context (`context.ip`, `context.userAgent`, …).
+    if config.probabilistic.contains(where: { $0.signals != nil }) {
+      for key in DeviceSignals.contextKeys { context.add(key) }
+    }
   }
 }
 

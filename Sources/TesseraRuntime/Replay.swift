@@ -183,6 +183,15 @@ public struct ReplayReport: Sendable {
         try await graph.run(readers: [:], state: state, store: replayed, sink: StoreSink(replayed))
       }
       let intake = graph.intake
+      // Rejected links are decisions too: their events are never linked again. The old profile ids mean
+      // nothing to the replay, so the links go by event (profile 0).
+      let rejected = try await store.matchLinks(status: .rejected, limit: .max).map { l in
+        var byEvent = l
+        byEvent.profile = ProfileID(0)
+        byEvent.candidate = ProfileID(0)
+        return byEvent
+      }
+      if !rejected.isEmpty { await intake.send(.decisions(rejected, marking: false)) }
       var last: Ticket?
       for start in stride(from: 0, to: log.count, by: 8192) {
         let events = try log[start..<min(start + 8192, log.count)].map { try reader.mapped($0.event) }

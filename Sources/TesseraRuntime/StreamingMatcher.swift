@@ -27,6 +27,13 @@ public struct StreamingMatcher: Sendable {
     var tfTotal: [Int: Int] = [:]
     /// Records joined into each profile by this rule (the streaming counterpart of a cluster's size).
     var joins: [ProfileID: Int] = [:]
+    /// Of a rule on device signals: the columns compared by a `within N minutes` level (they need the time
+    /// each record was seen with its value), and the comparisons weighed by how many profiles share a value.
+    var timedColumns: [Int] = []
+    var frequencyComparisons: [(comparison: Int, signal: String)] = []
+    /// Per blocking rule: the frequency-weighed signal it is keyed by alone (`[signals.ip]`), else nil.
+    var crowdKeys: [String?] = []
+    var device: Bool { rule.signals != nil }
   }
 
   /// What the best candidate of an event is.
@@ -37,6 +44,8 @@ public struct StreamingMatcher: Sendable {
     public var probability: Double
     public var merge: Bool
     public var maxClusterSize: Int
+    /// Each comparison's level and weight (`Explanation.summary`), kept with a device link.
+    public var evidence: String = ""
   }
 
   var rules: [RuleIndex]
@@ -45,19 +54,66 @@ public struct StreamingMatcher: Sendable {
   public let inputs: Set<String>
   /// Profile pairs a reviewer rejected: never proposed again.
   var rejected: Set<[ProfileID]> = []
+  /// Events whose device link a person undid (`tessera unmerge --link`): no rule links them again.
+  var rejectedEvents: Set<String> = []
+  /// Per profile, the combinations of device-signal values it was seen with, newest first (rules on
+  /// device signals only; bounded and expiring as `sightingLimit` and `sightingKeep` say).
+  var sightings: [ProfileID: [Sighting]] = [:]
+  /// Per frequency-weighed signal and value: the profiles seen with it and when last (`SharedValues`).
+  var shared: [String: SharedValues] = [:]
+  let sightingLimit: Int
+  let sightingKeep: TimeSpan
+  let sharingWindow: TimeSpan
+  /// Derived signals by the context fields they come from (most events repeat their session's).
+  var signalCache: [SignalContext: [String: String]] = [:]
+  /// The signals some rule weighs by how many profiles share a value.
+  let frequencySignals: [String]
+  /// Whether some rule compares device signals: events then carry `signals.*` values and profiles sightings.
+  public let readsSignals: Bool
+  /// The consent purpose of each rule on device signals (nil: it needs none).
+  public let signalConsents: [String?]
 
   public var isEmpty: Bool { rules.isEmpty }
 
   public init(config: PipelineConfig) {
     self.config = config
     rules = config.probabilistic.map { rule in
-      let model = MatchModel(rule: rule)
+      var model = MatchModel(rule: rule)
       let keyInputs = rule.blockingInputs
+      var inputs = Set(model.fields).union(keyInputs.flatMap { $0 })
+      if let purpose = rule.consent { inputs.insert("consent." + purpose) }
+      var timed: [Int] = []
+      var frequency: [(Int, String)] = []
+      if let settings = rule.signals {
+        for (c, comparison) in model.comparisons.enumerated() {
+          model.comparisons[c].maxSharing = settings.maxSharing
+          if comparison.levels.contains(where: { if case .seenWithin = $0 { true } else { false } }) {
+            timed += comparison.columns.filter { !timed.contains($0) }
+          }
+          if comparison.columns.count == 1, settings.frequency.contains(comparison.field) {
+            frequency.append((c, comparison.field))
+          }
+        }
+      }
+      let crowdKeys = keyInputs.map { names -> String? in
+        guard names.count == 1, let name = names.first, rule.signals?.frequency.contains(name) == true else {
+          return nil
+        }
+        return name
+      }
       return RuleIndex(
-        rule: rule, model: model, inputs: Set(model.fields).union(keyInputs.flatMap { $0 }), keyInputs: keyInputs,
-        template: RecordSetBuilder(model: model, rule: rule, config: config))
+        rule: rule, model: model, inputs: inputs, keyInputs: keyInputs,
+        template: RecordSetBuilder(model: model, rule: rule, config: config), timedColumns: timed,
+        frequencyComparisons: frequency, crowdKeys: crowdKeys)
     }
     inputs = rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) }
+    let devices = config.probabilistic.compactMap(\.signals)
+    readsSignals = !devices.isEmpty
+    frequencySignals = Array(Set(rules.flatMap { $0.frequencyComparisons.map(\.signal) })).sorted()
+    signalConsents = config.probabilistic.filter { $0.signals != nil }.map(\.consent)
+    sightingLimit = devices.map(\.perProfile).max() ?? 0
+    sightingKeep = devices.map(\.keep).max() ?? TimeSpan(microseconds: 0)
+    sharingWindow = devices.map(\.window).max() ?? TimeSpan(microseconds: 0)
   }
 
   /// Whether some blocking rule of rule `r` can form a key from these values.
@@ -80,7 +136,20 @@ public struct StreamingMatcher: Sendable {
   /// (Re)indexes a profile under its current keys; `values` holds its traits and identifiers as text.
   public mutating func index(_ profile: ProfileID, values: [String: String]) {
     remove(profile)
-    for r in rules.indices where mayHaveKey(r, values) {
+    for r in rules.indices where rules[r].device {
+      // A rule on device signals reaches a profile through the keys of each combination it was seen with.
+      let entries = sightingRecords(profile, values).map { (profile.description, $0.values) }
+      guard !entries.isEmpty else { continue }
+      let set = records(r, entries)
+      var keys: [UInt64] = []
+      for column in set.keys {
+        for k in column where k != 0 && !keys.contains(k) { keys.append(k) }
+      }
+      guard !keys.isEmpty else { continue }
+      rules[r].keysOf[profile] = keys
+      for k in keys { rules[r].byKey[k, default: []].append(profile) }
+    }
+    for r in rules.indices where !rules[r].device && mayHaveKey(r, values) {
       let set = records(r, [(profile.description, values)])
       var keys: [UInt64] = []
       for column in set.keys where column[0] != 0 && !keys.contains(column[0]) { keys.append(column[0]) }
@@ -111,9 +180,10 @@ public struct StreamingMatcher: Sendable {
     }
   }
 
-  /// A profile absorbed `absorbed` by a merge: their join counts add up.
+  /// A profile absorbed `absorbed` by a merge: their join counts add up, and so do their sightings.
   public mutating func merged(_ absorbed: ProfileID, into survivor: ProfileID) {
     remove(absorbed)
+    if readsSignals { mergeSightings(absorbed, into: survivor) }
     for r in rules.indices {
       if let n = rules[r].joins.removeValue(forKey: absorbed) { rules[r].joins[survivor, default: 0] += n }
     }
@@ -132,9 +202,23 @@ public struct StreamingMatcher: Sendable {
 
   /// The best candidate at or above some rule's `review` threshold for an event's values, among the live
   /// profiles its keys reach (`profileValues(p)` reads a profile as `index` does).
-  public func best(event: [String: String], profileValues: (ProfileID) -> [String: String]) -> Candidate? {
+  ///
+  /// `at` is the event's time (rules on device signals measure sightings from it); `allowed(rule, profile)`
+  /// says whether a rule may use a profile's values (nil: the event's), for consent and `keep_apart`.
+  public func best(
+    event: [String: String], at: Timestamp = Timestamp(microseconds: 0),
+    allowed: (ProbabilisticRule, ProfileID?) -> Bool = { _, _ in true },
+    profileValues: (ProfileID) -> [String: String]
+  ) -> Candidate? {
     var best: Candidate?
-    for r in rules.indices where mayHaveKey(r, event) {
+    for r in rules.indices where rules[r].device && mayHaveKey(r, event) && allowed(rules[r].rule, nil) {
+      guard let c = bestDevice(r, event: event, at: at, allowed: allowed, profileValues: profileValues) else {
+        continue
+      }
+      if let b = best, b.weight >= c.weight { continue }
+      best = c
+    }
+    for r in rules.indices where !rules[r].device && mayHaveKey(r, event) {
       let index = rules[r]
       let probe = records(r, [("event", event)])
       var candidates: [ProfileID] = []
@@ -173,4 +257,8 @@ public struct StreamingMatcher: Sendable {
   }
 
   public func isRejected(_ a: ProfileID, _ b: ProfileID) -> Bool { rejected.contains([min(a, b), max(a, b)]) }
+
+  /// Undoes the device link an event raised: no rule links that event again (a replay honours it).
+  public mutating func reject(event: String) { rejectedEvents.insert(event) }
+  public func isRejected(event: String) -> Bool { rejectedEvents.contains(event) }
 }

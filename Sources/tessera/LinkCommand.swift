@@ -58,6 +58,12 @@ struct MatchingInputs {
   /// Reads records from CSV or NDJSON files, in parallel parts. Columns named like a trait or identifier
   /// kind are read as such; `idColumn` names the record id (default: `record_id`, `id`, else `file:line`).
   func load(files: [String], idColumn: String?, truthColumn: String?) async throws -> RecordSet {
+    if rule.signals != nil {
+      throw ValidationError(
+        "rule `\(rule.name)` compares device signals, which need each profile's sightings over time; it runs in "
+          + "`tessera run` and `serve` (explain its links with `tessera explain A B --store FILE`), not on record files"
+      )
+    }
     var all = RecordSetBuilder(model: model, rule: rule, config: config)
     let parts = max(1, ProcessInfo.processInfo.activeProcessorCount * 2)
     for (origin, file) in files.enumerated() {

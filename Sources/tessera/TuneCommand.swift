@@ -207,6 +207,10 @@ struct ExplainCommand: AsyncParsableCommand {
     } else if let store {
       guard FileManager.default.fileExists(atPath: store) else { throw ValidationError("no store at `\(store)`") }
       let db = try SQLiteStore(path: store)
+      if inputs.rule.signals != nil {
+        try await explainLinks(inputs.rule, db)
+        return
+      }
       var sides: [Stewardship.Side] = []
       for name in [a, b] {
         let id = try await ProfileCommand.resolve(name, in: db, pipeline: options.rules)
@@ -218,6 +222,10 @@ struct ExplainCommand: AsyncParsableCommand {
     } else {
       throw ValidationError("give --records FILE… (A and B are record ids) or --store PATH (A and B are profiles)")
     }
+    try show(explanation)
+  }
+
+  func show(_ explanation: Explanation) throws {
     switch format {
     case .text: print(explanation.table())
     case .json: print(explanation.json())
@@ -225,6 +233,53 @@ struct ExplainCommand: AsyncParsableCommand {
     if let chart {
       try explanation.svg().write(toFile: chart, atomically: true, encoding: .utf8)
       if format == .text { print("chart written to \(chart)" + (convertToPNG(chart).map { " and \($0)" } ?? "")) }
+    }
+  }
+
+  /// A rule on device signals compared an event with a profile's sightings at the time, which the store does
+  /// not keep: its links between the two profiles are explained by the evidence recorded with each.
+  func explainLinks(_ rule: ProbabilisticRule, _ db: SQLiteStore) async throws {
+    var ends: Set<ProfileID> = []
+    for name in [a, b] {
+      guard let id = try await ProfileCommand.resolve(name, in: db, pipeline: options.rules) else {
+        throw ValidationError("no profile `\(name)` in \(store ?? "")")
+      }
+      ends.insert(id)
+    }
+    var links: [MatchLinkRecord] = []
+    for l in try await db.matchLinks(status: nil, limit: .max) where l.rule == rule.name {
+      let pair = Set([
+        try await db.canonical(l.profile) ?? l.profile, try await db.canonical(l.candidate) ?? l.candidate,
+      ])
+      if pair == ends || Set([l.profile, l.candidate]) == ends {
+        links.append(l)
+      }
+    }
+    switch format {
+    case .json:
+      print(
+        JSON.encode(
+          .list(
+            links.map { l in
+              .map([
+                "id": .int(l.id), "rule": .string(l.rule), "profile": .string(l.profile.description),
+                "candidate": .string(l.candidate.description), "event": .string(l.eventID),
+                "probability": .double(l.probability), "weight": .double(l.weight),
+                "status": .string(l.status.rawValue),
+                "evidence": .string(l.reason), "at": .string(l.at.iso8601),
+              ])
+            })))
+    case .text:
+      guard !links.isEmpty else {
+        print("rule `\(rule.name)` linked no event of \(a) with \(b)")
+        return
+      }
+      for l in links {
+        print(
+          "link \(l.id) (\(l.status.rawValue)): event \(l.eventID) of \(l.profile) ~ \(l.candidate) at \(l.at.iso8601), "
+            + String(format: "weight %+.2f, probability %.6f", l.weight, l.probability))
+        for part in l.reason.split(separator: ";") { print("  " + part.trimmingCharacters(in: .whitespaces)) }
+      }
     }
   }
 }

@@ -153,8 +153,9 @@ struct LevelParserTests {
         text: "swapped_with", message: "level `swapped_with` is written `swapped_with last_name`", offset: 0,
         length: 12),
       Failure(
-        text: "within 1 fortnight", message: "unknown unit `fortnight` in `within`; use days, months or years",
-        offset: 9, length: 9),
+        text: "within 1 fortnight",
+        message: "unknown unit `fortnight` in `within`; use minutes, hours, days, months or years", offset: 9,
+        length: 9),
     ])
   func invalid(_ f: Failure) {
     switch LevelParser.parse(f.text) {

@@ -116,13 +116,19 @@ public struct IdentityResolver: Sendable {
 
   /// The profile a probabilistic rule joins an event to (nil when none, or when a limit refuses it), and
   /// what to log about the decision once the event's profile is known.
-  mutating func match(_ event: Event) -> (joining: ProfileID?, decision: StreamingMatcher.Candidate?, refusal: String?)
-  {
-    guard !matcher.isEmpty, !event.identifiers.contains(where: { graph.profile(of: $0) != nil }) else {
+  mutating func match(_ event: Event, signals: [String: String]) -> (
+    joining: ProfileID?, decision: StreamingMatcher.Candidate?, refusal: String?
+  ) {
+    guard !matcher.isEmpty, !event.identifiers.contains(where: { graph.profile(of: $0) != nil }),
+      !matcher.isRejected(event: event.id)
+    else {
       return (nil, nil, nil)
     }
-    let probe = values(of: event)
-    guard !probe.isEmpty, let c = matcher.best(event: probe, profileValues: { values(of: $0) }) else {
+    let probe = values(of: event).merging(signals) { trait, _ in trait }
+    guard !probe.isEmpty,
+      let c = matcher.best(
+        event: probe, at: event.timestamp, allowed: { allowed($0, $1, event) }, profileValues: { values(of: $0) })
+    else {
       return (nil, nil, nil)
     }
     let live = graph.canonical(c.profile)
@@ -135,6 +141,30 @@ public struct IdentityResolver: Sendable {
       return (nil, c, "the profile already holds \(c.maxClusterSize) records matched by `\(c.rule)` (max_cluster_size)")
     }
     return (live, c, nil)
+  }
+
+  /// Whether a rule may use a profile's values (nil: the event's own) against `event`: both sides gave the
+  /// rule's `consent`, and the profile holds no identifier of a `keep_apart` kind with a value other than the
+  /// event's (two people who signed in as different users are never one, whatever they share).
+  func allowed(_ rule: ProbabilisticRule, _ profile: ProfileID?, _ event: Event) -> Bool {
+    if let purpose = rule.consent {
+      let key = "consent." + purpose
+      let given = profile.map { matchTraits[$0]?[key]?.value } ?? event.traits[key]
+      guard given == .bool(true) else { return false }
+    }
+    guard let profile, !rule.keepApart.isEmpty else { return true }
+    let mine = event.identifiers.filter { rule.keepApart.contains($0.kind) }
+    guard !mine.isEmpty else { return true }
+    let held = graph.identifiers(of: profile)
+    return !mine.contains { i in held.contains { $0.kind == i.kind && $0.value != i.value } }
+  }
+
+  /// Whether a profile's device signals may be kept: some rule on device signals needs no consent, or the
+  /// profile gave one such rule's purpose.
+  func keepsSignals(of profile: ProfileID) -> Bool {
+    matcher.signalConsents.contains { purpose in
+      purpose.map { matchTraits[profile]?["consent." + $0]?.value == .bool(true) } ?? true
+    }
   }
 
   // MARK: resolution
@@ -163,7 +193,8 @@ public struct IdentityResolver: Sendable {
         continue
       }
       part.keys.append(key)
-      let (joining, decision, refusal) = match(event)
+      let signals = matcher.readsSignals ? matcher.signals(of: event.context) : [:]
+      let (joining, decision, refusal) = match(event, signals: signals)
       let r = graph.resolve(event.identifiers, eventID: event.id, at: event.timestamp, joining: joining)
       if r.created {
         part.commit.newProfiles.append(NewProfile(r.profile, createdAt: event.timestamp))
@@ -176,7 +207,9 @@ public struct IdentityResolver: Sendable {
         part.commit.matchLinks.append(
           MatchLinkRecord(
             rule: d.rule, profile: r.profile, candidate: candidate, eventID: event.id, probability: d.probability,
-            weight: d.weight, status: status, reason: refusal ?? "", at: event.timestamp))
+            weight: d.weight, status: status,
+            reason: refusal.map { d.evidence.isEmpty ? $0 : "\($0); evidence: \(d.evidence)" } ?? d.evidence,
+            at: event.timestamp))
         switch status {
         case .joined:
           matcher.joined(r.profile, rule: d.rule)
@@ -216,7 +249,9 @@ public struct IdentityResolver: Sendable {
           let o = Observation(value: value, source: event.source, eventID: event.id, timestamp: event.timestamp)
           matchTraits[r.profile, default: [:]][trait] = policy(for: trait).add(o, to: matchTraits[r.profile]?[trait])
         }
-        if r.created || !r.merges.isEmpty || matcher.matters(event.traits.keys)
+        let sighted =
+          !signals.isEmpty && keepsSignals(of: r.profile) && matcher.sight(r.profile, signals, at: event.timestamp)
+        if r.created || !r.merges.isEmpty || sighted || matcher.matters(event.traits.keys)
           || matcher.matters(r.attached.map(\.kind))
         {
           matcher.index(r.profile, values: values(of: r.profile))
@@ -287,7 +322,11 @@ public struct IdentityResolver: Sendable {
         part.commit.linkStatus.append(LinkStatusChange(link.id, to: .merged))  // already one profile
       }
     }
-    for link in links where link.status == .rejected { matcher.reject(link.profile, link.candidate) }
+    for link in links where link.status == .rejected {
+      // A replay knows a rejected link by its event only (old profile ids mean nothing there): profile 0.
+      if link.profile.raw != 0 { matcher.reject(link.profile, link.candidate) }
+      matcher.reject(event: link.eventID)
+    }
   }
 
   /// The clock tick at `at` (else the current clock): every partition expires its windows.

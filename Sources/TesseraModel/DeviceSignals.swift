@@ -1,0 +1,65 @@
+/// The device signals an event carries in its context, as the values probabilistic rules compare under
+/// `signals.NAME`: the network address and its prefix, the user agent and what it says (browser, system,
+/// device), locale, time zone and screen.
+///
+/// Read from the context fields the tracking SDKs send (`context.ip`, `context.userAgent`, `context.locale`,
+/// `context.timezone`, `context.screen.width`/`height`); a file source maps its columns there
+/// (`context.ip: ip_address`).
+public enum DeviceSignals {
+  /// Every signal name, in the order `derive` fills them.
+  public static let names = [
+    "ip", "ip_prefix", "user_agent", "browser", "browser_family", "os", "os_family", "device", "device_type",
+    "locale", "timezone", "screen",
+  ]
+
+  /// The context fields signals are read from.
+  public static let contextKeys = ["ip", "userAgent", "user_agent", "locale", "timezone", "screen"]
+
+  /// The signals of an event's context, keyed by name (without `signals.`); absent ones are left out.
+  /// `parse` reads a user agent (callers pass a cached `UserAgent.parse`).
+  public static func derive(
+    _ context: [String: Value], parse: (String) -> UserAgent = UserAgent.parse
+  ) -> [String: String] {
+    var out: [String: String] = [:]
+    if let raw = text(context["ip"]), let ip = IPAddress.normalize(raw) {
+      out["ip"] = ip
+      out["ip_prefix"] = IPAddress.prefix(ip)
+    }
+    if let raw = text(context["userAgent"]) ?? text(context["user_agent"]) {
+      let ua = Normalize.trim(raw)
+      if !ua.isEmpty {
+        out["user_agent"] = ua
+        let parsed = parse(ua)
+        out["browser"] = parsed.browserWithVersion
+        out["browser_family"] = parsed.browser
+        out["os"] = parsed.osWithVersion
+        out["os_family"] = parsed.os
+        out["device"] = parsed.device
+        out["device_type"] = parsed.deviceType
+      }
+    }
+    if let l = text(context["locale"]) { out["locale"] = l.replacingUnderscores() }
+    if let t = text(context["timezone"]) { out["timezone"] = t }
+    if case .map(let screen)? = context["screen"], let w = screen["width"]?.doubleValue,
+      let h = screen["height"]?.doubleValue, w > 0, h > 0
+    {
+      out["screen"] = "\(Int(w))x\(Int(h))"
+    } else if let s = text(context["screen"]) {
+      out["screen"] = s
+    }
+    return out
+  }
+
+  static func text(_ v: Value?) -> String? {
+    guard let v, case .string(let s) = v else { return nil }
+    let t = Normalize.trim(s)
+    return t.isEmpty ? nil : t
+  }
+}
+
+extension String {
+  /// `en_US` → `en-US`: locales compare in one spelling.
+  fileprivate func replacingUnderscores() -> String {
+    contains("_") ? String(map { $0 == "_" ? "-" : $0 }) : self
+  }
+}

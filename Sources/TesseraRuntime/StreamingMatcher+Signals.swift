@@ -1,0 +1,223 @@
+import TesseraCompiler
+import TesseraMatching
+import TesseraModel
+
+/// One combination of device-signal values a profile was seen with (`signals.ip`, `signals.os`, …), and when
+/// it was first and last seen with it.
+struct Sighting: Sendable, Hashable {
+  var values: [String: String]
+  var hash: UInt64
+  var last: Timestamp
+}
+
+/// The profiles seen with one value of a frequency-weighed signal, and when each was last seen with it,
+/// counted over the rules' sliding window. Entries older than the window are dropped at most every eighth of
+/// a window, so a count may include profiles seen up to 1⅛ windows ago.
+struct SharedValues: Sendable {
+  var profiles: [String: [ProfileID: Timestamp]] = [:]
+  var pruned: [String: Timestamp] = [:]
+
+  mutating func saw(_ value: String, _ profile: ProfileID, at: Timestamp, window: TimeSpan) {
+    let previous = profiles[value]?[profile] ?? at
+    profiles[value, default: [:]][profile] = max(previous, at)
+    if let last = pruned[value], at.microseconds - last.microseconds <= window.microseconds / 8 { return }
+    pruned[value] = at
+    let from = at.microseconds - window.microseconds
+    profiles[value] = profiles[value]?.filter { $0.value.microseconds >= from }
+  }
+
+  /// The distinct profiles seen with `value` in the window before `at`, counted up to `limit` + 1 (past the
+  /// limit the exact number does not matter).
+  func count(_ value: String, at: Timestamp, window: TimeSpan, limit: Int = .max) -> Int {
+    guard let seen = profiles[value] else { return 0 }
+    let from = at.microseconds - window.microseconds
+    var n = 0
+    for t in seen.values where t.microseconds >= from {
+      n += 1
+      if n > limit { break }
+    }
+    return n
+  }
+
+  mutating func moved(_ absorbed: ProfileID, to survivor: ProfileID, values: Set<String>) {
+    for v in values {
+      guard var seen = profiles[v], let t = seen.removeValue(forKey: absorbed) else { continue }
+      seen[survivor] = max(seen[survivor] ?? t, t)
+      profiles[v] = seen
+    }
+  }
+}
+
+/// The context fields signals are read from, as one key: most events repeat their session's.
+struct SignalContext: Hashable, Sendable {
+  var ip: Value?
+  var userAgent: Value?
+  var locale: Value?
+  var timezone: Value?
+  var screen: Value?
+
+  init(_ context: [String: Value]) {
+    ip = context["ip"]
+    userAgent = context["userAgent"] ?? context["user_agent"]
+    locale = context["locale"]
+    timezone = context["timezone"]
+    screen = context["screen"]
+  }
+}
+
+extension StreamingMatcher {
+  /// Signal names as the rules read them, in `DeviceSignals.names` order.
+  static let signalKeys = DeviceSignals.names.map { "signals." + $0 }
+
+  /// The device signals of an event's context as the rules read them (`signals.ip`, …), derived once per
+  /// distinct context (a bounded cache).
+  public mutating func signals(of context: [String: Value]) -> [String: String] {
+    let key = SignalContext(context)
+    if let known = signalCache[key] { return known }
+    var out: [String: String] = [:]
+    for (k, v) in DeviceSignals.derive(context) { out["signals." + k] = v }
+    if signalCache.count >= 16_384 { signalCache.removeAll(keepingCapacity: true) }
+    signalCache[key] = out
+    return out
+  }
+
+  /// Records that `profile` was seen with these signals at `at`. Returns whether the profile's combinations
+  /// changed (a new one, or one expired or pushed out), so it must be indexed again.
+  public mutating func sight(_ profile: ProfileID, _ signals: [String: String], at: Timestamp) -> Bool {
+    guard readsSignals, !signals.isEmpty else { return false }
+    for name in frequencySignals {
+      if let v = signals[name] { shared[name, default: SharedValues()].saw(v, profile, at: at, window: sharingWindow) }
+    }
+    // Equal combinations are equal texts in name order (the hash only tells sightings of one profile apart).
+    var hasher = Hasher()
+    for name in Self.signalKeys {
+      hasher.combine(signals[name])
+    }
+    let h = UInt64(bitPattern: Int64(hasher.finalize()))
+    var list = sightings[profile] ?? []
+    let before = list.count
+    let expiry = at.microseconds - sightingKeep.microseconds
+    list.removeAll { $0.last.microseconds < expiry }
+    var changed = list.count != before
+    if let k = list.firstIndex(where: { $0.hash == h }) {
+      if at > list[k].last {
+        list[k].last = at
+        // Newest first: a sighting seen again moves to the front.
+        list.insert(list.remove(at: k), at: 0)
+      }
+    } else {
+      list.insert(Sighting(values: signals, hash: h, last: at), at: 0)
+      list.sort { $0.last > $1.last }
+      if list.count > sightingLimit { list.removeLast(list.count - sightingLimit) }
+      changed = true
+    }
+    sightings[profile] = list
+    return changed
+  }
+
+  /// The profile's values joined with each combination it was seen with (non-expired at `at`, when given),
+  /// and, per timed column, when it was last seen with that record's value.
+  func sightingRecords(_ profile: ProfileID, _ values: [String: String], at: Timestamp? = nil) -> [(
+    values: [String: String], sighting: Sighting
+  )] {
+    let from = at.map { $0.microseconds - sightingKeep.microseconds } ?? .min
+    return (sightings[profile] ?? []).filter { $0.last.microseconds >= from }.map { s in
+      (values.merging(s.values) { _, signal in signal }, s)
+    }
+  }
+
+  mutating func mergeSightings(_ absorbed: ProfileID, into survivor: ProfileID) {
+    guard let gone = sightings.removeValue(forKey: absorbed) else { return }
+    var all = (sightings[survivor] ?? []) + gone
+    all.sort { $0.last > $1.last }
+    var seen = Set<UInt64>()
+    all = all.filter { seen.insert($0.hash).inserted }
+    if all.count > sightingLimit { all.removeLast(all.count - sightingLimit) }
+    sightings[survivor] = all
+    for name in Array(shared.keys) {
+      shared[name]?.moved(absorbed, to: survivor, values: Set(gone.compactMap { $0.values[name] }))
+    }
+  }
+
+  /// The best candidate of rule `r` (on device signals) for an event seen at `at`: each profile its keys
+  /// reach is scored by its best sighting, with time levels measured from the profile's last sighting of the
+  /// event's value and shared values weighed by how many profiles were seen with them in the window.
+  func bestDevice(
+    _ r: Int, event: [String: String], at: Timestamp, allowed: (ProbabilisticRule, ProfileID?) -> Bool,
+    profileValues: (ProfileID) -> [String: String]
+  ) -> Candidate? {
+    let index = rules[r]
+    let settings = index.rule.signals ?? SignalSettings()
+    // How many profiles share each frequency-weighed value of the event (enough to tell a crowd).
+    var sharedBy: [String: Int] = [:]
+    for (_, name) in index.frequencyComparisons {
+      if let v = event[name] {
+        sharedBy[name] = shared[name]?.count(v, at: at, window: settings.window, limit: settings.maxSharing) ?? 0
+      }
+    }
+    let probe = records(r, [("event", event)])
+    var candidates: [ProfileID] = []
+    for (b, column) in probe.keys.enumerated() where column[0] != 0 {
+      // A block keyed by one crowd's value (an office's or a carrier's address) only holds candidates whose
+      // agreement on it adds nothing: it is not searched.
+      if let name = index.crowdKeys[b], (sharedBy[name] ?? 0) > settings.maxSharing { continue }
+      for p in index.byKey[column[0]] ?? [] where !candidates.contains(p) { candidates.append(p) }
+    }
+    candidates.sort()
+    var entries: [(id: String, values: [String: String])] = [("event", event)]
+    var owner: [ProfileID] = [ProfileID(0)]
+    var seenAt: [[String: Timestamp]] = [[:]]
+    for p in candidates where allowed(index.rule, p) {
+      let values = profileValues(p)
+      let records = sightingRecords(p, values, at: at)
+      // When the profile was last seen with each value of each timed signal.
+      var last: [String: Timestamp] = [:]
+      for (_, s) in records {
+        for (name, v) in s.values where last[name + "=" + v].map({ $0 < s.last }) ?? true {
+          last[name + "=" + v] = s.last
+        }
+      }
+      for (values, _) in records {
+        entries.append((p.description, values))
+        owner.append(p)
+        seenAt.append(last)
+      }
+    }
+    guard entries.count > 1 else { return nil }
+    var set = records(r, entries)
+    let fields = index.model.fields
+    for f in index.timedColumns {
+      let name = fields[f]
+      set.seen[f] = entries.indices.map { i in
+        if i == 0 { return at.microseconds / 1_000_000 }
+        guard let v = entries[i].values[name], let t = seenAt[i][name + "=" + v] else { return .min }
+        return t.microseconds / 1_000_000
+      }
+    }
+    for (c, name) in index.frequencyComparisons {
+      // An agreement is on the event's value: its count serves every record.
+      set.sharing[c] = Array(repeating: Int32(clamping: sharedBy[name] ?? 0), count: set.count)
+    }
+    var best: (k: Int, weight: Double)?
+    for k in 1..<set.count {
+      let w = index.model.compare(set, 0, k).weight
+      guard w >= index.model.reviewWeight else { continue }
+      if let b = best, b.weight >= w { continue }
+      best = (k, w)
+    }
+    guard let best else { return nil }
+    var c = Candidate(
+      rule: index.rule.name, profile: owner[best.k], weight: best.weight,
+      probability: MatchModel.probability(weight: best.weight), merge: best.weight >= index.model.mergeWeight,
+      maxClusterSize: index.model.maxClusterSize)
+    c.evidence = Explanation(model: index.model, records: set, 0, best.k).summary()
+    return c
+  }
+}
+
+extension StreamingMatcher {
+  /// The values of a signal a profile's sightings hold, newest first (for tests and `explain`).
+  public func sightedValues(_ profile: ProfileID, _ signal: String) -> [String] {
+    (sightings[profile] ?? []).compactMap { $0.values[signal] }
+  }
+}
