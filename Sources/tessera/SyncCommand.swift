@@ -44,7 +44,8 @@ struct SyncCommand: AsyncParsableCommand {
         let report = try await ProfileSync(sync: s, config: plan.config, store: store).run()
         print(
           "sync \(s.name) → schema \(s.schema): \(report.rows) rows, \(report.rowsWritten) written, "
-            + "\(report.tables.reduce(0) { $0 + $1.deleted }) deleted in \(String(format: "%.2f", report.seconds)) s")
+            + "\(report.tables.reduce(0) { $0 + $1.deleted }) deleted in \(String(format: "%.2f", report.seconds)) s "
+            + "(\(Int(Double(report.rowsWritten) / max(report.seconds, 1e-9))) rows written/s)")
         for t in report.tables {
           print(
             "  \(t.table.padding(toLength: 20, withPad: " ", startingAt: 0)) \(t.rows) rows · \(t.written) written · \(t.deleted) deleted"
