@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "TesseraConnectors", targets: ["TesseraConnectors"]),
     .library(name: "TesseraMatching", targets: ["TesseraMatching"]),
     .library(name: "TesseraDelivery", targets: ["TesseraDelivery"]),
+    .library(name: "TesseraWarehouse", targets: ["TesseraWarehouse"]),
     .library(name: "TesseraServer", targets: ["TesseraServer"]),
     // A scripted webhook receiver on loopback, for tests and the delivery benchmark.
     .library(name: "TesseraReceiver", targets: ["TesseraReceiver"]),
@@ -105,11 +106,21 @@ let package = Package(
     .target(
       name: "TesseraDelivery",
       dependencies: [
-        "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime",
+        "TesseraModel", "TesseraCompiler", "TesseraLanguage", "TesseraStore", "TesseraRuntime", "TesseraPostgres",
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    // PostgreSQL as a source and a sink: table sources read past a stored cursor, the profile sync.
+    .target(
+      name: "TesseraWarehouse",
+      dependencies: [
+        "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime", "TesseraPostgres",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
@@ -132,13 +143,18 @@ let package = Package(
       dependencies: [
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
         "TesseraPostgres", "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "TesseraWarehouse", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
     .testTarget(name: "TesseraModelTests", dependencies: ["TesseraModel"]),
     .testTarget(name: "TesseraIdentityTests", dependencies: ["TesseraIdentity", "TesseraModel"]),
-    .testTarget(name: "TesseraRuntimeTests", dependencies: ["TesseraRuntime", "TesseraMatching", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraIdentity", "TesseraModel"]),
+    .testTarget(
+      name: "TesseraRuntimeTests",
+      dependencies: [
+        "TesseraRuntime", "TesseraMatching", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
+        "TesseraIdentity", "TesseraModel",
+      ]),
     .testTarget(
       name: "TesseraStoreTests",
       dependencies: [
@@ -160,7 +176,8 @@ let package = Package(
       ]
     ),
     .testTarget(
-      name: "TesseraMatchingTests", dependencies: ["TesseraMatching", "TesseraCompiler", "TesseraLanguage", "TesseraModel"]
+      name: "TesseraMatchingTests",
+      dependencies: ["TesseraMatching", "TesseraCompiler", "TesseraLanguage", "TesseraModel"]
     ),
     .target(
       name: "TesseraReceiver",
@@ -186,7 +203,8 @@ let package = Package(
     .testTarget(
       name: "TesseraDeliveryTests",
       dependencies: [
-        "TesseraDelivery", "TesseraReceiver", "TesseraRuntime", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraModel",
+        "TesseraDelivery", "TesseraReceiver", "TesseraRuntime", "TesseraConnectors", "TesseraStore", "TesseraSQLite",
+        "TesseraCompiler", "TesseraModel",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "GRDB", package: "GRDB.swift"),
@@ -195,13 +213,22 @@ let package = Package(
     .testTarget(
       name: "TesseraServerTests",
       dependencies: [
-        "TesseraServer", "TesseraReceiver", "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
+        "TesseraServer", "TesseraReceiver", "TesseraDelivery", "TesseraRuntime", "TesseraStore", "TesseraSQLite",
+        "TesseraCompiler",
         "TesseraModel", "TesseraPostgres", "TesseraPostgresCluster", "TesseraFuzz",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
         .product(name: "CompressNIO", package: "compress-nio"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .testTarget(
+      name: "TesseraWarehouseTests",
+      dependencies: [
+        "TesseraWarehouse", "TesseraPostgres", "TesseraPostgresCluster", "TesseraRuntime", "TesseraConnectors",
+        "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraModel", "TesseraDelivery",
+        .product(name: "PostgresNIO", package: "postgres-nio"),
       ]
     ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),

@@ -11,7 +11,11 @@ public struct Declared<T: Sendable>: Sendable {
   }
 }
 
-public enum SourceKind: String, Sendable, CaseIterable { case http, csv, ndjson }
+public enum SourceKind: String, Sendable, CaseIterable {
+  case http, csv, ndjson, postgres
+  /// Reads files (`path`).
+  public var readsFiles: Bool { self == .csv || self == .ndjson }
+}
 public enum EventType: String, Sendable, CaseIterable { case identify, track, page, screen, group, alias }
 
 /// Where a mapped value goes in the event.
@@ -73,6 +77,8 @@ public struct SourceDecl: Sendable {
   public var delimiter: Character
   /// The scope the mapping expressions were compiled in: slot 0 holds the raw record.
   public var scope: Scope
+  /// A `postgres` source: where it reads, and how far (see `TableSource`).
+  public var table: TableSource?
 
   /// Identifier kinds this source can produce.
   public var identifierKinds: Set<String> {
@@ -85,6 +91,55 @@ public struct SourceDecl: Sendable {
         if case .trait(let k) = $0.target, !k.hasPrefix("consent.") { return k } else { return nil }
       })
   }
+}
+
+/// A profile sync (`sync:`): the store's profiles, identifiers, memberships, merge log and events kept as
+/// tables of a PostgreSQL schema that analysts query with SQL.
+public struct SyncDecl: Sendable, Hashable {
+  public var name: String
+  public var location: SourceLocation
+  /// The connection URL, `${ENV}` expanded.
+  public var database: String
+  /// The PostgreSQL schema the tables live in.
+  public var schema: String
+  /// Whether the events are synced too (the largest table).
+  public var events: Bool
+
+  public init(name: String, location: SourceLocation, database: String, schema: String, events: Bool) {
+    self.name = name
+    self.location = location
+    self.database = database
+    self.schema = schema
+    self.events = events
+  }
+}
+
+/// A source that reads a database table (or query) past a stored cursor.
+public struct TableSource: Sendable, Hashable {
+  /// The connection URL, `${ENV}` expanded.
+  public var url: String
+  /// The table (optionally `schema.table`), or nil when `query` is given.
+  public var table: String?
+  /// A SELECT whose rows are the records (nil when `table` is given).
+  public var query: String?
+  /// The monotonic column rows are read in order of; the source's cursor is its value at the last row stored.
+  public var cursor: String
+  /// How often `tessera serve` looks for new rows.
+  public var poll: TimeSpan
+  /// Rows read per query.
+  public var batchRows: Int
+
+  public init(url: String, table: String?, query: String?, cursor: String, poll: TimeSpan, batchRows: Int) {
+    self.url = url
+    self.table = table
+    self.query = query
+    self.cursor = cursor
+    self.poll = poll
+    self.batchRows = batchRows
+  }
+
+  /// What rejected records name as their place: the table, or `query` for a query source.
+  public var place: String { table ?? "query" }
 }
 
 public enum Normalizer: String, Sendable, CaseIterable {
@@ -416,6 +471,8 @@ public struct PipelineConfig: Sendable {
   public var computed: [ComputedTraitDecl] = []
   public var segments: [SegmentDecl] = []
   public var destinations: [DestinationDecl] = []
+  /// Profile syncs to a warehouse (`sync:`), run by `tessera sync`.
+  public var syncs: [SyncDecl] = []
   public var consentPurposes: [String] = ["analytics", "advertising", "personalization"]
 
   public func identifier(_ name: String) -> IdentifierDecl? { identifiers.first { $0.name == name } }

@@ -43,6 +43,7 @@ struct DeclarationChecker {
     readProbabilistic(&config)
     readSegments(&config)
     readDestinations(&config)
+    readSyncs(&config)
     warnUnused(config, sourcesComplete: sourcesComplete, rulesComplete: rulesComplete)
   }
 
@@ -121,7 +122,7 @@ struct DeclarationChecker {
 
   static let sourceKeys = [
     "kind", "path", "write_key", "emit", "event", "id", "timestamp", "map", "schema", "delimiter", "description",
-    "max_request_bytes", "max_event_bytes",
+    "max_request_bytes", "max_event_bytes", "url", "table", "query", "cursor", "poll", "batch_rows",
   ]
 
   func readSources(_ config: inout PipelineConfig) {
@@ -157,7 +158,8 @@ struct DeclarationChecker {
       let scope = Scopes.record(kind: kind, types: schema.types)
       var decl = SourceDecl(
         name: name, location: key.location, kind: kind, path: nil, writeKey: nil,
-        emit: kind == .csv ? .identify : .track, event: nil, messageId: nil, timestamp: nil, mappings: [],
+        emit: kind == .csv || kind == .postgres ? .identify : .track, event: nil, messageId: nil, timestamp: nil,
+        mappings: [],
         schema: schema, delimiter: ",", scope: scope)
       switch kind {
       case .http:
@@ -182,6 +184,15 @@ struct DeclarationChecker {
         }
         for key in ["max_request_bytes", "max_event_bytes"] {
           if let k = m.keyNode(key) { sink.error("`\(key)` is for http sources; a \(kind) source reads files", at: k) }
+        }
+      case .postgres:
+        decl.table = readTableSource(m, what, key)
+      }
+      if kind != .postgres {
+        for k in ["url", "table", "query", "cursor", "poll", "batch_rows"] {
+          if let n = m.keyNode(k) {
+            sink.error("`\(k)` is for postgres sources; a \(kind) source does not read a table", at: n)
+          }
         }
       }
       if let d = m.string("delimiter") {
@@ -219,6 +230,64 @@ struct DeclarationChecker {
       }
       checkFileFields(decl, m)
       config.sources.append(decl)
+    }
+  }
+
+  /// The table part of a `postgres` source: `url`, `table` or `query`, `cursor`, `poll`, `batch_rows`.
+  func readTableSource(_ m: MapReader, _ what: String, _ key: YNode) -> TableSource? {
+    for k in ["path", "write_key", "max_request_bytes", "max_event_bytes"] {
+      if let n = m.keyNode(k) {
+        sink.error("`\(k)` does not apply to a postgres source; it reads `table` (or `query`) at `url`", at: n)
+      }
+    }
+    let url = m.expanded("url", required: true)
+    if let url, let v = m.value("url"), !(url.hasPrefix("postgres://") || url.hasPrefix("postgresql://")) {
+      sink.error("the url of \(what) must start with `postgres://` (postgres://user@host:port/database)", at: v)
+    }
+    let table = m.string("table")
+    let query = m.string("query")
+    if let table, let v = m.value("table"),
+      !table.split(separator: ".", omittingEmptySubsequences: false).allSatisfy({ YNode.isValidName(String($0)) })
+    {
+      sink.error("invalid table name `\(table)`: use letters, digits and `_`, optionally `schema.table`", at: v)
+    }
+    if table != nil, query != nil, let v = m.keyNode("query") {
+      sink.error("\(what) has both `table` and `query`; give one", at: v)
+    } else if table == nil, query == nil {
+      sink.error("\(what) needs a `table` (or a `query`) to read", at: key)
+    }
+    let cursor = m.string("cursor", required: true)
+    if let cursor, let v = m.value("cursor"), !YNode.isValidName(cursor) {
+      sink.error("invalid cursor column `\(cursor)`: use letters, digits and `_`", at: v)
+    }
+    let poll = m.duration("poll") ?? TimeSpan(seconds: 10)
+    if poll.microseconds <= 0, let v = m.value("poll") { sink.error("`poll` must be longer than 0", at: v) }
+    let batchRows = m.int("batch_rows", min: 1) ?? 10_000
+    guard let url, let cursor, table != nil || query != nil else { return nil }
+    return TableSource(url: url, table: table, query: query, cursor: cursor, poll: poll, batchRows: batchRows)
+  }
+
+  // MARK: syncs
+
+  func readSyncs(_ config: inout PipelineConfig) {
+    for (name, key, body) in entries("sync", "sync") {
+      let what = "sync `\(name)`"
+      guard let m = MapReader(body, what, sink, key: key) else { continue }
+      m.check(allowed: ["database", "schema", "events", "description"])
+      let database = m.expanded("database", required: true)
+      if let database, let v = m.value("database"),
+        !(database.hasPrefix("postgres://") || database.hasPrefix("postgresql://"))
+      {
+        sink.error("the database of \(what) must be a PostgreSQL URL (postgres://user@host:port/database)", at: v)
+      }
+      let schema = m.string("schema") ?? "tessera"
+      if !YNode.isValidName(schema), let v = m.value("schema") {
+        sink.error("invalid schema name `\(schema)`: use letters, digits and `_`", at: v)
+      }
+      let events = m.bool("events") ?? true
+      guard let database else { continue }
+      config.syncs.append(
+        SyncDecl(name: name, location: key.location, database: database, schema: schema, events: events))
     }
   }
 

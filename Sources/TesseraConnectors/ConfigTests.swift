@@ -269,7 +269,7 @@ public struct ConfigTestRunner: Sendable {
       let path = dir.appendingPathComponent("\(source).\(csv ? "csv" : "ndjson")").path
       try text.write(toFile: path, atomically: true, encoding: .utf8)
       decl.path = path
-      if decl.kind == .http { decl.kind = .ndjson }
+      if decl.kind == .http || decl.kind == .postgres { decl.kind = .ndjson }
       readers[index] = FileSourceReader(source: decl)
       // Each record's event id, by mapping it alone, so `source#N` can name the profile it ended in.
       var ids: [String?] = []

@@ -55,6 +55,12 @@ extension DeliveryQueue {
         queues.append(DeliveryQueue(name: d.name, target: target, batch: d.batch, retry: d.retry, concurrency: 1))
       case .table:
         guard let table = d.table else { continue }
+        if let url = d.database, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+          let target = try PostgresTableTarget(
+            url: url, table: table, trigger: d.trigger, payload: d.payload.map { ($0.key, $0.expr.type) }, clock: clock)
+          queues.append(DeliveryQueue(name: d.name, target: target, batch: d.batch, retry: d.retry, concurrency: 1))
+          continue
+        }
         let target = try TableTarget(
           database: d.database.map { Paths.resolve($0, from: d.location.file) } ?? storePath, table: table,
           trigger: d.trigger, columns: columns, clock: clock)

@@ -243,16 +243,28 @@ extension PostgresStore {
              SELECT survivor, absorbed, rule, evidence, event_id, at, score FROM merges
             WHERE survivor IN (SELECT id FROM fam) OR absorbed IN (SELECT id FROM fam) ORDER BY id
             """, binds: Self.binds(p.raw)), logger: logger)
-      var out: [MergeRecord] = []
-      for try await (s, a, r, e, ev, at, sc) in rows.decode((Int64, Int64, String, String, String, Int64, Double).self)
-      {
-        out.append(
-          MergeRecord(
-            survivor: ProfileID(s), absorbed: ProfileID(a), rule: r, evidence: try StoredValue.decodeIdentifiers(e),
-            eventID: ev, at: Timestamp(microseconds: at), score: sc))
-      }
-      return out
+      return try await Self.merges(rows)
     }
+  }
+
+  public func loadMerges() async throws -> [MergeRecord] {
+    try await read { conn in
+      let rows = try await conn.query(
+        "SELECT survivor, absorbed, rule, evidence, event_id, at, score FROM merges ORDER BY id", logger: logger)
+      return try await Self.merges(rows)
+    }
+  }
+
+  /// Merge records from rows of `survivor, absorbed, rule, evidence, event_id, at, score`.
+  static func merges(_ rows: PostgresRowSequence) async throws -> [MergeRecord] {
+    var out: [MergeRecord] = []
+    for try await (s, a, r, e, ev, at, sc) in rows.decode((Int64, Int64, String, String, String, Int64, Double).self) {
+      out.append(
+        MergeRecord(
+          survivor: ProfileID(s), absorbed: ProfileID(a), rule: r, evidence: try StoredValue.decodeIdentifiers(e),
+          eventID: ev, at: Timestamp(microseconds: at), score: sc))
+    }
+    return out
   }
 
   static func binds(_ values: Int64...) -> PostgresBindings {
@@ -326,6 +338,15 @@ extension PostgresStore {
         "SELECT \(unescaped: Self.eventColumns) FROM events ORDER BY seq", logger: logger)
       var out: [StoredEvent] = []
       for try await r in rows.decode(EventRow.self) { out.append(try Self.event(r)) }
+      return out
+    }
+  }
+
+  public func loadSourceCursors() async throws -> [String: String] {
+    try await read { conn in
+      let rows = try await conn.query("SELECT source, value FROM source_cursors", logger: logger)
+      var out: [String: String] = [:]
+      for try await (s, v) in rows.decode((String, String).self) { out[s] = v }
       return out
     }
   }

@@ -22,7 +22,7 @@ import TesseraStore
 /// refuse `\u0000`), scores DOUBLE PRECISION (which holds NaN, unlike SQLite's REAL).
 public final class PostgresStore: Store {
   /// The schema version this build writes and understands (the SQLite store's numbering).
-  public static let schemaVersion = 9
+  public static let schemaVersion = 10
 
   let client: PostgresClient
   let runner: Task<Void, Never>
@@ -50,7 +50,7 @@ public final class PostgresStore: Store {
   /// Connects once outside the pool, so a wrong host, login or database fails at once with the server's
   /// reason (the pool retries for a minute and then reports only that its circuit breaker tripped). Only for
   /// plain connections (`sslmode=disable`, the default): a TLS context is the pool's business.
-  static func probe(_ c: PostgresClient.Configuration) async throws {
+  public static func probe(_ c: PostgresClient.Configuration) async throws {
     guard let host = c.host, let config = direct(c) else { return }
     let place = "\(host):\(c.port ?? 5432)/\(c.database ?? "")"
     do {
@@ -405,6 +405,11 @@ public final class PostgresStore: Store {
     ALTER TABLE events ALTER COLUMN body DROP NOT NULL;
     ALTER TABLE journal ADD COLUMN record BYTEA;
     UPDATE meta SET value = 9 WHERE key = 'schema_version';
+    """,
+    // v10: how far each table source has read (`CommitBatch.sourceCursors`), written with its events.
+    """
+    CREATE TABLE source_cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+    UPDATE meta SET value = 10 WHERE key = 'schema_version';
     """,
   ]
 

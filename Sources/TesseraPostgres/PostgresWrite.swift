@@ -52,6 +52,16 @@ extension PostgresStore {
       try await conn.query(
         "DELETE FROM journal WHERE seq = ANY(\(batch.journalDone)::int8[])", logger: logger)
     }
+    if !batch.sourceCursors.isEmpty {
+      var last: [String: String] = [:]
+      for c in batch.sourceCursors { last[c.source] = c.value }
+      let (names, values) = (Array(last.keys), last.keys.map { last[$0] ?? "" })
+      try await conn.query(
+        """
+        INSERT INTO source_cursors (source, value) SELECT * FROM unnest(\(names)::text[], \(values)::text[])
+        ON CONFLICT (source) DO UPDATE SET value = excluded.value
+        """, logger: logger)
+    }
     let attached = batch.identifiers.map(\.identifier)
     let guarded = reconcile && !(batch.epoch != nil && lease.withLock { $0.pid != nil })
     if guarded && !attached.isEmpty {

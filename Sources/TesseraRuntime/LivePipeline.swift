@@ -163,6 +163,9 @@ public final class LivePipeline: Sendable {
   public let monitor = GraphMonitor()
   /// Where each graph reports its stage figures.
   let metrics: (any MetricsFactory)?
+  /// The readers of the sources the writer's graph polls itself (table sources), made afresh for each graph
+  /// (each reads from the cursor its predecessor committed); they stop when the graph is told to.
+  let sourceReaders: (@Sendable (SourceStop) -> [Int: any SourceReader])?
 
   public init(
     plan: PipelinePlan, store: any Store, tickEvery: Duration? = .seconds(60),
@@ -171,9 +174,11 @@ public final class LivePipeline: Sendable {
     journalLimit: Int? = 1_000_000, workers: Int = ProcessInfo.processInfo.activeProcessorCount,
     storeRetry: (first: Duration, last: Duration) = (.milliseconds(250), .seconds(5)),
     metrics: (any MetricsFactory)? = nil, onRole: (@Sendable (Role) -> Void)? = nil,
+    sourceReaders: (@Sendable (SourceStop) -> [Int: any SourceReader])? = nil,
     onGroup: (@Sendable (GroupReport) -> Void)? = nil
   ) {
     self.metrics = metrics
+    self.sourceReaders = sourceReaders
     self.plan = plan
     self.store = store
     self.onRole = onRole
@@ -505,7 +510,9 @@ public final class LivePipeline: Sendable {
       workers: workers, cut: CutPolicy(events: journalChunk, whenIdle: true), liveClock: true, checksStore: true,
       forgets: true)
     options.metrics = metrics
-    let graph = StageGraph(plan: plan, options: options, fileSources: [], fed: true)
+    let stop = SourceStop()
+    let readers = sourceReaders?(stop) ?? [:]
+    let graph = StageGraph(plan: plan, options: options, fileSources: Array(readers.keys), fed: true)
     monitor.attach(graph.metrics)
     let sink = LiveSink(store: store, pipeline: self)
     let outcome = Mutex<(any Error)?>(nil)
@@ -514,7 +521,7 @@ public final class LivePipeline: Sendable {
     // the resolution rate (11,038 against issue 8's 49,569 events/s).
     let running = Task(executorPreference: lane) { [ring, store] in
       do {
-        try await graph.run(readers: [:], state: loaded, store: store, sink: sink)
+        try await graph.run(readers: readers, state: loaded, store: store, sink: sink)
       } catch {
         outcome.withLock { $0 = error }
       }
@@ -560,6 +567,8 @@ public final class LivePipeline: Sendable {
     journalRing.finish()
     // When closing, the reader's last round (within the grace) is resolved too.
     await reader.value
+    // Table sources end their read at once; what they handed the graph is committed with their cursors.
+    stop.stop()
     intake.finish()
     await running.value
     let error = outcome.withLock { $0 }

@@ -20,6 +20,10 @@ public struct MappedBatch: Sendable {
   public var journal: [Int64] = []
   /// Those values and where they were read, records kept without an identifier, mapped fields' presence.
   public var notes = MappingNotes()
+  /// Numbered by the graph's source stage (`seq`): the identity stage resolves such batches in that order.
+  public var numbered = false
+  /// How far the source has read once this batch is stored (`RawBatch.cursor`).
+  public var cursor: SourceCursor?
 
   public init(
     seq: Int, events: [Event], rejected: [RejectedRecord], invalidIdentifiers: Int, ticket: Ticket? = nil
@@ -182,15 +186,16 @@ public struct Mapper: Sendable {
 
   public func map(_ batch: RawBatch) -> MappedBatch {
     var out = MappedBatch(seq: batch.seq, events: [], rejected: [], invalidIdentifiers: 0)
+    out.cursor = batch.cursor
     out.events.reserveCapacity(batch.records.count)
     var presence = [Int](repeating: 0, count: source.mappings.count)
     var mapped = 0
     batch.bytes.withUnsafeBufferPointer { all in
-      for r in batch.records {
+      for (k, r) in batch.records.enumerated() {
         let bytes = UnsafeBufferPointer(rebasing: all[r.start..<r.end])
         switch decode(bytes, batch.format) {
         case .failure(let reason):
-          out.rejected.append(reject(bytes, r.line, reason, batch.file))
+          out.rejected.append(reject(bytes, r.line, reason, batch.positions?[k] ?? "\(batch.file):\(r.line)"))
         case .success(let record):
           var tally = RecordTally()
           mapped += 1
@@ -202,7 +207,8 @@ public struct Mapper: Sendable {
           for d in dropped { out.notes.drop(d) }
           out.invalidIdentifiers += dropped.count
           switch result {
-          case .failure(let reason): out.rejected.append(reject(bytes, r.line, reason, batch.file))
+          case .failure(let reason):
+            out.rejected.append(reject(bytes, r.line, reason, batch.positions?[k] ?? "\(batch.file):\(r.line)"))
           case .success(var event):
             // The record as received, for the event log: the line itself, or a CSV record's fields as the JSON
             // object the mapping read.
@@ -233,10 +239,13 @@ public struct Mapper: Sendable {
 
   struct Reason: Error { var message: String }
 
-  func reject(_ bytes: UnsafeBufferPointer<UInt8>, _ line: Int, _ reason: Reason, _ file: String) -> RejectedRecord {
+  /// `position`: where the record was read (`file:line`, or a table source's table and cursor value).
+  func reject(_ bytes: UnsafeBufferPointer<UInt8>, _ line: Int, _ reason: Reason, _ position: String)
+    -> RejectedRecord
+  {
     RejectedRecord(
       source: source.name, line: line, record: String(decoding: bytes, as: UTF8.self),
-      reason: "\(file):\(line): \(reason.message)", at: receivedAt)
+      reason: "\(position): \(reason.message)", at: receivedAt)
   }
 
   func decode(_ bytes: UnsafeBufferPointer<UInt8>, _ format: RawBatch.Format) -> Result<Value, Reason> {

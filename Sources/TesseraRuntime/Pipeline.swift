@@ -224,6 +224,14 @@ public struct PipelineRunner: Sendable {
     // when it is the writer, this run reads and maps the files and journals the events for it.
     guard try await store.acquireWriter() else {
       let mappers = config.sources.map { Mapper(source: $0, config: config, receivedAt: now) }
+      // A table source's cursor moves with the events it commits, which only the writer does.
+      if let table = readers.keys.sorted().map({ config.sources[$0] }).first(where: { $0.table != nil }) {
+        throw SourceError(
+          source: table.name,
+          message:
+            "another Tessera process (a `tessera serve`) is the store's writer and polls table sources itself; "
+            + "stop it to run this pipeline's tables with `tessera run`")
+      }
       if journalWhenNotWriter { return try await journal(started: started, mappers: mappers) }
       throw WriterBusy()
     }

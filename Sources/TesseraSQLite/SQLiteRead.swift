@@ -260,6 +260,15 @@ extension SQLiteStore {
     }
   }
 
+  public func loadMerges() async throws -> [MergeRecord] {
+    try await reading { db in
+      try Row.fetchAll(
+        db, sql: "SELECT survivor, absorbed, rule, evidence, event_id, at, score FROM merges ORDER BY id"
+      )
+      .map(Self.merge)
+    }
+  }
+
   public func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord] {
     try await reading { db in
       let statement = try db.cachedStatement(
@@ -316,6 +325,14 @@ extension SQLiteStore {
 
   public func loadSuppressions() async throws -> Set<String> {
     try await reading { db in Set(try String.fetchAll(db, sql: "SELECT hash FROM suppressions")) }
+  }
+
+  public func loadSourceCursors() async throws -> [String: String] {
+    try await reading { db in
+      var out: [String: String] = [:]
+      for r in try Row.fetchAll(db, sql: "SELECT source, value FROM source_cursors") { out[r[0]] = r[1] }
+      return out
+    }
   }
 
   public func loadSeparations() async throws -> [Separation] {

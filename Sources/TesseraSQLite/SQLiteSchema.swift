@@ -299,6 +299,14 @@ extension SQLiteStore {
           UPDATE meta SET value = 10 WHERE key = 'schema_version';
           """)
     }
+    // v11: how far each table source has read (`CommitBatch.sourceCursors`), written with its events.
+    m.registerMigration("v11") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE source_cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+          UPDATE meta SET value = 11 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }

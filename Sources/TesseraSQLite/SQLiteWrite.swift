@@ -27,6 +27,12 @@ extension SQLiteStore {
       try db.execute(
         sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'journal_done'", arguments: [done])
     }
+    for c in batch.sourceCursors {
+      try db.execute(
+        sql:
+          "INSERT INTO source_cursors (source, value) VALUES (?, ?) ON CONFLICT (source) DO UPDATE SET value = excluded.value",
+        arguments: [c.source, c.value])
+    }
     if !batch.newProfiles.isEmpty {
       let insert = RowStatement(
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)"))

@@ -35,6 +35,8 @@ public final class TesseraHTTPServer: Sendable {
     public var journalGrace: Duration
     /// Journaled events waiting past which answers wait for the writer (`LivePipeline.journalLimit`).
     public var journalLimit: Int?
+    /// The readers of the table sources the writer polls (`LivePipeline.sourceReaders`); nil: none.
+    public var sourceReaders: (@Sendable (SourceStop) -> [Int: any SourceReader])?
 
     public init(
       host: String = "127.0.0.1", port: Int = 8080, adminToken: String? = nil, benchmarkRoutes: Bool = false,
@@ -83,7 +85,8 @@ public final class TesseraHTTPServer: Sendable {
     self.metrics = metrics
     self.pipeline = LivePipeline(
       plan: plan, store: store, acknowledge: options.acknowledge, journalGrace: options.journalGrace,
-      journalLimit: options.journalLimit, metrics: metrics.factory, onRole: onRole
+      journalLimit: options.journalLimit, metrics: metrics.factory, onRole: onRole,
+      sourceReaders: options.sourceReaders
     ) { report in
       metrics.observe(
         "tessera_resolve_duration_seconds", [:], report.resolveSeconds, buckets: ServerMetrics.latencyBuckets)

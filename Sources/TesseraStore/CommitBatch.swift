@@ -32,6 +32,9 @@ public struct CommitBatch: Sendable {
   /// Journal entries this batch resolved, so each is resolved once: they leave the journal in the same
   /// transaction. The writer resolves the journal in order; SQLite records the largest as a cursor.
   public var journalDone: [Int64] = []
+  /// How far table sources have been read: each source's cursor, stored with the events read up to it, so a
+  /// crash neither skips nor repeats rows. The last position of a source in the batch wins.
+  public var sourceCursors: [SourceCursor] = []
   /// The store's epoch the writer's state was read at; when set and the store's is another, the commit is
   /// refused with `StoreError.stale` and nothing is written (see `Store.epoch()`).
   public var epoch: Int64?
@@ -46,6 +49,7 @@ public struct CommitBatch: Sendable {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
       && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty && outbox.isEmpty && journalDone.isEmpty
+      && sourceCursors.isEmpty
   }
 }
 
@@ -149,5 +153,16 @@ public struct EventProfile: Sendable, Hashable {
   public init(_ key: EventKey, _ profile: ProfileID) {
     self.key = key
     self.profile = profile
+  }
+}
+
+/// How far a source that reads a database table has read: the reader's own encoding of the cursor column's
+/// value at the last row of a transaction (opaque to the store).
+public struct SourceCursor: Sendable, Hashable {
+  public var source: String
+  public var value: String
+  public init(source: String, value: String) {
+    self.source = source
+    self.value = value
   }
 }

@@ -70,6 +70,7 @@ public actor MemoryStore: Store {
   var journalKeys: [EventKey: Int64] = [:]
   var nextJournalSeq: Int64 = 1
   var epochValue: Int64 = 0
+  var cursorRows: [String: String] = [:]
 
   public init() {}
 
@@ -80,6 +81,7 @@ public actor MemoryStore: Store {
     for seq in batch.journalDone {
       if let e = journalRows.removeValue(forKey: seq) { journalKeys[EventKey(source: e.source, id: e.id)] = nil }
     }
+    for c in batch.sourceCursors { cursorRows[c.source] = c.value }
     for n in batch.newProfiles where profiles[n.id] == nil {
       profiles[n.id] = n.createdAt
       families[n.id] = [n.id]
@@ -231,6 +233,8 @@ public actor MemoryStore: Store {
     return mergeLog.filter { fam.contains($0.survivor) || fam.contains($0.absorbed) }
   }
 
+  public func loadMerges() -> [MergeRecord] { mergeLog }
+
   public func conflicts(involving profile: ProfileID) -> [ConflictRecord] {
     let fam = family(profile)
     return conflictLog.filter { fam.contains($0.kept) || $0.other.map(fam.contains) == true }
@@ -251,6 +255,8 @@ public actor MemoryStore: Store {
   public func rejected(limit: Int) -> [RejectedRecord] { Array(rejectedLog.prefix(limit)) }
 
   public func loadEvents() throws -> [StoredEvent] { try eventOrder.compactMap { try events[$0]?.stored() } }
+
+  public func loadSourceCursors() -> [String: String] { cursorRows }
 
   public func loadSeparations() -> [Separation] {
     separationRows.sorted { ($0.first, $0.second) < ($1.first, $1.second) }

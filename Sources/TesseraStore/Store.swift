@@ -30,6 +30,8 @@ public protocol PipelineStore: EventLog {
   func loadMemberships() async throws -> [MembershipRecord]
   /// The identifier pairs people separated.
   func loadSeparations() async throws -> [Separation]
+  /// Each table source's stored cursor (`CommitBatch.sourceCursors`), by source name.
+  func loadSourceCursors() async throws -> [String: String]
   /// The hashes of suppressed identifiers (`Suppression.hash`).
   func loadSuppressions() async throws -> Set<String>
   /// Logged probabilistic decisions, oldest first; only those with `status` when given.
@@ -69,6 +71,8 @@ public protocol ProfileQueries: Sendable {
   func memberships(of profile: ProfileID) async throws -> [MembershipRecord]
   /// Merges in which the profile (or a profile merged into it) took part, oldest first.
   func merges(involving profile: ProfileID) async throws -> [MergeRecord]
+  /// The whole merge log, in the order it was written (the profile sync copies it).
+  func loadMerges() async throws -> [MergeRecord]
   func conflicts(involving profile: ProfileID) async throws -> [ConflictRecord]
   /// A segment's members, in profile order.
   func members(of segment: String) async throws -> [MembershipRecord]

@@ -116,7 +116,7 @@ struct DryRunCommand: AsyncParsableCommand {
   static func infer(_ path: String, config: PipelineConfig) throws -> Int {
     let base = (path as NSString).lastPathComponent
     let csv = base.lowercased().hasSuffix(".csv")
-    let kinds: [SourceKind] = csv ? [.csv] : [.ndjson, .http]
+    let kinds: [SourceKind] = csv ? [.csv] : [.ndjson, .http, .postgres]
     let fitting = config.sources.indices.filter { kinds.contains(config.sources[$0].kind) }
     let byName = fitting.filter { i in
       guard let p = config.sources[i].path else { return false }
@@ -149,7 +149,7 @@ struct MultiFileReader: SourceReader {
     for file in files {
       var decl = source
       decl.path = file
-      if decl.kind == .http { decl.kind = .ndjson }
+      if decl.kind == .http || decl.kind == .postgres { decl.kind = .ndjson }
       try await FileSourceReader(source: decl).read(source: index, emit: emit)
     }
   }

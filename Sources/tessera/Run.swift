@@ -7,12 +7,14 @@ import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
 import TesseraStore
+import TesseraWarehouse
 
 struct Run: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Run a pipeline's file sources to the end into the store.",
     discussion: """
-      Compiles the pipeline, then reads every csv and ndjson source, maps and validates each record, resolves \
+      Compiles the pipeline, then reads every csv and ndjson source (and every postgres source's rows past its \
+      stored cursor), maps and validates each record, resolves \
       identities, unifies profiles and commits to the store (SQLite by default) in transactions of \
       --commit-events events. Records that fail mapping or the schema are rejected with their source, line and \
       reason: kept in the store's rejected table and, with --rejected, written to a file. Running again over \
@@ -81,9 +83,10 @@ struct Run: AsyncParsableCommand {
       throw ExitCode(4)
     }
     var readers: [Int: any SourceReader] = [:]
-    for (i, s) in plan.config.sources.enumerated() where s.kind != .http {
+    for (i, s) in plan.config.sources.enumerated() where s.kind.readsFiles {
       readers[i] = FileSourceReader(source: s, batchSize: batchSize)
     }
+    for (i, r) in try TableSources.readers(plan.config, store: storeFile, batchSize: batchSize) { readers[i] = r }
     var runner = PipelineRunner(plan: plan, store: storeFile, readers: readers, workers: workers)
     if let t = try PipelineOptions.now(now) { runner.now = t }
     runner.commitEvents = commitEvents

@@ -7,6 +7,7 @@ import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
 import TesseraServer
+import TesseraWarehouse
 
 extension LivePipeline.Acknowledge: ExpressibleByArgument {}
 
@@ -66,21 +67,23 @@ struct ServeCommand: AsyncParsableCommand {
 
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
-    guard plan.config.sources.contains(where: { $0.kind == .http }) else {
-      throw ValidationError("the pipeline has no `kind: http` source, so there is nothing to serve")
+    guard plan.config.sources.contains(where: { $0.kind == .http || $0.kind == .postgres }) else {
+      throw ValidationError(
+        "the pipeline has no `kind: http` or `kind: postgres` source, so there is nothing to serve")
     }
     let db = try await StoreLocation.open(store)
     let token = ProcessInfo.processInfo.environment["TESSERA_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+    var options = TesseraHTTPServer.Options(
+      host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel, acknowledge: acknowledge,
+      journalLimit: journalLimit > 0 ? journalLimit : nil)
+    options.sourceReaders = TableSources.polling(plan.config, store: db)
     // Destinations are served from the outbox while the server runs.
     let client = DeliveryQueue.makeClient()
     let clock: @Sendable () -> Timestamp = { Timestamp(Date()) }
     let queues = try DeliveryQueue.plan(
       plan.config, storePath: StoreLocation.tablePath(store), client: client, clock: clock)
     let server = TesseraHTTPServer(
-      plan: plan, store: db,
-      options: .init(
-        host: host, port: port, adminToken: token, handleSignals: true, logLevel: logLevel, acknowledge: acknowledge,
-        journalLimit: journalLimit > 0 ? journalLimit : nil),
+      plan: plan, store: db, options: options,
       deliveries: queues.isEmpty || !deliver ? nil : DeliveryEngine(store: db, queues: queues, clock: clock),
       onRole: { role in
         let line =

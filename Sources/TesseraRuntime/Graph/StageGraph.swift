@@ -192,7 +192,7 @@ public final class StageGraph: Sendable {
     let wallClock: @Sendable () -> Timestamp = { Timestamp(Date()) }
     let clock = options.liveClock ? wallClock : nil
     let identityStage = IdentityStage(
-      resolver: identity, store: store, policy: options.cut, ordered: !fed, checksStore: options.checksStore,
+      resolver: identity, store: store, policy: options.cut, checksStore: options.checksStore,
       forgets: options.forgets, decisions: options.decisions, tickAtEnd: options.tickAtEnd, progress: progress,
       clock: clock)
     let commitStage = CommitStage(sink: sink, partitions: n, progress: progress, counters: counters)
@@ -208,10 +208,12 @@ public final class StageGraph: Sendable {
           let turn = fileSources.firstIndex(of: i) ?? 0
           let edge = metrics.edge(stage.id, "decode_\(config.sources[i].name)")
           let counters = self.counters
+          let fed = self.fed
           group.addTask {
             try await meter.run {
-              // File sources are read one after another, in declaration order, so batch numbers follow them.
-              await turns.wait(turn)
+              // A run reads its sources one after another, in declaration order, so batch numbers follow them;
+              // a fed graph (the server) polls its table sources side by side until told to stop.
+              if !fed { await turns.wait(turn) }
               defer {
                 raw.finish()
                 turns.done(turn)

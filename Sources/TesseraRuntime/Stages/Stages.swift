@@ -18,6 +18,7 @@ public struct DecodeStage: Stage {
     while let raw = await input.next() {
       try Task.checkCancellation()
       var mapped = mapper.map(raw)
+      mapped.numbered = true
       let records = mapped.rejected
       mapped.rejectedCount = records.count
       mapped.rejected = []
@@ -99,8 +100,6 @@ public struct IdentityStage: Stage {
   var resolver: IdentityResolver
   let store: any Store
   let policy: CutPolicy
-  /// File batches carry numbers from 0 up; they are resolved in that order. The server's are not numbered.
-  let ordered: Bool
   /// Ask the store which events it already holds (not needed when it held none when the run started).
   let checksStore: Bool
   /// Forget events once they are committed (the server: the store recognises them from then on).
@@ -157,7 +156,8 @@ public struct IdentityStage: Stage {
       let stats = r.resolve(batch, stored: stored)
       if let t = batch.ticket { r.part.tickets.append((t, stats)) }
       r.part.journal += batch.journal
-      if ordered && batch.rejectedCount > 0 { r.part.rejectedSeqs.append(batch.seq) }
+      if let c = batch.cursor { r.part.commit.sourceCursors.append(c) }
+      if batch.numbered && batch.rejectedCount > 0 { r.part.rejectedSeqs.append(batch.seq) }
       inTransaction += batch.events.count + batch.rejectedCount
       try await handOver(force: false)
       if inTransaction >= policy.events { try await cut() }
@@ -167,7 +167,9 @@ public struct IdentityStage: Stage {
       try Task.checkCancellation()
       switch item {
       case .events(let batch):
-        if !ordered {
+        // Batches the graph's source stages read carry numbers from 0 up, across sources, and are resolved in
+        // that order; those of the intake (requests, the journal, a replay's log) are resolved as they come.
+        if !batch.numbered {
           try await resolve(batch)
         } else {
           pending[batch.seq] = batch
