@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "TesseraConnectors", targets: ["TesseraConnectors"]),
     .library(name: "TesseraMatching", targets: ["TesseraMatching"]),
     .library(name: "TesseraDelivery", targets: ["TesseraDelivery"]),
+    .library(name: "TesseraMeasurement", targets: ["TesseraMeasurement"]),
     .library(name: "TesseraServer", targets: ["TesseraServer"]),
     // A scripted webhook receiver on loopback, for tests and the delivery benchmark.
     .library(name: "TesseraReceiver", targets: ["TesseraReceiver"]),
@@ -113,11 +114,17 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // People-based measurement: funnels, conversion paths and attribution over the event log.
+    .target(
+      name: "TesseraMeasurement",
+      dependencies: ["TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraStore", "TesseraRuntime"]
+    ),
     // `tessera serve`: the tracking API (Segment/RudderStack wire format), profile and admin API, metrics.
     .target(
       name: "TesseraServer",
       dependencies: [
         "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime", "TesseraSQLite", "TesseraDelivery",
+        "TesseraMeasurement",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "CompressNIO", package: "compress-nio"),
         .product(name: "Logging", package: "swift-log"),
@@ -131,6 +138,7 @@ let package = Package(
       dependencies: [
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
         "TesseraPostgres", "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
+        "TesseraMeasurement",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
@@ -201,6 +209,13 @@ let package = Package(
         .product(name: "CompressNIO", package: "compress-nio"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .testTarget(
+      name: "TesseraMeasurementTests",
+      dependencies: [
+        "TesseraMeasurement", "TesseraRuntime", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
+        "TesseraModel",
       ]
     ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),

@@ -374,6 +374,7 @@ public struct PipelineConfig: Sendable {
   public var segments: [SegmentDecl] = []
   public var destinations: [DestinationDecl] = []
   public var consentPurposes: [String] = ["analytics", "advertising", "personalization"]
+  public var measurement = MeasurementConfig()
 
   public func identifier(_ name: String) -> IdentifierDecl? { identifiers.first { $0.name == name } }
   public func source(_ name: String) -> SourceDecl? { sources.first { $0.name == name } }

@@ -43,6 +43,7 @@ struct DeclarationChecker {
     readProbabilistic(&config)
     readSegments(&config)
     readDestinations(&config)
+    readMeasurement(&config)
     warnUnused(config, sourcesComplete: sourcesComplete, rulesComplete: rulesComplete)
   }
 
