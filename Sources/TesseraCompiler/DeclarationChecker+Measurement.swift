@@ -51,12 +51,12 @@ extension DeclarationChecker {
       let what = "touchpoint `\(name)`"
       guard let r = MapReader(body, what, sink, key: key) else { continue }
       r.check(allowed: ["where", "channel", "campaign", "description"])
-      guard let wv = r.value("where", required: true), let filter = sink.expression(wv, in: scope, expecting: .bool)
-      else { continue }
-      var decl = TouchpointDecl(name: name, location: key.location, filter: filter)
-      decl.channel = r.value("channel").flatMap { textExpression($0, scope, "`channel` of \(what)") }
-      decl.campaign = r.value("campaign").flatMap { textExpression($0, scope, "`campaign` of \(what)") }
-      m.touchpoints.append(decl)
+      let filter = r.value("where", required: true).flatMap { sink.expression($0, in: scope, expecting: .bool) }
+      let channel = r.value("channel").flatMap { textExpression($0, scope, "`channel` of \(what)") }
+      let campaign = r.value("campaign").flatMap { textExpression($0, scope, "`campaign` of \(what)") }
+      guard let filter else { continue }
+      m.touchpoints.append(
+        TouchpointDecl(name: name, location: key.location, filter: filter, channel: channel, campaign: campaign))
     }
     for (name, key, body) in measurementEntries("conversions", "conversion") {
       let what = "conversion `\(name)`"
@@ -74,10 +74,11 @@ extension DeclarationChecker {
       }
       m.conversions.append(decl)
     }
-    for (name, key, body) in measurementEntries("funnels", "funnel") {
+    let funnels = measurementEntries("funnels", "funnel")
+    for (name, key, body) in funnels {
       if let f = readFunnel(name, key, body, scope) { m.funnels.append(f) }
     }
-    let funnelNames = Set(m.funnels.map(\.name))
+    let funnelNames = Set(funnels.map(\.name))
     for (name, key, body) in measurementEntries("attribution", "attribution report") {
       if funnelNames.contains(name) {
         sink.error(
