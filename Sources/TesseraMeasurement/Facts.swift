@@ -49,6 +49,8 @@ struct FactTable: Sendable {
   /// The label `direct`, when a touch had it.
   var direct: Int32 = -1
   var unreadable = 0
+  /// Events read from the log.
+  var scanned = 0
 }
 
 /// What one event evaluates to, before strings are numbered (computed off the reading task).
@@ -95,6 +97,7 @@ enum FactReader {
       let page = try await store.eventPage(after: after, limit: pageSize)
       let base = seq
       seq += Int64(page.events.count)
+      table.scanned += page.events.count
       let parts = max(1, min(workers, page.events.count / 1024))
       let size = (page.events.count + parts - 1) / max(parts, 1)
       let results = try await withThrowingTaskGroup(of: (Int, [Evaluated], Int).self) { group in

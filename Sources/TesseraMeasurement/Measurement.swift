@@ -33,7 +33,7 @@ public enum Measurement {
     }
     return MeasurementReport(
       name: q.name, kind: q.kind.name, from: q.from, to: q.to, body: body, unreadable: table.unreadable,
-      events: table.ticks.isEmpty ? table.facts.count : table.ticks.count)
+      events: table.scanned)
   }
 
   /// The facts of each unit, in time order (log order breaks ties).

@@ -1,3 +1,4 @@
+import Foundation
 import TesseraCompiler
 import TesseraLanguage
 import TesseraModel
@@ -63,5 +64,18 @@ public struct UnknownReport: Error, CustomStringConvertible {
     }
     return "no report `\(name)`" + Suggest.didYouMean(name, in: known)
       + "; the pipeline declares: \(known.joined(separator: ", "))"
+  }
+}
+
+extension CountingUnit {
+  /// `people`, `devices`, `sessions`, a comma-separated list of them, or `all`; nil when a name is unknown.
+  public static func list(parsing text: String) -> [CountingUnit]? {
+    if text == "all" { return allCases }
+    var out: [CountingUnit] = []
+    for part in text.split(separator: ",") {
+      guard let u = CountingUnit(rawValue: part.trimmingCharacters(in: .whitespaces)) else { return nil }
+      if !out.contains(u) { out.append(u) }
+    }
+    return out.isEmpty ? nil : out
   }
 }

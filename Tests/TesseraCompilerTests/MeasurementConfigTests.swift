@@ -113,7 +113,8 @@ struct MeasurementConfigTests {
     #expect(lines[0].hasPrefix("11:21: error: unknown name `typ`"))
     #expect(lines[0].contains("did you mean `type`?"))
     #expect(
-      lines[1] == "11:45: error: `channel` of touchpoint `visit` must be a string, found timestamp; convert with string(…)")
+      lines[1]
+        == "11:45: error: `channel` of touchpoint `visit` must be a string, found timestamp; convert with string(…)")
     #expect(
       lines[2]
         == "13:59: error: the `value` of conversion `purchase` must be a number, found bool; convert with double(…)")
