@@ -101,7 +101,10 @@ let package = Package(
       ]
     ),
     // Source readers (files now; HTTP in the server) and destination writers.
-    .target(name: "TesseraConnectors", dependencies: ["TesseraModel", "TesseraCompiler", "TesseraRuntime"]),
+    .target(
+      name: "TesseraConnectors",
+      dependencies: ["TesseraModel", "TesseraCompiler", "TesseraRuntime", "TesseraMeasurement"]
+    ),
     // Destinations: the outbox's delivery engine, webhook (AsyncHTTPClient), file and table writers.
     .target(
       name: "TesseraDelivery",

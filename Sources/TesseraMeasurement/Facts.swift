@@ -81,6 +81,23 @@ enum FactReader {
     }
   }
 
+  /// The report's event filters (which events are touches, conversions or steps).
+  static func filters(_ q: ReportQuery) -> [CompiledExpr] {
+    switch q.kind {
+    case .funnel(let f): return f.steps.map(\.filter)
+    case .attribution(_, let c, let touches): return [c.filter] + touches.map(\.filter)
+    }
+  }
+
+  /// Whether an expression reads what only the mapped record has (properties, context, the event's traits);
+  /// the others read the log's columns (name, type, source, time, id, identifiers).
+  static func readsRecord(_ e: CompiledExpr) -> Bool {
+    e.references.contains {
+      $0 == "properties" || $0 == "context" || $0 == "traits" || $0.hasPrefix("properties.")
+        || $0.hasPrefix("context.") || $0.hasPrefix("traits.")
+    }
+  }
+
   /// Reads the whole log a page at a time, maps each record with its source's mapping (`EventReader`),
   /// evaluates the report's expressions on `workers` tasks, and keeps the events that matter.
   static func read(
@@ -90,6 +107,8 @@ enum FactReader {
     let kinds = config.identifiers.map(\.name)
     let canonical = try await canonicalMap(store)
     let sessions = q.units.contains(.sessions)
+    let filters = filters(q)
+    let prefilter = !filters.contains(where: readsRecord)
     var table = FactTable()
     var after: Int64 = 0
     var seq: Int64 = 0
@@ -110,12 +129,27 @@ enum FactReader {
             out.reserveCapacity(slice.count)
             for (i, stored) in slice.enumerated() {
               let position = base + Int64(range.lowerBound + i)
+              let profile = canonical[stored.profile.raw] ?? stored.profile.raw
+              let dev = device(stored.event, q, profile)
+              // Filters that read only the log's columns decide first: an event none of them takes is not
+              // mapped again (its record not parsed) at all.
+              if prefilter {
+                let env = EventEnv.make(stored.event, identifiers: kinds, now: stored.event.timestamp)
+                if !filters.contains(where: { $0.evaluate(env).isTrue }) {
+                  if sessions {
+                    out.append(
+                      Evaluated(
+                        profile: profile, device: dev, time: stored.event.timestamp.microseconds,
+                        seq: position))
+                  }
+                  continue
+                }
+              }
               guard let e = try? reader.mapped(stored.event) else {
                 unreadable += 1
                 continue
               }
-              let profile = canonical[stored.profile.raw] ?? stored.profile.raw
-              let ev = evaluate(e, profile: profile, seq: position, q: q, kinds: kinds)
+              let ev = evaluate(e, profile: profile, device: dev, seq: position, q: q, kinds: kinds)
               if ev.keep || sessions { out.append(ev) }
             }
             return (p, out, unreadable)
@@ -183,11 +217,16 @@ enum FactReader {
     return nil
   }
 
-  private static func evaluate(_ e: Event, profile: Int64, seq: Int64, q: ReportQuery, kinds: [String]) -> Evaluated {
-    let env = EventEnv.make(e, identifiers: kinds, now: e.timestamp)
-    let device =
-      q.measurement.device.flatMap { k in e.identifiers.first { $0.kind == k }?.description }
+  /// The event's device: its `measurement.device` identifier, else its strongest identifier.
+  private static func device(_ e: Event, _ q: ReportQuery, _ profile: Int64) -> String {
+    q.measurement.device.flatMap { k in e.identifiers.first { $0.kind == k }?.description }
       ?? e.identifiers.first?.description ?? "profile:\(profile)"
+  }
+
+  private static func evaluate(
+    _ e: Event, profile: Int64, device: String, seq: Int64, q: ReportQuery, kinds: [String]
+  ) -> Evaluated {
+    let env = EventEnv.make(e, identifiers: kinds, now: e.timestamp)
     var ev = Evaluated(profile: profile, device: device, time: e.timestamp.microseconds, seq: seq)
     switch q.kind {
     case .funnel(let f):

@@ -60,6 +60,33 @@ struct ReportCLITests {
       ])
   }
 
+  @Test("dry-run --report measures the samples: by people the store purchase is the email visitor's")
+  func dryRun() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let web = try dir.write(
+      "web.ndjson",
+      #"{"type": "page", "messageId": "w1", "anonymousId": "laptop-1", "timestamp": "2026-06-01T09:00:00Z", "#
+        + #""context": {"page": {"referrer": ""}, "campaign": {"medium": "email", "name": "june"}}}"# + "\n"
+        + #"{"type": "identify", "messageId": "w2", "anonymousId": "laptop-1", "userId": "200010", "#
+        + #""timestamp": "2026-06-01T09:05:00Z"}"# + "\n")
+    let pos = try dir.write(
+      "pos.ndjson",
+      #"{"order": {"id": "ORD-D-1", "completed_at": "2026-06-03T12:00:00Z", "total": 80.0}, "#
+        + #""customer": {"loyalty_no": 200010}, "store": {"id": "S-BOS-01", "postcode": "02134"}}"# + "\n")
+    let r = try await CLI.tessera([
+      "dry-run", "pipelines/retail.yaml", "--sample", "web_history=\(web)", "pos=\(pos)", "--report", "purchases",
+      "--format", "json", "--now", "2026-06-30T00:00:00Z",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    let reports = try #require(try Self.json(r.stdout)["reports"] as? [[String: Any]])
+    let by = try #require(reports.first?["by"] as? [String: [String: Any]])
+    #expect(by["people"]?["unattributed"] as? Int == 0)
+    #expect(by["devices"]?["unattributed"] as? Int == 1)
+    let paths = try #require(by["people"]?["paths"] as? [[String: Any]])
+    #expect(paths.map { $0["path"] as? [String] } == [["email"]])
+  }
+
   @Test("an unknown report or counting unit is refused with what there is")
   func refusals() async throws {
     let dir = try E2E.TempDir()
