@@ -9,20 +9,10 @@ extension DeclarationChecker {
 
   /// Named entries of one part of the `measurement` section across files, duplicates reported.
   func measurementEntries(_ part: String, _ what: String) -> [(name: String, key: YNode, body: YNode)] {
-    var seen: [String: SourceLocation] = [:]
-    var out: [(String, YNode, YNode)] = []
-    for s in sections["measurement"] ?? [] {
-      guard let m = s.body.mapping, let body = m.first(where: { $0.key.scalar == part })?.value else { continue }
-      for (name, key, entry) in body.namedEntries(what, sink) {
-        if let first = seen[name] {
-          sink.error("duplicate \(what) `\(name)` (first declared at \(first))", at: key)
-          continue
-        }
-        seen[name] = key.location
-        out.append((name, key, entry))
-      }
+    let bodies = (sections["measurement"] ?? []).compactMap { s in
+      s.body.mapping?.first(where: { $0.key.scalar == part })?.value
     }
-    return out
+    return entries(of: bodies, what)
   }
 
   func readMeasurement(_ config: inout PipelineConfig) {
