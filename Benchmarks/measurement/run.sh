@@ -6,8 +6,7 @@
 #   flock -x /tmp/tessera-cpu.lock Benchmarks/measurement/run.sh [DIR] [EVENTS] [PEOPLE]
 #
 # Builds DIR/events.ndjson and DIR/store.sqlite once (kept for reruns), then times the reports three times each.
-# MEASURE_WINDOW and MEASURE_LOOKBACK (durations) change the funnel window and the look-back; WINDOWS="1d 30d 90d"
-# also times one run of each report with the window and the look-back set to each of those.
+# WINDOWS="1d 30d 90d" also times one run of each report with the funnel window and the look-back set to each.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -31,8 +30,9 @@ for report in checkout credit; do
 done
 for w in ${WINDOWS:-}; do
   for report in checkout credit; do
-    MEASURE_WINDOW=$w MEASURE_LOOKBACK=$w /usr/bin/time -f "$report window/look-back $w: %e s wall, %U s user, %M KiB peak RSS" \
-      "$tessera" report "$here/pipeline.yaml" "$report" --store "$dir/store.sqlite" --format json > "$dir/$report-$w.json"
+    sed "s/window: 7d/window: $w/; s/lookback: 30d/lookback: $w/" "$here/pipeline.yaml" > "$dir/pipeline-$w.yaml"
+    /usr/bin/time -f "$report window/look-back $w: %e s wall, %U s user, %M KiB peak RSS" \
+      "$tessera" report "$dir/pipeline-$w.yaml" "$report" --store "$dir/store.sqlite" --format json > "$dir/$report-$w.json"
   done
 done
 "$tessera" report "$here/pipeline.yaml" checkout --store "$dir/store.sqlite" --by all
