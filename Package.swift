@@ -17,6 +17,7 @@ let package = Package(
     .library(name: "TesseraMatching", targets: ["TesseraMatching"]),
     .library(name: "TesseraDelivery", targets: ["TesseraDelivery"]),
     .library(name: "TesseraWarehouse", targets: ["TesseraWarehouse"]),
+    .library(name: "TesseraMeasurement", targets: ["TesseraMeasurement"]),
     .library(name: "TesseraServer", targets: ["TesseraServer"]),
     // A scripted webhook receiver on loopback, for tests and the delivery benchmark.
     .library(name: "TesseraReceiver", targets: ["TesseraReceiver"]),
@@ -101,7 +102,10 @@ let package = Package(
       ]
     ),
     // Source readers (files now; HTTP in the server) and destination writers.
-    .target(name: "TesseraConnectors", dependencies: ["TesseraModel", "TesseraCompiler", "TesseraRuntime"]),
+    .target(
+      name: "TesseraConnectors",
+      dependencies: ["TesseraModel", "TesseraCompiler", "TesseraRuntime", "TesseraMeasurement"]
+    ),
     // Destinations: the outbox's delivery engine, webhook (AsyncHTTPClient), file and table writers.
     .target(
       name: "TesseraDelivery",
@@ -124,12 +128,18 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
+    // People-based measurement: funnels, conversion paths and attribution over the event log.
+    .target(
+      name: "TesseraMeasurement",
+      dependencies: ["TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraStore", "TesseraRuntime"]
+    ),
     // `tessera serve`: the tracking API (Segment/RudderStack wire format), profile and admin API, metrics.
     .target(
       name: "TesseraServer",
       dependencies: [
         "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime", "TesseraSQLite", "TesseraDelivery",
         "TesseraMatching",
+        "TesseraMeasurement",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "CompressNIO", package: "compress-nio"),
         .product(name: "Logging", package: "swift-log"),
@@ -143,7 +153,8 @@ let package = Package(
       dependencies: [
         "TesseraModel", "TesseraLanguage", "TesseraCompiler", "TesseraIdentity", "TesseraStore", "TesseraSQLite",
         "TesseraPostgres", "TesseraRuntime", "TesseraConnectors", "TesseraMatching", "TesseraDelivery", "TesseraServer",
-        "TesseraWarehouse", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "TesseraWarehouse", "TesseraMeasurement",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
@@ -229,6 +240,13 @@ let package = Package(
         "TesseraWarehouse", "TesseraPostgres", "TesseraPostgresCluster", "TesseraRuntime", "TesseraConnectors",
         "TesseraStore", "TesseraSQLite", "TesseraCompiler", "TesseraModel", "TesseraDelivery",
         .product(name: "PostgresNIO", package: "postgres-nio"),
+      ]
+    ),
+    .testTarget(
+      name: "TesseraMeasurementTests",
+      dependencies: [
+        "TesseraMeasurement", "TesseraRuntime", "TesseraConnectors", "TesseraStore", "TesseraSQLite", "TesseraCompiler",
+        "TesseraModel",
       ]
     ),
     .testTarget(name: "TesseraLanguageTests", dependencies: ["TesseraLanguage", "TesseraModel"]),

@@ -132,7 +132,7 @@ struct CompileState {
 
   static let topLevelKeys = [
     "pipeline", "description", "include", "sources", "identifiers", "deterministic", "probabilistic", "profile",
-    "computed", "segments", "destinations", "consent_purposes", "tests", "sync",
+    "computed", "segments", "destinations", "consent_purposes", "tests", "sync", "measurement",
   ]
 
   init(sink: Sink, readFile: @escaping @Sendable (String) -> String?) {

@@ -474,6 +474,7 @@ public struct PipelineConfig: Sendable {
   /// Profile syncs to a warehouse (`sync:`), run by `tessera sync`.
   public var syncs: [SyncDecl] = []
   public var consentPurposes: [String] = ["analytics", "advertising", "personalization"]
+  public var measurement = MeasurementConfig()
 
   public func identifier(_ name: String) -> IdentifierDecl? { identifiers.first { $0.name == name } }
   public func source(_ name: String) -> SourceDecl? { sources.first { $0.name == name } }

@@ -12,10 +12,15 @@ struct DeclarationChecker {
 
   /// Named entries of a section across all files, duplicates reported.
   func entries(_ section: String, _ what: String) -> [(name: String, key: YNode, body: YNode)] {
+    entries(of: (sections[section] ?? []).map(\.body), what)
+  }
+
+  /// Named entries of mappings spread over several files, duplicates reported at the second.
+  func entries(of bodies: [YNode], _ what: String) -> [(name: String, key: YNode, body: YNode)] {
     var seen: [String: SourceLocation] = [:]
     var out: [(String, YNode, YNode)] = []
-    for s in sections[section] ?? [] {
-      for (name, key, body) in s.body.namedEntries(what, sink) {
+    for b in bodies {
+      for (name, key, body) in b.namedEntries(what, sink) {
         if let first = seen[name] {
           sink.error("duplicate \(what) `\(name)` (first declared at \(first))", at: key)
           continue
@@ -44,6 +49,7 @@ struct DeclarationChecker {
     readSegments(&config)
     readDestinations(&config)
     readSyncs(&config)
+    readMeasurement(&config)
     warnUnused(config, sourcesComplete: sourcesComplete, rulesComplete: rulesComplete)
   }
 

@@ -2,6 +2,7 @@ import Foundation
 import TesseraCompiler
 import TesseraIdentity
 import TesseraLanguage
+import TesseraMeasurement
 import TesseraModel
 import TesseraRuntime
 import TesseraStore
@@ -31,6 +32,8 @@ public struct ConfigTest: Sendable {
     case noPayload(destination: String, profile: Ref)
     case rejected(source: String?, reasonContains: String)
     case match(Ref, status: String)
+    /// Figures of a `measurement` report counted by one unit (`MeasurementReport.figure`).
+    case report(name: String, by: CountingUnit, figures: [(String, Double)])
   }
 
   public var name: String
@@ -117,6 +120,7 @@ public enum ConfigTestReader {
 
   static let kinds = [
     "same_profile", "apart", "trait", "segment", "not_segment", "payload", "no_payload", "rejected", "match",
+    "report",
   ]
 
   static func expectation(
@@ -203,6 +207,8 @@ public enum ConfigTestReader {
         return nil
       }
       return .match(r, status: status)
+    case "report":
+      return report(arg, config: config, &d)
     default:
       d.error(
         "unknown expectation `\(kind)`"
@@ -211,6 +217,52 @@ public enum ConfigTestReader {
         at: entry[0].key.location)
       return nil
     }
+  }
+
+  /// `report: { name: R, by: people, figures: { conversions: 1, "credit.last_touch.email": 1 } }`.
+  static func report(_ arg: YNode, config: PipelineConfig, _ d: inout Diagnostics) -> ConfigTest.Expectation? {
+    func field(_ name: String) -> YNode? { arg.mapping?.first { $0.key.scalar == name }?.value }
+    let m = config.measurement
+    guard let nameNode = field("name"), let name = nameNode.scalar, let figures = field("figures")?.mapping,
+      !figures.isEmpty
+    else {
+      d.error("`report` needs `name` (a funnel or attribution report) and `figures` (figure: number)", at: arg.location)
+      return nil
+    }
+    let kind: String
+    if m.funnel(name) != nil {
+      kind = "funnel"
+    } else if m.attribution(name) != nil {
+      kind = "attribution"
+    } else {
+      d.error(
+        "unknown report `\(name)`" + Suggest.didYouMean(name, in: m.reportNames)
+          + (m.reportNames.isEmpty ? "; declare it under `measurement`" : ""), at: nameNode.location)
+      return nil
+    }
+    var unit = CountingUnit.people
+    if let b = field("by") {
+      guard let text = b.scalar, let u = CountingUnit(rawValue: text) else {
+        d.error("`by` of `report` is people, devices or sessions", at: b.location)
+        return nil
+      }
+      unit = u
+    }
+    var out: [(String, Double)] = []
+    for (k, v) in figures {
+      guard let figure = k.scalar, MeasurementReport.isFigure(figure, kind: kind) else {
+        d.error(
+          "unknown figure `\(k.scalar ?? "")` of \(kind) `\(name)`; use "
+            + (MeasurementReport.figureForms[kind] ?? []).joined(separator: ", "), at: k.location)
+        return nil
+      }
+      guard let number = value(v).doubleValue else {
+        d.error("figure `\(figure)` of `report` must be a number", at: v.location)
+        return nil
+      }
+      out.append((figure, number))
+    }
+    return .report(name: name, by: unit, figures: out)
   }
 
   /// A YAML value as the value a record field holds: quoted scalars are strings, plain ones read as null,
@@ -371,6 +423,18 @@ public struct ConfigTestRunner: Sendable {
             "\(place): no record rejected with a reason containing \"\(text)\"; rejected: "
               + (report.rejected.isEmpty
                 ? "none" : report.rejected.map { "\($0.source): \($0.reason)" }.joined(separator: "; ")))
+        }
+      case .report(let name, let unit, let figures):
+        let query = try ReportQuery(config: config, name: name, units: [unit])
+        let measured = try await Measurement.report(query, config: config, store: recording, workers: 1)
+        for (figure, expected) in figures {
+          let actual = measured.figure(figure, by: unit)
+          guard let actual, abs(actual - expected) < 1e-9 else {
+            result.failures.append(
+              "\(place): report `\(name)` by \(unit.rawValue), \(figure)\n    expected: \(Value.double(expected).plainText)"
+                + "\n    actual:   \(actual.map { Value.double($0).plainText } ?? "no such figure")")
+            continue
+          }
         }
       case .match(let ref, let status):
         guard case .record(let source, let n) = ref, let ids = eventIDs[source], n <= ids.count, let id = ids[n - 1]

@@ -132,8 +132,5 @@ public actor FileTarget: DeliveryTarget {
     }
   }
 
-  static func csvField(_ s: String) -> String {
-    guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
-    return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-  }
+  static func csvField(_ s: String) -> String { CSV.quote(s) }
 }

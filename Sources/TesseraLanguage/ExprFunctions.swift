@@ -26,6 +26,19 @@ public struct ExprFunction: Sendable {
 }
 
 public enum ExprFunctions {
+  /// The host of an absolute URL (`https://www.example.com/a` → `example.com`), lowercased, `www.` dropped.
+  static func urlHost(_ text: String) -> String? {
+    let t = Normalize.trim(text)
+    guard let scheme = t.range(of: "://") else { return nil }
+    var rest = t[scheme.upperBound...]
+    if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { rest = rest[..<end] }
+    if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+    if let colon = rest.lastIndex(of: ":"), !rest.hasPrefix("[") { rest = rest[..<colon] }
+    var host = rest.lowercased()
+    if host.hasPrefix("www.") { host.removeFirst(4) }
+    return host.isEmpty ? nil : host
+  }
+
   static func str(_ f: @escaping @Sendable (String) -> Value) -> ExprFunction.Impl {
     .one { v in
       if case .string(let s) = v { return f(s) }
@@ -62,6 +75,10 @@ public enum ExprFunctions {
       def(
         "trim", [.string], result: fixed(.string), str { .string(Normalize.trim($0)) },
         "remove leading and trailing white space", example: #"trim("  a ") == "a""#),
+      def(
+        "url_host", [.string], result: fixed(.string), str { ExprFunctions.urlHost($0).map(Value.string) ?? .null },
+        "the host of a URL, lowercased and without a leading `www.`; null when the text is no URL with a host",
+        example: #"url_host("https://www.Google.com/search?q=x") == "google.com""#),
       def(
         "contains", [.string, .string], result: fixed(.bool), str2 { .bool($1.isEmpty || $0.contains($1)) },
         "whether the first string contains the second", example: #"contains(email, "@")"#),

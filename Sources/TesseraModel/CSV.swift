@@ -2,6 +2,12 @@ import Foundation
 
 /// RFC 4180 fields: quoted fields may hold delimiters, newlines and doubled quotes.
 public enum CSV {
+  /// A field as written: quoted (quotes doubled) when it holds a comma, a quote or a line break.
+  public static func quote(_ s: String) -> String {
+    guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
+    return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+  }
+
   /// The names of a header record: each field trimmed of spaces and tabs, a byte order mark before the first
   /// removed (spreadsheet exports).
   public static func header(_ record: ArraySlice<UInt8>, delimiter: UInt8) -> [String] {

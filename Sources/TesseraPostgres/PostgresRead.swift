@@ -351,6 +351,25 @@ extension PostgresStore {
     }
   }
 
+  public func eventPage(after: Int64, limit: Int) async throws -> EventPage {
+    typealias PagedRow = (
+      Int64, String, String, String, String?, Int64, Int64, Int64, String?, Int64, String?, ByteBuffer?
+    )
+    let limit = max(limit, 1)
+    return try await read { conn in
+      let rows = try await conn.query(
+        "SELECT seq, \(unescaped: Self.eventColumns) FROM events WHERE seq > \(after) ORDER BY seq LIMIT \(Int64(limit))",
+        logger: logger)
+      var out: [StoredEvent] = []
+      var last = after
+      for try await r in rows.decode(PagedRow.self) {
+        last = r.0
+        out.append(try Self.event((r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11)))
+      }
+      return EventPage(events: out, next: out.count < limit ? nil : last)
+    }
+  }
+
   public func loadSeparations() async throws -> [Separation] {
     try await read { conn in
       let rows = try await conn.query(

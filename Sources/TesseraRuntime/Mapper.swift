@@ -83,6 +83,17 @@ public struct EventDemand: Sendable {
     for d in config.destinations where d.trigger == .events {
       exprs += [d.filter].compactMap { $0 } + d.payload.map(\.expr)
     }
+    self.init(reading: exprs)
+    // The mapping reads a mapped context's consent (`context.consent.categoryPreferences`) for the profile.
+    if !config.consentPurposes.isEmpty, context != .all { context.add("consent") }
+    // Rules on device signals read them from the context (`context.ip`, `context.userAgent`, …).
+    if config.probabilistic.contains(where: { $0.signals != nil }) {
+      for key in DeviceSignals.contextKeys { context.add(key) }
+    }
+  }
+
+  /// The properties and context members `exprs` (in the event scope) read.
+  public init(reading exprs: [CompiledExpr]) {
     for e in exprs {
       for r in e.references {
         let parts = r.split(separator: ".", maxSplits: 2).map(String.init)
@@ -90,12 +101,6 @@ public struct EventDemand: Sendable {
         let key = parts.count > 1 ? parts[1] : nil
         if parts[0] == "properties" { properties.add(key) } else { context.add(key) }
       }
-    }
-    // The mapping reads a mapped context's consent (`context.consent.categoryPreferences`) for the profile.
-    if !config.consentPurposes.isEmpty, context != .all { context.add("consent") }
-    // Rules on device signals read them from the context (`context.ip`, `context.userAgent`, …).
-    if config.probabilistic.contains(where: { $0.signals != nil }) {
-      for key in DeviceSignals.contextKeys { context.add(key) }
     }
   }
 }

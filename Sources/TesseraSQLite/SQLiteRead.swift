@@ -352,6 +352,21 @@ extension SQLiteStore {
     }
   }
 
+  public func eventPage(after: Int64, limit: Int) async throws -> EventPage {
+    try await reading { db in
+      let rows = try Row.fetchCursor(
+        db, sql: "SELECT \(Self.eventColumns), e.seq FROM events AS e WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+        arguments: [after, max(limit, 1)])
+      var out: [StoredEvent] = []
+      var last = after
+      while let row = try rows.next() {
+        out.append(try Self.storedEvent(row))
+        last = row[10]
+      }
+      return EventPage(events: out, next: out.count < max(limit, 1) ? nil : last)
+    }
+  }
+
   public func rejected(limit: Int) async throws -> [RejectedRecord] {
     if limit <= 0 { return [] }
     return try await reading { db in

@@ -59,6 +59,10 @@ struct ProfileAPI: Sendable {
       try self.authorize(request)
       return try await self.members(context.parameters.get("name") ?? "", request)
     }
+    router.get("/v1/reports/{name}") { request, context in
+      try self.authorize(request)
+      return try await self.report(context.parameters.get("name") ?? "", request)
+    }
   }
 
   func authorize(_ request: Request) throws { try auth.authorize(request) }

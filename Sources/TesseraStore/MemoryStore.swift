@@ -257,6 +257,12 @@ public actor MemoryStore: Store {
   public func loadEvents() throws -> [StoredEvent] { try eventOrder.compactMap { try events[$0]?.stored() } }
 
   public func loadSourceCursors() -> [String: String] { cursorRows }
+  public func eventPage(after: Int64, limit: Int) throws -> EventPage {
+    let start = min(Int(max(after, 0)), eventOrder.count)
+    let end = min(start + max(limit, 1), eventOrder.count)
+    let page = try eventOrder[start..<end].compactMap { try events[$0]?.stored() }
+    return EventPage(events: page, next: end < eventOrder.count ? Int64(end) : nil)
+  }
 
   public func loadSeparations() -> [Separation] {
     separationRows.sorted { ($0.first, $0.second) < ($1.first, $1.second) }

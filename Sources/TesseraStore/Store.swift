@@ -15,7 +15,20 @@ public protocol EventLog: Sendable {
   func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent]
   /// The whole event log in the order it was written (what `tessera replay` re-resolves).
   func loadEvents() async throws -> [StoredEvent]
+  /// The event log in write order a page at a time (reports read a large log without holding it all): at most
+  /// `limit` events after position `after` (0: from the start), and where the next page starts.
+  func eventPage(after: Int64, limit: Int) async throws -> EventPage
   func rejected(limit: Int) async throws -> [RejectedRecord]
+}
+
+/// One page of the event log: its events and the position after the last one (nil: the log ends here).
+public struct EventPage: Sendable {
+  public var events: [StoredEvent]
+  public var next: Int64?
+  public init(events: [StoredEvent], next: Int64?) {
+    self.events = events
+    self.next = next
+  }
 }
 
 /// What the pipeline's writer reads when it starts and commits afterwards.

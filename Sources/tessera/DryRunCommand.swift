@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TesseraCompiler
 import TesseraConnectors
+import TesseraMeasurement
 import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
@@ -47,6 +48,11 @@ struct DryRunCommand: AsyncParsableCommand {
   @Option(help: "The time segments and windows are evaluated at, ISO 8601 (default: now).")
   var now: String?
 
+  @Option(
+    name: .customLong("report"), parsing: .singleValue,
+    help: "A funnel or attribution report of `measurement` to compute over the samples (and --against's log).")
+  var reports: [String] = []
+
   func run() async throws {
     guard !samples.isEmpty else { throw ValidationError("give at least one --sample FILE (or SOURCE=FILE)") }
     let plan = try PipelineOptions.compile(pipeline, sets: sets)
@@ -69,14 +75,31 @@ struct DryRunCommand: AsyncParsableCommand {
     let computedBefore = against == nil ? [] : try await base.loadComputed()
     var runner = PipelineRunner(plan: plan, store: base, readers: readers)
     if let t = try PipelineOptions.now(now) { runner.now = t }
+    var queries: [ReportQuery] = []
+    for name in reports {
+      do {
+        queries.append(try ReportQuery(config: plan.config, name: name, units: [.people, .devices]))
+      } catch let e as UnknownReport {
+        throw ValidationError("--report: \(e)")
+      }
+    }
     let (summary, batches) = try await runner.recorded()
     let report = DryRunReport.build(
       config: plan.config, summary: summary, batches: batches, before: before, computedBefore: computedBefore)
+    var measured: [MeasurementReport] = []
+    for q in queries { measured.append(try await Measurement.report(q, config: plan.config, store: base)) }
     switch format {
     case .text:
       if !sets.isEmpty { print("with " + sets.map { "--set \($0)" }.joined(separator: " ")) }
       print(report.text, terminator: "")
-    case .json: print(JSON.encode(report.json))
+      for m in measured { print("\n" + m.text, terminator: "") }
+    case .json:
+      var json = report.json
+      if !measured.isEmpty, case .map(var fields) = json {
+        fields["reports"] = .list(measured.map(\.json))
+        json = .map(fields)
+      }
+      print(JSON.encode(json))
     }
     if strict && !report.rejected.isEmpty { throw ExitCode(3) }
   }

@@ -153,8 +153,5 @@ struct SegmentsMembers: AsyncParsableCommand {
     }
   }
 
-  static func csvField(_ s: String) -> String {
-    guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
-    return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-  }
+  static func csvField(_ s: String) -> String { CSV.quote(s) }
 }

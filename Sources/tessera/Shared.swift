@@ -25,10 +25,13 @@ enum PipelineOptions {
   }
 
   /// `--now` as a timestamp; nil when not given.
-  static func now(_ text: String?) throws -> Timestamp? {
+  static func now(_ text: String?) throws -> Timestamp? { try time(text, option: "--now") }
+
+  /// A time option (`--now`, `--from`, …) as a timestamp; nil when not given.
+  static func time(_ text: String?, option: String) throws -> Timestamp? {
     guard let text else { return nil }
     guard let t = Timestamp(iso8601: text) else {
-      throw ValidationError("--now `\(text)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
+      throw ValidationError("\(option) `\(text)` is not an ISO 8601 time (e.g. 2026-06-30T00:00:00Z)")
     }
     return t
   }

@@ -17,7 +17,7 @@ struct Tessera: AsyncParsableCommand {
       Validate.self, Graph.self, Run.self, ProfileCommand.self, SegmentsCommand.self, LinkCommand.self,
       TuneCommand.self, ReviewCommand.self, DryRunCommand.self, TestCommand.self, ReplayCommand.self,
       UnmergeCommand.self, DeleteCommand.self, Deliver.self, DeliveriesCommand.self, ServeCommand.self,
-      ExplainCommand.self, SourceCommand.self, SyncCommand.self,
+      ExplainCommand.self, SourceCommand.self, SyncCommand.self, ReportCommand.self,
     ]
   )
 }

@@ -16,7 +16,7 @@ struct ExamplePipelineTests {
     let (result, _) = try Self.compile()
     #expect(result.diagnostics.isEmpty, "\(result.rendered())")
     #expect(!result.hasErrors)
-    #expect(result.sources.count == 4)
+    #expect(result.sources.count == 5)
   }
 
   @Test("declares what the summary reports")
@@ -24,7 +24,9 @@ struct ExamplePipelineTests {
     let (_, plan) = try Self.compile()
     let c = plan.config
     #expect(c.name == "retail")
-    #expect(c.files.count == 4)
+    #expect(c.files.count == 5)
+    #expect(c.measurement.reportNames == ["browse_to_buy", "purchases", "campaigns"])
+    #expect(c.measurement.touchpoints.map(\.name) == ["web_visit"])
     #expect(c.sources.map(\.name) == ["web", "crm", "pos", "web_history"])
     #expect(c.sources.map(\.kind) == [.http, .csv, .ndjson, .ndjson])
     #expect(c.identifiers.map(\.name) == ["user_id", "email", "phone", "anonymous_id"])

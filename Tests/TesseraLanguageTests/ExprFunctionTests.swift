@@ -12,7 +12,7 @@ struct ExprFunctionTests {
     let covered: Set<String> = [
       "lower", "upper", "trim", "contains", "starts_with", "ends_with", "matches", "sha256", "normalize_email",
       "phone_e164", "double", "int", "string", "timestamp", "duration", "now", "size", "exists", "coalesce",
-      "soundex", "nysiis",
+      "soundex", "nysiis", "url_host",
     ]
     #expect(Set(ExprFunctions.all.keys) == covered)
     for (name, f) in ExprFunctions.all {
@@ -31,6 +31,16 @@ struct ExprFunctionTests {
       let (expr, errors) = ExprCompiler.compile(f.example, in: scope)
       #expect(expr != nil && errors.isEmpty, "\(name): \(f.example) -> \(errors.map(\.message))")
     }
+  }
+
+  @Test("url_host: the host of a URL, lowercased, without www., port or credentials")
+  func urlHost() throws {
+    #expect(try F.eval(#"url_host("https://www.Google.com/search?q=x")"#) == .string("google.com"))
+    #expect(try F.eval(#"url_host("http://user@news.example.org:8080/a#b")"#) == .string("news.example.org"))
+    #expect(try F.eval(#"url_host("android-app://com.google.android.gm")"#) == .string("com.google.android.gm"))
+    #expect(try F.eval(#"url_host("not a url")"#) == .null)
+    #expect(try F.eval(#"url_host("https:///path")"#) == .null)
+    #expect(try F.eval(#"url_host(null)"#) == .null)
   }
 
   @Test("string case and white space")

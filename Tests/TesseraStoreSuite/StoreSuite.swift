@@ -278,6 +278,19 @@ public enum StoreSuite {
     b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     b.events = (0..<700).map { event("k\($0 * 2)", at: t(Int64($0)), profile: p(1)) }
     try await store.commit(b)
+    // The log a page at a time: the same events in the same order as loadEvents, the last page saying so.
+    var paged: [String] = []
+    var after: Int64 = 0
+    var pages = 0
+    while pages < 10 {
+      let page = try await store.eventPage(after: after, limit: 256)
+      paged += keys(page.events)
+      pages += 1
+      guard let next = page.next else { break }
+      after = next
+    }
+    f.expect(paged, keys(try await store.loadEvents()), "eventPage pages read the whole log in write order")
+    f.expect(pages, 3, "eventPage: 700 events in pages of 256")
     // Every other key exists; odd sizes and repeats exercise any chunking.
     for count in [1, 255, 256, 257, 1001] {
       var asked = (0..<count).map { EventKey(source: "web", id: "k\($0)") }
