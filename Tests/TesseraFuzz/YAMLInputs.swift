@@ -11,9 +11,17 @@ public struct YAMLInputs: Sendable {
 
   /// Reads `pipelines/retail.yaml` and the rule files it includes under `root` (the package root).
   public init(root: String) throws {
-    files = try ["pipelines/retail.yaml", "rules/identity.yaml", "rules/profile.yaml", "rules/segments.yaml"].map {
-      (root + "/" + $0, try String(contentsOfFile: root + "/" + $0, encoding: .utf8))
+    let pipeline = root + "/pipelines/retail.yaml"
+    let text = try String(contentsOfFile: pipeline, encoding: .utf8)
+    // Every rule file the pipeline includes (`- ../rules/NAME.yaml`), so a new one is fuzzed too (a list written
+    // here once missed `rules/measurement.yaml`, and every input failed to compile for want of it).
+    let included = text.split(separator: "\n").compactMap { line -> String? in
+      guard let r = line.range(of: "../rules/") else { return nil }
+      return "rules/" + line[r.upperBound...].trimmingCharacters(in: .whitespaces)
     }
+    files =
+      [(pipeline, text)]
+      + (try included.map { (root + "/" + $0, try String(contentsOfFile: root + "/" + $0, encoding: .utf8)) })
   }
 
   public var pipeline: String { files[0].path }

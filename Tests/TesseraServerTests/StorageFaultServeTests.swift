@@ -151,11 +151,8 @@ struct StorageFaultServeTests {
     try await sqlite.limitSize(toBytes: nil)
     await loading
     #expect(seen.other.withLock { $0 } == [])
-    if acknowledge == .resolved {
-      // (A journaling server may take some of them: each append first deletes the entries already resolved,
-      // which frees pages of the intake file.)
-      #expect(seen.refused.withLock { $0 } > 0, "the load never met the full store")
-    }
+    // (Whether the load itself meets the full store depends on timing: a commit can still find free pages, and
+    // a journaling server frees intake pages as it resolves; the first refusal above is the one asserted.)
     #expect(!seen.retryAfter.withLock { $0 }.contains("none"), "a 503 without Retry-After")
     let acked = seen.acked.withLock { $0 }.union(sent)
     let all = Set(([warm] + before + Self.batches("after", count: 20, size: 40)).flatMap(\.ids))
