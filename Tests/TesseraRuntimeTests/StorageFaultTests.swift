@@ -41,7 +41,10 @@ struct StorageFaultTests {
     #expect(e.detail.contains("database or disk is full"), "\(e.detail)")
     let snap = runner.counters.snapshot
     let failedAt = try #require(snap.failedAt, "the runner did not note when the store failed")
-    #expect(stopped - failedAt < .seconds(1), "the run took \(stopped - failedAt) to stop after the failure")
+    // The bound is a second; alone this takes 11-22 ms (the stages stop at their next batch). The test
+    // allows 3 s: in the whole suite beside a release build it took 1.24 s, the time a starved process waits to
+    // be scheduled, while a run that went on reading (the fault this guards against) takes minutes.
+    #expect(stopped - failedAt < .seconds(3), "the run took \(stopped - failedAt) to stop after the failure")
     // What the counters say was committed is what the store holds, per source, up to the last event named.
     let committed = snap.committedBySource
     #expect(!committed.isEmpty, "nothing was committed before the store filled up")

