@@ -53,7 +53,9 @@ for kind in csv pg; do
   echo "tessera run, $kind source: $line"
 done
 # The sync: a store of PROFILES profiles (the first rows of the table), synced into the warehouse database.
-$PSQL -d crm -c "DELETE FROM crm_contacts WHERE customer_no NOT IN (SELECT 'C' || i FROM generate_series(1, $PROFILES) i)"
+# (By the number in the key: a NOT IN over a 200,000-row subquery is not hashed at the default work_mem, and
+# went on for minutes.)
+$PSQL -d crm -c "DELETE FROM crm_contacts WHERE substr(customer_no, 2)::int > $PROFILES"
 $T run "$W/pg.yaml" --store "$W/sync.sqlite" --progress none >/dev/null
 $T sync "$W/pg.yaml" --store "$W/sync.sqlite" | head -1 | sed 's/^/first sync: /'
 $T sync "$W/pg.yaml" --store "$W/sync.sqlite" | head -1 | sed 's/^/second sync (nothing changed): /'

@@ -72,6 +72,10 @@ public final class LivePipeline: Sendable {
     /// Failed attempts in a row.
     public var failures: Int
     public var retryAt: ContinuousClock.Instant
+    /// What failed: the journal's appends or the writer's commits. Only a success of the same kind ends it (a
+    /// journaling server's appends can fail on a full intake file while the writer still commits, and the
+    /// other way round).
+    var path: StorePath = .commit
     /// Whole seconds until the next attempt (at least 1: what `Retry-After` says).
     public var retryAfter: Int {
       let left = (retryAt - .now) / .seconds(1)
@@ -212,10 +216,15 @@ public final class LivePipeline: Sendable {
   /// Why the store cannot commit, while it cannot (nil when it commits).
   public var degraded: Degraded? { state.withLock { $0.degraded } }
 
+  /// The two ways events go into the store.
+  enum StorePath: Sendable {
+    case commit, journal
+  }
+
   /// A store operation failed: the pipeline is degraded until a commit succeeds, and waits longer before each
   /// new attempt. Returns the failure to answer requests with.
   @discardableResult
-  func storeFailed(_ error: any Error) -> Failure {
+  func storeFailed(_ error: any Error, path: StorePath = .commit) -> Failure {
     let kind = (error as? StoreUnavailable)?.kind.rawValue ?? "error"
     let d = state.withLock { s -> Degraded in
       let failures = (s.degraded?.failures ?? 0) + 1
@@ -223,7 +232,7 @@ public final class LivePipeline: Sendable {
       for _ in 1..<min(failures, 16) { wait = min(storeRetry.last, wait * 2) }
       let d = Degraded(
         reason: String(describing: error), kind: kind, since: s.degraded?.since ?? Date(), failures: failures,
-        retryAt: .now + wait)
+        retryAt: .now + wait, path: path)
       s.degraded = d
       return d
     }
@@ -234,11 +243,15 @@ public final class LivePipeline: Sendable {
     return .store(d.reason, retryAfter: d.retryAfter)
   }
 
-  /// A commit (or a journal append) succeeded: the store is back.
-  func storeCommitted() {
+  /// A commit (or a journal append) succeeded: the store is back, if that is what had failed.
+  func storeCommitted(_ path: StorePath = .commit) {
     guard isDegraded.load(ordering: .relaxed) else { return }
-    state.withLock { $0.degraded = nil }
-    isDegraded.store(false, ordering: .relaxed)
+    let cleared = state.withLock { s -> Bool in
+      guard s.degraded?.path == path else { return false }
+      s.degraded = nil
+      return true
+    }
+    if cleared { isDegraded.store(false, ordering: .relaxed) }
   }
 
   /// The failure to answer with while the store is degraded and its next attempt has not come yet.
@@ -658,11 +671,11 @@ public final class LivePipeline: Sendable {
       receipt = try await store.appendJournal(
         group.flatMap(\.batch.events), rejected: group.flatMap(\.batch.rejected))
     } catch {
-      let failure = storeFailed(error)
+      let failure = storeFailed(error, path: .journal)
       for s in group { s.continuation.resume(throwing: failure) }
       return
     }
-    storeCommitted()
+    storeCommitted(.journal)
     if let b = receipt.backlog { backlog.store(b, ordering: .relaxed) }
     await waitForBacklog(receipt.backlog)
     var counted = Set<EventKey>()
