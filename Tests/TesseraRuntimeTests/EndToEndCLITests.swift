@@ -1,4 +1,5 @@
 import Foundation
+import TesseraModel
 import Testing
 
 /// The built `tessera` executable, run as a user would from the package root.
@@ -218,7 +219,7 @@ extension E2E {
       process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
       let status: Int32 = try await withCheckedThrowingContinuation { continuation in
         process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch {
+        do { try ProcessLauncher.run(process) } catch {
           process.terminationHandler = nil
           continuation.resume(throwing: error)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TesseraModel
 import TesseraSQLite
 import TesseraStore
 import Testing
@@ -70,7 +71,7 @@ enum Tmpfs {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/mount")
     p.arguments = arguments
-    try p.run()
+    try ProcessLauncher.run(p)
     p.waitUntilExit()
     if p.terminationStatus != 0 { throw CocoaError(.fileWriteUnknown) }
   }
@@ -79,7 +80,7 @@ enum Tmpfs {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/umount")
     p.arguments = [path]
-    try? p.run()
+    try? ProcessLauncher.run(p)
     p.waitUntilExit()
   }
 }

@@ -38,7 +38,7 @@ struct Browser {
       process.arguments = ["--port=\(port)"]
       process.standardOutput = FileHandle.nullDevice
       process.standardError = FileHandle.nullDevice
-      try process.run()
+      try ProcessLauncher.run(process)
       let base = "http://127.0.0.1:\(port)"
       var ready = false
       for _ in 0..<100 {

@@ -46,7 +46,7 @@ struct ServeCommandTests {
         continuation.yield($0.terminationStatus)
         continuation.finish()
       }
-      try process.run()
+      try ProcessLauncher.run(process)
       // The port, from "tessera serve: listening on http://127.0.0.1:PORT (…)".
       var port = 0
       for _ in 0..<500 where port == 0 {

@@ -152,7 +152,7 @@ struct SeveralServersTests {
     let out = Pipe()
     process.standardOutput = out
     process.standardError = out
-    try process.run()
+    try ProcessLauncher.run(process)
     let data = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return String(decoding: data, as: UTF8.self)

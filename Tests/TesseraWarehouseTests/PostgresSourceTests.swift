@@ -243,7 +243,7 @@ struct PostgresSourceTests {
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
-    try process.run()
+    try ProcessLauncher.run(process)
     return process
   }
 
