@@ -254,6 +254,13 @@ public final class LivePipeline: Sendable {
     if cleared { isDegraded.store(false, ordering: .relaxed) }
   }
 
+  /// The answer to requests that a failed transaction (or a graph stopped by `error`) takes down: the degraded
+  /// state `LiveSink` recorded for it, or, for an error it did not see, a new record of it.
+  func failure(for error: any Error) -> Failure {
+    if let d = degraded { return .store(d.reason, retryAfter: d.retryAfter) }
+    return storeFailed(error)
+  }
+
   /// The failure to answer with while the store is degraded and its next attempt has not come yet.
   func refusal() -> Failure? {
     guard isDegraded.load(ordering: .relaxed) else { return nil }
@@ -295,7 +302,7 @@ public final class LivePipeline: Sendable {
         case .stored(let stats): return stats
         case .stale: continue
         case .failed(let error as Failure): throw error
-        case .failed(let error): throw refusal() ?? storeFailed(error)
+        case .failed(let error): throw failure(for: error)
         }
       }
     }
@@ -356,13 +363,11 @@ public final class LivePipeline: Sendable {
 
   /// Stops taking events; `run()` commits what it took and returns.
   public func close() {
-    let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+    wakeWaiting { s in
       s.closed = true
       s.journalDeadline = .now + journalGrace
-      defer { s.waiting = [] }
-      return s.waiting
+      return true
     }
-    for w in waiting { w.resume() }
     ringIntake.finish()
     ringJournal()
     ring.yield()
@@ -372,13 +377,10 @@ public final class LivePipeline: Sendable {
   func ringJournal() { _ = state.withLock { $0.journalRing }?.yield() }
 
   func become(_ role: Role) {
-    let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+    wakeWaiting { s in
       s.role = role
-      guard role == .follower else { return [] }
-      defer { s.waiting = [] }
-      return s.waiting
+      return role == .follower
     }
-    for w in waiting { w.resume() }
     onRole?(role)
   }
 
@@ -479,10 +481,11 @@ public final class LivePipeline: Sendable {
     for d in left.1 { d.fail(Failure.closed) }
   }
 
-  /// Requests waiting for a graph look again now (a degraded store answers them 503 at once) rather than when
-  /// the store is back.
-  func wakeWaiting() {
+  /// Applies `change` to the state and, when it returns true, lets the requests waiting for a graph look again
+  /// (a graph is up, the role or the pipeline closed, a degraded store answers them 503 at once).
+  func wakeWaiting(_ change: (inout State) -> Bool = { _ in true }) {
     let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+      guard change(&s) else { return [] }
       defer { s.waiting = [] }
       return s.waiting
     }
@@ -541,14 +544,12 @@ public final class LivePipeline: Sendable {
       ring.yield()
     }
     let (journalBell, journalRing) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+    wakeWaiting { s in
       s.inFlightJournal = []
       s.journalRing = journalRing
       s.graph = graph
-      defer { s.waiting = [] }
-      return s.waiting
+      return true
     }
-    for w in waiting { w.resume() }
     let intake = graph.intake
     let reader = Task(executorPreference: lane) { [self] in await readJournal(into: intake, bell: journalBell) }
     let ticker = tickEvery.map { every in
@@ -593,8 +594,7 @@ public final class LivePipeline: Sendable {
     }
     // Requests behind the failed transaction were resolved on top of it: they fail too, and their clients send
     // them again once the store commits (the events they hold are recognised by id then, never stored twice).
-    let failure = refusal() ?? storeFailed(error)
-    graph.failOutstanding(.failed(failure))
+    graph.failOutstanding(.failed(failure(for: error)))
     wakeWaiting()
     return closing ? .closed : .failed
   }

@@ -120,8 +120,8 @@ struct ProfileAPI: Sendable {
       "status": .string("ok"), "store": .string("ok"), "queued_events": .int(Int64(depth.events)),
       "role": .string(pipeline.role.rawValue),
     ]
-    var headers: HTTPFields = [:]
-    if let d = pipeline.degraded {
+    let degraded = pipeline.degraded
+    if let d = degraded {
       body["status"] = .string("degraded")
       body["store"] = .string("failing")
       body["reason"] = .string(d.reason)
@@ -129,7 +129,6 @@ struct ProfileAPI: Sendable {
       body["since"] = .string(Timestamp(d.since).iso8601)
       body["failures"] = .int(Int64(d.failures))
       body["retry_after"] = .int(Int64(d.retryAfter))
-      headers[.retryAfter] = String(d.retryAfter)
     }
     do {
       let stats = try await store.stats()
@@ -141,7 +140,7 @@ struct ProfileAPI: Sendable {
       body["reason"] = body["reason"] ?? .string("the store does not answer: \(error)")
     }
     var response = JSONResponse.make(.map(body), status: body["status"] == .string("ok") ? .ok : .serviceUnavailable)
-    for h in headers { response.headers.append(h) }
+    if let d = degraded { response.headers[.retryAfter] = String(d.retryAfter) }
     return response
   }
 

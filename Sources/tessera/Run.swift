@@ -74,13 +74,17 @@ struct Run: AsyncParsableCommand {
   func run() async throws {
     let plan = try PipelineOptions.compile(pipeline)
     let again = CommandLine.arguments.dropFirst().map(Shell.quoted).joined(separator: " ")
+    /// The store stopped the run: why, what each source had committed, how to go on; exit status 4.
+    func stopped(_ what: String, advice: String, _ committed: RunCounters.Snapshot) -> ExitCode {
+      FileHandle.standardError.write(
+        Data((RunStopped.message(what, advice: advice, committed, again: again) + "\n").utf8))
+      return ExitCode(4)
+    }
     let storeFile: any Store
     do {
       storeFile = try await StoreLocation.open(store)
     } catch let e as StoreUnavailable {
-      FileHandle.standardError.write(
-        Data((RunStopped.message(e.description, advice: e.advice, .init(), again: again) + "\n").utf8))
-      throw ExitCode(4)
+      throw stopped(e.description, advice: e.advice, .init())
     }
     var readers: [Int: any SourceReader] = [:]
     for (i, s) in plan.config.sources.enumerated() where s.kind.readsFiles {
@@ -133,18 +137,12 @@ struct Run: AsyncParsableCommand {
     } catch let e as StoreUnavailable {
       ticker.cancel()
       progress.clear()
-      FileHandle.standardError.write(
-        Data((RunStopped.message(e.description, advice: e.advice, runner.counters.snapshot, again: again) + "\n").utf8))
-      throw ExitCode(4)
+      throw stopped(e.description, advice: e.advice, runner.counters.snapshot)
     } catch let e as StoreError {
       ticker.cancel()
       progress.clear()
-      FileHandle.standardError.write(
-        Data(
-          (RunStopped.message(
-            "the store refused a transaction: \(e)", advice: "see the message above", runner.counters.snapshot,
-            again: again) + "\n").utf8))
-      throw ExitCode(4)
+      throw stopped(
+        "the store refused a transaction: \(e)", advice: "fix what the reason names", runner.counters.snapshot)
     } catch let e as SourceError {
       ticker.cancel()
       progress.clear()
