@@ -22,7 +22,7 @@ TARGETS=${*:-tracking files yaml formats}
 
 # SKIP_BUILD=1: use the tessera-fuzz already built (a second run while the sources change).
 [ "${SKIP_BUILD:-0}" = 1 ] || swift build -c release --package-path Benchmarks --product tessera-fuzz >&2
-F=Benchmarks/.build/release/tessera-fuzz
+F=${FUZZ:-Benchmarks/.build/release/tessera-fuzz}  # FUZZ=PATH: a copy, so a rebuild cannot swap it mid-run
 echo "seed $SEED, $TOTAL inputs per target in pieces of $PIECE, cores=$(nproc), $(date -u +%Y-%m-%dT%H:%MZ)"
 status=0
 for target in $TARGETS; do
