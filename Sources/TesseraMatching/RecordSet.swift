@@ -584,12 +584,35 @@ public struct RecordSetBuilder: Sendable {
       if self.truth == nil { self.truth = [] }
       self.truth?.append(truth)
     }
+    let identifierHashes = fillSlots(id: id, value: value)
+    for (slot, column) in identifierLimits { identifiers[column].hash.append(identifierHashes[slot]) }
+    for (f, field) in model.fields.enumerated() { columns[f].append(value(field)) }
+    for (r, key) in blockingKeys().enumerated() { keys[r].append(key) }
+  }
+
+  /// The blocking keys of one record (0 where a blocking rule has none), as `append` would give them, without
+  /// adding the record: the streaming matcher looks an event up and re-keys a changed profile with this alone.
+  public mutating func keys(id: String, value: (String) -> String?) -> [UInt64] {
+    _ = fillSlots(id: id, value: value)
+    return blockingKeys()
+  }
+
+  /// The hash a column gives a raw value (0 when it folds to nothing), as `append` and `Column.hash` do.
+  public static func valueHash(_ raw: String) -> UInt64 {
+    let text = FieldColumn.fold(raw)
+    return text.isEmpty ? 0 : StableHash.of(text) | 1
+  }
+
+  /// Sets the scope's slots (`profile.id`, traits, identifiers, signals) from a record's values; returns the
+  /// hash of each identifier slot's usable value (0: none).
+  mutating func fillSlots(id: String, value: (String) -> String?) -> [UInt64] {
     slots[0] = .string(id)
     for (i, t) in traitSlots.enumerated() {
       let raw = value(t.name)
       slots[1 + i] = raw.map { Convert.to(t.type, .string($0)) ?? .null } ?? .null
     }
     var identifierHashes: [UInt64] = []
+    identifierHashes.reserveCapacity(identifierSlots.count)
     for (i, id) in identifierSlots.enumerated() {
       let normalized = value(id.name).flatMap(id.normalize)
       let usable = normalized.flatMap { id.blocked.contains($0) ? nil : $0 }
@@ -598,21 +621,20 @@ public struct RecordSetBuilder: Sendable {
     }
     let signalBase = 1 + traitSlots.count + identifierSlots.count
     for (i, name) in signalSlots.enumerated() { slots[signalBase + i] = value(name).map(Value.string) ?? .null }
-    for (slot, column) in identifierLimits { identifiers[column].hash.append(identifierHashes[slot]) }
-    for (f, field) in model.fields.enumerated() { columns[f].append(value(field)) }
+    return identifierHashes
+  }
+
+  /// Each blocking rule's key over the slots `fillSlots` set (0: some key expression is null or empty).
+  func blockingKeys() -> [UInt64] {
     let env = Env(slots: slots)
-    for (r, exprs) in blocking.enumerated() {
+    return blocking.map { exprs in
       var h: UInt64 = 0xcbf2_9ce4_8422_2325
-      var complete = true
       for key in exprs {
         let v = key.evaluate(env)
-        guard !v.isNull, v != .string("") else {
-          complete = false
-          break
-        }
+        guard !v.isNull, v != .string("") else { return 0 }
         h = StableHash.combine(h, StableHash.of(v.description))
       }
-      keys[r].append(complete ? (h | 1) : 0)
+      return h | 1
     }
   }
 

@@ -135,8 +135,8 @@ public struct StreamingMatcher: Sendable {
 
   /// (Re)indexes a profile under its current keys; `values` holds its traits and identifiers as text.
   public mutating func index(_ profile: ProfileID, values: [String: String]) {
-    remove(profile)
     for r in rules.indices where rules[r].device {
+      remove(profile, rule: r)
       // A rule on device signals reaches a profile through the keys of each combination it was seen with.
       let entries = sightingRecords(profile, values).map { (profile.description, $0.values) }
       guard !entries.isEmpty else { continue }
@@ -149,15 +149,29 @@ public struct StreamingMatcher: Sendable {
       rules[r].keysOf[profile] = keys
       for k in keys { rules[r].byKey[k, default: []].append(profile) }
     }
-    for r in rules.indices where !rules[r].device && mayHaveKey(r, values) {
-      let set = records(r, [(profile.description, values)])
+    for r in rules.indices where !rules[r].device {
+      // Only the keys and the term-frequency values are needed, not a record set; a profile whose change left
+      // both as they were (most changes: a trait no key reads) is not touched.
       var keys: [UInt64] = []
-      for column in set.keys where column[0] != 0 && !keys.contains(column[0]) { keys.append(column[0]) }
+      var tf: [Int: UInt64] = [:]
+      if mayHaveKey(r, values) {
+        var builder = rules[r].template
+        for k in builder.keys(id: profile.description, value: { values[$0] }) where k != 0 && !keys.contains(k) {
+          keys.append(k)
+        }
+        let model = rules[r].model
+        for (c, comparison) in model.comparisons.enumerated() where comparison.tfLevel != nil {
+          let h = values[model.fields[comparison.columns[0]]].map(RecordSetBuilder.valueHash) ?? 0
+          if h != 0 { tf[c] = h }
+        }
+      }
+      if keys.isEmpty && tf.isEmpty && rules[r].keysOf[profile] == nil && rules[r].tfOf[profile] == nil { continue }
+      if rules[r].keysOf[profile] == keys && (rules[r].tfOf[profile] ?? [:]) == tf { continue }
+      remove(profile, rule: r)
+      guard mayHaveKey(r, values) else { continue }
       rules[r].keysOf[profile] = keys
       for k in keys { rules[r].byKey[k, default: []].append(profile) }
-      for (c, comparison) in rules[r].model.comparisons.enumerated() where comparison.tfLevel != nil {
-        let h = set.columns[comparison.columns[0]].hash[0]
-        guard h != 0 else { continue }
+      for (c, h) in tf {
         rules[r].tfOf[profile, default: [:]][c] = h
         rules[r].tfCounts[c, default: [:]][h, default: 0] += 1
         rules[r].tfTotal[c, default: 0] += 1
@@ -167,16 +181,20 @@ public struct StreamingMatcher: Sendable {
 
   /// Takes a profile out of the index (it was absorbed by a merge, or is about to be re-indexed).
   public mutating func remove(_ profile: ProfileID) {
-    for r in rules.indices where rules[r].keysOf[profile] != nil || rules[r].tfOf[profile] != nil {
-      for k in rules[r].keysOf.removeValue(forKey: profile) ?? [] {
-        rules[r].byKey[k]?.removeAll { $0 == profile }
-        if rules[r].byKey[k]?.isEmpty == true { rules[r].byKey[k] = nil }
-      }
-      for (c, h) in rules[r].tfOf.removeValue(forKey: profile) ?? [:] {
-        rules[r].tfCounts[c]?[h, default: 1] -= 1
-        if rules[r].tfCounts[c]?[h] == 0 { rules[r].tfCounts[c]?[h] = nil }
-        rules[r].tfTotal[c, default: 1] -= 1
-      }
+    for r in rules.indices { remove(profile, rule: r) }
+  }
+
+  /// Takes a profile out of rule `r`'s index.
+  mutating func remove(_ profile: ProfileID, rule r: Int) {
+    guard rules[r].keysOf[profile] != nil || rules[r].tfOf[profile] != nil else { return }
+    for k in rules[r].keysOf.removeValue(forKey: profile) ?? [] {
+      rules[r].byKey[k]?.removeAll { $0 == profile }
+      if rules[r].byKey[k]?.isEmpty == true { rules[r].byKey[k] = nil }
+    }
+    for (c, h) in rules[r].tfOf.removeValue(forKey: profile) ?? [:] {
+      rules[r].tfCounts[c]?[h, default: 1] -= 1
+      if rules[r].tfCounts[c]?[h] == 0 { rules[r].tfCounts[c]?[h] = nil }
+      rules[r].tfTotal[c, default: 1] -= 1
     }
   }
 
@@ -220,10 +238,10 @@ public struct StreamingMatcher: Sendable {
     }
     for r in rules.indices where !rules[r].device && mayHaveKey(r, event) {
       let index = rules[r]
-      let probe = records(r, [("event", event)])
+      var builder = index.template
       var candidates: [ProfileID] = []
-      for column in probe.keys where column[0] != 0 {
-        for p in index.byKey[column[0]] ?? [] where !candidates.contains(p) { candidates.append(p) }
+      for k in builder.keys(id: "event", value: { event[$0] }) where k != 0 {
+        for p in index.byKey[k] ?? [] where !candidates.contains(p) { candidates.append(p) }
       }
       guard !candidates.isEmpty else { continue }
       candidates.sort()

@@ -85,6 +85,30 @@ import Testing
     }
   }
 
+  /// The streaming matcher keys an event and re-keys a changed profile without building a record set: the
+  /// keys and value hashes it gets that way must be the ones a record set holds for the same values.
+  @Test func keysWithoutARecordSetAreTheRecordSetsKeys() throws {
+    let (config, rule) = try rule(
+      Self.yaml.replacingOccurrences(
+        of: "      - [traits.city]", with: "      - [traits.city]\n      - [soundex(traits.name), traits.dob]"))
+    let model = MatchModel(rule: rule)
+    var rows = Self.rows(200, seed: 5)
+    rows += [["name": "Zoë  ÅNGSTRÖM", "dob": "1980-02-03", "city": "Köln"], ["name": " ", "city": "B"]]
+    let records = recordSet(config, rule, rows: rows)
+    var builder = RecordSetBuilder(model: model, rule: rule, config: config)
+    var keyed = 0
+    for (i, row) in rows.enumerated() {
+      let keys = builder.keys(id: "r\(i)", value: { row[$0] })
+      #expect(keys == records.keys.map { $0[i] }, "\(row)")
+      if keys[1] != 0 { keyed += 1 }
+      for (f, field) in model.fields.enumerated() {
+        #expect(row[field].map(RecordSetBuilder.valueHash) ?? 0 == records.columns[f].hash[i], "\(field) of \(row)")
+      }
+    }
+    #expect(builder.count == 0)
+    #expect(keyed > 100)
+  }
+
   @Test func levelsOnCodesMatchTheComparatorsOnTexts() throws {
     let (config, rule) = try rule(Self.yaml)
     let model = MatchModel(rule: rule)
