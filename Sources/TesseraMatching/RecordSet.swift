@@ -552,6 +552,9 @@ public struct RecordSetBuilder: Sendable {
   /// The device signals the blocking keys read (slots after the identifiers), as `signals.NAME`.
   let signalSlots: [String]
   var slots: [Value]
+  /// Whether `append` computes each record's blocking keys: a set that is only compared (the streaming
+  /// matcher's event and candidates) needs none, and keys are most of a small set's cost.
+  public var computesKeys = true
 
   public init(model: MatchModel, rule: ProbabilisticRule, config: PipelineConfig) {
     self.model = model
@@ -584,10 +587,22 @@ public struct RecordSetBuilder: Sendable {
       if self.truth == nil { self.truth = [] }
       self.truth?.append(truth)
     }
-    let identifierHashes = fillSlots(id: id, value: value)
-    for (slot, column) in identifierLimits { identifiers[column].hash.append(identifierHashes[slot]) }
+    if computesKeys {
+      let identifierHashes = fillSlots(id: id, value: value)
+      for (slot, column) in identifierLimits { identifiers[column].hash.append(identifierHashes[slot]) }
+      for (r, key) in blockingKeys().enumerated() { keys[r].append(key) }
+    } else {
+      for (slot, column) in identifierLimits { identifiers[column].hash.append(identifierHash(slot, value)) }
+      for r in keys.indices { keys[r].append(0) }
+    }
     for (f, field) in model.fields.enumerated() { columns[f].append(value(field)) }
-    for (r, key) in blockingKeys().enumerated() { keys[r].append(key) }
+  }
+
+  /// The hash of identifier slot `i`'s usable value (0: none).
+  func identifierHash(_ i: Int, _ value: (String) -> String?) -> UInt64 {
+    let id = identifierSlots[i]
+    guard let v = value(id.name).flatMap(id.normalize), !id.blocked.contains(v) else { return 0 }
+    return StableHash.of(v) | 1
   }
 
   /// The blocking keys of one record (0 where a blocking rule has none), as `append` would give them, without

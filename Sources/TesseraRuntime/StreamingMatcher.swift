@@ -127,8 +127,9 @@ public struct StreamingMatcher: Sendable {
   }
 
   /// The records of `values` (one per entry) prepared for a rule; record ids are the profile ids.
-  func records(_ r: Int, _ entries: [(id: String, values: [String: String])]) -> RecordSet {
+  func records(_ r: Int, _ entries: [(id: String, values: [String: String])], keyed: Bool = true) -> RecordSet {
     var builder = rules[r].template
+    builder.computesKeys = keyed
     for e in entries { builder.append(id: e.id) { e.values[$0] } }
     return builder.finish()
   }
@@ -245,7 +246,8 @@ public struct StreamingMatcher: Sendable {
       }
       guard !candidates.isEmpty else { continue }
       candidates.sort()
-      var set = records(r, [("event", event)] + candidates.map { p in (p.description, profileValues(p)) })
+      var set = records(
+        r, [("event", event)] + candidates.map { p in (p.description, profileValues(p)) }, keyed: false)
       // Term frequencies come from the indexed profiles, not from this handful of records.
       for (c, comparison) in index.model.comparisons.enumerated() {
         guard let level = comparison.tfLevel, let total = index.tfTotal[c],
