@@ -109,11 +109,16 @@ enum FactReader {
     let sessions = q.units.contains(.sessions)
     let filters = filters(q)
     let prefilter = !filters.contains(where: readsRecord)
+    // A report none of whose expressions reads the record (a funnel over event names) never maps one again.
+    let mapsRecords = expressions(q).contains(where: readsRecord)
     var table = FactTable()
-    var after: Int64 = 0
     var seq: Int64 = 0
-    while true {
-      let page = try await store.eventPage(after: after, limit: pageSize)
+    // The next page is read while this one is evaluated: the store's reader and the evaluating tasks overlap.
+    var pending: Task<EventPage, any Error>? = Task { try await store.eventPage(after: 0, limit: pageSize) }
+    defer { pending?.cancel() }
+    while let reading = pending {
+      let page = try await reading.value
+      pending = page.next.map { after in Task { try await store.eventPage(after: after, limit: pageSize) } }
       let base = seq
       seq += Int64(page.events.count)
       table.scanned += page.events.count
@@ -145,7 +150,7 @@ enum FactReader {
                   continue
                 }
               }
-              guard let e = try? reader.mapped(stored.event) else {
+              guard let e = mapsRecords ? try? reader.mapped(stored.event) : stored.event else {
                 unreadable += 1
                 continue
               }
@@ -178,8 +183,6 @@ enum FactReader {
           table.facts.append(f)
         }
       }
-      guard let next = page.next else { break }
-      after = next
     }
     return table
   }

@@ -10,9 +10,9 @@ import TesseraStore
 /// their earlier touches too, and an erased person's events are gone from the log.
 public enum Measurement {
   public static func report(
-    _ q: ReportQuery, config: PipelineConfig, store: any Store, workers: Int = 2
+    _ q: ReportQuery, config: PipelineConfig, store: any Store, workers: Int = 2, pageSize: Int = 16_384
   ) async throws -> MeasurementReport {
-    let table = try await FactReader.read(q, config: config, store: store, workers: workers)
+    let table = try await FactReader.read(q, config: config, store: store, workers: workers, pageSize: pageSize)
     return compute(q, table)
   }
 

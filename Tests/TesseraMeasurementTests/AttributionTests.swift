@@ -97,6 +97,16 @@ import Testing
     let tdValue = a.models.first { $0.model == .time_decay }?.credits.first { $0.key == "direct" }?.value ?? 0
     #expect(abs(tdValue - 40) < 1e-9)
 
+    // The log read in pages of one to three events (each next page read while the last is evaluated) gives the
+    // same reports, for every counting unit.
+    for size in [1, 2, 3] {
+      for name in ["credit", "by_campaign"] {
+        let paged = try await f.report(name, by: [.people, .devices, .sessions], pageSize: size)
+        #expect(paged.json == (try await f.report(name, by: [.people, .devices, .sessions])).json, "\(name), \(size)")
+        #expect(paged.events == 5)
+      }
+    }
+
     // By campaign: the touches without a campaign are `(none)`.
     let c = try #require(try await f.report("by_campaign").attribution(.people))
     #expect(c.credit(.first_touch, "spring")?.conversions == 1)

@@ -88,12 +88,13 @@ struct Fixture {
     _ = try await runner.run()
   }
 
-  func report(_ name: String, by units: [CountingUnit] = [.people], from: Timestamp? = nil, to: Timestamp? = nil)
-    async throws -> MeasurementReport
-  {
+  func report(
+    _ name: String, by units: [CountingUnit] = [.people], from: Timestamp? = nil, to: Timestamp? = nil,
+    pageSize: Int = 16_384
+  ) async throws -> MeasurementReport {
     let config = try plan.config
     let q = try ReportQuery(config: config, name: name, from: from, to: to, units: units)
-    return try await Measurement.report(q, config: config, store: store)
+    return try await Measurement.report(q, config: config, store: store, pageSize: pageSize)
   }
 
   func remove() { try? FileManager.default.removeItem(atPath: dir) }
