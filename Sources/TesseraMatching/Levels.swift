@@ -321,3 +321,26 @@ extension MatchModel {
     comparisons.indices.map { level($0, records, i, j) }
   }
 }
+
+extension MatchModel.Comparison {
+  /// Of a level `within N minutes|hours` (measured between sightings), N in seconds; nil for other levels.
+  public func sightingWindow(ofLevel l: Int) -> Int64? {
+    guard l < levels.count, case .seenWithin(let n) = LevelTest(levels[l]) else { return nil }
+    return n
+  }
+
+  /// The largest window of this comparison's sighting levels, nil when it has none.
+  public var sightingWindow: Int64? { levels.indices.compactMap(sightingWindow(ofLevel:)).max() }
+}
+
+extension MatchModel {
+  /// The highest weight a pair can reach when no sighting level of any comparison agrees: the prior and, per
+  /// comparison, its best other level (a missing value adds nothing). Nil when a term-frequency level could
+  /// raise a weight above its level's (no bound holds then).
+  public var weightBoundWithoutSightings: Double? {
+    guard !comparisons.contains(where: { $0.tfLevel != nil }) else { return nil }
+    return comparisons.reduce(priorWeight) { sum, c in
+      sum + (0..<c.levelCount).filter { c.sightingWindow(ofLevel: $0) == nil }.map(c.weight(ofLevel:)).reduce(0, max)
+    }
+  }
+}

@@ -164,6 +164,16 @@ extension StreamingMatcher {
       for p in index.byKey[column[0]] ?? [] where !candidates.contains(p) { candidates.append(p) }
     }
     candidates.sort()
+    // A profile not seen with the event's value of a timed signal within that comparison's longest window can
+    // only reach the levels below the timed ones; when those cannot reach `review` together, it is not scored.
+    // (Without this every profile seen on an address in the last `keep` was scored at each event from it.)
+    if let bound = index.model.weightBoundWithoutSightings, bound < index.model.reviewWeight {
+      let timed = index.model.comparisons.compactMap { c -> (field: String, window: Int64, hash: UInt64)? in
+        guard let window = c.sightingWindow, c.columns.count == 1, let v = event[c.field] else { return nil }
+        return (c.field, window, RecordSetBuilder.valueHash(v))
+      }
+      candidates = candidates.filter { seenRecently($0, timed, at: at) }
+    }
     var entries: [(id: String, values: [String: String])] = [("event", event)]
     var owner: [ProfileID] = [ProfileID(0)]
     var seenAt: [[String: Timestamp]] = [[:]]
@@ -216,6 +226,24 @@ extension StreamingMatcher {
 }
 
 extension StreamingMatcher {
+  /// Whether `profile` was last seen with the value of one of `timed`'s signals (by its folded hash) within
+  /// that signal's window of `at`, counting only sightings not expired at `at` (as `sightingRecords` does).
+  func seenRecently(_ profile: ProfileID, _ timed: [(field: String, window: Int64, hash: UInt64)], at: Timestamp)
+    -> Bool
+  {
+    let from = at.microseconds - sightingKeep.microseconds
+    let now = at.microseconds / 1_000_000
+    return timed.contains { t in
+      var last: Int64?
+      for s in sightings[profile] ?? [] where s.last.microseconds >= from {
+        guard let v = s.values[t.field], RecordSetBuilder.valueHash(v) == t.hash else { continue }
+        last = max(last ?? .min, s.last.microseconds / 1_000_000)
+      }
+      guard let last else { return false }
+      return abs(now - last) <= t.window
+    }
+  }
+
   /// The values of a signal a profile's sightings hold, newest first (for tests and `explain`).
   public func sightedValues(_ profile: ProfileID, _ signal: String) -> [String] {
     (sightings[profile] ?? []).compactMap { $0.values[signal] }

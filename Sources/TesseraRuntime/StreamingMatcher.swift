@@ -139,12 +139,12 @@ public struct StreamingMatcher: Sendable {
     for r in rules.indices where rules[r].device {
       remove(profile, rule: r)
       // A rule on device signals reaches a profile through the keys of each combination it was seen with.
-      let entries = sightingRecords(profile, values).map { (profile.description, $0.values) }
-      guard !entries.isEmpty else { continue }
-      let set = records(r, entries)
+      var builder = rules[r].template
       var keys: [UInt64] = []
-      for column in set.keys {
-        for k in column where k != 0 && !keys.contains(k) { keys.append(k) }
+      for record in sightingRecords(profile, values) {
+        for k in builder.keys(id: profile.description, value: { record.values[$0] }) where k != 0 && !keys.contains(k) {
+          keys.append(k)
+        }
       }
       guard !keys.isEmpty else { continue }
       rules[r].keysOf[profile] = keys

@@ -125,6 +125,39 @@ struct DeviceSignalTests {
     #expect(stats.profilesCreated == 2 && stats.reviewLinks == 0 && commit.matchLinks.isEmpty)
   }
 
+  @Test("a profile seen on the address before the longest window is scored only when it could still reach review")
+  func staleCandidatesArePrunedOnlyWhenTheyCannotReachReview() throws {
+    // Without an agreeing sighting level the best a pair can weigh is the prior, os and timezone (the address's
+    // `else` level is negative and a missing value adds nothing).
+    let config = try Self.config()
+    let model = MatchModel(rule: try #require(config.probabilistic.first))
+    let bound = try #require(model.weightBoundWithoutSightings)
+    #expect(abs(bound - (Self.prior + Self.osSame + Self.tzSame)) < 1e-9)
+    #expect(bound < model.reviewWeight)
+    #expect(model.comparisons.map(\.sightingWindow) == [86_400, nil, nil])
+    // A review threshold so low that the stale pair reaches it: the profile must still be scored, and linked.
+    var low = Resolver(config: try Self.config("thresholds: { review: 0.0001 }"))
+    let (commit, stats) = low.apply(
+      Self.batch([
+        Self.view("e1", anon: "chrome", minutes: 0),
+        Self.view("e2", anon: "other", minutes: 3 * 24 * 60),
+      ]), stored: [])
+    #expect(stats.reviewLinks == 1)
+    let ipElse = log2(0.1 / 0.9945)
+    #expect(abs((commit.matchLinks.first?.weight ?? 0) - (Self.prior + ipElse + Self.osSame + Self.tzSame)) < 1e-9)
+    // Review at 0.5 (weight 0): a day less a minute apart the `within 1 day` level agrees (+5.32) and the pair
+    // is proposed; a day and a minute apart the profile is not scored, and nothing is proposed.
+    for (minutes, links) in [(24 * 60 - 1, 1), (24 * 60 + 1, 0)] {
+      var half = Resolver(config: try Self.config("thresholds: { review: 0.5 }"))
+      let (_, stats) = half.apply(
+        Self.batch([
+          Self.view("e1", anon: "chrome", minutes: 0),
+          Self.view("e2", anon: "other", minutes: Double(minutes)),
+        ]), stored: [])
+      #expect(stats.reviewLinks == links, "\(minutes) minutes apart")
+    }
+  }
+
   @Test("two signed-in people of one household are never linked, whatever they share")
   func household() throws {
     var resolver = Resolver(config: try Self.config("thresholds: { merge: 0.95, review: 0.9 }"))
