@@ -48,6 +48,14 @@ struct SharedValues: Sendable {
   }
 }
 
+/// An event's value of a signal compared by a `within N minutes|hours` level, with that comparison's longest
+/// window in seconds; `hash` is the value's folded hash (`RecordSetBuilder.valueHash`).
+struct TimedValue: Sendable {
+  var field: String
+  var window: Int64
+  var hash: UInt64
+}
+
 /// The context fields signals are read from, as one key: most events repeat their session's.
 struct SignalContext: Hashable, Sendable {
   var ip: Value?
@@ -164,43 +172,47 @@ extension StreamingMatcher {
         sharedBy[name] = shared[name]?.count(v, at: at, window: settings.window, limit: settings.maxSharing) ?? 0
       }
     }
-    let probe = records(r, [("event", event)])
+    var builder = index.template
     var candidates: [ProfileID] = []
-    for (b, column) in probe.keys.enumerated() where column[0] != 0 {
+    for (b, key) in builder.keys(id: "event", value: { event[$0] }).enumerated() where key != 0 {
       // A block keyed by one crowd's value (an office's or a carrier's address) only holds candidates whose
       // agreement on it adds nothing: it is not searched.
       if let name = index.crowdKeys[b], (sharedBy[name] ?? 0) > settings.maxSharing { continue }
-      for p in index.byKey[column[0]] ?? [] where !candidates.contains(p) { candidates.append(p) }
+      for p in index.byKey[key] ?? [] where !candidates.contains(p) { candidates.append(p) }
     }
     candidates.sort()
-    // A profile not seen with the event's value of a timed signal within that comparison's longest window can
-    // only reach the levels below the timed ones; when those cannot reach `review` together, it is not scored.
-    // (Without this every profile seen on an address in the last `keep` was scored at each event from it.)
-    if let bound = index.model.weightBoundWithoutSightings, bound < index.model.reviewWeight {
-      let timed = index.model.comparisons.compactMap { c -> (field: String, window: Int64, hash: UInt64)? in
-        guard let window = c.sightingWindow, c.columns.count == 1, let v = event[c.field] else { return nil }
-        return (c.field, window, RecordSetBuilder.valueHash(v))
-      }
-      candidates = candidates.filter { seenRecently($0, timed, at: at) }
-    }
+    // When the rule's levels below the timed ones cannot reach `review` together (`needsTimedAgreement`), only
+    // a sighting holding the event's value of a timed signal can make a link: a profile not seen with such a
+    // value within that comparison's longest window is not scored, nor are a scored profile's other sightings.
+    // (Without this every sighting of every profile seen on an address within `keep` was scored at each event.)
+    let timed =
+      index.needsTimedAgreement
+      ? index.timedComparisons.compactMap { t -> TimedValue? in
+        event[t.field].map { TimedValue(field: t.field, window: t.window, hash: RecordSetBuilder.valueHash($0)) }
+      } : nil
+    if let timed { candidates = candidates.filter { seenRecently($0, timed, at: at) } }
     let timedNames = index.timedColumns.map { index.model.fields[$0] }
     var entries: [(id: String, values: [String: String])] = [("event", event)]
     var owner: [ProfileID] = [ProfileID(0)]
     var seenAt: [[String: Timestamp]] = [[:]]
+    let from = at.microseconds - sightingKeep.microseconds
     for p in candidates where allowed(index.rule, p) {
-      let values = profileValues(p)
-      let records = sightingRecords(p, values, at: at)
+      let kept = (sightings[p] ?? []).filter { $0.last.microseconds >= from }
       // When the profile was last seen with each value of each timed signal (only those are read below).
       var last: [String: Timestamp] = [:]
-      for (_, s) in records {
+      for s in kept {
         for name in timedNames {
           guard let v = s.values[name] else { continue }
           let key = name + "=" + v
           if last[key].map({ $0 < s.last }) ?? true { last[key] = s.last }
         }
       }
-      for (values, _) in records {
-        entries.append((p.description, values))
+      let values = profileValues(p)
+      for s in kept {
+        if let timed, !timed.contains(where: { t in s.values[t.field].map(RecordSetBuilder.valueHash) == t.hash }) {
+          continue
+        }
+        entries.append((p.description, values.merging(s.values) { _, signal in signal }))
         owner.append(p)
         seenAt.append(last)
       }
@@ -240,9 +252,7 @@ extension StreamingMatcher {
 extension StreamingMatcher {
   /// Whether `profile` was last seen with the value of one of `timed`'s signals (by its folded hash) within
   /// that signal's window of `at`, counting only sightings not expired at `at` (as `sightingRecords` does).
-  func seenRecently(_ profile: ProfileID, _ timed: [(field: String, window: Int64, hash: UInt64)], at: Timestamp)
-    -> Bool
-  {
+  func seenRecently(_ profile: ProfileID, _ timed: [TimedValue], at: Timestamp) -> Bool {
     let from = at.microseconds - sightingKeep.microseconds
     let now = at.microseconds / 1_000_000
     return timed.contains { t in

@@ -33,6 +33,11 @@ public struct StreamingMatcher: Sendable {
     var frequencyComparisons: [(comparison: Int, signal: String)] = []
     /// Per blocking rule: the frequency-weighed signal it is keyed by alone (`[signals.ip]`), else nil.
     var crowdKeys: [String?] = []
+    /// The single-column comparisons with `within N minutes|hours` levels, with their longest window (seconds).
+    var timedComparisons: [(field: String, window: Int64)] = []
+    /// Whether a pair can reach `review` only with some timed level agreeing (the other levels' best weights
+    /// and the prior stay below it): then candidates and sightings without a recent agreeing value are skipped.
+    var needsTimedAgreement = false
     var device: Bool { rule.signals != nil }
   }
 
@@ -103,10 +108,16 @@ public struct StreamingMatcher: Sendable {
         }
         return name
       }
+      let timedComparisons = model.comparisons.compactMap { c in
+        c.columns.count == 1 ? c.sightingWindow.map { (c.field, $0) } : nil
+      }
+      let bound = model.weightBoundWithoutSightings
       return RuleIndex(
         rule: rule, model: model, inputs: inputs, keyInputs: keyInputs,
         template: RecordSetBuilder(model: model, rule: rule, config: config), timedColumns: timed,
-        frequencyComparisons: frequency, crowdKeys: crowdKeys)
+        frequencyComparisons: frequency, crowdKeys: crowdKeys, timedComparisons: timedComparisons,
+        needsTimedAgreement: rule.signals != nil && !timedComparisons.isEmpty
+          && bound.map { $0 < model.reviewWeight } == true)
     }
     inputs = rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) }
     let devices = config.probabilistic.compactMap(\.signals)
