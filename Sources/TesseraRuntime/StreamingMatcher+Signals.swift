@@ -172,6 +172,12 @@ extension StreamingMatcher {
         sharedBy[name] = shared[name]?.count(v, at: at, window: settings.window, limit: settings.maxSharing) ?? 0
       }
     }
+    // An address shared by enough profiles weighs so little that no pair can reach `review`, whatever else
+    // agrees (an office's, before it is a crowd): nothing is scored.
+    let sharing = Dictionary(
+      index.frequencyComparisons.map { ($0.comparison, Int32(clamping: sharedBy[$0.signal] ?? 0)) },
+      uniquingKeysWith: max)
+    if let bound = index.model.weightBound(sharing: sharing), bound < index.model.reviewWeight { return nil }
     var builder = index.template
     var candidates: [ProfileID] = []
     for (b, key) in builder.keys(id: "event", value: { event[$0] }).enumerated() where key != 0 {

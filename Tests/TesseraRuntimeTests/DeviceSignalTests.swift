@@ -135,6 +135,10 @@ struct DeviceSignalTests {
     #expect(abs(bound - (Self.prior + Self.osSame + Self.tzSame)) < 1e-9)
     #expect(bound < model.reviewWeight)
     #expect(model.comparisons.map(\.sightingWindow) == [86_400, nil, nil])
+    // An address shared by 8 profiles: its best level loses log2(8) = 3.
+    let shared8 = try #require(model.weightBound(sharing: [0: 8]))
+    #expect(abs(shared8 - (Self.prior + Self.ipRecent - 3 + Self.osSame + Self.tzSame)) < 1e-9)
+    #expect(abs((model.weightBound(sharing: [:]) ?? 0) - (shared8 + 3)) < 1e-9)
     // A review threshold so low that the stale pair reaches it: the profile must still be scored, and linked.
     var low = Resolver(config: try Self.config("thresholds: { review: 0.0001 }"))
     let (commit, stats) = low.apply(
