@@ -12,6 +12,9 @@ public struct MappedBatch: Sendable {
   public var rejected: [RejectedRecord]
   /// Identifier values dropped because they did not normalize (a malformed email, say).
   public var invalidIdentifiers: Int
+  /// Each event's device signals (`signals.*`), derived by the decode stage when some rule reads them; empty
+  /// otherwise (the identity stage derives them then).
+  public var signals: [[String: String]] = []
   /// How many records of the batch were rejected (they travel to the store apart from the events).
   public var rejectedCount = 0
   /// Answered once the batch is stored (a request of the tracking API waits for it).

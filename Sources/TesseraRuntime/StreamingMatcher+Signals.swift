@@ -56,6 +56,36 @@ struct TimedValue: Sendable {
   var hash: UInt64
 }
 
+/// Derives the device signals of events' contexts as rules read them (`signals.ip`, …), once per distinct
+/// context and parsing each user agent once (bounded caches). The decode stage derives them for each event
+/// (on its own tasks, beside mapping); the identity stage only for events that come without them.
+public struct SignalDeriver: Sendable {
+  var contexts: [SignalContext: [String: String]] = [:]
+  /// Parsed user agents by header (a few hundred distinct ones behind millions of contexts).
+  var userAgents: [String: UserAgent] = [:]
+
+  public init() {}
+
+  public mutating func signals(of context: [String: Value]) -> [String: String] {
+    let key = SignalContext(context)
+    if let known = contexts[key] { return known }
+    var out: [String: String] = [:]
+    // A context differs from the last one by its address more often than by its browser: parsing every user
+    // agent again was 80 % of deriving, and deriving half the identity stage's time with a device rule.
+    let derived = DeviceSignals.derive(context) { header in
+      if let known = userAgents[header] { return known }
+      let parsed = UserAgent.parse(header)
+      if userAgents.count >= 4_096 { userAgents.removeAll(keepingCapacity: true) }
+      userAgents[header] = parsed
+      return parsed
+    }
+    for (k, v) in derived { out["signals." + k] = v }
+    if contexts.count >= 16_384 { contexts.removeAll(keepingCapacity: true) }
+    contexts[key] = out
+    return out
+  }
+}
+
 /// The context fields signals are read from, as one key: most events repeat their session's.
 struct SignalContext: Hashable, Sendable {
   var ip: Value?
@@ -77,26 +107,8 @@ extension StreamingMatcher {
   /// Signal names as the rules read them, in `DeviceSignals.names` order.
   static let signalKeys = DeviceSignals.names.map { "signals." + $0 }
 
-  /// The device signals of an event's context as the rules read them (`signals.ip`, …), derived once per
-  /// distinct context (a bounded cache).
-  public mutating func signals(of context: [String: Value]) -> [String: String] {
-    let key = SignalContext(context)
-    if let known = signalCache[key] { return known }
-    var out: [String: String] = [:]
-    // A context differs from the last one by its address more often than by its browser: the user agent is
-    // parsed once per header (parsing was 80 % of deriving, and deriving half the identity stage's time).
-    let derived = DeviceSignals.derive(context) { header in
-      if let known = userAgents[header] { return known }
-      let parsed = UserAgent.parse(header)
-      if userAgents.count >= 4_096 { userAgents.removeAll(keepingCapacity: true) }
-      userAgents[header] = parsed
-      return parsed
-    }
-    for (k, v) in derived { out["signals." + k] = v }
-    if signalCache.count >= 16_384 { signalCache.removeAll(keepingCapacity: true) }
-    signalCache[key] = out
-    return out
-  }
+  /// The device signals of an event's context as the rules read them (`signals.ip`, …); see `SignalDeriver`.
+  public mutating func signals(of context: [String: Value]) -> [String: String] { deriver.signals(of: context) }
 
   /// Records that `profile` was seen with these signals at `at`. Returns whether the profile's combinations
   /// changed (a new one, or one expired or pushed out), so it must be indexed again.

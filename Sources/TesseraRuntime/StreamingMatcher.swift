@@ -70,9 +70,7 @@ public struct StreamingMatcher: Sendable {
   let sightingKeep: TimeSpan
   let sharingWindow: TimeSpan
   /// Derived signals by the context fields they come from (most events repeat their session's).
-  var signalCache: [SignalContext: [String: String]] = [:]
-  /// Parsed user agents by header (a few hundred distinct ones behind millions of contexts; bounded).
-  var userAgents: [String: UserAgent] = [:]
+  var deriver = SignalDeriver()
   /// The signals some rule weighs by how many profiles share a value.
   let frequencySignals: [String]
   /// Whether some rule compares device signals: events then carry `signals.*` values and profiles sightings.

@@ -233,7 +233,8 @@ public final class StageGraph: Sendable {
           let source = config.sources[i]
           let decode = DecodeStage(
             mapper: Mapper(
-              source: source, config: config, receivedAt: options.now ?? Timestamp(Date()), demand: options.demand))
+              source: source, config: config, receivedAt: options.now ?? Timestamp(Date()), demand: options.demand),
+            derivesSignals: config.probabilistic.contains { $0.signals != nil })
           let toResolve = metrics.edge(stage.id, "resolve")
           let toCommit = metrics.edge(stage.id, "commit")
           for _ in 0..<n {

@@ -182,7 +182,8 @@ public struct IdentityResolver: Sendable {
     if part.commit.events.capacity < needed {
       part.commit.events.reserveCapacity(max(needed, 2 * part.commit.events.capacity))
     }
-    for event in batch.events {
+    let derived = batch.signals.count == batch.events.count
+    for (i, event) in batch.events.enumerated() {
       if !suppressed.isEmpty, event.identifiers.contains(where: { suppressed.contains(Suppression.hash($0)) }) {
         stats.suppressed += 1
         continue
@@ -193,7 +194,7 @@ public struct IdentityResolver: Sendable {
         continue
       }
       part.keys.append(key)
-      let signals = matcher.readsSignals ? matcher.signals(of: event.context) : [:]
+      let signals = !matcher.readsSignals ? [:] : derived ? batch.signals[i] : matcher.signals(of: event.context)
       let (joining, decision, refusal) = match(event, signals: signals)
       let r = graph.resolve(event.identifiers, eventID: event.id, at: event.timestamp, joining: joining)
       if r.created {

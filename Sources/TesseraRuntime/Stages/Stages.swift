@@ -13,12 +13,16 @@ public struct DecodeStage: Stage {
   public typealias Output = IdentityInput
   public static let kind = StageKind.decode
   let mapper: Mapper
+  /// Whether some rule compares device signals: each event's are derived here, off the serial identity stage.
+  var derivesSignals = false
 
   func run(_ input: Inlet<RawBatch>, _ output: Outlet<IdentityInput>, rejected: Outlet<RejectedBatch>) async throws {
+    var deriver = SignalDeriver()
     while let raw = await input.next() {
       try Task.checkCancellation()
       var mapped = mapper.map(raw)
       mapped.numbered = true
+      if derivesSignals { mapped.signals = mapped.events.map { deriver.signals(of: $0.context) } }
       let records = mapped.rejected
       mapped.rejectedCount = records.count
       mapped.rejected = []
