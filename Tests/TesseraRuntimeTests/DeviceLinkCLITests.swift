@@ -143,7 +143,12 @@ struct DeviceLinkCLITests {
     ])
     #expect(explain.status == 0, "\(explain.stderr)")
     #expect(explain.stdout.contains("within 30 minutes"), "\(explain.stdout)")
-    // A rule that measures time needs the records' times.
+    // A time that does not read is refused with its place; a rule that measures time needs the records' times.
+    _ = try dir.write("badtime.csv", "record_id,timestamp,ip\na,yesterday,198.51.100.7\n")
+    let bad = try await CLI.tessera(["link", dir.file("badtime.csv"), "--rules", pipeline])
+    #expect(
+      bad.status != 0 && bad.stderr.contains("badtime.csv:2: `yesterday` in column `timestamp` is not a time"),
+      "\(bad.stderr)")
     _ = try dir.write("untimed.csv", "record_id,ip\na,198.51.100.7\n")
     let untimed = try await CLI.tessera(["link", dir.file("untimed.csv"), "--rules", pipeline])
     #expect(
