@@ -119,15 +119,15 @@ struct DeviceLinkCLITests {
   static let edge =
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
 
-  /// `link`, `explain --records` on a record file of sightings: each row's context columns and time.
+  /// `link`, `explain --records` and `tune` on a record file of sightings: each row's context columns and time.
   static func batch(_ dir: E2E.TempDir, pipeline: String, chrome: String, safari: String) async throws {
     _ = try dir.write(
       "records.csv",
       """
-      record_id,timestamp,ip,user_agent,timezone
-      a,2026-06-01T10:00:00Z,198.51.100.7,"\(chrome)",Europe/Berlin
-      b,2026-06-01T10:20:00Z,198.51.100.7,"\(safari)",Europe/Berlin
-      c,2026-06-04T10:20:00Z,198.51.100.7,"\(safari)",Europe/Berlin
+      record_id,timestamp,ip,user_agent,timezone,person
+      a,2026-06-01T10:00:00Z,198.51.100.7,"\(chrome)",Europe/Berlin,ada
+      b,2026-06-01T10:20:00Z,198.51.100.7,"\(safari)",Europe/Berlin,ada
+      c,2026-06-04T10:20:00Z,198.51.100.7,"\(safari)",Europe/Berlin,bob
 
       """)
     let out = dir.file("clusters.csv")
@@ -143,6 +143,12 @@ struct DeviceLinkCLITests {
     ])
     #expect(explain.status == 0, "\(explain.stderr)")
     #expect(explain.stdout.contains("within 30 minutes"), "\(explain.stdout)")
+    let tune = try await CLI.tessera([
+      "tune", "--rules", pipeline, "--labels", dir.file("records.csv"), "--truth-column", "person",
+      "--chart", dir.file("tune.svg"),
+    ])
+    #expect(tune.status == 0, "\(tune.stderr)")
+    #expect(tune.stdout.contains("rule `device` on 3 labelled records; 3 candidate pairs scored"), "\(tune.stdout)")
     // A time that does not read is refused with its place; a rule that measures time needs the records' times.
     _ = try dir.write("badtime.csv", "record_id,timestamp,ip\na,yesterday,198.51.100.7\n")
     let bad = try await CLI.tessera(["link", dir.file("badtime.csv"), "--rules", pipeline])
