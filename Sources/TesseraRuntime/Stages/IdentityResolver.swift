@@ -308,7 +308,9 @@ public struct IdentityResolver: Sendable {
   }
 
   /// The stored sightings of the profiles the open transaction changed, each written whole (a profile merged
-  /// away has none), and the expired ones pruned at the clock.
+  /// away has none), and those pruned that expired before the newest event resolved. Event time, not the
+  /// evaluation clock: sightings are measured from events, so a backfill run with `--now` today keeps what
+  /// the next run over the store still needs, as a run that never stopped would.
   mutating func writeSightings(into commit: inout CommitBatch) {
     guard matcher.readsSignals else { return }
     let keep = matcher.sightingsKept.microseconds
@@ -321,7 +323,7 @@ public struct IdentityResolver: Sendable {
           expires: Timestamp(microseconds: newest + keep)))
     }
     sightingsChanged = []
-    commit.sightingsExpireBefore = currentClock
+    commit.sightingsExpireBefore = highWater
   }
 
   /// Tells a profile's partition which identifiers it holds now.
