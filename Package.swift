@@ -86,7 +86,7 @@ let package = Package(
     // The behaviour every store must show; run by the tests of each store.
     .target(
       name: "TesseraStoreSuite",
-      dependencies: ["TesseraStore", "TesseraModel", "TesseraIdentity"],
+      dependencies: ["TesseraStore", "TesseraModel", "TesseraIdentity", "TesseraRuntime", "TesseraCompiler"],
       path: "Tests/TesseraStoreSuite"
     ),
     // Stages, channels, decode & map, resolution and unification, the run.

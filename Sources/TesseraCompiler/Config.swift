@@ -374,6 +374,9 @@ public struct SignalSettings: Sendable, Hashable {
   public var maxSharing = 50
   /// The signals whose agreement weighs less the more profiles share the value (`frequency`).
   public var frequency: [String] = ["signals.ip", "signals.ip_prefix"]
+  /// The column of record files that holds when each record was seen (`time`), for `tessera link`, `tune`
+  /// and `explain --records`; nil: `timestamp`.
+  public var time: String?
   public init() {}
 }
 

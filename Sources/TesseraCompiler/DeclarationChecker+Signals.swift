@@ -11,7 +11,7 @@ extension DeclarationChecker {
       || rule.blocking.contains { $0.contains { $0.references.contains { $0.hasPrefix("signals.") } } }
     if readsSignals { rule.signals = SignalSettings() }
     if let sv = m.value("signals"), let sm = MapReader(sv, "the signals of \(what)", sink, key: m.keyNode("signals")) {
-      sm.check(allowed: ["keep", "per_profile", "window", "max_sharing", "frequency"])
+      sm.check(allowed: ["keep", "per_profile", "window", "max_sharing", "frequency", "time"])
       if !readsSignals {
         sink.error(
           "\(what) compares no device signal, so `signals` has nothing to set; compare one (`signals.ip: [within 30 minutes, exact]`) or remove the block",
@@ -22,6 +22,7 @@ extension DeclarationChecker {
       if let d = sm.duration("window") { settings.window = d }
       if let n = sm.int("per_profile", min: 1) { settings.perProfile = n }
       if let n = sm.int("max_sharing", min: 1) { settings.maxSharing = n }
+      if let column = sm.string("time") { settings.time = column }
       if let list = sm.stringList("frequency") {
         let compared = rule.comparisons.filter { $0.fields.count == 1 && $0.trait.hasPrefix("signals.") }.map(\.trait)
         settings.frequency = []

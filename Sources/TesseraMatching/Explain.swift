@@ -45,9 +45,9 @@ public struct Explanation: Sendable {
       var step = Step(
         field: comparison.field, left: text(i), right: text(j), level: l < 0 ? "null" : comparison.name(ofLevel: l),
         m: l < 0 ? nil : comparison.m[l], u: l < 0 ? nil : comparison.u[l], weight: 0, termFrequency: nil,
-        sharedBy: records.sharing[c].map { Int($0[i]) }, total: 0)
+        sharedBy: records.sharedBy(c, i, j).map(Int.init), total: 0)
       if l >= 0 {
-        step.weight = comparison.weight(ofLevel: l, sharedBy: records.sharing[c]?[i])
+        step.weight = comparison.weight(ofLevel: l, sharedBy: records.sharedBy(c, i, j))
         if l == comparison.tfLevel, let tf = records.tfAdjust[c] {
           step.termFrequency = Double(tf[i])
           step.weight += Double(tf[i])

@@ -126,9 +126,15 @@ public final class LevelKernel: Sendable {
   /// How far apart two records' sightings are, in seconds (`Int64.max` when either is unknown).
   @inline(__always)
   static func apart(_ seen: [Int64], _ i: Int, _ j: Int) -> Int64 {
-    guard !seen.isEmpty, seen[i] != .min, seen[j] != .min else { return .max }
-    let d = seen[i].subtractingReportingOverflow(seen[j])
-    return d.overflow ? .max : abs(d.partialValue)
+    seen.isEmpty ? .max : apart(seen[i], seen[j])
+  }
+
+  /// How far apart two times are, in seconds (`Int64.max` when either is unknown, `Int64.min`).
+  @inline(__always)
+  static func apart(_ a: Int64, _ b: Int64) -> Int64 {
+    guard a != .min, b != .min else { return .max }
+    let d = a.subtractingReportingOverflow(b)
+    return d.overflow || d.partialValue == .min ? .max : abs(d.partialValue)
   }
 
   @inline(__always)
@@ -309,7 +315,7 @@ extension MatchModel {
       pattern += scale * UInt64(l + 1)
       scale *= UInt64(comparison.levelCount + 1)
       if l >= 0 {
-        w += comparison.weight(ofLevel: l, sharedBy: records.sharing[c]?[i])
+        w += comparison.weight(ofLevel: l, sharedBy: records.sharedBy(c, i, j))
         if l == comparison.tfLevel, let tf = records.tfAdjust[c] { w += Double(tf[i]) }
       }
     }

@@ -155,6 +155,9 @@ public struct Linker: Sendable {
     // Per combination: the term-frequency adjustments its pattern takes (indices into `tf`).
     let adjusted = patterns.map { p in tf.indices.filter { Int((p / tf[$0].scale) % tf[$0].radix) - 1 == tf[$0].level }
     }
+    let shared = SharedLevels(model, records: records)
+    // Per combination: the shared values its pattern agrees on (see `SharedLevels`).
+    let agreements = patterns.map(shared.agreements)
     let keep = Float(max(floor, -Double(Float.greatestFiniteMagnitude)))
     let keepAll = floor == -.infinity
     var parts = [ScoredPairs](repeating: ScoredPairs(), count: stretches.count)
@@ -175,6 +178,7 @@ public struct Linker: Sendable {
             let id = Int(translation[Int(stretch.combo[n])])
             var w = weights[id]
             for t in adjusted[id] { w += tf[t].adjust[Int(stretch.left[n])] }
+            for a in agreements[id] { w += shared.adjustment(a, Int(stretch.left[n]), Int(stretch.right[n])) }
             guard keepAll || w >= keep else { continue }
             out.left.append(stretch.left[n])
             out.right.append(stretch.right[n])
@@ -234,6 +238,7 @@ public struct Linker: Sendable {
   public static func weights(_ model: MatchModel, records: RecordSet, pairs: ScoredPairs) -> [Float] {
     var cache: [UInt64: Float] = [:]
     let tf = termFrequencyLevels(model, records: records)
+    let shared = SharedLevels(model, records: records)
     var out = [Float](repeating: 0, count: pairs.count)
     for k in 0..<pairs.count {
       let p = pairs.pattern[k]
@@ -245,6 +250,7 @@ public struct Linker: Sendable {
         cache[p] = w
       }
       for t in tf where Int((p / t.scale) % t.radix) - 1 == t.level { w += t.adjust[Int(pairs.left[k])] }
+      for a in shared.agreements(p) { w += shared.adjustment(a, Int(pairs.left[k]), Int(pairs.right[k])) }
       out[k] = w
     }
     return out
@@ -291,5 +297,43 @@ public struct Linker: Sendable {
     return LinkResult(
       model: model, training: nil, pairs: pairs, cluster: clusterer.representatives(), joins: joins,
       review: candidates, refused: refused, timings: [])
+  }
+}
+
+/// The comparisons of a device rule weighed by how many records share the agreed value
+/// (`RecordSet.sharing`): a pair's weight is its pattern's, adjusted per record pair as `MatchModel.compare`
+/// weighs it (`Comparison.weight(ofLevel:sharedBy:)`).
+struct SharedLevels: Sendable {
+  /// Per weighed comparison: where its level sits in a pattern, and its counts per record.
+  let entries: [(c: Int, scale: UInt64, radix: UInt64, counts: [Int32])]
+  let comparisons: [MatchModel.Comparison]
+
+  init(_ model: MatchModel, records: RecordSet) {
+    var entries: [(c: Int, scale: UInt64, radix: UInt64, counts: [Int32])] = []
+    var scale: UInt64 = 1
+    for (c, comparison) in model.comparisons.enumerated() {
+      let radix = UInt64(comparison.levelCount + 1)
+      if let counts = records.sharing[c] { entries.append((c, scale, radix, counts)) }
+      scale *= radix
+    }
+    self.entries = entries
+    comparisons = model.comparisons
+  }
+
+  /// The weighed comparisons a pattern agrees on (a level before `else`), as (entry, level).
+  func agreements(_ pattern: UInt64) -> [(entry: Int, level: Int)] {
+    entries.indices.compactMap { e in
+      let l = Int((pattern / entries[e].scale) % entries[e].radix) - 1
+      return l >= 0 && l < comparisons[entries[e].c].levels.count ? (e, l) : nil
+    }
+  }
+
+  /// What sharing takes off an agreement's weight for records `i` and `j`.
+  @inline(__always)
+  func adjustment(_ a: (entry: Int, level: Int), _ i: Int, _ j: Int) -> Float {
+    let e = entries[a.entry]
+    let comparison = comparisons[e.c]
+    let n = max(e.counts[i], e.counts[j])
+    return Float(comparison.weight(ofLevel: a.level, sharedBy: n) - comparison.weight(ofLevel: a.level))
   }
 }

@@ -85,6 +85,8 @@ public struct MatchModel: Sendable {
   public var blockingText: [String]
   /// Whether each blocking rule's pairs train m (see `ProbabilisticRule.trainOn`).
   public var blockingTrains: [Bool]
+  /// How a rule on device signals keeps sightings and weighs shared values (nil: a rule on traits only).
+  public var signals: SignalSettings?
 
   public init(rule: ProbabilisticRule) {
     self.rule = rule.name
@@ -144,7 +146,31 @@ public struct MatchModel: Sendable {
       }
     }
     self.fields = fields
+    if let settings = rule.signals {
+      signals = settings
+      for c in comparisons.indices { comparisons[c].maxSharing = settings.maxSharing }
+    }
     kernels = comparisons.map(LevelKernel.init)
+  }
+
+  /// The columns compared by a `within N minutes` level of a device signal: they need the time each record
+  /// was seen with its value (`RecordSet.seen`).
+  public var timedColumns: [Int] {
+    var timed: [Int] = []
+    for comparison in comparisons
+    where comparison.levels.contains(where: { if case .seenWithin = $0 { true } else { false } }) {
+      timed += comparison.columns.filter { !timed.contains($0) }
+    }
+    return timed
+  }
+
+  /// The comparisons of a device rule whose agreement weighs less the more profiles (or records) share the
+  /// value (`signals.frequency`), with the signal each compares.
+  public var frequencyComparisons: [(comparison: Int, signal: String)] {
+    guard let settings = signals else { return [] }
+    return comparisons.enumerated().compactMap { c, comparison in
+      comparison.columns.count == 1 && settings.frequency.contains(comparison.field) ? (c, comparison.field) : nil
+    }
   }
 
   /// Untrained starting values: the first level is likely among matches and rare among non-matches, later

@@ -64,6 +64,13 @@ struct PairComparer: Sendable {
         rows[i * width + at + 3] = UInt32(truncatingIfNeeded: set >> 32)
       }
     }
+    if levels.timedAt.contains(where: { $0 >= 0 }) {
+      rows.withUnsafeMutableBufferPointer { all in
+        // Safe: without records there is no row to fill.
+        guard let base = all.baseAddress else { return }
+        for i in 0..<records.count { levels.fillTimes(records, i, base + i * width) }
+      }
+    }
     self.rows = rows
     self.levels = levels
     stride = width
@@ -185,7 +192,10 @@ struct LevelPlans: Sendable {
   let columnLists: [Int]
   /// Per column: where a row carries its value's text place and character set, -1 when it does not.
   let carriedAt: [Int]
-  /// The words of a row: `carryFrom` plus 4 per carried column.
+  /// Per column: where a row carries when the record was seen with its value (two words of the seconds,
+  /// `RecordSet.seen`), -1 for columns no `within N minutes` level reads.
+  let timedAt: [Int]
+  /// The words of a row: `carryFrom` (else the value codes) plus 4 per carried column and 2 per timed one.
   let width: Int
 
   /// Entries of each table that remembers levels per pair of value codes.
@@ -219,11 +229,27 @@ struct LevelPlans: Sendable {
       tests += kernel.tests
       columnLists += kernel.columns
     }
+    var timedAt = [Int](repeating: -1, count: records.columns.count)
+    for f in model.timedColumns {
+      timedAt[f] = width
+      width += 2
+    }
     self.plans = plans
     self.tests = tests
     self.columnLists = columnLists
     self.carriedAt = carriedAt
+    self.timedAt = timedAt
     self.width = width
+  }
+
+  /// Writes into `row` when record `i` was seen with the value of each timed column.
+  func fillTimes(_ records: RecordSet, _ i: Int, _ row: UnsafeMutablePointer<UInt32>) {
+    for (f, at) in timedAt.enumerated() where at >= 0 {
+      let t = records.seen[f].isEmpty ? Int64.min : records.seen[f][i]
+      let bits = UInt64(bitPattern: t)
+      row[at] = UInt32(truncatingIfNeeded: bits)
+      row[at + 1] = UInt32(truncatingIfNeeded: bits >> 32)
+    }
   }
 
   /// Calls `body` with the levels of `records` read from rows whose value codes start at `values`, and a
@@ -234,10 +260,14 @@ struct LevelPlans: Sendable {
         tests.withUnsafeBufferPointer { tests in
           plans.withUnsafeBufferPointer { plans in
             columnLists.withUnsafeBufferPointer { lists in
-              let memory = LevelMemory(comparisons: plans.map(\.remembered))
-              defer { memory.release() }
-              return body(
-                RowLevels(columns: columns, tests: tests, plans: plans, lists: lists, memory: memory, values: values))
+              timedAt.withUnsafeBufferPointer { timedAt in
+                let memory = LevelMemory(comparisons: plans.map(\.remembered))
+                defer { memory.release() }
+                return body(
+                  RowLevels(
+                    columns: columns, tests: tests, plans: plans, lists: lists, timedAt: timedAt, memory: memory,
+                    values: values))
+              }
             }
           }
         }
@@ -253,6 +283,8 @@ struct RowLevels {
   let tests: UnsafeBufferPointer<LevelTest>
   let plans: UnsafeBufferPointer<LevelPlans.Plan>
   let lists: UnsafeBufferPointer<Int>
+  /// Per column, where a row holds its record's time (`LevelPlans.timedAt`).
+  let timedAt: UnsafeBufferPointer<Int>
   let memory: LevelMemory
   /// Where a row's value codes start (after the key codes).
   let values: Int
@@ -304,6 +336,7 @@ struct RowLevels {
   ) -> Int {
     if a == 0 || b == 0 { return -1 }
     if a == b && plan.equalLevel >= 0 { return plan.equalLevel }
+    let dt = timedAt[f] < 0 ? Int64.max : RowLevels.apart(rowI + timedAt[f], rowJ + timedAt[f])
     let col = columns[f]
     let (x, y) = (Int(a), Int(b))
     let startA: Int
@@ -326,16 +359,24 @@ struct RowLevels {
     guard plan.swap < 0 else {
       let (swap, sa, sb) = (columns[plan.swap], rowI[values + plan.swap], rowJ[values + plan.swap])
       return text(col, startA, countA, startB, countB) {
-        LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: swap, sa, sb)
+        LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: swap, sa, sb, dt: dt)
       } scalars: {
-        LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: swap, sa, sb)
+        LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: swap, sa, sb, dt: dt)
       }
     }
     return text(col, startA, countA, startB, countB) {
-      LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: nil, 0, 0)
+      LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: nil, 0, 0, dt: dt)
     } scalars: {
-      LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: nil, 0, 0)
+      LevelKernel.level(tests, cap: plan.cap, col, x, y, $0, $1, setA, setB, swap: nil, 0, 0, dt: dt)
     }
+  }
+
+  /// How far apart two rows' times are (two words each, see `LevelPlans.fillTimes`), as `LevelKernel.apart`.
+  @inline(__always)
+  static func apart(_ a: UnsafePointer<UInt32>, _ b: UnsafePointer<UInt32>) -> Int64 {
+    let x = Int64(bitPattern: UInt64(a[0]) | UInt64(a[1]) << 32)
+    let y = Int64(bitPattern: UInt64(b[0]) | UInt64(b[1]) << 32)
+    return LevelKernel.apart(x, y)
   }
 
   /// Calls `bytes` or `scalars` (as the column holds its texts) with two texts of `col`.

@@ -474,6 +474,48 @@ public struct RecordSet: Sendable {
     sharing = Array(repeating: nil, count: comparisons)
   }
 
+  /// The number of profiles (records, in batch) sharing the value compared by `c` of a pair, the larger of the
+  /// two records' counts; nil when `c` is not weighed by sharing.
+  @inline(__always)
+  public func sharedBy(_ c: Int, _ i: Int, _ j: Int) -> Int32? {
+    guard let n = sharing[c] else { return nil }
+    return max(n[i], n[j])
+  }
+
+  /// Counts, for every frequency-weighed comparison of a device rule (`MatchModel.frequencyComparisons`), the
+  /// *other* records holding each record's value — those seen within `signals.window` of it when the records
+  /// have times (`times`, seconds; `Int64.min`: unknown, counted as always in the window), else all of them.
+  /// A batch's counterpart of the distinct profiles a streaming run counts on a value.
+  public mutating func computeSharing(_ model: MatchModel, times: [Int64]?) {
+    let window = (model.signals?.window.microseconds ?? 0) / 1_000_000
+    for (c, _) in model.frequencyComparisons {
+      let codes = columns[model.comparisons[c].columns[0]].codes
+      var groups: [UInt32: [Int]] = [:]
+      for (i, v) in codes.enumerated() where v != 0 { groups[v, default: []].append(i) }
+      var counts = [Int32](repeating: 0, count: count)
+      for (_, members) in groups {
+        guard let times, window > 0 else {
+          for i in members { counts[i] = Int32(clamping: members.count - 1) }
+          continue
+        }
+        // Records without a time are in every window; the others slide over their times in order.
+        let untimed = members.filter { times[$0] == .min }
+        let timed = members.filter { times[$0] != .min }.sorted { times[$0] < times[$1] }
+        for i in untimed { counts[i] = Int32(clamping: members.count - 1) }
+        var lo = 0
+        var hi = 0
+        for (k, i) in timed.enumerated() {
+          let t = times[i]
+          while times[timed[lo]] < t - window { lo += 1 }
+          if hi < k { hi = k }
+          while hi + 1 < timed.count && times[timed[hi + 1]] <= t + window { hi += 1 }
+          counts[i] = Int32(clamping: hi - lo + untimed.count)
+        }
+      }
+      sharing[c] = counts
+    }
+  }
+
   /// Term-frequency adjustments start when a field holds this many values.
   public static let minimumTermFrequencyValues = 1000
 
@@ -540,6 +582,9 @@ public struct RecordSetBuilder: Sendable {
   public private(set) var ids: [String] = []
   var origin: [UInt16] = []
   var truth: [String]?
+  /// Per record, when it was seen (seconds since the epoch, `Int64.min`: unknown), once a record was given
+  /// a time (the records of a file with a time column, for `within N minutes` levels of device signals).
+  var times: [Int64]?
   var columns: [FieldColumn]
   var keys: [[UInt64]]
   var identifiers: [IdentifierColumn]
@@ -580,7 +625,16 @@ public struct RecordSetBuilder: Sendable {
   }
 
   /// Adds one record; `value(name)` gives the raw text of a trait or identifier kind (nil when absent).
-  public mutating func append(id: String, origin: UInt16 = 0, truth: String? = nil, value: (String) -> String?) {
+  /// `time`: when the record was seen, in seconds since the epoch (for `within N minutes` levels).
+  public mutating func append(
+    id: String, origin: UInt16 = 0, truth: String? = nil, time: Int64? = nil, value: (String) -> String?
+  ) {
+    if let time {
+      if times == nil { times = Array(repeating: .min, count: ids.count) }
+      times?.append(time)
+    } else if times != nil {
+      times?.append(.min)
+    }
     ids.append(id)
     self.origin.append(origin)
     if let truth {
@@ -657,12 +711,21 @@ public struct RecordSetBuilder: Sendable {
 
   /// Appends the records of a builder of the same rule (built in parallel over another part of a file).
   public mutating func append(contentsOf other: RecordSetBuilder) {
+    appendTimes(other)
     ids += other.ids
     origin += other.origin
     if let t = other.truth { truth = (truth ?? []) + t }
     for f in columns.indices { columns[f].append(contentsOf: other.columns[f]) }
     for r in keys.indices { keys[r] += other.keys[r] }
     for k in identifiers.indices { identifiers[k].hash += other.identifiers[k].hash }
+  }
+
+  /// The times of another builder's records after this one's (before its ids are appended).
+  mutating func appendTimes(_ other: RecordSetBuilder) {
+    guard times != nil || other.times != nil else { return }
+    times =
+      (times ?? Array(repeating: .min, count: ids.count))
+      + (other.times ?? Array(repeating: .min, count: other.ids.count))
   }
 
   public func finish() -> RecordSet { finish(columns: columns.map(Column.init)) }
@@ -674,6 +737,11 @@ public struct RecordSetBuilder: Sendable {
     records.origin = origin
     records.truth = truth
     records.computeTermFrequencies(model)
+    // Records with times are sightings of their values: `within N minutes` measures between them.
+    if let times {
+      for f in model.timedColumns { records.seen[f] = times }
+      records.computeSharing(model, times: times)
+    }
     return records
   }
 
@@ -703,6 +771,7 @@ public struct RecordSetBuilder: Sendable {
     }
     columns = merged.compactMap { $0 }
     for part in parts {
+      appendTimes(part)
       ids += part.ids
       origin += part.origin
       if let t = part.truth { truth = (truth ?? []) + t }

@@ -90,7 +90,8 @@ public struct Trainer: Sendable {
     var counts = empty
     // The levels as the compare path gets them, from rows of value codes built per pair.
     let plans = LevelPlans(model: model, records: records, carryFrom: nil)
-    let width = records.columns.count
+    let width = plans.width
+    let values = records.columns.count
     await withTaskGroup(of: [[Int]].self) { group in
       for start in stride(from: 0, to: sampled.count, by: max(size, 1)) {
         group.addTask {
@@ -101,10 +102,12 @@ public struct Trainer: Sendable {
               guard let rowI = rows.baseAddress else { return }
               let rowJ = rowI + width
               for (i, j) in sampled[start..<min(start + size, sampled.count)] {
-                for f in 0..<width {
+                for f in 0..<values {
                   rowI[f] = levels.columns[f].codes[Int(i)]
                   rowJ[f] = levels.columns[f].codes[Int(j)]
                 }
+                plans.fillTimes(records, Int(i), rowI)
+                plans.fillTimes(records, Int(j), rowJ)
                 for c in part.indices {
                   let l = levels.level(c, rowI, rowJ)
                   if l >= 0 { part[c][l] += 1 }

@@ -50,6 +50,22 @@ public enum DeviceSignals {
     return out
   }
 
+  /// The signals of a record of a file (`tessera link`): its columns named like the context fields
+  /// (`ip`, `user_agent` or `userAgent`, `locale`, `timezone`, `screen` as `1440x900`), also with `context.`
+  /// before the name. `column(name)` gives a column's text (nil when absent).
+  public static func derive(
+    columns column: (String) -> String?, parse: (String) -> UserAgent = UserAgent.parse
+  ) -> [String: String] {
+    var context: [String: Value] = [:]
+    for key in contextKeys {
+      if let v = column(key) ?? column("context." + key) { context[key] = .string(v) }
+    }
+    return derive(context, parse: parse)
+  }
+
+  /// The column names `derive(columns:)` reads.
+  public static var recordColumns: [String] { contextKeys + contextKeys.map { "context." + $0 } }
+
   static func text(_ v: Value?) -> String? {
     guard let v, case .string(let s) = v else { return nil }
     let t = Normalize.trim(s)

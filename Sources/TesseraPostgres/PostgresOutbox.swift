@@ -260,6 +260,7 @@ extension PostgresStore {
       r.traits = try await run("DELETE FROM traits WHERE profile_id = ANY(\(family)::int8[]) RETURNING 1")
       r.computed = try await run("DELETE FROM computed_traits WHERE profile_id = ANY(\(family)::int8[]) RETURNING 1")
       r.memberships = try await run("DELETE FROM memberships WHERE profile_id = ANY(\(family)::int8[]) RETURNING 1")
+      _ = try await run("DELETE FROM sightings WHERE profile_id = ANY(\(family)::int8[]) RETURNING 1")
       r.segmentChanges = try await run(
         """
         DELETE FROM segment_changes WHERE profile_id = ANY(\(family)::int8[]) OR merged_into = ANY(\(family)::int8[])
@@ -298,7 +299,7 @@ extension PostgresStore {
   public func replaceDerivedState(_ s: DerivedState) async throws {
     try await transaction { conn in
       try await self.advanceEpoch(conn)
-      for table in ["profiles", "identifiers", "traits", "computed_traits", "memberships"] {
+      for table in ["profiles", "identifiers", "traits", "computed_traits", "memberships", "sightings"] {
         try await conn.query("DELETE FROM \(unescaped: table)", logger: logger)
       }
       if !s.profiles.isEmpty {
@@ -351,6 +352,7 @@ extension PostgresStore {
       if !s.computed.isEmpty { try await self.writeComputed(s.computed, conn) }
       var logs = CommitBatch()
       logs.conflicts = s.conflicts
+      logs.sightings = s.sightings
       if !logs.isEmpty { try await self.write(logs, conn) }
       if !s.merges.isEmpty { try await self.logMerges(s.merges, conn) }
     }

@@ -382,6 +382,21 @@ extension PostgresStore {
     }
   }
 
+  public func loadSightings() async throws -> [SightingRecord] {
+    try await read { conn in
+      var out: [SightingRecord] = []
+      let rows = try await conn.query(
+        "SELECT profile_id, expires, sightings FROM sightings ORDER BY profile_id", logger: logger)
+      for try await (p, expires, text) in rows.decode((Int64, Int64, String).self) {
+        out.append(
+          SightingRecord(
+            profile: ProfileID(p), sightings: try SightingRecord.decode(text),
+            expires: Timestamp(microseconds: expires)))
+      }
+      return out
+    }
+  }
+
   public func loadSuppressions() async throws -> Set<String> {
     try await read { conn in
       var out = Set<String>()

@@ -22,7 +22,7 @@ import TesseraStore
 /// refuse `\u0000`), scores DOUBLE PRECISION (which holds NaN, unlike SQLite's REAL).
 public final class PostgresStore: Store {
   /// The schema version this build writes and understands (the SQLite store's numbering).
-  public static let schemaVersion = 10
+  public static let schemaVersion = 11
 
   let client: PostgresClient
   let runner: Task<Void, Never>
@@ -410,6 +410,13 @@ public final class PostgresStore: Store {
     """
     CREATE TABLE source_cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
     UPDATE meta SET value = 10 WHERE key = 'schema_version';
+    """,
+    // v11: each profile's recent device-signal sightings (`CommitBatch.sightings`), written with the events
+    // that produced them; pruned by `expires`. (SQLite's v12.)
+    """
+    CREATE TABLE sightings (profile_id BIGINT PRIMARY KEY, expires BIGINT NOT NULL, sightings TEXT NOT NULL);
+    CREATE INDEX sightings_expires ON sightings (expires);
+    UPDATE meta SET value = 11 WHERE key = 'schema_version';
     """,
   ]
 

@@ -98,6 +98,7 @@ extension PostgresStore {
         WHERE i.kind = u.k AND i.value = u.v AND i.profile_id = u.p
         """, logger: logger)
     }
+    if !batch.sightings.isEmpty || batch.sightingsExpireBefore != nil { try await writeSightings(batch, conn) }
     if !batch.identifiers.isEmpty {
       // One row per (identifier, profile) with the newest last_seen: ON CONFLICT DO UPDATE may not touch a row
       // twice in one statement. Sorted, so concurrent writers lock index entries in the same order.
@@ -280,6 +281,31 @@ extension PostgresStore {
     try await conn.query("DELETE FROM identifiers WHERE profile_id = ANY(\(from)::int8[])", logger: logger)
   }
 
+  /// Replaces each profile's stored sightings (none: the row goes; the last row of a profile wins) and prunes
+  /// the expired ones.
+  func writeSightings(_ batch: CommitBatch, _ conn: PostgresConnection) async throws {
+    var last: [Int64: SightingRecord] = [:]
+    for r in batch.sightings { last[r.profile.raw] = r }
+    let profiles = last.keys.sorted()
+    if !profiles.isEmpty {
+      try await conn.query("DELETE FROM sightings WHERE profile_id = ANY(\(profiles)::int8[])", logger: logger)
+      let kept = profiles.compactMap { last[$0] }.filter { !$0.sightings.isEmpty }
+      if !kept.isEmpty {
+        let p = kept.map(\.profile.raw)
+        let expires = kept.map(\.expires.microseconds)
+        let text = kept.map(\.encoded)
+        try await conn.query(
+          """
+          INSERT INTO sightings (profile_id, expires, sightings)
+          SELECT * FROM unnest(\(p)::int8[], \(expires)::int8[], \(text)::text[])
+          """, logger: logger)
+      }
+    }
+    if let before = batch.sightingsExpireBefore {
+      try await conn.query("DELETE FROM sightings WHERE expires < \(before.microseconds)", logger: logger)
+    }
+  }
+
   /// The batch's merges, set-based: each absorbed profile points at its survivor; identifiers move to the
   /// profile that is live at the end of the batch's merges (following merges later in the batch); the absorbed
   /// profiles' traits, computed states and memberships go; every merge is logged in order.
@@ -309,7 +335,7 @@ extension PostgresStore {
     }
     if !from.isEmpty {
       try await moveIdentifiers(from: from, to: to, conn)
-      for table in ["traits", "computed_traits", "memberships"] {
+      for table in ["traits", "computed_traits", "memberships", "sightings"] {
         try await conn.query(
           "DELETE FROM \(unescaped: table) WHERE profile_id = ANY(\(from)::int8[])", logger: logger)
       }
@@ -431,7 +457,7 @@ extension PostgresStore {
         JOIN unnest(\(from)::int8[], \(to)::int8[]) AS u(f, t) ON tr.profile_id = u.f
         ON CONFLICT (profile_id, trait) DO NOTHING
         """, logger: logger)
-      for table in ["traits", "computed_traits", "memberships"] {
+      for table in ["traits", "computed_traits", "memberships", "sightings"] {
         try await conn.query(
           "DELETE FROM \(unescaped: table) WHERE profile_id = ANY(\(from)::int8[])", logger: logger)
       }

@@ -118,6 +118,9 @@ public struct ReplayReport: Sendable {
     state.computed = await replayed.loadComputed().map {
       var c = $0; c.profile = id(c.profile); return c
     }
+    state.sightings = await replayed.loadSightings().map {
+      var r = $0; r.profile = id(r.profile); return r
+    }
     state.memberships = await replayed.loadMemberships().map {
       MembershipRecord(segment: $0.segment, profile: id($0.profile), since: $0.since)
     }

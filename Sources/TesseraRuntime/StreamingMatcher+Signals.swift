@@ -117,12 +117,7 @@ extension StreamingMatcher {
     for name in frequencySignals {
       if let v = signals[name] { shared[name, default: SharedValues()].saw(v, profile, at: at, window: sharingWindow) }
     }
-    // Equal combinations are equal texts in name order (the hash only tells sightings of one profile apart).
-    var hasher = Hasher()
-    for name in Self.signalKeys {
-      hasher.combine(signals[name])
-    }
-    let h = UInt64(bitPattern: Int64(hasher.finalize()))
+    let h = Self.combination(signals)
     var list = sightings[profile] ?? []
     let before = list.count
     let expiry = at.microseconds - sightingKeep.microseconds
@@ -142,6 +137,46 @@ extension StreamingMatcher {
     }
     sightings[profile] = list
     return changed
+  }
+
+  /// A hash of a combination of signal values: equal combinations are equal texts in name order (the hash
+  /// only tells the sightings of one profile apart, within one process).
+  static func combination(_ signals: [String: String]) -> UInt64 {
+    var hasher = Hasher()
+    for name in Self.signalKeys {
+      hasher.combine(signals[name])
+    }
+    return UInt64(bitPattern: Int64(hasher.finalize()))
+  }
+
+  /// How long a sighting is kept after it was last seen (the longest `signals.keep` of the rules).
+  public var sightingsKept: TimeSpan { sightingKeep }
+
+  /// A profile's sightings, newest first, as the store keeps them (`SightingRecord`).
+  public func storedSightings(_ profile: ProfileID) -> [(signals: [String: String], last: Timestamp)] {
+    (sightings[profile] ?? []).map { ($0.values, $0.last) }
+  }
+
+  /// Restores a profile's stored sightings (a writer starting on a store), bounded as `sight` bounds them,
+  /// and counts the profile again on each frequency-weighed value it was seen with: the profiles sharing a
+  /// value are rebuilt from the sightings. Index the profile afterwards.
+  public mutating func restoreSightings(_ profile: ProfileID, _ stored: [(signals: [String: String], last: Timestamp)])
+  {
+    guard readsSignals, !stored.isEmpty else { return }
+    var list = stored.map { Sighting(values: $0.signals, hash: Self.combination($0.signals), last: $0.last) }
+    list.sort { $0.last > $1.last }
+    var seen = Set<UInt64>()
+    list = list.filter { seen.insert($0.hash).inserted }
+    if list.count > sightingLimit { list.removeLast(list.count - sightingLimit) }
+    sightings[profile] = list
+    // Oldest first, so each value's count is pruned from the newest sighting's time.
+    for s in list.reversed() {
+      for name in frequencySignals {
+        if let v = s.values[name] {
+          shared[name, default: SharedValues()].saw(v, profile, at: s.last, window: sharingWindow)
+        }
+      }
+    }
   }
 
   /// The profile's values joined with each combination it was seen with (non-expired at `at`, when given),

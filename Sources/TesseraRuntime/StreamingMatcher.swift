@@ -83,23 +83,10 @@ public struct StreamingMatcher: Sendable {
   public init(config: PipelineConfig) {
     self.config = config
     rules = config.probabilistic.map { rule in
-      var model = MatchModel(rule: rule)
+      let model = MatchModel(rule: rule)
       let keyInputs = rule.blockingInputs
       var inputs = Set(model.fields).union(keyInputs.flatMap { $0 })
       if let purpose = rule.consent { inputs.insert("consent." + purpose) }
-      var timed: [Int] = []
-      var frequency: [(Int, String)] = []
-      if let settings = rule.signals {
-        for (c, comparison) in model.comparisons.enumerated() {
-          model.comparisons[c].maxSharing = settings.maxSharing
-          if comparison.levels.contains(where: { if case .seenWithin = $0 { true } else { false } }) {
-            timed += comparison.columns.filter { !timed.contains($0) }
-          }
-          if comparison.columns.count == 1, settings.frequency.contains(comparison.field) {
-            frequency.append((c, comparison.field))
-          }
-        }
-      }
       let crowdKeys = keyInputs.map { names -> String? in
         guard names.count == 1, let name = names.first, rule.signals?.frequency.contains(name) == true else {
           return nil
@@ -112,8 +99,9 @@ public struct StreamingMatcher: Sendable {
       let bound = model.weightBoundWithoutSightings
       return RuleIndex(
         rule: rule, model: model, inputs: inputs, keyInputs: keyInputs,
-        template: RecordSetBuilder(model: model, rule: rule, config: config), timedColumns: timed,
-        frequencyComparisons: frequency, crowdKeys: crowdKeys, timedComparisons: timedComparisons,
+        template: RecordSetBuilder(model: model, rule: rule, config: config),
+        timedColumns: rule.signals == nil ? [] : model.timedColumns, frequencyComparisons: model.frequencyComparisons,
+        crowdKeys: crowdKeys, timedComparisons: timedComparisons,
         needsTimedAgreement: rule.signals != nil && !timedComparisons.isEmpty
           && bound.map { $0 < model.reviewWeight } == true)
     }

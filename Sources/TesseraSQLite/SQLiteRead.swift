@@ -327,6 +327,16 @@ extension SQLiteStore {
     try await reading { db in Set(try String.fetchAll(db, sql: "SELECT hash FROM suppressions")) }
   }
 
+  public func loadSightings() async throws -> [SightingRecord] {
+    try await reading { db in
+      try Row.fetchAll(db, sql: "SELECT profile_id, expires, sightings FROM sightings ORDER BY profile_id").map {
+        SightingRecord(
+          profile: ProfileID($0[0]), sightings: try SightingRecord.decode($0[2]),
+          expires: Timestamp(microseconds: $0[1]))
+      }
+    }
+  }
+
   public func loadSourceCursors() async throws -> [String: String] {
     try await reading { db in
       var out: [String: String] = [:]

@@ -307,6 +307,20 @@ extension SQLiteStore {
           UPDATE meta SET value = 11 WHERE key = 'schema_version';
           """)
     }
+    // v12: each profile's recent device-signal sightings (`CommitBatch.sightings`), written with the events
+    // that produced them, so a restarted writer decides as if it had never stopped; pruned by `expires`.
+    m.registerMigration("v12") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE sightings (
+            profile_id INTEGER PRIMARY KEY NOT NULL,
+            expires INTEGER NOT NULL,
+            sightings TEXT NOT NULL
+          );
+          CREATE INDEX sightings_expires ON sightings (expires);
+          UPDATE meta SET value = 12 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }

@@ -52,6 +52,7 @@ extension SQLiteStore {
       let dropTraits = try db.cachedStatement(sql: "DELETE FROM traits WHERE profile_id = ?")
       let dropComputed = try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ?")
       let dropMemberships = try db.cachedStatement(sql: "DELETE FROM memberships WHERE profile_id = ?")
+      let dropSightings = try db.cachedStatement(sql: "DELETE FROM sightings WHERE profile_id = ?")
       let record = try db.cachedStatement(
         sql: """
           INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score)
@@ -67,6 +68,7 @@ extension SQLiteStore {
           try dropTraits.execute(arguments: [m.absorbed.raw])
           try dropComputed.execute(arguments: [m.absorbed.raw])
           try dropMemberships.execute(arguments: [m.absorbed.raw])
+          try dropSightings.execute(arguments: [m.absorbed.raw])
         }
         try record.execute(arguments: [
           m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
@@ -82,6 +84,7 @@ extension SQLiteStore {
         try delete.execute(arguments: [r.identifier.kind, r.identifier.value, r.profile.raw])
       }
     }
+    if !batch.sightings.isEmpty || batch.sightingsExpireBefore != nil { try Self.writeSightings(batch, db) }
     if !batch.identifiers.isEmpty {
       let upsert = RowStatement(
         try db.cachedStatement(
@@ -202,12 +205,30 @@ extension SQLiteStore {
     }
   }
 
+  /// Replaces each profile's stored sightings (none: the row goes) and prunes the expired ones.
+  static func writeSightings(_ batch: CommitBatch, _ db: Database) throws {
+    let upsert = RowStatement(
+      try db.cachedStatement(
+        sql: "INSERT OR REPLACE INTO sightings (profile_id, expires, sightings) VALUES (?, ?, ?)"))
+    for r in batch.sightings {
+      if r.sightings.isEmpty {
+        // Through GRDB: the merges' statement of the same text is cached and run through GRDB as well.
+        try db.execute(sql: "DELETE FROM sightings WHERE profile_id = ?", arguments: [r.profile.raw])
+      } else {
+        try upsert.run(r.profile.raw, r.expires.microseconds, r.encoded)
+      }
+    }
+    if let before = batch.sightingsExpireBefore {
+      try db.execute(sql: "DELETE FROM sightings WHERE expires < ?", arguments: [before.microseconds])
+    }
+  }
+
   public func replaceDerivedState(_ s: DerivedState) async throws {
     try await writing { db in
       try Self.indexTail(db)
       try Self.advanceEpoch(db)
       try db.execute(sql: "DELETE FROM profiles; DELETE FROM identifiers; DELETE FROM traits;")
-      try db.execute(sql: "DELETE FROM computed_traits; DELETE FROM memberships;")
+      try db.execute(sql: "DELETE FROM computed_traits; DELETE FROM memberships; DELETE FROM sightings;")
       let profile = try db.cachedStatement(
         sql: "INSERT INTO profiles (id, created_at, merged_into) VALUES (?, ?, NULL)")
       for p in s.profiles { try profile.execute(arguments: [p.id.raw, p.createdAt.microseconds]) }
@@ -229,6 +250,7 @@ extension SQLiteStore {
       batch.traits = s.traits
       batch.computed = s.computed
       batch.conflicts = s.conflicts
+      batch.sightings = s.sightings
       try Self.write(batch, db)
       let merge = try db.cachedStatement(
         sql: "INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -268,6 +290,7 @@ extension SQLiteStore {
       r.traits = try run("DELETE FROM traits WHERE profile_id \(inFam)")
       r.computed = try run("DELETE FROM computed_traits WHERE profile_id \(inFam)")
       r.memberships = try run("DELETE FROM memberships WHERE profile_id \(inFam)")
+      _ = try run("DELETE FROM sightings WHERE profile_id \(inFam)")
       r.segmentChanges = try run(
         "DELETE FROM segment_changes WHERE profile_id \(inFam) OR merged_into \(inFam)")
       r.merges = try run("DELETE FROM merges WHERE survivor \(inFam) OR absorbed \(inFam)")

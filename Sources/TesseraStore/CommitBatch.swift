@@ -35,6 +35,11 @@ public struct CommitBatch: Sendable {
   /// How far table sources have been read: each source's cursor, stored with the events read up to it, so a
   /// crash neither skips nor repeats rows. The last position of a source in the batch wins.
   public var sourceCursors: [SourceCursor] = []
+  /// Profiles' recent device-signal sightings, each replacing the profile's stored ones (none: deleted);
+  /// applied after the merges, which drop the absorbed profile's.
+  public var sightings: [SightingRecord] = []
+  /// Stored sightings that expire before this time are pruned (the writer's clock), when set.
+  public var sightingsExpireBefore: Timestamp?
   /// The store's epoch the writer's state was read at; when set and the store's is another, the commit is
   /// refused with `StoreError.stale` and nothing is written (see `Store.epoch()`).
   public var epoch: Int64?
@@ -49,7 +54,7 @@ public struct CommitBatch: Sendable {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
       && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty && outbox.isEmpty && journalDone.isEmpty
-      && sourceCursors.isEmpty
+      && sourceCursors.isEmpty && sightings.isEmpty
   }
 }
 
@@ -66,6 +71,8 @@ public struct DerivedState: Sendable {
   public var eventProfiles: [EventProfile] = []
   public var merges: [MergeRecord] = []
   public var conflicts: [ConflictRecord] = []
+  /// Every profile's recent device-signal sightings, replacing the stored ones.
+  public var sightings: [SightingRecord] = []
   public init() {}
 }
 

@@ -71,6 +71,7 @@ public actor MemoryStore: Store {
   var nextJournalSeq: Int64 = 1
   var epochValue: Int64 = 0
   var cursorRows: [String: String] = [:]
+  var sightingRows: [ProfileID: SightingRecord] = [:]
 
   public init() {}
 
@@ -106,7 +107,12 @@ public actor MemoryStore: Store {
       // Over a copy of the names: iterating `memberRows.keys` itself keeps the dictionary's storage shared, so
       // each removal below copied a whole segment's member table.
       for segment in Array(memberRows.keys) { memberRows[segment]?[m.absorbed] = nil }
+      sightingRows[m.absorbed] = nil
       mergeLog.append(m)
+    }
+    for r in batch.sightings { sightingRows[r.profile] = r.sightings.isEmpty ? nil : r }
+    if let before = batch.sightingsExpireBefore {
+      sightingRows = sightingRows.filter { $0.value.expires >= before }
     }
     for r in batch.released {
       identifierRows[r.identifier]?[r.profile] = nil
@@ -270,6 +276,8 @@ public actor MemoryStore: Store {
 
   public func loadSuppressions() -> Set<String> { suppressionRows }
 
+  public func loadSightings() -> [SightingRecord] { sightingRows.keys.sorted().compactMap { sightingRows[$0] } }
+
   public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord])
     -> DeletionReport
   {
@@ -294,6 +302,7 @@ public actor MemoryStore: Store {
       }
       r.traits += traitRows.removeValue(forKey: p)?.count ?? 0
       r.computed += computedRows.removeValue(forKey: p)?.count ?? 0
+      sightingRows[p] = nil
       for s in memberRows.keys where memberRows[s]?.removeValue(forKey: p) != nil { r.memberships += 1 }
     }
     func drop<T>(_ log: inout [T], _ involves: (T) -> Bool) -> Int {
@@ -337,6 +346,8 @@ public actor MemoryStore: Store {
     memberRows = [:]
     for m in s.memberships { memberRows[m.segment, default: [:]][m.profile] = m.since }
     for e in s.eventProfiles { events[e.key]?.profile = e.profile }
+    sightingRows = [:]
+    for r in s.sightings where !r.sightings.isEmpty { sightingRows[r.profile] = r }
     mergeLog += s.merges
     conflictLog += s.conflicts
   }

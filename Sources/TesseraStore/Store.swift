@@ -47,6 +47,8 @@ public protocol PipelineStore: EventLog {
   func loadSourceCursors() async throws -> [String: String]
   /// The hashes of suppressed identifiers (`Suppression.hash`).
   func loadSuppressions() async throws -> Set<String>
+  /// Every profile's recent device-signal sightings (`SightingRecord`), by profile.
+  func loadSightings() async throws -> [SightingRecord]
   /// Logged probabilistic decisions, oldest first; only those with `status` when given.
   func matchLinks(status: MatchLinkRecord.Status?, limit: Int) async throws -> [MatchLinkRecord]
   func stats() async throws -> StoreStats
@@ -133,7 +135,8 @@ public protocol JournalStore: Sendable {
 /// Changes to the derived state outside the pipeline: erasing a person, a replay's result.
 public protocol StoreMaintenance: Sendable {
   /// Erases a person: the live profile of `profile` and every profile merged into it, with their events,
-  /// identifiers, traits, computed traits, memberships, segment-change log, merges, conflicts and match links,
+  /// identifiers, traits, computed traits, memberships, device-signal sightings, segment-change log, merges,
+  /// conflicts and match links,
   /// and rejected records whose text holds one of `values`; adds `suppress` (hashes of their identifiers) to
   /// the suppression list, so later events carrying them are dropped at the door. Their rows waiting in the
   /// outbox go too, and `notices` (deletion notices for destinations) are queued in the same transaction.

@@ -16,7 +16,17 @@ struct RuleOptions: ParsableArguments {
   @Option(help: "The column holding record ids (default: record_id, else id, else file:line).")
   var idColumn: String?
 
-  func inputs() throws -> MatchingInputs { try MatchingInputs(rules: rules, rule: rule) }
+  @Option(
+    help:
+      "The column holding when each record was seen, for `within N minutes` levels of device signals (default: the rule's `signals.time`, else timestamp)."
+  )
+  var timeColumn: String?
+
+  func inputs() throws -> MatchingInputs {
+    var inputs = try MatchingInputs(rules: rules, rule: rule)
+    inputs.timeColumn = timeColumn ?? inputs.timeColumn
+    return inputs
+  }
 }
 
 /// What `link`, `tune` and `explain` share: the compiled rule and the records read from files.
@@ -53,17 +63,22 @@ struct MatchingInputs {
     }
     config = plan.config
     model = MatchModel(rule: rule)
+    timeColumn = rule.signals?.time ?? "timestamp"
   }
+
+  /// The column of record files holding when each record was seen (rules on device signals).
+  var timeColumn: String
 
   /// Reads records from CSV or NDJSON files, in parallel parts. Columns named like a trait or identifier
   /// kind are read as such; `idColumn` names the record id (default: `record_id`, `id`, else `file:line`).
+  ///
+  /// A rule on device signals reads them from columns named like the context fields (`ip`, `user_agent`, …,
+  /// `DeviceSignals.derive(columns:)`), and when it measures time (`within 30 minutes`) each record's time
+  /// from `timeColumn` (ISO 8601 or epoch seconds): each record is a sighting of its values.
   func load(files: [String], idColumn: String?, truthColumn: String?) async throws -> RecordSet {
-    if rule.signals != nil {
-      throw ValidationError(
-        "rule `\(rule.name)` compares device signals, which need each profile's sightings over time; it runs in "
-          + "`tessera run` and `serve` (explain its links with `tessera explain A B --store FILE`), not on record files"
-      )
-    }
+    let device = rule.signals != nil
+    let timeName: String? = device && !model.timedColumns.isEmpty ? timeColumn : nil
+    let consent = rule.consent.map { "consent." + $0 }
     var all = RecordSetBuilder(model: model, rule: rule, config: config)
     let parts = max(1, ProcessInfo.processInfo.activeProcessorCount * 2)
     for (origin, file) in files.enumerated() {
@@ -78,9 +93,15 @@ struct MatchingInputs {
         throw ValidationError(
           "`\(file)` has no column `\(truthColumn)`; its columns: \(header.joined(separator: ", "))")
       }
-      if !header.isEmpty, !model.fields.contains(where: header.contains) {
+      let wanted = model.fields.filter { !$0.hasPrefix("signals.") } + (device ? DeviceSignals.recordColumns : [])
+      if !header.isEmpty, !wanted.contains(where: header.contains) {
         throw ValidationError(
-          "`\(file)` has none of the compared fields (\(model.fields.joined(separator: ", "))); its columns: \(header.joined(separator: ", "))"
+          "`\(file)` has none of the compared fields (\(wanted.joined(separator: ", "))); its columns: \(header.joined(separator: ", "))"
+        )
+      }
+      if let timeName, !header.isEmpty, !header.contains(timeName) {
+        throw ValidationError(
+          "rule `\(rule.name)` measures time between sightings (`within N minutes`), but `\(file)` has no time column `\(timeName)`; name the column with --time-column or the rule's `signals.time`; its columns: \(header.joined(separator: ", "))"
         )
       }
       let name = (file as NSString).lastPathComponent
@@ -90,9 +111,30 @@ struct MatchingInputs {
           group.addTask {
             var builder = empty
             var lines: [Int] = []
+            var agents: [String: UserAgent] = [:]
             try chunk.forEach { line, field in
               let id = idName.flatMap { field($0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "\(name):\(line)"
-              builder.append(id: id, origin: UInt16(origin), truth: truthColumn.map { field($0) ?? "" }) { field($0) }
+              var time: Int64?
+              if let timeName {
+                time = try MatchingInputs.time(field(timeName), at: "\(file):\(line)", column: timeName)
+              }
+              let truth = truthColumn.map { field($0) ?? "" }
+              // A record of someone who did not give the rule's consent purpose has no signals.
+              if device, consent.map({ field($0)?.lowercased() == "true" }) ?? true {
+                let signals = DeviceSignals.derive(columns: field) { ua in
+                  if let known = agents[ua] { return known }
+                  let parsed = UserAgent.parse(ua)
+                  agents[ua] = parsed
+                  return parsed
+                }
+                builder.append(id: id, origin: UInt16(origin), truth: truth, time: time) { name in
+                  name.hasPrefix("signals.") ? signals[String(name.dropFirst("signals.".count))] : field(name)
+                }
+              } else {
+                builder.append(id: id, origin: UInt16(origin), truth: truth, time: time) { name in
+                  name.hasPrefix("signals.") ? nil : field(name)
+                }
+              }
               lines.append(line)
             }
             return (k, builder, lines)
@@ -116,6 +158,8 @@ struct MatchingInputs {
       }
     }
     var records = await all.finished()
+    // Without times, a shared value is counted over the whole file.
+    if device && timeName == nil { records.computeSharing(model, times: nil) }
     // Ids need only be unique per file; when two files share one, every id is qualified by its file's name
     // (`crm.csv:17`), so clusters.csv and the pairs stay unambiguous.
     if files.count > 1, Set(records.ids).count < records.ids.count {
@@ -123,6 +167,18 @@ struct MatchingInputs {
       records.ids = zip(records.ids, records.origin).map { "\(names[Int($1)]):\($0)" }
     }
     return records
+  }
+}
+
+extension MatchingInputs {
+  /// A record's time in seconds since the epoch: ISO 8601 or epoch seconds; nil when empty or absent.
+  static func time(_ text: String?, at place: String, column: String) throws -> Int64? {
+    guard let text = text.map(Normalize.trim), !text.isEmpty else { return nil }
+    if let t = Timestamp(iso8601: text) { return t.microseconds / 1_000_000 }
+    if let seconds = Double(text), seconds.isFinite, abs(seconds) < 1e15 { return Int64(seconds.rounded(.down)) }
+    throw ValidationError(
+      "\(place): `\(text)` in column `\(column)` is not a time; write ISO 8601 (2026-03-01T10:20:00Z) or epoch seconds"
+    )
   }
 }
 

@@ -37,6 +37,27 @@ struct PostgresStoreTests {
     }
   }
 
+  /// A writer restarted on the database (a new pool, as a new process) links a browser to a device seen
+  /// before the restart; an erased person's sightings are gone (`SightingRestart`). Schema 11 holds them.
+  @Test func sightingsSurviveARestart() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("sightings")
+      var opened: [PostgresStore] = []
+      let failures = try await SightingRestart.run {
+        if let last = opened.last { await last.close() }
+        let store = try await PostgresStore(url: url, maximumConnections: 2)
+        opened.append(store)
+        return store
+      }
+      #expect(PostgresStore.schemaVersion == 11)
+      // Left: the third browser's own sighting (the erased person's were gone before it came).
+      #expect(try await Self.scalar(url, "SELECT count(*) FROM sightings") == 1)
+      if let last = opened.last { await last.close() }
+      report(failures)
+      #expect(failures == [])
+    }
+  }
+
   /// A batch refused partway (a profile merged into itself, refused by the CHECK after the batch's profiles,
   /// events, releases and a first merge were written) leaves nothing behind.
   @Test func refusedBatchIsRolledBack() async throws {

@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// A device link end to end: `tessera run` joins a second browser to its person, `review list` and `explain`
-/// show the evidence, `unmerge --link` gives the browser its own profile back.
+/// show the evidence, `unmerge --link` gives the browser its own profile back, `link` and `explain --records`
+/// read a file of sightings, and a second `run` over the store knows the first one's sightings.
 @Suite(
   "End to end: device links",
   .enabled(if: E2E.CLI.binary != nil, "no built `tessera`; run `swift build --build-tests` first"))
@@ -88,9 +89,7 @@ struct DeviceLinkCLITests {
     #expect(explain.status == 0, "\(explain.stderr)")
     #expect(explain.stdout.contains("link \(linkID) (joined): event e2"), "\(explain.stdout)")
     #expect(explain.stdout.contains("  signals.os exact +3.25"), "\(explain.stdout)")
-    let records = try await CLI.tessera(["link", dir.file("events.ndjson"), "--rules", pipeline])
-    #expect(
-      records.status != 0 && records.stderr.contains("rule `device` compares device signals"), "\(records.stderr)")
+    try await Self.batch(dir, pipeline: pipeline, chrome: chrome, safari: safari)
 
     let undo = try await CLI.tessera([
       "unmerge", "user_id:ada", "--link", "\(linkID)", "--pipeline", pipeline, "--store", store, "--now", now,
@@ -104,5 +103,63 @@ struct DeviceLinkCLITests {
     #expect(browser.status == 0 && !browser.stdout.hasPrefix("profile \(adaID)"), "\(browser.stdout)")
     // Both browsers' events are back where they belong: Ada's one, the browser's two.
     #expect(adaAfter.stdout.contains("chrome-1"))
+
+    // A second run over the same store knows the sightings of the first (and of the replay the unmerge ran):
+    // a third browser 15 minutes after the Safari browser's last view joins that browser's profile.
+    let browserID = try #require(browser.stdout.split(whereSeparator: \.isWhitespace).dropFirst().first)
+    _ = try dir.write(
+      "events.ndjson",
+      Self.line("e4", "page", anon: "edge-1", user: nil, at: "2026-06-01T11:15:00Z", ua: Self.edge) + "\n")
+    let second = try await CLI.tessera(["run", pipeline, "--store", store, "--now", now])
+    #expect(second.status == 0, "\(second.stderr)")
+    let edge = try await CLI.tessera(["profile", "anonymous_id:edge-1", "--store", store])
+    #expect(edge.stdout.hasPrefix("profile \(browserID)"), "\(edge.stdout)")
+  }
+
+  static let edge =
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0"
+
+  /// `link`, `explain --records` and `tune` on a record file of sightings: each row's context columns and time.
+  static func batch(_ dir: E2E.TempDir, pipeline: String, chrome: String, safari: String) async throws {
+    _ = try dir.write(
+      "records.csv",
+      """
+      record_id,timestamp,ip,user_agent,timezone,person
+      a,2026-06-01T10:00:00Z,198.51.100.7,"\(chrome)",Europe/Berlin,ada
+      b,2026-06-01T10:20:00Z,198.51.100.7,"\(safari)",Europe/Berlin,ada
+      c,2026-06-04T10:20:00Z,198.51.100.7,"\(safari)",Europe/Berlin,bob
+
+      """)
+    let out = dir.file("clusters.csv")
+    let link = try await CLI.tessera(["link", dir.file("records.csv"), "--rules", pipeline, "--out", out])
+    #expect(link.status == 0, "\(link.stderr)")
+    let clusters = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").dropFirst().map {
+      $0.split(separator: ",").map(String.init)
+    }
+    let of = Dictionary(clusters.map { ($0[0], $0[1]) }, uniquingKeysWith: { a, _ in a })
+    #expect(of["a"] == of["b"] && of["c"] != of["a"], "\(clusters)")
+    let explain = try await CLI.tessera([
+      "explain", "a", "b", "--records", dir.file("records.csv"), "--rules", pipeline, "--rule", "device",
+    ])
+    #expect(explain.status == 0, "\(explain.stderr)")
+    #expect(explain.stdout.contains("within 30 minutes"), "\(explain.stdout)")
+    let tune = try await CLI.tessera([
+      "tune", "--rules", pipeline, "--labels", dir.file("records.csv"), "--truth-column", "person",
+      "--chart", dir.file("tune.svg"),
+    ])
+    #expect(tune.status == 0, "\(tune.stderr)")
+    #expect(tune.stdout.contains("rule `device` on 3 labelled records; 3 candidate pairs scored"), "\(tune.stdout)")
+    // A time that does not read is refused with its place; a rule that measures time needs the records' times.
+    _ = try dir.write("badtime.csv", "record_id,timestamp,ip\na,yesterday,198.51.100.7\n")
+    let bad = try await CLI.tessera(["link", dir.file("badtime.csv"), "--rules", pipeline])
+    #expect(
+      bad.status != 0 && bad.stderr.contains("badtime.csv:2: `yesterday` in column `timestamp` is not a time"),
+      "\(bad.stderr)")
+    _ = try dir.write("untimed.csv", "record_id,ip\na,198.51.100.7\n")
+    let untimed = try await CLI.tessera(["link", dir.file("untimed.csv"), "--rules", pipeline])
+    #expect(
+      untimed.status != 0
+        && untimed.stderr.contains("has no time column `timestamp`; name the column with --time-column"),
+      "\(untimed.stderr)")
   }
 }

@@ -200,6 +200,26 @@ struct DeviceSignalTests {
     #expect(ip.weight(ofLevel: 2, sharedBy: 300) == ip.weight(ofLevel: 2), "disagreement keeps its weight")
   }
 
+  @Test("after a restart the office address still adds nothing: the shared counts are rebuilt from the store")
+  func officeAfterRestart() async throws {
+    let events = (0..<300).map { k in
+      Self.view("o\(k)", anon: "desk-\(k)", user: "worker-\(k)", minutes: Double(k) / 10, ip: "203.0.113.10")
+    }
+    let visitor = Self.view("visitor", anon: "new-browser", minutes: 31, ip: "203.0.113.10")
+    func afterRestart(_ config: PipelineConfig) async throws -> [MatchLinkRecord] {
+      let store = MemoryStore()
+      var first = try await Resolver.restored(config: config, from: store, now: nil)
+      try await store.commit(first.apply(Self.batch(events), stored: []).0)
+      #expect(try await store.loadSightings().count == 300)
+      var next = try await Resolver.restored(config: config, from: store, now: nil)
+      return next.apply(Self.batch([visitor]), stored: []).0.matchLinks
+    }
+    #expect(try await afterRestart(try Self.config()).isEmpty)
+    // Without frequency weighting the restarted writer proposes the visitor: the stored sightings reach it.
+    let plain = try await afterRestart(try Self.config("thresholds: { review: 0.9 }\nsignals: { frequency: [] }"))
+    #expect(plain.count == 1)
+  }
+
   @Test("a household of four on one address: the second browser of one of them is still proposed")
   func householdOfFour() throws {
     var events = (0..<4).map { k in

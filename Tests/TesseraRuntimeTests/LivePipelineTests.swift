@@ -1,4 +1,6 @@
+import Foundation
 import Synchronization
+import TesseraCompiler
 import TesseraModel
 import TesseraRuntime
 import TesseraSQLite
@@ -7,6 +9,38 @@ import Testing
 
 @Suite("Live pipeline")
 struct LivePipelineTests {
+  /// A restarted server decides as if it had never stopped: the device sightings of the first one are in the
+  /// store, so a second browser 20 minutes after the first joins its person across the restart. Before they
+  /// were stored, the restarted server knew no sighting and gave the browser a profile of its own.
+  @Test("a restarted server joins a browser to a device seen before the restart")
+  func sightingsAcrossARestart() async throws {
+    typealias S = DeviceSignalTests
+    let files = ["p.yaml": S.yaml("thresholds: { merge: 0.95, review: 0.9 }")]
+    let result = Compiler(environment: [:], readFile: { files[$0] }).compile(pipeline: "p.yaml")
+    let plan = try #require(result.plan, "\(result.rendered())")
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    func serve(_ event: Event) async throws -> ResolveStats {
+      let store = try SQLiteStore(path: dir.file("live.sqlite"))
+      let pipeline = LivePipeline(plan: plan, store: store, tickEvery: nil)
+      let running = Task { try await pipeline.run() }
+      let stats = try await pipeline.submit(MappedBatch(seq: 0, events: [event], rejected: [], invalidIdentifiers: 0))
+      pipeline.close()
+      try await running.value
+      try store.close()
+      return stats
+    }
+    // The views are months old: the server's clock (the wall clock) does not expire what events measure.
+    _ = try await serve(S.view("e1", anon: "chrome", user: "ada", minutes: 0))
+    let stats = try await serve(S.view("e2", anon: "safari", minutes: 20, ua: S.macSafari))
+    #expect(stats.probabilisticJoins == 1 && stats.profilesCreated == 0, "\(stats)")
+    let store = try SQLiteStore(path: dir.file("live.sqlite"))
+    defer { try? store.close() }
+    let ada = try await store.profile(for: Identifier("user_id", "ada"))
+    let browser = try await store.profile(for: Identifier("anonymous_id", "safari"))
+    #expect(ada != nil && browser == ada)
+  }
+
   /// The writer's own requests are served between journal chunks. Before, while the journal held more than a
   /// chunk (followers appending faster than one group resolves), the writer resolved chunk after chunk and
   /// its own requests waited until the journal was empty: seconds under load.

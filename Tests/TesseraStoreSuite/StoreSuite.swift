@@ -33,6 +33,7 @@ public enum StoreSuite {
       ("match links are logged with ids and change status", matchLinks),
       ("replacing the derived state moves events, identifiers and traits, keeps aliases", replaceDerived),
       ("erasing a person removes the family and everything about it, and suppresses", erasePerson),
+      ("device-signal sightings are replaced whole, merged away, pruned, erased and replayed", sightings),
     ] + outboxChecks + journalChecks
   }
 
@@ -304,7 +305,7 @@ public enum StoreSuite {
 
   /// Profile 1 (email, user1, traits plan and age) and profile 2 (email2, device, traits plan and city), with
   /// an identifier both hold.
-  static func twoProfiles() -> CommitBatch {
+  public static func twoProfiles() -> CommitBatch {
     var b = CommitBatch()
     b.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(1))]
     b.events = [
@@ -810,6 +811,70 @@ public enum StoreSuite {
     f.expect(try await store.memberships(of: p(1)).map(\.segment), ["vip"], "memberships(of: 1)")
     f.expect(try await store.merges(involving: p(1)).map(\.rule).last, "replay", "the replay's merge is logged")
     f.expect(try await store.stats().profiles, 2, "live profiles")
+  }
+
+  static func sighting(_ profile: Int64, _ ip: String, at seconds: Int64, keep: Int64 = 100) -> SightingRecord {
+    SightingRecord(
+      profile: p(profile),
+      sightings: [
+        StoredSighting(signals: ["signals.ip": ip, "signals.os": "macOS 10.15"], last: t(seconds)),
+        StoredSighting(signals: ["signals.ip": "10.0.0.\(profile)"], last: t(seconds - 5)),
+      ], expires: t(seconds + keep))
+  }
+
+  static func describe(_ r: SightingRecord) -> String {
+    "\(r.profile) until \(r.expires.microseconds): "
+      + r.sightings.map { s in
+        s.signals.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+          + "@\(s.last.microseconds)"
+      }.joined(separator: "; ")
+  }
+
+  static func sightings(_ store: any Store, _ f: inout Failures) async throws {
+    var b = twoProfiles()
+    b.sightings = [sighting(1, "203.0.113.7", at: 10), sighting(2, "203.0.113.7", at: 11)]
+    try await store.commit(b)
+    f.expect(
+      try await store.loadSightings().map(describe),
+      [sighting(1, "203.0.113.7", at: 10), sighting(2, "203.0.113.7", at: 11)].map(describe),
+      "sightings read back")
+    // A later transaction replaces profile 1's whole list and prunes what expired before t(112).
+    var later = CommitBatch()
+    later.events = [event("a2", at: t(50), ids: [email], profile: p(1))]
+    later.sightings = [sighting(1, "198.51.100.1", at: 50)]
+    later.sightingsExpireBefore = t(112)
+    try await store.commit(later)
+    f.expect(
+      try await store.loadSightings().map(describe), [sighting(1, "198.51.100.1", at: 50)].map(describe),
+      "replaced whole; profile 2's expired (t(111) < t(112))")
+    // An empty list deletes the row; a merge drops the absorbed profile's.
+    var again = CommitBatch()
+    again.sightings = [sighting(2, "203.0.113.9", at: 60)]
+    try await store.commit(again)
+    var merge = CommitBatch()
+    merge.merges = [MergeRecord(survivor: p(1), absorbed: p(2), rule: "r", evidence: [], eventID: "m", at: t(61))]
+    try await store.commit(merge)
+    f.expect(try await store.loadSightings().map(\.profile), [p(1)], "the absorbed profile's sightings go with a merge")
+    var none = CommitBatch()
+    none.sightings = [SightingRecord(profile: p(1), sightings: [], expires: t(0))]
+    try await store.commit(none)
+    f.expect(try await store.loadSightings().count, 0, "an empty list deletes the row")
+    // Erasing a person deletes the sightings of the whole family, and only theirs.
+    var both = CommitBatch()
+    both.newProfiles = [NewProfile(p(3), createdAt: t(70))]
+    both.events = [event("c1", at: t(70), ids: [Identifier("email", "c@x")], profile: p(3))]
+    both.sightings = [sighting(1, "203.0.113.7", at: 70), sighting(3, "203.0.113.7", at: 70)]
+    try await store.commit(both)
+    _ = try await store.erase(profile: p(2), values: [], suppress: [])
+    f.expect(
+      try await store.loadSightings().map(\.profile), [p(3)], "erasing profile 2's person (1 and 2) removes theirs")
+    // A replay's state replaces them all.
+    var s = DerivedState()
+    s.profiles = [NewProfile(p(3), createdAt: t(70)), NewProfile(p(4), createdAt: t(70))]
+    s.sightings = [sighting(4, "192.0.2.1", at: 80)]
+    try await store.replaceDerivedState(s)
+    f.expect(
+      try await store.loadSightings().map(describe), [sighting(4, "192.0.2.1", at: 80)].map(describe), "replayed")
   }
 
   static func mergeCleansSegments(_ store: any Store, _ f: inout Failures) async throws {

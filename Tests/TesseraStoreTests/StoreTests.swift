@@ -30,6 +30,13 @@ func report(_ failures: [String]) {
     report(failures)
     #expect(failures == [])
   }
+
+  @Test func sightingsSurviveARestart() async throws {
+    let store = MemoryStore()
+    let failures = try await SightingRestart.run { store }
+    report(failures)
+    #expect(failures == [])
+  }
 }
 
 @Suite struct ComputedRecordTests {
@@ -159,8 +166,8 @@ func report(_ failures: [String]) {
     #expect(version == SQLiteStore.schemaVersion)
     let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11"])
-    #expect(SQLiteStore.schemaVersion == 11)
+    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12"])
+    #expect(SQLiteStore.schemaVersion == 12)
     // Opening again is fine and changes nothing.
     try SQLiteStore(path: path).close()
     try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
@@ -206,6 +213,60 @@ func report(_ failures: [String]) {
       #expect(rows.map { $0["tn"] as String } == ["null", "text", "null"])
       #expect(rows[1]["n"] as String == "n")
     }
+  }
+
+  /// A store of schema 11 gains the sightings table, empty, and keeps its data.
+  @Test func migrationToV12AddsSightings() async throws {
+    let dir = try TempDir()
+    let path = dir.path("v11.sqlite")
+    let old = try SQLiteStore(path: path)
+    try await old.commit(StoreSuite.twoProfiles())
+    try old.close()
+    let queue = try DatabaseQueue(path: path)
+    try await queue.write { db in
+      try db.execute(
+        sql: """
+          DROP TABLE sightings;
+          DELETE FROM grdb_migrations WHERE identifier = 'v12';
+          UPDATE meta SET value = 11 WHERE key = 'schema_version';
+          """)
+    }
+    try queue.close()
+    let store = try SQLiteStore(path: path)
+    #expect(try await store.loadSightings().isEmpty)
+    #expect(try await store.canonical(ProfileID(2)) == ProfileID(2))
+    var batch = CommitBatch()
+    batch.sightings = [
+      SightingRecord(
+        profile: ProfileID(1), sightings: [StoredSighting(signals: ["signals.ip": "192.0.2.1"], last: StoreSuite.t(9))],
+        expires: StoreSuite.t(99))
+    ]
+    try await store.commit(batch)
+    #expect(try await store.loadSightings().map(\.profile) == [ProfileID(1)])
+    try store.close()
+    let after = try DatabaseQueue(path: path)
+    let version = try await after.read { db in
+      try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'")
+    }
+    try after.close()
+    #expect(version == 12)
+  }
+
+  /// A writer restarted on the file links a browser to a device seen before the restart; an erased person's
+  /// sightings are gone (`SightingRestart`).
+  @Test func sightingsSurviveARestart() async throws {
+    let dir = try TempDir()
+    let path = dir.path("restart.sqlite")
+    var opened: [SQLiteStore] = []
+    let failures = try await SightingRestart.run {
+      if let last = opened.last { try last.close() }
+      let store = try SQLiteStore(path: path)
+      opened.append(store)
+      return store
+    }
+    try opened.last?.close()
+    report(failures)
+    #expect(failures == [])
   }
 
   @Test func migrationToV9MovesTheJournal() async throws {

@@ -187,7 +187,7 @@ public final class StageGraph: Sendable {
     let seq = BatchNumbers()
     var identity = IdentityResolver(
       config: config, identity: state.identity, traits: state.restored.traits, now: options.now,
-      separations: state.separations, suppressed: state.suppressed, partitions: n)
+      separations: state.separations, suppressed: state.suppressed, sightings: state.sightings, partitions: n)
     identity.epoch = state.epoch
     let wallClock: @Sendable () -> Timestamp = { Timestamp(Date()) }
     let clock = options.liveClock ? wallClock : nil

@@ -38,6 +38,9 @@ public struct IdentityResolver: Sendable {
   var handoffs: UInt64 = 0
   /// The open transaction.
   public internal(set) var part: IdentityPart
+  /// Profiles whose device-signal sightings the open transaction changed (seen, merged): their stored
+  /// sightings are written whole at the cut.
+  var sightingsChanged: Set<ProfileID> = []
   /// Per partition, the ops not yet handed over, and how many events they hold.
   var ops: [[ProfileOp]]
   var opEvents: [Int]
@@ -45,7 +48,7 @@ public struct IdentityResolver: Sendable {
   public init(
     config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(),
     traits: [ProfileID: [String: TraitState]] = [:], now: Timestamp? = nil, separations: [Separation] = [],
-    suppressed: Set<String> = [], partitions: Int = 1
+    suppressed: Set<String> = [], sightings: [SightingRecord] = [], partitions: Int = 1
   ) {
     self.suppressed = suppressed
     self.graph = identity.graph(rules: Resolver.kindRules(config))
@@ -67,7 +70,13 @@ public struct IdentityResolver: Sendable {
         let kept = t.filter { inputs.contains($0.key) }
         if !kept.isEmpty { matchTraits[p] = kept }
       }
-      for p in Set(graph.members.keys).union(matchTraits.keys).sorted() where graph.canonical(p) == p {
+      // The stored sightings of live profiles (rows of profiles merged or erased since are gone already).
+      var sighted: Set<ProfileID> = []
+      for r in sightings where graph.canonical(r.profile) == r.profile {
+        matcher.restoreSightings(r.profile, r.sightings.map { ($0.signals, $0.last) })
+        sighted.insert(r.profile)
+      }
+      for p in Set(graph.members.keys).union(matchTraits.keys).union(sighted).sorted() where graph.canonical(p) == p {
         matcher.index(p, values: values(of: p))
       }
     }
@@ -250,8 +259,9 @@ public struct IdentityResolver: Sendable {
           let o = Observation(value: value, source: event.source, eventID: event.id, timestamp: event.timestamp)
           matchTraits[r.profile, default: [:]][trait] = policy(for: trait).add(o, to: matchTraits[r.profile]?[trait])
         }
-        let sighted =
-          !signals.isEmpty && keepsSignals(of: r.profile) && matcher.sight(r.profile, signals, at: event.timestamp)
+        let sees = !signals.isEmpty && keepsSignals(of: r.profile)
+        if sees { sightingsChanged.insert(r.profile) }
+        let sighted = sees && matcher.sight(r.profile, signals, at: event.timestamp)
         if r.created || !r.merges.isEmpty || sighted || matcher.matters(event.traits.keys)
           || matcher.matters(r.attached.map(\.kind))
         {
@@ -291,7 +301,30 @@ public struct IdentityResolver: Sendable {
         }
       }
       matcher.merged(m.absorbed, into: m.survivor)
+      if matcher.readsSignals {
+        sightingsChanged.insert(m.absorbed)
+        sightingsChanged.insert(m.survivor)
+      }
     }
+  }
+
+  /// The stored sightings of the profiles the open transaction changed, each written whole (a profile merged
+  /// away has none), and those pruned that expired before the newest event resolved. Event time, not the
+  /// evaluation clock: sightings are measured from events, so a backfill run with `--now` today keeps what
+  /// the next run over the store still needs, as a run that never stopped would.
+  mutating func writeSightings(into commit: inout CommitBatch) {
+    guard matcher.readsSignals else { return }
+    let keep = matcher.sightingsKept.microseconds
+    for p in sightingsChanged.sorted() {
+      let list = graph.canonical(p) == p ? matcher.storedSightings(p) : []
+      let newest = list.first?.last.microseconds ?? 0
+      commit.sightings.append(
+        SightingRecord(
+          profile: p, sightings: list.map { StoredSighting(signals: $0.signals, last: $0.last) },
+          expires: Timestamp(microseconds: newest + keep)))
+    }
+    sightingsChanged = []
+    commit.sightingsExpireBefore = highWater
   }
 
   /// Tells a profile's partition which identifiers it holds now.
@@ -354,6 +387,7 @@ public struct IdentityResolver: Sendable {
     var done = part
     done.commit.epoch = epoch
     done.commit.reconcile(with: graph)
+    writeSightings(into: &done.commit)
     done.profiles = graph.profileCount
     let when = currentClock
     var batches: [PartitionBatch] = []

@@ -71,7 +71,7 @@ public struct Resolver: Sendable {
   public init(config: PipelineConfig, state: PipelineState, now: Timestamp?) {
     var identity = IdentityResolver(
       config: config, identity: state.identity, traits: state.restored.traits, now: now,
-      separations: state.separations, suppressed: state.suppressed, partitions: 1)
+      separations: state.separations, suppressed: state.suppressed, sightings: state.sightings, partitions: 1)
     identity.epoch = state.epoch
     self.identity = identity
     self.partition = ProfilePartition(index: 0, of: 1, config: config, restored: state.restored)
@@ -157,16 +157,20 @@ public struct PipelineState: Sendable {
   public var restored: RestoredState
   public var separations: [Separation]
   public var suppressed: Set<String>
+  /// Profiles' recent device-signal sightings (read only when a rule compares device signals).
+  public var sightings: [SightingRecord]
   public var epoch: Int64?
 
   public init(
     identity: IdentitySnapshot = IdentitySnapshot(), restored: RestoredState = RestoredState(),
-    separations: [Separation] = [], suppressed: Set<String> = [], epoch: Int64? = nil
+    separations: [Separation] = [], suppressed: Set<String> = [], sightings: [SightingRecord] = [],
+    epoch: Int64? = nil
   ) {
     self.identity = identity
     self.restored = restored
     self.separations = separations
     self.suppressed = suppressed
+    self.sightings = sightings
     self.epoch = epoch
   }
 
@@ -178,9 +182,11 @@ public struct PipelineState: Sendable {
     let restored = RestoredState(
       config: config, traits: try await store.loadTraits(), computed: try await store.loadComputed(),
       memberships: try await store.loadMemberships(), identity: identity)
+    let readsSignals = config.probabilistic.contains { $0.signals != nil }
     return PipelineState(
       identity: identity, restored: restored, separations: try await store.loadSeparations(),
-      suppressed: try await store.loadSuppressions(), epoch: epoch)
+      suppressed: try await store.loadSuppressions(), sightings: readsSignals ? try await store.loadSightings() : [],
+      epoch: epoch)
   }
 }
 
