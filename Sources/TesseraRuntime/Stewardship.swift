@@ -55,9 +55,10 @@ public enum Stewardship {
 
   /// Records a reviewer's decision on links waiting for review; refuses (storing nothing) when one is not.
   public static func decide(_ ids: [Int64], _ status: MatchLinkRecord.Status, store: any Store) async throws {
-    let waiting = Set(try await store.matchLinks(status: .review, limit: .max).map(\.id))
-    if let id = ids.first(where: { !waiting.contains($0) }) {
-      throw Refusal("link \(id) is not waiting for review; `tessera review` lists those that are")
+    for id in ids {
+      guard try await store.matchLink(id: id)?.status == .review else {
+        throw Refusal("link \(id) is not waiting for review; `tessera review` lists those that are")
+      }
     }
     var batch = CommitBatch()
     batch.linkStatus = ids.map { LinkStatusChange($0, to: status) }

@@ -159,8 +159,8 @@ func report(_ failures: [String]) {
     #expect(version == SQLiteStore.schemaVersion)
     let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11"])
-    #expect(SQLiteStore.schemaVersion == 11)
+    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12"])
+    #expect(SQLiteStore.schemaVersion == 12)
     // Opening again is fine and changes nothing.
     try SQLiteStore(path: path).close()
     try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
