@@ -120,7 +120,13 @@ public enum Stewardship {
     _ a: Side, _ b: Side, rule: ProbabilisticRule, config: PipelineConfig, model: MatchModel? = nil
   ) -> Explanation {
     let model = model ?? MatchModel(rule: rule)
-    var builder = RecordSetBuilder(model: model, rule: rule, config: config)
+    return explain(a, b, model: model, template: RecordSetBuilder(model: model, rule: rule, config: config))
+  }
+
+  /// `explain` with the rule's model and an empty builder made once for many pairs (a page of the review queue):
+  /// making them costs more than comparing one pair.
+  public static func explain(_ a: Side, _ b: Side, model: MatchModel, template: RecordSetBuilder) -> Explanation {
+    var builder = template
     builder.append(id: a.id, value: a.value)
     builder.append(id: b.id, value: b.value)
     return Explanation(model: model, records: builder.finish(), 0, 1)

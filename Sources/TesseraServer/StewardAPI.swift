@@ -187,6 +187,8 @@ struct StewardAPI: Sendable {
     let descending = q.get("sort") != "asc"
     let links = try await store.matchLinks(status: wanted, descending: descending, after: after, limit: limit + 1)
     var items: [Value] = []
+    // Each rule's model and empty record builder, made once for the page.
+    var explainers: [String: (model: MatchModel, template: RecordSetBuilder)] = [:]
     for l in links.prefix(limit) {
       var item: [String: Value] = [
         "id": .int(l.id), "rule": .string(l.rule), "profile": .string(l.profile.description),
@@ -197,9 +199,16 @@ struct StewardAPI: Sendable {
       if l.status == .review, let rule = config.probabilistic.first(where: { $0.name == l.rule }),
         let a = try await store.canonical(l.profile), let b = try await store.canonical(l.candidate)
       {
+        let explainer =
+          explainers[rule.name]
+          ?? {
+            let model = MatchModel(rule: rule)
+            return (model, RecordSetBuilder(model: model, rule: rule, config: config))
+          }()
+        explainers[rule.name] = explainer
         let explanation = Stewardship.explain(
-          try await Stewardship.side(of: a, in: store), try await Stewardship.side(of: b, in: store), rule: rule,
-          config: config)
+          try await Stewardship.side(of: a, in: store), try await Stewardship.side(of: b, in: store),
+          model: explainer.model, template: explainer.template)
         item["comparison"] = explanation.value
       }
       items.append(.map(item))

@@ -23,6 +23,8 @@ enum ConsoleBench {
     var rebuild = false
     /// The `tessera` executable to serve with (default: the one next to this executable).
     var binary: String?
+    /// Serve this copy of the store instead (the same rows at an older schema, for an older `tessera`).
+    var serveStore: String?
   }
 
   static let token = "console-bench-token"
@@ -65,7 +67,7 @@ enum ConsoleBench {
       ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tessera")
       .path
     try await serveAndMeasure(
-      binary: binary, pipeline: pipelinePath, store: storePath, samples: samples, requests: o.requests)
+      binary: binary, pipeline: pipelinePath, store: o.serveStore ?? storePath, samples: samples, requests: o.requests)
   }
 
   // MARK: inputs
@@ -81,23 +83,23 @@ enum ConsoleBench {
     }
     let text =
       try PipelineBench.retail(dir: dir, activation: true) + """
-        site:
-          kind: http
-          write_key: console-bench-key
-      destinations:
-        audience:
-          kind: webhook
-          url: http://127.0.0.1:9/audience
-          on: segment_changes
-          payload: { profile: profile.id, segment: change.segment, entered: change.entered }
-        orders:
-          kind: webhook
-          url: http://127.0.0.1:9/orders
-          on: events
-          where: event == "Order Completed"
-          payload: { profile: profile.id, sku: properties.sku, revenue: properties.revenue }
+          site:
+            kind: http
+            write_key: console-bench-key
+        destinations:
+          audience:
+            kind: webhook
+            url: http://127.0.0.1:9/audience
+            on: segment_changes
+            payload: { profile: profile.id, segment: change.segment, entered: change.entered }
+          orders:
+            kind: webhook
+            url: http://127.0.0.1:9/orders
+            on: events
+            where: event == "Order Completed"
+            payload: { profile: profile.id, sku: properties.sku, revenue: properties.revenue }
 
-      """
+        """
     let path = dir + "/console.yaml"
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     return path
@@ -247,7 +249,10 @@ enum ConsoleBench {
       child.waitUntilExit()
     }
     let port = try await listeningPort(err.fileHandleForReading)
-    print(String(format: "serve: listening after %.1f s (pid %d)", seconds(ContinuousClock.now - opened), child.processIdentifier))
+    print(
+      String(
+        format: "serve: listening after %.1f s (pid %d)", seconds(ContinuousClock.now - opened), child.processIdentifier
+      ))
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
     do {
       let m = Measurer(client: client, base: "http://127.0.0.1:\(port)")
@@ -286,6 +291,11 @@ enum ConsoleBench {
 
   static func seconds(_ d: Duration) -> Double { PipelineBench.seconds(d) }
 
+  struct Failed: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+  }
+
   /// Times GET calls; records per call label and per page (the calls a page makes one after another).
   final class Measurer: Sendable {
     let client: HTTPClient
@@ -313,11 +323,13 @@ enum ConsoleBench {
       let body = try await response.body.collect(upTo: 64 << 20)
       let ms = ConsoleBench.seconds(ContinuousClock.now - start) * 1000
       guard response.status == .ok else {
-        fatalError("\(path): HTTP \(response.status.code) \(String(buffer: body).prefix(300))")
+        // Thrown, not fatal: the server child is stopped on the way out.
+        throw Failed(message: "\(path): HTTP \(response.status.code) \(String(buffer: body).prefix(300))")
       }
       record(label, ms)
       return body.withUnsafeReadableBytes { raw in
-        try? JSON.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
+        try? JSON.parse(
+          UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
       }
     }
 
@@ -381,7 +393,8 @@ enum ConsoleBench {
       let cursor = cursors[depths[i % depths.count]] ?? ""
       try await m.page("timeline 10,000 events, older page (2, 10, 100, 399)") {
         try await m.get(
-          "GET /v1/profiles/{heavy}/events?limit=25&cursor=…", "/v1/profiles/\(heavy)/events?limit=25&cursor=\(cursor)")
+          "GET /v1/profiles/{heavy}/events?limit=25&cursor=…",
+          "/v1/profiles/\(heavy)/events?limit=25" + (cursor.isEmpty ? "" : "&cursor=\(cursor)"))
       }
       try await m.page("timeline 10,000 events filtered by type") {
         try await m.get(
@@ -393,7 +406,8 @@ enum ConsoleBench {
       }
       if let (live, absorbed) = s.heavyMerge {
         try await m.page("why: probabilistic merge of the 10,000-event profile") {
-          try await m.get("GET …/merges/{absorbed}/explanation (heavy)", "/v1/profiles/\(live)/merges/\(absorbed)/explanation")
+          try await m.get(
+            "GET …/merges/{absorbed}/explanation (heavy)", "/v1/profiles/\(live)/merges/\(absorbed)/explanation")
         }
       }
       if !s.probabilistic.isEmpty {
@@ -406,7 +420,8 @@ enum ConsoleBench {
         let (live, absorbed) = s.deterministic[i % s.deterministic.count]
         try await m.page("why: deterministic merge") {
           try await m.get(
-            "GET …/merges/{absorbed}/explanation (deterministic)", "/v1/profiles/\(live)/merges/\(absorbed)/explanation")
+            "GET …/merges/{absorbed}/explanation (deterministic)", "/v1/profiles/\(live)/merges/\(absorbed)/explanation"
+          )
         }
       }
       try await m.page("review queue (50 cards + threshold sliders)") {
@@ -422,7 +437,8 @@ enum ConsoleBench {
       let more = memberCursors[segment]?[[2, 20][i % 2]] ?? ""
       try await m.page("segment members, next page (More)") {
         try await m.get(
-          "GET /v1/segments/{name}/members?cursor=…", "/v1/segments/\(segment)/members?limit=50&cursor=\(more)")
+          "GET /v1/segments/{name}/members?cursor=…",
+          "/v1/segments/\(segment)/members?limit=50" + (more.isEmpty ? "" : "&cursor=\(more)"))
       }
       try await m.page("pipeline") { try await m.get("GET /v1/pipeline", "/v1/pipeline") }
       try await m.page("deliveries") { try await m.get("GET /v1/deliveries", "/v1/deliveries") }
@@ -430,16 +446,18 @@ enum ConsoleBench {
     m.report()
   }
 
-  /// The cursors of pages `pages` (page 1 has none) of a paged call, following next_cursor from the first page.
+  /// The cursors of pages `pages` (page 1 has none) of a paged call, following next_cursor from the first page; a
+  /// page past the last gets the last page's cursor.
   static func walk(_ m: Measurer, _ path: String, pages: [Int]) async throws -> [Int: String] {
     var out: [Int: String] = [:]
     var cursor = ""
     for page in 1...(pages.max() ?? 1) {
-      if pages.contains(page) { out[page] = cursor }
+      out[page] = cursor
       let r = try await m.get("(walk) next pages", path + (cursor.isEmpty ? "" : "&cursor=\(cursor)"))
       guard let next = string(r, "next_cursor") else { break }
       cursor = next
     }
-    return out
+    let last = out.keys.max() ?? 1
+    return Dictionary(uniqueKeysWithValues: pages.map { ($0, out[min($0, last)] ?? "") })
   }
 }

@@ -179,6 +179,8 @@ if what == "console" {
   o.requests = option("--requests", o.requests)
   o.rebuild = args.contains("--rebuild")
   if let i = args.firstIndex(of: "--tessera"), i + 1 < args.count { o.binary = args[i + 1] }
+  if let i = args.firstIndex(of: "--serve-store"), i + 1 < args.count { o.serveStore = args[i + 1] }
+
   try await ConsoleBench.run(o)
 }
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
