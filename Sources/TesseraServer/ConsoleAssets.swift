@@ -422,9 +422,12 @@ enum ConsoleAssets {
       }
 
       // ---- review ----
+      // Cards a page: each compares two profiles field by field (six store reads on the server), so a page of 20
+      // keeps the server's time well under 100 ms; More brings the next 20.
+      const REVIEW_PAGE = 20;
       async function reviewView() {
         const order = sessionStorage.getItem('review-order') || 'desc';
-        const r = await api('GET', '/v1/review?limit=50&sort=' + order);
+        const r = await api('GET', '/v1/review?limit=' + REVIEW_PAGE + '&sort=' + order);
         const sort = el('select', { id: 'review-sort', 'aria-label': 'Order',
           onchange: () => { sessionStorage.setItem('review-order', sort.value); reviewView(); } },
           el('option', { value: 'desc', selected: order === 'desc' }, 'most probable first'),
@@ -439,11 +442,11 @@ enum ConsoleAssets {
             el('button', { type: 'button', class: 'primary confirm', onclick: () => decide(l, 'confirm') }, 'Confirm: same person'),
             el('button', { type: 'button', class: 'reject', onclick: () => decide(l, 'reject') }, 'Reject: different people')));
         const cards = el('div', { id: 'review-cards' }, ...r.items.map(card));
-        // The next 50 from where this page ended (the server reads a page from its index, never the whole queue).
+        // The next page from where this one ended (the server reads a page from its index, never the whole queue).
         let cursor = r.next_cursor;
         const more = el('button', { type: 'button', id: 'review-more', hidden: !cursor, onclick: async () => {
           try {
-            const next = await api('GET', `/v1/review?limit=50&sort=${order}&cursor=${encodeURIComponent(cursor)}`);
+            const next = await api('GET', `/v1/review?limit=${REVIEW_PAGE}&sort=${order}&cursor=${encodeURIComponent(cursor)}`);
             cards.append(...next.items.map(card));
             cursor = next.next_cursor;
             more.hidden = !cursor;

@@ -424,8 +424,11 @@ enum ConsoleBench {
           )
         }
       }
-      try await m.page("review queue (50 cards + threshold sliders)") {
-        try await m.get("GET /v1/review?limit=50&sort=desc", "/v1/review?limit=50&sort=\(i % 2 == 0 ? "desc" : "asc")")
+      try await m.page("review queue (20 cards + threshold sliders)") {
+        try await m.get("GET /v1/review?limit=20", "/v1/review?limit=20&sort=\(i % 2 == 0 ? "desc" : "asc")")
+      }
+      try await m.page("review queue, 50 cards (the API's default page)") {
+        try await m.get("GET /v1/review?limit=50", "/v1/review?limit=50&sort=\(i % 2 == 0 ? "desc" : "asc")")
       }
       try await m.page("segments") { try await m.get("GET /v1/segments", "/v1/segments") }
       let segment = s.segments[i % s.segments.count]
