@@ -26,6 +26,7 @@ let package = Package(
         .product(name: "TesseraRuntime", package: "Tessera"),
         .product(name: "TesseraConnectors", package: "Tessera"),
         .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
       ]
     ),
     // Outbox → webhook delivery throughput, with a healthy and a failing receiver.

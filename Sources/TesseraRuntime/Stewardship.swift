@@ -55,9 +55,10 @@ public enum Stewardship {
 
   /// Records a reviewer's decision on links waiting for review; refuses (storing nothing) when one is not.
   public static func decide(_ ids: [Int64], _ status: MatchLinkRecord.Status, store: any Store) async throws {
-    let waiting = Set(try await store.matchLinks(status: .review, limit: .max).map(\.id))
-    if let id = ids.first(where: { !waiting.contains($0) }) {
-      throw Refusal("link \(id) is not waiting for review; `tessera review` lists those that are")
+    for id in ids {
+      guard try await store.matchLink(id: id)?.status == .review else {
+        throw Refusal("link \(id) is not waiting for review; `tessera review` lists those that are")
+      }
     }
     var batch = CommitBatch()
     batch.linkStatus = ids.map { LinkStatusChange($0, to: status) }
@@ -119,7 +120,13 @@ public enum Stewardship {
     _ a: Side, _ b: Side, rule: ProbabilisticRule, config: PipelineConfig, model: MatchModel? = nil
   ) -> Explanation {
     let model = model ?? MatchModel(rule: rule)
-    var builder = RecordSetBuilder(model: model, rule: rule, config: config)
+    return explain(a, b, model: model, template: RecordSetBuilder(model: model, rule: rule, config: config))
+  }
+
+  /// `explain` with the rule's model and an empty builder made once for many pairs (a page of the review queue):
+  /// making them costs more than comparing one pair.
+  public static func explain(_ a: Side, _ b: Side, model: MatchModel, template: RecordSetBuilder) -> Explanation {
+    var builder = template
     builder.append(id: a.id, value: a.value)
     builder.append(id: b.id, value: b.value)
     return Explanation(model: model, records: builder.finish(), 0, 1)

@@ -321,6 +321,16 @@ extension SQLiteStore {
           UPDATE meta SET value = 12 WHERE key = 'schema_version';
           """)
     }
+    // v13: the console's pages (issue 20): the review queue by probability and the threshold counts per rule,
+    // each from an index instead of every link.
+    m.registerMigration("v13") { db in
+      try db.execute(
+        sql: """
+          CREATE INDEX match_links_by_probability ON match_links (status, probability, id);
+          CREATE INDEX match_links_rule_probability ON match_links (rule, probability);
+          UPDATE meta SET value = 13 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }

@@ -422,37 +422,57 @@ enum ConsoleAssets {
       }
 
       // ---- review ----
+      // Cards a page: each compares two profiles field by field (six store reads on the server), so a page of 20
+      // keeps the server's time well under 100 ms; More brings the next 20.
+      const REVIEW_PAGE = 20;
       async function reviewView() {
         const order = sessionStorage.getItem('review-order') || 'desc';
-        const r = await api('GET', '/v1/review?limit=50&sort=' + order);
+        const r = await api('GET', '/v1/review?limit=' + REVIEW_PAGE + '&sort=' + order);
         const sort = el('select', { id: 'review-sort', 'aria-label': 'Order',
           onchange: () => { sessionStorage.setItem('review-order', sort.value); reviewView(); } },
           el('option', { value: 'desc', selected: order === 'desc' }, 'most probable first'),
           el('option', { value: 'asc', selected: order === 'asc' }, 'least probable first'));
         const sliders = r.rules.map((rule) => thresholdSlider(rule));
-        const cards = r.items.map((l) => el('article', { class: 'card link', 'data-link': l.id },
+        const card = (l) => el('article', { class: 'card link', 'data-link': l.id },
           el('div', { class: 'row' }, el('strong', {}, `Link ${l.id}`), `rule ${l.rule}`,
             `probability ${Number(l.probability).toFixed(6)}`, `weight ${Number(l.match_weight).toFixed(2)}`,
             profileLink(l.profile), '↔', profileLink(l.candidate)),
           l.comparison ? comparisonTable(l.comparison) : el('p', { class: 'muted' }, 'one side is gone'),
           el('div', { class: 'actions' },
             el('button', { type: 'button', class: 'primary confirm', onclick: () => decide(l, 'confirm') }, 'Confirm: same person'),
-            el('button', { type: 'button', class: 'reject', onclick: () => decide(l, 'reject') }, 'Reject: different people'))));
+            el('button', { type: 'button', class: 'reject', onclick: () => decide(l, 'reject') }, 'Reject: different people')));
+        const cards = el('div', { id: 'review-cards' }, ...r.items.map(card));
+        // The next page from where this one ended (the server reads a page from its index, never the whole queue).
+        let cursor = r.next_cursor;
+        const more = el('button', { type: 'button', id: 'review-more', hidden: !cursor, onclick: async () => {
+          try {
+            const next = await api('GET', `/v1/review?limit=${REVIEW_PAGE}&sort=${order}&cursor=${encodeURIComponent(cursor)}`);
+            cards.append(...next.items.map(card));
+            cursor = next.next_cursor;
+            more.hidden = !cursor;
+          } catch (e) { say(e.message, 'error'); }
+        } }, 'More');
         show('Review queue', el('p', {}, `${r.total} candidate link${r.total === 1 ? '' : 's'} between review and merge. `, sort),
-          ...sliders, ...(cards.length ? cards : [el('p', { class: 'muted', id: 'review-empty' }, 'Nothing to review.')]));
+          ...sliders, ...(r.items.length ? [cards, more] : [el('p', { class: 'muted', id: 'review-empty' }, 'Nothing to review.')]));
       }
 
-      // How many stored links would merge at another threshold (what `tessera tune` counts against the current one).
+      // How many stored links would merge at another threshold (what `tessera tune` counts against the current one),
+      // from the server's histogram: per bucket of width 1/buckets (the slider's step), how many links fall in it.
       function thresholdSlider(rule) {
         const out = el('output', { id: `at-${rule.name}` });
         const input = el('input', { type: 'range', min: '0.5', max: '0.9999', step: '0.0001', value: String(rule.merge),
           id: `threshold-${rule.name}`, 'aria-label': `Merge threshold of ${rule.name}` });
-        const now = rule.probabilities.filter((p) => p >= rule.merge).length;
+        const buckets = rule.histogram.buckets;
+        const atLeast = (t) => {
+          const k = Math.ceil(t * buckets - 1e-6);
+          return rule.histogram.counts.reduce((n, [b, c]) => (b >= k ? n + c : n), 0);
+        };
+        const now = atLeast(rule.merge);
         function update() {
           const t = Number(input.value);
-          const n = rule.probabilities.filter((p) => p >= t).length;
+          const n = atLeast(t);
           const d = n - now;
-          out.textContent = `At merge ${t.toFixed(4)}: ${n} of ${rule.probabilities.length} links would merge ` +
+          out.textContent = `At merge ${t.toFixed(4)}: ${n} of ${rule.links} links would merge ` +
             `(${d === 0 ? 'no change' : (d > 0 ? d + ' more' : -d + ' fewer')} than at the current ${rule.merge}).`;
         }
         input.addEventListener('input', update);

@@ -90,8 +90,9 @@ struct ProfileAPI: Sendable {
     return found
   }
 
-  /// `limit` and `cursor` (an opaque offset) of a paginated call.
-  func page(_ request: Request) throws -> (limit: Int, offset: Int) {
+  /// `limit` and `cursor` (an opaque offset) of a paginated call; with `cursor: false` the caller reads the
+  /// cursor (a position of its own) and the offset is 0.
+  func page(_ request: Request, cursor: Bool = true) throws -> (limit: Int, offset: Int) {
     let q = request.uri.queryParameters
     var limit = Self.defaultPage
     if let l = q.get("limit") {
@@ -102,7 +103,7 @@ struct ProfileAPI: Sendable {
       limit = min(n, Self.maxPage)
     }
     var offset = 0
-    if let c = q.get("cursor") {
+    if cursor, let c = q.get("cursor") {
       guard let n = Int(c), n >= 0 else {
         throw APIError(
           status: .badRequest, code: "bad_parameter", message: "`cursor` is not one this API gave out: `\(c)`")
@@ -214,32 +215,29 @@ struct ProfileAPI: Sendable {
     return .map(out)
   }
 
-  /// Newest first, optionally of one `source` and one `type`. The store answers "the newest N", so a page is cut
-  /// from the newest offset + limit + 1 (filtered pages read up to `maxFiltered` events).
+  /// Newest first, optionally of one `source` and one `type`, a page at a time from the store's index: the cursor
+  /// is where the previous page ended, so a deep page costs what the first does.
   func events(_ id: ProfileID, _ request: Request) async throws -> Response {
-    let (limit, offset) = try page(request)
+    let (limit, _) = try page(request, cursor: false)
     let q = request.uri.queryParameters
     let source = q.get("source").flatMap { $0.isEmpty ? nil : $0 }
     let type = q.get("type").flatMap { $0.isEmpty ? nil : $0 }
-    var rows: [StoredEvent]
-    if source == nil && type == nil {
-      rows = try await store.events(of: id, limit: offset + limit + 1)
-    } else {
-      rows = try await store.events(of: id, limit: Self.maxFiltered).filter {
-        (source == nil || $0.event.source == source) && (type == nil || $0.event.type == type)
-      }
+    var cursor: TimelineCursor?
+    if let c = q.get("cursor") {
+      guard let parsed = TimelineCursor(text: c) else { throw Self.badCursor(c) }
+      cursor = parsed
     }
-    let items = rows.dropFirst(offset).prefix(limit)
-    let more = rows.count > offset + limit
+    let page = try await store.timeline(of: id, source: source, type: type, cursor: cursor, limit: limit)
     return JSONResponse.make(
       .map([
-        "profile_id": .string(id.description), "items": .list(items.map(eventJSON)),
-        "next_cursor": more ? .string(String(offset + limit)) : .null,
+        "profile_id": .string(id.description), "items": .list(page.events.map(eventJSON)),
+        "next_cursor": page.next.map { .string($0.text) } ?? .null,
       ]))
   }
 
-  /// The newest events a filtered timeline looks through.
-  static let maxFiltered = 100_000
+  static func badCursor(_ text: String) -> APIError {
+    APIError(status: .badRequest, code: "bad_parameter", message: "`cursor` is not one this API gave out: `\(text)`")
+  }
 
   func segments() async throws -> Response {
     let counts = try await store.segmentCounts()
@@ -261,15 +259,22 @@ struct ProfileAPI: Sendable {
         status: .notFound, code: "segment_not_found",
         message: "the pipeline declares no segment `\(name)`; GET /v1/segments lists them")
     }
-    let (limit, offset) = try page(request)
-    let all = try await store.members(of: name)
-    let items = all.dropFirst(offset).prefix(limit)
+    let (limit, _) = try page(request, cursor: false)
+    var after: ProfileID?
+    if let c = request.uri.queryParameters.get("cursor") {
+      guard let parsed = ProfileID(parsing: c) else { throw Self.badCursor(c) }
+      after = parsed
+    }
+    // One more than the page tells whether another follows.
+    let rows = try await store.members(of: name, after: after, limit: limit + 1)
+    let items = rows.prefix(limit)
+    let total = try await store.memberCount(of: name)
     return JSONResponse.make(
       .map([
-        "segment": .string(name), "total": .int(Int64(all.count)),
+        "segment": .string(name), "total": .int(Int64(total)),
         "items": .list(
           items.map { .map(["profile_id": .string($0.profile.description), "since": .timestamp($0.since)]) }),
-        "next_cursor": all.count > offset + limit ? .string(String(offset + limit)) : .null,
+        "next_cursor": rows.count > limit ? items.last.map { .string($0.profile.description) } ?? .null : .null,
       ]))
   }
 

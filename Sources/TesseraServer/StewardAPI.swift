@@ -110,18 +110,25 @@ struct StewardAPI: Sendable {
       "score": .double(m.score), "at": .timestamp(m.at),
     ]
     if let rule = config.probabilistic.first(where: { $0.name == m.rule }) {
-      let events = try await store.events(of: live, limit: ProfileAPI.maxFiltered)
-      func own(_ p: ProfileID) -> [Event] {
-        events.filter { $0.profile == p }.map { (try? profiles.reader.mapped($0.event)) ?? $0.event }
+      // Each side from the newest `explainEvents` events written for that profile itself: a bounded read
+      // whatever the size of the profile (the newest value of each field is what the side shows).
+      func own(_ p: ProfileID) async throws -> [Event] {
+        try await store.ownEvents(of: p, limit: Self.explainEvents).map {
+          (try? profiles.reader.mapped($0.event)) ?? $0.event
+        }
       }
       let explanation = Stewardship.explain(
-        Stewardship.side(of: m.absorbed, events: own(m.absorbed)),
-        Stewardship.side(of: m.survivor, events: own(m.survivor)), rule: rule, config: config)
+        Stewardship.side(of: m.absorbed, events: try await own(m.absorbed)),
+        Stewardship.side(of: m.survivor, events: try await own(m.survivor)), rule: rule, config: config)
       out["explanation"] = explanation.value
       out["thresholds"] = .map(["merge": .double(rule.merge), "review": .double(rule.review)])
+      out["events_read"] = .int(Int64(Self.explainEvents))
     }
     return JSONResponse.make(.map(out))
   }
+
+  /// How many of its own newest events each side of a merge's explanation reads.
+  static let explainEvents = 1000
 
   func unmerge(_ live: ProfileID, _ body: [String: Value]) async throws -> Response {
     guard let text = body["merge"]?.stringValue, let absorbed = ProfileID(parsing: text) else {
@@ -153,12 +160,14 @@ struct StewardAPI: Sendable {
 
   // MARK: review
 
-  /// Candidate links (`status`, default `review`), most probable first, each with its two profiles compared
-  /// field by field; and per probabilistic rule its thresholds and the probability of every stored link, so
-  /// the console can count how many would merge at another threshold.
+  /// Candidate links (`status`, default `review`), most probable first (`sort=asc`: least), a page at a time from
+  /// the store's index (the cursor is where the previous page ended), each with its two profiles compared field
+  /// by field; and per probabilistic rule its thresholds and how many stored links fall in each probability
+  /// bucket of width 1/`histogramBuckets`, so the console counts how many would merge at another threshold
+  /// without reading every link.
   func review(_ request: Request) async throws -> Response {
     let q = request.uri.queryParameters
-    let (limit, offset) = try profiles.page(request)
+    let (limit, _) = try profiles.page(request, cursor: false)
     let statusText = q.get("status") ?? "review"
     var wanted: MatchLinkRecord.Status?
     if statusText != "all" {
@@ -170,11 +179,17 @@ struct StewardAPI: Sendable {
       }
       wanted = s
     }
-    let all = try await store.matchLinks(status: nil, limit: .max)
-    var links = all.filter { wanted == nil || $0.status == wanted }
-    links.sort { q.get("sort") == "asc" ? $0.probability < $1.probability : $0.probability > $1.probability }
+    var after: LinkCursor?
+    if let c = q.get("cursor") {
+      guard let parsed = LinkCursor(text: c) else { throw ProfileAPI.badCursor(c) }
+      after = parsed
+    }
+    let descending = q.get("sort") != "asc"
+    let links = try await store.matchLinks(status: wanted, descending: descending, after: after, limit: limit + 1)
     var items: [Value] = []
-    for l in links.dropFirst(offset).prefix(limit) {
+    // Each rule's model and empty record builder, made once for the page.
+    var explainers: [String: (model: MatchModel, template: RecordSetBuilder)] = [:]
+    for l in links.prefix(limit) {
       var item: [String: Value] = [
         "id": .int(l.id), "rule": .string(l.rule), "profile": .string(l.profile.description),
         "candidate": .string(l.candidate.description), "event_id": .string(l.eventID),
@@ -184,25 +199,43 @@ struct StewardAPI: Sendable {
       if l.status == .review, let rule = config.probabilistic.first(where: { $0.name == l.rule }),
         let a = try await store.canonical(l.profile), let b = try await store.canonical(l.candidate)
       {
+        let explainer =
+          explainers[rule.name]
+          ?? {
+            let model = MatchModel(rule: rule)
+            return (model, RecordSetBuilder(model: model, rule: rule, config: config))
+          }()
+        explainers[rule.name] = explainer
         let explanation = Stewardship.explain(
-          try await Stewardship.side(of: a, in: store), try await Stewardship.side(of: b, in: store), rule: rule,
-          config: config)
+          try await Stewardship.side(of: a, in: store), try await Stewardship.side(of: b, in: store),
+          model: explainer.model, template: explainer.template)
         item["comparison"] = explanation.value
       }
       items.append(.map(item))
     }
+    let histogram = try await store.matchLinkHistogram(buckets: Self.histogramBuckets)
     let rules: [Value] = config.probabilistic.map { rule in
-      .map([
+      let buckets = (histogram[rule.name] ?? [:]).sorted { $0.key < $1.key }
+      return .map([
         "name": .string(rule.name), "merge": .double(rule.merge), "review": .double(rule.review),
-        "probabilities": .list(all.filter { $0.rule == rule.name }.map { .double($0.probability) }),
+        "links": .int(Int64(buckets.reduce(0) { $0 + $1.value })),
+        "histogram": .map([
+          "buckets": .int(Int64(Self.histogramBuckets)),
+          "counts": .list(buckets.map { .list([.int(Int64($0.key)), .int(Int64($0.value))]) }),
+        ]),
       ])
     }
+    let next = links.count > limit ? links.prefix(limit).last.map { Value.string(LinkCursor($0).text) } : nil
+    let total = try await store.matchLinkCount(status: wanted)
     return JSONResponse.make(
       .map([
-        "items": .list(items), "total": .int(Int64(links.count)), "rules": .list(rules),
-        "next_cursor": links.count > offset + limit ? .string(String(offset + limit)) : .null,
+        "items": .list(items), "total": .int(Int64(total)),
+        "rules": .list(rules), "next_cursor": next ?? .null,
       ]))
   }
+
+  /// The slider's resolution: probabilities are counted in buckets of 0.0001, its step.
+  static let histogramBuckets = 10_000
 
   /// Confirms (the two profiles merge now) or rejects (never proposed again) a link waiting for review.
   func decide(_ text: String, _ status: MatchLinkRecord.Status) async throws -> Response {
@@ -219,7 +252,7 @@ struct StewardAPI: Sendable {
         try await Stewardship.decide([id], status, store: store)
         return 0
       }
-      let link = try await store.matchLinks(status: nil, limit: .max).first { $0.id == id }
+      let link = try await store.matchLink(id: id)
       var survivor: ProfileID?
       if let link { survivor = try await store.canonical(link.candidate) }
       return JSONResponse.make(

@@ -4,7 +4,7 @@ import TesseraModel
 // Where Tessera keeps its state. The event log is the truth; profiles, identifiers and traits are derived from
 // it and written in the same transaction as the events that caused them. A store plays several roles, and
 // each user asks for the ones it needs: the pipeline's writer (`PipelineStore`), the readers of profiles
-// (`ProfileQueries`), the delivery engine (`OutboxStore`), processes sharing a store (`JournalStore`), and
+// (`ProfileQueries`, and a page at a time `PagedQueries`), the delivery engine (`OutboxStore`), processes sharing a store (`JournalStore`), and
 // the commands that change state outside the pipeline (`StoreMaintenance`).
 
 /// The event log and the records the sources rejected.
@@ -147,7 +147,7 @@ public protocol StoreMaintenance: Sendable {
 }
 
 /// A store in every role: what the SQLite, PostgreSQL and in-memory stores are.
-public protocol Store: PipelineStore, ProfileQueries, OutboxStore, JournalStore, StoreMaintenance {}
+public protocol Store: PipelineStore, ProfileQueries, PagedQueries, OutboxStore, JournalStore, StoreMaintenance {}
 
 extension JournalStore {
   /// The oldest journaled events not yet resolved, at most `limit`.

@@ -219,6 +219,82 @@ struct ConsoleTests {
     try await h.stop()
   }
 
+  /// The console's pages read a page at a time (issue 20's performance point): the timeline, segment members and
+  /// the review queue follow cursors of their own, and the threshold slider counts from a histogram.
+  @Test("timeline, members and review a page at a time; the slider's histogram counts every link")
+  func pagesOverHTTP() async throws {
+    let h = try await Harness.start(pipeline: Self.pipeline())
+    try await Self.identify(
+      h, "r-1", user: "u1", traits: #"{"first_name": "Katherine", "last_name": "Lindqvist", "dob": "1990-07-21"}"#)
+    // Three candidate links: two at one probability (first name and birth date), one lower (last name, not first).
+    try await Self.identify(h, "r-2", anonymous: "anon-2", traits: #"{"first_name": "Katherine", "dob": "1990-07-21"}"#)
+    try await Self.identify(
+      h, "r-3", anonymous: "anon-3", traits: #"{"first_name": "Kate", "last_name": "Lindqvist", "dob": "1990-07-21"}"#)
+    try await Self.identify(h, "r-4", anonymous: "anon-4", traits: #"{"first_name": "Katherine", "dob": "1990-07-21"}"#)
+    // Seven events of u1, a minute apart.
+    let batch = (0..<7).map {
+      #"{"type":"track","messageId":"t-\#($0)","userId":"u1","event":"Viewed","timestamp":"2026-11-02T10:0\#($0):00Z"}"#
+    }
+    #expect(try await h.track("{\"batch\":[\(batch.joined(separator: ","))]}").status == 200)
+    let u1 = try #require(try await Self.profileID(h, "user_id:u1"))
+
+    // Timeline: newest first, three a page; page 2 holds the next three; a filter pages on its own.
+    func ids(_ a: HTTPAnswer) -> [String] { a["items"].list.compactMap { $0.lookup(["id"]).stringValue } }
+    let first = try await h.admin(.GET, "/v1/profiles/\(u1)/events?limit=3")
+    #expect(ids(first) == ["t-6", "t-5", "t-4"])
+    let c1 = try #require(first["next_cursor"].stringValue)
+    let second = try await h.admin(.GET, "/v1/profiles/\(u1)/events?limit=3&cursor=\(c1)")
+    #expect(ids(second) == ["t-3", "t-2", "t-1"])
+    let c2 = try #require(second["next_cursor"].stringValue)
+    let third = try await h.admin(.GET, "/v1/profiles/\(u1)/events?limit=3&cursor=\(c2)")
+    #expect(ids(third) == ["t-0", "r-1"])
+    #expect(third["next_cursor"] == .null)
+    let identifies = try await h.admin(.GET, "/v1/profiles/\(u1)/events?limit=3&type=identify")
+    #expect(ids(identifies) == ["r-1"])
+    #expect(identifies["next_cursor"] == .null)
+    #expect(try await h.admin(.GET, "/v1/profiles/\(u1)/events?cursor=12").status == 400)
+
+    // Members of `named` (all four have a first name) in profile order, three a page.
+    let m1 = try await h.admin(.GET, "/v1/segments/named/members?limit=3")
+    #expect(m1["total"] == .int(4))
+    #expect(m1["items"].listCount == 3)
+    let m2 = try await h.admin(.GET, "/v1/segments/named/members?limit=3&cursor=\(m1["next_cursor"].stringValue ?? "")")
+    #expect(m2["items"].listCount == 1)
+    #expect(m2["next_cursor"] == .null)
+    let members = (m1["items"].list + m2["items"].list).compactMap { $0.lookup(["profile_id"]).stringValue }
+    #expect(Set(members).count == 4)
+    #expect(members.compactMap { ProfileID(parsing: $0) } == members.compactMap { ProfileID(parsing: $0) }.sorted())
+    #expect(try await h.admin(.GET, "/v1/segments/named/members?cursor=nonsense").status == 400)
+
+    // Review: most probable first, ties by the later link first, two a page; least probable first the other way.
+    let r1 = try await h.admin(.GET, "/v1/review?limit=2")
+    #expect(r1["total"] == .int(3))
+    let p1 = r1["items"].list.compactMap { $0.lookup(["probability"]).doubleValue }
+    let r2 = try await h.admin(.GET, "/v1/review?limit=2&cursor=\(r1["next_cursor"].stringValue ?? "")")
+    #expect(r2["next_cursor"] == .null)
+    let p2 = r2["items"].list.compactMap { $0.lookup(["probability"]).doubleValue }
+    #expect(p1.count == 2 && p2.count == 1)
+    #expect(p1[0] == p1[1] && p1[1] > p2[0], "\(p1) \(p2)")
+    #expect(p1[0] > 0.98 && p1[0] < 0.99 && p2[0] > 0.9 && p2[0] < 0.95, "\(p1) \(p2)")
+    let linkIDs = (r1["items"].list + r2["items"].list).compactMap { $0.lookup(["id"]).doubleValue }
+    #expect(linkIDs[0] > linkIDs[1], "ties: the later link first")
+    let ascending = try await h.admin(.GET, "/v1/review?sort=asc")
+    #expect(ascending["items"].list.compactMap { $0.lookup(["id"]).doubleValue } == linkIDs.reversed())
+    // The histogram: every stored link of the rule in its bucket of 0.0001.
+    let rule = try #require(r1["rules"].list.first)
+    #expect(rule.lookup(["links"]) == .int(3))
+    #expect(rule.lookup(["histogram", "buckets"]) == .int(10_000))
+    var expected: [Value] = []
+    for (bucket, n) in Dictionary(grouping: p1 + p2, by: { Int(($0 * 10_000).rounded(.down)) }).sorted(by: {
+      $0.key < $1.key
+    }) {
+      expected.append(.list([.int(Int64(bucket)), .int(Int64(n.count))]))
+    }
+    #expect(rule.lookup(["histogram", "counts"]) == .list(expected))
+    #expect(try await h.admin(.GET, "/v1/review?cursor=3").status == 400)
+    try await h.stop()
+  }
+
   @Test(
     "review → compare → threshold → confirm: the profiles merge; segments and the pipeline drawn",
     .enabled(if: Browser.available, "\(Browser.missing)"))

@@ -34,6 +34,7 @@ public enum StoreSuite {
       ("replacing the derived state moves events, identifiers and traits, keeps aliases", replaceDerived),
       ("erasing a person removes the family and everything about it, and suppresses", erasePerson),
       ("device-signal sightings are replaced whole, merged away, pruned, erased and replayed", sightings),
+      ("pages: timeline, members, links by probability, histogram", pages),
     ] + outboxChecks + journalChecks
   }
 
@@ -745,6 +746,92 @@ public enum StoreSuite {
     separate.separations = [Separation(user, device), Separation(device, user)]
     try await store.commit(separate)
     f.expect(try await store.loadSeparations(), [Separation(device, user)], "loadSeparations")
+  }
+
+  /// The console's pages (`PagedQueries`): each page holds the right items, in order, and the cursor of one page
+  /// leads to the next without gaps or repeats; counts and the histogram match the stored rows.
+  static func pages(_ store: any Store, _ f: inout Failures) async throws {
+    // Profile 1 absorbs profile 2; 7 events between them at distinct times, two of them `page` views from `app`.
+    var b = CommitBatch()
+    b.newProfiles = [
+      NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(0)), NewProfile(p(3), createdAt: t(0)),
+    ]
+    b.events = (0..<7).map { (i: Int) -> StoredEvent in
+      let app = i % 3 == 0
+      let owner = i % 2 == 0 ? p(1) : p(2)
+      return event(
+        "e\(i)", source: app ? "app" : "web", type: app ? "page" : "track", at: t(Int64(10 + i)), profile: owner)
+    }
+    b.events.append(event("other", at: t(12), profile: p(3)))
+    b.merges = [
+      MergeRecord(survivor: p(1), absorbed: p(2), rule: "ids", evidence: [email], eventID: "e6", at: t(16), score: 1)
+    ]
+    b.segmentChanges = (1...3).map { SegmentChangeRecord(segment: "vip", profile: p($0), entered: true, at: t(20)) }
+    let links: [(Double, MatchLinkRecord.Status)] = [
+      (0.95, .review), (0.97, .review), (0.999, .joined), (0.95, .review), (0.91, .review),
+    ]
+    for (i, x) in links.enumerated() {
+      b.matchLinks.append(
+        MatchLinkRecord(
+          rule: i == 4 ? "other" : "person", profile: p(1), candidate: p(3), eventID: "e\(i)", probability: x.0,
+          weight: 1, status: x.1, at: t(30)))
+    }
+    try await store.commit(b)
+
+    // Timeline of the survivor (both profiles' events), newest first, 3 a page.
+    var seen: [String] = []
+    var cursor: TimelineCursor?
+    var pageCount = 0
+    repeat {
+      let page = try await store.timeline(of: p(2), source: nil, type: nil, cursor: cursor, limit: 3)
+      seen += page.events.map(\.event.id)
+      cursor = page.next
+      pageCount += 1
+    } while cursor != nil && pageCount < 10
+    f.expect(seen, ["e6", "e5", "e4", "e3", "e2", "e1", "e0"], "timeline pages, newest first")
+    f.expect(pageCount, 3, "timeline page count")
+    let second = try await store.timeline(
+      of: p(1), source: nil, type: nil,
+      cursor: try await store.timeline(of: p(1), source: nil, type: nil, cursor: nil, limit: 3).next, limit: 3)
+    f.expect(second.events.map(\.event.id), ["e3", "e2", "e1"], "timeline page 2")
+    let pagesOnly = try await store.timeline(of: p(1), source: "app", type: "page", cursor: nil, limit: 2)
+    f.expect(pagesOnly.events.map(\.event.id), ["e6", "e3"], "timeline filtered by source and type")
+    let rest = try await store.timeline(of: p(1), source: nil, type: "page", cursor: pagesOnly.next, limit: 2)
+    f.expect(rest.events.map(\.event.id), ["e0"], "filtered timeline page 2")
+    f.expect(rest.next == nil, true, "the last filtered page has no next")
+    f.expect(
+      try await store.timeline(of: p(1), source: "web", type: "page", cursor: nil, limit: 5).events.count, 0,
+      "no event of that source and type")
+    f.expect(try await store.ownEvents(of: p(2), limit: 10).map(\.event.id), ["e5", "e3", "e1"], "ownEvents")
+    f.expect(try await store.ownEvents(of: p(1), limit: 2).map(\.event.id), ["e6", "e4"], "ownEvents limit")
+
+    // Members in profile order after a cursor; the count.
+    f.expect(try await store.members(of: "vip", after: nil, limit: 2).map(\.profile), [p(1), p(2)], "members page 1")
+    f.expect(try await store.members(of: "vip", after: p(2), limit: 2).map(\.profile), [p(3)], "members page 2")
+    f.expect(try await store.memberCount(of: "vip"), 3, "memberCount")
+    f.expect(try await store.memberCount(of: "none"), 0, "memberCount of an unknown segment")
+
+    // Links by probability, ties by id, both ways; the cursor continues after the last link.
+    let byProbability = try await store.matchLinks(status: .review, descending: true, after: nil, limit: 2)
+    f.expect(byProbability.map(\.id), [2, 4], "review links, most probable first (ties: higher id first)")
+    let next = try await store.matchLinks(
+      status: .review, descending: true, after: byProbability.last.map(LinkCursor.init), limit: 10)
+    f.expect(next.map(\.id), [1, 5], "review links page 2")
+    f.expect(
+      try await store.matchLinks(status: .review, descending: false, after: nil, limit: 3).map(\.id), [5, 1, 4],
+      "least probable first")
+    f.expect(
+      try await store.matchLinks(status: nil, descending: true, after: nil, limit: 1).map(\.id), [3], "every status")
+    f.expect(try await store.matchLinkCount(status: .review), 4, "matchLinkCount(review)")
+    f.expect(try await store.matchLinkCount(status: nil), 5, "matchLinkCount(all)")
+    f.expect(
+      try await store.matchLink(id: 3).map(describe),
+      "#3 person prf_1~prf_3 e2 p=0.999 w=1.0 joined '' @\(t(30).microseconds)",
+      "matchLink(id:)")
+    f.expect(try await store.matchLink(id: 99) == nil, true, "matchLink of an unknown id")
+    let histogram = try await store.matchLinkHistogram(buckets: 100)
+    f.expect(histogram["person"] ?? [:], [95: 2, 97: 1, 99: 1], "histogram of person")
+    f.expect(histogram["other"] ?? [:], [91: 1], "histogram of other")
   }
 
   static func erasePerson(_ store: any Store, _ f: inout Failures) async throws {

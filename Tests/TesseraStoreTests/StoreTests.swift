@@ -166,8 +166,8 @@ func report(_ failures: [String]) {
     #expect(version == SQLiteStore.schemaVersion)
     let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12"])
-    #expect(SQLiteStore.schemaVersion == 12)
+    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13"])
+    #expect(SQLiteStore.schemaVersion == 13)
     // Opening again is fine and changes nothing.
     try SQLiteStore(path: path).close()
     try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
@@ -215,7 +215,7 @@ func report(_ failures: [String]) {
     }
   }
 
-  /// A store of schema 11 gains the sightings table, empty, and keeps its data.
+  /// A store of schema 11 gains the sightings table, empty, and the review indexes, and keeps its data.
   @Test func migrationToV12AddsSightings() async throws {
     let dir = try TempDir()
     let path = dir.path("v11.sqlite")
@@ -227,7 +227,9 @@ func report(_ failures: [String]) {
       try db.execute(
         sql: """
           DROP TABLE sightings;
-          DELETE FROM grdb_migrations WHERE identifier = 'v12';
+          DROP INDEX match_links_by_probability;
+          DROP INDEX match_links_rule_probability;
+          DELETE FROM grdb_migrations WHERE identifier IN ('v12', 'v13');
           UPDATE meta SET value = 11 WHERE key = 'schema_version';
           """)
     }
@@ -248,8 +250,12 @@ func report(_ failures: [String]) {
     let version = try await after.read { db in
       try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'")
     }
+    let indexes = try await after.read { db in
+      try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'match_links_%'")
+    }
     try after.close()
-    #expect(version == 12)
+    #expect(version == 13)
+    #expect(Set(indexes).isSuperset(of: ["match_links_by_probability", "match_links_rule_probability"]))
   }
 
   /// A writer restarted on the file links a browser to a device seen before the restart; an erased person's

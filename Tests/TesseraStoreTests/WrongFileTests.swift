@@ -80,7 +80,10 @@ import Testing
     let path = dir.path("newer.sqlite")
     try SQLiteStore(path: path).close()
     let queue = try DatabaseQueue(path: path)
-    try queue.write { db in try db.execute(sql: "UPDATE meta SET value = 13 WHERE key = 'schema_version'") }
+    let newer = SQLiteStore.schemaVersion + 1
+    try queue.write { db in
+      try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'schema_version'", arguments: [newer])
+    }
     try queue.close()
     for side in Self.sideFiles { try? FileManager.default.removeItem(atPath: path + side) }
     let error = try refused(path)
@@ -88,7 +91,7 @@ import Testing
       Issue.record("expected StoreError.schemaTooNew, got \(error)")
       return
     }
-    #expect(found == 13)
+    #expect(found == newer)
     #expect(supported == SQLiteStore.schemaVersion)
   }
 

@@ -21,8 +21,11 @@ enum EventGenerator {
     "Product Viewed", "Product Added", "Checkout Started", "Order Completed", "Newsletter Subscribed",
   ]
 
-  /// Writes `count` events to `path`; returns the file size in bytes.
-  static func write(count: Int, to path: String, seed: UInt64 = 42) throws -> Int {
+  /// Writes `count` events to `path`; returns the file size in bytes. With `people`, identify events also carry
+  /// a postcode and a birth date per person (one in ten with a typo in the date), which the retail rules'
+  /// probabilistic `person` rule blocks and compares on: devices of one person that share no identifier link by
+  /// probability, and namesakes in one postcode land in the review band.
+  static func write(count: Int, to path: String, seed: UInt64 = 42, people: Bool = false) throws -> Int {
     FileManager.default.createFile(atPath: path, contents: nil)
     guard let out = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteNoPermission) }
     defer { try? out.close() }
@@ -60,6 +63,7 @@ enum EventGenerator {
         ]
         if hasEmail { parts.append("\"email\":\"\(first.lowercased()).\(last.lowercased()).\(p)@example.com\"") }
         if hasPhone { parts.append("\"phone\":\"+1415\(String(format: "%07d", p % 10_000_000))\"") }
+        if people { parts += personTraits(p, noisy: rng.chance(0.1), &prng) }
         line += parts.joined(separator: ",") + "}"
       } else if type == "page" {
         line +=
@@ -81,6 +85,14 @@ enum EventGenerator {
     bytes += buffer.utf8.count
     out.write(Data(buffer.utf8))
     return bytes
+  }
+
+  /// A person's postcode (one of 4,000) and birth date, as identify traits; `noisy` shifts the day.
+  static func personTraits(_ p: Int, noisy: Bool, _ prng: inout SplitMix64) -> [String] {
+    let postcode = 10_000 + prng.int(0..<4000)
+    let day = prng.int(0..<(365 * 60))
+    let dob = Timestamp(microseconds: (Int64(day) - 365 * 20) * 86_400_000_000 + (noisy ? 86_400_000_000 * 3 : 0))
+    return ["\"postcode\":\"\(postcode)\"", "\"date_of_birth\":\"\(dob.iso8601.prefix(10))\""]
   }
 
   static let pipeline = """

@@ -170,4 +170,17 @@ if what == "pipeline", args.count > 1 {
     args[1], workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),
     memory: args.contains("--memory"))
 }
+if what == "console" {
+  // tessera-bench console [--events N] [--heavy N] [--requests N] [--rebuild] [--tessera PATH]: the console's
+  // server time per page on a store of N generated events plus one person with `heavy` events.
+  var o = ConsoleBench.Options()
+  o.events = option("--events", o.events)
+  o.heavy = option("--heavy", o.heavy)
+  o.requests = option("--requests", o.requests)
+  o.rebuild = args.contains("--rebuild")
+  if let i = args.firstIndex(of: "--tessera"), i + 1 < args.count { o.binary = args[i + 1] }
+  if let i = args.firstIndex(of: "--serve-store"), i + 1 < args.count { o.serveStore = args[i + 1] }
+
+  try await ConsoleBench.run(o)
+}
 print(String(format: "peak RSS: %.0f MiB", peakRSSMiB()))
