@@ -179,17 +179,6 @@ extension StreamingMatcher {
     }
   }
 
-  /// The profile's values joined with each combination it was seen with (non-expired at `at`, when given),
-  /// and, per timed column, when it was last seen with that record's value.
-  func sightingRecords(_ profile: ProfileID, _ values: [String: String], at: Timestamp? = nil) -> [(
-    values: [String: String], sighting: Sighting
-  )] {
-    let from = at.map { $0.microseconds - sightingKeep.microseconds } ?? .min
-    return (sightings[profile] ?? []).filter { $0.last.microseconds >= from }.map { s in
-      (values.merging(s.values) { _, signal in signal }, s)
-    }
-  }
-
   mutating func mergeSightings(_ absorbed: ProfileID, into survivor: ProfileID) {
     guard let gone = sightings.removeValue(forKey: absorbed) else { return }
     var all = (sightings[survivor] ?? []) + gone
@@ -304,7 +293,7 @@ extension StreamingMatcher {
 
 extension StreamingMatcher {
   /// Whether `profile` was last seen with the value of one of `timed`'s signals (by its folded hash) within
-  /// that signal's window of `at`, counting only sightings not expired at `at` (as `sightingRecords` does).
+  /// that signal's window of `at`, counting only sightings not expired at `at` (as scoring does).
   func seenRecently(_ profile: ProfileID, _ timed: [TimedValue], at: Timestamp) -> Bool {
     let from = at.microseconds - sightingKeep.microseconds
     let now = at.microseconds / 1_000_000

@@ -140,8 +140,10 @@ public struct StreamingMatcher: Sendable {
       // A rule on device signals reaches a profile through the keys of each combination it was seen with.
       var builder = rules[r].template
       var keys: [UInt64] = []
-      for record in sightingRecords(profile, values) {
-        for k in builder.keys(id: profile.description, value: { record.values[$0] }) where k != 0 && !keys.contains(k) {
+      // Each sighting's signals over the profile's values, read in place (as scoring joins them).
+      for s in sightings[profile] ?? [] {
+        for k in builder.keys(id: profile.description, value: { s.values[$0] ?? values[$0] })
+        where k != 0 && !keys.contains(k) {
           keys.append(k)
         }
       }
