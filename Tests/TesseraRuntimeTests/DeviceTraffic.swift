@@ -368,7 +368,7 @@ struct DeviceAccuracyTests {
       scored.append((l.probability, candidate.person == traffic.anonPerson[Int(anon)], anon))
     }
     var rows: [Row] = []
-    for t in [0.5, 0.8, 0.9, 0.95, 0.99, 0.999] {
+    for t in [0.5, 0.8, 0.9, 0.95, 0.99, 0.992, 0.994, 0.996, 0.998, 0.999] {
       let kept = scored.filter { $0.p >= t }
       let correct = kept.filter { $0.correct }
       rows.append(
