@@ -15,6 +15,8 @@ public struct MappedBatch: Sendable {
   /// Each event's device signals (`signals.*`), derived by the decode stage when some rule reads them; empty
   /// otherwise (the identity stage derives them then).
   public var signals: [[String: String]] = []
+  /// Of each event's signals, `StreamingMatcher.combination` (what tells a profile's sightings apart).
+  public var signalCombinations: [UInt64] = []
   /// How many records of the batch were rejected (they travel to the store apart from the events).
   public var rejectedCount = 0
   /// Answered once the batch is stored (a request of the tracking API waits for it).

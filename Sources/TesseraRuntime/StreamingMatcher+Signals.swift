@@ -112,12 +112,16 @@ extension StreamingMatcher {
 
   /// Records that `profile` was seen with these signals at `at`. Returns whether the profile's combinations
   /// changed (a new one, or one expired or pushed out), so it must be indexed again.
-  public mutating func sight(_ profile: ProfileID, _ signals: [String: String], at: Timestamp) -> Bool {
+  /// `combination` is `StreamingMatcher.combination(signals)` when the caller has it (the decode stage computes
+  /// it beside the signals, off the serial identity stage).
+  public mutating func sight(
+    _ profile: ProfileID, _ signals: [String: String], at: Timestamp, combination: UInt64? = nil
+  ) -> Bool {
     guard readsSignals, !signals.isEmpty else { return false }
     for name in frequencySignals {
       if let v = signals[name] { shared[name, default: SharedValues()].saw(v, profile, at: at, window: sharingWindow) }
     }
-    let h = Self.combination(signals)
+    let h = combination ?? Self.combination(signals)
     var list = sightings[profile] ?? []
     let before = list.count
     let expiry = at.microseconds - sightingKeep.microseconds
@@ -141,7 +145,7 @@ extension StreamingMatcher {
 
   /// A hash of a combination of signal values: equal combinations are equal texts in name order (the hash
   /// only tells the sightings of one profile apart, within one process).
-  static func combination(_ signals: [String: String]) -> UInt64 {
+  public static func combination(_ signals: [String: String]) -> UInt64 {
     var hasher = Hasher()
     for name in Self.signalKeys {
       hasher.combine(signals[name])

@@ -192,6 +192,7 @@ public struct IdentityResolver: Sendable {
       part.commit.events.reserveCapacity(max(needed, 2 * part.commit.events.capacity))
     }
     let derived = batch.signals.count == batch.events.count
+    let combined = derived && batch.signalCombinations.count == batch.events.count
     for (i, event) in batch.events.enumerated() {
       if !suppressed.isEmpty, event.identifiers.contains(where: { suppressed.contains(Suppression.hash($0)) }) {
         stats.suppressed += 1
@@ -261,7 +262,10 @@ public struct IdentityResolver: Sendable {
         }
         let sees = !signals.isEmpty && keepsSignals(of: r.profile)
         if sees { sightingsChanged.insert(r.profile) }
-        let sighted = sees && matcher.sight(r.profile, signals, at: event.timestamp)
+        let sighted =
+          sees
+          && matcher.sight(
+            r.profile, signals, at: event.timestamp, combination: combined ? batch.signalCombinations[i] : nil)
         if r.created || !r.merges.isEmpty || sighted || matcher.matters(event.traits.keys)
           || matcher.matters(r.attached.map(\.kind))
         {

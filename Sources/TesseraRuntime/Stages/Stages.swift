@@ -22,7 +22,10 @@ public struct DecodeStage: Stage {
       try Task.checkCancellation()
       var mapped = mapper.map(raw)
       mapped.numbered = true
-      if derivesSignals { mapped.signals = mapped.events.map { deriver.signals(of: $0.context) } }
+      if derivesSignals {
+        mapped.signals = mapped.events.map { deriver.signals(of: $0.context) }
+        mapped.signalCombinations = mapped.signals.map(StreamingMatcher.combination)
+      }
       let records = mapped.rejected
       mapped.rejectedCount = records.count
       mapped.rejected = []
