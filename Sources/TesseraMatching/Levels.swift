@@ -341,24 +341,20 @@ extension MatchModel.Comparison {
 
 extension MatchModel {
   /// The highest weight any pair can reach when comparison `c` weighs its agreements as shared by
-  /// `sharing[c]` profiles (`Comparison.weight(ofLevel:sharedBy:)`): the prior and each comparison's best
-  /// level (a missing value adds nothing). Nil when a term-frequency level could raise a weight.
-  public func weightBound(sharing: [Int: Int32]) -> Double? {
+  /// `sharing[c]` profiles (`Comparison.weight(ofLevel:sharedBy:)`) and, unless `sightingLevels`, no
+  /// `within N minutes|hours` level agrees: the prior and each comparison's best remaining level (a missing value
+  /// adds nothing). Nil when a term-frequency level could raise a weight.
+  public func weightBound(sharing: [Int: Int32] = [:], sightingLevels: Bool = true) -> Double? {
     guard !comparisons.contains(where: { $0.tfLevel != nil }) else { return nil }
     return comparisons.indices.reduce(priorWeight) { sum, c in
-      sum
-        + (0..<comparisons[c].levelCount).map { comparisons[c].weight(ofLevel: $0, sharedBy: sharing[c]) }.reduce(
-          0, max)
+      let comparison = comparisons[c]
+      let levels = (0..<comparison.levelCount).filter {
+        sightingLevels || comparison.sightingWindow(ofLevel: $0) == nil
+      }
+      return sum + levels.map { comparison.weight(ofLevel: $0, sharedBy: sharing[c]) }.reduce(0, max)
     }
   }
 
-  /// The highest weight a pair can reach when no sighting level of any comparison agrees: the prior and, per
-  /// comparison, its best other level (a missing value adds nothing). Nil when a term-frequency level could
-  /// raise a weight above its level's (no bound holds then).
-  public var weightBoundWithoutSightings: Double? {
-    guard !comparisons.contains(where: { $0.tfLevel != nil }) else { return nil }
-    return comparisons.reduce(priorWeight) { sum, c in
-      sum + (0..<c.levelCount).filter { c.sightingWindow(ofLevel: $0) == nil }.map(c.weight(ofLevel:)).reduce(0, max)
-    }
-  }
+  /// The highest weight a pair can reach when no sighting level of any comparison agrees (`weightBound`).
+  public var weightBoundWithoutSightings: Double? { weightBound(sightingLevels: false) }
 }

@@ -236,7 +236,7 @@ extension StreamingMatcher {
       ? index.timedComparisons.compactMap { t -> TimedValue? in
         event[t.field].map { TimedValue(field: t.field, window: t.window, hash: RecordSetBuilder.valueHash($0)) }
       } : nil
-    if let timed { candidates = candidates.filter { seenRecently($0, timed, at: at) } }
+    let now = at.microseconds / 1_000_000
     let timedNames = index.timedColumns.map { index.model.fields[$0] }
     var entries: [(id: String, values: [String: String])] = [("event", event)]
     var owner: [ProfileID] = [ProfileID(0)]
@@ -253,11 +253,20 @@ extension StreamingMatcher {
           if last[key].map({ $0 < s.last }) ?? true { last[key] = s.last }
         }
       }
-      let values = profileValues(p)
-      for s in kept {
-        if let timed, !timed.contains(where: { t in s.values[t.field].map(RecordSetBuilder.valueHash) == t.hash }) {
-          continue
+      var scored = kept
+      if let timed {
+        // Per sighting, which timed signals hold the event's value (hashed once); the profile is scored only
+        // when it was last seen with one of them within that comparison's window, and then only on those.
+        let agrees = kept.map { s in timed.map { t in s.values[t.field].map(RecordSetBuilder.valueHash) == t.hash } }
+        let recent = timed.indices.contains { k in
+          let newest = kept.indices.filter { agrees[$0][k] }.map { kept[$0].last.microseconds / 1_000_000 }.max()
+          return newest.map { abs(now - $0) <= timed[k].window } ?? false
         }
+        guard recent else { continue }
+        scored = kept.indices.filter { agrees[$0].contains(true) }.map { kept[$0] }
+      }
+      let values = profileValues(p)
+      for s in scored {
         entries.append((p.description, values.merging(s.values) { _, signal in signal }))
         owner.append(p)
         seenAt.append(last)
@@ -296,22 +305,6 @@ extension StreamingMatcher {
 }
 
 extension StreamingMatcher {
-  /// Whether `profile` was last seen with the value of one of `timed`'s signals (by its folded hash) within
-  /// that signal's window of `at`, counting only sightings not expired at `at` (as scoring does).
-  func seenRecently(_ profile: ProfileID, _ timed: [TimedValue], at: Timestamp) -> Bool {
-    let from = at.microseconds - sightingKeep.microseconds
-    let now = at.microseconds / 1_000_000
-    return timed.contains { t in
-      var last: Int64?
-      for s in sightings[profile] ?? [] where s.last.microseconds >= from {
-        guard let v = s.values[t.field], RecordSetBuilder.valueHash(v) == t.hash else { continue }
-        last = max(last ?? .min, s.last.microseconds / 1_000_000)
-      }
-      guard let last else { return false }
-      return abs(now - last) <= t.window
-    }
-  }
-
   /// The values of a signal a profile's sightings hold, newest first (for tests and `explain`).
   public func sightedValues(_ profile: ProfileID, _ signal: String) -> [String] {
     (sightings[profile] ?? []).compactMap { $0.values[signal] }
