@@ -175,7 +175,7 @@ let package = Package(
     ),
     .target(
       name: "TesseraPostgresCluster",
-      dependencies: ["TesseraPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
+      dependencies: ["TesseraModel", "TesseraPostgres", .product(name: "PostgresNIO", package: "postgres-nio")],
       path: "Tests/TesseraPostgresCluster"
     ),
     .testTarget(

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import TesseraModel
 import TesseraPostgres
 
 #if canImport(Glibc)
@@ -100,27 +101,15 @@ public final class PostgresCluster: Sendable {
     }
   }
 
-  /// Runs a program to its end with `posix_spawn` and `waitpid`, its output in a temporary file. (Foundation's
-  /// `Process` did not return from `pg_ctl start`: the server it leaves running keeps its parent's descriptors.)
+  /// Runs a program to its end, its output in a temporary file. (Foundation's `Process` did not return from
+  /// `pg_ctl start`: the server it leaves running keeps its parent's descriptors.)
   static func run(_ path: String, _ arguments: [String]) throws {
     let log = NSTemporaryDirectory() + "tessera-pg-cmd-\(UUID().uuidString).log"
     defer { try? FileManager.default.removeItem(atPath: log) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-    defer { for a in argv { free(a) } }
-    var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
-    guard spawned == 0 else { throw Failed(description: "\(path) failed to start: error \(spawned)") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-    // Exited normally with status 0: WIFEXITED and WEXITSTATUS spelled out (the macros are not imported).
-    if status & 0x7f != 0 || (status >> 8) & 0xff != 0 {
+    let status = try ChildProcess.runBlocking(
+      path, arguments, standardOutput: .file(log), standardError: .standardOutput)
+    if status != 0 {
+      let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
       throw Failed(description: "\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
     }
   }

@@ -210,20 +210,8 @@ extension E2E {
       defer { dir.remove() }
       let out = try dir.write("stdout", "")
       let err = try dir.write("stderr", "")
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: binary)
-      process.arguments = arguments
-      process.currentDirectoryURL = URL(fileURLWithPath: directory)
-      process.standardInput = FileHandle.nullDevice
-      process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-      process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-      let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try ProcessLauncher.run(process) } catch {
-          process.terminationHandler = nil
-          continuation.resume(throwing: error)
-        }
-      }
+      let status = try await ChildProcess.run(
+        binary, arguments, directory: directory, standardOutput: .file(out), standardError: .file(err))
       return Result(
         status: status, stdout: try String(contentsOfFile: out, encoding: .utf8),
         stderr: try String(contentsOfFile: err, encoding: .utf8))

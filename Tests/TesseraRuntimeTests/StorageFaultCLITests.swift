@@ -68,19 +68,10 @@ enum Tmpfs {
   static let canMount: Bool = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/bin/mount")
 
   static func mount(_ arguments: [String]) throws {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/mount")
-    p.arguments = arguments
-    try ProcessLauncher.run(p)
-    p.waitUntilExit()
-    if p.terminationStatus != 0 { throw CocoaError(.fileWriteUnknown) }
+    if try ChildProcess.runBlocking("/bin/mount", arguments) != 0 { throw CocoaError(.fileWriteUnknown) }
   }
 
   static func umount(_ path: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/umount")
-    p.arguments = [path]
-    try? ProcessLauncher.run(p)
-    p.waitUntilExit()
+    _ = try? ChildProcess.runBlocking("/bin/umount", [path])
   }
 }

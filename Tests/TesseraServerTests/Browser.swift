@@ -20,7 +20,7 @@ struct Browser {
   /// Where screenshots go: `.build/console-screenshots`.
   static let screenshots = Paths.packageRoot + "/.build/console-screenshots"
 
-  let process: Process
+  let process: ChildProcess
   let base: String
   let session: String
 
@@ -33,12 +33,7 @@ struct Browser {
     var lastError = ""
     for _ in 0..<5 {
       let port = Int.random(in: 20_000..<60_000)
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: driver)
-      process.arguments = ["--port=\(port)"]
-      process.standardOutput = FileHandle.nullDevice
-      process.standardError = FileHandle.nullDevice
-      try ProcessLauncher.run(process)
+      let process = try ChildProcess.spawn(driver, ["--port=\(port)"])
       let base = "http://127.0.0.1:\(port)"
       var ready = false
       for _ in 0..<100 {
@@ -49,7 +44,8 @@ struct Browser {
         try await Task.sleep(for: .milliseconds(100))
       }
       guard ready else {
-        process.terminate()
+        process.signal(SIGKILL)
+        _ = await process.wait()
         lastError = "chromedriver did not start on port \(port)"
         continue
       }
@@ -70,7 +66,8 @@ struct Browser {
       ])
       let created = try await call(base, .POST, "/session", capabilities)
       guard let id = created.lookup(["value", "sessionId"]).stringValue else {
-        process.terminate()
+        process.signal(SIGKILL)
+        _ = await process.wait()
         lastError = "chromedriver made no session: \(JSON.encode(created))"
         continue
       }
@@ -184,9 +181,9 @@ struct Browser {
   func quit() async {
     _ = try? await Self.call(base, .DELETE, "/session/\(session)")
     // chromedriver stays up after SIGTERM: its own /shutdown ends it (and its browsers), SIGKILL if not.
-    // Not `waitUntilExit()`: it can wait forever on a concurrency thread (it spins a run loop).
     _ = try? await Self.call(base, .GET, "/shutdown")
     try? await Task.sleep(for: .milliseconds(200))
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.signal(SIGKILL)
+    _ = await process.wait()
   }
 }

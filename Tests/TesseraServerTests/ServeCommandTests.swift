@@ -18,11 +18,10 @@ struct ServeCommandTests {
 
   /// `tessera serve` as a child process on a free port, its stderr in a file.
   struct Child {
-    let process: Process
+    let process: ChildProcess
     let port: Int
     let dir: String
     let errPath: String
-    let ended: AsyncStream<Int32>
 
     /// `store`: a `--store` value (a PostgreSQL URL); nil: a SQLite file in the child's directory.
     static func start(
@@ -33,20 +32,10 @@ struct ServeCommandTests {
       try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
       try pipeline.write(toFile: dir + "/p.yaml", atomically: true, encoding: .utf8)
       let errPath = dir + "/stderr"
-      #expect(FileManager.default.createFile(atPath: errPath, contents: nil))
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: binary)
-      process.arguments = ["serve", dir + "/p.yaml", "--store", store ?? dir + "/s.sqlite", "--port", "0"] + arguments
-      process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-      process.standardInput = FileHandle.nullDevice
-      process.standardOutput = FileHandle.nullDevice
-      process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-      let (ended, continuation) = AsyncStream.makeStream(of: Int32.self)
-      process.terminationHandler = {
-        continuation.yield($0.terminationStatus)
-        continuation.finish()
-      }
-      try ProcessLauncher.run(process)
+      let process = try ChildProcess.spawn(
+        binary, ["serve", dir + "/p.yaml", "--store", store ?? dir + "/s.sqlite", "--port", "0"] + arguments,
+        environment: ProcessInfo.processInfo.environment.merging(environment) { _, new in new },
+        standardError: .file(errPath))
       // The port, from "tessera serve: listening on http://127.0.0.1:PORT (…)".
       var port = 0
       for _ in 0..<500 where port == 0 {
@@ -58,23 +47,19 @@ struct ServeCommandTests {
         }
       }
       #expect(port > 0)
-      return Child(process: process, port: port, dir: dir, errPath: errPath, ended: ended)
+      return Child(process: process, port: port, dir: dir, errPath: errPath)
     }
 
     /// SIGKILL: no shutdown, no drain (a crash); the exit status.
     func kill() async -> Int32 {
-      Foundation.kill(process.processIdentifier, SIGKILL)
-      var status: Int32 = -1
-      for await s in ended { status = s }
-      return status
+      process.signal(SIGKILL)
+      return await process.wait()
     }
 
     /// SIGTERM; the exit status.
     func stop() async -> Int32 {
-      process.terminate()
-      var status: Int32 = -1
-      for await s in ended { status = s }
-      return status
+      process.signal(SIGTERM)
+      return await process.wait()
     }
   }
 
@@ -232,7 +217,7 @@ struct ServeCommandTests {
     {"id": "c2", "uid": "cu2", "plan": "pro", "at": "2026-11-02T11:00:00Z"}
 
     """.write(toFile: a.dir + "/people.ndjson", atomically: true, encoding: .utf8)
-    let run = try SeveralServersTests.tessera(["run", a.dir + "/p.yaml", "--store", path])
+    let run = try await SeveralServersTests.tessera(["run", a.dir + "/p.yaml", "--store", path])
     #expect(run.contains("is the store's writer; the events were journaled"), "\(run)")
     #expect(Self.row("events journaled", in: run) == "2", "\(run)")
     #expect(try await Self.eventually { try await store.stats().events == 4 })
@@ -240,7 +225,7 @@ struct ServeCommandTests {
     let fu = try #require(try await store.profile(for: Identifier("user_id", "fu")))
     #expect(try await store.traits(of: fu).first { $0.trait == "plan" }?.value == .string("team"))
     // Running the same file again journals nothing new.
-    let again = try SeveralServersTests.tessera(["run", a.dir + "/p.yaml", "--store", path])
+    let again = try await SeveralServersTests.tessera(["run", a.dir + "/p.yaml", "--store", path])
     #expect(Self.row("duplicates skipped", in: again) == "2", "\(again)")
     #expect(Self.row("events journaled", in: again) == "0", "\(again)")
     try store.close()

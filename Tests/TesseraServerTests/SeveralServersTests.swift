@@ -145,17 +145,12 @@ struct SeveralServersTests {
   }
 
   /// Runs the `tessera` executable to the end; its standard output.
-  static func tessera(_ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try #require(ServeCommandTests.binary))
-    process.arguments = arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = out
-    try ProcessLauncher.run(process)
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+  static func tessera(_ arguments: [String]) async throws -> String {
+    let out = NSTemporaryDirectory() + "tessera-out-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    _ = try await ChildProcess.run(
+      try #require(ServeCommandTests.binary), arguments, standardOutput: .file(out), standardError: .standardOutput)
+    return try String(contentsOfFile: out, encoding: .utf8)
   }
 
   /// One server over the batches; the canonical result.
@@ -192,7 +187,7 @@ struct SeveralServersTests {
       #expect(got == expected)
       // `tessera delete` from a third process while both serve: the writer reads its state again (the epoch
       // moved) and drops the person's later events, whichever server accepts them.
-      let deleted = try Self.tessera(["delete", "user_id:u5", "--store", url])
+      let deleted = try await Self.tessera(["delete", "user_id:u5", "--store", url])
       #expect(deleted.contains("erased prf_"), "\(deleted)")
       let late = try await Harness.client(port: b.port).track(
         #"{"batch":[{"type":"identify","userId":"u5","traits":{"plan":"back"},"messageId":"late-5"}]}"#)

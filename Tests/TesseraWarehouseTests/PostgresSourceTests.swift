@@ -207,8 +207,8 @@ struct PostgresSourceTests {
       {
         try await Task.sleep(for: .milliseconds(5))
       }
-      kill(process.processIdentifier, SIGKILL)
-      process.waitUntilExit()
+      process.signal(SIGKILL)
+      _ = await process.wait()
       let stored = try await Self.count(storeURL, "SELECT count(*) FROM events")
       #expect(stored > 0 && stored < n, "stored \(stored) of \(n) before the kill")
       let cursor = try #require(
@@ -219,8 +219,7 @@ struct PostgresSourceTests {
         "the cursor \(value) and the \(stored) events stored are not the same rows")
 
       let again = try Self.start(arguments, environment: ["CRM_URL": url])
-      again.waitUntilExit()
-      #expect(again.terminationStatus == 0)
+      #expect(await again.wait() == 0)
       #expect(try await Self.count(storeURL, "SELECT count(*) FROM events") == n)
       #expect(try await Self.count(storeURL, "SELECT count(DISTINCT profile_id) FROM events") == n)
     }
@@ -235,16 +234,10 @@ struct PostgresSourceTests {
     return [beside, root + "/.build/debug/tessera"].first { FileManager.default.isExecutableFile(atPath: $0) }
   }()
 
-  static func start(_ arguments: [String], environment: [String: String]) throws -> Process {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try #require(binary))
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try ProcessLauncher.run(process)
-    return process
+  static func start(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {
+    try ChildProcess.spawn(
+      try #require(binary), arguments,
+      environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
   }
 
   static func count(_ url: String, _ sql: String) async throws -> Int {

@@ -243,7 +243,7 @@ enum ConsoleBench {
     let err = Pipe()
     child.standardError = err
     let opened = ContinuousClock.now
-    try ProcessLauncher.run(child)
+    try child.run()
     defer {
       child.terminate()
       child.waitUntilExit()
