@@ -12,6 +12,9 @@ public enum DeviceSignals {
     "locale", "timezone", "screen",
   ]
 
+  /// Each signal's name as rules read it (`ip` → `signals.ip`).
+  public static let ruleNames = Dictionary(uniqueKeysWithValues: names.map { ($0, "signals." + $0) })
+
   /// The context fields signals are read from.
   public static let contextKeys = ["ip", "userAgent", "user_agent", "locale", "timezone", "screen"]
 
@@ -20,23 +23,33 @@ public enum DeviceSignals {
   public static func derive(
     _ context: [String: Value], parse: (String) -> UserAgent = UserAgent.parse
   ) -> [String: String] {
-    var out: [String: String] = [:]
-    if let raw = text(context["ip"]), let ip = IPAddress.normalize(raw) {
-      out["ip"] = ip
-      out["ip_prefix"] = IPAddress.prefix(ip)
+    var out = contextSignals(context)
+    if let header = userAgentHeader(context) {
+      out.merge(userAgentSignals(header, parse(header))) { $1 }
     }
-    if let raw = text(context["userAgent"]) ?? text(context["user_agent"]) {
-      let ua = Normalize.trim(raw)
-      if !ua.isEmpty {
-        out["user_agent"] = ua
-        let parsed = parse(ua)
-        out["browser"] = parsed.browserWithVersion
-        out["browser_family"] = parsed.browser
-        out["os"] = parsed.osWithVersion
-        out["os_family"] = parsed.os
-        out["device"] = parsed.device
-        out["device_type"] = parsed.deviceType
-      }
+    return out
+  }
+
+  /// The user agent of a context (`userAgent`, else `user_agent`), trimmed; nil when there is none.
+  public static func userAgentHeader(_ context: [String: Value]) -> String? {
+    text(context["userAgent"]) ?? text(context["user_agent"])
+  }
+
+  /// What a user agent says: itself, browser, system and device (`derive`'s part that depends on it alone).
+  public static func userAgentSignals(_ header: String, _ parsed: UserAgent) -> [String: String] {
+    [
+      "user_agent": header, "browser": parsed.browserWithVersion, "browser_family": parsed.browser,
+      "os": parsed.osWithVersion, "os_family": parsed.os, "device": parsed.device, "device_type": parsed.deviceType,
+    ]
+  }
+
+  /// The signals of a context other than its user agent's: address and prefix, locale, time zone, screen.
+  public static func contextSignals(_ context: [String: Value]) -> [String: String] {
+    var out: [String: String] = [:]
+    out.reserveCapacity(12)
+    if let raw = text(context["ip"]), let ip = IPAddress.normalizeWithPrefix(raw) {
+      out["ip"] = ip.address
+      out["ip_prefix"] = ip.prefix
     }
     if let l = text(context["locale"]) { out["locale"] = l.replacingUnderscores() }
     if let t = text(context["timezone"]) { out["timezone"] = t }
@@ -76,6 +89,6 @@ public enum DeviceSignals {
 extension String {
   /// `en_US` → `en-US`: locales compare in one spelling.
   fileprivate func replacingUnderscores() -> String {
-    contains("_") ? String(map { $0 == "_" ? "-" : $0 }) : self
+    utf8.contains(0x5F) ? String(map { $0 == "_" ? "-" : $0 }) : self
   }
 }

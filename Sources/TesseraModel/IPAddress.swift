@@ -19,7 +19,17 @@ public enum IPAddress {
   /// The network of an address as `address/bits`, the host bits zeroed: `/24` for IPv4 and `/64` for IPv6
   /// unless `bits` says otherwise (clamped to the address's length).
   public static func prefix(_ raw: String, bits: Int? = nil) -> String? {
-    guard var bytes = parse(raw) else { return nil }
+    parse(raw).map { prefix(of: $0, bits: bits) }
+  }
+
+  /// The canonical text of an address and its network prefix (`normalize` and `prefix`), read once.
+  public static func normalizeWithPrefix(_ raw: String) -> (address: String, prefix: String)? {
+    guard let bytes = parse(raw) else { return nil }
+    return (format(bytes), prefix(of: bytes, bits: nil))
+  }
+
+  static func prefix(of address: [UInt8], bits: Int?) -> String {
+    var bytes = address
     let width = bytes.count * 8
     let keep = min(width, max(0, bits ?? (bytes.count == 4 ? 24 : 64)))
     for k in bytes.indices {
@@ -33,8 +43,40 @@ public enum IPAddress {
     return format(bytes) + "/\(keep)"
   }
 
+  /// A plain dotted IPv4 address (`203.0.113.7`: four decimal octets without leading zeros, nothing around
+  /// them), read without the general path's copies; nil for anything else, which `parse` reads the general way
+  /// (to the same bytes).
+  static func plainIPv4(_ raw: String) -> [UInt8]? {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(4)
+    var value = 0
+    var digits = 0
+    var leadingZero = false
+    for c in raw.utf8 {
+      if c >= 0x30 && c <= 0x39 {
+        if leadingZero { return nil }
+        if digits == 0 && c == 0x30 { leadingZero = true }
+        value = value * 10 + Int(c - 0x30)
+        digits += 1
+        guard digits <= 3, value <= 255 else { return nil }
+      } else if c == 0x2E {  // "."
+        guard digits > 0, bytes.count < 3 else { return nil }
+        bytes.append(UInt8(value))
+        (value, digits, leadingZero) = (0, 0, false)
+      } else {
+        return nil
+      }
+    }
+    guard digits > 0, bytes.count == 3 else { return nil }
+    bytes.append(UInt8(value))
+    return bytes
+  }
+
   /// The address's bytes (4 or 16), nil when it is none.
-  static func parse(_ raw: String) -> [UInt8]? {
+  static func parse(_ raw: String) -> [UInt8]? { plainIPv4(raw) ?? parseAny(raw) }
+
+  /// Any spelling `parse` accepts, through `inet_pton`.
+  static func parseAny(_ raw: String) -> [UInt8]? {
     var text = Substring(raw)
     if let comma = text.firstIndex(of: ",") { text = text[..<comma] }
     text = text.drop { $0 == " " || $0 == "\t" }
@@ -60,7 +102,7 @@ public enum IPAddress {
   }
 
   static func format(_ bytes: [UInt8]) -> String {
-    if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+    if bytes.count == 4 { return "\(bytes[0]).\(bytes[1]).\(bytes[2]).\(bytes[3])" }
     var out = [CChar](repeating: 0, count: 64)
     let ok = bytes.withUnsafeBytes { src in
       out.withUnsafeMutableBufferPointer { inet_ntop(AF_INET6, src.baseAddress, $0.baseAddress, 64) != nil }

@@ -14,36 +14,49 @@ struct Sighting: Sendable, Hashable {
 /// counted over the rules' sliding window. Entries older than the window are dropped at most every eighth of
 /// a window, so a count may include profiles seen up to 1⅛ windows ago.
 struct SharedValues: Sendable {
-  var profiles: [String: [ProfileID: Timestamp]] = [:]
-  var pruned: [String: Timestamp] = [:]
+  struct Seen: Sendable {
+    var last: [ProfileID: Timestamp] = [:]
+    var pruned: Timestamp?
+  }
+  var values: [String: Seen] = [:]
 
   mutating func saw(_ value: String, _ profile: ProfileID, at: Timestamp, window: TimeSpan) {
-    let previous = profiles[value]?[profile] ?? at
-    profiles[value, default: [:]][profile] = max(previous, at)
-    if let last = pruned[value], at.microseconds - last.microseconds <= window.microseconds / 8 { return }
-    pruned[value] = at
+    Self.saw(&values[value, default: Seen()], profile, at: at, window: window)
+  }
+
+  /// One lookup of the value per event (its entry updated in place).
+  static func saw(_ seen: inout Seen, _ profile: ProfileID, at: Timestamp, window: TimeSpan) {
+    if let t = seen.last[profile] {
+      if at > t { seen.last[profile] = at }
+    } else {
+      seen.last[profile] = at
+    }
+    if let p = seen.pruned, at.microseconds - p.microseconds <= window.microseconds / 8 { return }
+    seen.pruned = at
     let from = at.microseconds - window.microseconds
-    profiles[value] = profiles[value]?.filter { $0.value.microseconds >= from }
+    if seen.last.values.contains(where: { $0.microseconds < from }) {
+      seen.last = seen.last.filter { $0.value.microseconds >= from }
+    }
   }
 
   /// The distinct profiles seen with `value` in the window before `at`, counted up to `limit` + 1 (past the
   /// limit the exact number does not matter).
   func count(_ value: String, at: Timestamp, window: TimeSpan, limit: Int = .max) -> Int {
-    guard let seen = profiles[value] else { return 0 }
+    guard let seen = values[value] else { return 0 }
     let from = at.microseconds - window.microseconds
     var n = 0
-    for t in seen.values where t.microseconds >= from {
+    for t in seen.last.values where t.microseconds >= from {
       n += 1
       if n > limit { break }
     }
     return n
   }
 
-  mutating func moved(_ absorbed: ProfileID, to survivor: ProfileID, values: Set<String>) {
-    for v in values {
-      guard var seen = profiles[v], let t = seen.removeValue(forKey: absorbed) else { continue }
-      seen[survivor] = max(seen[survivor] ?? t, t)
-      profiles[v] = seen
+  mutating func moved(_ absorbed: ProfileID, to survivor: ProfileID, values moving: Set<String>) {
+    for v in moving {
+      guard let t = values[v]?.last.removeValue(forKey: absorbed) else { continue }
+      let kept = values[v]?.last[survivor] ?? t
+      values[v]?.last[survivor] = max(kept, t)
     }
   }
 }
@@ -59,47 +72,124 @@ struct TimedValue: Sendable {
 /// Derives the device signals of events' contexts as rules read them (`signals.ip`, …), once per distinct
 /// context and parsing each user agent once (bounded caches). The decode stage derives them for each event
 /// (on its own tasks, beside mapping); the identity stage only for events that come without them.
+///
+/// Only the signals some rule reads are kept (`keeping`): an event carries, a profile's sightings hold and the
+/// store keeps those, and each distinct context's combination hash is computed once with them.
 public struct SignalDeriver: Sendable {
-  var contexts: [SignalContext: [String: String]] = [:]
-  /// Parsed user agents by header (a few hundred distinct ones behind millions of contexts).
-  var userAgents: [String: UserAgent] = [:]
+  /// The signal names kept (`signals.ip`, …); nil: all of them.
+  let keeping: Set<String>?
+  /// Known contexts by `SignalContext.hash` (checked against the whole key on a hit).
+  var contexts: [UInt64: (key: SignalContext, signals: [String: String], combination: UInt64)] = [:]
+  /// What each user agent says (kept signals) by header: a few hundred distinct ones behind millions of
+  /// contexts.
+  var userAgents: [String: [String: String]] = [:]
 
-  public init() {}
+  public init(keeping: Set<String>? = nil) { self.keeping = keeping }
 
-  public mutating func signals(of context: [String: Value]) -> [String: String] {
-    let key = SignalContext(context)
-    if let known = contexts[key] { return known }
+  public mutating func signals(of context: [String: Value]) -> [String: String] { derived(of: context).signals }
+
+  /// Derived signals as rules read them (`signals.` before each name), those no rule reads left out.
+  func kept(_ derived: [String: String]) -> [String: String] {
     var out: [String: String] = [:]
-    // A context differs from the last one by its address more often than by its browser: parsing every user
-    // agent again was 80 % of deriving, and deriving half the identity stage's time with a device rule.
-    let derived = DeviceSignals.derive(context) { header in
-      if let known = userAgents[header] { return known }
-      let parsed = UserAgent.parse(header)
-      if userAgents.count >= 4_096 { userAgents.removeAll(keepingCapacity: true) }
-      userAgents[header] = parsed
-      return parsed
+    out.reserveCapacity(derived.count)
+    for (k, v) in derived {
+      guard let name = DeviceSignals.ruleNames[k], keeping?.contains(name) ?? true else { continue }
+      out[name] = v
     }
-    for (k, v) in derived { out["signals." + k] = v }
-    if contexts.count >= 16_384 { contexts.removeAll(keepingCapacity: true) }
-    contexts[key] = out
     return out
+  }
+
+  /// The signals of a context and their combination (`StreamingMatcher.combination`).
+  public mutating func derived(of context: [String: Value]) -> (signals: [String: String], combination: UInt64) {
+    let key = SignalContext(context)
+    let hash = key.hash
+    if let known = contexts[hash], known.key == key { return (known.signals, known.combination) }
+    // A context differs from the last one by its address more often than by its browser: what a user agent
+    // says is derived once per header (parsing every user agent again was 80 % of deriving, and deriving half
+    // the identity stage's time with a device rule).
+    var out: [String: String] = [:]
+    if let header = DeviceSignals.userAgentHeader(context) {
+      if let known = userAgents[header] {
+        out = known
+      } else {
+        let said = kept(DeviceSignals.userAgentSignals(header, UserAgent.parse(header)))
+        if userAgents.count >= 4_096 { userAgents.removeAll(keepingCapacity: true) }
+        userAgents[header] = said
+        out = said
+      }
+    }
+    out.merge(kept(DeviceSignals.contextSignals(context))) { $1 }
+    if contexts.count >= 16_384 { contexts.removeAll(keepingCapacity: true) }
+    let combination = StreamingMatcher.combination(out)
+    contexts[hash] = (key, out, combination)
+    return (out, combination)
   }
 }
 
-/// The context fields signals are read from, as one key: most events repeat their session's.
-struct SignalContext: Hashable, Sendable {
-  var ip: Value?
-  var userAgent: Value?
-  var locale: Value?
-  var timezone: Value?
-  var screen: Value?
+/// The context fields signals are read from, as one key: most events repeat their session's. Text fields are
+/// kept as text and the screen as its two numbers; the context is read in one pass over its few members, and
+/// the key's `hash` is FNV-1a over the fields' bytes (finding a known context through `Hashable`, six
+/// dictionary lookups and SipHash over `Value`s, a screen's map above all, cost more than deriving once did).
+struct SignalContext: Equatable, Sendable {
+  var ip: String?
+  var userAgent: String?
+  var userAgentSnake: String?
+  var locale: String?
+  var timezone: String?
+  var screen: String?
+  var width: Double?
+  var height: Double?
+  /// A field of another type than these (kept whole, rare).
+  var other: [String: Value]?
 
   init(_ context: [String: Value]) {
-    ip = context["ip"]
-    userAgent = context["userAgent"] ?? context["user_agent"]
-    locale = context["locale"]
-    timezone = context["timezone"]
-    screen = context["screen"]
+    for (key, value) in context {
+      switch key {
+      case "ip", "userAgent", "user_agent", "locale", "timezone":
+        switch value {
+        case .string(let s):
+          switch key {
+          case "ip": ip = s
+          case "userAgent": userAgent = s
+          case "user_agent": userAgentSnake = s
+          case "locale": locale = s
+          default: timezone = s
+          }
+        case .null: break
+        default: other = (other ?? [:]).merging([key: value]) { $1 }
+        }
+      case "screen":
+        switch value {
+        case .map(let m):
+          width = m["width"]?.doubleValue
+          height = m["height"]?.doubleValue
+        case .string(let s): screen = s
+        case .null: break
+        default: other = (other ?? [:]).merging([key: value]) { $1 }
+        }
+      default: continue
+      }
+    }
+  }
+
+  var hash: UInt64 {
+    var hasher = Hasher()
+    func mix(_ s: String?) {
+      guard var s else { return hasher.combine(0 as UInt8) }
+      // The text's bytes in one go, then its length (so ("ab", "c") and ("a", "bc") differ).
+      s.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+      hasher.combine(s.utf8.count &+ 1)
+    }
+    mix(ip)
+    mix(userAgent)
+    mix(userAgentSnake)
+    mix(locale)
+    mix(timezone)
+    mix(screen)
+    hasher.combine(width)
+    hasher.combine(height)
+    if let other { hasher.combine(Value.map(other)) }
+    return UInt64(bitPattern: Int64(hasher.finalize()))
   }
 }
 
@@ -109,6 +199,18 @@ extension StreamingMatcher {
 
   /// The device signals of an event's context as the rules read them (`signals.ip`, …); see `SignalDeriver`.
   public mutating func signals(of context: [String: Value]) -> [String: String] { deriver.signals(of: context) }
+
+  /// The `signals.*` names the rules of `config` compare or block on: the only ones derived and kept.
+  public static func signalsRead(_ config: PipelineConfig) -> Set<String> {
+    var names = Set<String>()
+    for rule in config.probabilistic where rule.signals != nil {
+      let model = MatchModel(rule: rule)
+      for name in model.fields + rule.blockingInputs.flatMap({ $0 }) where name.hasPrefix("signals.") {
+        names.insert(name)
+      }
+    }
+    return names
+  }
 
   /// Records that `profile` was seen with these signals at `at`. Returns whether the profile's combinations
   /// changed (a new one, or one expired or pushed out), so it must be indexed again.
@@ -122,24 +224,36 @@ extension StreamingMatcher {
       if let v = signals[name] { shared[name, default: SharedValues()].saw(v, profile, at: at, window: sharingWindow) }
     }
     let h = combination ?? Self.combination(signals)
-    var list = sightings[profile] ?? []
-    let before = list.count
     let expiry = at.microseconds - sightingKeep.microseconds
-    list.removeAll { $0.last.microseconds < expiry }
-    var changed = list.count != before
-    if let k = list.firstIndex(where: { $0.hash == h }) {
+    return Self.sight(
+      &sightings[profile, default: []], signals, hash: h, at: at, expiry: expiry, limit: sightingLimit)
+  }
+
+  /// `sight` on a profile's list in place (newest first): most events repeat the newest sighting and only
+  /// move its time.
+  static func sight(
+    _ list: inout [Sighting], _ signals: [String: String], hash h: UInt64, at: Timestamp, expiry: Int64, limit: Int
+  ) -> Bool {
+    var changed = false
+    // Newest first: expired sightings are at the end.
+    if let oldest = list.last, oldest.last.microseconds < expiry {
+      list.removeAll { $0.last.microseconds < expiry }
+      changed = true
+    }
+    if list.first?.hash == h {
+      if at > list[0].last { list[0].last = at }
+    } else if let k = list.firstIndex(where: { $0.hash == h }) {
       if at > list[k].last {
         list[k].last = at
-        // Newest first: a sighting seen again moves to the front.
+        // A sighting seen again moves to the front.
         list.insert(list.remove(at: k), at: 0)
       }
     } else {
       list.insert(Sighting(values: signals, hash: h, last: at), at: 0)
       list.sort { $0.last > $1.last }
-      if list.count > sightingLimit { list.removeLast(list.count - sightingLimit) }
+      if list.count > limit { list.removeLast(list.count - limit) }
       changed = true
     }
-    sightings[profile] = list
     return changed
   }
 
@@ -167,7 +281,11 @@ extension StreamingMatcher {
   public mutating func restoreSightings(_ profile: ProfileID, _ stored: [(signals: [String: String], last: Timestamp)])
   {
     guard readsSignals, !stored.isEmpty else { return }
-    var list = stored.map { Sighting(values: $0.signals, hash: Self.combination($0.signals), last: $0.last) }
+    // Stored before a rule stopped reading a signal: the signals no rule reads now are not kept.
+    var list = stored.map { s in
+      let values = s.signals.filter { signalNames.contains($0.key) }
+      return Sighting(values: values, hash: Self.combination(values), last: s.last)
+    }
     list.sort { $0.last > $1.last }
     var seen = Set<UInt64>()
     list = list.filter { seen.insert($0.hash).inserted }
@@ -217,7 +335,7 @@ extension StreamingMatcher {
     let sharing = Dictionary(
       index.frequencyComparisons.map { ($0.comparison, Int32(clamping: sharedBy[$0.signal] ?? 0)) },
       uniquingKeysWith: max)
-    if let bound = index.model.weightBound(sharing: sharing), bound < index.model.reviewWeight { return nil }
+    if let bound = index.weightBound(sharing: sharing), bound < index.model.reviewWeight { return nil }
     var builder = index.template
     var candidates: [ProfileID] = []
     for (b, key) in builder.keys(id: "event", value: { event[$0] }).enumerated() where key != 0 {

@@ -38,7 +38,18 @@ public struct StreamingMatcher: Sendable {
     /// Whether a pair can reach `review` only with some timed level agreeing (the other levels' best weights
     /// and the prior stay below it): then candidates and sightings without a recent agreeing value are skipped.
     var needsTimedAgreement = false
+    /// When one comparison is weighed by frequency: `model.weightBound` for each count of profiles sharing the
+    /// event's value, 0 through `max_sharing` + 1 (what `SharedValues.count` can say), computed once.
+    var boundBySharing: [Double]?
     var device: Bool { rule.signals != nil }
+
+    /// `model.weightBound(sharing:)`, from the table when there is one.
+    func weightBound(sharing: [Int: Int32]) -> Double? {
+      if let table = boundBySharing, let (c, _) = frequencyComparisons.first {
+        return table[min(table.count - 1, max(0, Int(sharing[c] ?? 0)))]
+      }
+      return model.weightBound(sharing: sharing)
+    }
   }
 
   /// What the best candidate of an event is.
@@ -70,7 +81,9 @@ public struct StreamingMatcher: Sendable {
   let sightingKeep: TimeSpan
   let sharingWindow: TimeSpan
   /// Derived signals by the context fields they come from (most events repeat their session's).
-  var deriver = SignalDeriver()
+  var deriver: SignalDeriver
+  /// The signals the rules read (`signalsRead`): the only ones events carry and sightings hold.
+  let signalNames: Set<String>
   /// The signals some rule weighs by how many profiles share a value.
   let frequencySignals: [String]
   /// Whether some rule compares device signals: events then carry `signals.*` values and profiles sightings.
@@ -103,16 +116,28 @@ public struct StreamingMatcher: Sendable {
         timedColumns: rule.signals == nil ? [] : model.timedColumns, frequencyComparisons: model.frequencyComparisons,
         crowdKeys: crowdKeys, timedComparisons: timedComparisons,
         needsTimedAgreement: rule.signals != nil && !timedComparisons.isEmpty
-          && bound.map { $0 < model.reviewWeight } == true)
+          && bound.map { $0 < model.reviewWeight } == true,
+        boundBySharing: Self.boundTable(model, rule))
     }
     inputs = rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) }
     let devices = config.probabilistic.compactMap(\.signals)
     readsSignals = !devices.isEmpty
+    signalNames = Self.signalsRead(config)
+    deriver = SignalDeriver(keeping: signalNames)
     frequencySignals = Array(Set(rules.flatMap { $0.frequencyComparisons.map(\.signal) })).sorted()
     signalConsents = config.probabilistic.filter { $0.signals != nil }.map(\.consent)
     sightingLimit = devices.map(\.perProfile).max() ?? 0
     sightingKeep = devices.map(\.keep).max() ?? TimeSpan(microseconds: 0)
     sharingWindow = devices.map(\.window).max() ?? TimeSpan(microseconds: 0)
+  }
+
+  /// `RuleIndex.boundBySharing` of a rule on device signals with one frequency-weighed comparison.
+  static func boundTable(_ model: MatchModel, _ rule: ProbabilisticRule) -> [Double]? {
+    guard let settings = rule.signals, model.frequencyComparisons.count == 1,
+      let c = model.frequencyComparisons.first?.comparison, model.weightBound() != nil
+    else { return nil }
+    let top = min(settings.maxSharing, 1 << 16) + 1
+    return (0...top).compactMap { n in model.weightBound(sharing: [c: Int32(n)]) }
   }
 
   /// Whether some blocking rule of rule `r` can form a key from these values.

@@ -1,5 +1,6 @@
-import TesseraModel
 import Testing
+
+@testable import TesseraModel
 
 /// The user-agent reader and IP addresses as device signals compare them.
 @Suite("Device signals: user agents and IP addresses")
@@ -94,6 +95,15 @@ struct DeviceSignalsTests {
     #expect(IPAddress.normalize("[2001:db8::1]:443") == "2001:db8::1")
     #expect(IPAddress.normalize("::ffff:192.0.2.33") == "192.0.2.33")
     #expect(IPAddress.prefix("203.0.113.7") == "203.0.113.0/24")
+    #expect(IPAddress.normalizeWithPrefix("203.0.113.7")! == ("203.0.113.7", "203.0.113.0/24"))
+    // Plain dotted addresses take a short path; it reads what inet_pton reads and leaves the rest to it.
+    for plain in ["0.0.0.0", "1.2.3.4", "10.20.30.40", "255.255.255.255", "100.0.12.7"] {
+      #expect(IPAddress.plainIPv4(plain) != nil && IPAddress.plainIPv4(plain) == IPAddress.parseAny(plain), "\(plain)")
+    }
+    for other in ["01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1..2.3", "1.2.3.4 ", "1.2.3.4:80", "", "1.2.3.a"] {
+      #expect(IPAddress.plainIPv4(other) == nil, "\(other)")
+    }
+    #expect(IPAddress.parseAny("01.2.3.4") == nil && IPAddress.parse("256.1.1.1") == nil)
     #expect(IPAddress.prefix("203.0.113.7", bits: 16) == "203.0.0.0/16")
     #expect(IPAddress.prefix("203.0.113.7", bits: 20) == "203.0.112.0/20")
     #expect(IPAddress.prefix("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64")

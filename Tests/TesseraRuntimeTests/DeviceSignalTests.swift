@@ -2,9 +2,10 @@ import Foundation
 import TesseraCompiler
 import TesseraMatching
 import TesseraModel
-import TesseraRuntime
 import TesseraStore
 import Testing
+
+@testable import TesseraRuntime
 
 /// Device signals in streaming: anonymous browsers joined to people by address, user agent and time, never
 /// merging households, offices or two signed-in people.
@@ -270,5 +271,30 @@ struct DeviceSignalTests {
     // An hour and more later, the old ones are gone.
     #expect(sight("198.51.100.4", 64))
     #expect(matcher.sightedValues(p, "signals.ip") == ["198.51.100.4"])
+  }
+
+  @Test("only the signals the rules read are derived and kept; a context is derived once")
+  func onlySignalsRead() throws {
+    let config = try Self.config()
+    #expect(StreamingMatcher.signalsRead(config) == ["signals.ip", "signals.os", "signals.timezone"])
+    var matcher = StreamingMatcher(config: config)
+    let context: [String: Value] = [
+      "ip": .string("198.51.100.7"), "userAgent": .string(Self.windows), "timezone": .string("Europe/Berlin"),
+      "locale": .string("de_DE"), "screen": .map(["width": .int(1920), "height": .int(1080)]),
+    ]
+    let signals = matcher.signals(of: context)
+    #expect(signals == ["signals.ip": "198.51.100.7", "signals.os": "Windows 10", "signals.timezone": "Europe/Berlin"])
+    // Everything derive says, of which the rules read three.
+    #expect(DeviceSignals.derive(context).count == 12)
+    var deriver = SignalDeriver(keeping: StreamingMatcher.signalsRead(config))
+    let first = deriver.derived(of: context)
+    #expect(first.signals == signals && first.combination == StreamingMatcher.combination(signals))
+    // The same fields in another context: the known derivation; another address: another.
+    var again = context
+    again["page"] = .string("/checkout")
+    #expect(deriver.derived(of: again).combination == first.combination)
+    again["ip"] = .string("198.51.100.8")
+    #expect(deriver.derived(of: again).signals["signals.ip"] == "198.51.100.8")
+    #expect(deriver.contexts.count == 2)
   }
 }

@@ -234,7 +234,7 @@ public final class StageGraph: Sendable {
           let decode = DecodeStage(
             mapper: Mapper(
               source: source, config: config, receivedAt: options.now ?? Timestamp(Date()), demand: options.demand),
-            derivesSignals: config.probabilistic.contains { $0.signals != nil })
+            signals: config.probabilistic.contains { $0.signals != nil } ? StreamingMatcher.signalsRead(config) : nil)
           let toResolve = metrics.edge(stage.id, "resolve")
           let toCommit = metrics.edge(stage.id, "commit")
           for _ in 0..<n {

@@ -40,7 +40,8 @@ public struct IdentityResolver: Sendable {
   public internal(set) var part: IdentityPart
   /// Profiles whose device-signal sightings the open transaction changed (seen, merged): their stored
   /// sightings are written whole at the cut.
-  var sightingsChanged: Set<ProfileID> = []
+  /// (Appended per event, repeats and all — cheaper than a set insert per event; made unique at the cut.)
+  var sightingsChanged: [ProfileID] = []
   /// Per partition, the ops not yet handed over, and how many events they hold.
   var ops: [[ProfileOp]]
   var opEvents: [Int]
@@ -125,7 +126,7 @@ public struct IdentityResolver: Sendable {
 
   /// The profile a probabilistic rule joins an event to (nil when none, or when a limit refuses it), and
   /// what to log about the decision once the event's profile is known.
-  mutating func match(_ event: Event, signals: [String: String]) -> (
+  func match(_ event: Event, signals: [String: String]) -> (
     joining: ProfileID?, decision: StreamingMatcher.Candidate?, refusal: String?
   ) {
     guard !matcher.isEmpty, !event.identifiers.contains(where: { graph.profile(of: $0) != nil }),
@@ -261,7 +262,7 @@ public struct IdentityResolver: Sendable {
           matchTraits[r.profile, default: [:]][trait] = policy(for: trait).add(o, to: matchTraits[r.profile]?[trait])
         }
         let sees = !signals.isEmpty && keepsSignals(of: r.profile)
-        if sees { sightingsChanged.insert(r.profile) }
+        if sees && sightingsChanged.last != r.profile { sightingsChanged.append(r.profile) }
         let sighted =
           sees
           && matcher.sight(
@@ -306,8 +307,7 @@ public struct IdentityResolver: Sendable {
       }
       matcher.merged(m.absorbed, into: m.survivor)
       if matcher.readsSignals {
-        sightingsChanged.insert(m.absorbed)
-        sightingsChanged.insert(m.survivor)
+        sightingsChanged += [m.absorbed, m.survivor]
       }
     }
   }
@@ -319,7 +319,7 @@ public struct IdentityResolver: Sendable {
   mutating func writeSightings(into commit: inout CommitBatch) {
     guard matcher.readsSignals else { return }
     let keep = matcher.sightingsKept.microseconds
-    for p in sightingsChanged.sorted() {
+    for p in Set(sightingsChanged).sorted() {
       let list = graph.canonical(p) == p ? matcher.storedSightings(p) : []
       let newest = list.first?.last.microseconds ?? 0
       commit.sightings.append(

@@ -13,18 +13,20 @@ public struct DecodeStage: Stage {
   public typealias Output = IdentityInput
   public static let kind = StageKind.decode
   let mapper: Mapper
-  /// Whether some rule compares device signals: each event's are derived here, off the serial identity stage.
-  var derivesSignals = false
+  /// The device signals rules read (`StreamingMatcher.signalsRead`), nil when none do: each event's are derived
+  /// here, off the serial identity stage.
+  var signals: Set<String>?
 
   func run(_ input: Inlet<RawBatch>, _ output: Outlet<IdentityInput>, rejected: Outlet<RejectedBatch>) async throws {
-    var deriver = SignalDeriver()
+    var deriver = SignalDeriver(keeping: signals)
     while let raw = await input.next() {
       try Task.checkCancellation()
       var mapped = mapper.map(raw)
       mapped.numbered = true
-      if derivesSignals {
-        mapped.signals = mapped.events.map { deriver.signals(of: $0.context) }
-        mapped.signalCombinations = mapped.signals.map(StreamingMatcher.combination)
+      if signals != nil {
+        let derived = mapped.events.map { deriver.derived(of: $0.context) }
+        mapped.signals = derived.map(\.signals)
+        mapped.signalCombinations = derived.map(\.combination)
       }
       let records = mapped.rejected
       mapped.rejectedCount = records.count
