@@ -335,7 +335,9 @@ extension StreamingMatcher {
     let sharing = Dictionary(
       index.frequencyComparisons.map { ($0.comparison, Int32(clamping: sharedBy[$0.signal] ?? 0)) },
       uniquingKeysWith: max)
-    if let bound = index.weightBound(sharing: sharing), bound < index.model.reviewWeight { return nil }
+    let bound = index.weightBound(sharing: sharing)
+    if let bound, bound < index.model.reviewWeight { return nil }
+    let eventHashes = index.exactOnly.map { e in event[e.field].map(RecordSetBuilder.valueHash) }
     var builder = index.template
     var candidates: [ProfileID] = []
     for (b, key) in builder.keys(id: "event", value: { event[$0] }).enumerated() where key != 0 {
@@ -385,6 +387,17 @@ extension StreamingMatcher {
       }
       let values = profileValues(p)
       for s in scored {
+        // The bound of this pair: an exact-only comparison whose two values differ takes `else`.
+        if let bound, !eventHashes.isEmpty {
+          var b = bound
+          for (k, e) in index.exactOnly.enumerated() {
+            guard let h = eventHashes[k], let v = s.values[e.field] ?? values[e.field],
+              RecordSetBuilder.valueHash(v) != h
+            else { continue }
+            b -= e.drop
+          }
+          if b < index.model.reviewWeight { continue }
+        }
         entries.append((p.description, values.merging(s.values) { _, signal in signal }))
         owner.append(p)
         seenAt.append(last)

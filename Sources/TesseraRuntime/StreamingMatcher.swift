@@ -41,6 +41,10 @@ public struct StreamingMatcher: Sendable {
     /// When one comparison is weighed by frequency: `model.weightBound` for each count of profiles sharing the
     /// event's value, 0 through `max_sharing` + 1 (what `SharedValues.count` can say), computed once.
     var boundBySharing: [Double]?
+    /// The single-column comparisons whose one level is `exact` (signals.os, …): two values whose folded hashes
+    /// differ take `else`, so the bound of a pair falls by `drop` (the best level's weight, or nothing, less
+    /// `else`'s). Lets a sighting that cannot reach `review` be skipped before it is scored.
+    var exactOnly: [(field: String, drop: Double)] = []
     var device: Bool { rule.signals != nil }
 
     /// `model.weightBound(sharing:)`, from the table when there is one.
@@ -117,7 +121,15 @@ public struct StreamingMatcher: Sendable {
         crowdKeys: crowdKeys, timedComparisons: timedComparisons,
         needsTimedAgreement: rule.signals != nil && !timedComparisons.isEmpty
           && bound.map { $0 < model.reviewWeight } == true,
-        boundBySharing: Self.boundTable(model, rule))
+        boundBySharing: Self.boundTable(model, rule),
+        exactOnly: model.comparisons.indices.compactMap { c in
+          let comparison = model.comparisons[c]
+          guard comparison.columns.count == 1, comparison.levels.count == 1, case .exact = comparison.levels[0],
+            comparison.tfLevel == nil, rule.signals != nil
+          else { return nil }
+          let best = max(0, comparison.weight(ofLevel: 0), comparison.weight(ofLevel: 1))
+          return (comparison.field, best - comparison.weight(ofLevel: 1))
+        })
     }
     inputs = rules.reduce(into: Set<String>()) { $0.formUnion($1.inputs) }
     let devices = config.probabilistic.compactMap(\.signals)
