@@ -149,7 +149,18 @@ public struct ProfileSync: Sendable {
 
   public func run() async throws -> Report {
     let started = ContinuousClock.now
-    let tables = try await desiredTables()
+    // The tables are built from the store while the ones built before them are written: building the next
+    // (reading the store, encoding rows) takes this process's CPU while PostgreSQL takes in the last.
+    let (tables, made) = AsyncThrowingStream.makeStream(of: Table.self)
+    let maker = Task {
+      do {
+        try await desiredTables { made.yield($0) }
+        made.finish()
+      } catch {
+        made.finish(throwing: error)
+      }
+    }
+    defer { maker.cancel() }
     let configuration: PostgresClient.Configuration
     do {
       configuration = try PostgresStore.configuration(url: sync.database, maximumConnections: 1)
@@ -177,7 +188,7 @@ public struct ProfileSync: Sendable {
           try await conn.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
           // `COPY` names its table unqualified: the sync's schema comes first (temporary tables still before it).
           try await conn.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), logger: logger)
-          for t in tables {
+          for try await t in tables {
             try await conn.query(
               PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(schema).\(t.name) \(t.ddl)"), logger: logger)
             reports.append(try await apply(t, conn))
@@ -193,6 +204,8 @@ public struct ProfileSync: Sendable {
     } catch {
       throw Failure(description: "sync `\(sync.name)`: \(PostgresSourceReader.describe(error))")
     }
+    let order = Self.tableNames
+    reports.sort { (order.firstIndex(of: $0.table) ?? order.count) < (order.firstIndex(of: $1.table) ?? order.count) }
     return Report(tables: reports, seconds: (ContinuousClock.now - started) / .seconds(1))
   }
 
@@ -276,7 +289,14 @@ public struct ProfileSync: Sendable {
 
   // MARK: what the store holds
 
-  func desiredTables() async throws -> [Table] {
+  /// The tables in the order a report lists them.
+  static let tableNames = [
+    "profiles", "profile_traits", "identifiers", "profile_aliases", "segment_memberships", "segment_changes",
+    "merge_log", "events",
+  ]
+
+  /// Builds each table from the store and hands it to `emit` as soon as it is complete.
+  func desiredTables(_ emit: (Table) -> Void) async throws {
     let identity = try await store.loadIdentity()
     var live: [ProfileID: ProfileID] = [:]
     for (p, _) in identity.profiles { live[p] = p }
@@ -314,6 +334,7 @@ public struct ProfileSync: Sendable {
         .bool(true),
       ])
     }
+    emit(traitRows)
     var identifiers = Table(
       name: "identifiers",
       columns: [("kind", "TEXT"), ("value", "TEXT"), ("profile_id", "TEXT"), ("last_seen", "TIMESTAMPTZ")],
@@ -324,17 +345,21 @@ public struct ProfileSync: Sendable {
         identifiers.append([.text(i.kind), .text(i.value), id(p), .time(seen)])
       }
     }
+    emit(profiles)
+    emit(identifiers)
     var aliases = Table(
       name: "profile_aliases", columns: [("absorbed_id", "TEXT"), ("profile_id", "TEXT")], key: ["absorbed_id"])
     for a in identity.aliases {
       aliases.append([id(a.absorbed), id(resolved(a.survivor))])
     }
+    emit(aliases)
     var memberships = Table(
       name: "segment_memberships", columns: [("segment", "TEXT"), ("profile_id", "TEXT"), ("since", "TIMESTAMPTZ")],
       key: ["segment", "profile_id"])
     for m in try await store.loadMemberships() {
       memberships.append([.text(m.segment), id(m.profile), .time(m.since)])
     }
+    emit(memberships)
     var changes = Table(
       name: "segment_changes",
       columns: [
@@ -353,6 +378,7 @@ public struct ProfileSync: Sendable {
         ])
       }
     }
+    emit(changes)
     var merges = Table(
       name: "merge_log",
       columns: [
@@ -378,7 +404,7 @@ public struct ProfileSync: Sendable {
         .json(.list(pair.map(Value.string))), .null, .null, .null,
       ])
     }
-    var out = [profiles, traitRows, identifiers, aliases, memberships, changes, merges]
+    emit(merges)
     if sync.events {
       var events = Table(
         name: "events",
@@ -396,9 +422,8 @@ public struct ProfileSync: Sendable {
           .json(.map(e.properties)), .json(.map(e.traits)),
         ])
       }
-      out.append(events)
+      emit(events)
     }
-    return out
   }
 
   /// A value as text for SQL that wants it plain (`value_text::numeric`): strings as they are, others as JSON.
