@@ -37,9 +37,16 @@ enum PostgresJSON {
       // jsonb: a version byte (1), then the text.
       buffer.moveReaderIndex(forwardBy: 1)
       buffer.withUnsafeReadableBytes { json.bytes.append(contentsOf: $0) }
-    case 1082: json.string(date(buffer.readInteger(as: Int32.self) ?? 0))
-    case 1114: json.string(timestamp(buffer.readInteger(as: Int64.self) ?? 0, zone: false, iso: true))
-    case 1184: json.string(timestamp(buffer.readInteger(as: Int64.self) ?? 0, zone: true, iso: true))
+    // Dates and times are digits and punctuation: quoted, nothing to escape.
+    case 1082:
+      json.raw("\"")
+      date(buffer.readInteger(as: Int32.self) ?? 0, into: &json.bytes)
+      json.raw("\"")
+    case 1114, 1184:
+      json.raw("\"")
+      let us = buffer.readInteger(as: Int64.self) ?? 0
+      timestamp(us, zone: cell.dataType.rawValue == 1184, iso: true, into: &json.bytes)
+      json.raw("\"")
     case 2950: json.string(uuid(buffer))
     default:
       buffer.withUnsafeReadableBytes { raw in
@@ -80,50 +87,83 @@ enum PostgresJSON {
   static let epochDays: Int64 = 10_957
 
   static func date(_ days: Int32) -> String {
-    if days == .max { return "infinity" }
-    if days == .min { return "-infinity" }
-    return day(Int64(days) + epochDays)
+    var out: [UInt8] = []
+    date(days, into: &out)
+    return String(decoding: out, as: UTF8.self)
   }
 
-  static func day(_ days: Int64) -> String {
+  static func date(_ days: Int32, into out: inout [UInt8]) {
+    if days == .max { return out.append(contentsOf: "infinity".utf8) }
+    if days == .min { return out.append(contentsOf: "-infinity".utf8) }
+    let bc = day(Int64(days) + epochDays, into: &out)
+    if bc { out.append(contentsOf: " BC".utf8) }
+  }
+
+  /// Writes `YYYY-MM-DD`; true for a year before 1 (written as PostgreSQL does, `0001-01-01 BC` for year 0),
+  /// whose ` BC` the caller writes last.
+  static func day(_ days: Int64, into out: inout [UInt8]) -> Bool {
     let (y, m, d) = Timestamp.civilFromDays(days)
-    // Years before 1 are written as PostgreSQL does, `0001-01-01 BC` for year 0.
-    let year = y > 0 ? y : 1 - y
-    return pad(year, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + (y > 0 ? "" : " BC")
+    digits(y > 0 ? y : 1 - y, 4, &out)
+    out.append(UInt8(ascii: "-"))
+    digits(m, 2, &out)
+    out.append(UInt8(ascii: "-"))
+    digits(d, 2, &out)
+    return y <= 0
   }
 
   /// Microseconds from 2000-01-01 as `2026-01-01T00:00:01.5+00:00` (JSON) or `2026-01-01 00:00:01.5+00`
-  /// (`::text`); `zone` for `timestamptz`.
+  /// (`::text`); `zone` for `timestamptz`. Written byte by byte: a table read prints one or two per row.
   static func timestamp(_ us: Int64, zone: Bool, iso: Bool) -> String {
-    if us == .max { return "infinity" }
-    if us == .min { return "-infinity" }
+    var out: [UInt8] = []
+    out.reserveCapacity(32)
+    timestamp(us, zone: zone, iso: iso, into: &out)
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  static func timestamp(_ us: Int64, zone: Bool, iso: Bool, into out: inout [UInt8]) {
+    if us == .max { return out.append(contentsOf: "infinity".utf8) }
+    if us == .min { return out.append(contentsOf: "-infinity".utf8) }
     let r = us % 1_000_000
     let secs = us / 1_000_000 - (r < 0 ? 1 : 0)
     var frac = r < 0 ? r + 1_000_000 : r
     let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
     let rem = secs - days * 86_400
-    var date = day(days + epochDays)
-    var bc = ""
-    if date.hasSuffix(" BC") {
-      date.removeLast(3)
-      bc = " BC"
-    }
-    var out = date + (iso ? "T" : " ") + pad(rem / 3600, 2) + ":" + pad(rem / 60 % 60, 2) + ":" + pad(rem % 60, 2)
+    let bc = day(days + epochDays, into: &out)
+    out.append(UInt8(ascii: iso ? "T" : " "))
+    digits(rem / 3600, 2, &out)
+    out.append(UInt8(ascii: ":"))
+    digits(rem / 60 % 60, 2, &out)
+    out.append(UInt8(ascii: ":"))
+    digits(rem % 60, 2, &out)
     if frac != 0 {
-      var digits = 6
+      var width = 6
       while frac % 10 == 0 {
         frac /= 10
-        digits -= 1
+        width -= 1
       }
-      out += "." + pad(frac, digits)
+      out.append(UInt8(ascii: "."))
+      digits(frac, width, &out)
     }
-    if zone { out += iso ? "+00:00" : "+00" }
-    return out + bc
+    if zone { out.append(contentsOf: iso ? "+00:00".utf8 : "+00".utf8) }
+    if bc { out.append(contentsOf: " BC".utf8) }
   }
 
-  static func pad(_ v: Int64, _ width: Int) -> String {
-    let s = String(v)
-    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+  /// `v` (not negative) in decimal, zero-padded to at least `width` digits.
+  static func digits(_ v: Int64, _ width: Int, _ out: inout [UInt8]) {
+    var v = v
+    var n = 0
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
+      repeat {
+        buf[19 - n] = UInt8(ascii: "0") + UInt8(v % 10)
+        v /= 10
+        n += 1
+      } while v > 0 && n < 20
+      while n < width && n < 20 {
+        buf[19 - n] = UInt8(ascii: "0")
+        n += 1
+      }
+      out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[(20 - n)...]))
+    }
   }
 
   static func uuid(_ buffer: ByteBuffer) -> String {

@@ -223,15 +223,15 @@ public struct ProfileSync: Sendable {
     for try await (k, h) in rows.decode((String, String).self) { held[k] = UInt64(h, radix: 16) ?? 0 }
     var changed: [Int] = []
     var gone: [String] = []
-    if held.isEmpty {
+    let empty = held.isEmpty
+    if empty {
       changed = Array(t.rows.indices)
     } else {
-      var wanted = Set<String>(minimumCapacity: t.rows.count)
-      for (i, row) in t.rows.enumerated() {
-        wanted.insert(row.key)
-        if held[row.key] != row.hash { changed.append(i) }
+      // What is left of `held` once the store's rows took theirs out is what the store no longer has.
+      for (i, row) in t.rows.enumerated() where held.removeValue(forKey: row.key) != row.hash {
+        changed.append(i)
       }
-      gone = held.keys.filter { !wanted.contains($0) }
+      gone = Array(held.keys)
     }
     var start = 0
     while start < gone.count {
@@ -243,7 +243,7 @@ public struct ProfileSync: Sendable {
       start += batchRows
     }
     let columns = t.columns.map(\.name) + ["sync_hash"]
-    if held.isEmpty {
+    if empty {
       try await copy(t, changed, into: t.name, columns: columns, conn)
     } else if !changed.isEmpty {
       let stage = "tessera_sync_\(t.name)"
