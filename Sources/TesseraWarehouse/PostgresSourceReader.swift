@@ -93,6 +93,8 @@ public struct PostgresSourceReader: SourceReader {
         continue
       }
       if page.rows.isEmpty {
+        // Caught up: the next page starts again from `t.*`, so columns added to the table meanwhile are read.
+        shape = Shape()
         guard let stop else { return }
         if stop.isStopped { return }
         if await stop.wait(.microseconds(table.poll.microseconds)) { return }
