@@ -126,6 +126,7 @@ let package = Package(
         "TesseraModel", "TesseraCompiler", "TesseraStore", "TesseraRuntime", "TesseraPostgres",
         .product(name: "PostgresNIO", package: "postgres-nio"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
       ]
     ),
     // People-based measurement: funnels, conversion paths and attribution over the event log.

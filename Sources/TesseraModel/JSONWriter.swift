@@ -50,18 +50,21 @@ public struct JSONWriter {
   /// A quoted, escaped string: `"`, `\`, and control characters escaped; everything else (UTF-8 included)
   /// copied byte for byte.
   public mutating func string(_ s: String) {
-    bytes.append(UInt8(ascii: "\""))
     var s = s
-    s.withUTF8 { utf8 in
-      var clean = true
-      for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
-        clean = false
-        break
-      }
-      if clean {
-        bytes.append(contentsOf: utf8)
-        return
-      }
+    s.withUTF8 { string(utf8: $0) }
+  }
+
+  /// A string given as its UTF-8 bytes, quoted and escaped as `string(_:)` does.
+  public mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
+    bytes.append(UInt8(ascii: "\""))
+    var clean = true
+    for b in utf8 where b < 0x20 || b == 0x22 || b == 0x5C {
+      clean = false
+      break
+    }
+    if clean {
+      bytes.append(contentsOf: utf8)
+    } else {
       for b in utf8 {
         switch b {
         case 0x22: raw("\\\"")

@@ -143,7 +143,8 @@ public struct Timestamp: Sendable, Hashable, Comparable {
     return era * 146_097 + doe - 719_468
   }
 
-  static func civilFromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
+  /// The proleptic Gregorian year, month and day of the day `z0` days after 1970-01-01.
+  public static func civilFromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
     let z = z0 + 719_468
     let era = (z >= 0 ? z : z - 146_096) / 146_097
     let doe = z - era * 146_097

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import PostgresNIO
 import TesseraCompiler
 import TesseraModel
@@ -62,22 +63,104 @@ public struct ProfileSync: Sendable {
     public var description: String
   }
 
-  /// A table as the sync keeps it: its columns (SQL types), its key, and the rows the store says it should hold.
+  /// A table as the sync keeps it: its columns (SQL types), its key, and the rows the store says it should hold,
+  /// each already written as a line of `COPY … FROM STDIN` text (`bytes[range]`, columns in order, without the
+  /// hash), with its key (the key columns joined with U+001F) and the 64-bit FNV-1a hash of that line.
   struct Table {
     var name: String
     var columns: [(name: String, type: String)]
     var key: [String]
-    var rows: [[String: Value]] = []
+    var keyIndexes: [Int]
+    var bytes: [UInt8] = []
+    var rows: [(key: String, range: Range<Int>, hash: UInt64)] = []
+
+    init(name: String, columns: [(name: String, type: String)], key: [String]) {
+      self.name = name
+      self.columns = columns
+      self.key = key
+      self.keyIndexes = key.compactMap { k in columns.firstIndex { $0.name == k } }
+    }
 
     var ddl: String {
       let cols = columns.map { "\($0.name) \($0.type)" } + ["sync_hash TEXT NOT NULL"]
       return "(\(cols.joined(separator: ", ")), PRIMARY KEY (\(key.joined(separator: ", "))))"
     }
+
+    /// Appends a row, one cell per column in order.
+    mutating func append(_ cells: [Cell]) {
+      let start = bytes.count
+      var key = ""
+      for (i, c) in cells.enumerated() {
+        if i > 0 { bytes.append(9) }
+        c.write(to: &bytes)
+        if let k = keyIndexes.firstIndex(of: i) {
+          if k > 0 { key.unicodeScalars.append("\u{1F}") }
+          if case .text(let s) = c { key += s }
+        }
+      }
+      var h: UInt64 = 0xcbf2_9ce4_8422_2325
+      for b in bytes[start...] {
+        h ^= UInt64(b)
+        h = h &* 0x100_0000_01b3
+      }
+      rows.append((key, start..<bytes.count, h))
+    }
+  }
+
+  /// One column's value in a row, written as `COPY` text.
+  enum Cell {
+    case null
+    case text(String)
+    case json(Value)
+    case time(Timestamp)
+    case bool(Bool)
+    case double(Double)
+
+    init(_ text: String?) { self = text.map(Cell.text) ?? .null }
+
+    func write(to out: inout [UInt8]) {
+      switch self {
+      case .null: out.append(contentsOf: [0x5C, 0x4E])  // \N
+      case .text(let s): Self.escape(s.utf8, into: &out)
+      case .json(let v):
+        var w = JSONWriter(capacity: 64)
+        w.value(v)
+        Self.escape(w.bytes, into: &out)
+      case .time(let t): out.append(contentsOf: t.iso8601.utf8)
+      case .bool(let b): out.append(b ? 0x74 : 0x66)
+      case .double(let d):
+        if d.isFinite { out.append(contentsOf: String(d).utf8) } else { out.append(contentsOf: [0x5C, 0x4E]) }
+      }
+    }
+
+    /// COPY text escapes: backslash, tab, newline and carriage return.
+    static func escape(_ bytes: some Sequence<UInt8>, into out: inout [UInt8]) {
+      for b in bytes {
+        switch b {
+        case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+        case 0x09: out.append(contentsOf: [0x5C, 0x74])
+        case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+        case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+        default: out.append(b)
+        }
+      }
+    }
   }
 
   public func run() async throws -> Report {
     let started = ContinuousClock.now
-    let tables = try await desiredTables()
+    // The tables are built from the store while the ones built before them are written: building the next
+    // (reading the store, encoding rows) takes this process's CPU while PostgreSQL takes in the last.
+    let (tables, made) = AsyncThrowingStream.makeStream(of: Table.self)
+    let maker = Task {
+      do {
+        try await desiredTables { made.yield($0) }
+        made.finish()
+      } catch {
+        made.finish(throwing: error)
+      }
+    }
+    defer { maker.cancel() }
     let configuration: PostgresClient.Configuration
     do {
       configuration = try PostgresStore.configuration(url: sync.database, maximumConnections: 1)
@@ -103,7 +186,9 @@ public struct ProfileSync: Sendable {
             PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock(hashtext('tessera.sync.' || '\(sync.schema)'))"),
             logger: logger)
           try await conn.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
-          for t in tables {
+          // `COPY` names its table unqualified: the sync's schema comes first (temporary tables still before it).
+          try await conn.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), logger: logger)
+          for try await t in tables {
             try await conn.query(
               PostgresQuery(unsafeSQL: "CREATE TABLE IF NOT EXISTS \(schema).\(t.name) \(t.ddl)"), logger: logger)
             reports.append(try await apply(t, conn))
@@ -119,35 +204,35 @@ public struct ProfileSync: Sendable {
     } catch {
       throw Failure(description: "sync `\(sync.name)`: \(PostgresSourceReader.describe(error))")
     }
+    let order = Self.tableNames
+    reports.sort { (order.firstIndex(of: $0.table) ?? order.count) < (order.firstIndex(of: $1.table) ?? order.count) }
     return Report(tables: reports, seconds: (ContinuousClock.now - started) / .seconds(1))
   }
 
   var schema: String { PostgresSourceReader.quote(sync.schema) }
 
-  /// Brings one table to its rows: reads the keys and hashes it holds, upserts what differs, deletes the rest.
+  /// Brings one table to its rows: reads the keys and hashes it holds, deletes the rows the store no longer has,
+  /// and writes the new and changed ones with `COPY` — straight into the table when it is empty (a first sync),
+  /// otherwise into a temporary table merged with one `INSERT … ON CONFLICT DO UPDATE`.
   func apply(_ t: Table, _ conn: PostgresConnection) async throws -> TableReport {
     // A row's key: its key columns (all text) joined with U+001F, in Swift and in SQL alike.
     let keySQL = "concat_ws(chr(31), \(t.key.joined(separator: ", ")))"
-    var held: [String: String] = [:]
+    var held: [String: UInt64] = [:]
     let rows = try await conn.query(
       PostgresQuery(unsafeSQL: "SELECT \(keySQL), sync_hash FROM \(schema).\(t.name)"), logger: logger)
-    for try await (k, h) in rows.decode((String, String).self) { held[k] = h }
-    var changed: [String] = []
-    var wanted: Set<String> = []
-    for row in t.rows {
-      let key = t.key.map { row[$0]?.stringValue ?? "" }.joined(separator: "\u{1F}")
-      wanted.insert(key)
-      let body = JSON.encode(.map(row))
-      let hash = Self.hash(body)
-      if held[key] == hash { continue }
-      var withHash = row
-      withHash["sync_hash"] = .string(hash)
-      changed.append(JSON.encode(.map(withHash)))
+    for try await (k, h) in rows.decode((String, String).self) { held[k] = UInt64(h, radix: 16) ?? 0 }
+    var changed: [Int] = []
+    var gone: [String] = []
+    let empty = held.isEmpty
+    if empty {
+      changed = Array(t.rows.indices)
+    } else {
+      // What is left of `held` once the store's rows took theirs out is what the store no longer has.
+      for (i, row) in t.rows.enumerated() where held.removeValue(forKey: row.key) != row.hash {
+        changed.append(i)
+      }
+      gone = Array(held.keys)
     }
-    let gone = held.keys.filter { !wanted.contains($0) }
-    let columns = t.columns.map(\.name) + ["sync_hash"]
-    let list = columns.joined(separator: ", ")
-    let updates = columns.filter { !t.key.contains($0) }.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
     var start = 0
     while start < gone.count {
       var b = PostgresBindings()
@@ -157,41 +242,61 @@ public struct ProfileSync: Sendable {
         logger: logger)
       start += batchRows
     }
-    start = 0
-    while start < changed.count {
-      let part = changed[start..<min(changed.count, start + batchRows)]
-      let json = "[" + part.joined(separator: ",") + "]"
+    let columns = t.columns.map(\.name) + ["sync_hash"]
+    if empty {
+      try await copy(t, changed, into: t.name, columns: columns, conn)
+    } else if !changed.isEmpty {
+      let stage = "tessera_sync_\(t.name)"
+      try await conn.query(
+        PostgresQuery(unsafeSQL: "CREATE TEMPORARY TABLE \(stage) (LIKE \(schema).\(t.name)) ON COMMIT DROP"),
+        logger: logger)
+      try await copy(t, changed, into: stage, columns: columns, conn)
+      let list = columns.joined(separator: ", ")
+      let updates = columns.filter { !t.key.contains($0) }.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
       try await conn.query(
         PostgresQuery(
           unsafeSQL: """
-            INSERT INTO \(schema).\(t.name) (\(list))
-            SELECT \(list) FROM json_populate_recordset(NULL::\(schema).\(t.name), $1::json)
+            INSERT INTO \(schema).\(t.name) (\(list)) SELECT \(list) FROM \(stage)
             ON CONFLICT (\(t.key.joined(separator: ", "))) DO UPDATE SET \(updates)
-            """, binds: Self.bind(json)), logger: logger)
-      start += batchRows
+            """), logger: logger)
+      try await conn.query(PostgresQuery(unsafeSQL: "DROP TABLE \(stage)"), logger: logger)
     }
     return TableReport(table: t.name, rows: t.rows.count, written: changed.count, deleted: gone.count)
   }
 
-  static func bind(_ text: String) -> PostgresBindings {
-    var b = PostgresBindings()
-    b.append(text)
-    return b
-  }
-
-  /// 64-bit FNV-1a of the row's JSON, as hex: equal rows, equal hashes, in every process.
-  static func hash(_ text: String) -> String {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in text.utf8 {
-      h ^= UInt64(b)
-      h = h &* 0x100_0000_01b3
+  /// Streams the rows `indexes` of `t` (each line with its hash) into `table` with `COPY … FROM STDIN`.
+  func copy(_ t: Table, _ indexes: [Int], into table: String, columns: [String], _ conn: PostgresConnection)
+    async throws
+  {
+    guard !indexes.isEmpty else { return }
+    try await conn.copyFrom(table: table, columns: columns, logger: logger) { writer in
+      var chunk: [UInt8] = []
+      chunk.reserveCapacity(1 << 18)
+      for i in indexes {
+        let row = t.rows[i]
+        chunk.append(contentsOf: t.bytes[row.range])
+        chunk.append(9)
+        chunk.append(contentsOf: String(row.hash, radix: 16).utf8)
+        chunk.append(10)
+        if chunk.count >= 1 << 18 {
+          try await writer.write(ByteBuffer(bytes: chunk))
+          chunk.removeAll(keepingCapacity: true)
+        }
+      }
+      if !chunk.isEmpty { try await writer.write(ByteBuffer(bytes: chunk)) }
     }
-    return String(h, radix: 16)
   }
 
   // MARK: what the store holds
 
-  func desiredTables() async throws -> [Table] {
+  /// The tables in the order a report lists them.
+  static let tableNames = [
+    "profiles", "profile_traits", "identifiers", "profile_aliases", "segment_memberships", "segment_changes",
+    "merge_log", "events",
+  ]
+
+  /// Builds each table from the store and hands it to `emit` as soon as it is complete.
+  func desiredTables(_ emit: (Table) -> Void) async throws {
     let identity = try await store.loadIdentity()
     var live: [ProfileID: ProfileID] = [:]
     for (p, _) in identity.profiles { live[p] = p }
@@ -205,8 +310,7 @@ public struct ProfileSync: Sendable {
       }
       return p
     }
-    func id(_ p: ProfileID) -> Value { .string(p.description) }
-    func time(_ t: Timestamp) -> Value { .string(t.iso8601) }
+    func id(_ p: ProfileID) -> Cell { .text(p.description) }
 
     var profiles = Table(name: "profiles", columns: [("profile_id", "TEXT"), ("traits", "JSONB")], key: ["profile_id"])
     var traitRows = Table(
@@ -218,42 +322,44 @@ public struct ProfileSync: Sendable {
     var visible: [ProfileID: [String: Value]] = [:]
     for t in try await store.loadTraits() where !t.value.isNull {
       visible[t.profile, default: [:]][t.trait] = t.value
-      traitRows.rows.append([
-        "profile_id": id(t.profile), "trait": .string(t.trait), "value": t.value, "value_text": Self.text(t.value),
-        "source": .string(t.source), "event_id": .string(t.eventID), "observed_at": time(t.timestamp),
-        "computed": .bool(false),
+      traitRows.append([
+        id(t.profile), .text(t.trait), .json(t.value), Cell(Self.text(t.value)), .text(t.source), .text(t.eventID),
+        .time(t.timestamp), .bool(false),
       ])
     }
     for c in try await store.loadComputed() where !c.value.isNull {
       visible[c.profile, default: [:]][c.trait] = c.value
-      traitRows.rows.append([
-        "profile_id": id(c.profile), "trait": .string(c.trait), "value": c.value, "value_text": Self.text(c.value),
-        "source": .string("computed"), "computed": .bool(true),
+      traitRows.append([
+        id(c.profile), .text(c.trait), .json(c.value), Cell(Self.text(c.value)), .text("computed"), .null, .null,
+        .bool(true),
       ])
     }
+    emit(traitRows)
     var identifiers = Table(
       name: "identifiers",
       columns: [("kind", "TEXT"), ("value", "TEXT"), ("profile_id", "TEXT"), ("last_seen", "TIMESTAMPTZ")],
       key: ["kind", "value", "profile_id"])
     for (p, ids) in identity.profiles {
-      profiles.rows.append(["profile_id": id(p), "traits": .map(visible[p] ?? [:])])
+      profiles.append([id(p), .json(.map(visible[p] ?? [:]))])
       for (i, seen) in ids {
-        identifiers.rows.append([
-          "kind": .string(i.kind), "value": .string(i.value), "profile_id": id(p), "last_seen": time(seen),
-        ])
+        identifiers.append([.text(i.kind), .text(i.value), id(p), .time(seen)])
       }
     }
+    emit(profiles)
+    emit(identifiers)
     var aliases = Table(
       name: "profile_aliases", columns: [("absorbed_id", "TEXT"), ("profile_id", "TEXT")], key: ["absorbed_id"])
     for a in identity.aliases {
-      aliases.rows.append(["absorbed_id": id(a.absorbed), "profile_id": id(resolved(a.survivor))])
+      aliases.append([id(a.absorbed), id(resolved(a.survivor))])
     }
+    emit(aliases)
     var memberships = Table(
       name: "segment_memberships", columns: [("segment", "TEXT"), ("profile_id", "TEXT"), ("since", "TIMESTAMPTZ")],
       key: ["segment", "profile_id"])
     for m in try await store.loadMemberships() {
-      memberships.rows.append(["segment": .string(m.segment), "profile_id": id(m.profile), "since": time(m.since)])
+      memberships.append([.text(m.segment), id(m.profile), .time(m.since)])
     }
+    emit(memberships)
     var changes = Table(
       name: "segment_changes",
       columns: [
@@ -266,12 +372,13 @@ public struct ProfileSync: Sendable {
         let base = "\(segment)/\(c.profile)/\(c.at.microseconds)/\(c.entered ? "in" : "out")"
         let n = seen[base, default: 0]
         seen[base] = n + 1
-        changes.rows.append([
-          "change_key": .string(n == 0 ? base : "\(base)#\(n)"), "segment": .string(segment),
-          "profile_id": id(resolved(c.mergedInto ?? c.profile)), "entered": .bool(c.entered), "at": time(c.at),
+        changes.append([
+          .text(n == 0 ? base : "\(base)#\(n)"), .text(segment), id(resolved(c.mergedInto ?? c.profile)),
+          .bool(c.entered), .time(c.at),
         ])
       }
     }
+    emit(changes)
     var merges = Table(
       name: "merge_log",
       columns: [
@@ -284,21 +391,20 @@ public struct ProfileSync: Sendable {
       let base = "\(m.survivor)<\(m.absorbed)@\(m.at.microseconds)/\(m.eventID)/\(m.rule)"
       let n = seenKeys[base, default: 0]
       seenKeys[base] = n + 1
-      merges.rows.append([
-        "merge_key": .string(n == 0 ? base : "\(base)#\(n)"), "kind": .string("merge"), "survivor_id": id(m.survivor),
-        "absorbed_id": id(m.absorbed), "profile_id": id(resolved(m.survivor)), "rule": .string(m.rule),
-        "evidence": .list(m.evidence.map { .string("\($0.kind):\($0.value)") }), "event_id": .string(m.eventID),
-        "at": time(m.at), "score": m.score.isFinite ? .double(m.score) : .null,
+      merges.append([
+        .text(n == 0 ? base : "\(base)#\(n)"), .text("merge"), id(m.survivor), id(m.absorbed), id(resolved(m.survivor)),
+        .text(m.rule), .json(.list(m.evidence.map { .string("\($0.kind):\($0.value)") })), .text(m.eventID),
+        .time(m.at), m.score.isFinite ? .double(m.score) : .null,
       ])
     }
     for s in try await store.loadSeparations() {
       let pair = [s.first, s.second].map { "\($0.kind):\($0.value)" }
-      merges.rows.append([
-        "merge_key": .string("unmerge:" + pair.joined(separator: "|")), "kind": .string("unmerge"),
-        "rule": .string("unmerge"), "evidence": .list(pair.map(Value.string)),
+      merges.append([
+        .text("unmerge:" + pair.joined(separator: "|")), .text("unmerge"), .null, .null, .null, .text("unmerge"),
+        .json(.list(pair.map(Value.string))), .null, .null, .null,
       ])
     }
-    var out = [profiles, traitRows, identifiers, aliases, memberships, changes, merges]
+    emit(merges)
     if sync.events {
       var events = Table(
         name: "events",
@@ -311,23 +417,21 @@ public struct ProfileSync: Sendable {
         // The log keeps records as received; the source's mapping reads them (a source no longer declared, or
         // a record its mapping no longer reads, keeps the fields the log has).
         let e = (try? reader.mapped(s.event)) ?? s.event
-        events.rows.append([
-          "source": .string(e.source), "event_id": .string(e.id), "profile_id": id(resolved(s.profile)),
-          "type": .string(e.type), "name": e.name.map(Value.string) ?? .null, "timestamp": time(e.timestamp),
-          "properties": .map(e.properties), "traits": .map(e.traits),
+        events.append([
+          .text(e.source), .text(e.id), id(resolved(s.profile)), .text(e.type), Cell(e.name), .time(e.timestamp),
+          .json(.map(e.properties)), .json(.map(e.traits)),
         ])
       }
-      out.append(events)
+      emit(events)
     }
-    return out
   }
 
   /// A value as text for SQL that wants it plain (`value_text::numeric`): strings as they are, others as JSON.
-  static func text(_ v: Value) -> Value {
+  static func text(_ v: Value) -> String? {
     switch v {
-    case .null: return .null
-    case .string(let s): return .string(s)
-    default: return .string(JSON.encode(v))
+    case .null: return nil
+    case .string(let s): return s
+    default: return JSON.encode(v)
     }
   }
 }

@@ -153,6 +153,82 @@ struct PostgresSourceTests {
     }
   }
 
+  /// Each row reaches the mapping as the object `row_to_json` makes of it, whatever its columns' types: the ones
+  /// the reader writes from the binary rows itself (integers, floats, text with quotes and control characters,
+  /// times, dates, uuid, json) and the ones it asks PostgreSQL for as `to_json` (numeric, arrays). An integer
+  /// cursor is printed by the reader, a numeric one (from a `query:`) by PostgreSQL; both read on from where
+  /// they stopped.
+  @Test func rowsReadAsRowToJSONWritesThemAndOtherCursorTypesResume() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("crm")
+      let create = """
+        CREATE TABLE typed (id integer, t text, n bigint, s smallint, f float8, whole float8, big float8, g float4,
+          gw float4, b boolean, v varchar(20), c char(3), ts timestamptz, tn timestamp, d date, u uuid, j jsonb,
+          js json, num numeric(10,2), arr text[], nothing text, nan float8)
+        """
+      func rows(_ ids: ClosedRange<Int>) -> String {
+        "INSERT INTO typed SELECT i, 'a\"b\\\\c' || chr(10) || chr(9) || 'é ' || i, 9007199254740993 + i, -i, 1.5 + i,"
+          + " 3, 1e300, 0.1, 2e6, i % 2 = 0, 'v' || i, 'c', '2026-01-01 00:00:01.25+00'::timestamptz + i * interval '1 day',"
+          + " '1999-12-31 23:59:59', '0044-03-15', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": [1, 2.5, {\"b\": null}]}',"
+          + " '{ \"x\" : 1 }', 12.50 + i, '{a,b}', NULL, CASE WHEN i = 1 THEN 'NaN'::float8 ELSE '-Infinity' END"
+          + " FROM generate_series(\(ids.lowerBound), \(ids.upperBound)) AS i"
+      }
+      try await WH.execute(url, [create, rows(1...3)])
+      let dir = try WH.tempDir()
+      defer { try? FileManager.default.removeItem(atPath: dir) }
+      try """
+      pipeline: typed
+      identifiers:
+        user_id: { normalize: trim }
+      deterministic:
+        ids: { link_on: [user_id] }
+      sources:
+        typed:
+          kind: postgres
+          url: ${CRM_URL}
+          table: typed
+          cursor: id
+          batch_rows: 2
+          emit: track
+          event: Row
+          map:
+            user_id: t
+        numbered:
+          kind: postgres
+          url: ${CRM_URL}
+          query: SELECT id::numeric AS k, t FROM typed
+          cursor: k
+          batch_rows: 2
+          emit: track
+          event: Row
+          map:
+            user_id: t
+      """.write(toFile: dir + "/typed.yaml", atomically: true, encoding: .utf8)
+      let result = Compiler(environment: ["CRM_URL": url]).compile(pipeline: dir + "/typed.yaml")
+      let plan = try #require(result.plan, "\(result.rendered())")
+      let store = MemoryStore()
+
+      let (first, rejected) = try await Self.run(plan, store)
+      #expect(rejected.isEmpty)
+      #expect(first.recordsRead == 6)
+      let expected = try await WH.rows(url, "SELECT * FROM typed").map { try JSON.parse($0) }
+      let records = try await store.loadEvents().filter { $0.event.source == "typed" }.map {
+        try JSON.parse(try #require($0.event.record).description)
+      }
+      #expect(records.count == 3)
+      #expect(Set(records) == Set(expected))
+      #expect(await store.loadSourceCursors()["typed"] == "integer:3")
+      #expect(await store.loadSourceCursors()["numbered"] == "numeric:3")
+
+      try await WH.execute(url, [rows(4...5)])
+      let (second, _) = try await Self.run(plan, store)
+      #expect(second.recordsRead == 4)
+      #expect(await store.loadSourceCursors()["typed"] == "integer:5")
+      #expect(await store.loadSourceCursors()["numbered"] == "numeric:5")
+      #expect(try await store.loadEvents().count == 10)
+    }
+  }
+
   /// A run stopped after its first transactions resumes from the cursor those transactions committed: the
   /// second run reads exactly the rows the first did not store, and the store ends with every row once.
   @Test func aRunStoppedPartwayResumesWithoutSkippingOrRepeating() async throws {

@@ -30,7 +30,7 @@ struct ProfileSyncTests {
     #"{"id":"e8","ts":"2026-01-08T00:00:00Z","email":"carl@example.com","uid":"u3"}"#,
   ]
 
-  static func setUp(warehouse: String, in dir: String) throws -> PipelinePlan {
+  static func setUp(warehouse: String, in dir: String, events: [String] = events) throws -> PipelinePlan {
     try (events.joined(separator: "\n") + "\n").write(toFile: dir + "/events.ndjson", atomically: true, encoding: .utf8)
     try """
     pipeline: shop
@@ -171,6 +171,54 @@ struct ProfileSyncTests {
         let b = try await WH.rows(url, "SELECT * FROM fresh.\(t)")
         #expect(a == b, "table \(t)")
         #expect(!a.isEmpty || t == "profile_aliases", "table \(t) is empty")
+      }
+    }
+  }
+
+  /// Rows go out with `COPY`: text with tabs, newlines, backslashes and quotes arrives as the store has it, and
+  /// rows whose stored hash no longer matches (changed by hand, or written by an older sync) are rewritten
+  /// through the merge of a later sync, leaving every table equal to a fresh sync.
+  @Test func copiedRowsKeepAwkwardTextAndChangedRowsAreRewritten() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("warehouse")
+      let dir = try WH.tempDir()
+      defer { try? FileManager.default.removeItem(atPath: dir) }
+      let awkward = [
+        #"{"id":"x1","ts":"2026-01-01T00:00:00Z","anon":"a\tb","name":"tab\there, line\nbreak, back\\slash \"q\" \\N é","revenue":120}"#,
+        #"{"id":"x2","ts":"2026-01-02T00:00:00Z","anon":"a9","name":"\\","revenue":5}"#,
+      ]
+      let plan = try Self.setUp(warehouse: url, in: dir, events: Self.events + awkward)
+      let store = MemoryStore()
+      var readers: [Int: any SourceReader] = [:]
+      for (i, s) in plan.config.sources.enumerated() { readers[i] = FileSourceReader(source: s) }
+      _ = try await PipelineRunner(plan: plan, store: store, readers: readers, workers: 2, now: Self.now).run()
+      let warehouse = try #require(plan.config.syncs.first { $0.name == "warehouse" })
+      let fresh = try #require(plan.config.syncs.first { $0.name == "fresh" })
+
+      _ = try await ProfileSync(sync: warehouse, config: plan.config, store: store).run()
+      try await Self.expectMatchesStore(url, "analytics", store)
+      let names = try await WH.rows(url, "SELECT value_text FROM analytics.profile_traits WHERE trait = 'name'")
+      #expect(
+        names.contains(JSON.encode(.map(["value_text": .string("tab\there, line\nbreak, back\\slash \"q\" \\N é")]))))
+      #expect(names.contains(JSON.encode(.map(["value_text": .string("\\")]))))
+      #expect(try await WH.rows(url, "SELECT 1 FROM analytics.identifiers WHERE value = E'a\\tb'").count == 1)
+
+      // Two profiles' rows changed behind the sync's back, one identifier's hash from an older sync.
+      try await WH.execute(
+        url,
+        [
+          "UPDATE analytics.profiles SET traits = '{}', sync_hash = 'x' WHERE profile_id IN (SELECT profile_id FROM analytics.profiles ORDER BY 1 LIMIT 2)",
+          "UPDATE analytics.identifiers SET sync_hash = 'abc' WHERE value = 'a9'",
+        ])
+      let again = try await ProfileSync(sync: warehouse, config: plan.config, store: store).run()
+      #expect(again.tables.first { $0.table == "profiles" }?.written == 2)
+      #expect(again.tables.first { $0.table == "identifiers" }?.written == 1)
+      #expect(again.rowsWritten == 3)
+      _ = try await ProfileSync(sync: fresh, config: plan.config, store: store).run()
+      for t in Self.tables {
+        let a = try await WH.rows(url, "SELECT * FROM analytics.\(t)")
+        let b = try await WH.rows(url, "SELECT * FROM fresh.\(t)")
+        #expect(a == b, "table \(t)")
       }
     }
   }
