@@ -377,6 +377,31 @@ extension SQLiteStore {
     }
   }
 
+  public func logRows(after: Int64, limit: Int, parts: LogRow.Parts) async throws -> LogRowPage {
+    let limit = max(limit, 1)
+    // A part not asked for is a NULL in the query, so SQLite never copies it out of the row.
+    let sql = """
+      SELECT e.seq, e.source, e.id, e.type, e.name, e.timestamp, e.received_at, e.profile_id, e.format,
+        \(parts.contains(.identifiers) ? "e.identifiers" : "NULL"), \(parts.contains(.body) ? "e.body" : "NULL")
+      FROM events AS e WHERE e.seq > ? ORDER BY e.seq LIMIT ?
+      """
+    return try await reading { db in
+      let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [after, limit])
+      var out: [LogRow] = []
+      out.reserveCapacity(limit)
+      var last = after
+      while let row = try rows.next() {
+        last = row[0]
+        out.append(
+          LogRow(
+            source: row[1], id: row[2], type: row[3], name: row[4], timestamp: row[5], receivedAt: row[6],
+            profile: ProfileID(row[7]), format: row[8], identifiers: row[9],
+            body: try Self.bytes(row, 10)))
+      }
+      return LogRowPage(rows: out, next: out.count < limit ? nil : last)
+    }
+  }
+
   public func rejected(limit: Int) async throws -> [RejectedRecord] {
     if limit <= 0 { return [] }
     return try await reading { db in

@@ -36,6 +36,14 @@ public actor MemoryStore: Store {
       e.identifiers = identifiers
       return StoredEvent(event: e, profile: profile)
     }
+
+    func row(_ parts: LogRow.Parts) -> LogRow {
+      LogRow(
+        source: source, id: id, type: type, name: name, timestamp: timestamp, receivedAt: receivedAt,
+        profile: profile, format: format,
+        identifiers: parts.contains(.identifiers) ? StoredValue.encode(identifiers) : nil,
+        body: parts.contains(.body) ? body : nil)
+    }
   }
 
   var events: [EventKey: KeptEvent] = [:]
@@ -264,10 +272,20 @@ public actor MemoryStore: Store {
 
   public func loadSourceCursors() -> [String: String] { cursorRows }
   public func eventPage(after: Int64, limit: Int) throws -> EventPage {
+    let (range, next) = page(after: after, limit: limit)
+    return EventPage(events: try eventOrder[range].compactMap { try events[$0]?.stored() }, next: next)
+  }
+
+  public func logRows(after: Int64, limit: Int, parts: LogRow.Parts) -> LogRowPage {
+    let (range, next) = page(after: after, limit: limit)
+    return LogRowPage(rows: eventOrder[range].compactMap { events[$0]?.row(parts) }, next: next)
+  }
+
+  /// The positions in `eventOrder` of the page after `after`, and where the next one starts.
+  private func page(after: Int64, limit: Int) -> (Range<Int>, Int64?) {
     let start = min(Int(max(after, 0)), eventOrder.count)
     let end = min(start + max(limit, 1), eventOrder.count)
-    let page = try eventOrder[start..<end].compactMap { try events[$0]?.stored() }
-    return EventPage(events: page, next: end < eventOrder.count ? Int64(end) : nil)
+    return (start..<end, end < eventOrder.count ? Int64(end) : nil)
   }
 
   public func loadSeparations() -> [Separation] {
