@@ -129,17 +129,21 @@ enum FactReader {
     var table = FactTable()
     var canonical: [Int64: Int64]?
     var seq: Int64 = 0
-    // The next page is read while this one is evaluated: the store's reader and the evaluating tasks overlap.
-    var pending: Task<LogRowPage, any Error>? = Task {
-      try await store.logRows(after: 0, limit: pageSize, parts: read)
+    // The log as it is now, in ranges of `pageSize` positions. `workers` ranges are read at once (each on its
+    // own connection) while the one before them is evaluated, so reading is not one serial stream.
+    let end = try await store.logEnd()
+    let span = Int64(max(pageSize, 1))
+    var starts = stride(from: Int64(0), to: end, by: Int(span)).makeIterator()
+    var pending: [Task<[LogRow], any Error>] = []
+    defer { for t in pending { t.cancel() } }
+    func readNext() {
+      guard let after = starts.next() else { return }
+      pending.append(Task { try await store.logRows(after: after, through: after + span, parts: read) })
     }
-    defer { pending?.cancel() }
-    while let reading = pending {
-      let page = try await reading.value
-      pending = page.next.map { after in
-        Task { try await store.logRows(after: after, limit: pageSize, parts: read) }
-      }
-      let rows = page.rows
+    for _ in 0..<max(workers, 1) { readNext() }
+    while !pending.isEmpty {
+      let rows = try await pending.removeFirst().value
+      readNext()
       let base = seq
       seq += Int64(rows.count)
       table.scanned += rows.count

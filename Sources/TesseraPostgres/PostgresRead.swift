@@ -372,11 +372,16 @@ extension PostgresStore {
     }
   }
 
-  public func logRows(after: Int64, limit: Int, parts: LogRow.Parts) async throws -> LogRowPage {
-    typealias Columns = (
-      Int64, String, String, String, String?, Int64, Int64, Int64, Int64, String?, String?, ByteBuffer?
-    )
-    let limit = max(limit, 1)
+  public func logEnd() async throws -> Int64 {
+    try await read { conn in
+      let rows = try await conn.query("SELECT coalesce(max(seq), 0)::int8 FROM events", logger: logger)
+      for try await (end) in rows.decode(Int64.self) { return end }
+      return 0
+    }
+  }
+
+  public func logRows(after: Int64, through: Int64, parts: LogRow.Parts) async throws -> [LogRow] {
+    typealias Columns = (String, String, String, String?, Int64, Int64, Int64, Int64, String?, String?, ByteBuffer?)
     // Parts not asked for are NULLs, never sent. A mapped event logged before identifiers were kept apart
     // has them only in its body, which is then read with them.
     let ids = parts.contains(.identifiers) ? "identifiers" : "NULL::text"
@@ -388,19 +393,17 @@ extension PostgresStore {
       let rows = try await conn.query(
         PostgresQuery(
           unsafeSQL: """
-            SELECT seq, source, id, type, name, timestamp, received_at, profile_id, format::int8, \(ids), \(text),
-              \(record) FROM events WHERE seq > $1 ORDER BY seq LIMIT $2
-            """, binds: Self.binds(after, Int64(limit))), logger: logger)
+            SELECT source, id, type, name, timestamp, received_at, profile_id, format::int8, \(ids), \(text),
+              \(record) FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq
+            """, binds: Self.binds(after, through)), logger: logger)
       var out: [LogRow] = []
-      var last = after
       for try await r in rows.decode(Columns.self) {
-        last = r.0
         out.append(
           LogRow(
-            source: r.1, id: r.2, type: r.3, name: r.4, timestamp: r.5, receivedAt: r.6, profile: ProfileID(r.7),
-            format: Int(r.8), identifiers: r.9, body: Self.body(format: r.8, text: r.10, record: r.11)))
+            source: r.0, id: r.1, type: r.2, name: r.3, timestamp: r.4, receivedAt: r.5, profile: ProfileID(r.6),
+            format: Int(r.7), identifiers: r.8, body: Self.body(format: r.7, text: r.9, record: r.10)))
       }
-      return LogRowPage(rows: out, next: out.count < limit ? nil : last)
+      return out
     }
   }
 

@@ -272,20 +272,19 @@ public actor MemoryStore: Store {
 
   public func loadSourceCursors() -> [String: String] { cursorRows }
   public func eventPage(after: Int64, limit: Int) throws -> EventPage {
-    let (range, next) = page(after: after, limit: limit)
-    return EventPage(events: try eventOrder[range].compactMap { try events[$0]?.stored() }, next: next)
-  }
-
-  public func logRows(after: Int64, limit: Int, parts: LogRow.Parts) -> LogRowPage {
-    let (range, next) = page(after: after, limit: limit)
-    return LogRowPage(rows: eventOrder[range].compactMap { events[$0]?.row(parts) }, next: next)
-  }
-
-  /// The positions in `eventOrder` of the page after `after`, and where the next one starts.
-  private func page(after: Int64, limit: Int) -> (Range<Int>, Int64?) {
     let start = min(Int(max(after, 0)), eventOrder.count)
     let end = min(start + max(limit, 1), eventOrder.count)
-    return (start..<end, end < eventOrder.count ? Int64(end) : nil)
+    let page = try eventOrder[start..<end].compactMap { try events[$0]?.stored() }
+    return EventPage(events: page, next: end < eventOrder.count ? Int64(end) : nil)
+  }
+
+  /// Positions are 1-based places in `eventOrder`.
+  public func logEnd() -> Int64 { Int64(eventOrder.count) }
+
+  public func logRows(after: Int64, through: Int64, parts: LogRow.Parts) -> [LogRow] {
+    let start = min(Int(max(after, 0)), eventOrder.count)
+    let end = max(start, min(Int(clamping: through), eventOrder.count))
+    return eventOrder[start..<end].compactMap { events[$0]?.row(parts) }
   }
 
   public func loadSeparations() -> [Separation] {

@@ -263,18 +263,19 @@ public enum StoreSuite {
     try await store.commit(b)
     let events = try await store.loadEvents()
     for parts: LogRow.Parts in [[], [.identifiers], [.body], [.identifiers, .body]] {
-      var rows: [LogRow] = []
-      var after: Int64 = 0
-      var pages = 0
-      while pages < 10 {
-        let page = try await store.logRows(after: after, limit: 4, parts: parts)
-        rows += page.rows
-        pages += 1
-        guard let next = page.next else { break }
-        after = next
+      // Ranges of 4 positions up to the end, read at once, and one past the end.
+      let end = try await store.logEnd()
+      let pages = try await withThrowingTaskGroup(of: (Int64, [LogRow]).self) { group in
+        for after in stride(from: Int64(0), through: end, by: 4) {
+          group.addTask { (after, try await store.logRows(after: after, through: after + 4, parts: parts)) }
+        }
+        var out: [(Int64, [LogRow])] = []
+        for try await page in group { out.append(page) }
+        return out.sorted { $0.0 < $1.0 }.map(\.1)
       }
+      let rows = pages.flatMap { $0 }
       let what = "logRows \(parts.rawValue)"
-      f.expect(pages, 3, "\(what): 9 events in pages of 4")
+      f.expect(pages.map(\.count), [4, 4, 1], "\(what): 9 events in ranges of 4, none after the end")
       f.expect(rows.map { "\($0.source)/\($0.id)" }, keys(events), "\(what): the log in write order")
       f.expect(rows.map(\.type), events.map(\.event.type), "\(what): types")
       f.expect(rows.map(\.name), events.map(\.event.name), "\(what): names")
