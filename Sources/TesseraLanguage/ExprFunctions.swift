@@ -29,6 +29,8 @@ public enum ExprFunctions {
   /// The host of an absolute URL (`https://www.example.com/a` → `example.com`), lowercased, `www.` dropped.
   static func urlHost(_ text: String) -> String? {
     let t = Normalize.trim(text)
+    let bytes = Array(t.utf8)
+    if bytes.allSatisfy({ $0 < 0x80 }) { return asciiURLHost(bytes) }
     guard let scheme = t.range(of: "://") else { return nil }
     var rest = t[scheme.upperBound...]
     if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { rest = rest[..<end] }
@@ -37,6 +39,25 @@ public enum ExprFunctions {
     var host = rest.lowercased()
     if host.hasPrefix("www.") { host.removeFirst(4) }
     return host.isEmpty ? nil : host
+  }
+
+  /// `urlHost` of ASCII text, byte by byte: each character is one byte there, so the same steps give the
+  /// same host without Foundation's search (a report calls this on every page view's referrer).
+  static func asciiURLHost(_ b: [UInt8]) -> String? {
+    let colon = UInt8(ascii: ":")
+    let slash = UInt8(ascii: "/")
+    guard b.count >= 3,
+      let scheme = (0...(b.count - 3)).first(where: { b[$0] == colon && b[$0 + 1] == slash && b[$0 + 2] == slash })
+    else { return nil }
+    var rest = b[(scheme + 3)...]
+    if let end = rest.firstIndex(where: { $0 == slash || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+      rest = rest[..<end]
+    }
+    if let at = rest.lastIndex(of: UInt8(ascii: "@")) { rest = rest[(at + 1)...] }
+    if let c = rest.lastIndex(of: colon), rest.first != UInt8(ascii: "[") { rest = rest[..<c] }
+    var host = rest.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 + 32 : $0 }
+    if host.starts(with: Array("www.".utf8)) { host.removeFirst(4) }
+    return host.isEmpty ? nil : String(decoding: host, as: UTF8.self)
   }
 
   static func str(_ f: @escaping @Sendable (String) -> Value) -> ExprFunction.Impl {

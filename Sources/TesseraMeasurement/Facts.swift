@@ -55,8 +55,10 @@ struct FactTable: Sendable {
 
 /// What one event evaluates to, before strings are numbered (computed off the reading task).
 private struct Evaluated: Sendable {
+  /// The profile the event was resolved to when it arrived (the live one it belongs to is looked up after).
   var profile: Int64
-  var device: String
+  /// The device's identifier; nil: the event has none (its profile stands for it), or devices are not counted.
+  var device: String?
   var time: Int64
   var seq: Int64
   var channel: String?
@@ -98,63 +100,92 @@ enum FactReader {
     }
   }
 
-  /// Reads the whole log a page at a time, maps each record with its source's mapping (`EventReader`),
-  /// evaluates the report's expressions on `workers` tasks, and keeps the events that matter.
+  /// Whether an expression reads the event's identifiers (`identifiers.<kind>`).
+  static func readsIdentifiers(_ e: CompiledExpr) -> Bool {
+    e.references.contains { $0 == "identifiers" || $0.hasPrefix("identifiers.") }
+  }
+
+  /// Reads the whole log a page at a time as its columns (`EventLog.logRows`), evaluates the report's
+  /// expressions on `workers` tasks and keeps the events that matter. The store's one reader only copies
+  /// columns out; identifiers are decoded, and records parsed and mapped again (`EventReader`), on the
+  /// evaluating tasks, and only for what the report reads: a funnel over event names reads neither, an
+  /// attribution report maps only the events its column-only filters take.
   static func read(
     _ q: ReportQuery, config: PipelineConfig, store: any Store, workers: Int, pageSize: Int = 16_384
   ) async throws -> FactTable {
     let reader = EventReader(config: config, demand: EventDemand(reading: expressions(q)))
     let kinds = config.identifiers.map(\.name)
-    let canonical = try await canonicalMap(store)
+    // Which live profile each stored one is now, read while the log is.
+    let merges = Task { try await canonicalMap(store) }
+    defer { merges.cancel() }
     let sessions = q.units.contains(.sessions)
+    let devices = sessions || q.units.contains(.devices)
     let filters = filters(q)
     let prefilter = !filters.contains(where: readsRecord)
     // A report none of whose expressions reads the record (a funnel over event names) never maps one again.
     let mapsRecords = expressions(q).contains(where: readsRecord)
+    let identifiers = devices || expressions(q).contains(where: readsIdentifiers)
+    let read = LogRow.Parts(rawValue: 0).union(identifiers ? .identifiers : []).union(mapsRecords ? .body : [])
     var table = FactTable()
+    var canonical: [Int64: Int64]?
     var seq: Int64 = 0
-    // The next page is read while this one is evaluated: the store's reader and the evaluating tasks overlap.
-    var pending: Task<EventPage, any Error>? = Task { try await store.eventPage(after: 0, limit: pageSize) }
-    defer { pending?.cancel() }
-    while let reading = pending {
-      let page = try await reading.value
-      pending = page.next.map { after in Task { try await store.eventPage(after: after, limit: pageSize) } }
+    // The log as it is now, in ranges of `pageSize` positions. `workers` ranges are read at once (each on its
+    // own connection) while the one before them is evaluated, so reading is not one serial stream.
+    let end = try await store.logEnd()
+    let span = Int64(max(pageSize, 1))
+    var starts = stride(from: Int64(0), to: end, by: Int(span)).makeIterator()
+    var pending: [Task<[LogRow], any Error>] = []
+    defer { for t in pending { t.cancel() } }
+    func readNext() {
+      guard let after = starts.next() else { return }
+      pending.append(Task { try await store.logRows(after: after, through: after + span, parts: read) })
+    }
+    for _ in 0..<max(workers, 1) { readNext() }
+    while !pending.isEmpty {
+      let rows = try await pending.removeFirst().value
+      readNext()
       let base = seq
-      seq += Int64(page.events.count)
-      table.scanned += page.events.count
-      let parts = max(1, min(workers, page.events.count / 1024))
-      let size = (page.events.count + parts - 1) / max(parts, 1)
+      seq += Int64(rows.count)
+      table.scanned += rows.count
+      let chunks = max(1, min(workers, rows.count / 1024))
+      let size = (rows.count + chunks - 1) / chunks
       let results = try await withThrowingTaskGroup(of: (Int, [Evaluated], Int).self) { group in
-        for p in 0..<parts {
-          let range = (p * size)..<min((p + 1) * size, page.events.count)
-          let slice = Array(page.events[range])
+        for p in 0..<chunks {
+          let range = (p * size)..<min((p + 1) * size, rows.count)
           group.addTask {
             var out: [Evaluated] = []
             var unreadable = 0
-            out.reserveCapacity(slice.count)
-            for (i, stored) in slice.enumerated() {
-              let position = base + Int64(range.lowerBound + i)
-              let profile = canonical[stored.profile.raw] ?? stored.profile.raw
-              let dev = device(stored.event, q, profile)
+            var env = Env(slots: [])
+            for i in range {
+              let row = rows[i]
+              let ids = identifiers ? try row.decodedIdentifiers() : []
+              let dev = devices ? device(ids, q) : nil
+              let position = base + Int64(i)
+              let time = Timestamp(microseconds: row.timestamp)
+              EventEnv.fill(
+                &env, name: row.name, type: row.type, source: row.source, timestamp: time, id: row.id,
+                identifiers: ids, kinds: kinds)
+              env.now = time
               // Filters that read only the log's columns decide first: an event none of them takes is not
               // mapped again (its record not parsed) at all.
-              if prefilter {
-                let env = EventEnv.make(stored.event, identifiers: kinds, now: stored.event.timestamp)
-                if !filters.contains(where: { $0.evaluate(env).isTrue }) {
-                  if sessions {
-                    out.append(
-                      Evaluated(
-                        profile: profile, device: dev, time: stored.event.timestamp.microseconds,
-                        seq: position))
-                  }
-                  continue
+              if prefilter, !filters.contains(where: { $0.evaluate(env).isTrue }) {
+                if sessions {
+                  out.append(Evaluated(profile: row.profile.raw, device: dev, time: row.timestamp, seq: position))
                 }
-              }
-              guard let e = mapsRecords ? try? reader.mapped(stored.event) : stored.event else {
-                unreadable += 1
                 continue
               }
-              let ev = evaluate(e, profile: profile, device: dev, seq: position, q: q, kinds: kinds)
+              if mapsRecords {
+                guard let e = try? reader.mapped(try row.event()) else {
+                  unreadable += 1
+                  continue
+                }
+                EventEnv.fill(
+                  &env, name: e.name, type: e.type, source: e.source, timestamp: e.timestamp, id: e.id,
+                  properties: e.properties, traits: e.traits, context: e.context, identifiers: e.identifiers,
+                  kinds: kinds)
+              }
+              let ev = evaluate(
+                env, Evaluated(profile: row.profile.raw, device: dev, time: row.timestamp, seq: position), q: q)
               if ev.keep || sessions { out.append(ev) }
             }
             return (p, out, unreadable)
@@ -164,13 +195,17 @@ enum FactReader {
         for try await r in group { all.append(r) }
         return all.sorted { $0.0 < $1.0 }
       }
+      if canonical == nil { canonical = try await merges.value }
+      let live = canonical ?? [:]
+      let holds = q.holdsConstant
       for (_, evs, bad) in results {
         table.unreadable += bad
         for ev in evs {
-          let device = table.devices.number(ev.device)
+          let profile = live[ev.profile] ?? ev.profile
+          let device = devices ? table.devices.number(ev.device ?? "profile:\(profile)") : 0
           if sessions { table.ticks.append((device, ev.time)) }
           guard ev.keep else { continue }
-          var f = Fact(profile: ev.profile, device: device, time: ev.time, seq: ev.seq)
+          var f = Fact(profile: profile, device: device, time: ev.time, seq: ev.seq)
           if let c = ev.channel {
             f.channel = table.labels.number(c)
             f.label = ev.label.map { table.labels.number($0) } ?? f.channel
@@ -179,7 +214,7 @@ enum FactReader {
           f.conversion = ev.conversion
           f.value = ev.value
           f.steps = ev.steps
-          f.held = table.held.number(ev.held)
+          if holds { f.held = table.held.number(ev.held) }
           table.facts.append(f)
         }
       }
@@ -220,17 +255,16 @@ enum FactReader {
     return nil
   }
 
-  /// The event's device: its `measurement.device` identifier, else its strongest identifier.
-  private static func device(_ e: Event, _ q: ReportQuery, _ profile: Int64) -> String {
-    q.measurement.device.flatMap { k in e.identifiers.first { $0.kind == k }?.description }
-      ?? e.identifiers.first?.description ?? "profile:\(profile)"
+  /// The event's device: its `measurement.device` identifier, else its strongest identifier (nil: it has none,
+  /// and its profile stands for it).
+  private static func device(_ identifiers: [Identifier], _ q: ReportQuery) -> String? {
+    q.measurement.device.flatMap { k in identifiers.first { $0.kind == k }?.description }
+      ?? identifiers.first?.description
   }
 
-  private static func evaluate(
-    _ e: Event, profile: Int64, device: String, seq: Int64, q: ReportQuery, kinds: [String]
-  ) -> Evaluated {
-    let env = EventEnv.make(e, identifiers: kinds, now: e.timestamp)
-    var ev = Evaluated(profile: profile, device: device, time: e.timestamp.microseconds, seq: seq)
+  /// What an event means to the report, from its scope (`EventEnv`).
+  private static func evaluate(_ env: Env, _ start: Evaluated, q: ReportQuery) -> Evaluated {
+    var ev = start
     switch q.kind {
     case .funnel(let f):
       for (k, step) in f.steps.enumerated() where step.filter.evaluate(env).isTrue { ev.steps |= 1 << UInt64(k) }

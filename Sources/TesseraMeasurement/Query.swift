@@ -47,6 +47,12 @@ public struct ReportQuery: Sendable {
     }
   }
 
+  /// Whether the report is a funnel holding properties constant across an attempt.
+  var holdsConstant: Bool {
+    if case .funnel(let f) = kind { return !f.holdConstant.isEmpty }
+    return false
+  }
+
   func inRange(_ t: Int64) -> Bool {
     if let from, t < from.microseconds { return false }
     if let to, t >= to.microseconds { return false }

@@ -301,13 +301,15 @@ extension PostgresStore {
 
   /// A logged event from a row of `eventColumns` (`EventLogFormat`).
   static func event(_ r: EventRow) throws -> StoredEvent {
-    let body: [UInt8] =
-      r.8 == Int64(EventLogFormat.record)
-      ? (r.10.map { Array($0.readableBytesView) } ?? []) : Array((r.9 ?? "").utf8)
     let event = try EventLogFormat.event(
       id: r.1, source: r.0, type: r.2, name: r.3, timestamp: r.4, receivedAt: r.5, identifiers: r.7,
-      format: Int(r.8), body: body)
+      format: Int(r.8), body: body(format: r.8, text: r.9, record: r.10) ?? [])
     return StoredEvent(event: event, profile: ProfileID(r.6))
+  }
+
+  /// A logged event's body: the record (`record` format) or the mapped fields' text; nil when not read.
+  static func body(format: Int64, text: String?, record: ByteBuffer?) -> [UInt8]? {
+    format == Int64(EventLogFormat.record) ? record.map { Array($0.readableBytesView) } : text.map { Array($0.utf8) }
   }
 
   /// An event from its columns `source, id, type, name, timestamp, received_at` and its encoded body.
@@ -367,6 +369,41 @@ extension PostgresStore {
         out.append(try Self.event((r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11)))
       }
       return EventPage(events: out, next: out.count < limit ? nil : last)
+    }
+  }
+
+  public func logEnd() async throws -> Int64 {
+    try await read { conn in
+      let rows = try await conn.query("SELECT coalesce(max(seq), 0)::int8 FROM events", logger: logger)
+      for try await (end) in rows.decode(Int64.self) { return end }
+      return 0
+    }
+  }
+
+  public func logRows(after: Int64, through: Int64, parts: LogRow.Parts) async throws -> [LogRow] {
+    typealias Columns = (String, String, String, String?, Int64, Int64, Int64, Int64, String?, String?, ByteBuffer?)
+    // Parts not asked for are NULLs, never sent. A mapped event logged before identifiers were kept apart
+    // has them only in its body, which is then read with them.
+    let ids = parts.contains(.identifiers) ? "identifiers" : "NULL::text"
+    let text =
+      parts.contains(.body)
+      ? "body" : parts.contains(.identifiers) ? "CASE WHEN identifiers IS NULL THEN body END" : "NULL::text"
+    let record = parts.contains(.body) ? "record" : "NULL::bytea"
+    return try await read { conn in
+      let rows = try await conn.query(
+        PostgresQuery(
+          unsafeSQL: """
+            SELECT source, id, type, name, timestamp, received_at, profile_id, format::int8, \(ids), \(text),
+              \(record) FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq
+            """, binds: Self.binds(after, through)), logger: logger)
+      var out: [LogRow] = []
+      for try await r in rows.decode(Columns.self) {
+        out.append(
+          LogRow(
+            source: r.0, id: r.1, type: r.2, name: r.3, timestamp: r.4, receivedAt: r.5, profile: ProfileID(r.6),
+            format: Int(r.7), identifiers: r.8, body: Self.body(format: r.7, text: r.9, record: r.10)))
+      }
+      return out
     }
   }
 

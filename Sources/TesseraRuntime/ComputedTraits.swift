@@ -11,20 +11,34 @@ public enum EventEnv {
   /// `timestamp`, `message_id`, `properties`, `traits`, `context`, then `identifiers.<kind>` for each kind in
   /// `identifiers` (the event's first identifier of that kind — identifiers are strongest first — or null).
   public static func make(_ event: Event, identifiers: [String], now: Timestamp) -> Env {
-    var slots: [Value] = []
-    slots.reserveCapacity(8 + identifiers.count)
-    slots.append(event.name.map { .string($0) } ?? .null)
-    slots.append(.string(event.type))
-    slots.append(.string(event.source))
-    slots.append(.timestamp(event.timestamp))
-    slots.append(.string(event.id))
-    slots.append(.map(event.properties))
-    slots.append(.map(event.traits))
-    slots.append(.map(event.context))
-    for kind in identifiers {
-      slots.append(event.identifiers.first { $0.kind == kind }.map { .string($0.value) } ?? .null)
+    var env = Env(slots: [], now: now)
+    fill(
+      &env, name: event.name, type: event.type, source: event.source, timestamp: event.timestamp, id: event.id,
+      properties: event.properties, traits: event.traits, context: event.context, identifiers: event.identifiers,
+      kinds: identifiers)
+    return env
+  }
+
+  /// Refills `env` (its slots' storage reused: a scan over many events allocates none per event) with one
+  /// event's fields; an event known only by its log columns has no properties, traits or context.
+  public static func fill(
+    _ env: inout Env, name: String?, type: String, source: String, timestamp: Timestamp, id: String,
+    properties: [String: Value] = [:], traits: [String: Value] = [:], context: [String: Value] = [:],
+    identifiers: [Identifier], kinds: [String]
+  ) {
+    env.slots.removeAll(keepingCapacity: true)
+    env.slots.reserveCapacity(8 + kinds.count)
+    env.slots.append(name.map { .string($0) } ?? .null)
+    env.slots.append(.string(type))
+    env.slots.append(.string(source))
+    env.slots.append(.timestamp(timestamp))
+    env.slots.append(.string(id))
+    env.slots.append(.map(properties))
+    env.slots.append(.map(traits))
+    env.slots.append(.map(context))
+    for kind in kinds {
+      env.slots.append(identifiers.first { $0.kind == kind }.map { .string($0.value) } ?? .null)
     }
-    return Env(slots: slots, now: now)
   }
 }
 

@@ -10,11 +10,15 @@ extension SQLiteStore {
 
   /// A logged event from a row of `eventColumns`.
   static func storedEvent(_ row: Row) throws -> StoredEvent {
-    let body: Data = row[9]
     let event = try EventLogFormat.event(
       id: row[1], source: row[0], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5],
-      identifiers: row[7], format: row[8], body: Array(body))
+      identifiers: row[7], format: row[8], body: try bytes(row, 9) ?? [])
     return StoredEvent(event: event, profile: ProfileID(row[6]))
+  }
+
+  /// A text or blob column's bytes, copied once out of SQLite's buffer; nil when NULL.
+  static func bytes(_ row: Row, _ index: Int) throws -> [UInt8]? {
+    try row.withUnsafeData(atIndex: index) { data in data.map { Array($0) } }
   }
 
   static func epoch(_ db: Database) throws -> Int64 {

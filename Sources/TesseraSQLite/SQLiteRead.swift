@@ -377,6 +377,31 @@ extension SQLiteStore {
     }
   }
 
+  public func logEnd() async throws -> Int64 {
+    try await reading { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM events") ?? 0 }
+  }
+
+  public func logRows(after: Int64, through: Int64, parts: LogRow.Parts) async throws -> [LogRow] {
+    // A part not asked for is a NULL in the query, so SQLite never copies it out of the row.
+    let sql = """
+      SELECT e.source, e.id, e.type, e.name, e.timestamp, e.received_at, e.profile_id, e.format,
+        \(parts.contains(.identifiers) ? "e.identifiers" : "NULL"), \(parts.contains(.body) ? "e.body" : "NULL")
+      FROM events AS e WHERE e.seq > ? AND e.seq <= ? ORDER BY e.seq
+      """
+    return try await reading { db in
+      let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [after, through])
+      var out: [LogRow] = []
+      out.reserveCapacity(Int(clamping: max(0, min(through - after, 1 << 16))))
+      while let row = try rows.next() {
+        out.append(
+          LogRow(
+            source: row[0], id: row[1], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5],
+            profile: ProfileID(row[6]), format: row[7], identifiers: row[8], body: try Self.bytes(row, 9)))
+      }
+      return out
+    }
+  }
+
   public func rejected(limit: Int) async throws -> [RejectedRecord] {
     if limit <= 0 { return [] }
     return try await reading { db in

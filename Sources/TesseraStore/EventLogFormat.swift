@@ -42,6 +42,65 @@ public enum EventLogFormat {
   }
 }
 
+/// One logged event as the log keeps it (`EventLog.logRows`): the columns every store keeps apart, and — when
+/// asked for — the identifiers and the body in their stored forms, not yet decoded. A reader that decides most
+/// events by their columns builds an `Event` (`event()`) only for the few it keeps, on its own task.
+public struct LogRow: Sendable, Hashable {
+  /// The parts of a row beyond its columns that a page reads.
+  public struct Parts: OptionSet, Sendable, Hashable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// The identifiers (`identifiers`).
+    public static let identifiers = Parts(rawValue: 1)
+    /// The body (`body`), what `event()` needs.
+    public static let body = Parts(rawValue: 2)
+  }
+
+  public var source: String
+  public var id: String
+  public var type: String
+  public var name: String?
+  public var timestamp: Int64
+  public var receivedAt: Int64
+  /// The profile the event was resolved to when it arrived.
+  public var profile: ProfileID
+  /// `EventLogFormat.record` or `.mapped`.
+  public var format: Int
+  /// The identifiers as `StoredValue.encode` wrote them; nil when not read, or when a `mapped` row keeps them
+  /// only in its body (which is then read with them).
+  public var identifiers: String?
+  /// The record as received (`record`) or the encoded fields (`mapped`); nil when not read.
+  public var body: [UInt8]?
+
+  public init(
+    source: String, id: String, type: String, name: String?, timestamp: Int64, receivedAt: Int64,
+    profile: ProfileID, format: Int, identifiers: String?, body: [UInt8]?
+  ) {
+    (self.source, self.id, self.type, self.name) = (source, id, type, name)
+    (self.timestamp, self.receivedAt, self.profile, self.format) = (timestamp, receivedAt, profile, format)
+    (self.identifiers, self.body) = (identifiers, body)
+  }
+
+  /// The event's identifiers, strongest first (empty when the row was read without them).
+  public func decodedIdentifiers() throws -> [Identifier] {
+    if let identifiers { return try StoredValue.decodeIdentifiers(identifiers) }
+    if format == EventLogFormat.mapped, body != nil { return try event().identifiers }
+    return []
+  }
+
+  /// The event the row holds, as `eventPage` gives it; the row must have been read with its body. A `record`
+  /// row read without its identifiers gives an event without identifiers (mapping its record again gives them).
+  public func event() throws -> Event {
+    guard let body else { throw StoreError.corrupt("event \(source)/\(id) was read without its body") }
+    return try EventLogFormat.event(
+      id: id, source: source, type: type, name: name, timestamp: timestamp, receivedAt: receivedAt,
+      identifiers: identifiers, format: format, body: body)
+  }
+
+  /// The event with the profile it was resolved to (`StoredEvent`).
+  public func stored() throws -> StoredEvent { StoredEvent(event: try event(), profile: profile) }
+}
+
 extension EventKey {
   /// A stable 64-bit hash of source and id, the same in every process: the SQLite log finds events by it (and
   /// compares source and id on a match, so two keys with one hash stay two events).

@@ -36,6 +36,14 @@ public actor MemoryStore: Store {
       e.identifiers = identifiers
       return StoredEvent(event: e, profile: profile)
     }
+
+    func row(_ parts: LogRow.Parts) -> LogRow {
+      LogRow(
+        source: source, id: id, type: type, name: name, timestamp: timestamp, receivedAt: receivedAt,
+        profile: profile, format: format,
+        identifiers: parts.contains(.identifiers) ? StoredValue.encode(identifiers) : nil,
+        body: parts.contains(.body) ? body : nil)
+    }
   }
 
   var events: [EventKey: KeptEvent] = [:]
@@ -268,6 +276,15 @@ public actor MemoryStore: Store {
     let end = min(start + max(limit, 1), eventOrder.count)
     let page = try eventOrder[start..<end].compactMap { try events[$0]?.stored() }
     return EventPage(events: page, next: end < eventOrder.count ? Int64(end) : nil)
+  }
+
+  /// Positions are 1-based places in `eventOrder`.
+  public func logEnd() -> Int64 { Int64(eventOrder.count) }
+
+  public func logRows(after: Int64, through: Int64, parts: LogRow.Parts) -> [LogRow] {
+    let start = min(Int(max(after, 0)), eventOrder.count)
+    let end = max(start, min(Int(clamping: through), eventOrder.count))
+    return eventOrder[start..<end].compactMap { events[$0]?.row(parts) }
   }
 
   public func loadSeparations() -> [Separation] {

@@ -18,6 +18,14 @@ public protocol EventLog: Sendable {
   /// The event log in write order a page at a time (reports read a large log without holding it all): at most
   /// `limit` events after position `after` (0: from the start), and where the next page starts.
   func eventPage(after: Int64, limit: Int) async throws -> EventPage
+  /// The position of the log's last event (0: the log is empty): where a scan of the log as it is now ends.
+  func logEnd() async throws -> Int64
+  /// The events at positions in `(after, through]`, in write order, as their columns (`LogRow`), without
+  /// building events: what a scan that decides most events by name, type and time reads (reports). Positions
+  /// are those of `eventPage`; ranges are independent, so a scan may read several at once (from `0` to
+  /// `logEnd()`). The identifiers and the body are read only when `parts` asks for them, and decoded by
+  /// whoever uses them, on its own task.
+  func logRows(after: Int64, through: Int64, parts: LogRow.Parts) async throws -> [LogRow]
   func rejected(limit: Int) async throws -> [RejectedRecord]
 }
 

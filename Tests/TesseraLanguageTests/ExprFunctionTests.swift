@@ -41,6 +41,14 @@ struct ExprFunctionTests {
     #expect(try F.eval(#"url_host("not a url")"#) == .null)
     #expect(try F.eval(#"url_host("https:///path")"#) == .null)
     #expect(try F.eval(#"url_host(null)"#) == .null)
+    // ASCII text is read byte by byte, other text by characters: the same rules either way.
+    #expect(try F.eval(#"url_host("")"#) == .null)
+    #expect(try F.eval(#"url_host(" HTTPS://WWW.Example.COM:443 ")"#) == .string("example.com"))
+    #expect(try F.eval(#"url_host("https://www.Bücher.de:8443/ä?q")"#) == .string("bücher.de"))
+    #expect(try F.eval(#"url_host("https://[::1]:8080/")"#) == .string("[::1]:8080"))
+    #expect(try F.eval(#"url_host("https://ä@[::1]/")"#) == .string("[::1]"))
+    #expect(try F.eval(#"url_host("a://")"#) == .null)
+    #expect(try F.eval(#"url_host("://www.")"#) == .null)
   }
 
   @Test("string case and white space")

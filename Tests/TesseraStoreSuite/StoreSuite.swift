@@ -17,6 +17,7 @@ public enum StoreSuite {
       ("duplicate events are ignored", duplicates),
       ("the log keeps records as received, and mapped fields of events without one", records),
       ("existingEvents over many keys", manyKeys),
+      ("logRows read the log's columns a page at a time, identifiers and body when asked", logRows),
       ("a merge moves identifiers, traits and events", merge),
       ("chains of merges resolve to the live profile", chains),
       ("conflicts are kept for both profiles", conflicts),
@@ -243,6 +244,67 @@ public enum StoreSuite {
     let mine = try await store.events(of: p(1), limit: 10)
     f.expect(mine.map(\.event.id), ["r2", "r1"], "events(of:) newest first")
     f.expect(mine.last?.event.record?.description, line, "events(of:) record")
+  }
+
+  /// The log as columns (`logRows`): every page in write order with the columns `eventPage` gives; the
+  /// identifiers and the body only when asked for, and then the same event as `eventPage` builds.
+  static func logRows(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(0))]
+    b.events = (0..<9).map { n in
+      // Every third event keeps its record as received; the others their mapped fields.
+      var e = event(
+        "r\(n)", type: n % 3 == 0 ? "page" : "track", name: n % 3 == 0 ? nil : "Step \(n)", at: t(Int64(9 - n)),
+        ids: n % 2 == 0 ? [email, anon] : [anon], properties: ["n": .int(Int64(n))], profile: p(1 + Int64(n % 2)))
+      let line = #"{"messageId":"r\#(n)","type":"page","context":{"page":{"path":"/"}}}"#
+      if n % 3 == 0 { e.event.record = RecordBytes(Array(line.utf8)) }
+      return e
+    }
+    try await store.commit(b)
+    let events = try await store.loadEvents()
+    for parts: LogRow.Parts in [[], [.identifiers], [.body], [.identifiers, .body]] {
+      // Ranges of 4 positions up to the end, read at once, and one past the end.
+      let end = try await store.logEnd()
+      let pages = try await withThrowingTaskGroup(of: (Int64, [LogRow]).self) { group in
+        for after in stride(from: Int64(0), through: end, by: 4) {
+          group.addTask { (after, try await store.logRows(after: after, through: after + 4, parts: parts)) }
+        }
+        var out: [(Int64, [LogRow])] = []
+        for try await page in group { out.append(page) }
+        return out.sorted { $0.0 < $1.0 }.map(\.1)
+      }
+      let rows = pages.flatMap { $0 }
+      let what = "logRows \(parts.rawValue)"
+      f.expect(pages.map(\.count), [4, 4, 1], "\(what): 9 events in ranges of 4, none after the end")
+      f.expect(rows.map { "\($0.source)/\($0.id)" }, keys(events), "\(what): the log in write order")
+      f.expect(rows.map(\.type), events.map(\.event.type), "\(what): types")
+      f.expect(rows.map(\.name), events.map(\.event.name), "\(what): names")
+      f.expect(rows.map(\.timestamp), events.map(\.event.timestamp.microseconds), "\(what): times")
+      f.expect(rows.map(\.receivedAt), events.map(\.event.receivedAt.microseconds), "\(what): reception")
+      f.expect(rows.map(\.profile), events.map(\.profile), "\(what): profiles")
+      f.expect(
+        rows.map(\.format), events.map { EventLogFormat.format(of: $0.event) }, "\(what): formats")
+      f.expect(rows.map { $0.body != nil }, Array(repeating: parts.contains(.body), count: 9), "\(what): body read")
+      // Asked for, or in a mapped body read with it.
+      let expectedIdentifiers = events.map { e in
+        parts.isEmpty || parts == .body && e.event.record != nil ? [] : e.event.identifiers.map(\.description)
+      }
+      f.expect(
+        try rows.map { try $0.decodedIdentifiers().map(\.description) }, expectedIdentifiers,
+        "\(what): identifiers when asked (a mapped body holds them too)")
+      if parts.contains(.body) {
+        let built = try rows.map { try $0.stored() }
+        if parts.contains(.identifiers) {
+          f.expect(built, events, "\(what): the events eventPage gives")
+        }
+        f.expect(
+          built.map { $0.event.record?.description }, events.map { $0.event.record?.description },
+          "\(what): records as received")
+        f.expect(built.map(\.event.properties), events.map(\.event.properties), "\(what): mapped fields")
+      } else {
+        f.expect(rows.compactMap { try? $0.event() }.count, 0, "\(what): no event without the body")
+      }
+    }
   }
 
   static func duplicates(_ store: any Store, _ f: inout Failures) async throws {
