@@ -364,15 +364,6 @@ extension StreamingMatcher {
     let from = at.microseconds - sightingKeep.microseconds
     for p in candidates where allowed(index.rule, p) {
       let kept = (sightings[p] ?? []).filter { $0.last.microseconds >= from }
-      // When the profile was last seen with each value of each timed signal (only those are read below).
-      var last: [String: Timestamp] = [:]
-      for s in kept {
-        for name in timedNames {
-          guard let v = s.values[name] else { continue }
-          let key = name + "=" + v
-          if last[key].map({ $0 < s.last }) ?? true { last[key] = s.last }
-        }
-      }
       var scored = kept
       if let timed {
         // Per sighting, which timed signals hold the event's value (hashed once); the profile is scored only
@@ -386,9 +377,9 @@ extension StreamingMatcher {
         scored = kept.indices.filter { agrees[$0].contains(true) }.map { kept[$0] }
       }
       let values = profileValues(p)
-      for s in scored {
-        // The bound of this pair: an exact-only comparison whose two values differ takes `else`.
-        if let bound, !eventHashes.isEmpty {
+      if let bound, !eventHashes.isEmpty {
+        // The bound of each pair: an exact-only comparison whose two values differ takes `else`.
+        scored = scored.filter { s in
           var b = bound
           for (k, e) in index.exactOnly.enumerated() {
             guard let h = eventHashes[k], let v = s.values[e.field] ?? values[e.field],
@@ -396,8 +387,21 @@ extension StreamingMatcher {
             else { continue }
             b -= e.drop
           }
-          if b < index.model.reviewWeight { continue }
+          return b >= index.model.reviewWeight
         }
+      }
+      guard !scored.isEmpty else { continue }
+      // When the profile was last seen with each value of each timed signal (only those are read below), for
+      // the profiles that are scored.
+      var last: [String: Timestamp] = [:]
+      for s in kept {
+        for name in timedNames {
+          guard let v = s.values[name] else { continue }
+          let key = name + "=" + v
+          if last[key].map({ $0 < s.last }) ?? true { last[key] = s.last }
+        }
+      }
+      for s in scored {
         entries.append((p.description, values.merging(s.values) { _, signal in signal }))
         owner.append(p)
         seenAt.append(last)
