@@ -197,51 +197,61 @@ public struct IdentityGraph: Sendable {
   public mutating func resolve(
     _ identifiers: [Identifier], eventID: String, at time: Timestamp, joining: ProfileID? = nil
   ) -> Resolution {
+    // Each identifier's rule is looked up once (by kind name: a string hash per lookup, which the checks
+    // below made several times per identifier when they asked the dictionary each time).
+    var ids: [(id: Identifier, rule: KindRule?)] = identifiers.map { ($0, rules[$0.kind]) }
     // Strongest first; ties by kind and value so the outcome never depends on mapping order.
-    var ids = identifiers.sorted { (rank($0), $0) < (rank($1), $1) }
+    ids.sort { a, b in
+      let (ra, rb) = (a.rule?.priority ?? Int.max, b.rule?.priority ?? Int.max)
+      return ra != rb ? ra < rb : a.id < b.id
+    }
     if ids.count > 1 {  // drop repeats (adjacent after sorting) without hashing
       var w = 1
-      for r in 1..<ids.count where ids[r] != ids[w - 1] {
+      for r in 1..<ids.count where ids[r].id != ids[w - 1].id {
         ids[w] = ids[r]
         w += 1
       }
       ids.removeLast(ids.count - w)
     }
+    func blocked(_ i: Identifier, _ rule: KindRule?) -> Bool {
+      guard let rule, !rule.blocked.isEmpty else { return false }
+      return rule.blocked.contains(i.value)
+    }
     var expired: [(Identifier, ProfileID)] = []
     var conflicts: [ConflictRecord] = []
     var reached: [(profile: ProfileID, via: Identifier)] = []
-    var fresh: [Identifier] = []
-    for i in ids {
+    var fresh: [(id: Identifier, rule: KindRule?)] = []
+    for (i, rule) in ids {
       // A blocked value (a test email, a placeholder phone) is not an identifier of anybody: it neither links
       // nor is attached, so no lookup of it can answer with some customer.
-      if isBlocked(i) { continue }
-      guard isLinking(i), let m = owner[i] else {
-        fresh.append(i)
+      if blocked(i, rule) { continue }
+      guard rule?.rule != nil, let m = owner[i] else {
+        fresh.append((i, rule))
         continue
       }
       let p = canonical(m.profile)
-      if let ttl = rules[i.kind]?.expiresAfter, m.lastSeen + ttl < time {
+      if let ttl = rule?.expiresAfter, m.lastSeen + ttl < time {
         owner[i] = nil
         members[p]?.removeAll { $0 == i }
         expired.append((i, p))
-        fresh.append(i)
+        fresh.append((i, rule))
         continue
       }
       if !reached.contains(where: { $0.profile == p }) { reached.append((p, i)) }
     }
     // The provisional profile: fresh identifiers within the limits (an event with two user ids keeps one).
+    // (Blocked values never reach here: they were skipped above.)
     var provisional: [Identifier] = []
     var dropped: [Identifier] = []
-    for i in fresh {
-      if let max = rules[i.kind]?.maxPerProfile, !isBlocked(i),
-        provisional.filter({ $0.kind == i.kind && !isBlocked($0) }).count >= max
-      {
+    var provisionalRank = Int.max
+    for (i, rule) in fresh {
+      if let max = rule?.maxPerProfile, provisional.count(where: { $0.kind == i.kind }) >= max {
         dropped.append(i)
       } else {
         provisional.append(i)
+        if let rule, rule.rule != nil { provisionalRank = min(provisionalRank, rule.priority) }
       }
     }
-    let provisionalRank = provisional.filter(isLinking).map(rank).min() ?? Int.max
     // Participants in join order: profiles by the rank of the identifier that reached them, the provisional
     // profile by its strongest linking identifier (an existing profile wins a tie).
     enum Part: Equatable {
@@ -360,10 +370,10 @@ public struct IdentityGraph: Sendable {
           kept: p, other: nil, kind: i.kind, reason: reason(i.kind, attach: true), identifiers: [i], eventID: eventID,
           at: time))
     }
-    for i in ids {
+    for (i, rule) in ids where rule?.rule != nil {
       guard let m = owner[i], canonical(m.profile) == p, time > m.lastSeen else { continue }
       owner[i] = Member(profile: m.profile, lastSeen: time)
-      if rules[i.kind]?.expiresAfter != nil, !result.attached.contains(i) { result.touched.append(i) }
+      if rule?.expiresAfter != nil, !result.attached.contains(i) { result.touched.append(i) }
     }
     result.conflicts = conflicts
     result.expired = expired
@@ -413,12 +423,22 @@ public struct IdentityGraph: Sendable {
   /// The kind whose limit the union of two identifier sets would exceed, if any.
   func limitBroken(_ a: [Identifier], _ b: [Identifier]) -> String? {
     // Profiles hold a handful of identifiers, so linear scans beat hashing here (this is on the hot path).
+    // Each kind is counted once, with its rule looked up once; the distinct values are collected only when
+    // there are more values than the limit at all (most unions are far below it).
     var broken: String?
-    for i in b where !isBlocked(i) {
-      guard let max = rules[i.kind]?.maxPerProfile, broken.map({ i.kind < $0 }) ?? true else { continue }
+    var checked: [String] = []
+    for i in b {
+      if let broken, !(i.kind < broken) { continue }
+      guard let rule = rules[i.kind], let max = rule.maxPerProfile, !checked.contains(i.kind) else { continue }
+      func counts(_ x: Identifier) -> Bool {
+        x.kind == i.kind && (rule.blocked.isEmpty || !rule.blocked.contains(x.value))
+      }
+      guard counts(i) else { continue }  // a blocked value does not count, nor make its kind checked
+      checked.append(i.kind)
+      if a.count(where: counts) + b.count(where: counts) <= max { continue }
       var values: [String] = []
-      for x in a where x.kind == i.kind && !isBlocked(x) && !values.contains(x.value) { values.append(x.value) }
-      for x in b where x.kind == i.kind && !isBlocked(x) && !values.contains(x.value) { values.append(x.value) }
+      for x in a where counts(x) && !values.contains(x.value) { values.append(x.value) }
+      for x in b where counts(x) && !values.contains(x.value) { values.append(x.value) }
       if values.count > max { broken = i.kind }
     }
     return broken

@@ -495,11 +495,11 @@ extension PostgresStore {
     let rows = last.values.sorted().map { traits[$0] }
     let profiles = rows.map(\.profile.raw)
     let names = rows.map(\.trait)
-    let values = rows.map { StoredValue.encode($0.value) }
+    let values = rows.map(\.storedValue)
     let sources = rows.map(\.source)
     let events = rows.map(\.eventID)
     let timestamps = rows.map(\.timestamp.microseconds)
-    let states = rows.map { StoredValue.encode($0.state) }
+    let states = rows.map(\.storedState)
     try await conn.query(
       """
       INSERT INTO traits (profile_id, trait, value, source, event_id, timestamp, state)

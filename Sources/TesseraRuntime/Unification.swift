@@ -190,13 +190,21 @@ public struct TraitState: Sendable {
   }
 
   /// The summary as a value a store can keep.
+  /// The winner is written once: `l` is left out when the latest observation is the winner, and an
+  /// observation of `by_source` or `counts` that is the winner is written as the string `"w"`. (A trait's
+  /// state is rewritten whenever an event observes it, so its size is much of what a run writes; most
+  /// states held the same observation three times.) States written in full read back the same.
   public var encoded: Value {
-    var m: [String: Value] = ["w": Self.encode(winner), "l": Self.encode(latest), "n": .int(Int64(observations))]
-    if !bySource.isEmpty { m["by_source"] = .list(bySource.keys.sorted().compactMap { bySource[$0].map(Self.encode) }) }
+    let w = Self.encode(winner)
+    var m: [String: Value] = ["w": w, "n": .int(Int64(observations))]
+    if latest != winner { m["l"] = Self.encode(latest) }
+    let same = Value.string("w")
+    func written(_ o: Observation) -> Value { o == winner ? same : Self.encode(o) }
+    if !bySource.isEmpty { m["by_source"] = .list(bySource.keys.sorted().compactMap { bySource[$0].map(written) }) }
     if !counts.isEmpty {
       m["counts"] = .list(
         counts.sorted { JSON.encode($0.key) < JSON.encode($1.key) }.map {
-          .list([.int(Int64($0.value.0)), Self.encode($0.value.1)])
+          .list([.int(Int64($0.value.0)), written($0.value.1)])
         })
     }
     if !total.isNull { m["total"] = total }
@@ -205,16 +213,22 @@ public struct TraitState: Sendable {
   }
 
   public init?(encoded v: Value) {
-    guard case .map(let m) = v, let w = m["w"].flatMap(Self.decode), let l = m["l"].flatMap(Self.decode),
-      case .int(let n)? = m["n"]
-    else { return nil }
-    self.init(winner: w, latest: l, observations: Int(n))
+    guard case .map(let m) = v, let w = m["w"].flatMap(Self.decode), case .int(let n)? = m["n"] else { return nil }
+    let latest: Observation
+    if let l = m["l"] {
+      guard let o = Self.decode(l) else { return nil }
+      latest = o
+    } else {
+      latest = w
+    }
+    self.init(winner: w, latest: latest, observations: Int(n))
+    func read(_ v: Value) -> Observation? { v == .string("w") ? w : Self.decode(v) }
     if case .list(let l)? = m["by_source"] {
-      for o in l.compactMap(Self.decode) { bySource[o.source] = o }
+      for o in l.compactMap(read) { bySource[o.source] = o }
     }
     if case .list(let l)? = m["counts"] {
       for entry in l {
-        guard case .list(let pair) = entry, pair.count == 2, case .int(let c) = pair[0], let o = Self.decode(pair[1])
+        guard case .list(let pair) = entry, pair.count == 2, case .int(let c) = pair[0], let o = read(pair[1])
         else { continue }
         counts[o.value] = (Int(c), o)
       }

@@ -151,8 +151,7 @@ extension SQLiteStore {
             """))
       for t in batch.traits {
         try upsert.run(
-          t.profile.raw, t.trait, StoredValue.encode(t.value), t.source, t.eventID, t.timestamp.microseconds,
-          StoredValue.encode(t.state))
+          t.profile.raw, t.trait, t.storedValue, t.source, t.eventID, t.timestamp.microseconds, t.storedState)
       }
     }
     if !batch.computed.isEmpty {
@@ -359,19 +358,25 @@ extension SQLiteStore {
           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           """))
     var seqs = [Int64](repeating: 0, count: events.count)
-    for (n, s) in events.enumerated() where !skip[n] {
-      let e = s.event
-      let ids = StoredValue.encode(e.identifiers)
-      if let record = e.record {
+    // The events are read in place: a copy of each `Event` (a dozen references to retain and release) was a
+    // tenth of the writer thread's time in a bulk run.
+    try events.withUnsafeBufferPointer { events in
+      for n in events.indices where !skip[n] {
+        let ids = StoredValue.encode(events[n].event.identifiers)
+        let body: Blob
+        let format: Int
+        if let record = events[n].event.record {
+          (body, format) = (Blob(bytes: record), EventLogFormat.record)
+        } else {
+          let mapped = RecordBytes(Array(EventLogFormat.mappedBody(events[n].event).utf8))
+          (body, format) = (Blob(bytes: mapped), EventLogFormat.mapped)
+        }
         try insert.run(
-          e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds, s.profile.raw, ids,
-          EventLogFormat.record, Blob(bytes: record))
-      } else {
-        try insert.run(
-          e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds, s.profile.raw, ids,
-          EventLogFormat.mapped, Blob(bytes: RecordBytes(Array(EventLogFormat.mappedBody(e).utf8))))
+          events[n].event.source, events[n].event.id, events[n].event.type, events[n].event.name,
+          events[n].event.timestamp.microseconds, events[n].event.receivedAt.microseconds, events[n].profile.raw,
+          ids, format, body)
+        seqs[n] = db.lastInsertedRowID
       }
-      seqs[n] = db.lastInsertedRowID
     }
     if deferIndexes { return }
     let key = RowStatement(try db.cachedStatement(sql: "INSERT INTO event_keys (key, seq) VALUES (?, ?)"))

@@ -12,6 +12,10 @@ public struct TraitRecord: Sendable, Hashable {
   public var timestamp: Timestamp
   /// The policy's summary, opaque to the store.
   public var state: Value
+  /// `value` and `state` as the store writes them (`StoredValue.encode`), worked out by whoever made the
+  /// record: the profile partitions, in parallel, so the store's one writer only binds text. Nil: the
+  /// writer encodes them. Not part of the record's identity (equal records compare equal with or without).
+  public private(set) var storedText: (value: String, state: String)?
 
   public init(
     profile: ProfileID, trait: String, value: Value, source: String, eventID: String, timestamp: Timestamp,
@@ -24,6 +28,33 @@ public struct TraitRecord: Sendable, Hashable {
     self.eventID = eventID
     self.timestamp = timestamp
     self.state = state
+  }
+
+  /// The record with its stored text worked out now.
+  public func encodedForStore() -> TraitRecord {
+    var r = self
+    r.storedText = (StoredValue.encode(value), StoredValue.encode(state))
+    return r
+  }
+
+  /// `value` as the store writes it.
+  public var storedValue: String { storedText?.value ?? StoredValue.encode(value) }
+  /// `state` as the store writes it.
+  public var storedState: String { storedText?.state ?? StoredValue.encode(state) }
+
+  public static func == (a: TraitRecord, b: TraitRecord) -> Bool {
+    a.profile == b.profile && a.trait == b.trait && a.value == b.value && a.source == b.source
+      && a.eventID == b.eventID && a.timestamp == b.timestamp && a.state == b.state
+  }
+
+  public func hash(into h: inout Hasher) {
+    h.combine(profile)
+    h.combine(trait)
+    h.combine(value)
+    h.combine(source)
+    h.combine(eventID)
+    h.combine(timestamp)
+    h.combine(state)
   }
 }
 

@@ -378,6 +378,41 @@ struct PersistenceTests {
     F.same(back, s)
   }
 
+  @Test(
+    "the winner is written once: no `l` when it is the latest, `\"w\"` in by_source and counts; full states read the same",
+    arguments: [PolicyKind.source_priority, .most_frequent, .most_recent])
+  func compact(kind: PolicyKind) throws {
+    let p = F.policy(kind)
+    let o = F.obs(.string("x"), "web", "e1", 100)
+    let s = try #require(F.fold(p, [o]))
+    guard case .map(let m) = s.encoded else { throw CancellationError() }
+    #expect(m["l"] == nil)
+    let text = JSON.encode(s.encoded)
+    #expect(text.components(separatedBy: "\"e1\"").count == 2, "the observation once: \(text)")
+    // The same state written in full (as stores written before hold it) reads back the same.
+    var full = m
+    let ow = try #require(m["w"])
+    full["l"] = ow
+    if case .list(let l)? = m["by_source"] { full["by_source"] = .list(l.map { $0 == .string("w") ? ow : $0 }) }
+    if case .list(let l)? = m["counts"] {
+      full["counts"] = .list(
+        l.map {
+          guard case .list(let pair) = $0, pair.count == 2 else { return $0 }
+          return .list([pair[0], pair[1] == .string("w") ? ow : pair[1]])
+        })
+    }
+    let old = try #require(TraitState(encoded: .map(full)))
+    F.same(old, s)
+    // A later observation that does not win is the latest, written in full.
+    let later = F.obs(.string("y"), "web", "e2", 200)
+    let grown = p.add(later, to: s)
+    if grown.winner != grown.latest {
+      guard case .map(let g) = grown.encoded else { throw CancellationError() }
+      #expect(g["l"] != nil)
+    }
+    F.same(try #require(TraitState(encoded: grown.encoded)), grown)
+  }
+
   @Test("init(encoded:) refuses values that are not a summary")
   func malformed() {
     #expect(TraitState(encoded: .null) == nil)

@@ -270,7 +270,8 @@ public struct ProfilePartition: Sendable {
       section.traits.append(
         TraitRecord(
           profile: p, trait: t, value: s.value, source: s.winner.source, eventID: s.winner.eventID,
-          timestamp: s.winner.timestamp, state: state))
+          timestamp: s.winner.timestamp, state: state
+        ).encodedForStore())
     }
     // Computed values at `at`, each worked out when first read.
     let table = computed
