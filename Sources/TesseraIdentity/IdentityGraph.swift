@@ -112,8 +112,44 @@ public struct IdentityGraph: Sendable {
   }
 
   public private(set) var rules: [String: KindRule]
-  /// Linking identifiers and who holds them.
-  public private(set) var owner: [Identifier: Member] = [:]
+  /// Linking identifiers and who holds them, as slots: `slot` finds an identifier's slot (the one hashed
+  /// lookup), and the holder and last-seen time are read and written by slot, so an event's identifiers are
+  /// hashed once each however often resolution reads or moves them. Freed slots (expired identifiers) are reused.
+  var slot: [Identifier: Int] = [:]
+  var slotProfile: [ProfileID] = []
+  var slotSeen: [Timestamp] = []
+  var freeSlots: [Int] = []
+
+  /// Linking identifiers and who holds them (built on each call: for tests and tools, not the hot path).
+  public var owner: [Identifier: Member] {
+    slot.mapValues { Member(profile: slotProfile[$0], lastSeen: slotSeen[$0]) }
+  }
+
+  /// Who holds a linking identifier, and since when.
+  public func member(_ i: Identifier) -> Member? {
+    slot[i].map { Member(profile: slotProfile[$0], lastSeen: slotSeen[$0]) }
+  }
+
+  /// Gives a linking identifier to `profile`, seen at `seen`.
+  mutating func own(_ i: Identifier, _ profile: ProfileID, seen: Timestamp) {
+    if let k = slot[i] {
+      slotProfile[k] = profile
+      slotSeen[k] = seen
+    } else if let k = freeSlots.popLast() {
+      slot[i] = k
+      slotProfile[k] = profile
+      slotSeen[k] = seen
+    } else {
+      slot[i] = slotProfile.count
+      slotProfile.append(profile)
+      slotSeen.append(seen)
+    }
+  }
+
+  /// Releases a linking identifier.
+  mutating func disown(_ i: Identifier) {
+    if let k = slot.removeValue(forKey: i) { freeSlots.append(k) }
+  }
   /// Identifiers of each live profile, in the order they were attached.
   public private(set) var members: [ProfileID: [Identifier]] = [:]
   /// Absorbed profile → the profile it merged into (one step; `canonical` follows the chain).
@@ -147,14 +183,14 @@ public struct IdentityGraph: Sendable {
   }
 
   public func profile(of identifier: Identifier) -> ProfileID? {
-    owner[identifier].map { canonical($0.profile) }
+    slot[identifier].map { canonical(slotProfile[$0]) }
   }
 
   public func identifiers(of profile: ProfileID) -> [Identifier] { members[canonical(profile)] ?? [] }
 
   /// Whether the live profile `profile` holds `identifier` now.
   public func holds(_ profile: ProfileID, _ identifier: Identifier) -> Bool {
-    if let m = owner[identifier] { return canonical(m.profile) == profile }
+    if let k = slot[identifier] { return canonical(slotProfile[k]) == profile }
     return members[profile]?.contains(identifier) ?? false
   }
 
@@ -165,7 +201,7 @@ public struct IdentityGraph: Sendable {
     var list = members[profile] ?? []
     for (i, seen) in identifiers {
       list.append(i)
-      if isLinking(i) { owner[i] = Member(profile: profile, lastSeen: seen) }
+      if isLinking(i) { own(i, profile, seen: seen) }
     }
     members[profile] = list
     nextID = max(nextID, profile.raw + 1)
@@ -221,22 +257,26 @@ public struct IdentityGraph: Sendable {
     var conflicts: [ConflictRecord] = []
     var reached: [(profile: ProfileID, via: Identifier)] = []
     var fresh: [(id: Identifier, rule: KindRule?)] = []
+    // The slots of the identifiers a profile held (and still holds) when the event came, for the last-seen
+    // times at the end.
+    var held: [(id: Identifier, rule: KindRule?, slot: Int)] = []
     for (i, rule) in ids {
       // A blocked value (a test email, a placeholder phone) is not an identifier of anybody: it neither links
       // nor is attached, so no lookup of it can answer with some customer.
       if blocked(i, rule) { continue }
-      guard rule?.rule != nil, let m = owner[i] else {
+      guard rule?.rule != nil, let k = slot[i] else {
         fresh.append((i, rule))
         continue
       }
-      let p = canonical(m.profile)
-      if let ttl = rule?.expiresAfter, m.lastSeen + ttl < time {
-        owner[i] = nil
+      let p = canonical(slotProfile[k])
+      if let ttl = rule?.expiresAfter, slotSeen[k] + ttl < time {
+        disown(i)
         members[p]?.removeAll { $0 == i }
         expired.append((i, p))
         fresh.append((i, rule))
         continue
       }
+      held.append((i, rule, k))
       if !reached.contains(where: { $0.profile == p }) { reached.append((p, i)) }
     }
     // The provisional profile: fresh identifiers within the limits (an event with two user ids keeps one).
@@ -360,7 +400,7 @@ public struct IdentityGraph: Sendable {
     if provisionalJoined {
       for i in provisional where !(members[p] ?? []).contains(i) {
         members[p, default: []].append(i)
-        if isLinking(i) { owner[i] = Member(profile: p, lastSeen: time) }
+        if isLinking(i) { own(i, p, seen: time) }
         result.attached.append(i)
       }
     }
@@ -370,9 +410,11 @@ public struct IdentityGraph: Sendable {
           kept: p, other: nil, kind: i.kind, reason: reason(i.kind, attach: true), identifiers: [i], eventID: eventID,
           at: time))
     }
-    for (i, rule) in ids where rule?.rule != nil {
-      guard let m = owner[i], canonical(m.profile) == p, time > m.lastSeen else { continue }
-      owner[i] = Member(profile: m.profile, lastSeen: time)
+    // Identifiers attached just now were seen now; those held before (their slots stay theirs: only expiry,
+    // above, frees a slot) move forward when they are the event's profile's.
+    for (i, rule, k) in held {
+      guard canonical(slotProfile[k]) == p, time > slotSeen[k] else { continue }
+      slotSeen[k] = time
       if rule?.expiresAfter != nil, !result.attached.contains(i) { result.touched.append(i) }
     }
     result.conflicts = conflicts
@@ -450,7 +492,7 @@ public struct IdentityGraph: Sendable {
     var list = members[survivor] ?? []
     for i in moved where !list.contains(i) {
       list.append(i)
-      if let m = owner[i] { owner[i] = Member(profile: survivor, lastSeen: m.lastSeen) }
+      if let k = slot[i] { slotProfile[k] = survivor }
     }
     members[survivor] = list
     aliases[absorbed] = survivor
