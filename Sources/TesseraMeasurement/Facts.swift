@@ -107,13 +107,13 @@ enum FactReader {
 
   /// Reads the whole log a page at a time as its columns (`EventLog.logRows`), evaluates the report's
   /// expressions on `workers` tasks and keeps the events that matter. The store's one reader only copies
-  /// columns out; identifiers are decoded, and records parsed and mapped again (`EventReader`), on the
-  /// evaluating tasks, and only for what the report reads: a funnel over event names reads neither, an
-  /// attribution report maps only the events its column-only filters take.
+  /// columns out; identifiers are decoded, and records parsed and mapped again for the fields the report reads
+  /// (`LoggedFieldsReader`), on the evaluating tasks, and only for what the report reads: a funnel over event
+  /// names reads neither, an attribution report maps only the events its column-only filters take.
   static func read(
     _ q: ReportQuery, config: PipelineConfig, store: any Store, workers: Int, pageSize: Int = 16_384
   ) async throws -> FactTable {
-    let reader = EventReader(config: config, demand: EventDemand(reading: expressions(q)))
+    let reader = LoggedFieldsReader(config: config, demand: EventDemand(reading: expressions(q)))
     let kinds = config.identifiers.map(\.name)
     // Which live profile each stored one is now, read while the log is.
     let merges = Task { try await canonicalMap(store) }
@@ -175,14 +175,14 @@ enum FactReader {
                 continue
               }
               if mapsRecords {
-                guard let e = try? reader.mapped(try row.event()) else {
+                guard let e = try? reader.fields(row) else {
                   unreadable += 1
                   continue
                 }
+                // The id, time and identifiers are the log's.
                 EventEnv.fill(
-                  &env, name: e.name, type: e.type, source: e.source, timestamp: e.timestamp, id: e.id,
-                  properties: e.properties, traits: e.traits, context: e.context, identifiers: e.identifiers,
-                  kinds: kinds)
+                  &env, name: e.name, type: e.type, source: row.source, timestamp: time, id: row.id,
+                  properties: e.properties, traits: e.traits, context: e.context, identifiers: ids, kinds: kinds)
               }
               let ev = evaluate(
                 env, Evaluated(profile: row.profile.raw, device: dev, time: row.timestamp, seq: position), q: q)
@@ -224,9 +224,8 @@ enum FactReader {
 
   /// Every profile id the log may name → the live profile it is now (following merges).
   static func canonicalMap(_ store: any Store) async throws -> [Int64: Int64] {
-    let snapshot = try await store.loadIdentity()
     var into: [Int64: Int64] = [:]
-    for a in snapshot.aliases { into[a.absorbed.raw] = a.survivor.raw }
+    for a in try await store.aliases() { into[a.absorbed.raw] = a.survivor.raw }
     var out: [Int64: Int64] = [:]
     for start in into.keys {
       var p = start

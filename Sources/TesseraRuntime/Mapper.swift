@@ -110,6 +110,32 @@ public struct EventDemand: Sendable {
   }
 }
 
+/// What a source's mapping makes of a record besides its id and time: name, type, identifiers, traits,
+/// properties and context.
+public struct MappedFields: Sendable {
+  public var name: String?
+  public var type: String
+  public var identifiers: [Identifier]
+  public var traits: [String: Value]
+  public var properties: [String: Value]
+  public var context: [String: Value]
+
+  public init(
+    name: String?, type: String, identifiers: [Identifier], traits: [String: Value], properties: [String: Value],
+    context: [String: Value]
+  ) {
+    (self.name, self.type, self.identifiers) = (name, type, identifiers)
+    (self.traits, self.properties, self.context) = (traits, properties, context)
+  }
+
+  /// An event's.
+  public init(_ e: Event) {
+    self.init(
+      name: e.name, type: e.type, identifiers: e.identifiers, traits: e.traits, properties: e.properties,
+      context: e.context)
+  }
+}
+
 /// Decodes, maps and validates records of one source with the expressions the compiler built.
 /// Stateless after construction, so any number of workers can share one.
 public struct Mapper: Sendable {
@@ -129,11 +155,20 @@ public struct Mapper: Sendable {
   let evaluated: [(index: Int, narrowed: Set<String>?)]
   /// The declared consent purposes, read from `context.consent.categoryPreferences`.
   let consentPurposes: [String]
+  /// Made to read logged records for a report (`fields`): the log keeps the event's identifiers, id and time,
+  /// so the mappings into identifiers (and their normalisation) and the id and timestamp expressions are not
+  /// evaluated, nor the record fields only they read decoded.
+  let logged: Bool
 
   /// `demand`: what later stages read of properties and context (by default, what `config`'s stages read);
   /// mappings into what nobody reads are not evaluated, and the record fields only they read not decoded.
-  /// The event log keeps the record as received either way.
-  public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp, demand: EventDemand? = nil) {
+  /// The event log keeps the record as received either way. `logged`: the mapper only reads logged records'
+  /// fields for a report (`fields`), without identifiers, id or time.
+  public init(
+    source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp, demand: EventDemand? = nil,
+    logged: Bool = false
+  ) {
+    self.logged = logged
     self.placement = Placement(config)
     self.consentPurposes = config.consentPurposes
     let demand = demand ?? EventDemand(config: config)
@@ -151,6 +186,7 @@ public struct Mapper: Sendable {
       for r in e.references { read(String(r.split(separator: ".", maxSplits: 1).first ?? Substring(r)), nil) }
     }
     for (n, m) in source.mappings.enumerated() {
+      if logged, case .identifier = m.target { continue }
       let part: EventDemand.Part
       switch m.target {
       case .property(let p): part = demand.properties.contains(p) ? .all : .none
@@ -176,7 +212,7 @@ public struct Mapper: Sendable {
         }
       }
     }
-    for e in [source.messageId, source.timestamp].compactMap({ $0 }) { readAll(e) }
+    if !logged { for e in [source.messageId, source.timestamp].compactMap({ $0 }) { readAll(e) } }
     for f in source.schema.required + Array(source.schema.types.keys) {
       read(String(f.split(separator: ".", maxSplits: 1).first ?? Substring(f)), nil)
     }
@@ -285,6 +321,64 @@ public struct Mapper: Sendable {
   func map(
     _ raw: Value, _ bytes: UnsafeBufferPointer<UInt8>, _ tally: inout RecordTally, _ presence: inout [Int]
   ) -> Result<Event, Reason> {
+    let fields: MappedFields
+    let env: Env
+    switch mapFields(raw, &tally, &presence) {
+    case .failure(let reason): return .failure(reason)
+    case .success(let mapped): (fields, env) = mapped
+    }
+    let (ids, traits) = (fields.identifiers, fields.traits)
+    if ids.isEmpty {
+      tally.placedBy = placement.rules(placing: traits)
+      if tally.placedBy.isEmpty { return .failure(Reason(message: unidentified(tally))) }
+    }
+    var timestamp = receivedAt
+    if let te = source.timestamp {
+      let tv = te.evaluate(env)
+      guard case .timestamp(let t) = Convert.toTimestamp(tv) else {
+        return .failure(
+          Reason(
+            message: tv.isNull
+              ? "no timestamp: the timestamp expression gave null" : "cannot read \(tv.literal) as a timestamp"))
+      }
+      timestamp = t
+    }
+    var id: String?
+    if let ie = source.messageId {
+      let v = ie.evaluate(env)
+      if !v.isNull { id = v.stringValue ?? v.description }
+    }
+    if let field = Mapper.nulField(id: id, name: fields.name, traits: traits) {
+      return .failure(Reason(message: "\(field) contains a NUL character (U+0000)"))
+    }
+    let eventID = id ?? Mapper.contentID(source: source.name, bytes: bytes)
+    let event = Event(
+      id: eventID, source: source.name, type: fields.type, name: fields.name, timestamp: timestamp,
+      receivedAt: receivedAt, identifiers: ids, traits: traits, properties: fields.properties, context: fields.context)
+    return .success(event)
+  }
+
+  /// A logged record's fields as this source maps it now, for a report (a mapper made `logged`): the schema and
+  /// the mappings into the name, type, traits, properties and context the report reads; no identifiers (the
+  /// log's are the event's: `identifiers` is empty), id or time. Fails when the record does not parse or map.
+  func fields(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<MappedFields, Reason> {
+    let value: Value
+    do {
+      value = try JSON.parseObject(bytes, selecting: selection)
+    } catch {
+      return .failure(Reason(message: "malformed JSON: \(error)"))
+    }
+    var tally = RecordTally()
+    var uncounted: [Int] = []
+    return mapFields(value, &tally, &uncounted).map(\.fields)
+  }
+
+  /// The schema and the mappings `evaluated` applied to a record: its fields, and the scope of the record as
+  /// the schema's types converted it (what the timestamp and id expressions read). `presence` empty: not
+  /// counted.
+  func mapFields(_ raw: Value, _ tally: inout RecordTally, _ presence: inout [Int]) -> Result<
+    (fields: MappedFields, env: Env), Reason
+  > {
     var record = raw
     for (path, name) in required {
       let v = record.lookup(path)
@@ -309,7 +403,7 @@ public struct Mapper: Sendable {
       let m = source.mappings[i]
       var v = m.expr.evaluate(env)
       if v.isNull { continue }
-      presence[i] += 1
+      if !presence.isEmpty { presence[i] += 1 }
       if let narrowed, case .map(let fields) = v { v = .map(fields.filter { narrowed.contains($0.key) }) }
       switch m.target {
       case .identifier(let kind):
@@ -360,34 +454,9 @@ public struct Mapper: Sendable {
         if case .bool = v { traits["consent." + purpose] = v }
       }
     }
-    if ids.isEmpty {
-      tally.placedBy = placement.rules(placing: traits)
-      if tally.placedBy.isEmpty { return .failure(Reason(message: unidentified(tally))) }
-    }
-    var timestamp = receivedAt
-    if let te = source.timestamp {
-      let tv = te.evaluate(env)
-      guard case .timestamp(let t) = Convert.toTimestamp(tv) else {
-        return .failure(
-          Reason(
-            message: tv.isNull
-              ? "no timestamp: the timestamp expression gave null" : "cannot read \(tv.literal) as a timestamp"))
-      }
-      timestamp = t
-    }
-    var id: String?
-    if let ie = source.messageId {
-      let v = ie.evaluate(env)
-      if !v.isNull { id = v.stringValue ?? v.description }
-    }
-    if let field = Mapper.nulField(id: id, name: name, traits: traits) {
-      return .failure(Reason(message: "\(field) contains a NUL character (U+0000)"))
-    }
-    let eventID = id ?? Mapper.contentID(source: source.name, bytes: bytes)
-    let event = Event(
-      id: eventID, source: source.name, type: type, name: name, timestamp: timestamp,
-      receivedAt: receivedAt, identifiers: ids, traits: traits, properties: properties, context: context)
-    return .success(event)
+    let fields = MappedFields(
+      name: name, type: type, identifiers: ids, traits: traits, properties: properties, context: context)
+    return .success((fields, env))
   }
 
   /// A logged event as this source maps its record now (`EventReader`): the mapping applied again to the record

@@ -230,13 +230,23 @@ extension SQLiteStore {
         guard let n = index[ProfileID(row[0])] else { continue }
         snap.profiles[n].1.append((Identifier(row[1], row[2]), Timestamp(microseconds: row[3])))
       }
-      let aliases = try Row.fetchCursor(
-        db, sql: "SELECT id, merged_into FROM profiles WHERE merged_into IS NOT NULL ORDER BY id")
-      while let row = try aliases.next() {
-        snap.aliases.append((absorbed: ProfileID(row[0]), survivor: ProfileID(row[1])))
-      }
+      snap.aliases = try Self.aliases(db).map { (absorbed: $0.absorbed, survivor: $0.survivor) }
       return snap
     }
+  }
+
+  public func aliases() async throws -> [ProfileAlias] {
+    try await reading { db in try Self.aliases(db) }
+  }
+
+  static func aliases(_ db: Database) throws -> [ProfileAlias] {
+    var out: [ProfileAlias] = []
+    let rows = try Row.fetchCursor(
+      db, sql: "SELECT id, merged_into FROM profiles WHERE merged_into IS NOT NULL ORDER BY id")
+    while let row = try rows.next() {
+      out.append(ProfileAlias(absorbed: ProfileID(row[0]), survivor: ProfileID(row[1])))
+    }
+    return out
   }
 
   static func merge(_ row: Row) throws -> MergeRecord {
