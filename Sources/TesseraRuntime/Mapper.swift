@@ -136,6 +136,21 @@ public struct MappedFields: Sendable {
   }
 }
 
+/// One mapping a `Mapper` evaluates (`evaluated`): a class, so the per-record loop over them copies a
+/// reference rather than each mapping's expression.
+final class Applied: Sendable {
+  /// Its index in `source.mappings`.
+  let index: Int
+  let target: MappingTarget
+  let expr: CompiledExpr
+  /// A whole map narrowed to these members.
+  let narrowed: Set<String>?
+
+  init(_ m: (index: Int, target: MappingTarget, expr: CompiledExpr, narrowed: Set<String>?)) {
+    (index, target, expr, narrowed) = m
+  }
+}
+
 /// Decodes, maps and validates records of one source with the expressions the compiler built.
 /// Stateless after construction, so any number of workers can share one.
 public struct Mapper: Sendable {
@@ -151,8 +166,9 @@ public struct Mapper: Sendable {
   /// these (and of a whole map mapped into properties or context, only the members later stages read).
   let selection: JSON.Selection
   /// The mappings evaluated, by index into `source.mappings`: those whose values some stage reads
-  /// (`EventDemand`). With a whole map narrowed to the members read.
-  let evaluated: [(index: Int, narrowed: Set<String>?)]
+  /// (`EventDemand`). With a whole map narrowed to the members read, unless the decoder already built only
+  /// those (a record field mapped as it is).
+  let evaluated: [Applied]
   /// The declared consent purposes, read from `context.consent.categoryPreferences`.
   let consentPurposes: [String]
   /// Made to read logged records for a report (`fields`): the log keeps the event's identifiers, id and time,
@@ -172,7 +188,9 @@ public struct Mapper: Sendable {
     self.placement = Placement(config)
     self.consentPurposes = config.consentPurposes
     let demand = demand ?? EventDemand(config: config)
-    var evaluated: [(index: Int, narrowed: Set<String>?)] = []
+    var evaluated: [(index: Int, target: MappingTarget, expr: CompiledExpr, narrowed: Set<String>?)] = []
+    // Of the mappings of a record field as it is, the root field read.
+    var asItIs: [Int: String] = [:]
     // Per root field of the record: nil when all of it is read, else the members read.
     var roots: [String: Set<String>?] = [:]
     func read(_ root: String, _ members: Set<String>?) {
@@ -198,14 +216,15 @@ public struct Mapper: Sendable {
       switch part {
       case .none: continue
       case .all:
-        evaluated.append((n, nil))
+        evaluated.append((n, m.target, m.expr, nil))
         readAll(m.expr)
       case .some(let keys):
-        evaluated.append((n, keys))
+        evaluated.append((n, m.target, m.expr, keys))
         // A record field mapped as it is (`properties: properties`) is decoded only in the members read.
         if m.expr.references.count == 1, let r = m.expr.references.first, !r.contains("."),
           m.expr.text.trimmingCharacters(in: .whitespaces) == r
         {
+          asItIs[evaluated.count - 1] = r
           read(r, keys)
         } else {
           readAll(m.expr)
@@ -216,7 +235,13 @@ public struct Mapper: Sendable {
     for f in source.schema.required + Array(source.schema.types.keys) {
       read(String(f.split(separator: ".", maxSplits: 1).first ?? Substring(f)), nil)
     }
-    self.evaluated = evaluated
+    // When the decoder builds no member of such a field beyond those read, narrowing its map again is a copy.
+    for (k, root) in asItIs {
+      if let keys = evaluated[k].narrowed, case .some(.some(let built)) = roots[root], built.isSubset(of: keys) {
+        evaluated[k].narrowed = nil
+      }
+    }
+    self.evaluated = evaluated.map(Applied.init)
     self.selection = JSON.Selection(
       names: roots.keys.sorted().map { root in
         (root, (roots[root] ?? nil).map { keys in JSON.Selection(names: keys.sorted().map { ($0, nil) }) })
@@ -277,7 +302,7 @@ public struct Mapper: Sendable {
       var p = FieldPresence()
       p.records = mapped
       // Mappings not evaluated (nobody reads their values) are not reported as empty.
-      for (i, _) in evaluated { p.nonNull[source.mappings[i].target.description, default: 0] += presence[i] }
+      for a in evaluated { p.nonNull[a.target.description, default: 0] += presence[a.index] }
       out.notes.presence[source.name] = p
     }
     return out
@@ -399,13 +424,14 @@ public struct Mapper: Sendable {
     var context: [String: Value] = [:]
     var name = source.event
     var type = source.emit.rawValue
-    for (i, narrowed) in evaluated {
-      let m = source.mappings[i]
-      var v = m.expr.evaluate(env)
+    for a in evaluated {
+      var v = a.expr.evaluate(env)
       if v.isNull { continue }
-      if !presence.isEmpty { presence[i] += 1 }
-      if let narrowed, case .map(let fields) = v { v = .map(fields.filter { narrowed.contains($0.key) }) }
-      switch m.target {
+      if !presence.isEmpty { presence[a.index] += 1 }
+      if let narrowed = a.narrowed, case .map(let fields) = v {
+        v = .map(fields.filter { narrowed.contains($0.key) })
+      }
+      switch a.target {
       case .identifier(let kind):
         let text: String
         switch v {
@@ -427,12 +453,18 @@ public struct Mapper: Sendable {
       case .allTraits, .allProperties, .allContext:
         // A whole map at once; fields mapped one by one take precedence over it.
         guard case .map(let fields) = v else { continue }
-        for (k, x) in fields where !x.isNull {
-          switch m.target {
-          case .allTraits: if traits[k] == nil { traits[k] = x }
-          case .allProperties: if properties[k] == nil { properties[k] = x }
-          default: if context[k] == nil { context[k] = x }
+        func merge(into map: inout [String: Value]) {
+          // Into nothing yet, the map itself when it holds no null (not rebuilt key by key).
+          if map.isEmpty, !fields.values.contains(where: \.isNull) {
+            map = fields
+            return
           }
+          for (key, x) in fields where !x.isNull && map[key] == nil { map[key] = x }
+        }
+        switch a.target {
+        case .allTraits: merge(into: &traits)
+        case .allProperties: merge(into: &properties)
+        default: merge(into: &context)
         }
       case .type:
         let t = (v.stringValue ?? v.description).lowercased()
