@@ -107,13 +107,13 @@ enum FactReader {
 
   /// Reads the whole log a page at a time as its columns (`EventLog.logRows`), evaluates the report's
   /// expressions on `workers` tasks and keeps the events that matter. The store's one reader only copies
-  /// columns out; identifiers are decoded, and records parsed and mapped again (`EventReader`), on the
-  /// evaluating tasks, and only for what the report reads: a funnel over event names reads neither, an
-  /// attribution report maps only the events its column-only filters take.
+  /// columns out; identifiers are decoded, and records parsed and mapped again for the fields the report reads
+  /// (`LoggedFieldsReader`), on the evaluating tasks, and only for what the report reads: a funnel over event
+  /// names reads neither, an attribution report maps only the events its column-only filters take.
   static func read(
     _ q: ReportQuery, config: PipelineConfig, store: any Store, workers: Int, pageSize: Int = 16_384
   ) async throws -> FactTable {
-    let reader = EventReader(config: config, demand: EventDemand(reading: expressions(q)))
+    let reader = LoggedFieldsReader(config: config, demand: EventDemand(reading: expressions(q)))
     let kinds = config.identifiers.map(\.name)
     // Which live profile each stored one is now, read while the log is.
     let merges = Task { try await canonicalMap(store) }
@@ -125,6 +125,7 @@ enum FactReader {
     // A report none of whose expressions reads the record (a funnel over event names) never maps one again.
     let mapsRecords = expressions(q).contains(where: readsRecord)
     let identifiers = devices || expressions(q).contains(where: readsIdentifiers)
+    let plan = Plan(q)
     let read = LogRow.Parts(rawValue: 0).union(identifiers ? .identifiers : []).union(mapsRecords ? .body : [])
     var table = FactTable()
     var canonical: [Int64: Int64]?
@@ -157,35 +158,35 @@ enum FactReader {
             var unreadable = 0
             var env = Env(slots: [])
             for i in range {
-              let row = rows[i]
-              let ids = identifiers ? try row.decodedIdentifiers() : []
+              let ids = identifiers ? try rows[i].decodedIdentifiers() : []
               let dev = devices ? device(ids, q) : nil
               let position = base + Int64(i)
-              let time = Timestamp(microseconds: row.timestamp)
+              let time = Timestamp(microseconds: rows[i].timestamp)
               EventEnv.fill(
-                &env, name: row.name, type: row.type, source: row.source, timestamp: time, id: row.id,
+                &env, name: rows[i].name, type: rows[i].type, source: rows[i].source, timestamp: time, id: rows[i].id,
                 identifiers: ids, kinds: kinds)
               env.now = time
               // Filters that read only the log's columns decide first: an event none of them takes is not
               // mapped again (its record not parsed) at all.
               if prefilter, !filters.contains(where: { $0.evaluate(env).isTrue }) {
                 if sessions {
-                  out.append(Evaluated(profile: row.profile.raw, device: dev, time: row.timestamp, seq: position))
+                  out.append(
+                    Evaluated(profile: rows[i].profile.raw, device: dev, time: rows[i].timestamp, seq: position))
                 }
                 continue
               }
               if mapsRecords {
-                guard let e = try? reader.mapped(try row.event()) else {
+                guard let e = try? reader.fields(rows[i]) else {
                   unreadable += 1
                   continue
                 }
+                // The id, time and identifiers are the log's.
                 EventEnv.fill(
-                  &env, name: e.name, type: e.type, source: e.source, timestamp: e.timestamp, id: e.id,
-                  properties: e.properties, traits: e.traits, context: e.context, identifiers: e.identifiers,
-                  kinds: kinds)
+                  &env, name: e.name, type: e.type, source: rows[i].source, timestamp: time, id: rows[i].id,
+                  properties: e.properties, traits: e.traits, context: e.context, identifiers: ids, kinds: kinds)
               }
-              let ev = evaluate(
-                env, Evaluated(profile: row.profile.raw, device: dev, time: row.timestamp, seq: position), q: q)
+              let ev = plan.evaluate(
+                env, Evaluated(profile: rows[i].profile.raw, device: dev, time: rows[i].timestamp, seq: position))
               if ev.keep || sessions { out.append(ev) }
             }
             return (p, out, unreadable)
@@ -224,9 +225,8 @@ enum FactReader {
 
   /// Every profile id the log may name → the live profile it is now (following merges).
   static func canonicalMap(_ store: any Store) async throws -> [Int64: Int64] {
-    let snapshot = try await store.loadIdentity()
     var into: [Int64: Int64] = [:]
-    for a in snapshot.aliases { into[a.absorbed.raw] = a.survivor.raw }
+    for a in try await store.aliases() { into[a.absorbed.raw] = a.survivor.raw }
     var out: [Int64: Int64] = [:]
     for start in into.keys {
       var p = start
@@ -262,26 +262,44 @@ enum FactReader {
       ?? identifiers.first?.description
   }
 
-  /// What an event means to the report, from its scope (`EventEnv`).
-  private static func evaluate(_ env: Env, _ start: Evaluated, q: ReportQuery) -> Evaluated {
-    var ev = start
-    switch q.kind {
-    case .funnel(let f):
-      for (k, step) in f.steps.enumerated() where step.filter.evaluate(env).isTrue { ev.steps |= 1 << UInt64(k) }
-      if ev.steps != 0, !f.holdConstant.isEmpty {
-        ev.held = f.holdConstant.map { $0.evaluate(env).description }.joined(separator: "\u{1F}")
-      }
-    case .attribution(let a, let c, let touches):
-      if let t = touches.first(where: { $0.filter.evaluate(env).isTrue }) {
-        let channel = t.channel.flatMap { text($0.evaluate(env)) } ?? direct
-        ev.channel = channel
-        if a.creditTo == .campaign { ev.label = t.campaign.flatMap { text($0.evaluate(env)) } ?? noCampaign }
-      }
-      if c.filter.evaluate(env).isTrue {
-        ev.conversion = true
-        ev.value = c.value.flatMap { number($0.evaluate(env)) } ?? 0
+  /// The report's expressions, taken out of the query once: what each event is evaluated with (a switch over
+  /// the query per event copied its declarations).
+  private final class Plan: Sendable {
+    let steps: [CompiledExpr]
+    let held: [CompiledExpr]
+    let touches: [TouchpointDecl]
+    let conversion: CompiledExpr?
+    let value: CompiledExpr?
+    let byCampaign: Bool
+
+    init(_ q: ReportQuery) {
+      switch q.kind {
+      case .funnel(let f):
+        (steps, held, touches) = (f.steps.map(\.filter), f.holdConstant, [])
+        (conversion, value, byCampaign) = (nil, nil, false)
+      case .attribution(let a, let c, let t):
+        (steps, held, touches) = ([], [], t)
+        (conversion, value, byCampaign) = (c.filter, c.value, a.creditTo == .campaign)
       }
     }
-    return ev
+
+    /// What an event means to the report, from its scope (`EventEnv`).
+    func evaluate(_ env: Env, _ start: Evaluated) -> Evaluated {
+      var ev = start
+      // By index: a loop over the declarations would copy each one.
+      for k in steps.indices where steps[k].evaluate(env).isTrue { ev.steps |= 1 << UInt64(k) }
+      if ev.steps != 0, !held.isEmpty {
+        ev.held = held.map { $0.evaluate(env).description }.joined(separator: "\u{1F}")
+      }
+      if let t = touches.indices.first(where: { touches[$0].filter.evaluate(env).isTrue }) {
+        ev.channel = touches[t].channel.flatMap { text($0.evaluate(env)) } ?? direct
+        if byCampaign { ev.label = touches[t].campaign.flatMap { text($0.evaluate(env)) } ?? noCampaign }
+      }
+      if let conversion, conversion.evaluate(env).isTrue {
+        ev.conversion = true
+        ev.value = value.flatMap { number($0.evaluate(env)) } ?? 0
+      }
+      return ev
+    }
   }
 }

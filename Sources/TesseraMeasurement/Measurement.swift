@@ -5,9 +5,9 @@ import TesseraStore
 
 /// Computes the reports of a pipeline's `measurement` section over a store's event log.
 ///
-/// The log is read once (`EventLog.eventPage`), each record mapped again by its source (`EventReader`), and
-/// each event grouped under the profile it belongs to *now*: a later identify that joined two devices joins
-/// their earlier touches too, and an erased person's events are gone from the log.
+/// The log is read once (`EventLog.logRows`), the records a report reads mapped again by their source
+/// (`LoggedFieldsReader`), and each event grouped under the profile it belongs to *now*: a later identify that
+/// joined two devices joins their earlier touches too, and an erased person's events are gone from the log.
 public enum Measurement {
   public static func report(
     _ q: ReportQuery, config: PipelineConfig, store: any Store, workers: Int = 2, pageSize: Int = 16_384

@@ -225,13 +225,23 @@ extension PostgresStore {
         guard let n = index[ProfileID(p)] else { continue }
         snap.profiles[n].1.append((Identifier(k, v), Timestamp(microseconds: s)))
       }
-      let aliases = try await conn.query(
-        "SELECT id, merged_into FROM profiles WHERE merged_into IS NOT NULL ORDER BY id", logger: logger)
-      for try await (a, s) in aliases.decode((Int64, Int64).self) {
-        snap.aliases.append((absorbed: ProfileID(a), survivor: ProfileID(s)))
-      }
+      snap.aliases = try await self.aliases(conn).map { (absorbed: $0.absorbed, survivor: $0.survivor) }
       return Snapshot(snap)
     }.value
+  }
+
+  public func aliases() async throws -> [ProfileAlias] {
+    try await read { conn in try await self.aliases(conn) }
+  }
+
+  func aliases(_ conn: PostgresConnection) async throws -> [ProfileAlias] {
+    var out: [ProfileAlias] = []
+    let rows = try await conn.query(
+      "SELECT id, merged_into FROM profiles WHERE merged_into IS NOT NULL ORDER BY id", logger: logger)
+    for try await (a, s) in rows.decode((Int64, Int64).self) {
+      out.append(ProfileAlias(absorbed: ProfileID(a), survivor: ProfileID(s)))
+    }
+    return out
   }
 
   public func merges(involving profile: ProfileID) async throws -> [MergeRecord] {

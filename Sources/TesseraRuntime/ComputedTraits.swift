@@ -26,18 +26,19 @@ public enum EventEnv {
     properties: [String: Value] = [:], traits: [String: Value] = [:], context: [String: Value] = [:],
     identifiers: [Identifier], kinds: [String]
   ) {
-    env.slots.removeAll(keepingCapacity: true)
-    env.slots.reserveCapacity(8 + kinds.count)
-    env.slots.append(name.map { .string($0) } ?? .null)
-    env.slots.append(.string(type))
-    env.slots.append(.string(source))
-    env.slots.append(.timestamp(timestamp))
-    env.slots.append(.string(id))
-    env.slots.append(.map(properties))
-    env.slots.append(.map(traits))
-    env.slots.append(.map(context))
-    for kind in kinds {
-      env.slots.append(identifiers.first { $0.kind == kind }.map { .string($0.value) } ?? .null)
+    // Overwritten in place when the slots are there already (a scan refills one scope per event).
+    let count = 8 + kinds.count
+    if env.slots.count != count { env.slots = Array(repeating: .null, count: count) }
+    env.slots[0] = name.map { .string($0) } ?? .null
+    env.slots[1] = .string(type)
+    env.slots[2] = .string(source)
+    env.slots[3] = .timestamp(timestamp)
+    env.slots[4] = .string(id)
+    env.slots[5] = .map(properties)
+    env.slots[6] = .map(traits)
+    env.slots[7] = .map(context)
+    for (k, kind) in kinds.enumerated() {
+      env.slots[8 + k] = identifiers.first { $0.kind == kind }.map { .string($0.value) } ?? .null
     }
   }
 }

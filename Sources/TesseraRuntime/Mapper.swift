@@ -110,6 +110,47 @@ public struct EventDemand: Sendable {
   }
 }
 
+/// What a source's mapping makes of a record besides its id and time: name, type, identifiers, traits,
+/// properties and context.
+public struct MappedFields: Sendable {
+  public var name: String?
+  public var type: String
+  public var identifiers: [Identifier]
+  public var traits: [String: Value]
+  public var properties: [String: Value]
+  public var context: [String: Value]
+
+  public init(
+    name: String?, type: String, identifiers: [Identifier], traits: [String: Value], properties: [String: Value],
+    context: [String: Value]
+  ) {
+    (self.name, self.type, self.identifiers) = (name, type, identifiers)
+    (self.traits, self.properties, self.context) = (traits, properties, context)
+  }
+
+  /// An event's.
+  public init(_ e: Event) {
+    self.init(
+      name: e.name, type: e.type, identifiers: e.identifiers, traits: e.traits, properties: e.properties,
+      context: e.context)
+  }
+}
+
+/// One mapping a `Mapper` evaluates (`evaluated`): a class, so the per-record loop over them copies a
+/// reference rather than each mapping's expression.
+final class Applied: Sendable {
+  /// Its index in `source.mappings`.
+  let index: Int
+  let target: MappingTarget
+  let expr: CompiledExpr
+  /// A whole map narrowed to these members.
+  let narrowed: Set<String>?
+
+  init(_ m: (index: Int, target: MappingTarget, expr: CompiledExpr, narrowed: Set<String>?)) {
+    (index, target, expr, narrowed) = m
+  }
+}
+
 /// Decodes, maps and validates records of one source with the expressions the compiler built.
 /// Stateless after construction, so any number of workers can share one.
 public struct Mapper: Sendable {
@@ -125,19 +166,31 @@ public struct Mapper: Sendable {
   /// these (and of a whole map mapped into properties or context, only the members later stages read).
   let selection: JSON.Selection
   /// The mappings evaluated, by index into `source.mappings`: those whose values some stage reads
-  /// (`EventDemand`). With a whole map narrowed to the members read.
-  let evaluated: [(index: Int, narrowed: Set<String>?)]
+  /// (`EventDemand`). With a whole map narrowed to the members read, unless the decoder already built only
+  /// those (a record field mapped as it is).
+  let evaluated: [Applied]
   /// The declared consent purposes, read from `context.consent.categoryPreferences`.
   let consentPurposes: [String]
+  /// Made to read logged records for a report (`fields`): the log keeps the event's identifiers, id and time,
+  /// so the mappings into identifiers (and their normalisation) and the id and timestamp expressions are not
+  /// evaluated, nor the record fields only they read decoded.
+  let logged: Bool
 
   /// `demand`: what later stages read of properties and context (by default, what `config`'s stages read);
   /// mappings into what nobody reads are not evaluated, and the record fields only they read not decoded.
-  /// The event log keeps the record as received either way.
-  public init(source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp, demand: EventDemand? = nil) {
+  /// The event log keeps the record as received either way. `logged`: the mapper only reads logged records'
+  /// fields for a report (`fields`), without identifiers, id or time.
+  public init(
+    source: SourceDecl, config: PipelineConfig, receivedAt: Timestamp, demand: EventDemand? = nil,
+    logged: Bool = false
+  ) {
+    self.logged = logged
     self.placement = Placement(config)
     self.consentPurposes = config.consentPurposes
     let demand = demand ?? EventDemand(config: config)
-    var evaluated: [(index: Int, narrowed: Set<String>?)] = []
+    var evaluated: [(index: Int, target: MappingTarget, expr: CompiledExpr, narrowed: Set<String>?)] = []
+    // Of the mappings of a record field as it is, the root field read.
+    var asItIs: [Int: String] = [:]
     // Per root field of the record: nil when all of it is read, else the members read.
     var roots: [String: Set<String>?] = [:]
     func read(_ root: String, _ members: Set<String>?) {
@@ -151,6 +204,7 @@ public struct Mapper: Sendable {
       for r in e.references { read(String(r.split(separator: ".", maxSplits: 1).first ?? Substring(r)), nil) }
     }
     for (n, m) in source.mappings.enumerated() {
+      if logged, case .identifier = m.target { continue }
       let part: EventDemand.Part
       switch m.target {
       case .property(let p): part = demand.properties.contains(p) ? .all : .none
@@ -162,25 +216,32 @@ public struct Mapper: Sendable {
       switch part {
       case .none: continue
       case .all:
-        evaluated.append((n, nil))
+        evaluated.append((n, m.target, m.expr, nil))
         readAll(m.expr)
       case .some(let keys):
-        evaluated.append((n, keys))
+        evaluated.append((n, m.target, m.expr, keys))
         // A record field mapped as it is (`properties: properties`) is decoded only in the members read.
         if m.expr.references.count == 1, let r = m.expr.references.first, !r.contains("."),
           m.expr.text.trimmingCharacters(in: .whitespaces) == r
         {
+          asItIs[evaluated.count - 1] = r
           read(r, keys)
         } else {
           readAll(m.expr)
         }
       }
     }
-    for e in [source.messageId, source.timestamp].compactMap({ $0 }) { readAll(e) }
+    if !logged { for e in [source.messageId, source.timestamp].compactMap({ $0 }) { readAll(e) } }
     for f in source.schema.required + Array(source.schema.types.keys) {
       read(String(f.split(separator: ".", maxSplits: 1).first ?? Substring(f)), nil)
     }
-    self.evaluated = evaluated
+    // When the decoder builds no member of such a field beyond those read, narrowing its map again is a copy.
+    for (k, root) in asItIs {
+      if let keys = evaluated[k].narrowed, case .some(.some(let built)) = roots[root], built.isSubset(of: keys) {
+        evaluated[k].narrowed = nil
+      }
+    }
+    self.evaluated = evaluated.map(Applied.init)
     self.selection = JSON.Selection(
       names: roots.keys.sorted().map { root in
         (root, (roots[root] ?? nil).map { keys in JSON.Selection(names: keys.sorted().map { ($0, nil) }) })
@@ -241,7 +302,7 @@ public struct Mapper: Sendable {
       var p = FieldPresence()
       p.records = mapped
       // Mappings not evaluated (nobody reads their values) are not reported as empty.
-      for (i, _) in evaluated { p.nonNull[source.mappings[i].target.description, default: 0] += presence[i] }
+      for a in evaluated { p.nonNull[a.target.description, default: 0] += presence[a.index] }
       out.notes.presence[source.name] = p
     }
     return out
@@ -285,6 +346,64 @@ public struct Mapper: Sendable {
   func map(
     _ raw: Value, _ bytes: UnsafeBufferPointer<UInt8>, _ tally: inout RecordTally, _ presence: inout [Int]
   ) -> Result<Event, Reason> {
+    let fields: MappedFields
+    let env: Env
+    switch mapFields(raw, &tally, &presence) {
+    case .failure(let reason): return .failure(reason)
+    case .success(let mapped): (fields, env) = mapped
+    }
+    let (ids, traits) = (fields.identifiers, fields.traits)
+    if ids.isEmpty {
+      tally.placedBy = placement.rules(placing: traits)
+      if tally.placedBy.isEmpty { return .failure(Reason(message: unidentified(tally))) }
+    }
+    var timestamp = receivedAt
+    if let te = source.timestamp {
+      let tv = te.evaluate(env)
+      guard case .timestamp(let t) = Convert.toTimestamp(tv) else {
+        return .failure(
+          Reason(
+            message: tv.isNull
+              ? "no timestamp: the timestamp expression gave null" : "cannot read \(tv.literal) as a timestamp"))
+      }
+      timestamp = t
+    }
+    var id: String?
+    if let ie = source.messageId {
+      let v = ie.evaluate(env)
+      if !v.isNull { id = v.stringValue ?? v.description }
+    }
+    if let field = Mapper.nulField(id: id, name: fields.name, traits: traits) {
+      return .failure(Reason(message: "\(field) contains a NUL character (U+0000)"))
+    }
+    let eventID = id ?? Mapper.contentID(source: source.name, bytes: bytes)
+    let event = Event(
+      id: eventID, source: source.name, type: fields.type, name: fields.name, timestamp: timestamp,
+      receivedAt: receivedAt, identifiers: ids, traits: traits, properties: fields.properties, context: fields.context)
+    return .success(event)
+  }
+
+  /// A logged record's fields as this source maps it now, for a report (a mapper made `logged`): the schema and
+  /// the mappings into the name, type, traits, properties and context the report reads; no identifiers (the
+  /// log's are the event's: `identifiers` is empty), id or time. Fails when the record does not parse or map.
+  func fields(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<MappedFields, Reason> {
+    let value: Value
+    do {
+      value = try JSON.parseObject(bytes, selecting: selection)
+    } catch {
+      return .failure(Reason(message: "malformed JSON: \(error)"))
+    }
+    var tally = RecordTally()
+    var uncounted: [Int] = []
+    return mapFields(value, &tally, &uncounted).map(\.fields)
+  }
+
+  /// The schema and the mappings `evaluated` applied to a record: its fields, and the scope of the record as
+  /// the schema's types converted it (what the timestamp and id expressions read). `presence` empty: not
+  /// counted.
+  func mapFields(_ raw: Value, _ tally: inout RecordTally, _ presence: inout [Int]) -> Result<
+    (fields: MappedFields, env: Env), Reason
+  > {
     var record = raw
     for (path, name) in required {
       let v = record.lookup(path)
@@ -305,13 +424,14 @@ public struct Mapper: Sendable {
     var context: [String: Value] = [:]
     var name = source.event
     var type = source.emit.rawValue
-    for (i, narrowed) in evaluated {
-      let m = source.mappings[i]
-      var v = m.expr.evaluate(env)
+    for a in evaluated {
+      var v = a.expr.evaluate(env)
       if v.isNull { continue }
-      presence[i] += 1
-      if let narrowed, case .map(let fields) = v { v = .map(fields.filter { narrowed.contains($0.key) }) }
-      switch m.target {
+      if !presence.isEmpty { presence[a.index] += 1 }
+      if let narrowed = a.narrowed, case .map(let fields) = v {
+        v = .map(fields.filter { narrowed.contains($0.key) })
+      }
+      switch a.target {
       case .identifier(let kind):
         let text: String
         switch v {
@@ -333,12 +453,18 @@ public struct Mapper: Sendable {
       case .allTraits, .allProperties, .allContext:
         // A whole map at once; fields mapped one by one take precedence over it.
         guard case .map(let fields) = v else { continue }
-        for (k, x) in fields where !x.isNull {
-          switch m.target {
-          case .allTraits: if traits[k] == nil { traits[k] = x }
-          case .allProperties: if properties[k] == nil { properties[k] = x }
-          default: if context[k] == nil { context[k] = x }
+        func merge(into map: inout [String: Value]) {
+          // Into nothing yet, the map itself when it holds no null (not rebuilt key by key).
+          if map.isEmpty, !fields.values.contains(where: \.isNull) {
+            map = fields
+            return
           }
+          for (key, x) in fields where !x.isNull && map[key] == nil { map[key] = x }
+        }
+        switch a.target {
+        case .allTraits: merge(into: &traits)
+        case .allProperties: merge(into: &properties)
+        default: merge(into: &context)
         }
       case .type:
         let t = (v.stringValue ?? v.description).lowercased()
@@ -360,34 +486,9 @@ public struct Mapper: Sendable {
         if case .bool = v { traits["consent." + purpose] = v }
       }
     }
-    if ids.isEmpty {
-      tally.placedBy = placement.rules(placing: traits)
-      if tally.placedBy.isEmpty { return .failure(Reason(message: unidentified(tally))) }
-    }
-    var timestamp = receivedAt
-    if let te = source.timestamp {
-      let tv = te.evaluate(env)
-      guard case .timestamp(let t) = Convert.toTimestamp(tv) else {
-        return .failure(
-          Reason(
-            message: tv.isNull
-              ? "no timestamp: the timestamp expression gave null" : "cannot read \(tv.literal) as a timestamp"))
-      }
-      timestamp = t
-    }
-    var id: String?
-    if let ie = source.messageId {
-      let v = ie.evaluate(env)
-      if !v.isNull { id = v.stringValue ?? v.description }
-    }
-    if let field = Mapper.nulField(id: id, name: name, traits: traits) {
-      return .failure(Reason(message: "\(field) contains a NUL character (U+0000)"))
-    }
-    let eventID = id ?? Mapper.contentID(source: source.name, bytes: bytes)
-    let event = Event(
-      id: eventID, source: source.name, type: type, name: name, timestamp: timestamp,
-      receivedAt: receivedAt, identifiers: ids, traits: traits, properties: properties, context: context)
-    return .success(event)
+    let fields = MappedFields(
+      name: name, type: type, identifiers: ids, traits: traits, properties: properties, context: context)
+    return .success((fields, env))
   }
 
   /// A logged event as this source maps its record now (`EventReader`): the mapping applied again to the record

@@ -324,3 +324,38 @@ public struct EventReader: Sendable {
     throw UnknownSource(source: e.source)
   }
 }
+
+/// Reads what a report reads of logged events (`LogRow`): the name, type, traits, properties and context their
+/// sources make of their records now. The log's columns hold the event's id and time, and its identifiers as
+/// they were resolved, so a file source's record is mapped without its mappings into identifiers (no
+/// normalisation), its id and timestamp expressions (no time parsed), and the record fields only those read are
+/// stepped over, not built. Events of tracking API sources, and events logged with their mapped fields, are
+/// read as `EventReader` reads them.
+public struct LoggedFieldsReader: Sendable {
+  let files: [String: Mapper]
+  let events: EventReader
+
+  /// `demand`: what of properties and context the report reads.
+  public init(config: PipelineConfig, demand: EventDemand) {
+    var files: [String: Mapper] = [:]
+    for s in config.sources where s.kind != .http {
+      files[s.name] = Mapper(
+        source: s, config: config, receivedAt: Timestamp(microseconds: 0), demand: demand, logged: true)
+    }
+    self.files = files
+    self.events = EventReader(config: config, demand: demand)
+  }
+
+  /// The fields of a row read with its body; of a logged record, without identifiers (the row's are the
+  /// event's). Throws `EventReader.Unreadable` when the source's mapping cannot read the record,
+  /// `EventReader.UnknownSource` when the pipeline no longer declares its source.
+  public func fields(_ row: LogRow) throws -> MappedFields {
+    guard row.format == EventLogFormat.record, let body = row.body, let mapper = files[row.source] else {
+      return MappedFields(try events.mapped(try row.event()))
+    }
+    switch body.withUnsafeBufferPointer({ mapper.fields($0) }) {
+    case .success(let fields): return fields
+    case .failure(let reason): throw EventReader.Unreadable(event: try row.event(), reason: reason.message)
+    }
+  }
+}

@@ -1,6 +1,7 @@
 import GRDB
 import GRDBSQLite
 import TesseraModel
+import TesseraStore
 
 /// A cached statement executed row by row through SQLite's C API, for the store writer's hot inserts.
 ///
@@ -98,5 +99,70 @@ extension Optional: RowValue where Wrapped: RowValue {
   func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
     if let value = self { return value.bind(to: statement, at: index) }
     return sqlite3_bind_null(statement, index)
+  }
+}
+
+/// The rows of `logRows`' query (`source, id, type, name, timestamp, received_at, profile_id, format,
+/// identifiers, body`, two integer parameters) read through SQLite's C API: columns are copied straight out of
+/// SQLite's buffers, the body into one array. The statement comes from GRDB's cache and is reset when the rows
+/// end or fail.
+struct LogRowCursor {
+  private let statement: Statement
+  private let handle: OpaquePointer
+  private var done = false
+
+  init(_ statement: Statement, after: Int64, through: Int64) throws {
+    self.statement = statement
+    self.handle = statement.sqliteStatement
+    sqlite3_reset(handle)
+    sqlite3_clear_bindings(handle)
+    precondition(sqlite3_bind_parameter_count(handle) == 2, "two parameters in \(statement.sql)")
+    var code = sqlite3_bind_int64(handle, 1, after)
+    if code == SQLITE_OK { code = sqlite3_bind_int64(handle, 2, through) }
+    guard code == SQLITE_OK else { throw failure(code) }
+  }
+
+  /// The next row; nil after the last.
+  mutating func next() throws -> LogRow? {
+    if done { return nil }
+    let code = sqlite3_step(handle)
+    if code == SQLITE_DONE {
+      done = true
+      sqlite3_reset(handle)
+      return nil
+    }
+    guard code == SQLITE_ROW else {
+      done = true
+      let error = failure(code)
+      sqlite3_reset(handle)
+      throw error
+    }
+    return LogRow(
+      source: text(0) ?? "", id: text(1) ?? "", type: text(2) ?? "", name: text(3),
+      timestamp: sqlite3_column_int64(handle, 4), receivedAt: sqlite3_column_int64(handle, 5),
+      profile: ProfileID(sqlite3_column_int64(handle, 6)), format: Int(sqlite3_column_int64(handle, 7)),
+      identifiers: text(8), body: bytes(9))
+  }
+
+  private func text(_ column: Int32) -> String? {
+    guard sqlite3_column_type(handle, column) != SQLITE_NULL, let p = sqlite3_column_text(handle, column) else {
+      return nil
+    }
+    return String(
+      decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
+  }
+
+  private func bytes(_ column: Int32) -> [UInt8]? {
+    guard sqlite3_column_type(handle, column) != SQLITE_NULL else { return nil }
+    // The blob's pointer first, then its size (SQLite's documented order for a value it may convert).
+    guard let p = sqlite3_column_blob(handle, column) else { return [] }
+    let n = Int(sqlite3_column_bytes(handle, column))
+    return Array(UnsafeRawBufferPointer(start: p, count: n))
+  }
+
+  private func failure(_ code: Int32) -> DatabaseError {
+    DatabaseError(
+      resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqlite3_db_handle(handle))),
+      sql: statement.sql)
   }
 }

@@ -230,13 +230,23 @@ extension SQLiteStore {
         guard let n = index[ProfileID(row[0])] else { continue }
         snap.profiles[n].1.append((Identifier(row[1], row[2]), Timestamp(microseconds: row[3])))
       }
-      let aliases = try Row.fetchCursor(
-        db, sql: "SELECT id, merged_into FROM profiles WHERE merged_into IS NOT NULL ORDER BY id")
-      while let row = try aliases.next() {
-        snap.aliases.append((absorbed: ProfileID(row[0]), survivor: ProfileID(row[1])))
-      }
+      snap.aliases = try Self.aliases(db).map { (absorbed: $0.absorbed, survivor: $0.survivor) }
       return snap
     }
+  }
+
+  public func aliases() async throws -> [ProfileAlias] {
+    try await reading { db in try Self.aliases(db) }
+  }
+
+  static func aliases(_ db: Database) throws -> [ProfileAlias] {
+    var out: [ProfileAlias] = []
+    let rows = try Row.fetchCursor(
+      db, sql: "SELECT id, merged_into FROM profiles WHERE merged_into IS NOT NULL ORDER BY id")
+    while let row = try rows.next() {
+      out.append(ProfileAlias(absorbed: ProfileID(row[0]), survivor: ProfileID(row[1])))
+    }
+    return out
   }
 
   static func merge(_ row: Row) throws -> MergeRecord {
@@ -389,15 +399,12 @@ extension SQLiteStore {
       FROM events AS e WHERE e.seq > ? AND e.seq <= ? ORDER BY e.seq
       """
     return try await reading { db in
-      let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [after, through])
+      // Stepped through SQLite's C API (`LogRowCursor`): GRDB's rows cost a `Data` and a copy through its
+      // iterator per body, a fifth of the reader's time over a million rows.
+      var cursor = try LogRowCursor(db.cachedStatement(sql: sql), after: after, through: through)
       var out: [LogRow] = []
       out.reserveCapacity(Int(clamping: max(0, min(through - after, 1 << 16))))
-      while let row = try rows.next() {
-        out.append(
-          LogRow(
-            source: row[0], id: row[1], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5],
-            profile: ProfileID(row[6]), format: row[7], identifiers: row[8], body: try Self.bytes(row, 9)))
-      }
+      while let row = try cursor.next() { out.append(row) }
       return out
     }
   }

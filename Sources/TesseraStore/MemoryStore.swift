@@ -174,8 +174,12 @@ public actor MemoryStore: Store {
     for p in profiles.keys.sorted() where mergedInto[p] == nil {
       snap.profiles.append((p, (byProfile[p] ?? []).sorted { $0.0 < $1.0 }))
     }
-    snap.aliases = mergedInto.sorted { $0.key < $1.key }.map { (absorbed: $0.key, survivor: $0.value) }
+    snap.aliases = aliases().map { (absorbed: $0.absorbed, survivor: $0.survivor) }
     return snap
+  }
+
+  public func aliases() -> [ProfileAlias] {
+    mergedInto.sorted { $0.key < $1.key }.map { ProfileAlias(absorbed: $0.key, survivor: $0.value) }
   }
 
   public func loadTraits() -> [TraitRecord] {

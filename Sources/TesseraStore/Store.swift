@@ -26,7 +26,21 @@ public protocol EventLog: Sendable {
   /// `logEnd()`). The identifiers and the body are read only when `parts` asks for them, and decoded by
   /// whoever uses them, on its own task.
   func logRows(after: Int64, through: Int64, parts: LogRow.Parts) async throws -> [LogRow]
+  /// Every profile merged into another, with the one it was merged into (one step: a chain is followed by the
+  /// reader), by the absorbed profile's id: `loadIdentity()`'s aliases without its profiles and identifiers,
+  /// what a reader of the log needs to turn the profile an event was resolved to into the live one.
+  func aliases() async throws -> [ProfileAlias]
   func rejected(limit: Int) async throws -> [RejectedRecord]
+}
+
+/// A profile merged into another (`EventLog.aliases`).
+public struct ProfileAlias: Sendable, Hashable {
+  public var absorbed: ProfileID
+  public var survivor: ProfileID
+  public init(absorbed: ProfileID, survivor: ProfileID) {
+    self.absorbed = absorbed
+    self.survivor = survivor
+  }
 }
 
 /// One page of the event log: its events and the position after the last one (nil: the log ends here).

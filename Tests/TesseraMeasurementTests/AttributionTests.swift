@@ -165,6 +165,28 @@ import Testing
     #expect(a.credit(.first_touch, "email") == nil)
   }
 
+  /// A report maps a logged record again only for what it reads of it (name, type, properties, context): the
+  /// event's time and identifiers are the log's. A mapping whose timestamp and identifier fields changed since
+  /// the events were logged still reads them all, and gives the same report.
+  @Test func theLoggedTimeAndIdentifiersStandWhateverTheMappingSaysNow() async throws {
+    let f = try await Fixture(events: Self.twoDevices)
+    defer { f.remove() }
+    let before = try await f.report("credit")
+    // Fields the logged records do not have: mapped again in full, no event would have a time or an identifier.
+    let changed = Fixture.pipeline.replacingOccurrences(of: "timestamp: ts", with: "timestamp: sent_at")
+      .replacingOccurrences(of: "anonymous_id: anon", with: "anonymous_id: device")
+      .replacingOccurrences(of: "user_id: user", with: "user_id: uid")
+    #expect(changed.contains("sent_at") && changed.contains("device") && changed.contains("uid"))
+    try changed.write(toFile: f.dir + "/pipeline.yaml", atomically: true, encoding: .utf8)
+    let after = try await f.report("credit")
+    #expect(after.unreadable == 0)
+    let people = try #require(after.attribution(.people))
+    #expect(people.conversions == 1)
+    #expect(people.value == 100)
+    #expect(people.paths.map(\.text) == ["email → direct"])
+    #expect(JSON.encode(after.json) == JSON.encode(before.json))
+  }
+
   @Test func fromAndToBoundTheConversionsNotTheTouches() async throws {
     let f = try await Fixture(events: [
       F.event("t1", "page", anon: "A", at: F.day(1, "10:00"), medium: "email"),

@@ -20,6 +20,7 @@ public enum StoreSuite {
       ("logRows read the log's columns a page at a time, identifiers and body when asked", logRows),
       ("a merge moves identifiers, traits and events", merge),
       ("chains of merges resolve to the live profile", chains),
+      ("aliases: each merged profile and the one it went into, as loadIdentity's; gone when erased", aliases),
       ("conflicts are kept for both profiles", conflicts),
       ("released identifiers disappear; last_seen keeps the newest", released),
       ("trait upserts replace", traitUpsert),
@@ -556,6 +557,37 @@ public enum StoreSuite {
 
   /// Drives a real identity graph, commits what each resolution changed as the writer would, and rebuilds a
   /// graph from `loadIdentity`.
+  /// The merged profiles alone (`aliases`, what a report reads instead of the identity snapshot): one step
+  /// each, by absorbed id, the same as `loadIdentity()`'s; an erased family's are gone.
+  static func aliases(_ store: any Store, _ f: inout Failures) async throws {
+    var b = CommitBatch()
+    b.newProfiles = (Int64(1)...6).map { NewProfile(p($0), createdAt: t($0)) }
+    b.events = (Int64(1)...6).map {
+      event("e\($0)", at: t(10 * $0), ids: [Identifier("user_id", "u\($0)")], profile: p($0))
+    }
+    b.identifiers = (Int64(1)...6).map { IdentifierRow(Identifier("user_id", "u\($0)"), of: p($0), seen: t(10 * $0)) }
+    try await store.commit(b)
+    f.expect(try await store.aliases(), [], "no merge, no alias")
+    // 3 → 2, then 2 → 1 (a chain), and 6 → 4 → 5 in one batch.
+    let batches: [[(Int64, Int64)]] = [[(2, 3)], [(1, 2)], [(4, 6), (5, 4)]]
+    for merges in batches {
+      var m = CommitBatch()
+      m.merges = merges.map {
+        MergeRecord(survivor: p($0.0), absorbed: p($0.1), rule: "r", evidence: [], eventID: "e\($0.1)", at: t(100))
+      }
+      try await store.commit(m)
+    }
+    let pairs: [(Int64, Int64)] = [(2, 1), (3, 2), (4, 5), (6, 4)]
+    let expected = pairs.map { ProfileAlias(absorbed: p($0.0), survivor: p($0.1)) }
+    f.expect(try await store.aliases(), expected, "aliases, one step each, by absorbed id")
+    f.expect(
+      try await store.loadIdentity().aliases.map { ProfileAlias(absorbed: $0.absorbed, survivor: $0.survivor) },
+      expected, "loadIdentity's aliases are the same")
+    _ = try await store.erase(profile: p(6), values: ["u4", "u5", "u6"], suppress: [])
+    f.expect(
+      try await store.aliases(), Array(expected.prefix(2)), "the erased family's aliases are gone, the other's kept")
+  }
+
   static func identityRoundTrip(_ store: any Store, _ f: inout Failures) async throws {
     let rules: [String: KindRule] = [
       "user_id": KindRule(priority: 0, maxPerProfile: 1, rule: "user_id"),
