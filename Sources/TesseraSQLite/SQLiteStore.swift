@@ -36,6 +36,10 @@ public final class SQLiteStore: Store {
   public let path: String
   /// The writer lock's file descriptor while this store holds the writer role (see `acquireWriter`).
   let writerLock = Mutex<Int32?>(nil)
+  /// The index rows of the events this process appended as a bulk writer and did not index
+  /// (`CommitBatch.deferIndexes`), kept from the append so `finishWriting` builds the indexes from them
+  /// instead of reading the log back (see `DeferredIndex`).
+  let deferredIndex = Mutex(DeferredIndex())
 
   /// Opens the store at `path`, creating the file and its schema when missing.
   ///

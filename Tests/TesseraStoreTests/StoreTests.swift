@@ -416,6 +416,80 @@ func report(_ failures: [String]) {
     try store.close()
   }
 
+  /// `finishWriting` builds the two indexes from the rows the store kept when it appended the events: the
+  /// same rows, in both tables, as reading them back from the log gives.
+  @Test func bulkIndexesFromKeptRowsAreTheLogs() async throws {
+    let dir = try TempDir()
+    let path = dir.path("kept.sqlite")
+    let store = try SQLiteStore(path: path)
+    for round in 0..<3 { try await store.commit(Self.paddedEvents(round: round)) }
+    #expect(store.deferredIndex.withLock { $0.keys.count } == 3000)
+    try await store.finishWriting()
+    #expect(store.deferredIndex.withLock { $0.keys.isEmpty })
+    try store.close()
+    let db = try DatabaseQueue(path: path)
+    try await db.read { db in
+      let events = try Row.fetchAll(db, sql: "SELECT seq, source, id, profile_id, timestamp FROM events")
+      #expect(events.count == 3000)
+      let wantKeys = Set(events.map { "\(EventKey(source: $0[1], id: $0[2]).logKey) \($0[0] as Int64)" })
+      let keys = try Row.fetchAll(db, sql: "SELECT key, seq FROM event_keys")
+      #expect(Set(keys.map { "\($0[0] as Int64) \($0[1] as Int64)" }) == wantKeys)
+      let wantTimeline = Set(events.map { "\($0[3] as Int64) \($0[4] as Int64) \($0[0] as Int64)" })
+      let timeline = try Row.fetchAll(db, sql: "SELECT profile_id, timestamp, seq FROM profile_events")
+      #expect(Set(timeline.map { "\($0[0] as Int64) \($0[1] as Int64) \($0[2] as Int64)" }) == wantTimeline)
+      #expect(try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_indexed'") == 3000)
+    }
+  }
+
+  /// Erasing the newest events lets SQLite hand their positions out again (`seq` is the rowid): the next bulk
+  /// writer's events took positions at or below `log_indexed` and were never indexed — not found by key, not
+  /// on their profile's timeline.
+  @Test func eventsAppendedAfterErasingTheNewestAreIndexed() async throws {
+    let dir = try TempDir()
+    let store = try SQLiteStore(path: dir.path("erase.sqlite"))
+    try await store.commit(Self.paddedEvents(round: 0))
+    try await store.commit(Self.paddedEvents(round: 1))
+    try await store.finishWriting()
+    _ = try await store.erase(profile: ProfileID(2), values: [], suppress: [], notices: [])
+    #expect(try await store.stats().events == 1000)
+    try await store.commit(Self.paddedEvents(round: 2))
+    try await store.finishWriting()
+    let key = EventKey(source: "web", id: "r2-5")
+    #expect(try await store.existingEvents([key]) == [key])
+    #expect(try await store.events(of: ProfileID(3), limit: 2000).count == 1000)
+    // And without a bulk writer's kept rows (a server's erase, then a run in another process).
+    try await store.commit(Self.paddedEvents(round: 3))
+    store.deferredIndex.withLock { $0 = DeferredIndex() }
+    try await store.finishWriting()
+    #expect(try await store.events(of: ProfileID(4), limit: 2000).count == 1000)
+    try store.close()
+  }
+
+  /// Kept rows are used only when they are one per position past `log_indexed`.
+  @Test func keptIndexRowsMustCoverTheTail() {
+    func kept(_ seqs: [Int64]) -> DeferredIndex {
+      var d = DeferredIndex()
+      d.keys = seqs.map { DeferredIndex.Key(key: 100 - $0, seq: $0) }
+      d.timeline = seqs.map { DeferredIndex.Timeline(profile: $0 % 2, timestamp: $0, seq: $0) }
+      return d
+    }
+    let all = kept([3, 1, 2, 4])
+    let rows = all.rows(after: 0, through: 4)
+    #expect(rows?.keys.map(\.seq) == [4, 3, 2, 1], "sorted by key")
+    #expect(rows?.timeline.map(\.seq) == [2, 4, 1, 3], "sorted by profile, time, position")
+    #expect(all.rows(after: 1, through: 4)?.keys.count == 3, "positions at or below the indexed one are left out")
+    #expect(kept([1, 2, 4]).rows(after: 0, through: 4) == nil, "a position missing")
+    #expect(kept([1, 2, 2, 4]).rows(after: 0, through: 4) == nil, "a position twice, one missing")
+    var grown = DeferredIndex()
+    grown.add(kept([1, 2]))
+    var huge = DeferredIndex()
+    huge.keys = Array(repeating: DeferredIndex.Key(key: 0, seq: 0), count: DeferredIndex.limit)
+    grown.add(huge)
+    #expect(grown.overflowed && grown.keys.isEmpty)
+    grown.add(kept([3]))
+    #expect(grown.rows(after: 0, through: 3) == nil, "an overflow is never taken for complete")
+  }
+
   /// The end of a bulk run empties the WAL while the background checkpointer may be copying it: SQLite refuses
   /// a second concurrent checkpoint at once (no busy handler), which ended a 1M-event benchmark run with
   /// "database is locked" after every event was committed.
