@@ -194,9 +194,15 @@ public struct TraitState: Sendable {
   /// observation of `by_source` or `counts` that is the winner is written as the string `"w"`. (A trait's
   /// state is rewritten whenever an event observes it, so its size is much of what a run writes; most
   /// states held the same observation three times.) States written in full read back the same.
-  public var encoded: Value {
-    let w = Self.encode(winner)
-    var m: [String: Value] = ["w": w, "n": .int(Int64(observations))]
+  public var encoded: Value { encoded(withWinner: true) }
+
+  /// The summary without its winner (`w`), for a store row that holds the winner in columns of its own
+  /// (`TraitRecord`'s value, source, event id and timestamp): read back with `init?(encoded:winner:)`.
+  public var encodedWithoutWinner: Value { encoded(withWinner: false) }
+
+  func encoded(withWinner: Bool) -> Value {
+    var m: [String: Value] = ["n": .int(Int64(observations))]
+    if withWinner { m["w"] = Self.encode(winner) }
     if latest != winner { m["l"] = Self.encode(latest) }
     let same = Value.string("w")
     func written(_ o: Observation) -> Value { o == winner ? same : Self.encode(o) }
@@ -212,8 +218,19 @@ public struct TraitState: Sendable {
     return .map(m)
   }
 
-  public init?(encoded v: Value) {
-    guard case .map(let m) = v, let w = m["w"].flatMap(Self.decode), case .int(let n)? = m["n"] else { return nil }
+  /// `winner`: the winner as the store row holds it, for a summary written without one (a summary that has
+  /// `w` reads it from there).
+  public init?(encoded v: Value, winner: Observation? = nil) {
+    guard case .map(let m) = v, case .int(let n)? = m["n"] else { return nil }
+    let w: Observation
+    if let written = m["w"] {
+      guard let o = Self.decode(written) else { return nil }
+      w = o
+    } else if let winner {
+      w = winner
+    } else {
+      return nil
+    }
     let latest: Observation
     if let l = m["l"] {
       guard let o = Self.decode(l) else { return nil }

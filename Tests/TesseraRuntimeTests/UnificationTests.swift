@@ -413,6 +413,21 @@ struct PersistenceTests {
     F.same(try #require(TraitState(encoded: grown.encoded)), grown)
   }
 
+  @Test("a summary stored without its winner reads back with the winner its row holds", arguments: PolicyKind.allCases)
+  func withoutWinner(kind: PolicyKind) throws {
+    var rng = SplitMix64(seed: 91)
+    let p = F.policy(kind)
+    let s = try #require(F.fold(p, F.observations(for: kind, &rng, count: 9)))
+    guard case .map(let m) = s.encodedWithoutWinner else { throw CancellationError() }
+    #expect(m["w"] == nil)
+    #expect(TraitState(encoded: s.encodedWithoutWinner) == nil, "no winner anywhere")
+    let back = try #require(TraitState(encoded: s.encodedWithoutWinner, winner: s.winner))
+    F.same(back, s)
+    // A summary that has its winner ignores the row's.
+    let other = F.obs(.string("elsewhere"), "crm", "e-other", 5)
+    F.same(try #require(TraitState(encoded: s.encoded, winner: other)), s)
+  }
+
   @Test("init(encoded:) refuses values that are not a summary")
   func malformed() {
     #expect(TraitState(encoded: .null) == nil)

@@ -262,7 +262,8 @@ public struct ProfilePartition: Sendable {
     for t in names.sorted() {
       guard let s = traits[t] else { continue }
       let policy = policy(for: t)
-      var state = s.encoded
+      // The winner is the row's own value, source, event id and timestamp: the summary leaves it out.
+      var state = s.encodedWithoutWinner
       if case .map(var m) = state {
         m["why"] = .string(policy.explain(s))
         state = .map(m)
@@ -393,7 +394,8 @@ public struct RestoredState: Sendable {
     identity: IdentitySnapshot
   ) {
     for t in traits {
-      guard let state = TraitState(encoded: t.state) else { continue }
+      let winner = Observation(value: t.value, source: t.source, eventID: t.eventID, timestamp: t.timestamp)
+      guard let state = TraitState(encoded: t.state, winner: winner) else { continue }
       self.traits[t.profile, default: [:]][t.trait] = state
     }
     var table = ComputedTraitTable(config: config)
