@@ -22,7 +22,7 @@ import TesseraStore
 /// refuse `\u0000`), scores DOUBLE PRECISION (which holds NaN, unlike SQLite's REAL).
 public final class PostgresStore: Store {
   /// The schema version this build writes and understands (the SQLite store's numbering).
-  public static let schemaVersion = 11
+  public static let schemaVersion = 12
 
   let client: PostgresClient
   let runner: Task<Void, Never>
@@ -417,6 +417,11 @@ public final class PostgresStore: Store {
     CREATE TABLE sightings (profile_id BIGINT PRIMARY KEY, expires BIGINT NOT NULL, sightings TEXT NOT NULL);
     CREATE INDEX sightings_expires ON sightings (expires);
     UPDATE meta SET value = 11 WHERE key = 'schema_version';
+    """,
+    // v12: no table changes; trait summaries may leave out their winner (SQLite's v14: builds before it could
+    // not read them, and now refuse the database).
+    """
+    UPDATE meta SET value = 12 WHERE key = 'schema_version';
     """,
   ]
 

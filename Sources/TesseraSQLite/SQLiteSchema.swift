@@ -331,6 +331,12 @@ extension SQLiteStore {
           UPDATE meta SET value = 13 WHERE key = 'schema_version';
           """)
     }
+    // v14: no table changes. A trait row's summary may leave out its winner (the row's value, source, event id
+    // and timestamp are the winner: `TraitState.encodedWithoutWinner`). A build before v14 could not read such
+    // a summary and would restore the profile without the trait's history; with the version it refuses the file.
+    m.registerMigration("v14") { db in
+      try db.execute(sql: "UPDATE meta SET value = 14 WHERE key = 'schema_version'")
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }

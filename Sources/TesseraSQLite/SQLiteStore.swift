@@ -22,7 +22,7 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 13
+  public static let schemaVersion = 14
   /// The page size of a new store file.
   static let pageSize = 4096
 
