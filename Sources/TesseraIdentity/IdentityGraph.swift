@@ -125,11 +125,6 @@ public struct IdentityGraph: Sendable {
     slot.mapValues { Member(profile: slotProfile[$0], lastSeen: slotSeen[$0]) }
   }
 
-  /// Who holds a linking identifier, and since when.
-  public func member(_ i: Identifier) -> Member? {
-    slot[i].map { Member(profile: slotProfile[$0], lastSeen: slotSeen[$0]) }
-  }
-
   /// Gives a linking identifier to `profile`, seen at `seen`.
   mutating func own(_ i: Identifier, _ profile: ProfileID, seen: Timestamp) {
     if let k = slot[i] {

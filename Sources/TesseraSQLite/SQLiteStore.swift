@@ -38,8 +38,8 @@ public final class SQLiteStore: Store {
   let writerLock = Mutex<Int32?>(nil)
   /// The index rows of the events this process appended as a bulk writer and did not index
   /// (`CommitBatch.deferIndexes`), kept from the append so `finishWriting` builds the indexes from them
-  /// instead of reading the log back (see `DeferredIndex`).
-  let deferredIndex = Mutex(DeferredIndex())
+  /// instead of reading the log back (see `IndexRows`).
+  let deferredIndex = Mutex(IndexRows())
 
   /// Opens the store at `path`, creating the file and its schema when missing.
   ///

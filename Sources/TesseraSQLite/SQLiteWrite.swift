@@ -20,7 +20,7 @@ extension SQLiteStore {
   /// without copying them.
   /// Returns the index rows a bulk append left for `finishWriting` (empty unless `batch.deferIndexes`).
   @discardableResult
-  static func write(_ batch: CommitBatch, _ db: Database) throws -> DeferredIndex {
+  static func write(_ batch: CommitBatch, _ db: Database) throws -> IndexRows {
     if let expected = batch.epoch {
       let found = try epoch(db)
       if found != expected { throw StoreError.stale(expected: expected, found: found) }
@@ -42,7 +42,7 @@ extension SQLiteStore {
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)"))
       for n in batch.newProfiles { try insert.run(n.id.raw, n.createdAt.microseconds) }
     }
-    var unindexed = DeferredIndex()
+    var unindexed = IndexRows()
     if !batch.events.isEmpty { unindexed = try Self.append(batch.events, deferIndexes: batch.deferIndexes, db) }
     if !batch.merges.isEmpty {
       let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
@@ -291,14 +291,6 @@ extension SQLiteStore {
       let inFam = "IN (SELECT id FROM erase_fam)"
       try Self.indexTail(db)
       r.events = try Self.eraseEvents(inFam, db)
-      // `seq` is the rowid: once the newest events are gone SQLite hands their positions out again, so
-      // `log_indexed` comes back to the end of the log, or the next bulk writer's events would sit at or
-      // below it and never be indexed.
-      try db.execute(
-        sql: """
-          UPDATE meta SET value = min(value, coalesce((SELECT max(seq) FROM events), 0))
-          WHERE key = 'log_indexed'
-          """)
       r.identifiers = try run("DELETE FROM identifiers WHERE profile_id \(inFam)")
       r.traits = try run("DELETE FROM traits WHERE profile_id \(inFam)")
       r.computed = try run("DELETE FROM computed_traits WHERE profile_id \(inFam)")
@@ -337,9 +329,9 @@ extension SQLiteStore {
   /// Rows go to `events` in the order given (their `seq` is the write order); the two ways of finding them,
   /// `event_keys` (by `EventKey.logKey`) and `profile_events` (by profile and time), are written afterwards in
   /// their own key order, so each index page is visited once per transaction instead of once per row. With
-  /// `deferIndexes` they are not written at all: `indexTail` adds the rows past `log_indexed` in one sorted
-  /// pass when the bulk writer is done (`finishWriting`), and the writer vouches for the events since then.
-  static func append(_ events: [StoredEvent], deferIndexes: Bool, _ db: Database) throws -> DeferredIndex {
+  /// `deferIndexes` they are not written but returned (`IndexRows`), for `finishWriting` to add in one sorted
+  /// pass when the bulk writer is done (`indexTail`), and the writer vouches for the events since then.
+  static func append(_ events: [StoredEvent], deferIndexes: Bool, _ db: Database) throws -> IndexRows {
     // What an earlier bulk writer left is indexed first, so the cursor can move past this batch below.
     if !deferIndexes { try indexTail(db) }
     let keys = events.map { EventKey(source: $0.event.source, id: $0.event.id).logKey }
@@ -361,11 +353,11 @@ extension SQLiteStore {
         while let row = try rows.next() { held.append((row[0], row[1])) }
       }
       for n in byKey[start..<end] {
-        let e = events[n].event
-        if held.contains(where: { $0.0 == e.source && $0.1 == e.id }) {
+        let (source, id) = (events[n].event.source, events[n].event.id)
+        if held.contains(where: { $0.0 == source && $0.1 == id }) {
           skip[n] = true
         } else {
-          held.append((e.source, e.id))
+          held.append((source, id))
         }
       }
       start = end
@@ -397,32 +389,19 @@ extension SQLiteStore {
         seqs[n] = db.lastInsertedRowID
       }
     }
-    if deferIndexes {
-      var rows = DeferredIndex()
-      rows.keys.reserveCapacity(events.count)
-      rows.timeline.reserveCapacity(events.count)
-      for n in events.indices where !skip[n] {
-        rows.keys.append(DeferredIndex.Key(key: keys[n], seq: seqs[n]))
-        rows.timeline.append(
-          DeferredIndex.Timeline(
-            profile: events[n].profile.raw, timestamp: events[n].event.timestamp.microseconds, seq: seqs[n]))
-      }
-      return rows
+    var rows = IndexRows()
+    rows.keys.reserveCapacity(events.count)
+    rows.timeline.reserveCapacity(events.count)
+    for n in events.indices where !skip[n] {
+      rows.keys.append(IndexRows.Key(key: keys[n], seq: seqs[n]))
+      rows.timeline.append(
+        IndexRows.Timeline(
+          profile: events[n].profile.raw, timestamp: events[n].event.timestamp.microseconds, seq: seqs[n]))
     }
-    let key = RowStatement(try db.cachedStatement(sql: "INSERT INTO event_keys (key, seq) VALUES (?, ?)"))
-    for n in byKey where !skip[n] { try key.run(keys[n], seqs[n]) }
-    let byProfile = events.indices.filter { !skip[$0] }.sorted {
-      let (a, b) = (events[$0], events[$1])
-      return (a.profile.raw, a.event.timestamp.microseconds, seqs[$0])
-        < (b.profile.raw, b.event.timestamp.microseconds, seqs[$1])
-    }
-    let profile = RowStatement(
-      try db.cachedStatement(sql: "INSERT INTO profile_events (profile_id, timestamp, seq) VALUES (?, ?, ?)"))
-    for n in byProfile {
-      try profile.run(events[n].profile.raw, events[n].event.timestamp.microseconds, seqs[n])
-    }
+    if deferIndexes { return rows }
+    try rows.sorted().write(db)
     try db.execute(sql: "UPDATE meta SET value = (SELECT max(seq) FROM events) WHERE key = 'log_indexed'")
-    return DeferredIndex()
+    return IndexRows()
   }
 
   /// Indexes the events a bulk writer appended past `log_indexed` (in key order, one pass per index) and moves
@@ -431,17 +410,13 @@ extension SQLiteStore {
   /// `kept`: the index rows this process kept when it appended them. When they are every row past
   /// `log_indexed` (one per position up to the end of the log), they are sorted and written as they are;
   /// otherwise (another process appended too, a run before this one was killed, more were appended than
-  /// `DeferredIndex.limit`) the rows are read back from the log.
-  static func indexTail(_ db: Database, kept: DeferredIndex = DeferredIndex()) throws {
+  /// `IndexRows.limit`) the rows are read back from the log.
+  static func indexTail(_ db: Database, kept: IndexRows = IndexRows()) throws {
     guard let done = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_indexed'"),
       let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events"), last > done
     else { return }
     if let rows = kept.rows(after: done, through: last) {
-      let key = RowStatement(try db.cachedStatement(sql: "INSERT INTO event_keys (key, seq) VALUES (?, ?)"))
-      for k in rows.keys { try key.run(k.key, k.seq) }
-      let timeline = RowStatement(
-        try db.cachedStatement(sql: "INSERT INTO profile_events (profile_id, timestamp, seq) VALUES (?, ?, ?)"))
-      for t in rows.timeline { try timeline.run(t.profile, t.timestamp, t.seq) }
+      try rows.write(db)
       try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'log_indexed'", arguments: [last])
       return
     }
@@ -460,7 +435,7 @@ extension SQLiteStore {
 
   public func finishWriting() async throws {
     let kept = deferredIndex.withLock { d in
-      defer { d = DeferredIndex() }
+      defer { d = IndexRows() }
       return d
     }
     try await writing { db in try Self.indexTail(db, kept: kept) }
@@ -504,17 +479,26 @@ extension SQLiteStore {
     try db.execute(sql: "DELETE FROM events WHERE seq IN (SELECT seq FROM erase_seq)")
     let n = db.changesCount
     try db.execute(sql: "DELETE FROM erase_seq")
+    // `seq` is the rowid: once the newest events are gone SQLite hands their positions out again, so
+    // `log_indexed` comes back to the end of the log, or the next bulk writer's events would sit at or below it
+    // and never be indexed.
+    try db.execute(
+      sql: """
+        UPDATE meta SET value = min(value, coalesce((SELECT max(seq) FROM events), 0))
+        WHERE key = 'log_indexed'
+        """)
     return n
   }
 }
 
-/// The index rows (`event_keys`, `profile_events`) of events a bulk writer appended without indexing them.
+/// The index rows (`event_keys`, `profile_events`) of appended events: written with them, or — for a bulk
+/// writer (`CommitBatch.deferIndexes`) — kept until `finishWriting`.
 ///
 /// Building the two indexes at the end of `tessera run` by reading them back from the log (a scan of every
 /// appended row, the record bytes included, and a sort in SQLite) was ~3 s of a 21 s run over a million
 /// events, all of it after the pipeline had finished; the rows are known when the events are appended, so the
 /// store keeps them (40 bytes an event) and sorts them itself.
-struct DeferredIndex: Sendable {
+struct IndexRows: Sendable {
   struct Key: Sendable, Comparable {
     var key: Int64
     var seq: Int64
@@ -538,9 +522,9 @@ struct DeferredIndex: Sendable {
 
   var isEmpty: Bool { keys.isEmpty && !overflowed }
 
-  mutating func add(_ other: DeferredIndex) {
+  mutating func add(_ other: IndexRows) {
     if overflowed || other.overflowed || keys.count + other.keys.count > Self.limit {
-      self = DeferredIndex()
+      self = IndexRows()
       overflowed = true
       return
     }
@@ -551,9 +535,9 @@ struct DeferredIndex: Sendable {
   /// The rows past `done`, sorted for writing, when they are one for each position in `done + 1 ... last`
   /// (positions are never reused within that range: every write that deletes events indexes the tail
   /// first); nil when they are not all here.
-  func rows(after done: Int64, through last: Int64) -> DeferredIndex? {
+  func rows(after done: Int64, through last: Int64) -> IndexRows? {
     guard !overflowed else { return nil }
-    var out = DeferredIndex()
+    var out = IndexRows()
     out.keys = keys.filter { $0.seq > done && $0.seq <= last }
     guard Int64(out.keys.count) == last - done else { return nil }
     // One row per position: as many rows as positions, none twice.
@@ -565,8 +549,23 @@ struct DeferredIndex: Sendable {
     }
     out.timeline = timeline.filter { $0.seq > done && $0.seq <= last }
     guard out.timeline.count == out.keys.count else { return nil }
+    return out.sorted()
+  }
+
+  /// The rows in the indexes' order: each index page is visited once rather than once per row.
+  func sorted() -> IndexRows {
+    var out = self
     out.keys.sort()
     out.timeline.sort()
     return out
+  }
+
+  /// Inserts the rows (sorted: `sorted()`) into `event_keys` and `profile_events`.
+  func write(_ db: Database) throws {
+    let keyRow = RowStatement(try db.cachedStatement(sql: "INSERT INTO event_keys (key, seq) VALUES (?, ?)"))
+    for k in keys { try keyRow.run(k.key, k.seq) }
+    let timelineRow = RowStatement(
+      try db.cachedStatement(sql: "INSERT INTO profile_events (profile_id, timestamp, seq) VALUES (?, ?, ?)"))
+    for t in timeline { try timelineRow.run(t.profile, t.timestamp, t.seq) }
   }
 }

@@ -459,7 +459,7 @@ func report(_ failures: [String]) {
     #expect(try await store.events(of: ProfileID(3), limit: 2000).count == 1000)
     // And without a bulk writer's kept rows (a server's erase, then a run in another process).
     try await store.commit(Self.paddedEvents(round: 3))
-    store.deferredIndex.withLock { $0 = DeferredIndex() }
+    store.deferredIndex.withLock { $0 = IndexRows() }
     try await store.finishWriting()
     #expect(try await store.events(of: ProfileID(4), limit: 2000).count == 1000)
     try store.close()
@@ -467,10 +467,10 @@ func report(_ failures: [String]) {
 
   /// Kept rows are used only when they are one per position past `log_indexed`.
   @Test func keptIndexRowsMustCoverTheTail() {
-    func kept(_ seqs: [Int64]) -> DeferredIndex {
-      var d = DeferredIndex()
-      d.keys = seqs.map { DeferredIndex.Key(key: 100 - $0, seq: $0) }
-      d.timeline = seqs.map { DeferredIndex.Timeline(profile: $0 % 2, timestamp: $0, seq: $0) }
+    func kept(_ seqs: [Int64]) -> IndexRows {
+      var d = IndexRows()
+      d.keys = seqs.map { IndexRows.Key(key: 100 - $0, seq: $0) }
+      d.timeline = seqs.map { IndexRows.Timeline(profile: $0 % 2, timestamp: $0, seq: $0) }
       return d
     }
     let all = kept([3, 1, 2, 4])
@@ -480,10 +480,10 @@ func report(_ failures: [String]) {
     #expect(all.rows(after: 1, through: 4)?.keys.count == 3, "positions at or below the indexed one are left out")
     #expect(kept([1, 2, 4]).rows(after: 0, through: 4) == nil, "a position missing")
     #expect(kept([1, 2, 2, 4]).rows(after: 0, through: 4) == nil, "a position twice, one missing")
-    var grown = DeferredIndex()
+    var grown = IndexRows()
     grown.add(kept([1, 2]))
-    var huge = DeferredIndex()
-    huge.keys = Array(repeating: DeferredIndex.Key(key: 0, seq: 0), count: DeferredIndex.limit)
+    var huge = IndexRows()
+    huge.keys = Array(repeating: IndexRows.Key(key: 0, seq: 0), count: IndexRows.limit)
     grown.add(huge)
     #expect(grown.overflowed && grown.keys.isEmpty)
     grown.add(kept([3]))
