@@ -70,10 +70,13 @@ let package = Package(
     .target(
       name: "TesseraSQLite",
       dependencies: [
-        "TesseraStore", "TesseraModel", "TesseraIdentity", .product(name: "GRDB", package: "GRDB.swift"),
+        "TesseraStore", "TesseraModel", "TesseraIdentity", "CZstd", .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "GRDBSQLite", package: "GRDB.swift"),
       ]
     ),
+    // zstd, for the SQLite store's logged records: the system's shared library (`libzstd1`, on every Debian
+    // system), linked by its file name so that no development package is needed to build.
+    .target(name: "CZstd", linkerSettings: [.linkedLibrary(":libzstd.so.1")]),
     // The store for several servers sharing one PostgreSQL database, through PostgresNIO.
     .target(
       name: "TesseraPostgres",

@@ -95,6 +95,15 @@ struct Blob: RowValue {
   }
 }
 
+/// Bytes bound as a BLOB from a buffer that lives only during the bind (SQLite copies them).
+struct RawBlob: RowValue {
+  let bytes: UnsafeRawBufferPointer
+  func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
+    guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_zeroblob(statement, index, 0) }
+    return sqlite3_bind_blob64(statement, index, base, sqlite3_uint64(bytes.count), transient)
+  }
+}
+
 extension Optional: RowValue where Wrapped: RowValue {
   func bind(to statement: OpaquePointer, at index: Int32) -> Int32 {
     if let value = self { return value.bind(to: statement, at: index) }
@@ -109,11 +118,17 @@ extension Optional: RowValue where Wrapped: RowValue {
 struct LogRowCursor {
   private let statement: Statement
   private let handle: OpaquePointer
+  private let records: RecordDecompressor
+  private let db: Database
   private var done = false
 
-  init(_ statement: Statement, after: Int64, through: Int64) throws {
+  /// `records` decompresses the bodies stored compressed (`SQLiteStore.compressedRecordFormat`); such a row is
+  /// answered as `EventLogFormat.record`, whether or not its body was read.
+  init(_ statement: Statement, after: Int64, through: Int64, records: RecordDecompressor, _ db: Database) throws {
     self.statement = statement
     self.handle = statement.sqliteStatement
+    self.records = records
+    self.db = db
     sqlite3_reset(handle)
     sqlite3_clear_bindings(handle)
     precondition(sqlite3_bind_parameter_count(handle) == 2, "two parameters in \(statement.sql)")
@@ -137,11 +152,23 @@ struct LogRowCursor {
       sqlite3_reset(handle)
       throw error
     }
+    var format = Int(sqlite3_column_int64(handle, 7))
+    let body: [UInt8]?
+    if format == SQLiteStore.compressedRecordFormat {
+      format = EventLogFormat.record
+      if sqlite3_column_type(handle, 9) == SQLITE_NULL {
+        body = nil
+      } else {
+        let p = sqlite3_column_blob(handle, 9)
+        body = try records.record(UnsafeRawBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, 9))), db)
+      }
+    } else {
+      body = bytes(9)
+    }
     return LogRow(
       source: text(0) ?? "", id: text(1) ?? "", type: text(2) ?? "", name: text(3),
       timestamp: sqlite3_column_int64(handle, 4), receivedAt: sqlite3_column_int64(handle, 5),
-      profile: ProfileID(sqlite3_column_int64(handle, 6)), format: Int(sqlite3_column_int64(handle, 7)),
-      identifiers: text(8), body: bytes(9))
+      profile: ProfileID(sqlite3_column_int64(handle, 6)), format: format, identifiers: text(8), body: body)
   }
 
   private func text(_ column: Int32) -> String? {

@@ -8,11 +8,16 @@ extension SQLiteStore {
   static let eventColumns =
     "e.source, e.id, e.type, e.name, e.timestamp, e.received_at, e.profile_id, e.identifiers, e.format, e.body"
 
-  /// A logged event from a row of `eventColumns`.
-  static func storedEvent(_ row: Row) throws -> StoredEvent {
+  /// A logged event from a row of `eventColumns`, its record decompressed by `records` when it is stored
+  /// compressed.
+  static func storedEvent(_ row: Row, _ records: RecordDecompressor, _ db: Database) throws -> StoredEvent {
+    let stored: Int = row[8]
+    let (format, body) = try row.withUnsafeData(atIndex: 9) { data in
+      try data.map { d in try d.withUnsafeBytes { try records.body(format: stored, $0, db) } } ?? (stored, [])
+    }
     let event = try EventLogFormat.event(
       id: row[1], source: row[0], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5],
-      identifiers: row[7], format: row[8], body: try bytes(row, 9) ?? [])
+      identifiers: row[7], format: format, body: body)
     return StoredEvent(event: event, profile: ProfileID(row[6]))
   }
 

@@ -34,6 +34,7 @@ extension SQLiteStore {
   {
     if limit <= 0 { return TimelinePage(events: [], next: cursor) }
     return try await reading { db in
+      let reader = RecordDecompressor(self.records)
       let p = try Self.liveOrSelf(profile, db)
       let statement = try db.cachedStatement(
         sql: Self.timelineSQL(filtered: source != nil || type != nil, after: cursor != nil))
@@ -43,7 +44,7 @@ extension SQLiteStore {
       var events: [StoredEvent] = []
       var last: TimelineCursor?
       for row in rows.prefix(limit) {
-        let e = try Self.storedEvent(row)
+        let e = try Self.storedEvent(row, reader, db)
         events.append(e)
         last = TimelineCursor(timestamp: e.event.timestamp, position: row[10])
       }
@@ -54,6 +55,7 @@ extension SQLiteStore {
   public func ownEvents(of profile: ProfileID, limit: Int) async throws -> [StoredEvent] {
     if limit <= 0 { return [] }
     return try await reading { db in
+      let reader = RecordDecompressor(self.records)
       let statement = try db.cachedStatement(
         sql: """
           WITH page (seq, ts) AS (
@@ -66,7 +68,7 @@ extension SQLiteStore {
           SELECT \(Self.eventColumns) FROM page JOIN events AS e ON e.seq = page.seq
           ORDER BY page.ts DESC, page.seq DESC
           """)
-      return try Row.fetchAll(statement, arguments: [profile.raw, limit]).map(Self.storedEvent)
+      return try Row.fetchAll(statement, arguments: [profile.raw, limit]).map { try Self.storedEvent($0, reader, db) }
     }
   }
 

@@ -318,6 +318,7 @@ extension SQLiteStore {
   public func events(of profile: ProfileID, limit: Int) async throws -> [StoredEvent] {
     if limit <= 0 { return [] }
     return try await reading { db in
+      let reader = RecordDecompressor(self.records)
       let p = try Self.liveOrSelf(profile, db)
       let statement = try db.cachedStatement(
         sql: """
@@ -329,7 +330,7 @@ extension SQLiteStore {
           WHERE e.seq > (SELECT value FROM meta WHERE key = 'log_indexed') AND e.profile_id IN fam
           ORDER BY 5 DESC, 2 DESC LIMIT ?2
           """)
-      return try Row.fetchAll(statement, arguments: [p.raw, limit]).map(Self.storedEvent)
+      return try Row.fetchAll(statement, arguments: [p.raw, limit]).map { try Self.storedEvent($0, reader, db) }
     }
   }
 
@@ -365,22 +366,24 @@ extension SQLiteStore {
 
   public func loadEvents() async throws -> [StoredEvent] {
     try await reading { db in
+      let reader = RecordDecompressor(self.records)
       let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.eventColumns) FROM events AS e ORDER BY e.seq")
       var out: [StoredEvent] = []
-      while let row = try rows.next() { out.append(try Self.storedEvent(row)) }
+      while let row = try rows.next() { out.append(try Self.storedEvent(row, reader, db)) }
       return out
     }
   }
 
   public func eventPage(after: Int64, limit: Int) async throws -> EventPage {
     try await reading { db in
+      let reader = RecordDecompressor(self.records)
       let rows = try Row.fetchCursor(
         db, sql: "SELECT \(Self.eventColumns), e.seq FROM events AS e WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
         arguments: [after, max(limit, 1)])
       var out: [StoredEvent] = []
       var last = after
       while let row = try rows.next() {
-        out.append(try Self.storedEvent(row))
+        out.append(try Self.storedEvent(row, reader, db))
         last = row[10]
       }
       return EventPage(events: out, next: out.count < max(limit, 1) ? nil : last)
@@ -401,7 +404,8 @@ extension SQLiteStore {
     return try await reading { db in
       // Stepped through SQLite's C API (`LogRowCursor`): GRDB's rows cost a `Data` and a copy through its
       // iterator per body, a fifth of the reader's time over a million rows.
-      var cursor = try LogRowCursor(db.cachedStatement(sql: sql), after: after, through: through)
+      var cursor = try LogRowCursor(
+        db.cachedStatement(sql: sql), after: after, through: through, records: RecordDecompressor(self.records), db)
       var out: [LogRow] = []
       out.reserveCapacity(Int(clamping: max(0, min(through - after, 1 << 16))))
       while let row = try cursor.next() { out.append(row) }

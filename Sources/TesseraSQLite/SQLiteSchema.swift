@@ -337,6 +337,19 @@ extension SQLiteStore {
     m.registerMigration("v14") { db in
       try db.execute(sql: "UPDATE meta SET value = 14 WHERE key = 'schema_version'")
     }
+    // v15: logged records compressed with zstd and a dictionary trained from the store's own records
+    // (`RecordCodec`; format `compressedRecordFormat`, which a build before v15 cannot read).
+    m.registerMigration("v15") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE record_dictionaries (
+            id INTEGER PRIMARY KEY NOT NULL,
+            dictionary BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+          );
+          UPDATE meta SET value = 15 WHERE key = 'schema_version';
+          """)
+    }
     // A later migration ends with `UPDATE meta SET value = N WHERE key = 'schema_version'`.
     return m
   }

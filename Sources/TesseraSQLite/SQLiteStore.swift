@@ -22,9 +22,14 @@ import TesseraStore
 /// - `profiles` refuses a profile merged into itself (a CHECK): such a row would make the alias chain loop.
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
-  public static let schemaVersion = 14
+  public static let schemaVersion = 15
   /// The page size of a new store file.
   static let pageSize = 4096
+  /// The `format` of a logged record compressed with one of the store's dictionaries (`RecordCodec`). Reads of
+  /// the log decompress it and answer `EventLogFormat.record`: no other part of Tessera sees this format.
+  static let compressedRecordFormat = 2
+  /// The dictionaries logged records are compressed with.
+  let records = RecordCodec()
 
   let pool: DatabasePool
   /// The journal's own file, `<path>-intake` (see `SQLiteJournal.swift`).
@@ -93,6 +98,8 @@ public final class SQLiteStore: Store {
       try Self.moveJournal(from: pool, to: intake)
       try Self.migrator.migrate(pool)
       try Self.numberJournalAfterCursor(main: pool, intake: intake)
+      let records = self.records
+      try pool.read { db in try records.load(db) }
       self.pool = pool
       self.intake = intake
       self.checkpointer = try Checkpointer(

@@ -8,7 +8,9 @@ extension SQLiteStore {
 
   public func commit(_ batch: CommitBatch) async throws {
     if batch.isEmpty { return }
-    let unindexed = try await writing(units: max(1, batch.events.count)) { db in try Self.write(batch, db) }
+    let unindexed = try await writing(units: max(1, batch.events.count)) { [records] db in
+      try Self.write(batch, records: records, db)
+    }
     // Kept only once the transaction committed: rows of a rolled-back append must never be indexed.
     if !unindexed.isEmpty { deferredIndex.withLock { $0.add(unindexed) } }
   }
@@ -20,7 +22,7 @@ extension SQLiteStore {
   /// without copying them.
   /// Returns the index rows a bulk append left for `finishWriting` (empty unless `batch.deferIndexes`).
   @discardableResult
-  static func write(_ batch: CommitBatch, _ db: Database) throws -> IndexRows {
+  static func write(_ batch: CommitBatch, records: RecordCodec? = nil, _ db: Database) throws -> IndexRows {
     if let expected = batch.epoch {
       let found = try epoch(db)
       if found != expected { throw StoreError.stale(expected: expected, found: found) }
@@ -43,7 +45,9 @@ extension SQLiteStore {
       for n in batch.newProfiles { try insert.run(n.id.raw, n.createdAt.microseconds) }
     }
     var unindexed = IndexRows()
-    if !batch.events.isEmpty { unindexed = try Self.append(batch.events, deferIndexes: batch.deferIndexes, db) }
+    if !batch.events.isEmpty {
+      unindexed = try Self.append(batch.events, deferIndexes: batch.deferIndexes, records: records, db)
+    }
     if !batch.merges.isEmpty {
       let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
       // Upsert from a SELECT needs the WHERE (SQLite's parsing rule for `ON CONFLICT` after a SELECT).
@@ -331,7 +335,9 @@ extension SQLiteStore {
   /// their own key order, so each index page is visited once per transaction instead of once per row. With
   /// `deferIndexes` they are not written but returned (`IndexRows`), for `finishWriting` to add in one sorted
   /// pass when the bulk writer is done (`indexTail`), and the writer vouches for the events since then.
-  static func append(_ events: [StoredEvent], deferIndexes: Bool, _ db: Database) throws -> IndexRows {
+  static func append(_ events: [StoredEvent], deferIndexes: Bool, records: RecordCodec?, _ db: Database) throws
+    -> IndexRows
+  {
     // What an earlier bulk writer left is indexed first, so the cursor can move past this batch below.
     if !deferIndexes { try indexTail(db) }
     let keys = events.map { EventKey(source: $0.event.source, id: $0.event.id).logKey }
@@ -372,20 +378,22 @@ extension SQLiteStore {
     // The events are read in place: a copy of each `Event` (a dozen references to retain and release) was a
     // tenth of the writer thread's time in a bulk run.
     try events.withUnsafeBufferPointer { events in
+      var compressor = try records?.dictionary(for: events, db).flatMap { RecordCompressor($0) }
       for n in events.indices where !skip[n] {
         let ids = StoredValue.encode(events[n].event.identifiers)
-        let body: Blob
-        let format: Int
+        func logged(_ format: Int, _ body: some RowValue) throws {
+          try insert.run(
+            events[n].event.source, events[n].event.id, events[n].event.type, events[n].event.name,
+            events[n].event.timestamp.microseconds, events[n].event.receivedAt.microseconds, events[n].profile.raw,
+            ids, format, body)
+        }
         if let record = events[n].event.record {
-          (body, format) = (Blob(bytes: record), EventLogFormat.record)
+          let packed = try compressor?.compress(record) { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
+          if packed == nil { try logged(EventLogFormat.record, Blob(bytes: record)) }
         } else {
           let mapped = RecordBytes(Array(EventLogFormat.mappedBody(events[n].event).utf8))
-          (body, format) = (Blob(bytes: mapped), EventLogFormat.mapped)
+          try logged(EventLogFormat.mapped, Blob(bytes: mapped))
         }
-        try insert.run(
-          events[n].event.source, events[n].event.id, events[n].event.type, events[n].event.name,
-          events[n].event.timestamp.microseconds, events[n].event.receivedAt.microseconds, events[n].profile.raw,
-          ids, format, body)
         seqs[n] = db.lastInsertedRowID
       }
     }

@@ -10,6 +10,9 @@ import TesseraModel
 /// - `mapped` (0): the mapped fields, `{"i": identifiers, "t": traits, "p": properties, "c": context}`
 ///   (`StoredValue.encodeBody`): for events made without a record, and for every event logged before records
 ///   were kept.
+///
+/// The SQLite store keeps `record` bodies compressed (its own format 2, `SQLiteStore.compressedRecordFormat`)
+/// and decompresses them as it reads: every store answers only these two formats.
 public enum EventLogFormat {
   public static let mapped = 0
   public static let record = 1

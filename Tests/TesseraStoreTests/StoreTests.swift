@@ -166,8 +166,9 @@ func report(_ failures: [String]) {
     #expect(version == SQLiteStore.schemaVersion)
     let migrations = try await queue.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
     }
-    #expect(migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14"])
-    #expect(SQLiteStore.schemaVersion == 14)
+    #expect(
+      migrations == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14", "v15"])
+    #expect(SQLiteStore.schemaVersion == 15)
     // Opening again is fine and changes nothing.
     try SQLiteStore(path: path).close()
     try await queue.write { db in try db.execute(sql: "UPDATE meta SET value = 99 WHERE key = 'schema_version'") }
@@ -229,7 +230,8 @@ func report(_ failures: [String]) {
           DROP TABLE sightings;
           DROP INDEX match_links_by_probability;
           DROP INDEX match_links_rule_probability;
-          DELETE FROM grdb_migrations WHERE identifier IN ('v12', 'v13', 'v14');
+          DROP TABLE record_dictionaries;
+          DELETE FROM grdb_migrations WHERE identifier IN ('v12', 'v13', 'v14', 'v15');
           UPDATE meta SET value = 11 WHERE key = 'schema_version';
           """)
     }
@@ -254,7 +256,7 @@ func report(_ failures: [String]) {
       try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'match_links_%'")
     }
     try after.close()
-    #expect(version == 14)
+    #expect(version == 15)
     #expect(Set(indexes).isSuperset(of: ["match_links_by_probability", "match_links_rule_probability"]))
   }
 

@@ -1,0 +1,1 @@
+// Declarations only (include/CZstd.h); the code is the system's libzstd.so.1.
