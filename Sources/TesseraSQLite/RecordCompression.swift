@@ -142,33 +142,47 @@ final class RecordDictionary: @unchecked Sendable {
   }
 }
 
-/// Compresses records with one dictionary, through a context of its own (one writer at a time).
-struct RecordCompressor: ~Copyable {
-  let dictionary: RecordDictionary
-  private let context: OpaquePointer
-  private var buffer: [UInt8] = []
+/// A zstd compression context and its output buffer, reused from one transaction to the next: a context's
+/// workspace is about a megabyte, which a new context per transaction (a server commits hundreds a second)
+/// would allocate and fault in each time.
+final class CompressionContext: @unchecked Sendable {
+  // @unchecked: the only instance lives in `RecordCodec.compression` and is read or changed only inside that
+  // Mutex's `withLock` (`RecordCompressor.compress`), so no two threads ever use the context or the buffer at
+  // once; the compressed bytes leave the lock only as a pointer valid during `body`, which runs inside it.
+  let pointer: OpaquePointer
+  var buffer: [UInt8] = []
 
-  /// nil when zstd cannot make a context (out of memory): the records are then logged as they are.
-  init?(_ dictionary: RecordDictionary) {
-    guard let context = ZSTD_createCCtx() else { return nil }
-    (self.dictionary, self.context) = (dictionary, context)
+  init?() {
+    guard let p = ZSTD_createCCtx() else { return nil }
+    pointer = p
   }
 
-  deinit { ZSTD_freeCCtx(context) }
+  deinit { ZSTD_freeCCtx(pointer) }
+}
 
-  /// `record` compressed, handed to `body` (valid only during the call); nil when compressing did not make it
-  /// smaller (or failed), so that the record is logged as it is.
-  mutating func compress<R>(_ record: RecordBytes, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
-    let bound = ZSTD_compressBound(record.count)
-    if buffer.count < bound { buffer = [UInt8](repeating: 0, count: max(bound, 4096)) }
-    let (context, cdict) = (self.context, dictionary.cdict)
-    let size = record.withUnsafeBytes { src in
-      buffer.withUnsafeMutableBytes { dst in
-        ZSTD_compress_usingCDict(context, dst.baseAddress, dst.count, src.baseAddress, src.count, cdict)
+/// Compresses records with one dictionary through the codec's one context (the store has one writer).
+struct RecordCompressor {
+  let codec: RecordCodec
+  let dictionary: RecordDictionary
+
+  /// Hands `record` compressed to `body` (valid only during the call) and answers true; false when
+  /// compressing did not make it smaller or failed, so that the record is logged as it is.
+  func compress(_ record: RecordBytes, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+    let cdict = dictionary.cdict
+    return try codec.compression.withLock { context in
+      if context == nil { context = CompressionContext() }
+      guard let context else { return false }
+      let bound = ZSTD_compressBound(record.count)
+      if context.buffer.count < bound { context.buffer = [UInt8](repeating: 0, count: max(bound, 4096)) }
+      let size = record.withUnsafeBytes { src in
+        context.buffer.withUnsafeMutableBytes { dst in
+          ZSTD_compress_usingCDict(context.pointer, dst.baseAddress, dst.count, src.baseAddress, src.count, cdict)
+        }
       }
+      guard ZSTD_isError(size) == 0, size < record.count else { return false }
+      try context.buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[..<size])) }
+      return true
     }
-    guard ZSTD_isError(size) == 0, size < record.count else { return nil }
-    return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[..<size])) }
   }
 }
 
@@ -230,6 +244,8 @@ final class RecordCodec: Sendable {
   }
 
   let state = Mutex(State())
+  /// The writer's compression context (`RecordCompressor`), kept between transactions.
+  let compression = Mutex<CompressionContext?>(nil)
 
   /// Reads the dictionaries the file holds (at open, and after a miss).
   func load(_ db: Database) throws {

@@ -378,7 +378,9 @@ extension SQLiteStore {
     // The events are read in place: a copy of each `Event` (a dozen references to retain and release) was a
     // tenth of the writer thread's time in a bulk run.
     try events.withUnsafeBufferPointer { events in
-      var compressor = try records?.dictionary(for: events, db).flatMap { RecordCompressor($0) }
+      let compressor = try records.flatMap { codec in
+        try codec.dictionary(for: events, db).map { RecordCompressor(codec: codec, dictionary: $0) }
+      }
       for n in events.indices where !skip[n] {
         let ids = StoredValue.encode(events[n].event.identifiers)
         func logged(_ format: Int, _ body: some RowValue) throws {
@@ -389,7 +391,7 @@ extension SQLiteStore {
         }
         if let record = events[n].event.record {
           let packed = try compressor?.compress(record) { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
-          if packed == nil { try logged(EventLogFormat.record, Blob(bytes: record)) }
+          if packed != true { try logged(EventLogFormat.record, Blob(bytes: record)) }
         } else {
           let mapped = RecordBytes(Array(EventLogFormat.mappedBody(events[n].event).utf8))
           try logged(EventLogFormat.mapped, Blob(bytes: mapped))
