@@ -20,7 +20,7 @@ for b in "$@"; do
   rate=$(echo "$out" | grep -o "[0-9.]* s, [0-9]* events/s")
   t=$(echo "$out" | grep TIME)
   size=$(ls -l "$DIR/bench.sqlite" 2>/dev/null | awk '{print $5}')
-  echo "$(date +%H:%M:%S) $(basename "$b") $MODE: $rate | $t | store $size | load $(cut -d' ' -f1 /proc/loadavg)"
+  echo "$(date +%H:%M:%S) $b $MODE: $rate | $t | store $size | load $(cut -d' ' -f1 /proc/loadavg)"
 done
 rm -f /tmp/rounds.duckdb
 flock -x /tmp/tessera-cpu.lock /usr/bin/time -f "TIME %e s wall, %U s user, %M KiB" python3 -c \
