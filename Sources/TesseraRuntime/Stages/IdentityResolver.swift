@@ -18,7 +18,7 @@ public struct IdentityResolver: Sendable {
   /// Probabilistic rules: profiles indexed by blocking keys, events without a known identifier scored.
   public private(set) var matcher: StreamingMatcher
   /// The traits the probabilistic rules read, unified as the profile stage unifies them (only with such rules).
-  var matchTraits: [ProfileID: [String: TraitState]] = [:]
+  var matchTraits: [ProfileID: TraitStates] = [:]
   let policies: [String: TraitPolicy]
   let defaultPolicy: TraitPolicy
   /// Events resolved and not yet known to be stored, so a repeat is skipped before it reaches the store.
@@ -48,7 +48,7 @@ public struct IdentityResolver: Sendable {
 
   public init(
     config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(),
-    traits: [ProfileID: [String: TraitState]] = [:], now: Timestamp? = nil, separations: [Separation] = [],
+    traits: [ProfileID: TraitStates] = [:], now: Timestamp? = nil, separations: [Separation] = [],
     suppressed: Set<String> = [], sightings: [SightingRecord] = [], partitions: Int = 1
   ) {
     self.suppressed = suppressed

@@ -21,7 +21,7 @@ public struct ProfilePartition: Sendable {
 
   public let index: Int
   /// Trait summaries of the partition's live profiles.
-  public private(set) var profiles: [ProfileID: [String: TraitState]] = [:]
+  public private(set) var profiles: [ProfileID: TraitStates] = [:]
   public private(set) var computed: ComputedTraitTable
   public private(set) var segments: SegmentEngine
   /// The identifiers of the partition's profiles, as the identity stage last reported them (kept only when
@@ -66,7 +66,7 @@ public struct ProfilePartition: Sendable {
 
   /// What a partition hands over when a profile it holds is merged into one of another partition.
   public struct Handoff: Sendable {
-    var traits: [String: TraitState]?
+    var traits: TraitStates?
     var computed: [ComputedTraitState]?
     var pending: Pending?
   }
@@ -308,8 +308,7 @@ public struct ProfilePartition: Sendable {
         p, now: at, changed: changed,
         trait: { n in
           if n >= declaredCount { return value(n - declaredCount) }
-          guard let i = traits.index(forKey: order[n]) else { return .null }
-          return traits.values[i].value
+          return traits[order[n]]?.value ?? .null
         },
         identifier: { $0 < ids.count ? ids[$0] : .null })
     }
@@ -380,7 +379,7 @@ public struct ProfilePartition: Sendable {
 
 /// What a store holds, read once and handed to the stages that restore from it.
 public struct RestoredState: Sendable {
-  public var traits: [ProfileID: [String: TraitState]] = [:]
+  public var traits: [ProfileID: TraitStates] = [:]
   public var computed: [ProfileID: [ComputedTraitState]] = [:]
   public var memberships: [ProfileID: Set<String>] = [:]
   public var identifiers: [ProfileID: [Identifier]] = [:]

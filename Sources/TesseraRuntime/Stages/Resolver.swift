@@ -85,7 +85,7 @@ public struct Resolver: Sendable {
     set { identity.now = newValue }
   }
   /// Trait summaries of every live profile.
-  public var profiles: [ProfileID: [String: TraitState]] { partition.profiles }
+  public var profiles: [ProfileID: TraitStates] { partition.profiles }
   /// Every profile's computed-trait states.
   public var computed: ComputedTraitTable { partition.computed }
   /// Every profile's segment memberships.
