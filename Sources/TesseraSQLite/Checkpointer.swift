@@ -22,7 +22,8 @@ final class Checkpointer: Sendable {
   let restartFrames: Int
   /// A writer of small transactions (the server) restarts its WAL only past 8 times that (1 GiB): the RESTART
   /// holds the write lock while it copies, and at 128 MiB the default mode's p99 went from 59–63 ms to
-  /// 111–143 ms. Its WAL mostly starts over by itself, since its checkpoints catch up between commits.
+  /// 111–143 ms. Under load its WAL does not start over by itself either (the writer commits back to back, so
+  /// no PASSIVE checkpoint completes before the next commit): it grows to this cap.
   var smallRestartFrames: Int { 8 * restartFrames }
 
   /// The WAL size past which `checkpoint` restarts it, by the size of the last write transaction.

@@ -101,6 +101,25 @@ public final class Channel<Element: Sendable>: Sendable {
     }
   }
 
+  /// Puts an instruction into the channel at once, past its capacity (it holds no items, so it cannot make the
+  /// receiver fall behind); false when the channel has ended. For the graph's own signals, never for data.
+  @discardableResult
+  public func nudge(_ element: Element) -> Bool {
+    let step = state.withLock { s -> SendStep in
+      if s.closed || s.producers == 0 { return .done(false) }
+      if let r = s.receivers.popFirst() { return .handed(r.continuation) }
+      s.buffer.append((element, 0))
+      return .done(true)
+    }
+    switch step {
+    case .done(let ok): return ok
+    case .handed(let c):
+      c.resume(returning: element)
+      return true
+    case .wait: return false
+    }
+  }
+
   /// The next batch; nil once the channel has ended (or was closed, or the task was cancelled).
   public func receive() async -> Element? {
     let step = state.withLock { s -> ReceiveStep in

@@ -34,6 +34,9 @@ public enum IdentityInput: Sendable {
   case tick(Timestamp)
   /// End the open store transaction now.
   case cut
+  /// The store has committed every transaction the stage sent it (sent by the graph itself, when the stage
+  /// holds resolved events it is waiting to hand over: see `CutPolicy.whenIdle`).
+  case storeIdle
 }
 
 /// A request's (or a run's) share of the work, answered once its events and rejected records are stored.

@@ -43,7 +43,11 @@ public struct DecodeStage: Stage {
 public struct CutPolicy: Sendable {
   /// At most this many events (and rejected records) per transaction.
   public var events: Int
-  /// Also cut whenever no input waits (the server: a group commit of whatever arrived meanwhile).
+  /// Group commit (the server): cut whenever the store is idle — every transaction sent to it committed — and
+  /// events are resolved, so that while one transaction commits the next gathers every request that arrives
+  /// meanwhile. (Cutting whenever no input waited made every transaction wait for the requests its answers
+  /// set off: under load the whole in-flight set was one transaction, and the store and the requests took
+  /// turns instead of overlapping.)
   public var whenIdle: Bool
   public init(events: Int, whenIdle: Bool = false) {
     self.events = max(1, events)
@@ -59,18 +63,36 @@ public final class CommitProgress: Sendable {
     var committed = -1
     var waiters: [(Int, CheckedContinuation<Void, Never>)] = []
     var closed = false
+    /// Who to tell once a transaction is committed (`whenCommitted`).
+    var onIdle: (Int, @Sendable () -> Void)?
   }
   let state = Mutex(State())
   public init() {}
 
   func committed(_ cut: Int) {
-    let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+    let (ready, idle) = state.withLock { s -> ([CheckedContinuation<Void, Never>], (@Sendable () -> Void)?) in
       s.committed = max(s.committed, cut)
       let (done, rest) = (s.waiters.filter { $0.0 <= s.committed }, s.waiters.filter { $0.0 > s.committed })
       s.waiters = rest
-      return done.map(\.1)
+      var idle: (@Sendable () -> Void)?
+      if let (after, f) = s.onIdle, after <= s.committed {
+        idle = f
+        s.onIdle = nil
+      }
+      return (done.map(\.1), idle)
     }
     for c in ready { c.resume() }
+    idle?()
+  }
+
+  /// Calls `f` once transaction `cut` is committed (at once when it is already); replaces an earlier request.
+  func whenCommitted(_ cut: Int, _ f: @escaping @Sendable () -> Void) {
+    let now = state.withLock { s -> Bool in
+      if s.committed >= cut { return true }
+      s.onIdle = (cut, f)
+      return false
+    }
+    if now { f() }
   }
 
   /// Releases every waiter for good (the graph stopped).
@@ -130,6 +152,10 @@ public struct IdentityStage: Stage {
     var pending: [Int: MappedBatch] = [:]
     var next = 0
     var inTransaction = 0
+    // The last transaction sent to the store; whether the stage asked to be told when it is committed.
+    var sent = -1
+    var awaitingStore = false
+    let nudge = input.channel
     // Events of transactions sent to the store, not yet forgotten.
     var uncommitted: [(cut: Int, keys: [EventKey])] = []
     if !decisions.isEmpty { r.decide(decisions, at: r.now ?? r.currentClock) }
@@ -145,6 +171,7 @@ public struct IdentityStage: Stage {
       for (n, b) in batches.enumerated() { try await partitions[n].send(b, items: b.events) }
       if forgets { uncommitted.append((part.cut, part.keys)) }
       try await commit.send(part, items: part.commit.events.count)
+      sent = part.cut
       inTransaction = 0
       // At most two transactions ahead of the store: this one and the one being written.
       if part.cut >= 1 { await progress.wait(for: part.cut - 1) }
@@ -193,8 +220,18 @@ public struct IdentityStage: Stage {
         r.tick(at: at)
         try await cut()
       case .cut: try await cut()
+      case .storeIdle: awaitingStore = false
       }
-      if policy.whenIdle, input.channel.depth.batches == 0, !r.part.isEmpty { try await cut() }
+      // Group commit: the store takes what is resolved as soon as it is idle; until then the open transaction
+      // gathers what arrives, and the store's next commit wakes the stage if no input does.
+      if policy.whenIdle, !r.part.isEmpty {
+        if progress.last >= sent {
+          try await cut()
+        } else if !awaitingStore {
+          awaitingStore = true
+          progress.whenCommitted(sent) { nudge.nudge(.storeIdle) }
+        }
+      }
     }
     try Task.checkCancellation()
     if let at = tickAtEnd { r.tick(at: at) }
