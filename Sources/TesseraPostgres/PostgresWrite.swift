@@ -63,13 +63,11 @@ extension PostgresStore {
   /// holds the writer role, and the epoch check proves it still did when the commit began) needs neither the
   /// identifier locks nor the re-check: no other process resolves into the database meanwhile.
   func write(_ batch: CommitBatch, _ conn: PostgresConnection, uncheckedEvents: Bool = false) async throws {
-    // The three large statements' parameters are encoded by child tasks while the statements before them run
-    // on the server: encoding a 65,536-event batch's arrays takes the client about as long as PostgreSQL takes
-    // for the smaller statements, and done in line it left the server waiting between statements.
+    // The three large statements' parameters are encoded by child tasks while statements before them run on
+    // the server (done in line, the server waited for the client between statements): the events' while the
+    // epoch is checked and the profiles inserted, the identifiers' and traits' while the events go in. Not all
+    // three at once: on 2 cores they held up the small statements before the events.
     async let eventsQuery = batch.events.isEmpty ? nil : Self.eventsQuery(batch.events, unchecked: uncheckedEvents)
-    async let identifiersQuery =
-      batch.identifiers.isEmpty ? nil : Self.identifiersQuery(Self.newestRows(batch.identifiers))
-    async let traitsQuery = batch.traits.isEmpty ? nil : Self.traitsQuery(batch.traits)
     if let expected = batch.epoch {
       // FOR SHARE: a process moving the epoch on (a new writer, an erase) waits for this commit, and this commit
       // waits for it; either way the epoch a commit saw is the one in force when it commits.
@@ -114,7 +112,11 @@ extension PostgresStore {
         ON CONFLICT (id) DO NOTHING
         """, logger: logger)
     }
-    if let q = await eventsQuery { try await conn.query(q, logger: logger) }
+    let events = await eventsQuery
+    async let identifiersQuery =
+      batch.identifiers.isEmpty ? nil : Self.identifiersQuery(Self.newestRows(batch.identifiers))
+    async let traitsQuery = batch.traits.isEmpty ? nil : Self.traitsQuery(batch.traits)
+    if let q = events { try await conn.query(q, logger: logger) }
     if !batch.merges.isEmpty { try await applyMerges(batch.merges, conn) }
     if !batch.released.isEmpty {
       let kinds = batch.released.map(\.identifier.kind)

@@ -238,7 +238,8 @@ struct PostgresStoreTests {
       let p = ProfileID(1)
       var batch = CommitBatch()
       batch.newProfiles = [NewProfile(p, createdAt: at(0))]
-      for (kind, value) in [("email", "apple@x.org"), ("email", "Zed@x.org"), ("Email", "b"), ("email", "Ärger@x.org")] {
+      for (kind, value) in [("email", "apple@x.org"), ("email", "Zed@x.org"), ("Email", "b"), ("email", "Ärger@x.org")]
+      {
         batch.identifiers.append(IdentifierRow(Identifier(kind, value), of: p, seen: at(1)))
       }
       batch.traits = ["plan", "Plan", "age"].map { StoreSuite.trait(p, $0, .string("x")) }
