@@ -348,7 +348,7 @@ extension PostgresStore {
           SELECT * FROM unnest(\(seg)::text[], \(p)::int8[], \(since)::int8[])
           """, logger: logger)
       }
-      if !s.traits.isEmpty { try await self.upsertTraits(s.traits, conn) }
+      if !s.traits.isEmpty { try await conn.query(Self.traitsQuery(s.traits), logger: logger) }
       if !s.computed.isEmpty { try await self.writeComputed(s.computed, conn) }
       var logs = CommitBatch()
       logs.conflicts = s.conflicts

@@ -2,11 +2,12 @@ import Foundation
 import PostgresNIO
 import TesseraIdentity
 import TesseraModel
-import TesseraPostgres
 import TesseraPostgresCluster
 import TesseraStore
 import TesseraStoreSuite
 import Testing
+
+@testable import TesseraPostgres
 
 func report(_ failures: [String]) {
   for f in failures { print("FAIL \(f)") }
@@ -49,7 +50,7 @@ struct PostgresStoreTests {
         opened.append(store)
         return store
       }
-      #expect(PostgresStore.schemaVersion == 12)
+      #expect(PostgresStore.schemaVersion == 13)
       // Left: the third browser's own sighting (the erased person's were gone before it came).
       #expect(try await Self.scalar(url, "SELECT count(*) FROM sightings") == 1)
       if let last = opened.last { await last.close() }
@@ -176,6 +177,76 @@ struct PostgresStoreTests {
       #expect(stats.identifiers == 20_000)
       #expect(stats.profiles == 10_000)
       #expect(try await store.profile(for: Identifier("user_id", "u9999")) == ProfileID(10_000))
+      await store.close()
+    }
+  }
+
+  /// A bulk writer's events go in without the conflict check; when one repeats an event stored before the
+  /// writing began, the plain insert fails on the key and the transaction runs again with the check: the
+  /// repeat is left out (the stored event keeps its fields), the batch's other events are stored in the
+  /// batch's order, and the check stays on until `finishWriting`.
+  @Test func bulkAppendLeavesOutRepeatsOfStoredEvents() async throws {
+    try await withCluster { cluster in
+      let store = try await PostgresStore(url: try await cluster.newDatabase("bulk"), maximumConnections: 2)
+      var first = CommitBatch()
+      first.newProfiles = [NewProfile(ProfileID(1), createdAt: at(0))]
+      first.events = [StoreSuite.event("old", at: at(1), profile: ProfileID(1))]
+      try await store.commit(first)
+      func bulk(_ round: Int, repeating: Bool) -> CommitBatch {
+        var b = CommitBatch()
+        b.deferIndexes = true
+        // Ids that sort against their order in the batch, so the order read back is `seq`'s, not the key's.
+        for n in 0..<300 {
+          var e = StoreSuite.event("r\(round)-\(999 - n)", at: at(Int64(n)), profile: ProfileID(1))
+          if n % 2 == 0 { e.event.record = RecordBytes([UInt8]("{\"n\":\(n),\"tab\":\"a\\tb\"}\n".utf8)) }
+          b.events.append(e)
+        }
+        if repeating { b.events.insert(StoreSuite.event("old", at: at(99), profile: ProfileID(1)), at: 150) }
+        return b
+      }
+      try await store.commit(bulk(0, repeating: false))
+      #expect(store.bulkAppend.withLock { $0 }, "no repeat: still appending unchecked")
+      try await store.commit(bulk(1, repeating: true))
+      #expect(!store.bulkAppend.withLock { $0 }, "the repeat switched the check on")
+      try await store.commit(bulk(2, repeating: true))
+      let events = try await store.loadEvents()
+      #expect(events.count == 901)
+      #expect(
+        events.map(\.event.id)
+          == ["old"] + (0..<3).flatMap { r in (0..<300).map { "r\(r)-\(999 - $0)" } })
+      #expect(events[0].event.timestamp == at(1), "the stored event is kept, not replaced")
+      #expect(events[1].event.record.map { Array($0.bytes) } == [UInt8]("{\"n\":0,\"tab\":\"a\\tb\"}\n".utf8))
+      #expect(events[2].event.record == nil)
+      try await store.finishWriting()
+      #expect(store.bulkAppend.withLock { $0 }, "the next writing starts unchecked again")
+      try await store.commit(bulk(3, repeating: true))
+      #expect(try await store.stats().events == 1201)
+      await store.close()
+    }
+  }
+
+  /// Identifiers and traits come back in bytewise order (SQLite's) also from a database whose locale sorts
+  /// otherwise: schema v13 made the key columns `COLLATE "C"`. Under ICU's en-US, "apple" sorts before "Zed"
+  /// and "email" before "Email"; bytewise, capitals come first.
+  @Test func keysSortBytewiseWhateverTheDatabaseLocale() async throws {
+    try await withCluster { cluster in
+      _ = try await Self.scalar(
+        cluster.url,
+        "CREATE DATABASE icu TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+      let url = "postgres://\(cluster.user)@127.0.0.1:\(cluster.port)/icu"
+      let store = try await PostgresStore(url: url, maximumConnections: 2)
+      let p = ProfileID(1)
+      var batch = CommitBatch()
+      batch.newProfiles = [NewProfile(p, createdAt: at(0))]
+      for (kind, value) in [("email", "apple@x.org"), ("email", "Zed@x.org"), ("Email", "b"), ("email", "Ärger@x.org")]
+      {
+        batch.identifiers.append(IdentifierRow(Identifier(kind, value), of: p, seen: at(1)))
+      }
+      batch.traits = ["plan", "Plan", "age"].map { StoreSuite.trait(p, $0, .string("x")) }
+      try await store.commit(batch)
+      let ids = try await store.identifiers(of: p).map { "\($0.0.kind):\($0.0.value)" }
+      #expect(ids == ["Email:b", "email:Zed@x.org", "email:apple@x.org", "email:Ärger@x.org"])
+      #expect(try await store.traits(of: p).map(\.trait) == ["Plan", "age", "plan"])
       await store.close()
     }
   }
