@@ -146,9 +146,9 @@ final class RecordDictionary: @unchecked Sendable {
 /// workspace is about a megabyte, which a new context per transaction (a server commits hundreds a second)
 /// would allocate and fault in each time.
 final class CompressionContext: @unchecked Sendable {
-  // @unchecked: the only instance lives in `RecordCodec.compression` and is read or changed only inside that
-  // Mutex's `withLock` (`RecordCompressor.compress`), so no two threads ever use the context or the buffer at
-  // once; the compressed bytes leave the lock only as a pointer valid during `body`, which runs inside it.
+  // @unchecked: a context is used by one thread at a time. It lives in `RecordCodec.contexts` while idle and
+  // `RecordCodec.withContext` takes it out of that Mutex for the duration of one use and puts it back after,
+  // so no two callers ever hold the same context (or its buffer) at once.
   let pointer: OpaquePointer
   var buffer: [UInt8] = []
 
@@ -158,9 +158,29 @@ final class CompressionContext: @unchecked Sendable {
   }
 
   deinit { ZSTD_freeCCtx(pointer) }
+
+  /// Compresses `record` into `buffer`; the compressed size, or nil when it is not smaller (or zstd failed).
+  func compress(_ record: RecordBytes, _ dictionary: RecordDictionary) -> Int? {
+    let bound = ZSTD_compressBound(record.count)
+    if buffer.count < bound { buffer = [UInt8](repeating: 0, count: max(bound, 4096)) }
+    let (context, cdict) = (pointer, dictionary.cdict)
+    let size = record.withUnsafeBytes { src in
+      buffer.withUnsafeMutableBytes { dst in
+        ZSTD_compress_usingCDict(context, dst.baseAddress, dst.count, src.baseAddress, src.count, cdict)
+      }
+    }
+    return ZSTD_isError(size) == 0 && size < record.count ? size : nil
+  }
 }
 
-/// Compresses records with one dictionary through the codec's one context (the store has one writer).
+/// Records compressed before their transaction (`RecordCodec.precompress`), one entry per event: the
+/// compressed bytes, or nil for an event logged as it is.
+struct PackedRecords: Sendable {
+  let dictionary: UInt32
+  let bodies: [[UInt8]?]
+}
+
+/// Compresses records with one dictionary, inside the write transaction.
 struct RecordCompressor {
   let codec: RecordCodec
   let dictionary: RecordDictionary
@@ -168,21 +188,11 @@ struct RecordCompressor {
   /// Hands `record` compressed to `body` (valid only during the call) and answers true; false when
   /// compressing did not make it smaller or failed, so that the record is logged as it is.
   func compress(_ record: RecordBytes, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
-    let cdict = dictionary.cdict
-    return try codec.compression.withLock { context in
-      if context == nil { context = CompressionContext() }
-      guard let context else { return false }
-      let bound = ZSTD_compressBound(record.count)
-      if context.buffer.count < bound { context.buffer = [UInt8](repeating: 0, count: max(bound, 4096)) }
-      let size = record.withUnsafeBytes { src in
-        context.buffer.withUnsafeMutableBytes { dst in
-          ZSTD_compress_usingCDict(context.pointer, dst.baseAddress, dst.count, src.baseAddress, src.count, cdict)
-        }
-      }
-      guard ZSTD_isError(size) == 0, size < record.count else { return false }
+    try codec.withContext { context in
+      guard let size = context.compress(record, dictionary) else { return false }
       try context.buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[..<size])) }
       return true
-    }
+    } ?? false
   }
 }
 
@@ -241,11 +251,48 @@ final class RecordCodec: Sendable {
     var samples: [RecordDictionary.Sample] = []
     /// Training attempts that found nothing to learn; after a few the store stops gathering samples.
     var failed = 0
+    /// A dictionary trained in the transaction being written: current once that transaction committed
+    /// (`finished`).
+    var trained: RecordDictionary?
   }
 
   let state = Mutex(State())
-  /// The writer's compression context (`RecordCompressor`), kept between transactions.
-  let compression = Mutex<CompressionContext?>(nil)
+  /// Idle compression contexts, kept between transactions (`withContext`).
+  let contexts = Mutex<[CompressionContext]>([])
+
+  /// Runs `body` with a context of its own (an idle one, else a new one), which goes back to the idle ones
+  /// after; nil when zstd cannot make one (out of memory).
+  func withContext<R>(_ body: (CompressionContext) throws -> R) rethrows -> R? {
+    guard let context = contexts.withLock({ $0.popLast() }) ?? CompressionContext() else { return nil }
+    defer { contexts.withLock { $0.append(context) } }
+    return try body(context)
+  }
+
+  /// A bulk transaction's records compressed ahead of it, in parallel slices, with the store's dictionary
+  /// (when it has one): the writer thread then only binds them. Worth it from a few thousand events; nil for
+  /// fewer (a server's batch), or before the first dictionary, and the writer compresses as it appends.
+  func precompress(_ events: [StoredEvent]) async -> PackedRecords? {
+    guard events.count >= 4096, let dictionary = state.withLock({ $0.current }) else { return nil }
+    let slice = 8192
+    let bodies = await withTaskGroup(of: (Int, [[UInt8]?]).self) { group in
+      for start in stride(from: 0, to: events.count, by: slice) {
+        let range = start..<min(start + slice, events.count)
+        group.addTask {
+          let out = self.withContext { context in
+            events[range].map { e -> [UInt8]? in
+              guard let record = e.event.record, let size = context.compress(record, dictionary) else { return nil }
+              return Array(context.buffer[..<size])
+            }
+          }
+          return (start, out ?? Array(repeating: nil, count: range.count))
+        }
+      }
+      var all = [[UInt8]?](repeating: nil, count: events.count)
+      for await (start, part) in group { all.replaceSubrange(start..<start + part.count, with: part) }
+      return all
+    }
+    return PackedRecords(dictionary: dictionary.id, bodies: bodies)
+  }
 
   /// Reads the dictionaries the file holds (at open, and after a miss).
   func load(_ db: Database) throws {
@@ -300,8 +347,20 @@ final class RecordCodec: Sendable {
     try db.execute(
       sql: "INSERT OR IGNORE INTO record_dictionaries (id, dictionary, created_at) VALUES (?, ?, ?)",
       arguments: [Int64(trained.id), Data(trained.bytes), Timestamp(Date()).microseconds])
-    // Known for reading; current only once the next transaction finds it committed (`load`).
-    state.withLock { $0.known[trained.id] = trained }
+    // Known for reading; current only once its transaction committed (`finished`, or `load` in a later one).
+    state.withLock { s in
+      s.known[trained.id] = trained
+      s.trained = trained
+    }
     return trained
+  }
+
+  /// After a write transaction: a dictionary trained in it becomes the current one if it committed, and is
+  /// forgotten as a candidate if it was rolled back.
+  func finished(committed: Bool) {
+    state.withLock { s in
+      if committed, s.current == nil { s.current = s.trained }
+      s.trained = nil
+    }
   }
 }

@@ -8,8 +8,17 @@ extension SQLiteStore {
 
   public func commit(_ batch: CommitBatch) async throws {
     if batch.isEmpty { return }
-    let unindexed = try await writing(units: max(1, batch.events.count)) { [records] db in
-      try Self.write(batch, records: records, db)
+    // Compressed here, on the caller's task and in parallel, rather than on the store's one writer thread.
+    let packed = await records.precompress(batch.events)
+    let unindexed: IndexRows
+    do {
+      unindexed = try await writing(units: max(1, batch.events.count)) { [records] db in
+        try Self.write(batch, records: records, packed: packed, db)
+      }
+      records.finished(committed: true)
+    } catch {
+      records.finished(committed: false)
+      throw error
     }
     // Kept only once the transaction committed: rows of a rolled-back append must never be indexed.
     if !unindexed.isEmpty { deferredIndex.withLock { $0.add(unindexed) } }
@@ -22,7 +31,9 @@ extension SQLiteStore {
   /// without copying them.
   /// Returns the index rows a bulk append left for `finishWriting` (empty unless `batch.deferIndexes`).
   @discardableResult
-  static func write(_ batch: CommitBatch, records: RecordCodec? = nil, _ db: Database) throws -> IndexRows {
+  static func write(
+    _ batch: CommitBatch, records: RecordCodec? = nil, packed: PackedRecords? = nil, _ db: Database
+  ) throws -> IndexRows {
     if let expected = batch.epoch {
       let found = try epoch(db)
       if found != expected { throw StoreError.stale(expected: expected, found: found) }
@@ -46,7 +57,7 @@ extension SQLiteStore {
     }
     var unindexed = IndexRows()
     if !batch.events.isEmpty {
-      unindexed = try Self.append(batch.events, deferIndexes: batch.deferIndexes, records: records, db)
+      unindexed = try Self.append(batch.events, deferIndexes: batch.deferIndexes, records: records, packed: packed, db)
     }
     if !batch.merges.isEmpty {
       let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
@@ -335,9 +346,10 @@ extension SQLiteStore {
   /// their own key order, so each index page is visited once per transaction instead of once per row. With
   /// `deferIndexes` they are not written but returned (`IndexRows`), for `finishWriting` to add in one sorted
   /// pass when the bulk writer is done (`indexTail`), and the writer vouches for the events since then.
-  static func append(_ events: [StoredEvent], deferIndexes: Bool, records: RecordCodec?, _ db: Database) throws
-    -> IndexRows
-  {
+  static func append(
+    _ events: [StoredEvent], deferIndexes: Bool, records: RecordCodec?, packed: PackedRecords? = nil,
+    _ db: Database
+  ) throws -> IndexRows {
     // What an earlier bulk writer left is indexed first, so the cursor can move past this batch below.
     if !deferIndexes { try indexTail(db) }
     let keys = events.map { EventKey(source: $0.event.source, id: $0.event.id).logKey }
@@ -381,6 +393,9 @@ extension SQLiteStore {
       let compressor = try records.flatMap { codec in
         try codec.dictionary(for: events, db).map { RecordCompressor(codec: codec, dictionary: $0) }
       }
+      let ahead = packed.flatMap { p in
+        p.dictionary == compressor?.dictionary.id && p.bodies.count == events.count ? p : nil
+      }
       for n in events.indices where !skip[n] {
         let ids = StoredValue.encode(events[n].event.identifiers)
         func logged(_ format: Int, _ body: some RowValue) throws {
@@ -390,6 +405,16 @@ extension SQLiteStore {
             ids, format, body)
         }
         if let record = events[n].event.record {
+          if let ahead {
+            // Compressed before the transaction with this transaction's dictionary.
+            if let body = ahead.bodies[n] {
+              try body.withUnsafeBytes { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
+            } else {
+              try logged(EventLogFormat.record, Blob(bytes: record))
+            }
+            seqs[n] = db.lastInsertedRowID
+            continue
+          }
           let packed = try compressor?.compress(record) { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
           if packed != true { try logged(EventLogFormat.record, Blob(bytes: record)) }
         } else {

@@ -103,6 +103,31 @@ import Testing
     #expect(try Self.scalar(path, "SELECT count(*) FROM record_dictionaries") == 1, "the file's dictionary, reused")
   }
 
+  /// A bulk transaction's records are compressed before it, in parallel slices, once the store has a
+  /// dictionary; what is logged is the same as when the writer compresses them.
+  @Test func bulkRecordsAreCompressedBeforeTheirTransaction() async throws {
+    let dir = try TempDir()
+    let path = dir.path("ahead.sqlite")
+    let store = try SQLiteStore(path: path)
+    let big = Self.batch(3000..<13000).events
+    #expect(await store.records.precompress(big) == nil, "no dictionary yet")
+    try await store.commit(Self.batch(0..<3000))
+    let packed = try #require(await store.records.precompress(big))
+    #expect(packed.bodies.count == 10000 && packed.bodies.allSatisfy { $0 != nil })
+    #expect(await store.records.precompress(Array(big.prefix(100))) == nil, "a server's batch: on the writer")
+    try await store.commit(Self.batch(3000..<13000))
+    try await Self.expectRecordsReadBack(store, 0..<13000)
+    try store.close()
+    #expect(try Self.formats(path) == [SQLiteStore.compressedRecordFormat: 13000])
+    // The bytes written ahead are those the writer would have written (one dictionary, deterministic zstd).
+    let writer = try SQLiteStore(path: dir.path("writer.sqlite"))
+    try await writer.commit(Self.batch(0..<3000))
+    for start in stride(from: 3000, to: 13000, by: 1000) { try await writer.commit(Self.batch(start..<start + 1000)) }
+    try writer.close()
+    let sql = "SELECT sum(length(body)) FROM events"
+    #expect(try Self.scalar(path, sql) == Self.scalar(dir.path("writer.sqlite"), sql))
+  }
+
   /// A server writes a hundred events at a time: its records are logged as they are until enough were seen to
   /// train a dictionary, and compressed from then on.
   @Test func smallBatchesAreCompressedOnceEnoughRecordsWereSeen() async throws {
