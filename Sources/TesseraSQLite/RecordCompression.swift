@@ -240,9 +240,9 @@ final class RecordDecompressor {
 ///
 /// Records are stored compressed (`SQLiteStore.compressedRecordFormat`) once the store has a dictionary, and
 /// every read of the log decompresses them: what leaves the store is the record as received, byte for byte.
-/// The first dictionary is trained from the first `RecordDictionary.samples` records written (a bulk run's
-/// first transaction; a server's first few thousand events, kept in memory meanwhile); records written before
-/// it stay as they are. Another process on the same file uses the dictionary the first one wrote.
+/// The first dictionary is trained from the first records written: `RecordDictionary.samples` spread over a
+/// bulk run's first transaction, or a server's first `RecordDictionary.minimumSamples` or so, kept in memory
+/// meanwhile; records written before it stay as they are. Another process on the same file uses the dictionary the first one wrote.
 final class RecordCodec: Sendable {
   struct State {
     var known: [UInt32: RecordDictionary] = [:]
