@@ -14,13 +14,14 @@ final class RecordDictionary: @unchecked Sendable {
   // @unchecked: `cdict` and `ddict` are made in `init`, never replaced, and freed in `deinit`. zstd documents
   // both as read-only once made and usable by several threads at once ("a ZSTD_CDict can be shared by
   // multiple threads concurrently", zstd.h); what a call changes lives in the context it is given, which each
-  // caller makes for itself (`RecordCompressor`, `RecordDecompressor`).
+  // caller holds for itself (`CompressionContext`, `RecordDecompressor`).
   let id: UInt32
   let bytes: [UInt8]
   fileprivate let cdict: OpaquePointer
   fileprivate let ddict: OpaquePointer
 
-  /// The compression level: 3 (zstd's default) compressed these records as small as 19 within 3 %.
+  /// The compression level, zstd's default: on the benchmark's records level 1 was 2 % larger and 7 % faster
+  /// (5.45× at 1.44 µs against 5.54× at 1.55 µs), a difference the writer does not feel.
   static let level: Int32 = 3
 
   /// nil when `bytes` is not a zstd dictionary with an id (`ZDICT_trainFromBuffer`'s), which every frame
@@ -48,7 +49,7 @@ final class RecordDictionary: @unchecked Sendable {
   /// Fewer samples than this train no dictionary yet (zstd's trainer wants ~100× its size in samples).
   static let minimumSamples = 1000
   /// A string or number of a sample stays in what the dictionary learns from only when it occurs in the
-  /// records of at least this many profiles; the others are emptied first (`skeleton`). So the dictionary,
+  /// records of at least this many profiles; the others are emptied first (`skeletons`). So the dictionary,
   /// which is kept as long as the events compressed with it, holds the shape of the records and the values
   /// many people share (a library, a locale, a page title), never a value of one person — an email, a name,
   /// an address or an IP address of someone whose data is later erased.
