@@ -143,10 +143,19 @@ func compiledPlan(in dir: String) throws -> PipelinePlan {
   return plan
 }
 
-func temporaryDirectory() throws -> String {
+/// The directories this process made (stores, pipelines), removed when it is done: a load store with its
+/// write-ahead log is ~1.2 GB, and runs left tens of gigabytes in /tmp.
+var madeDirectories: [String] = []
+
+@MainActor func temporaryDirectory() throws -> String {
   let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-load-\(UUID().uuidString)").path
   try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+  madeDirectories.append(dir)
   return dir
+}
+
+@MainActor func removeMadeDirectories() {
+  for dir in madeDirectories { try? FileManager.default.removeItem(atPath: dir) }
 }
 
 // A child server: what `tessera serve --store STORE --port 0` does, printing its port on stdout.
@@ -160,6 +169,7 @@ if let place = options.child {
     // Unbuffered: the parent waits for this line on a pipe.
     FileHandle.standardOutput.write(Data("PORT \(port)\n".utf8))
   }
+  removeMadeDirectories()
   exit(0)
 }
 
@@ -381,3 +391,4 @@ for c in children {
   c.process.waitUntilExit()
 }
 cluster?.stop()
+removeMadeDirectories()
