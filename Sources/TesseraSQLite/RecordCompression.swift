@@ -280,9 +280,15 @@ final class RecordCodec: Sendable {
         let range = start..<min(start + slice, events.count)
         group.addTask {
           let out = self.withContext { context in
-            events[range].map { e -> [UInt8]? in
-              guard let record = e.event.record, let size = context.compress(record, dictionary) else { return nil }
-              return Array(context.buffer[..<size])
+            // Read in place: a copy of each `StoredEvent` (a dozen references to retain and release) cost a
+            // fifth as much as compressing its record.
+            events.withUnsafeBufferPointer { events in
+              range.map { n -> [UInt8]? in
+                guard let record = events[n].event.record, let size = context.compress(record, dictionary) else {
+                  return nil
+                }
+                return Array(context.buffer[..<size])
+              }
             }
           }
           return (start, out ?? Array(repeating: nil, count: range.count))

@@ -64,12 +64,13 @@ public final class SQLiteStore: Store {
     config.busyMode = .timeout(30)
     config.prepareDatabase { db in
       // WAL itself is set by DatabasePool. NORMAL is the usual pairing with WAL: durable against process
-      // crashes, no fsync per commit. The page cache is per connection; the writer gets the larger one:
-      // 128 MiB holds the pages its upserts come back to (profiles, identifiers, traits: ~150 MB after 1M
-      // events). At 512 MiB it kept most of the file in the process (peak RSS 1.50 → 1.09 GiB for a 1M-event
-      // run, no slower: docs/BENCHMARKS.md); pages it drops are read again from the OS's cache.
+      // crashes, no fsync per commit. The page cache is per connection; the writer gets the larger one, 64 MiB:
+      // at 512 MiB it kept most of the file in the process, and 512 → 128 → 64 MiB took a 1M-event run's peak
+      // RSS from 1.50 to ~1.02 and ~0.93 GiB at the same rate (docs/BENCHMARKS.md); the pages it drops (of
+      // ~150 MB of profiles, identifiers and traits its upserts come back to) are read again from the OS's
+      // cache, ~1 s more system time per 1M events.
       try db.execute(sql: "PRAGMA synchronous = NORMAL")
-      try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -131072")
+      try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -16384" : "PRAGMA cache_size = -65536")
       try db.execute(sql: "PRAGMA temp_store = MEMORY")
       // A WAL that starts over is cut back to the largest size at which the checkpointer restarts it (a
       // writer of small transactions; below that the file is reused from its start). Cutting it back to the
