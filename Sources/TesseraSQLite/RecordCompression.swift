@@ -228,11 +228,16 @@ final class RecordDecompressor {
     return out
   }
 
+  /// The format readers are given for a row stored in `stored`: a compressed record is a record.
+  static func format(_ stored: Int) -> Int {
+    stored == SQLiteStore.compressedRecordFormat ? EventLogFormat.record : stored
+  }
+
   /// A row's format and body as the log's readers get them: a compressed record decompressed (and answered
   /// as `EventLogFormat.record`), any other body as it is.
   func body(format: Int, _ bytes: UnsafeRawBufferPointer, _ db: Database) throws -> (format: Int, body: [UInt8]) {
     guard format == SQLiteStore.compressedRecordFormat else { return (format, Array(bytes)) }
-    return (EventLogFormat.record, try record(bytes, db))
+    return (Self.format(format), try record(bytes, db))
   }
 }
 

@@ -152,18 +152,14 @@ struct LogRowCursor {
       sqlite3_reset(handle)
       throw error
     }
-    var format = Int(sqlite3_column_int64(handle, 7))
-    let body: [UInt8]?
-    if format == SQLiteStore.compressedRecordFormat {
-      format = EventLogFormat.record
-      if sqlite3_column_type(handle, 9) == SQLITE_NULL {
-        body = nil
-      } else {
-        let p = sqlite3_column_blob(handle, 9)
-        body = try records.record(UnsafeRawBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, 9))), db)
-      }
-    } else {
-      body = bytes(9)
+    let stored = Int(sqlite3_column_int64(handle, 7))
+    var format = RecordDecompressor.format(stored)
+    var body: [UInt8]?
+    if sqlite3_column_type(handle, 9) != SQLITE_NULL {
+      // The blob's pointer first, then its size (SQLite's documented order for a value it may convert).
+      let p = sqlite3_column_blob(handle, 9)
+      let bytes = UnsafeRawBufferPointer(start: p, count: p == nil ? 0 : Int(sqlite3_column_bytes(handle, 9)))
+      (format, body) = try records.body(format: stored, bytes, db)
     }
     return LogRow(
       source: text(0) ?? "", id: text(1) ?? "", type: text(2) ?? "", name: text(3),
@@ -177,14 +173,6 @@ struct LogRowCursor {
     }
     return String(
       decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(handle, column))), as: UTF8.self)
-  }
-
-  private func bytes(_ column: Int32) -> [UInt8]? {
-    guard sqlite3_column_type(handle, column) != SQLITE_NULL else { return nil }
-    // The blob's pointer first, then its size (SQLite's documented order for a value it may convert).
-    guard let p = sqlite3_column_blob(handle, column) else { return [] }
-    let n = Int(sqlite3_column_bytes(handle, column))
-    return Array(UnsafeRawBufferPointer(start: p, count: n))
   }
 
   private func failure(_ code: Int32) -> DatabaseError {

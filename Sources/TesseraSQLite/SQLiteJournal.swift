@@ -13,17 +13,13 @@ extension SQLiteStore {
   static func storedEvent(_ row: Row, _ records: RecordDecompressor, _ db: Database) throws -> StoredEvent {
     let stored: Int = row[8]
     let (format, body) = try row.withUnsafeData(atIndex: 9) { data in
-      try data.map { d in try d.withUnsafeBytes { try records.body(format: stored, $0, db) } } ?? (stored, [])
+      try data.map { d in try d.withUnsafeBytes { try records.body(format: stored, $0, db) } }
+        ?? (RecordDecompressor.format(stored), [])
     }
     let event = try EventLogFormat.event(
       id: row[1], source: row[0], type: row[2], name: row[3], timestamp: row[4], receivedAt: row[5],
       identifiers: row[7], format: format, body: body)
     return StoredEvent(event: event, profile: ProfileID(row[6]))
-  }
-
-  /// A text or blob column's bytes, copied once out of SQLite's buffer; nil when NULL.
-  static func bytes(_ row: Row, _ index: Int) throws -> [UInt8]? {
-    try row.withUnsafeData(atIndex: index) { data in data.map { Array($0) } }
   }
 
   static func epoch(_ db: Database) throws -> Int64 {

@@ -405,18 +405,19 @@ extension SQLiteStore {
             ids, format, body)
         }
         if let record = events[n].event.record {
+          // Compressed before the transaction (with this transaction's dictionary), else now; as received when
+          // compressing does not make it smaller.
+          let packed: Bool
           if let ahead {
-            // Compressed before the transaction with this transaction's dictionary.
-            if let body = ahead.bodies[n] {
-              try body.withUnsafeBytes { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
-            } else {
-              try logged(EventLogFormat.record, Blob(bytes: record))
-            }
-            seqs[n] = db.lastInsertedRowID
-            continue
+            let body = ahead.bodies[n]
+            try body?.withUnsafeBytes { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
+            packed = body != nil
+          } else {
+            packed =
+              try compressor?.compress(record) { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
+              ?? false
           }
-          let packed = try compressor?.compress(record) { try logged(Self.compressedRecordFormat, RawBlob(bytes: $0)) }
-          if packed != true { try logged(EventLogFormat.record, Blob(bytes: record)) }
+          if !packed { try logged(EventLogFormat.record, Blob(bytes: record)) }
         } else {
           let mapped = RecordBytes(Array(EventLogFormat.mappedBody(events[n].event).utf8))
           try logged(EventLogFormat.mapped, Blob(bytes: mapped))
