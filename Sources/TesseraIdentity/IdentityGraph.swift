@@ -90,6 +90,10 @@ public struct Resolution: Sendable, Hashable {
   /// Expiring identifiers whose last-seen time this event moved forward (what a store must persist so that
   /// expiry survives a restart).
   public var touched: [Identifier] = []
+  /// The graph's slot of each of `attached` (−1: not a linking identifier, it has none) and of `touched`: a
+  /// caller keeping one row per identifier finds its row by slot, without hashing the identifier again.
+  public var attachedSlots: [Int] = []
+  public var touchedSlots: [Int] = []
 
   public static func == (a: Resolution, b: Resolution) -> Bool {
     a.profile == b.profile && a.created == b.created && a.merges == b.merges && a.conflicts == b.conflicts
@@ -125,21 +129,28 @@ public struct IdentityGraph: Sendable {
     slot.mapValues { Member(profile: slotProfile[$0], lastSeen: slotSeen[$0]) }
   }
 
-  /// Gives a linking identifier to `profile`, seen at `seen`.
-  mutating func own(_ i: Identifier, _ profile: ProfileID, seen: Timestamp) {
+  /// Gives a linking identifier to `profile`, seen at `seen`; its slot.
+  @discardableResult
+  mutating func own(_ i: Identifier, _ profile: ProfileID, seen: Timestamp) -> Int {
     if let k = slot[i] {
       slotProfile[k] = profile
       slotSeen[k] = seen
+      return k
     } else if let k = freeSlots.popLast() {
       slot[i] = k
       slotProfile[k] = profile
       slotSeen[k] = seen
+      return k
     } else {
       slot[i] = slotProfile.count
       slotProfile.append(profile)
       slotSeen.append(seen)
+      return slotProfile.count - 1
     }
   }
+
+  /// How many slots there are (every slot number is below it).
+  public var slotCount: Int { slotProfile.count }
 
   /// Releases a linking identifier.
   mutating func disown(_ i: Identifier) {
@@ -395,7 +406,7 @@ public struct IdentityGraph: Sendable {
     if provisionalJoined {
       for i in provisional where !(members[p] ?? []).contains(i) {
         members[p, default: []].append(i)
-        if isLinking(i) { own(i, p, seen: time) }
+        result.attachedSlots.append(isLinking(i) ? own(i, p, seen: time) : -1)
         result.attached.append(i)
       }
     }
@@ -410,7 +421,10 @@ public struct IdentityGraph: Sendable {
     for (i, rule, k) in held {
       guard canonical(slotProfile[k]) == p, time > slotSeen[k] else { continue }
       slotSeen[k] = time
-      if rule?.expiresAfter != nil, !result.attached.contains(i) { result.touched.append(i) }
+      if rule?.expiresAfter != nil, !result.attached.contains(i) {
+        result.touched.append(i)
+        result.touchedSlots.append(k)
+      }
     }
     result.conflicts = conflicts
     result.expired = expired

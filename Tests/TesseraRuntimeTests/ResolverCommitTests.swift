@@ -80,4 +80,54 @@ struct ResolverCommitTests {
     #expect(rows.count == 1)
     #expect(rows.first?.profile == resolver.graph.profile(of: Identifier("user_id", "u2")))
   }
+
+  @Test("after every transaction the store holds the graph's identifiers, one row each, with its last-seen times")
+  func rowsMatchTheGraph() async throws {
+    // Random traffic over small pools, so events merge profiles, repeat identifiers within and across
+    // transactions, and (with days far apart) let anonymous ids expire and be attached again elsewhere.
+    var rng = SplitMix64(seed: 18)
+    var resolver = Resolver(config: try Self.config())
+    let store = MemoryStore()
+    var n = 0
+    var day = 0
+    var merges = 0
+    for cut in 0..<40 {
+      var events: [Event] = []
+      for _ in 0..<rng.int(1..<60) {
+        n += 1
+        day += rng.chance(0.02) ? 40 : rng.int(0..<2)
+        // New devices keep arriving (a sliding window of ids); people sign in on some of them.
+        var ids = [("anonymous_id", "a\(n / 4 + rng.int(0..<40))")]
+        if rng.chance(0.4) { ids.append(("user_id", "u\(rng.int(0..<25))")) }
+        if rng.chance(0.2) { ids.append(("anonymous_id", "a\(n / 4 + rng.int(0..<40))")) }
+        events.append(Self.event(n, day: day, ids))
+      }
+      let (commit, _) = resolver.apply(
+        MappedBatch(seq: cut, events: events, rejected: [], invalidIdentifiers: 0), stored: [])
+      #expect(
+        Set(commit.identifiers.map(\.identifier)).count == commit.identifiers.count,
+        "transaction \(cut) writes an identifier twice")
+      let graph = resolver.graph
+      for row in commit.identifiers {
+        #expect(
+          graph.canonical(row.profile) == row.profile && graph.holds(row.profile, row.identifier),
+          "transaction \(cut): \(row.identifier) written for \(row.profile)")
+      }
+      merges += commit.merges.count
+      try await store.commit(commit)
+      var stored: [Identifier: (ProfileID, Timestamp)] = [:]
+      for (p, ids) in await store.loadIdentity().profiles {
+        for (i, seen) in ids { stored[i] = (p, seen) }
+      }
+      for (i, member) in graph.owner {
+        #expect(stored[i]?.0 == member.profile, "transaction \(cut): \(i)")
+        if i.kind == "anonymous_id" {
+          #expect(stored[i]?.1 == member.lastSeen, "transaction \(cut): last seen of \(i)")
+        }
+      }
+      #expect(stored.count == graph.owner.count, "transaction \(cut)")
+    }
+    #expect(resolver.graph.owner.count > 20)
+    #expect(merges > 10)
+  }
 }

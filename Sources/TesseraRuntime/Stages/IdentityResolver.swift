@@ -23,6 +23,9 @@ public struct IdentityResolver: Sendable {
   let defaultPolicy: TraitPolicy
   /// Events resolved and not yet known to be stored, so a repeat is skipped before it reaches the store.
   var seen: Set<EventKey> = []
+  /// Whether each transaction lists its events' keys (`IdentityPart.keys`: the server forgets them once
+  /// committed; a run keeps every key it saw, and the list would only be dropped).
+  public var keepsKeys = true
   /// Hashes of deleted people's identifiers (`Suppression.hash`): their events are dropped at the door.
   let suppressed: Set<String>
   /// The time segments are evaluated at and windows measured from. Nil: the newest event time seen so far.
@@ -45,6 +48,15 @@ public struct IdentityResolver: Sendable {
   /// Per partition, the ops not yet handed over, and how many events they hold.
   var ops: [[ProfileOp]]
   var opEvents: [Int]
+  /// By the graph's slot: the open transaction's row of that identifier (`row(_:slot:of:seen:)`), valid when
+  /// `cut` is the open transaction's.
+  var rowOfSlot: [RowRef] = []
+  /// The open transaction has two rows of one identifier for different profiles.
+  var irregularRows = false
+  struct RowRef: Sendable {
+    var cut: Int
+    var row: Int
+  }
 
   public init(
     config: PipelineConfig, identity: IdentitySnapshot = IdentitySnapshot(),
@@ -204,7 +216,7 @@ public struct IdentityResolver: Sendable {
         stats.duplicates += 1
         continue
       }
-      part.keys.append(key)
+      if keepsKeys { part.keys.append(key) }
       let signals = !matcher.readsSignals ? [:] : derived ? batch.signals[i] : matcher.signals(of: event.context)
       let (joining, decision, refusal) = match(event, signals: signals)
       let r = graph.resolve(event.identifiers, eventID: event.id, at: event.timestamp, joining: joining)
@@ -247,8 +259,8 @@ public struct IdentityResolver: Sendable {
         part.commit.conflicts += r.conflicts
         stats.conflicts += r.conflicts.count
       }
-      for i in r.attached { part.commit.identifiers.append(IdentifierRow(i, of: r.profile, seen: event.timestamp)) }
-      for i in r.touched { part.commit.identifiers.append(IdentifierRow(i, of: r.profile, seen: event.timestamp)) }
+      for (i, k) in zip(r.attached, r.attachedSlots) { row(i, slot: k, of: r.profile, seen: event.timestamp) }
+      for (i, k) in zip(r.touched, r.touchedSlots) { row(i, slot: k, of: r.profile, seen: event.timestamp) }
       for (i, p) in r.expired { part.commit.released.append(ReleasedIdentifier(i, from: p)) }
       if sendsIdentifiers {
         if r.created || !r.attached.isEmpty || !r.merges.isEmpty || !r.expired.isEmpty {
@@ -283,6 +295,37 @@ public struct IdentityResolver: Sendable {
     }
     part.stats.add(stats)
     return stats
+  }
+
+  /// Adds an identifier row to the open transaction, one per identifier: a row of the same identifier written
+  /// earlier in the transaction (found by the graph's slot) for the same live profile takes the later time.
+  ///
+  /// Within a transaction without releases this keeps the rows unique — an identifier changes hands only by
+  /// a merge (its earlier row's profile resolves to the new holder) or by expiring — so `cut` only has to
+  /// bring the rows' profiles up to the merges (`CommitBatch.reconcile(with:unique:)`). Finding rows by
+  /// identifier at the cut (a dictionary of every row, and the graph asked by identifier whether the profile
+  /// still holds it) was a sixth of the identity stage's time.
+  mutating func row(_ i: Identifier, slot k: Int, of p: ProfileID, seen: Timestamp) {
+    let count = part.commit.identifiers.count
+    if k >= 0 {
+      if k >= rowOfSlot.count {
+        rowOfSlot.append(
+          contentsOf: repeatElement(RowRef(cut: -1, row: 0), count: max(k + 1, 2 * rowOfSlot.count) - rowOfSlot.count))
+      }
+      let ref = rowOfSlot[k]
+      if ref.cut == part.cut, part.commit.identifiers[ref.row].identifier == i {
+        if graph.canonical(part.commit.identifiers[ref.row].profile) == p {
+          part.commit.identifiers[ref.row].profile = p
+          if seen > part.commit.identifiers[ref.row].lastSeen { part.commit.identifiers[ref.row].lastSeen = seen }
+          return
+        }
+        // The identifier changed hands other than by a merge (it cannot without a release, which the cut checks
+        // anyway): the cut checks every row.
+        irregularRows = true
+      }
+      rowOfSlot[k] = RowRef(cut: part.cut, row: count)
+    }
+    part.commit.identifiers.append(IdentifierRow(i, of: p, seen: seen))
   }
 
   /// Tells the partitions of a merge's two profiles what to do, and folds the absorbed profile into the
@@ -390,7 +433,8 @@ public struct IdentityResolver: Sendable {
   public mutating func cut() -> (IdentityPart, [PartitionBatch]) {
     var done = part
     done.commit.epoch = epoch
-    done.commit.reconcile(with: graph)
+    done.commit.reconcile(with: graph, unique: !irregularRows)
+    irregularRows = false
     writeSightings(into: &done.commit)
     done.profiles = graph.profileCount
     let when = currentClock
@@ -417,7 +461,18 @@ extension CommitBatch {
   /// written for the survivor (the store applies merges before identifier rows), and one attached and then
   /// released (expired) within the transaction must not be written at all. Without this, the store could
   /// show an identifier on two profiles.
-  mutating func reconcile(with graph: IdentityGraph) {
+  ///
+  /// `unique`: the rows hold each identifier once for each profile it had in the transaction (as
+  /// `IdentityResolver.row` keeps them). Then, when nothing was released, each row only needs its profile
+  /// brought up to the merges: no identifier left a profile except by a merge, and a merge's survivor holds
+  /// what the absorbed profile held. Otherwise (releases, or rows of unknown shape) every row is checked.
+  mutating func reconcile(with graph: IdentityGraph, unique: Bool = false) {
+    if unique && released.isEmpty {
+      if !graph.aliases.isEmpty {
+        for k in identifiers.indices { identifiers[k].profile = graph.canonical(identifiers[k].profile) }
+      }
+      return
+    }
     var out: [IdentifierRow] = []
     out.reserveCapacity(identifiers.count)
     var index: [Identifier: Int] = [:]

@@ -149,6 +149,7 @@ public struct IdentityStage: Stage {
     _ input: Inlet<IdentityInput>, _ partitions: [Outlet<PartitionBatch>], commit: Outlet<IdentityPart>
   ) async throws {
     var r = resolver
+    r.keepsKeys = forgets
     var pending: [Int: MappedBatch] = [:]
     var next = 0
     var inTransaction = 0
