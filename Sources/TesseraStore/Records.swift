@@ -265,12 +265,21 @@ public struct JournalReceipt: Sendable, Hashable {
 }
 
 public struct EventKey: Sendable, Hashable {
-  public var source: String
-  public var id: String
+  public let source: String
+  public let id: String
+  /// `logKey`, worked out once: sets of keys (a run's events seen, a batch's stored ones) hash and compare it
+  /// first instead of both strings, on every insert and every time the set grows.
+  public let logKey: Int64
   public init(source: String, id: String) {
     self.source = source
     self.id = id
+    self.logKey = Self.logKey(source: source, id: id)
   }
+
+  public static func == (a: EventKey, b: EventKey) -> Bool {
+    a.logKey == b.logKey && a.id == b.id && a.source == b.source
+  }
+  public func hash(into h: inout Hasher) { h.combine(logKey) }
 }
 
 public enum StoreError: Error, Sendable, CustomStringConvertible {
