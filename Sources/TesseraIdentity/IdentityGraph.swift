@@ -152,6 +152,16 @@ public struct IdentityGraph: Sendable {
   /// How many slots there are (every slot number is below it).
   public var slotCount: Int { slotProfile.count }
 
+  /// The linking identifiers whose slots `marked` flags, with the live profile holding each and when it was
+  /// last seen, in identifier order (slots freed since hold no identifier and give nothing).
+  public func lastSeen(marked: [Bool]) -> [(Identifier, ProfileID, Timestamp, slot: Int)] {
+    var out: [(Identifier, ProfileID, Timestamp, slot: Int)] = []
+    for (i, k) in slot where k < marked.count && marked[k] {
+      out.append((i, canonical(slotProfile[k]), slotSeen[k], k))
+    }
+    return out.sorted { $0.0 < $1.0 }
+  }
+
   /// Releases a linking identifier.
   mutating func disown(_ i: Identifier) {
     if let k = slot.removeValue(forKey: i) { freeSlots.append(k) }

@@ -252,6 +252,7 @@ public struct PipelineRunner: Sendable {
       workers: workers, cut: CutPolicy(events: commitEvents), now: now, decisions: decided, tickAtEnd: now,
       checksStore: !storeWasEmpty)
     options.demand = demand
+    options.defersLastSeen = store.defersLastSeen
     let graph = StageGraph(
       plan: plan, options: options, fileSources: Array(readers.keys), fed: false, counters: counters)
     monitor.attach(graph.metrics)

@@ -37,7 +37,10 @@ extension SQLiteStore {
   public func acquireWriter() async throws -> Bool {
     if writerLock.withLock({ $0 != nil }) {
       // This process already writes; a bulk run of it that stopped early may have left events to index.
-      try await writing { db in try Self.indexTail(db) }
+      try await writing { db in
+        try Self.indexTail(db)
+        try Self.catchUpLastSeen(db)
+      }
       return true
     }
     let fd = open(path + "-writer", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -51,8 +54,9 @@ extension SQLiteStore {
     writerLock.withLock { $0 = fd }
     try await writing { db in
       try Self.advanceEpoch(db)
-      // A bulk writer that stopped before it was done (killed) left events to index.
+      // A bulk writer that stopped before it was done (killed) left events to index, and last-seen times.
       try Self.indexTail(db)
+      try Self.catchUpLastSeen(db)
     }
     return true
   }

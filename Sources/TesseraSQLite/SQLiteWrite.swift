@@ -55,6 +55,15 @@ extension SQLiteStore {
         try db.cachedStatement(sql: "INSERT OR IGNORE INTO profiles (id, created_at) VALUES (?, ?)"))
       for n in batch.newProfiles { try insert.run(n.id.raw, n.createdAt.microseconds) }
     }
+    if !batch.seenDeferred.isEmpty {
+      // Where the held-back last-seen moves begin (the first event this transaction appends), unless an
+      // earlier transaction of the run already marked it.
+      try db.execute(
+        sql: "INSERT OR IGNORE INTO meta (key, value) SELECT 'seen_from', coalesce(max(seq), 0) + 1 FROM events")
+      try db.execute(
+        sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('seen_kinds', ?)",
+        arguments: [batch.seenDeferred.sorted().joined(separator: ",")])
+    }
     var unindexed = IndexRows()
     if !batch.events.isEmpty {
       unindexed = try Self.append(batch.events, deferIndexes: batch.deferIndexes, records: records, packed: packed, db)
@@ -214,6 +223,7 @@ extension SQLiteStore {
           c.mergedInto?.raw)
       }
     }
+    if batch.seenFlushed { try db.execute(sql: "DELETE FROM meta WHERE key IN ('seen_from', 'seen_kinds')") }
     if !batch.outbox.isEmpty { try Self.enqueue(batch.outbox, db) }
     if !batch.rejected.isEmpty {
       let insert = try db.cachedStatement(
@@ -469,12 +479,65 @@ extension SQLiteStore {
     try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'log_indexed'", arguments: [last])
   }
 
+  public var defersLastSeen: Bool { true }
+
+  /// Moves the last-seen times of the identifiers a bulk writer held back (`CommitBatch.seenDeferred`) and did
+  /// not write because it ended early, reading them from the events logged since: each event's identifiers of
+  /// those kinds were seen at its time by the profile it resolved to, which now holds them under its live id
+  /// (merges move identifiers to the survivor; an identifier released since is on no row of that profile).
+  static func catchUpLastSeen(_ db: Database) throws {
+    guard let from = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'seen_from'") else { return }
+    let kinds = Set(
+      (try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'seen_kinds'") ?? "").split(separator: ",")
+        .map(String.init))
+    var live: [Int64: Int64] = [:]
+    let next = try db.cachedStatement(sql: "SELECT merged_into FROM profiles WHERE id = ?")
+    func resolve(_ p: Int64) throws -> Int64 {
+      if let l = live[p] { return l }
+      var current = p
+      var hops = 0
+      while hops < 1_000_000, let m = try Int64?.fetchOne(next, arguments: [current]) ?? nil {
+        current = m
+        hops += 1
+      }
+      live[p] = current
+      return current
+    }
+    struct Seen: Hashable {
+      var identifier: Identifier
+      var profile: Int64
+    }
+    var latest: [Seen: Int64] = [:]
+    let rows = try Row.fetchCursor(
+      db, sql: "SELECT profile_id, timestamp, identifiers FROM events WHERE seq >= ? ORDER BY seq", arguments: [from])
+    while let row = try rows.next() {
+      guard let text: String = row[2] else { continue }
+      let at: Int64 = row[1]
+      for i in try StoredValue.decodeIdentifiers(text) where kinds.contains(i.kind) {
+        let key = Seen(identifier: i, profile: try resolve(row[0]))
+        if at > latest[key] ?? .min { latest[key] = at }
+      }
+    }
+    let update = RowStatement(
+      try db.cachedStatement(
+        sql: "UPDATE identifiers SET last_seen = max(last_seen, ?4) WHERE kind = ?1 AND value = ?2 AND profile_id = ?3")
+    )
+    for (k, at) in latest.sorted(by: { ($0.key.identifier, $0.key.profile) < ($1.key.identifier, $1.key.profile) }) {
+      try update.run(k.identifier.kind, k.identifier.value, k.profile, at)
+    }
+    try db.execute(sql: "DELETE FROM meta WHERE key IN ('seen_from', 'seen_kinds')")
+  }
+
   public func finishWriting() async throws {
     let kept = deferredIndex.withLock { d in
       defer { d = IndexRows() }
       return d
     }
-    try await writing { db in try Self.indexTail(db, kept: kept) }
+    try await writing { db in
+      try Self.indexTail(db, kept: kept)
+      // A run that ended early (its last transaction writes what it held back and clears the mark).
+      try Self.catchUpLastSeen(db)
+    }
     // The write-ahead log folded into the file and emptied: the store is one file at rest.
     try await SQLiteFault.classifying { try await checkpointer.truncate() }
   }

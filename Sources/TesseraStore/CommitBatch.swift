@@ -48,13 +48,21 @@ public struct CommitBatch: Sendable {
   /// writer vouches that no event of the batch repeats one it wrote since its writing began (its own set of
   /// events seen makes sure of it); repeats of anything older are still left out.
   public var deferIndexes = false
+  /// A bulk writer held back the last-seen moves of these (expiring) identifier kinds that this transaction's
+  /// events made: `identifiers` has only the identifiers they attached. The run writes the held-back times
+  /// once at its end (`seenFlushed`); until then the store keeps where the held-back events begin, so that a
+  /// run that ends early is caught up from the log (`PipelineStore.defersLastSeen`). An expiring identifier
+  /// seen again in every transaction was rewritten by each, scattered over the whole identifiers b-tree.
+  public var seenDeferred: [String] = []
+  /// This transaction writes every last-seen time held back so far: nothing is left to catch up.
+  public var seenFlushed = false
 
   public init() {}
   public var isEmpty: Bool {
     events.isEmpty && newProfiles.isEmpty && identifiers.isEmpty && released.isEmpty && merges.isEmpty
       && conflicts.isEmpty && traits.isEmpty && computed.isEmpty && segmentChanges.isEmpty && rejected.isEmpty
       && matchLinks.isEmpty && linkStatus.isEmpty && separations.isEmpty && outbox.isEmpty && journalDone.isEmpty
-      && sourceCursors.isEmpty && sightings.isEmpty
+      && sourceCursors.isEmpty && sightings.isEmpty && !seenFlushed
   }
 }
 

@@ -88,10 +88,14 @@ public protocol PipelineStore: EventLog {
   /// store at rest: on SQLite, the events' indexes written in one sorted pass and the write-ahead log folded
   /// into the file and emptied, so the store is one file.
   func finishWriting() async throws
+  /// Whether a bulk writer may hold back the last-seen moves of expiring identifiers until the end of its run
+  /// (`CommitBatch.seenDeferred`): the store then catches them up from the log itself if the run ends early.
+  var defersLastSeen: Bool { get }
 }
 
 extension PipelineStore {
   public func finishWriting() async throws {}
+  public var defersLastSeen: Bool { false }
 }
 
 /// Questions about people: `tessera profile`, the profile API, segment membership.

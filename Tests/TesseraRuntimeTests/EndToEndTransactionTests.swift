@@ -138,4 +138,35 @@ struct TransactionEndToEndTests {
     try await E2E.expectConsistent(single, blocked: ["test@example.com"])
     try await E2E.expectConsistent(gathered, blocked: ["test@example.com"])
   }
+
+  /// A run into SQLite holds expiring identifiers' last-seen moves back and writes them once at its end
+  /// (`CommitBatch.seenDeferred`); the memory store takes them with every transaction. Both end the same.
+  @Test("a run that holds last-seen times back stores the times a run that writes them each transaction does")
+  func heldBackLastSeen() async throws {
+    let dir = try E2E.TempDir()
+    defer { dir.remove() }
+    let plan = try E2E.compile(try E2E.writeGenerated(into: dir, seed: 7, people: 300, events: 3000))
+    let memory = try E2E.makeStore(.memory, in: dir, name: "memory")
+    _ = try await E2E.run(plan, memory, batchSize: 50, commitEvents: 100)
+    let sqlite = try E2E.makeStore(.sqlite, in: dir, name: "held.sqlite")
+    var runner = E2E.runner(plan, sqlite, batchSize: 50, commitEvents: 100)
+    let batches = E2E.Collector<CommitBatch>()
+    runner.onCommit = { batches.append([$0]) }
+    _ = try await runner.run()
+    let committed = batches.items
+    #expect(committed.count > 10)
+    #expect(committed.dropLast().filter { !$0.seenDeferred.isEmpty }.count > 5, "transactions held times back")
+    #expect(committed.last?.seenFlushed == true)
+    #expect(committed.dropLast().allSatisfy { !$0.seenFlushed })
+    func seen(_ store: any Store) async throws -> [String: String] {
+      var out: [String: String] = [:]
+      for (p, ids) in try await store.loadIdentity().profiles {
+        for (i, at) in ids { out[i.description] = "\(p) \(at.microseconds)" }
+      }
+      return out
+    }
+    let expected = try await seen(memory)
+    #expect(expected.keys.contains { $0.hasPrefix("anonymous_id:") })
+    #expect(try await seen(sqlite) == expected)
+  }
 }

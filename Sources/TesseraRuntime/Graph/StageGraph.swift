@@ -31,6 +31,9 @@ public final class StageGraph: Sendable {
     public var checksStore: Bool
     /// Forget events once the store holds them (a server runs for long).
     public var forgets: Bool
+    /// Hold back expiring identifiers' last-seen moves until the end of the input (a bulk run into a store
+    /// that allows it: `PipelineStore.defersLastSeen`).
+    public var defersLastSeen = false
     /// Where the graph reports its figures as metrics (the server's Prometheus registry); nil: nowhere.
     public var metrics: (any MetricsFactory)?
     /// What decoding maps of properties and context; nil: what the pipeline's stages read (`EventDemand`).
@@ -189,6 +192,7 @@ public final class StageGraph: Sendable {
       config: config, identity: state.identity, traits: state.restored.traits, now: options.now,
       separations: state.separations, suppressed: state.suppressed, sightings: state.sightings, partitions: n)
     identity.epoch = state.epoch
+    identity.defersSeen = options.defersLastSeen
     let wallClock: @Sendable () -> Timestamp = { Timestamp(Date()) }
     let clock = options.liveClock ? wallClock : nil
     let identityStage = IdentityStage(

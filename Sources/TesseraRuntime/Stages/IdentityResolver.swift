@@ -53,6 +53,40 @@ public struct IdentityResolver: Sendable {
   var rowOfSlot: [RowRef] = []
   /// The open transaction has two rows of one identifier for different profiles.
   var irregularRows = false
+  /// A bulk run into a store that allows it (`PipelineStore.defersLastSeen`): an expiring identifier seen
+  /// again is not written with every transaction that sees it, but once, at the end of the run
+  /// (`flushSeen`), with the time the graph holds then.
+  public var defersSeen = false
+  /// By slot: identifiers whose last-seen time moved and is held back; how many; whether the open
+  /// transaction held one back.
+  var seenHeld: [Bool] = []
+  var seenHeldCount = 0
+  var seenHeldInTransaction = false
+
+  mutating func holdSeen(_ k: Int) {
+    seenHeldInTransaction = true
+    if k >= seenHeld.count {
+      seenHeld.append(contentsOf: repeatElement(false, count: max(k + 1, 2 * seenHeld.count) - seenHeld.count))
+    }
+    if !seenHeld[k] {
+      seenHeld[k] = true
+      seenHeldCount += 1
+    }
+  }
+
+  /// Writes every held-back last-seen time into the open transaction, which clears the store's mark.
+  public mutating func flushSeen() {
+    guard defersSeen else { return }
+    for (i, p, at, k) in graph.lastSeen(marked: seenHeld) { row(i, slot: k, of: p, seen: at) }
+    part.commit.seenFlushed = true
+    seenHeld = []
+    seenHeldCount = 0
+  }
+
+  /// The expiring identifier kinds (what a transaction that held back last-seen moves names).
+  var expiringKinds: [String] {
+    graph.rules.filter { $0.value.expiresAfter != nil }.map(\.key).sorted()
+  }
   struct RowRef: Sendable {
     var cut: Int
     var row: Int
@@ -260,7 +294,11 @@ public struct IdentityResolver: Sendable {
         stats.conflicts += r.conflicts.count
       }
       for (i, k) in zip(r.attached, r.attachedSlots) { row(i, slot: k, of: r.profile, seen: event.timestamp) }
-      for (i, k) in zip(r.touched, r.touchedSlots) { row(i, slot: k, of: r.profile, seen: event.timestamp) }
+      if defersSeen {
+        for k in r.touchedSlots { holdSeen(k) }
+      } else {
+        for (i, k) in zip(r.touched, r.touchedSlots) { row(i, slot: k, of: r.profile, seen: event.timestamp) }
+      }
       for (i, p) in r.expired { part.commit.released.append(ReleasedIdentifier(i, from: p)) }
       if sendsIdentifiers {
         if r.created || !r.attached.isEmpty || !r.merges.isEmpty || !r.expired.isEmpty {
@@ -435,6 +473,8 @@ public struct IdentityResolver: Sendable {
     done.commit.epoch = epoch
     done.commit.reconcile(with: graph, unique: !irregularRows)
     irregularRows = false
+    if seenHeldInTransaction { done.commit.seenDeferred = expiringKinds }
+    seenHeldInTransaction = false
     writeSightings(into: &done.commit)
     done.profiles = graph.profileCount
     let when = currentClock

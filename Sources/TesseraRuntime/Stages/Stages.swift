@@ -236,6 +236,7 @@ public struct IdentityStage: Stage {
     }
     try Task.checkCancellation()
     if let at = tickAtEnd { r.tick(at: at) }
+    r.flushSeen()
     try await cut()
     for p in partitions { p.finish() }
     commit.finish()
