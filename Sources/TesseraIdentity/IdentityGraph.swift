@@ -153,13 +153,16 @@ public struct IdentityGraph: Sendable {
   public var slotCount: Int { slotProfile.count }
 
   /// The linking identifiers whose slots `marked` flags, with the live profile holding each and when it was
-  /// last seen, in identifier order (slots freed since hold no identifier and give nothing).
+  /// last seen, in slot order (slots freed since hold no identifier and give nothing).
   public func lastSeen(marked: [Bool]) -> [(Identifier, ProfileID, Timestamp, slot: Int)] {
     var out: [(Identifier, ProfileID, Timestamp, slot: Int)] = []
     for (i, k) in slot where k < marked.count && marked[k] {
       out.append((i, canonical(slotProfile[k]), slotSeen[k], k))
     }
-    return out.sorted { $0.0 < $1.0 }
+    // In slot order (slots are handed out in resolution order: the same in every run of the same input),
+    // sorted in place: the list holds every identifier seen again in a run.
+    out.sort { $0.slot < $1.slot }
+    return out
   }
 
   /// Releases a linking identifier.

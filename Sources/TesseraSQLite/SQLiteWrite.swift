@@ -123,13 +123,17 @@ extension SQLiteStore {
             """))
       // In the index's key order, so each of its pages is visited once per transaction rather than once per row
       // (the upsert keeps the newest `last_seen`, whatever the order).
-      let rows = batch.identifiers.sorted {
-        ($0.identifier.kind, $0.identifier.value, $0.profile.raw) < (
-          $1.identifier.kind, $1.identifier.value, $1.profile.raw
+      // (Positions sorted, not a copy of the rows: a bulk run's last transaction holds every identifier it saw
+      // again.)
+      let rows = batch.identifiers
+      let order = rows.indices.sorted {
+        (rows[$0].identifier.kind, rows[$0].identifier.value, rows[$0].profile.raw) < (
+          rows[$1].identifier.kind, rows[$1].identifier.value, rows[$1].profile.raw
         )
       }
-      for row in rows {
-        try upsert.run(row.identifier.kind, row.identifier.value, row.profile.raw, row.lastSeen.microseconds)
+      for n in order {
+        try upsert.run(
+          rows[n].identifier.kind, rows[n].identifier.value, rows[n].profile.raw, rows[n].lastSeen.microseconds)
       }
     }
     if !batch.conflicts.isEmpty {

@@ -105,9 +105,9 @@ public struct LogRow: Sendable, Hashable {
 }
 
 extension EventKey {
-  /// A stable 64-bit hash of source and id, the same in every process (`logKey`): the SQLite log finds events
-  /// by it (and compares source and id on a match, so two keys with one hash stay two events).
-  static func logKey(source: String, id: String) -> Int64 {
+  /// A stable 64-bit hash of source and id, the same in every process: the SQLite log finds events by it (and
+  /// compares source and id on a match, so two keys with one hash stay two events).
+  public var logKey: Int64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in source.utf8 {
       h ^= UInt64(b)

@@ -77,9 +77,11 @@ public struct IdentityResolver: Sendable {
   /// Writes every held-back last-seen time into the open transaction, which clears the store's mark.
   public mutating func flushSeen() {
     guard defersSeen else { return }
-    for (i, p, at, k) in graph.lastSeen(marked: seenHeld) { row(i, slot: k, of: p, seen: at) }
-    part.commit.seenFlushed = true
+    let held = graph.lastSeen(marked: seenHeld)
     seenHeld = []
+    part.commit.identifiers.reserveCapacity(part.commit.identifiers.count + held.count)
+    for (i, p, at, k) in held { row(i, slot: k, of: p, seen: at) }
+    part.commit.seenFlushed = true
     seenHeldCount = 0
   }
 
@@ -88,8 +90,10 @@ public struct IdentityResolver: Sendable {
     graph.rules.filter { $0.value.expiresAfter != nil }.map(\.key).sorted()
   }
   struct RowRef: Sendable {
-    var cut: Int
-    var row: Int
+    /// The transaction's number, truncated: a stale reference that matches by chance is harmless, since a row
+    /// is only taken when it is in range and holds the same identifier for the same live profile.
+    var cut: UInt32
+    var row: UInt32
   }
 
   public init(
@@ -348,20 +352,22 @@ public struct IdentityResolver: Sendable {
     if k >= 0 {
       if k >= rowOfSlot.count {
         rowOfSlot.append(
-          contentsOf: repeatElement(RowRef(cut: -1, row: 0), count: max(k + 1, 2 * rowOfSlot.count) - rowOfSlot.count))
+          contentsOf: repeatElement(
+            RowRef(cut: .max, row: .max), count: max(k + 1, 2 * rowOfSlot.count) - rowOfSlot.count))
       }
       let ref = rowOfSlot[k]
-      if ref.cut == part.cut, part.commit.identifiers[ref.row].identifier == i {
-        if graph.canonical(part.commit.identifiers[ref.row].profile) == p {
-          part.commit.identifiers[ref.row].profile = p
-          if seen > part.commit.identifiers[ref.row].lastSeen { part.commit.identifiers[ref.row].lastSeen = seen }
+      let r = Int(ref.row)
+      if ref.cut == UInt32(truncatingIfNeeded: part.cut), r < count, part.commit.identifiers[r].identifier == i {
+        if graph.canonical(part.commit.identifiers[r].profile) == p {
+          part.commit.identifiers[r].profile = p
+          if seen > part.commit.identifiers[r].lastSeen { part.commit.identifiers[r].lastSeen = seen }
           return
         }
         // The identifier changed hands other than by a merge (it cannot without a release, which the cut checks
         // anyway): the cut checks every row.
         irregularRows = true
       }
-      rowOfSlot[k] = RowRef(cut: part.cut, row: count)
+      rowOfSlot[k] = RowRef(cut: UInt32(truncatingIfNeeded: part.cut), row: UInt32(truncatingIfNeeded: count))
     }
     part.commit.identifiers.append(IdentifierRow(i, of: p, seen: seen))
   }
