@@ -48,6 +48,11 @@ public struct CommitBatch: Sendable {
   /// writer vouches that no event of the batch repeats one it wrote since its writing began (its own set of
   /// events seen makes sure of it); repeats of anything older are still left out.
   public var deferIndexes = false
+  /// A long-running writer's transaction (`tessera serve`): the store may append the events now and write the
+  /// ways of finding them behind the commits, several transactions' worth at a time in their keys' order,
+  /// answering meanwhile for the events not indexed yet (repeats are left out, reads by profile include
+  /// them). Unlike `deferIndexes`, the store itself keeps repeats out, so nothing is asked of the writer.
+  public var indexesBehind = false
 
   public init() {}
   public var isEmpty: Bool {
