@@ -37,8 +37,8 @@ extension SQLiteStore {
   public func acquireWriter() async throws -> Bool {
     if writerLock.withLock({ $0 != nil }) {
       // This process already writes; a bulk run of it that stopped early may have left events to index.
-      try await writing { db in
-        try Self.indexTail(db)
+      try await writing { [logTail] db in
+        try Self.indexTail(db, tail: logTail)
         try Self.catchUpLastSeen(db)
       }
       return true
@@ -52,10 +52,11 @@ extension SQLiteStore {
       return false
     }
     writerLock.withLock { $0 = fd }
-    try await writing { db in
+    try await writing { [logTail] db in
       try Self.advanceEpoch(db)
-      // A bulk writer that stopped before it was done (killed) left events to index, and last-seen times.
-      try Self.indexTail(db)
+      // A bulk writer that stopped before it was done (killed), or a server that crashed, left events to index;
+      // a bulk writer, last-seen times too.
+      try Self.indexTail(db, tail: logTail)
       try Self.catchUpLastSeen(db)
     }
     return true
@@ -165,12 +166,18 @@ extension SQLiteStore {
   }
 
   public func appendJournal(_ events: [Event], rejected: [RejectedRecord]) async throws -> JournalReceipt {
+    // Repeats of events logged behind their index rows (`LogTail`: this process's, or past where it ends) are
+    // repeats the statement below cannot see.
+    let keys = Set(events.map { EventKey(source: $0.source, id: $0.id) })
+    let (inTail, through) = logTail.find(keys)
     // DEFERRED: an IMMEDIATE transaction would take the write lock of the attached main file as well.
     let (appended, backlog) = try await SQLiteFault.classifying {
       try await intake.writeWithoutTransaction { db in
         var appended = Set<EventKey>()
         var backlog = 0
         try db.inTransaction(.deferred) {
+          let done = try Int64.fetchOne(db, sql: "SELECT value FROM store.meta WHERE key = 'log_indexed'") ?? 0
+          let unindexed = try Self.unindexedKeys(past: max(done, through), db, keys, schema: "store")
           try db.execute(
             sql: "DELETE FROM journal WHERE seq <= (SELECT value FROM store.meta WHERE key = 'journal_done')")
           let insert = try db.cachedStatement(
@@ -182,11 +189,14 @@ extension SQLiteStore {
                 WHERE k.key = ?9 AND e.source = ?1 AND e.id = ?2)
               """)
           for e in events {
+            let key = EventKey(source: e.source, id: e.id)
+            if let seq = inTail[key], seq > done { continue }
+            if unindexed.contains(key) { continue }
             try insert.execute(arguments: [
               e.source, e.id, e.type, e.name, e.timestamp.microseconds, e.receivedAt.microseconds,
-              StoredValue.encodeBody(e), e.record.map { Data($0.bytes) }, EventKey(source: e.source, id: e.id).logKey,
+              StoredValue.encodeBody(e), e.record.map { Data($0.bytes) }, key.logKey,
             ])
-            if db.changesCount > 0 { appended.insert(EventKey(source: e.source, id: e.id)) }
+            if db.changesCount > 0 { appended.insert(key) }
           }
           backlog = try Int.fetchOne(db, sql: Self.backlogSQL) ?? 0
           return .commit

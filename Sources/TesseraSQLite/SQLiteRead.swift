@@ -26,6 +26,11 @@ extension SQLiteStore {
     if keys.isEmpty { return [] }
     let wanted = Set(keys)
     let hashes = Array(Set(keys.map(\.logKey))).sorted()
+    // Looked up before the read begins, so the read sees at least what the tail held (a transaction that
+    // writes the tail's rows commits before the tail forgets them).
+    let (inTail, through) = logTail.find(wanted)
+    // A bulk writer vouches for the events it appended without indexes (`CommitBatch.deferIndexes`).
+    let bulk = !deferredIndex.withLock { $0.isEmpty }
     return try await reading { db in
       let statement = try db.cachedStatement(sql: Self.existingSQL)
       var found = Set<EventKey>()
@@ -44,8 +49,35 @@ extension SQLiteStore {
         }
         start = end
       }
+      // The events past `log_indexed`: those this process appended behind (`LogTail`), and the rest read from
+      // the log (`unindexedKeys`: committed since the tail was looked at, or by another process or one that
+      // crashed).
+      let done = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_indexed'") ?? 0
+      for (key, seq) in inTail where seq > done { found.insert(key) }
+      if through > 0 || !bulk {
+        for key in try Self.unindexedKeys(past: max(done, through), db, wanted) { found.insert(key) }
+      }
       return found
     }
+  }
+
+  /// Those of `wanted` among the log's events past `position` (`schema`: the main file's name on the connection),
+  /// read from the log: a few when `position` is where this process's `LogTail` ends, at most one tail's worth
+  /// when another process (or one that crashed) appended behind. A tail longer than two of those is a bulk
+  /// writer's, which vouches for its events (`CommitBatch.deferIndexes`): not read.
+  static func unindexedKeys(
+    past position: Int64, _ db: Database, _ wanted: Set<EventKey>, schema: String = "main"
+  ) throws -> Set<EventKey> {
+    var found = Set<EventKey>()
+    let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM \(schema).events") ?? 0
+    guard last > position, last - position <= Int64(2 * LogTail.flushAt) else { return found }
+    let rows = try Row.fetchCursor(
+      db.cachedStatement(sql: "SELECT source, id FROM \(schema).events WHERE seq > ?"), arguments: [position])
+    while let row = try rows.next() {
+      let key = EventKey(source: row[0], id: row[1])
+      if wanted.contains(key) { found.insert(key) }
+    }
+    return found
   }
 
   /// Follows merges from `id` to the live profile; nil when `id` is not a known profile.

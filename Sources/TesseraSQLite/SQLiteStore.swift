@@ -45,6 +45,9 @@ public final class SQLiteStore: Store {
   /// (`CommitBatch.deferIndexes`), kept from the append so `finishWriting` builds the indexes from them
   /// instead of reading the log back (see `IndexRows`).
   let deferredIndex = Mutex(IndexRows())
+  /// The events a long-running writer appended without their index rows (`CommitBatch.indexesBehind`), written
+  /// behind the commits (see `LogTail`).
+  let logTail: LogTailBox
 
   /// Opens the store at `path`, creating the file and its schema when missing.
   ///
@@ -54,8 +57,10 @@ public final class SQLiteStore: Store {
     try self.init(path: path, walRestartFrames: Checkpointer.restartFrames)
   }
 
-  /// `walRestartFrames`: see `Checkpointer.restartFrames` (tests use a small WAL).
-  init(path: String, walRestartFrames: Int) throws {
+  /// `walRestartFrames`: see `Checkpointer.restartFrames` (tests use a small WAL); `logTailFlush`: see
+  /// `LogTail.flushAt`.
+  init(path: String, walRestartFrames: Int, logTailFlush: Int = LogTail.flushAt) throws {
+    logTail = LogTailBox(flushAt: logTailFlush)
     try StoreFileCheck.verify(path, supportedVersion: Self.schemaVersion)
     var config = Configuration()
     config.label = "tessera.store"

@@ -12,8 +12,8 @@ extension SQLiteStore {
     let packed = await records.precompress(batch.events)
     let unindexed: IndexRows
     do {
-      unindexed = try await writing(units: max(1, batch.events.count)) { [records] db in
-        try Self.write(batch, records: records, packed: packed, db)
+      unindexed = try await writing(units: max(1, batch.events.count)) { [records, logTail] db in
+        try Self.write(batch, records: records, packed: packed, tail: logTail, db)
       }
       records.finished(committed: true)
     } catch {
@@ -30,9 +30,11 @@ extension SQLiteStore {
   /// `RowStatement`, the rest through `execute(arguments:)`, which binds strings
   /// without copying them.
   /// Returns the index rows a bulk append left for `finishWriting` (empty unless `batch.deferIndexes`).
+  /// `tail`: the store's events appended behind their indexes (`LogTail`), nil for a write that appends no events.
   @discardableResult
   static func write(
-    _ batch: CommitBatch, records: RecordCodec? = nil, packed: PackedRecords? = nil, _ db: Database
+    _ batch: CommitBatch, records: RecordCodec? = nil, packed: PackedRecords? = nil, tail: LogTailBox? = nil,
+    _ db: Database
   ) throws -> IndexRows {
     if let expected = batch.epoch {
       let found = try epoch(db)
@@ -66,7 +68,9 @@ extension SQLiteStore {
     }
     var unindexed = IndexRows()
     if !batch.events.isEmpty {
-      unindexed = try Self.append(batch.events, deferIndexes: batch.deferIndexes, records: records, packed: packed, db)
+      unindexed = try Self.append(
+        batch.events, deferIndexes: batch.deferIndexes, behind: batch.indexesBehind ? tail : nil, tail: tail,
+        records: records, packed: packed, db)
     }
     if !batch.merges.isEmpty {
       let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
@@ -258,8 +262,8 @@ extension SQLiteStore {
   }
 
   public func replaceDerivedState(_ s: DerivedState) async throws {
-    try await writing { db in
-      try Self.indexTail(db)
+    try await writing { [logTail] db in
+      try Self.indexTail(db, tail: logTail)
       try Self.advanceEpoch(db)
       try db.execute(sql: "DELETE FROM profiles; DELETE FROM identifiers; DELETE FROM traits;")
       try db.execute(sql: "DELETE FROM computed_traits; DELETE FROM memberships; DELETE FROM sightings;")
@@ -301,7 +305,7 @@ extension SQLiteStore {
   public func erase(profile: ProfileID, values: [String], suppress: [String], notices: [OutboxRecord]) async throws
     -> DeletionReport
   {
-    let report = try await writing { db in
+    let report = try await writing { [logTail] db in
       // Deleted content is overwritten with zeros, not left in free pages.
       try db.execute(sql: "PRAGMA secure_delete = ON")
       try Self.advanceEpoch(db)
@@ -318,7 +322,7 @@ extension SQLiteStore {
         return db.changesCount
       }
       let inFam = "IN (SELECT id FROM erase_fam)"
-      try Self.indexTail(db)
+      try Self.indexTail(db, tail: logTail)
       r.events = try Self.eraseEvents(inFam, db)
       r.identifiers = try run("DELETE FROM identifiers WHERE profile_id \(inFam)")
       r.traits = try run("DELETE FROM traits WHERE profile_id \(inFam)")
@@ -360,12 +364,32 @@ extension SQLiteStore {
   /// their own key order, so each index page is visited once per transaction instead of once per row. With
   /// `deferIndexes` they are not written but returned (`IndexRows`), for `finishWriting` to add in one sorted
   /// pass when the bulk writer is done (`indexTail`), and the writer vouches for the events since then.
+  /// With `behind` (`CommitBatch.indexesBehind`) they join the store's `LogTail`, written once it holds
+  /// `flushAt` events; repeats of the tail's events are left out as those of indexed ones are.
   static func append(
-    _ events: [StoredEvent], deferIndexes: Bool, records: RecordCodec?, packed: PackedRecords? = nil,
-    _ db: Database
+    _ events: [StoredEvent], deferIndexes: Bool, behind: LogTailBox? = nil, tail: LogTailBox? = nil,
+    records: RecordCodec?, packed: PackedRecords? = nil, _ db: Database
   ) throws -> IndexRows {
-    // What an earlier bulk writer left is indexed first, so the cursor can move past this batch below.
-    if !deferIndexes { try indexTail(db) }
+    var added = LogTail.Added()
+    var inTail: [EventKey: Int64] = [:]
+    if let behind {
+      // The tail this process kept is the log's unindexed tail, or the log is indexed first (a crash or another
+      // process left events past `log_indexed`) and the tail starts over.
+      let done = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_indexed'") ?? 0
+      let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0
+      let covered = behind.state.withLock { $0.covers(done: done, last: last) }
+      if covered {
+        inTail = behind.find(events.map { EventKey(source: $0.event.source, id: $0.event.id) }).found
+      } else {
+        try indexTail(db, kept: behind.state.withLock { $0.rows })
+        added.restart = true
+        added.through = last
+      }
+    } else if !deferIndexes {
+      // What an earlier bulk writer (or a server's tail) left is indexed first, so the cursor can move past this
+      // batch below.
+      try indexTail(db, tail: tail)
+    }
     let keys = events.map { EventKey(source: $0.event.source, id: $0.event.id).logKey }
     let byKey = events.indices.sorted { (keys[$0], $0) < (keys[$1], $1) }
     var skip = [Bool](repeating: false, count: events.count)
@@ -386,7 +410,9 @@ extension SQLiteStore {
       }
       for n in byKey[start..<end] {
         let (source, id) = (events[n].event.source, events[n].event.id)
-        if held.contains(where: { $0.0 == source && $0.1 == id }) {
+        if held.contains(where: { $0.0 == source && $0.1 == id })
+          || (!inTail.isEmpty && inTail[EventKey(source: source, id: id)] != nil)
+        {
           skip[n] = true
         } else {
           held.append((source, id))
@@ -449,6 +475,28 @@ extension SQLiteStore {
           profile: events[n].profile.raw, timestamp: events[n].event.timestamp.microseconds, seq: seqs[n]))
     }
     if deferIndexes { return rows }
+    if let behind {
+      for n in events.indices where !skip[n] {
+        added.positions.append((EventKey(source: events[n].event.source, id: events[n].event.id), seqs[n]))
+        added.through = max(added.through, seqs[n])
+      }
+      let waiting = behind.state.withLock { added.restart ? 0 : $0.rows.keys.count }
+      if waiting + rows.keys.count < behind.flushAt {
+        added.rows = rows
+      } else {
+        // The tail and this batch, in the indexes' order: each index page once for all of them.
+        var all = added.restart ? IndexRows() : behind.state.withLock { $0.rows }
+        all.keys += rows.keys
+        all.timeline += rows.timeline
+        try all.sorted().write(db)
+        // Every event up to the log's end is indexed now (the tail covered the rest: checked above).
+        let end = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0
+        try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'log_indexed'", arguments: [end])
+        added = LogTail.Added(restart: true, through: end)
+      }
+      behind.applyOnCommit(added, db)
+      return IndexRows()
+    }
     try rows.sorted().write(db)
     try db.execute(sql: "UPDATE meta SET value = (SELECT max(seq) FROM events) WHERE key = 'log_indexed'")
     return IndexRows()
@@ -461,7 +509,14 @@ extension SQLiteStore {
   /// `log_indexed` (one per position up to the end of the log), they are sorted and written as they are;
   /// otherwise (another process appended too, a run before this one was killed, more were appended than
   /// `IndexRows.limit`) the rows are read back from the log.
-  static func indexTail(_ db: Database, kept: IndexRows = IndexRows()) throws {
+  /// `tail`: the store's `LogTail`, whose rows are used when nothing else is kept; it starts over once the
+  /// transaction commits.
+  static func indexTail(_ db: Database, kept: IndexRows = IndexRows(), tail: LogTailBox? = nil) throws {
+    var kept = kept
+    if let tail {
+      tail.resetOnCommit(db)
+      if kept.isEmpty { kept = tail.state.withLock { $0.rows } }
+    }
     guard let done = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_indexed'"),
       let last = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events"), last > done
     else { return }
@@ -537,8 +592,8 @@ extension SQLiteStore {
       defer { d = IndexRows() }
       return d
     }
-    try await writing { db in
-      try Self.indexTail(db, kept: kept)
+    try await writing { [logTail] db in
+      try Self.indexTail(db, kept: kept, tail: logTail)
       // A run that ended early (its last transaction writes what it held back and clears the mark).
       try Self.catchUpLastSeen(db)
     }

@@ -56,6 +56,11 @@ public struct CommitBatch: Sendable {
   public var seenDeferred: [String] = []
   /// This transaction writes every last-seen time held back so far: nothing is left to catch up.
   public var seenFlushed = false
+  /// A long-running writer's transaction (`tessera serve`): the store may append the events now and write the
+  /// ways of finding them behind the commits, several transactions' worth at a time in their keys' order,
+  /// answering meanwhile for the events not indexed yet (repeats are left out, reads by profile include
+  /// them). Unlike `deferIndexes`, the store itself keeps repeats out, so nothing is asked of the writer.
+  public var indexesBehind = false
 
   public init() {}
   public var isEmpty: Bool {

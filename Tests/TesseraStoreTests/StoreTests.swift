@@ -467,6 +467,145 @@ func report(_ failures: [String]) {
     try store.close()
   }
 
+  /// A server's commits (`CommitBatch.indexesBehind`) append events without their key and timeline rows until
+  /// the tail holds `flushAt` of them, then write them all in one go; meanwhile the tail's events are found by
+  /// key (repeats left out, in the log and in the journal) and listed on their profile's timeline.
+  @Test func serverCommitsWriteTheLogsIndexesBehind() async throws {
+    let dir = try TempDir()
+    let store = try Self.server(dir.path("behind.sqlite"), flushAt: 250)
+    for round in 0..<2 { try await store.commit(Self.behindEvents(round: round, count: 100)) }
+    #expect(try await Self.indexed(store) == [0, 0], "nothing indexed yet")
+    let key = EventKey(source: "web", id: "b1-5")
+    #expect(try await store.existingEvents([key, EventKey(source: "web", id: "b9-0")]) == [key])
+    #expect(try await store.events(of: ProfileID(1), limit: 500).count == 100)
+    #expect(try await store.events(of: ProfileID(2), limit: 500).count == 100)
+    // Repeats of the tail's events, and a repeat within the batch, are left out.
+    var again = Self.behindEvents(round: 1, count: 10)
+    again.events.append(StoreSuite.event("new-1", at: StoreSuite.t(1), profile: ProfileID(2)))
+    again.events.append(StoreSuite.event("new-1", at: StoreSuite.t(2), profile: ProfileID(2)))
+    try await store.commit(again)
+    #expect(try await store.stats().events == 201)
+    // The journal takes no repeat of a tail's event either.
+    let receipt = try await store.appendJournal(
+      [
+        StoreSuite.event("b0-7", at: StoreSuite.t(7), profile: ProfileID(1)).event,
+        StoreSuite.event("j-1", at: StoreSuite.t(7), profile: ProfileID(1)).event,
+      ], rejected: [])
+    #expect(receipt.appended == [EventKey(source: "web", id: "j-1")])
+    // The batch that brings the tail to 250 writes every row: the same as reading the log back gives.
+    try await store.commit(Self.behindEvents(round: 2, count: 100))
+    #expect(try await Self.indexed(store) == [301, 301])
+    #expect(store.logTail.state.withLock { $0.rows.keys.isEmpty && $0.positions.isEmpty })
+    try await Self.expectIndexesAreTheLogs(store, events: 301)
+    #expect(try await store.existingEvents([key]) == [key])
+    #expect(try await store.events(of: ProfileID(3), limit: 500).count == 100)
+    try store.close()
+  }
+
+  /// A server that dies loses the rows it kept, not the events: the next process lists them from the log's
+  /// unindexed tail, and its first commit (or taking the writer role) indexes them from the log, so repeats of
+  /// them are still left out.
+  @Test func aCrashedServersTailIsIndexedFromTheLog() async throws {
+    let dir = try TempDir()
+    let path = dir.path("crash.sqlite")
+    let first = try Self.server(path, flushAt: 10_000)
+    for round in 0..<2 { try await first.commit(Self.behindEvents(round: round, count: 100)) }
+    // Another process does not know the tail: it reads it from the log.
+    let other = try SQLiteStore(path: path)
+    let repeated = StoreSuite.event("b1-8", at: StoreSuite.t(8), profile: ProfileID(2)).event
+    #expect(try await other.appendJournal([repeated], rejected: []).appended.isEmpty)
+    #expect(try await other.existingEvents([EventKey(source: "web", id: "b1-8")]).count == 1)
+    try other.close()
+    try first.close()
+    let next = try SQLiteStore(path: path)
+    #expect(try await Self.indexed(next) == [0, 0])
+    #expect(try await next.existingEvents([EventKey(source: "web", id: "b0-3")]).count == 1, "read from the log")
+    #expect(try await next.events(of: ProfileID(2), limit: 500).count == 100, "listed from the log's tail")
+    try await next.commit(Self.behindEvents(round: 1, count: 10))
+    #expect(try await next.stats().events == 200, "repeats of the lost tail left out")
+    #expect(try await Self.indexed(next) == [200, 200])
+    try await Self.expectIndexesAreTheLogs(next, events: 200)
+    #expect(try await next.existingEvents([EventKey(source: "web", id: "b0-3")]).count == 1)
+    try next.close()
+    // Taking the writer role indexes the tail as well.
+    let third = try Self.server(path, flushAt: 10_000)
+    try await third.commit(Self.behindEvents(round: 2, count: 50))
+    try third.close()
+    let fourth = try SQLiteStore(path: path)
+    #expect(try await fourth.acquireWriter())
+    #expect(try await Self.indexed(fourth) == [250, 250])
+    try fourth.close()
+  }
+
+  /// The tail takes a transaction's rows only once it commits: a commit refused (stale) leaves nothing behind
+  /// that would make its events look stored; an erase writes the tail first and the tail starts over.
+  @Test func theLogTailFollowsCommitsAndErasures() async throws {
+    let dir = try TempDir()
+    let store = try Self.server(dir.path("tail.sqlite"), flushAt: 10_000)
+    try await store.commit(Self.behindEvents(round: 0, count: 100))
+    var refused = Self.behindEvents(round: 1, count: 100)
+    refused.epoch = 12_345
+    await #expect(throws: StoreError.self) { try await store.commit(refused) }
+    let key = EventKey(source: "web", id: "b1-5")
+    #expect(try await store.existingEvents([key]).isEmpty)
+    try await store.commit(Self.behindEvents(round: 1, count: 100))
+    #expect(try await store.existingEvents([key]) == [key])
+    #expect(try await store.stats().events == 200)
+    _ = try await store.erase(profile: ProfileID(2), values: [], suppress: [], notices: [])
+    #expect(store.logTail.state.withLock { $0.rows.keys.isEmpty })
+    #expect(try await store.existingEvents([key]).isEmpty, "erased")
+    #expect(try await store.existingEvents([EventKey(source: "web", id: "b0-5")]).count == 1)
+    try await store.commit(Self.behindEvents(round: 2, count: 100))
+    #expect(try await store.events(of: ProfileID(3), limit: 500).count == 100)
+    #expect(try await Self.indexed(store) == [100, 100], "the erase indexed the tail; round 2 waits")
+    try store.close()
+  }
+
+  /// A store whose log tail is written once it holds `flushAt` events (`LogTail`).
+  static func server(_ path: String, flushAt: Int) throws -> SQLiteStore {
+    try SQLiteStore(path: path, walRestartFrames: Checkpointer.restartFrames, logTailFlush: flushAt)
+  }
+
+  /// `count` events of a new profile (`round + 1`), as a server commits them (`CommitBatch.indexesBehind`).
+  static func behindEvents(round: Int, count: Int) -> CommitBatch {
+    var b = CommitBatch()
+    b.indexesBehind = true
+    b.newProfiles = [NewProfile(ProfileID(Int64(round + 1)), createdAt: StoreSuite.t(0))]
+    for n in 0..<count {
+      b.events.append(
+        StoreSuite.event(
+          "b\(round)-\(n)", at: StoreSuite.t(Int64(n)), properties: ["n": .int(Int64(n))],
+          profile: ProfileID(Int64(round + 1))))
+    }
+    return b
+  }
+
+  /// Rows in `event_keys` and `log_indexed`.
+  static func indexed(_ store: SQLiteStore) async throws -> [Int64] {
+    try await store.pool.read { db in
+      [
+        try Int64.fetchOne(db, sql: "SELECT count(*) FROM event_keys") ?? -1,
+        try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'log_indexed'") ?? -1,
+      ]
+    }
+  }
+
+  /// Both indexes hold exactly the log's rows, one per event.
+  static func expectIndexesAreTheLogs(_ store: SQLiteStore, events count: Int) async throws {
+    try await store.pool.read { db in
+      let events = try Row.fetchAll(db, sql: "SELECT seq, source, id, profile_id, timestamp FROM events")
+      #expect(events.count == count)
+      let wantKeys = Set(events.map { "\(EventKey(source: $0[1], id: $0[2]).logKey) \($0[0] as Int64)" })
+      let keys = try Row.fetchAll(db, sql: "SELECT key, seq FROM event_keys")
+      #expect(keys.count == count)
+      #expect(Set(keys.map { "\($0[0] as Int64) \($0[1] as Int64)" }) == wantKeys)
+      let wantTimeline = Set(events.map { "\($0[3] as Int64) \($0[4] as Int64) \($0[0] as Int64)" })
+      let timeline = try Row.fetchAll(db, sql: "SELECT profile_id, timestamp, seq FROM profile_events")
+      #expect(timeline.count == count)
+      #expect(Set(timeline.map { "\($0[0] as Int64) \($0[1] as Int64) \($0[2] as Int64)" }) == wantTimeline)
+    }
+  }
+
   /// Kept rows are used only when they are one per position past `log_indexed`.
   @Test func keptIndexRowsMustCoverTheTail() {
     func kept(_ seqs: [Int64]) -> IndexRows {
