@@ -11,7 +11,11 @@ import TesseraStore
 /// PostgreSQL, in one run. PostgreSQL is a throwaway cluster (initdb + pg_ctl in a temporary directory on a
 /// free port, as the `postgres` user when running as root) unless `--pg-url` names a database.
 enum PostgresBench {
-  static func run(events: Int, workers: Int, url: String?) async throws {
+  /// `commitEvents`: the PostgreSQL part's transaction size (`tessera run --commit-events`); the SQLite part
+  /// keeps the default.
+  static func run(
+    events: Int, workers: Int, url: String?, commitEvents: Int = PipelineRunner.defaultCommitEvents
+  ) async throws {
     let dir = NSTemporaryDirectory() + "tessera-bench-\(events)"
     let (plan, bytes) = try PipelineBench.prepare(events: events, dir: dir)
     let mib = Double(bytes) / 1_048_576
@@ -43,10 +47,11 @@ enum PostgresBench {
       target = c.url
     }
     let pg = try await PostgresStore(url: target)
-    let p = try await PipelineRunner(
+    var runner = PipelineRunner(
       plan: plan, store: pg, readers: [0: FileSourceReader(source: plan.config.sources[0])], workers: workers,
-      now: now
-    ).run()
+      now: now)
+    runner.commitEvents = commitEvents
+    let p = try await runner.run()
     let pgStats = try await pg.stats()
     print(
       String(

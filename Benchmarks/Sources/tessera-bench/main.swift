@@ -158,11 +158,12 @@ if ["sqlite", "memory", "parse"].contains(what.split(separator: "-").first ?? ""
     commitEvents: option("--commit-events", PipelineRunner.defaultCommitEvents))
 }
 if what == "compare-pg" {
-  // tessera-bench compare-pg [--events N] [--workers W] [--pg-url postgres://…]: SQLite, then PostgreSQL.
+  // tessera-bench compare-pg [--events N] [--workers W] [--pg-url postgres://…] [--commit-events N]: SQLite, then
+  // PostgreSQL (with N events per transaction).
   let url = args.firstIndex(of: "--pg-url").flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil }
   try await PostgresBench.run(
     events: option("--events", 1_000_000), workers: option("--workers", ProcessInfo.processInfo.activeProcessorCount),
-    url: url)
+    url: url, commitEvents: option("--commit-events", PipelineRunner.defaultCommitEvents))
 }
 if what == "pipeline", args.count > 1 {
   // tessera-bench pipeline FILE [--workers W] [--memory]: every file source of a pipeline into a fresh store.
