@@ -149,9 +149,6 @@ public struct IdentityGraph: Sendable {
     }
   }
 
-  /// How many slots there are (every slot number is below it).
-  public var slotCount: Int { slotProfile.count }
-
   /// The linking identifiers whose slots `marked` flags, with the live profile holding each and when it was
   /// last seen, in slot order (slots freed since hold no identifier and give nothing).
   public func lastSeen(marked: [Bool]) -> [(Identifier, ProfileID, Timestamp, slot: Int)] {

@@ -550,17 +550,11 @@ extension SQLiteStore {
       (try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'seen_kinds'") ?? "").split(separator: ",")
         .map(String.init))
     var live: [Int64: Int64] = [:]
-    let next = try db.cachedStatement(sql: "SELECT merged_into FROM profiles WHERE id = ?")
     func resolve(_ p: Int64) throws -> Int64 {
       if let l = live[p] { return l }
-      var current = p
-      var hops = 0
-      while hops < 1_000_000, let m = try Int64?.fetchOne(next, arguments: [current]) ?? nil {
-        current = m
-        hops += 1
-      }
-      live[p] = current
-      return current
+      let l = try liveOrSelf(ProfileID(p), db).raw
+      live[p] = l
+      return l
     }
     struct Seen: Hashable {
       var identifier: Identifier

@@ -57,10 +57,9 @@ public struct IdentityResolver: Sendable {
   /// again is not written with every transaction that sees it, but once, at the end of the run
   /// (`flushSeen`), with the time the graph holds then.
   public var defersSeen = false
-  /// By slot: identifiers whose last-seen time moved and is held back; how many; whether the open
-  /// transaction held one back.
+  /// By slot: identifiers whose last-seen time moved and is held back; whether the open transaction held one
+  /// back.
   var seenHeld: [Bool] = []
-  var seenHeldCount = 0
   var seenHeldInTransaction = false
 
   mutating func holdSeen(_ k: Int) {
@@ -68,10 +67,7 @@ public struct IdentityResolver: Sendable {
     if k >= seenHeld.count {
       seenHeld.append(contentsOf: repeatElement(false, count: max(k + 1, 2 * seenHeld.count) - seenHeld.count))
     }
-    if !seenHeld[k] {
-      seenHeld[k] = true
-      seenHeldCount += 1
-    }
+    seenHeld[k] = true
   }
 
   /// Writes every held-back last-seen time into the open transaction, which clears the store's mark.
@@ -82,7 +78,6 @@ public struct IdentityResolver: Sendable {
     part.commit.identifiers.reserveCapacity(part.commit.identifiers.count + held.count)
     for (i, p, at, k) in held { row(i, slot: k, of: p, seen: at) }
     part.commit.seenFlushed = true
-    seenHeldCount = 0
   }
 
   /// The expiring identifier kinds (what a transaction that held back last-seen moves names).
