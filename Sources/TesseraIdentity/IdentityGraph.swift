@@ -149,6 +149,24 @@ public struct IdentityGraph: Sendable {
     }
   }
 
+  /// Gives a linking identifier that holds no slot to `profile`, seen at `seen`; its slot. (One hash of the
+  /// identifier, where `own` looks it up first.)
+  mutating func ownFresh(_ i: Identifier, _ profile: ProfileID, seen: Timestamp) -> Int {
+    assert(slot[i] == nil, "\(i) already holds a slot")
+    let k: Int
+    if let free = freeSlots.popLast() {
+      k = free
+      slotProfile[k] = profile
+      slotSeen[k] = seen
+    } else {
+      k = slotProfile.count
+      slotProfile.append(profile)
+      slotSeen.append(seen)
+    }
+    slot[i] = k
+    return k
+  }
+
   /// The linking identifiers whose slots `marked` flags, with the live profile holding each and when it was
   /// last seen, in slot order (slots freed since hold no identifier and give nothing).
   public func lastSeen(marked: [Bool]) -> [(Identifier, ProfileID, Timestamp, slot: Int)] {
@@ -167,9 +185,20 @@ public struct IdentityGraph: Sendable {
     if let k = slot.removeValue(forKey: i) { freeSlots.append(k) }
   }
   /// Identifiers of each live profile, in the order they were attached.
-  public private(set) var members: [ProfileID: [Identifier]] = [:]
+  var memberTable = ProfileTable<[Identifier]>()
   /// Absorbed profile → the profile it merged into (one step; `canonical` follows the chain).
-  public private(set) var aliases: [ProfileID: ProfileID] = [:]
+  var aliasTable = ProfileTable<ProfileID>()
+  /// Identifiers of each live profile, in the order they were attached (built on each call: for tests and
+  /// tools, not the hot path).
+  public var members: [ProfileID: [Identifier]] {
+    Dictionary(uniqueKeysWithValues: memberTable.all)
+  }
+  /// Absorbed profile → the profile it merged into (built on each call, as `members`).
+  public var aliases: [ProfileID: ProfileID] { Dictionary(uniqueKeysWithValues: aliasTable.all) }
+  /// Whether any profile was merged into another.
+  public var hasAliases: Bool { !aliasTable.isEmpty }
+  /// The live profiles.
+  public var liveProfiles: [ProfileID] { memberTable.all.map(\.0) }
   public private(set) var nextID: Int64
   /// Identifier pairs a person separated (`tessera unmerge`): two profiles reached through exactly these
   /// two identifiers are not merged again; other evidence still merges them.
@@ -180,18 +209,33 @@ public struct IdentityGraph: Sendable {
     return separations.contains(a < b ? [a, b] : [b, a])
   }
 
+  /// The kinds that have a rule, and their rules by the same position: an event's identifiers find their
+  /// rule by comparing kind names (a handful, short enough to be stored inline) rather than by hashing them.
+  let kindNames: [String]
+  let kindRules: [KindRule]
+
   public init(rules: [String: KindRule], nextID: Int64 = 1) {
     self.rules = rules
     self.nextID = nextID
+    let sorted = rules.sorted { $0.key < $1.key }
+    self.kindNames = sorted.map(\.key)
+    self.kindRules = sorted.map(\.value)
   }
 
-  public var profileCount: Int { members.count }
+  /// The position of a kind's rule in `kindRules`, −1 when the kind has none.
+  func kindIndex(_ kind: String) -> Int {
+    for k in kindNames.indices where kindNames[k] == kind { return k }
+    return -1
+  }
+
+  public var profileCount: Int { memberTable.count }
 
   /// The live profile an id resolves to, following merges.
   public func canonical(_ id: ProfileID) -> ProfileID {
+    if aliasTable.isEmpty { return id }
     var current = id
     var hops = 0
-    while let next = aliases[current], hops < 1_000_000 {
+    while let next = aliasTable[current], hops < 1_000_000 {
       current = next
       hops += 1
     }
@@ -202,30 +246,28 @@ public struct IdentityGraph: Sendable {
     slot[identifier].map { canonical(slotProfile[$0]) }
   }
 
-  public func identifiers(of profile: ProfileID) -> [Identifier] { members[canonical(profile)] ?? [] }
+  public func identifiers(of profile: ProfileID) -> [Identifier] { memberTable[canonical(profile)] ?? [] }
 
   /// Whether the live profile `profile` holds `identifier` now.
   public func holds(_ profile: ProfileID, _ identifier: Identifier) -> Bool {
     if let k = slot[identifier] { return canonical(slotProfile[k]) == profile }
-    return members[profile]?.contains(identifier) ?? false
+    return memberTable[profile]?.contains(identifier) ?? false
   }
-
-  func rank(_ i: Identifier) -> Int { rules[i.kind]?.priority ?? Int.max }
 
   /// Restores state saved by a store: a profile, its identifiers and when each was last seen.
   public mutating func restore(profile: ProfileID, identifiers: [(Identifier, Timestamp)]) {
-    var list = members[profile] ?? []
+    var list = memberTable[profile] ?? []
     for (i, seen) in identifiers {
       list.append(i)
       if isLinking(i) { own(i, profile, seen: seen) }
     }
-    members[profile] = list
+    memberTable[profile] = list
     nextID = max(nextID, profile.raw + 1)
   }
 
   public mutating func restoreAlias(_ absorbed: ProfileID, into survivor: ProfileID) {
-    aliases[absorbed] = survivor
-    members[absorbed] = nil
+    aliasTable[absorbed] = survivor
+    memberTable[absorbed] = nil
     nextID = max(nextID, absorbed.raw + 1, survivor.raw + 1)
   }
 
@@ -249,12 +291,13 @@ public struct IdentityGraph: Sendable {
   public mutating func resolve(
     _ identifiers: [Identifier], eventID: String, at time: Timestamp, joining: ProfileID? = nil
   ) -> Resolution {
-    // Each identifier's rule is looked up once (by kind name: a string hash per lookup, which the checks
-    // below made several times per identifier when they asked the dictionary each time).
-    var ids: [(id: Identifier, rule: KindRule?)] = identifiers.map { ($0, rules[$0.kind]) }
+    // Each identifier's rule is found once, by its position in `kindRules` (−1: none), and carried along as
+    // that number: a rule copied with each identifier retained its strings and set every time.
+    var ids: [(id: Identifier, k: Int)] = identifiers.map { ($0, kindIndex($0.kind)) }
+    func priority(_ k: Int) -> Int { k >= 0 ? kindRules[k].priority : Int.max }
     // Strongest first; ties by kind and value so the outcome never depends on mapping order.
     ids.sort { a, b in
-      let (ra, rb) = (a.rule?.priority ?? Int.max, b.rule?.priority ?? Int.max)
+      let (ra, rb) = (priority(a.k), priority(b.k))
       return ra != rb ? ra < rb : a.id < b.id
     }
     if ids.count > 1 {  // drop repeats (adjacent after sorting) without hashing
@@ -265,47 +308,48 @@ public struct IdentityGraph: Sendable {
       }
       ids.removeLast(ids.count - w)
     }
-    func blocked(_ i: Identifier, _ rule: KindRule?) -> Bool {
-      guard let rule, !rule.blocked.isEmpty else { return false }
-      return rule.blocked.contains(i.value)
+    func blocked(_ i: Identifier, _ k: Int) -> Bool {
+      k >= 0 && !kindRules[k].blocked.isEmpty && kindRules[k].blocked.contains(i.value)
     }
     var expired: [(Identifier, ProfileID)] = []
     var conflicts: [ConflictRecord] = []
-    var reached: [(profile: ProfileID, via: Identifier)] = []
-    var fresh: [(id: Identifier, rule: KindRule?)] = []
+    var reached: [(profile: ProfileID, via: Identifier, rank: Int)] = []
+    var fresh: [(id: Identifier, k: Int)] = []
     // The slots of the identifiers a profile held (and still holds) when the event came, for the last-seen
     // times at the end.
-    var held: [(id: Identifier, rule: KindRule?, slot: Int)] = []
-    for (i, rule) in ids {
+    var held: [(id: Identifier, k: Int, slot: Int)] = []
+    for (i, k) in ids {
       // A blocked value (a test email, a placeholder phone) is not an identifier of anybody: it neither links
       // nor is attached, so no lookup of it can answer with some customer.
-      if blocked(i, rule) { continue }
-      guard rule?.rule != nil, let k = slot[i] else {
-        fresh.append((i, rule))
+      if blocked(i, k) { continue }
+      guard k >= 0, kindRules[k].rule != nil, let s = slot[i] else {
+        fresh.append((i, k))
         continue
       }
-      let p = canonical(slotProfile[k])
-      if let ttl = rule?.expiresAfter, slotSeen[k] + ttl < time {
+      let p = canonical(slotProfile[s])
+      if let ttl = kindRules[k].expiresAfter, slotSeen[s] + ttl < time {
         disown(i)
-        members[p]?.removeAll { $0 == i }
+        memberTable.modify(p) { $0?.removeAll { $0 == i } }
         expired.append((i, p))
-        fresh.append((i, rule))
+        fresh.append((i, k))
         continue
       }
-      held.append((i, rule, k))
-      if !reached.contains(where: { $0.profile == p }) { reached.append((p, i)) }
+      held.append((i, k, s))
+      if !reached.contains(where: { $0.profile == p }) { reached.append((p, i, kindRules[k].priority)) }
     }
     // The provisional profile: fresh identifiers within the limits (an event with two user ids keeps one).
     // (Blocked values never reach here: they were skipped above.)
     var provisional: [Identifier] = []
+    var provisionalKinds: [Int] = []
     var dropped: [Identifier] = []
     var provisionalRank = Int.max
-    for (i, rule) in fresh {
-      if let max = rule?.maxPerProfile, provisional.count(where: { $0.kind == i.kind }) >= max {
+    for (i, k) in fresh {
+      if k >= 0, let max = kindRules[k].maxPerProfile, provisional.count(where: { $0.kind == i.kind }) >= max {
         dropped.append(i)
       } else {
         provisional.append(i)
-        if let rule, rule.rule != nil { provisionalRank = min(provisionalRank, rule.priority) }
+        provisionalKinds.append(k)
+        if k >= 0, kindRules[k].rule != nil { provisionalRank = min(provisionalRank, kindRules[k].priority) }
       }
     }
     // Participants in join order: profiles by the rank of the identifier that reached them, the provisional
@@ -314,7 +358,7 @@ public struct IdentityGraph: Sendable {
       case profile(ProfileID, Identifier)
       case provisional
     }
-    var parts: [(rank: Int, part: Part)] = reached.map { (rank($0.via), .profile($0.profile, $0.via)) }
+    var parts: [(rank: Int, part: Part)] = reached.map { ($0.rank, .profile($0.profile, $0.via)) }
     if !provisional.isEmpty { parts.append((provisionalRank, .provisional)) }
     parts.sort { a, b in
       if a.rank != b.rank { return a.rank < b.rank }
@@ -327,9 +371,9 @@ public struct IdentityGraph: Sendable {
     var provisionalJoined = false
     if let target = joining, reached.isEmpty {
       let p = canonical(target)
-      if members[p] != nil {
+      if let theirs = memberTable[p] {
         current = p
-        currentMembers = members[p] ?? []
+        currentMembers = theirs
       }
     }
     var merges: [MergeRecord] = []
@@ -350,7 +394,7 @@ public struct IdentityGraph: Sendable {
           provisionalJoined = true
         }
       case .profile(let p, let via):
-        let theirs = members[p] ?? []
+        let theirs = memberTable[p] ?? []
         guard let anchor = current else {
           if separated(currentVia, via) {
             conflicts.append(
@@ -406,7 +450,7 @@ public struct IdentityGraph: Sendable {
     } else {
       let p = ProfileID(nextID)
       nextID += 1
-      members[p] = []
+      memberTable[p] = []
       result = Resolution(profile: p, created: true)
     }
     let p = result.profile
@@ -414,9 +458,16 @@ public struct IdentityGraph: Sendable {
     for k in conflicts.indices { conflicts[k].kept = p }
     result.merges = merges
     if provisionalJoined {
-      for i in provisional where !(members[p] ?? []).contains(i) {
-        members[p, default: []].append(i)
-        result.attachedSlots.append(isLinking(i) ? own(i, p, seen: time) : -1)
+      for (i, k) in zip(provisional, provisionalKinds) {
+        let added = memberTable.modify(p) { list -> Bool in
+          if list?.contains(i) == true { return false }
+          if list == nil { list = [i] } else { list?.append(i) }
+          return true
+        }
+        guard added else { continue }
+        // A provisional identifier has no slot (it was never held, or it expired above and gave its slot up).
+        let linking = k >= 0 && kindRules[k].rule != nil && !blocked(i, k)
+        result.attachedSlots.append(linking ? ownFresh(i, p, seen: time) : -1)
         result.attached.append(i)
       }
     }
@@ -428,12 +479,12 @@ public struct IdentityGraph: Sendable {
     }
     // Identifiers attached just now were seen now; those held before (their slots stay theirs: only expiry,
     // above, frees a slot) move forward when they are the event's profile's.
-    for (i, rule, k) in held {
-      guard canonical(slotProfile[k]) == p, time > slotSeen[k] else { continue }
-      slotSeen[k] = time
-      if rule?.expiresAfter != nil, !result.attached.contains(i) {
+    for (i, k, s) in held {
+      guard canonical(slotProfile[s]) == p, time > slotSeen[s] else { continue }
+      slotSeen[s] = time
+      if kindRules[k].expiresAfter != nil, !result.attached.contains(i) {
         result.touched.append(i)
-        result.touchedSlots.append(k)
+        result.touchedSlots.append(s)
       }
     }
     result.conflicts = conflicts
@@ -443,7 +494,7 @@ public struct IdentityGraph: Sendable {
 
   /// The kind whose limit attaching `identifiers` to `profile` would break, if any.
   public func limitBroken(attaching identifiers: [Identifier], to profile: ProfileID) -> String? {
-    limitBroken(members[canonical(profile)] ?? [], identifiers.filter { !isBlocked($0) })
+    limitBroken(memberTable[canonical(profile)] ?? [], identifiers.filter { !isBlocked($0) })
   }
 
   /// Merges two live profiles outside an event (a reviewer confirmed a probabilistic link): the older id
@@ -453,8 +504,8 @@ public struct IdentityGraph: Sendable {
   ) -> (merge: MergeRecord?, conflict: ConflictRecord?) {
     let pa = canonical(a)
     let pb = canonical(b)
-    guard pa != pb, members[pa] != nil, members[pb] != nil else { return (nil, nil) }
-    if let kind = limitBroken(members[pa] ?? [], members[pb] ?? []) {
+    guard pa != pb, let ma = memberTable[pa], let mb = memberTable[pb] else { return (nil, nil) }
+    if let kind = limitBroken(ma, mb) {
       return (
         nil,
         ConflictRecord(
@@ -487,15 +538,21 @@ public struct IdentityGraph: Sendable {
     // Each kind is counted once, with its rule looked up once; the distinct values are collected only when
     // there are more values than the limit at all (most unions are far below it).
     var broken: String?
-    var checked: [String] = []
+    // The kinds checked, by their position in `kindRules` (a kind past the 64th is checked every time it
+    // comes: the same answer, only slower).
+    var checked: UInt64 = 0
     for i in b {
       if let broken, !(i.kind < broken) { continue }
-      guard let rule = rules[i.kind], let max = rule.maxPerProfile, !checked.contains(i.kind) else { continue }
+      let k = kindIndex(i.kind)
+      guard k >= 0, let max = kindRules[k].maxPerProfile else { continue }
+      let bit: UInt64 = k < 64 ? 1 << UInt64(k) : 0
+      if checked & bit != 0 { continue }
+      let blocked = kindRules[k].blocked
       func counts(_ x: Identifier) -> Bool {
-        x.kind == i.kind && (rule.blocked.isEmpty || !rule.blocked.contains(x.value))
+        x.kind == i.kind && (blocked.isEmpty || !blocked.contains(x.value))
       }
       guard counts(i) else { continue }  // a blocked value does not count, nor make its kind checked
-      checked.append(i.kind)
+      checked |= bit
       if a.count(where: counts) + b.count(where: counts) <= max { continue }
       var values: [String] = []
       for x in a where counts(x) && !values.contains(x.value) { values.append(x.value) }
@@ -506,14 +563,17 @@ public struct IdentityGraph: Sendable {
   }
 
   mutating func merge(_ absorbed: ProfileID, into survivor: ProfileID) {
-    let moved = members[absorbed] ?? []
-    members[absorbed] = nil
-    var list = members[survivor] ?? []
-    for i in moved where !list.contains(i) {
-      list.append(i)
-      if let k = slot[i] { slotProfile[k] = survivor }
+    let moved = memberTable[absorbed] ?? []
+    memberTable[absorbed] = nil
+    var added: [Identifier] = []
+    memberTable.modify(survivor) { list in
+      if list == nil { list = [] }
+      for i in moved where list?.contains(i) == false {
+        list?.append(i)
+        added.append(i)
+      }
     }
-    members[survivor] = list
-    aliases[absorbed] = survivor
+    for i in added { if let k = slot[i] { slotProfile[k] = survivor } }
+    aliasTable[absorbed] = survivor
   }
 }

@@ -22,7 +22,7 @@ public struct IdentityResolver: Sendable {
   let policies: [String: TraitPolicy]
   let defaultPolicy: TraitPolicy
   /// Events resolved and not yet known to be stored, so a repeat is skipped before it reaches the store.
-  var seen: Set<EventKey> = []
+  var seen: Set<SeenEvent> = []
   /// Whether each transaction lists its events' keys (`IdentityPart.keys`: the server forgets them once
   /// committed; a run keeps every key it saw, and the list would only be dropped).
   public var keepsKeys = true
@@ -122,7 +122,7 @@ public struct IdentityResolver: Sendable {
         matcher.restoreSightings(r.profile, r.sightings.map { ($0.signals, $0.last) })
         sighted.insert(r.profile)
       }
-      for p in Set(graph.members.keys).union(matchTraits.keys).union(sighted).sorted() where graph.canonical(p) == p {
+      for p in Set(graph.liveProfiles).union(matchTraits.keys).union(sighted).sorted() where graph.canonical(p) == p {
         matcher.index(p, values: values(of: p))
       }
     }
@@ -245,7 +245,7 @@ public struct IdentityResolver: Sendable {
         continue
       }
       let key = EventKey(source: event.source, id: event.id)
-      if stored.contains(key) || !seen.insert(key).inserted {
+      if (!stored.isEmpty && stored.contains(key)) || !seen.insert(SeenEvent(key)).inserted {
         stats.duplicates += 1
         continue
       }
@@ -323,7 +323,8 @@ public struct IdentityResolver: Sendable {
         }
       }
       var resolved = event
-      if resolved.identifiers.count > 1 { resolved.identifiers.sort() }
+      // Sorted already when the decode stage made the event (copied and sorted here otherwise).
+      if !resolved.identifiers.isSorted { resolved.identifiers.sort() }
       let n = ProfilePartition.of(r.profile, among: partitions)
       ops[n].append(.event(resolved, index: part.commit.events.count, profile: r.profile, clock: at))
       opEvents[n] += 1
@@ -491,7 +492,7 @@ public struct IdentityResolver: Sendable {
   /// Forgets events the store now holds: from then on the store recognises them, so the set of seen events
   /// does not grow for the life of a server.
   public mutating func forget(_ keys: [EventKey]) {
-    seen.subtract(keys)
+    seen.subtract(keys.map(SeenEvent.init))
   }
 }
 
@@ -509,7 +510,7 @@ extension CommitBatch {
   /// what the absorbed profile held. Otherwise (releases, or rows of unknown shape) every row is checked.
   mutating func reconcile(with graph: IdentityGraph, unique: Bool = false) {
     if unique && released.isEmpty {
-      if !graph.aliases.isEmpty {
+      if graph.hasAliases {
         for k in identifiers.indices { identifiers[k].profile = graph.canonical(identifiers[k].profile) }
       }
       return
@@ -535,5 +536,36 @@ extension CommitBatch {
       let live = graph.canonical(r.profile)
       return graph.holds(live, r.identifier) ? nil : ReleasedIdentifier(r.identifier, from: live)
     }
+  }
+}
+
+/// What the identity stage remembers of an event it resolved: a 128-bit fingerprint of its source and id, two
+/// independent 64-bit hashes (`EventKey.logKey`, FNV-1a; and the standard library's seeded SipHash).
+///
+/// A run remembers every event (a million and more): as keys, the set held both strings of each, and every
+/// probe of an occupied bucket compared ids through their heap storage — a cache miss each, the most of the
+/// identity stage's time after resolution itself. Fingerprints are 16 bytes and compare as two integers. Two
+/// different events share one with a probability of about n²/2¹²⁹ for n events remembered (10⁻²⁷ for a
+/// million): far below a memory error's.
+struct SeenEvent: Hashable {
+  let a: Int64
+  let b: Int
+  init(_ key: EventKey) {
+    a = key.logKey
+    var h = Hasher()
+    h.combine(key.source)
+    h.combine(key.id)
+    b = h.finalize()
+  }
+  /// `a` is well mixed already (the SplitMix64 finaliser).
+  func hash(into h: inout Hasher) { h.combine(a) }
+}
+
+extension [Identifier] {
+  /// Whether the identifiers are in ascending order.
+  var isSorted: Bool {
+    guard count > 1 else { return true }
+    for k in 1..<count where self[k] < self[k - 1] { return false }
+    return true
   }
 }

@@ -23,6 +23,11 @@ public struct DecodeStage: Stage {
       try Task.checkCancellation()
       var mapped = mapper.map(raw)
       mapped.numbered = true
+      // Each event's identifiers in the order they are stored in, sorted here in parallel rather than copied
+      // and sorted by the serial identity stage.
+      for k in mapped.events.indices where mapped.events[k].identifiers.count > 1 {
+        mapped.events[k].identifiers.sort()
+      }
       if signals != nil {
         let derived = mapped.events.map { deriver.derived(of: $0.context) }
         mapped.signals = derived.map(\.signals)
