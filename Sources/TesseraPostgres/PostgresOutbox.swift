@@ -349,6 +349,7 @@ extension PostgresStore {
           """, logger: logger)
       }
       if !s.traits.isEmpty { try await conn.query(Self.traitsQuery(s.traits), logger: logger) }
+      if let p = s.traitPolicies { try await Self.writeTraitPolicies(p, conn, logger) }
       if !s.computed.isEmpty { try await self.writeComputed(s.computed, conn) }
       var logs = CommitBatch()
       logs.conflicts = s.conflicts

@@ -92,6 +92,14 @@ extension PostgresStore {
       timestamp: Timestamp(microseconds: r.5), state: try StoredValue.decode(r.6))
   }
 
+  public func traitPolicies() async throws -> TraitPolicies? {
+    try await read { conn in
+      let rows = try await conn.query("SELECT value FROM settings WHERE key = 'trait_policies'", logger: logger)
+      for try await text in rows.decode(String.self) { return TraitPolicies(encoded: text) }
+      return nil
+    }
+  }
+
   public func traits(of profile: ProfileID) async throws -> [TraitRecord] {
     try await read { conn in
       let p = try await self.liveOrSelf(profile, conn)

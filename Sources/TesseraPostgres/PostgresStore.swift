@@ -22,7 +22,7 @@ import TesseraStore
 /// refuse `\u0000`), scores DOUBLE PRECISION (which holds NaN, unlike SQLite's REAL).
 public final class PostgresStore: Store {
   /// The schema version this build writes and understands (the SQLite store's numbering).
-  public static let schemaVersion = 13
+  public static let schemaVersion = 14
 
   let client: PostgresClient
   let runner: Task<Void, Never>
@@ -438,6 +438,12 @@ public final class PostgresStore: Store {
       SET (fillfactor = 80);
     ALTER TABLE traits ALTER COLUMN trait TYPE TEXT COLLATE "C", SET (fillfactor = 80);
     UPDATE meta SET value = 13 WHERE key = 'schema_version';
+    """,
+    // v14: settings kept as text (`meta` holds numbers): the trait policies readers explain trait values by
+    // (`TraitPolicies`; SQLite keeps them in its `meta`).
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    UPDATE meta SET value = 14 WHERE key = 'schema_version';
     """,
   ]
 

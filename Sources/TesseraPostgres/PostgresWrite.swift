@@ -191,7 +191,10 @@ extension PostgresStore {
         WHERE m.id = u.i
         """, logger: logger)
     }
-    if let q = await traitsQuery { try await conn.query(q, logger: logger) }
+    if let q = await traitsQuery {
+      try await conn.query(q, logger: logger)
+      if let p = batch.traitPolicies { try await Self.writeTraitPolicies(p, conn, logger) }
+    }
     if !batch.computed.isEmpty { try await writeComputed(batch.computed, conn) }
     if !batch.segmentChanges.isEmpty { try await writeSegmentChanges(batch.segmentChanges, conn) }
     if !batch.outbox.isEmpty { try await Self.enqueue(batch.outbox, conn, logger) }
@@ -523,6 +526,15 @@ extension PostgresStore {
         .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
       try await upsertIdentifiers(rows, conn)
     }
+  }
+
+  /// Keeps the trait policies readers explain trait values by (`TraitPolicies`).
+  static func writeTraitPolicies(_ p: TraitPolicies, _ conn: PostgresConnection, _ logger: Logger) async throws {
+    try await conn.query(
+      """
+      INSERT INTO settings (key, value) VALUES ('trait_policies', \(p.encoded))
+      ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE settings.value IS DISTINCT FROM excluded.value
+      """, logger: logger)
   }
 
   static func traitsQuery(_ traits: [TraitRecord]) -> PostgresQuery {

@@ -64,6 +64,7 @@ public struct DryRunReport: Sendable {
     r.notes += r.mapping.overflow
     var traits: [String: TraitRecord] = [:]
     var computed: [String: ComputedRecord] = [:]
+    let policies = batches.last { $0.traitPolicies != nil }?.traitPolicies
     for b in batches {
       r.profilesCreated += b.newProfiles.map(\.id)
       for row in b.identifiers where !(r.identifiers[row.profile] ?? []).contains(row.identifier.description) {
@@ -88,8 +89,7 @@ public struct DryRunReport: Sendable {
       guard let t = traits[key], !absorbed.contains(t.profile) else { continue }
       let old = previous[key]
       if old == t.value { continue }
-      let why: String
-      if case .map(let m) = t.state, case .string(let s) = m["why"] ?? .null { why = s } else { why = "" }
+      let why = t.why(policies: policies) ?? ""
       r.traitChanges.append(
         TraitChange(
           profile: t.profile, trait: t.trait, before: old, after: t.value, source: t.source, why: why, at: t.timestamp))

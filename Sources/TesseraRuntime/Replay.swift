@@ -115,6 +115,7 @@ public struct ReplayReport: Sendable {
     state.traits = await replayed.loadTraits().map {
       var t = $0; t.profile = id(t.profile); return t
     }
+    state.traitPolicies = await replayed.traitPolicies()
     state.computed = await replayed.loadComputed().map {
       var c = $0; c.profile = id(c.profile); return c
     }

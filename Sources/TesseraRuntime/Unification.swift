@@ -1,5 +1,6 @@
 import TesseraCompiler
 import TesseraModel
+import TesseraStore
 
 /// One observed value of a trait, with where and when it came from.
 public struct Observation: Sendable, Hashable {
@@ -258,5 +259,22 @@ public struct TraitState: Sendable {
     self.winner = winner
     self.latest = latest
     self.observations = observations
+  }
+}
+
+extension TraitPolicy {
+  /// The policy as stores keep it (`TraitPolicies`).
+  var stored: TraitPolicies.Policy { TraitPolicies.Policy(kind: kind.rawValue, sources: sources) }
+}
+
+extension TraitRecord {
+  /// Why the row's value won, in words (`TraitPolicy.explain`): the sentence a row written by an earlier version
+  /// carries, else told from the store's trait policies (`Store.traitPolicies`). Nil when neither says.
+  public func why(policies: TraitPolicies?) -> String? {
+    if case .map(let m) = state, case .string(let w)? = m["why"] { return w }
+    guard let stored = policies?.policy(for: trait), let kind = PolicyKind(rawValue: stored.kind) else { return nil }
+    let winner = Observation(value: value, source: source, eventID: eventID, timestamp: timestamp)
+    guard let s = TraitState(encoded: state, winner: winner) else { return nil }
+    return TraitPolicy(kind: kind, sources: stored.sources).explain(s)
   }
 }

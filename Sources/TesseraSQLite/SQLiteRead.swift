@@ -143,6 +143,14 @@ extension SQLiteStore {
       eventID: row[4], timestamp: Timestamp(microseconds: row[5]), state: try StoredValue.decode(row[6]))
   }
 
+  public func traitPolicies() async throws -> TraitPolicies? {
+    try await reading { db in
+      try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'trait_policies'").flatMap {
+        TraitPolicies(encoded: $0)
+      }
+    }
+  }
+
   public func traits(of profile: ProfileID) async throws -> [TraitRecord] {
     try await reading { db in
       let p = try Self.liveOrSelf(profile, db)

@@ -190,6 +190,7 @@ extension SQLiteStore {
         try upsert.run(
           t.profile.raw, t.trait, t.storedValue, t.source, t.eventID, t.timestamp.microseconds, t.storedState)
       }
+      if let p = batch.traitPolicies { try Self.writeTraitPolicies(p, db) }
     }
     if !batch.computed.isEmpty {
       let upsert = RowStatement(
@@ -243,6 +244,16 @@ extension SQLiteStore {
     return unindexed
   }
 
+  /// Keeps the trait policies readers explain trait values by (`TraitPolicies`), in `meta`.
+  static func writeTraitPolicies(_ p: TraitPolicies, _ db: Database) throws {
+    try db.execute(
+      sql: """
+        INSERT INTO meta (key, value) VALUES ('trait_policies', ?)
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value
+        """,
+      arguments: [p.encoded])
+  }
+
   /// Replaces each profile's stored sightings (none: the row goes) and prunes the expired ones.
   static func writeSightings(_ batch: CommitBatch, _ db: Database) throws {
     let upsert = RowStatement(
@@ -289,6 +300,7 @@ extension SQLiteStore {
       batch.computed = s.computed
       batch.conflicts = s.conflicts
       batch.sightings = s.sightings
+      batch.traitPolicies = s.traitPolicies
       try Self.write(batch, db)
       let merge = try db.cachedStatement(
         sql: "INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score) VALUES (?, ?, ?, ?, ?, ?, ?)"

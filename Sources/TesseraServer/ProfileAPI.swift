@@ -156,10 +156,8 @@ struct ProfileAPI: Sendable {
     let computed = try await store.computed(of: id)
     let segments = try await store.memberships(of: id)
     let conflicts = try await store.conflicts(involving: id)
-    func why(_ t: TraitRecord) -> Value {
-      if case .map(let m) = t.state, let w = m["why"] { return w }
-      return .null
-    }
+    let policies = try await store.traitPolicies()
+    func why(_ t: TraitRecord) -> Value { t.why(policies: policies).map { .string($0) } ?? .null }
     return JSONResponse.make(
       .map([
         "id": .string(id.description),

@@ -61,6 +61,9 @@ public struct CommitBatch: Sendable {
   /// answering meanwhile for the events not indexed yet (repeats are left out, reads by profile include
   /// them). Unlike `deferIndexes`, the store itself keeps repeats out, so nothing is asked of the writer.
   public var indexesBehind = false
+  /// The trait policies of the pipeline that resolved the transaction: stored when it writes trait rows (what
+  /// readers explain the values by; `TraitPolicies`).
+  public var traitPolicies: TraitPolicies?
 
   public init() {}
   public var isEmpty: Bool {
@@ -86,6 +89,8 @@ public struct DerivedState: Sendable {
   public var conflicts: [ConflictRecord] = []
   /// Every profile's recent device-signal sightings, replacing the stored ones.
   public var sightings: [SightingRecord] = []
+  /// The trait policies the replay resolved with (stored as a commit stores them).
+  public var traitPolicies: TraitPolicies?
   public init() {}
 }
 

@@ -56,6 +56,7 @@ public actor MemoryStore: Store {
   /// The profiles merged into each live profile, itself included.
   var families: [ProfileID: [ProfileID]] = [:]
   var traitRows: [ProfileID: [String: TraitRecord]] = [:]
+  var storedPolicies: TraitPolicies?
   var computedRows: [ProfileID: [String: ComputedRecord]] = [:]
   /// Members per segment, with when they entered.
   var memberRows: [String: [ProfileID: Timestamp]] = [:]
@@ -141,6 +142,7 @@ public actor MemoryStore: Store {
       for c in batch.linkStatus where c.id >= 1 && c.id <= linkLog.count { linkLog[Int(c.id) - 1].status = c.status }
     }
     for t in batch.traits { traitRows[t.profile, default: [:]][t.trait] = t }
+    if !batch.traits.isEmpty, let p = batch.traitPolicies { storedPolicies = p }
     for c in batch.computed {
       if c.storedState == nil {
         computedRows[c.profile]?[c.trait] = nil
@@ -236,6 +238,8 @@ public actor MemoryStore: Store {
     let p = live(profile)
     return (heldBy[p] ?? []).compactMap { i in identifierRows[i]?[p].map { (i, $0) } }.sorted { $0.0 < $1.0 }
   }
+
+  public func traitPolicies() -> TraitPolicies? { storedPolicies }
 
   public func traits(of profile: ProfileID) -> [TraitRecord] {
     (traitRows[live(profile)] ?? [:]).values.sorted { $0.trait < $1.trait }
@@ -362,6 +366,7 @@ public actor MemoryStore: Store {
     }
     traitRows = [:]
     for t in s.traits { traitRows[t.profile, default: [:]][t.trait] = t }
+    if let p = s.traitPolicies { storedPolicies = p }
     computedRows = [:]
     for c in s.computed where c.storedState != nil { computedRows[c.profile, default: [:]][c.trait] = c }
     memberRows = [:]

@@ -106,6 +106,8 @@ public protocol ProfileQueries: Sendable {
   func canonical(_ id: ProfileID) async throws -> ProfileID?
   func identifiers(of profile: ProfileID) async throws -> [(Identifier, Timestamp)]
   func traits(of profile: ProfileID) async throws -> [TraitRecord]
+  /// The trait policies of the pipeline that last wrote trait rows (nil: none written since stores kept them).
+  func traitPolicies() async throws -> TraitPolicies?
   /// The computed-trait states of the live profile of `profile`, by trait.
   func computed(of profile: ProfileID) async throws -> [ComputedRecord]
   /// The segments the live profile of `profile` is in, by segment name.

@@ -3,6 +3,7 @@ import Foundation
 import TesseraCompiler
 import TesseraIdentity
 import TesseraModel
+import TesseraRuntime
 import TesseraSQLite
 import TesseraStore
 
@@ -79,6 +80,8 @@ struct ProfileView {
   var aliases: [ProfileID]
   var identifiers: [(Identifier, Timestamp)]
   var traits: [TraitRecord]
+  /// What the traits' values are explained by (`TraitRecord.why`).
+  var policies: TraitPolicies?
   var computed: [ComputedRecord]
   var segments: [MembershipRecord]
   var merges: [MergeRecord]
@@ -95,14 +98,12 @@ struct ProfileView {
     return ProfileView(
       id: id, aliases: aliases.sorted(),
       identifiers: try await db.identifiers(of: id), traits: try await db.traits(of: id),
+      policies: try await db.traitPolicies(),
       computed: try await db.computed(of: id), segments: try await db.memberships(of: id), merges: merges,
       conflicts: try await db.conflicts(involving: id), events: try await db.events(of: id, limit: events))
   }
 
-  static func why(_ t: TraitRecord) -> String {
-    if case .map(let m) = t.state, let w = m["why"]?.stringValue { return w }
-    return ""
-  }
+  func why(_ t: TraitRecord) -> String { t.why(policies: policies) ?? "" }
 
   var text: String {
     var out = "profile \(id)"
@@ -112,7 +113,7 @@ struct ProfileView {
     out += "\ntraits\n"
     for t in traits {
       out += "  \(t.trait.padded(18)) \(t.value.description.padded(28)) from \(t.source) at \(t.timestamp.iso8601)"
-      let w = Self.why(t)
+      let w = why(t)
       out += w.isEmpty ? "\n" : " — \(w)\n"
     }
     out += "\ncomputed traits (as of the last run)\n"
@@ -161,7 +162,7 @@ struct ProfileView {
               $0.trait,
               Value.map([
                 "value": $0.value, "source": .string($0.source), "event_id": .string($0.eventID),
-                "timestamp": .timestamp($0.timestamp), "why": .string(Self.why($0)),
+                "timestamp": .timestamp($0.timestamp), "why": .string(why($0)),
               ])
             )
           })),

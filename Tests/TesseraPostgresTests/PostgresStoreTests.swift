@@ -50,7 +50,7 @@ struct PostgresStoreTests {
         opened.append(store)
         return store
       }
-      #expect(PostgresStore.schemaVersion == 13)
+      #expect(PostgresStore.schemaVersion == 14)
       // Left: the third browser's own sighting (the erased person's were gone before it came).
       #expect(try await Self.scalar(url, "SELECT count(*) FROM sightings") == 1)
       if let last = opened.last { await last.close() }

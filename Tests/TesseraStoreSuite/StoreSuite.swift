@@ -24,6 +24,7 @@ public enum StoreSuite {
       ("conflicts are kept for both profiles", conflicts),
       ("released identifiers disappear; last_seen keeps the newest", released),
       ("trait upserts replace", traitUpsert),
+      ("trait policies are kept with the trait rows they explain, and replayed", traitPolicies),
       ("loadIdentity rebuilds the same graph", identityRoundTrip),
       ("values round-trip exactly", valueRoundTrip),
       ("rejected records are kept in order", rejectedRecords),
@@ -553,6 +554,44 @@ public enum StoreSuite {
     try await store.commit(c)
     f.expect(try await store.traits(of: p(1)).map(describe), [describe(newer)], "a later upsert replaces")
     f.expect(try await store.loadTraits().map(describe), [describe(newer)], "loadTraits")
+  }
+
+  /// The trait policies readers explain trait values by: none before any, written with a transaction that
+  /// writes trait rows (not by one without), replaced by a later one, and by a replay's derived state.
+  static func traitPolicies(_ store: any Store, _ f: inout Failures) async throws {
+    f.expect(try await store.traitPolicies() == nil, true, "no policies before any trait row")
+    let first = TraitPolicies(
+      traits: [
+        "first_name": .init(kind: "source_priority", sources: ["crm", "pos", "web"]), "plan": .init(kind: "max"),
+      ],
+      other: .init(kind: "most_recent"), consent: .init(kind: "most_recent"))
+    var b = CommitBatch()
+    b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
+    b.traits = [trait(p(1), "plan", .string("pro"), event: "e1", at: t(1))]
+    b.traitPolicies = first
+    try await store.commit(b)
+    f.expect(try await store.traitPolicies(), first, "written with the trait rows")
+    f.expect(
+      try await store.traitPolicies()?.policy(for: "consent.email").kind, "most_recent", "consent states' policy")
+    f.expect(try await store.traitPolicies()?.policy(for: "city").kind, "most_recent", "undeclared traits' policy")
+    var second = first
+    second.traits["plan"] = .init(kind: "most_recent")
+    var quiet = CommitBatch()
+    quiet.newProfiles = [NewProfile(p(2), createdAt: t(2))]
+    quiet.traitPolicies = second
+    try await store.commit(quiet)
+    f.expect(try await store.traitPolicies(), first, "a transaction without trait rows leaves them")
+    var c = CommitBatch()
+    c.traits = [trait(p(2), "plan", .string("free"), event: "e2", at: t(2))]
+    c.traitPolicies = second
+    try await store.commit(c)
+    f.expect(try await store.traitPolicies(), second, "the latest trait rows' policies")
+    var derived = DerivedState()
+    derived.profiles = [NewProfile(p(1), createdAt: t(0))]
+    derived.traits = [trait(p(1), "plan", .string("pro"), event: "e1", at: t(1))]
+    derived.traitPolicies = first
+    try await store.replaceDerivedState(derived)
+    f.expect(try await store.traitPolicies(), first, "a replay's")
   }
 
   /// Drives a real identity graph, commits what each resolution changed as the writer would, and rebuilds a

@@ -21,6 +21,8 @@ public struct IdentityResolver: Sendable {
   var matchTraits: [ProfileID: TraitStates] = [:]
   let policies: [String: TraitPolicy]
   let defaultPolicy: TraitPolicy
+  /// The same, as stores keep them (each transaction carries them; `CommitBatch.traitPolicies`).
+  let storedPolicies: TraitPolicies
   /// Events resolved and not yet known to be stored, so a repeat is skipped before it reaches the store.
   var seen: Set<SeenEvent> = []
   /// Whether each transaction lists its events' keys (`IdentityPart.keys`: the server forgets them once
@@ -106,6 +108,8 @@ public struct IdentityResolver: Sendable {
     for t in config.traits { policies[t.name] = TraitPolicy(kind: t.policy, sources: t.sources) }
     self.policies = policies
     self.defaultPolicy = TraitPolicy(kind: config.defaultPolicy)
+    self.storedPolicies = TraitPolicies(
+      traits: policies.mapValues(\.stored), other: defaultPolicy.stored, consent: Resolver.consentPolicy.stored)
     self.matcher = StreamingMatcher(config: config)
     self.part = IdentityPart(cut: 0)
     self.ops = Array(repeating: [], count: max(1, partitions))
@@ -473,6 +477,7 @@ public struct IdentityResolver: Sendable {
   public mutating func cut() -> (IdentityPart, [PartitionBatch]) {
     var done = part
     done.commit.epoch = epoch
+    done.commit.traitPolicies = storedPolicies
     done.commit.reconcile(with: graph, unique: !irregularRows)
     irregularRows = false
     if seenHeldInTransaction { done.commit.seenDeferred = expiringKinds }

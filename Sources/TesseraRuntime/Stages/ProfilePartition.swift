@@ -261,13 +261,9 @@ public struct ProfilePartition: Sendable {
     let names = pend.wholly ? Array(traits.keys) : Array(pend.traits)
     for t in names.sorted() {
       guard let s = traits[t] else { continue }
-      let policy = policy(for: t)
-      // The winner is the row's own value, source, event id and timestamp: the summary leaves it out.
-      var state = s.encodedWithoutWinner
-      if case .map(var m) = state {
-        m["why"] = .string(policy.explain(s))
-        state = .map(m)
-      }
+      // The winner is the row's own value, source, event id and timestamp: the summary leaves it out. Why it
+      // won is told by readers from the store's trait policies (`TraitRecord.why`), not stored with each row.
+      let state = s.encodedWithoutWinner
       section.traits.append(
         TraitRecord(
           profile: p, trait: t, value: s.value, source: s.winner.source, eventID: s.winner.eventID,
