@@ -175,10 +175,12 @@ final class CompressionContext: @unchecked Sendable {
 }
 
 /// Records compressed before their transaction (`RecordCodec.precompress`), one entry per event: the
-/// compressed bytes, or nil for an event logged as it is.
+/// compressed bytes, or nil for an event logged as it is; and each event's identifiers as the log stores them
+/// (`StoredValue.encode`), encoded in the same parallel pass instead of on the store's one writer thread.
 struct PackedRecords: Sendable {
   let dictionary: UInt32
   let bodies: [[UInt8]?]
+  let identifiers: [String]
 }
 
 /// Compresses records with one dictionary, inside the write transaction.
@@ -280,13 +282,16 @@ final class RecordCodec: Sendable {
   func precompress(_ events: [StoredEvent]) async -> PackedRecords? {
     guard events.count >= 4096, let dictionary = state.withLock({ $0.current }) else { return nil }
     let slice = 8192
-    let bodies = await withTaskGroup(of: (Int, [[UInt8]?]).self) { group in
+    let (bodies, identifiers) = await withTaskGroup(of: (Int, [[UInt8]?], [String]).self) { group in
       for start in stride(from: 0, to: events.count, by: slice) {
         let range = start..<min(start + slice, events.count)
         group.addTask {
+          // Read in place: a copy of each `StoredEvent` (a dozen references to retain and release) cost a
+          // fifth as much as compressing its record.
+          let texts = events.withUnsafeBufferPointer { events in
+            range.map { StoredValue.encode(events[$0].event.identifiers) }
+          }
           let out = self.withContext { context in
-            // Read in place: a copy of each `StoredEvent` (a dozen references to retain and release) cost a
-            // fifth as much as compressing its record.
             events.withUnsafeBufferPointer { events in
               range.map { n -> [UInt8]? in
                 guard let record = events[n].event.record, let size = context.compress(record, dictionary) else {
@@ -296,14 +301,18 @@ final class RecordCodec: Sendable {
               }
             }
           }
-          return (start, out ?? Array(repeating: nil, count: range.count))
+          return (start, out ?? Array(repeating: nil, count: range.count), texts)
         }
       }
       var all = [[UInt8]?](repeating: nil, count: events.count)
-      for await (start, part) in group { all.replaceSubrange(start..<start + part.count, with: part) }
-      return all
+      var texts = [String](repeating: "", count: events.count)
+      for await (start, part, text) in group {
+        all.replaceSubrange(start..<start + part.count, with: part)
+        texts.replaceSubrange(start..<start + text.count, with: text)
+      }
+      return (all, texts)
     }
-    return PackedRecords(dictionary: dictionary.id, bodies: bodies)
+    return PackedRecords(dictionary: dictionary.id, bodies: bodies, identifiers: identifiers)
   }
 
   /// Reads the dictionaries the file holds (at open, and after a miss).

@@ -23,7 +23,10 @@ import TesseraStore
 public final class SQLiteStore: Store {
   /// The schema version this build writes and understands.
   public static let schemaVersion = 15
-  /// The page size of a new store file.
+  /// The page size of a new store file. 16 KiB pages made a 1M-event `tessera run` cheaper (~1.2 s less system
+  /// time, 2–13 % faster in four of six rounds) but the server's small transactions 5–18 % slower (each
+  /// scattered row they change writes a whole page to the WAL), and a file keeps its page size for life
+  /// (docs/BENCHMARKS.md, "Writer CPU (helper-22)").
   static let pageSize = 4096
   /// The `format` of a logged record compressed with one of the store's dictionaries (`RecordCodec`). Reads of
   /// the log decompress it and answer `EventLogFormat.record`: no other part of Tessera sees this format.

@@ -73,40 +73,37 @@ extension SQLiteStore {
         records: records, packed: packed, db)
     }
     if !batch.merges.isEmpty {
-      let alias = try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?")
+      let alias = RowStatement(try db.cachedStatement(sql: "UPDATE profiles SET merged_into = ? WHERE id = ?"))
       // Upsert from a SELECT needs the WHERE (SQLite's parsing rule for `ON CONFLICT` after a SELECT).
-      let moveIdentifiers = try db.cachedStatement(
-        sql: """
-          INSERT INTO identifiers (kind, value, profile_id, last_seen)
-          SELECT kind, value, ?, last_seen FROM identifiers WHERE profile_id = ?
-          ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
-          """)
-      let dropIdentifiers = try db.cachedStatement(sql: "DELETE FROM identifiers WHERE profile_id = ?")
-      let dropTraits = try db.cachedStatement(sql: "DELETE FROM traits WHERE profile_id = ?")
-      let dropComputed = try db.cachedStatement(sql: "DELETE FROM computed_traits WHERE profile_id = ?")
-      let dropMemberships = try db.cachedStatement(sql: "DELETE FROM memberships WHERE profile_id = ?")
-      let dropSightings = try db.cachedStatement(sql: "DELETE FROM sightings WHERE profile_id = ?")
-      let record = try db.cachedStatement(
-        sql: """
-          INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score)
-          VALUES (?, ?, ?, ?, ?, ?, ?)
-          """)
+      let moveIdentifiers = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO identifiers (kind, value, profile_id, last_seen)
+            SELECT kind, value, ?, last_seen FROM identifiers WHERE profile_id = ?
+            ON CONFLICT (kind, value, profile_id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)
+            """))
+      let drops = try [
+        "DELETE FROM identifiers WHERE profile_id = ?", "DELETE FROM traits WHERE profile_id = ?",
+        "DELETE FROM computed_traits WHERE profile_id = ?", "DELETE FROM memberships WHERE profile_id = ?",
+        "DELETE FROM sightings WHERE profile_id = ?",
+      ].map { RowStatement(try db.cachedStatement(sql: $0)) }
+      let record = RowStatement(
+        try db.cachedStatement(
+          sql: """
+            INSERT INTO merges (survivor, absorbed, rule, evidence, event_id, at, score)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """))
       for m in batch.merges {
         // A self-merge of a known profile fails on the CHECK (and the whole batch rolls back); for an unknown
         // one, moving its identifiers onto itself would delete them, so that part is skipped.
-        try alias.execute(arguments: [m.survivor.raw, m.absorbed.raw])
+        try alias.run(m.survivor.raw, m.absorbed.raw)
         if m.survivor != m.absorbed {
-          try moveIdentifiers.execute(arguments: [m.survivor.raw, m.absorbed.raw])
-          try dropIdentifiers.execute(arguments: [m.absorbed.raw])
-          try dropTraits.execute(arguments: [m.absorbed.raw])
-          try dropComputed.execute(arguments: [m.absorbed.raw])
-          try dropMemberships.execute(arguments: [m.absorbed.raw])
-          try dropSightings.execute(arguments: [m.absorbed.raw])
+          try moveIdentifiers.run(m.survivor.raw, m.absorbed.raw)
+          for drop in drops { try drop.run(m.absorbed.raw) }
         }
-        try record.execute(arguments: [
+        try record.run(
           m.survivor.raw, m.absorbed.raw, m.rule, StoredValue.encode(m.evidence), m.eventID, m.at.microseconds,
-          m.score.isNaN ? nil : m.score,
-        ])
+          m.score.isNaN ? Double?.none : m.score)
       }
     }
     // Releases after merges: an identifier a merge moved to the survivor is released from the survivor.
@@ -186,9 +183,13 @@ extension SQLiteStore {
               value = excluded.value, source = excluded.source, event_id = excluded.event_id,
               timestamp = excluded.timestamp, state = excluded.state
             """))
-      for t in batch.traits {
-        try upsert.run(
-          t.profile.raw, t.trait, t.storedValue, t.source, t.eventID, t.timestamp.microseconds, t.storedState)
+      // In place: iterating the array copied each record (its strings and values retained and released).
+      try batch.traits.withUnsafeBufferPointer { traits in
+        for n in traits.indices {
+          try upsert.run(
+            traits[n].profile.raw, traits[n].trait, traits[n].storedValue, traits[n].source, traits[n].eventID,
+            traits[n].timestamp.microseconds, traits[n].storedState)
+        }
       }
       if let p = batch.traitPolicies { try Self.writeTraitPolicies(p, db) }
     }
@@ -259,10 +260,10 @@ extension SQLiteStore {
     let upsert = RowStatement(
       try db.cachedStatement(
         sql: "INSERT OR REPLACE INTO sightings (profile_id, expires, sightings) VALUES (?, ?, ?)"))
+    let delete = RowStatement(try db.cachedStatement(sql: "DELETE FROM sightings WHERE profile_id = ?"))
     for r in batch.sightings {
       if r.sightings.isEmpty {
-        // Through GRDB: the merges' statement of the same text is cached and run through GRDB as well.
-        try db.execute(sql: "DELETE FROM sightings WHERE profile_id = ?", arguments: [r.profile.raw])
+        try delete.run(r.profile.raw)
       } else {
         try upsert.run(r.profile.raw, r.expires.microseconds, r.encoded)
       }
@@ -402,7 +403,22 @@ extension SQLiteStore {
       // batch below.
       try indexTail(db, tail: tail)
     }
-    let keys = events.map { EventKey(source: $0.event.source, id: $0.event.id).logKey }
+    // The events are read in place: `Array`'s `map` and subscript copy each `StoredEvent` (a dozen references to
+    // retain and release) — a copy per event in each of the loops below was ~5 % of the writer thread.
+    return try events.withUnsafeBufferPointer { events in
+      try appendRows(
+        events, deferIndexes: deferIndexes, behind: behind, records: records, packed: packed, added: &added,
+        inTail: inTail, db)
+    }
+  }
+
+  /// `append`'s rows, from the events in place: the duplicate check, the `events` rows, and the index rows
+  /// (returned, joined to the tail, or written).
+  private static func appendRows(
+    _ events: UnsafeBufferPointer<StoredEvent>, deferIndexes: Bool, behind: LogTailBox?, records: RecordCodec?,
+    packed: PackedRecords?, added: inout LogTail.Added, inTail: [EventKey: Int64], _ db: Database
+  ) throws -> IndexRows {
+    let keys = events.indices.map { EventKey(source: events[$0].event.source, id: events[$0].event.id).logKey }
     let byKey = events.indices.sorted { (keys[$0], $0) < (keys[$1], $1) }
     var skip = [Bool](repeating: false, count: events.count)
     // Duplicates, in key order: the log's events with each key, and the batch's own.
@@ -415,6 +431,11 @@ extension SQLiteStore {
     while start < byKey.count {
       var end = start + 1
       while end < byKey.count, keys[byKey[end]] == keys[byKey[start]] { end += 1 }
+      if !anyKeys, inTail.isEmpty, end == start + 1 {
+        // Nothing logged or in the tail has this key, and no other event of the batch: not a repeat.
+        start = end
+        continue
+      }
       var held: [(String, String)] = []
       if anyKeys {
         let rows = try Row.fetchCursor(logged, arguments: [keys[byKey[start]]])
@@ -439,17 +460,17 @@ extension SQLiteStore {
           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
           """))
     var seqs = [Int64](repeating: 0, count: events.count)
-    // The events are read in place: a copy of each `Event` (a dozen references to retain and release) was a
-    // tenth of the writer thread's time in a bulk run.
-    try events.withUnsafeBufferPointer { events in
+    do {
       let compressor = try records.flatMap { codec in
         try codec.dictionary(for: events, db).map { RecordCompressor(codec: codec, dictionary: $0) }
       }
       let ahead = packed.flatMap { p in
         p.dictionary == compressor?.dictionary.id && p.bodies.count == events.count ? p : nil
       }
+      // The identifiers' text, encoded before the transaction with the records (whatever their dictionary).
+      let texts = packed.flatMap { $0.identifiers.count == events.count ? $0.identifiers : nil }
       for n in events.indices where !skip[n] {
-        let ids = StoredValue.encode(events[n].event.identifiers)
+        let ids = texts?[n] ?? StoredValue.encode(events[n].event.identifiers)
         func logged(_ format: Int, _ body: some RowValue) throws {
           try insert.run(
             events[n].event.source, events[n].event.id, events[n].event.type, events[n].event.name,

@@ -20,6 +20,7 @@ public enum StoreSuite {
       ("logRows read the log's columns a page at a time, identifiers and body when asked", logRows),
       ("a merge moves identifiers, traits and events", merge),
       ("chains of merges resolve to the live profile", chains),
+      ("merges of profiles the same transaction created, or gave again", mergesOfNewProfiles),
       ("aliases: each merged profile and the one it went into, as loadIdentity's; gone when erased", aliases),
       ("conflicts are kept for both profiles", conflicts),
       ("released identifiers disappear; last_seen keeps the newest", released),
@@ -477,6 +478,47 @@ public enum StoreSuite {
       ["prf_2->prf_1", "prf_3->prf_2", "prf_4->prf_1", "prf_5->prf_4"],
       "loadIdentity aliases")
     f.expect(try await store.stats().profiles, 1, "stats.profiles")
+  }
+
+  /// Merges whose profiles the transaction itself lists as new: a profile created there holds nothing yet
+  /// unless an earlier merge of the transaction gave it identifiers, and one listed again (already stored) keeps
+  /// all it had — both are moved or dropped like any absorbed profile's rows.
+  static func mergesOfNewProfiles(_ store: any Store, _ f: inout Failures) async throws {
+    let (u1, u2, u5) = (Identifier("user_id", "u1"), Identifier("user_id", "u2"), Identifier("user_id", "u5"))
+    var a = CommitBatch()
+    a.newProfiles = [NewProfile(p(1), createdAt: t(0)), NewProfile(p(2), createdAt: t(1))]
+    a.identifiers = [IdentifierRow(u1, of: p(1), seen: t(10)), IdentifierRow(u2, of: p(2), seen: t(20))]
+    a.traits = [trait(p(1), "name", .string("Ada")), trait(p(2), "plan", .string("gold"))]
+    a.computed = [computedRecord(p(2), "orders", 3)]
+    a.segmentChanges = [SegmentChangeRecord(segment: "vip", profile: p(2), entered: true, at: t(20))]
+    try await store.commit(a)
+    var b = CommitBatch()
+    // 2 is listed again (already stored, with rows); 3, 4 and 5 are new.
+    b.newProfiles = [2, 3, 4, 5].map { NewProfile(p($0), createdAt: t(30)) }
+    let m1 = MergeRecord(survivor: p(3), absorbed: p(2), rule: "r", evidence: [u2], eventID: "x1", at: t(30))
+    let m2 = MergeRecord(survivor: p(1), absorbed: p(3), rule: "r", evidence: [u2], eventID: "x2", at: t(31))
+    let m3 = MergeRecord(survivor: p(4), absorbed: p(5), rule: "r", evidence: [], eventID: "x3", at: t(32), score: 0.5)
+    b.merges = [m1, m2, m3]
+    b.identifiers = [IdentifierRow(u5, of: p(4), seen: t(32))]
+    b.traits = [trait(p(4), "plan", .string("silver"))]
+    try await store.commit(b)
+    for (n, live) in [(1, 1), (2, 1), (3, 1), (4, 4), (5, 4)] as [(Int64, Int64)] {
+      f.expect(try await store.canonical(p(n)), p(live), "canonical(\(n))")
+    }
+    f.expect(
+      render(try await store.identifiers(of: p(1))), render([(u1, t(10)), (u2, t(20))]),
+      "identifiers(of: 1): 2's identifier, through 3")
+    f.expect(try await store.profile(for: u2), p(1), "profile(for: u2)")
+    f.expect(render(try await store.identifiers(of: p(5))), render([(u5, t(32))]), "identifiers(of: 5)")
+    f.expect(
+      try await store.loadTraits().map(describe),
+      [trait(p(1), "name", .string("Ada")), trait(p(4), "plan", .string("silver"))].map(describe),
+      "loadTraits: the absorbed profile's trait dropped")
+    f.expect(try await store.loadComputed().map(describe), [], "loadComputed: 2's state dropped")
+    f.expect(try await store.loadMemberships().map(describe), [], "loadMemberships: 2's membership dropped")
+    f.expect(try await store.loadMerges(), [m1, m2, m3], "loadMerges")
+    f.expect(try await store.merges(involving: p(5)), [m3], "merges(involving: 5)")
+    f.expect(try await store.stats().profiles, 2, "stats.profiles")
   }
 
   static func conflicts(_ store: any Store, _ f: inout Failures) async throws {

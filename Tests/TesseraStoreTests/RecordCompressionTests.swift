@@ -63,6 +63,7 @@ import Testing
     #expect(page.events.count == range.count)
     for (e, n) in zip(page.events, range) {
       #expect(e.event.record.map { Array($0.bytes) } == Array(record(n, person: n % people).utf8), "event \(n)")
+      #expect(e.event.identifiers == [Identifier("user_id", "u-\(n % people)")], "event \(n)'s identifiers")
     }
     let rows = try await store.logRows(after: 0, through: Int64.max, parts: [.body, .identifiers])
     #expect(rows.count == range.count)
@@ -114,6 +115,8 @@ import Testing
     try await store.commit(Self.batch(0..<3000))
     let packed = try #require(await store.records.precompress(big))
     #expect(packed.bodies.count == 10000 && packed.bodies.allSatisfy { $0 != nil })
+    // The identifiers' column text is encoded in the same pass, as the writer would encode it.
+    #expect(packed.identifiers == big.map { StoredValue.encode($0.event.identifiers) })
     #expect(await store.records.precompress(Array(big.prefix(100))) == nil, "a server's batch: on the writer")
     try await store.commit(Self.batch(3000..<13000))
     try await Self.expectRecordsReadBack(store, 0..<13000)
