@@ -310,9 +310,15 @@ public struct IdentityResolver: Sendable {
         for (_, p) in r.expired where graph.canonical(p) != r.profile { report(graph.canonical(p)) }
       }
       if !matcher.isEmpty {
+        // Whether a value the rules read changed: the profile's index entries are made from those values (and its
+        // identifiers and sightings), so an event that only saw the same values again leaves them as they are.
+        var inputsChanged = false
         for (trait, value) in event.traits where !value.isNull && matcher.inputs.contains(trait) {
           let o = Observation(value: value, source: event.source, eventID: event.id, timestamp: event.timestamp)
-          matchTraits[r.profile, default: [:]][trait] = policy(for: trait).add(o, to: matchTraits[r.profile]?[trait])
+          let before = matchTraits[r.profile]?[trait]
+          let after = policy(for: trait).add(o, to: before)
+          if after.value != before?.value { inputsChanged = true }
+          matchTraits[r.profile, default: [:]][trait] = after
         }
         let sees = !signals.isEmpty && keepsSignals(of: r.profile)
         if sees && sightingsChanged.last != r.profile { sightingsChanged.append(r.profile) }
@@ -320,9 +326,7 @@ public struct IdentityResolver: Sendable {
           sees
           && matcher.sight(
             r.profile, signals, at: event.timestamp, combination: combined ? batch.signalCombinations[i] : nil)
-        if r.created || !r.merges.isEmpty || sighted || matcher.matters(event.traits.keys)
-          || matcher.matters(r.attached.map(\.kind))
-        {
+        if r.created || !r.merges.isEmpty || sighted || inputsChanged || matcher.matters(r.attached.map(\.kind)) {
           matcher.index(r.profile, values: values(of: r.profile))
         }
       }
