@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import Synchronization
 import TesseraModel
 import TesseraPostgres
 
@@ -115,18 +116,50 @@ public final class PostgresCluster: Sendable {
   }
 
   /// A port nothing listens on: bind port 0 on loopback and read what the kernel chose.
-  static func freePort() throws -> Int {
+  /// Ports handed out to clusters of this process: a stopped cluster keeps its port for `startServer`.
+  static let handedOut = Mutex<Set<Int>>([])
+
+  /// A loopback port for a new cluster: free now, never handed out before in this process, and below the
+  /// kernel's ephemeral range where it can be. The kernel takes the local ports of client connections from that
+  /// range, so a port of it could be taken by one of the tests' many connections while a cluster is stopped and
+  /// restarted (`stopServer`, `startServer`), and the restart would fail to bind; a port the kernel picked
+  /// (`bind` to port 0) was in that range.
+  public static func freePort() throws -> Int {
+    let ephemeralStart = ephemeralRangeStart()
+    let low = max(10_000, ephemeralStart - 12_000)
+    if ephemeralStart - low >= 1_000 {
+      for _ in 0..<2_000 {
+        let p = Int.random(in: low..<ephemeralStart)
+        guard handedOut.withLock({ $0.insert(p).inserted }) else { continue }
+        if (try? bound(to: p)) != nil { return p }
+      }
+    }
+    // No room below the range (an unusual ip_local_port_range): a port the kernel picks.
+    while true {
+      let p = try bound(to: 0)
+      if handedOut.withLock({ $0.insert(p).inserted }) { return p }
+    }
+  }
+
+  /// The first port of the kernel's ephemeral range (`ip_local_port_range`), 32768 when it cannot be read.
+  public static func ephemeralRangeStart() -> Int {
+    let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+    return text.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } ?? 32_768
+  }
+
+  /// Binds a loopback socket to `port` (0: one the kernel picks) and closes it; the port it was bound to.
+  static func bound(to port: Int) throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw Failed(description: "socket() failed") }
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
+    addr.sin_port = UInt16(port).bigEndian
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     let bound = withUnsafePointer(to: &addr) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard bound == 0 else { throw Failed(description: "bind() failed") }
+    guard bound == 0 else { throw Failed(description: "bind() to port \(port) failed") }
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     let named = withUnsafeMutablePointer(to: &addr) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
@@ -134,6 +167,7 @@ public final class PostgresCluster: Sendable {
     guard named == 0 else { throw Failed(description: "getsockname() failed") }
     return Int(UInt16(bigEndian: addr.sin_port))
   }
+
 }
 
 /// Runs `body` with a fresh cluster, stopped and removed afterwards whether `body` succeeds or throws.
