@@ -267,6 +267,31 @@ extension TraitPolicy {
   var stored: TraitPolicies.Policy { TraitPolicies.Policy(kind: kind.rawValue, sources: sources) }
 }
 
+/// The pipeline's trait policies, as the identity stage and the profile partitions apply them: each declared
+/// trait's; consent (`consent.PURPOSE`) always the most recent decision; other traits the default.
+struct PipelinePolicies: Sendable {
+  let declared: [String: TraitPolicy]
+  let other: TraitPolicy
+  static let consent = TraitPolicy(kind: .most_recent)
+
+  init(config: PipelineConfig) {
+    var declared: [String: TraitPolicy] = [:]
+    for t in config.traits { declared[t.name] = TraitPolicy(kind: t.policy, sources: t.sources) }
+    self.declared = declared
+    self.other = TraitPolicy(kind: config.defaultPolicy)
+  }
+
+  func policy(for trait: String) -> TraitPolicy {
+    if let p = declared[trait] { return p }
+    return trait.hasPrefix("consent.") ? Self.consent : other
+  }
+
+  /// The same, as stores keep them (each transaction carries them; `CommitBatch.traitPolicies`).
+  var stored: TraitPolicies {
+    TraitPolicies(traits: declared.mapValues(\.stored), other: other.stored, consent: Self.consent.stored)
+  }
+}
+
 extension TraitRecord {
   /// Why the row's value won, in words (`TraitPolicy.explain`): the sentence a row written by an earlier version
   /// carries, else told from the store's trait policies (`Store.traitPolicies`). Nil when neither says.

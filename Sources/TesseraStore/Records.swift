@@ -272,8 +272,8 @@ public struct EventKey: Sendable, Hashable {
     self.id = id
   }
 
-  /// Sets of keys (a run's events seen, a million of them) hash the 64-bit `logKey` rather than both strings:
-  /// cheaper on every insert and every time the set grows. (Keeping it in the key made the set a fifth larger.)
+  /// Sets of keys (a batch's keys the store already holds, the server's unindexed log tail) hash the 64-bit
+  /// `logKey` rather than both strings. (A run's own set of events seen keeps fingerprints: `SeenEvent`.)
   public func hash(into h: inout Hasher) { h.combine(logKey) }
 }
 

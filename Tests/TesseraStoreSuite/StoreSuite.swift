@@ -606,7 +606,7 @@ public enum StoreSuite {
       traits: [
         "first_name": .init(kind: "source_priority", sources: ["crm", "pos", "web"]), "plan": .init(kind: "max"),
       ],
-      other: .init(kind: "most_recent"), consent: .init(kind: "most_recent"))
+      other: .init(kind: "first_seen"), consent: .init(kind: "most_recent"))
     var b = CommitBatch()
     b.newProfiles = [NewProfile(p(1), createdAt: t(0))]
     b.traits = [trait(p(1), "plan", .string("pro"), event: "e1", at: t(1))]
@@ -615,7 +615,7 @@ public enum StoreSuite {
     f.expect(try await store.traitPolicies(), first, "written with the trait rows")
     f.expect(
       try await store.traitPolicies()?.policy(for: "consent.email").kind, "most_recent", "consent states' policy")
-    f.expect(try await store.traitPolicies()?.policy(for: "city").kind, "most_recent", "undeclared traits' policy")
+    f.expect(try await store.traitPolicies()?.policy(for: "city").kind, "first_seen", "undeclared traits' policy")
     var second = first
     second.traits["plan"] = .init(kind: "most_recent")
     var quiet = CommitBatch()

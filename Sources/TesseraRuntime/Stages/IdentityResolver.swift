@@ -19,10 +19,7 @@ public struct IdentityResolver: Sendable {
   public private(set) var matcher: StreamingMatcher
   /// The traits the probabilistic rules read, unified as the profile stage unifies them (only with such rules).
   var matchTraits: [ProfileID: TraitStates] = [:]
-  let policies: [String: TraitPolicy]
-  let defaultPolicy: TraitPolicy
-  /// The same, as stores keep them (each transaction carries them; `CommitBatch.traitPolicies`).
-  let storedPolicies: TraitPolicies
+  let policies: PipelinePolicies
   /// Events resolved and not yet known to be stored, so a repeat is skipped before it reaches the store.
   var seen: Set<SeenEvent> = []
   /// Whether each transaction lists its events' keys (`IdentityPart.keys`: the server forgets them once
@@ -104,12 +101,7 @@ public struct IdentityResolver: Sendable {
     self.now = now
     self.partitions = max(1, partitions)
     self.sendsIdentifiers = ProfilePartition.needsIdentifiers(config)
-    var policies: [String: TraitPolicy] = [:]
-    for t in config.traits { policies[t.name] = TraitPolicy(kind: t.policy, sources: t.sources) }
-    self.policies = policies
-    self.defaultPolicy = TraitPolicy(kind: config.defaultPolicy)
-    self.storedPolicies = TraitPolicies(
-      traits: policies.mapValues(\.stored), other: defaultPolicy.stored, consent: Resolver.consentPolicy.stored)
+    self.policies = PipelinePolicies(config: config)
     self.matcher = StreamingMatcher(config: config)
     self.part = IdentityPart(cut: 0)
     self.ops = Array(repeating: [], count: max(1, partitions))
@@ -133,8 +125,7 @@ public struct IdentityResolver: Sendable {
   }
 
   func policy(for trait: String) -> TraitPolicy {
-    if let p = policies[trait] { return p }
-    return trait.hasPrefix("consent.") ? Resolver.consentPolicy : defaultPolicy
+    policies.policy(for: trait)
   }
 
   /// The evaluation time: the injected `now`, else the newest event time seen (at least `event`).
@@ -481,7 +472,7 @@ public struct IdentityResolver: Sendable {
   public mutating func cut() -> (IdentityPart, [PartitionBatch]) {
     var done = part
     done.commit.epoch = epoch
-    done.commit.traitPolicies = storedPolicies
+    done.commit.traitPolicies = policies.stored
     done.commit.reconcile(with: graph, unique: !irregularRows)
     irregularRows = false
     if seenHeldInTransaction { done.commit.seenDeferred = expiringKinds }

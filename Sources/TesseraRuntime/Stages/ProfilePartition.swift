@@ -27,8 +27,7 @@ public struct ProfilePartition: Sendable {
   /// The identifiers of the partition's profiles, as the identity stage last reported them (kept only when
   /// segments or payloads may read them).
   var identifiers: [ProfileID: [Identifier]] = [:]
-  let policies: [String: TraitPolicy]
-  let defaultPolicy: TraitPolicy
+  let policies: PipelinePolicies
   let router: DestinationRouter
   /// What each profile touched since the last settle needs done at the next one.
   var pending: [ProfileID: Pending] = [:]
@@ -83,10 +82,7 @@ public struct ProfilePartition: Sendable {
     var members: [ProfileID: Set<String>] = [:]
     for (p, set) in restored.memberships where mine(p) { members[p] = set }
     self.segments = SegmentEngine(config: config, memberships: members)
-    var policies: [String: TraitPolicy] = [:]
-    for t in config.traits { policies[t.name] = TraitPolicy(kind: t.policy, sources: t.sources) }
-    self.policies = policies
-    self.defaultPolicy = TraitPolicy(kind: config.defaultPolicy)
+    self.policies = PipelinePolicies(config: config)
     self.router = router
     for (p, traits) in restored.traits where mine(p) { profiles[p] = traits }
     if Self.needsIdentifiers(config) {
@@ -102,8 +98,7 @@ public struct ProfilePartition: Sendable {
 
   /// Consent (`consent.PURPOSE`) is always the most recent decision; other traits follow their declaration.
   public func policy(for trait: String) -> TraitPolicy {
-    if let p = policies[trait] { return p }
-    return trait.hasPrefix("consent.") ? Resolver.consentPolicy : defaultPolicy
+    policies.policy(for: trait)
   }
 
   var evaluating: Bool { !segments.names.isEmpty }

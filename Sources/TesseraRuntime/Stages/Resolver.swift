@@ -145,8 +145,6 @@ public struct Resolver: Sendable {
     }
     return rules
   }
-
-  static let consentPolicy = TraitPolicy(kind: .most_recent)
 }
 
 /// Everything resolution needs from a store, read once: the identity graph, trait summaries, computed traits,
