@@ -91,15 +91,20 @@ public final class ChildProcess: Sendable {
     return ChildProcess(pid: pid)
   }
 
-  /// Runs a program to its end; its exit status (see `status`).
+  /// Runs a program to its end; its exit status (see `status`). With `atMost`, a program still running then is
+  /// killed (SIGKILL) and `Failure` thrown: a test that starts one fails instead of hanging.
   public static func run(
     _ path: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil,
-    standardOutput: Stream = .null, standardError: Stream = .null
+    standardOutput: Stream = .null, standardError: Stream = .null, atMost limit: Duration? = nil
   ) async throws -> Int32 {
     let child = try spawn(
       path, arguments, environment: environment, directory: directory, standardOutput: standardOutput,
       standardError: standardError)
-    return await child.wait()
+    guard let limit else { return await child.wait() }
+    guard let status = await child.wait(atMost: limit) else {
+      throw Failure(description: "\(path) \(arguments.joined(separator: " ")) still ran after \(limit); killed")
+    }
+    return status
   }
 
   /// Runs a program to its end, blocking the calling thread; its exit status.
@@ -134,6 +139,22 @@ public final class ChildProcess: Sendable {
       try? await Task.sleep(for: .milliseconds(pause))
       pause = min(pause * 2, 20)
     }
+  }
+
+  /// Waits at most `limit` for the child to end: its status (as `wait()`), or nil when it still ran then, after
+  /// which it is killed (SIGKILL) and reaped.
+  public func wait(atMost limit: Duration) async -> Int32? {
+    let end = ContinuousClock.now + limit
+    var pause = 1
+    while ContinuousClock.now < end {
+      if let status { return status }
+      try? await Task.sleep(for: .milliseconds(pause))
+      pause = min(pause * 2, 20)
+    }
+    if let status { return status }
+    signal(SIGKILL)
+    _ = await wait()
+    return nil
   }
 
   /// Sends a signal (SIGTERM unless given) unless the child has been reaped.

@@ -25,6 +25,22 @@ import Testing
     child.signal(SIGTERM)  // reaped: nothing is sent (the pid may belong to another process by now)
   }
 
+  /// A child still running at the limit is killed and reported, so a test waiting for one fails instead of
+  /// hanging; one that ends in time gives its status.
+  @Test func aBoundedWaitKillsAChildStillRunning() async throws {
+    let slow = try ChildProcess.spawn("/bin/sleep", ["30"])
+    let started = ContinuousClock.now
+    #expect(await slow.wait(atMost: .milliseconds(300)) == nil)
+    #expect(ContinuousClock.now - started < .seconds(10))
+    #expect(slow.status == SIGKILL)
+    let quick = try ChildProcess.spawn("/bin/sh", ["-c", "exit 4"])
+    #expect(await quick.wait(atMost: .seconds(30)) == 4)
+    let error = await #expect(throws: ChildProcess.Failure.self) {
+      try await ChildProcess.run("/bin/sleep", ["30"], atMost: .milliseconds(300))
+    }
+    #expect(error?.description.hasPrefix("/bin/sleep 30 still ran after") == true)
+  }
+
   @Test func theChildHoldsNoneOfTheParentsDescriptors() async throws {
     let held = Self.temp()
     let fd = open(held, O_WRONLY | O_CREAT, 0o644)  // no O_CLOEXEC: inherited unless closed for the child

@@ -211,7 +211,8 @@ extension E2E {
       let out = try dir.write("stdout", "")
       let err = try dir.write("stderr", "")
       let status = try await ChildProcess.run(
-        binary, arguments, directory: directory, standardOutput: .file(out), standardError: .file(err))
+        binary, arguments, directory: directory, standardOutput: .file(out), standardError: .file(err),
+        atMost: .seconds(600))
       return Result(
         status: status, stdout: try String(contentsOfFile: out, encoding: .utf8),
         stderr: try String(contentsOfFile: err, encoding: .utf8))

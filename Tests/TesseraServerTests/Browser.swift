@@ -45,7 +45,7 @@ struct Browser {
       }
       guard ready else {
         process.signal(SIGKILL)
-        _ = await process.wait()
+        _ = await process.wait(atMost: .seconds(30))
         lastError = "chromedriver did not start on port \(port)"
         continue
       }
@@ -67,7 +67,7 @@ struct Browser {
       let created = try await call(base, .POST, "/session", capabilities)
       guard let id = created.lookup(["value", "sessionId"]).stringValue else {
         process.signal(SIGKILL)
-        _ = await process.wait()
+        _ = await process.wait(atMost: .seconds(30))
         lastError = "chromedriver made no session: \(JSON.encode(created))"
         continue
       }
@@ -184,6 +184,6 @@ struct Browser {
     _ = try? await Self.call(base, .GET, "/shutdown")
     try? await Task.sleep(for: .milliseconds(200))
     process.signal(SIGKILL)
-    _ = await process.wait()
+    _ = await process.wait(atMost: .seconds(30))
   }
 }

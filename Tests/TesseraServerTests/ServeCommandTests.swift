@@ -53,13 +53,14 @@ struct ServeCommandTests {
     /// SIGKILL: no shutdown, no drain (a crash); the exit status.
     func kill() async -> Int32 {
       process.signal(SIGKILL)
-      return await process.wait()
+      return await process.wait(atMost: .seconds(60)) ?? -1
     }
 
-    /// SIGTERM; the exit status.
+    /// SIGTERM; the exit status, -1 when the server still ran 2 minutes later (then killed, so a shutdown that
+    /// hangs fails the test instead of the whole run).
     func stop() async -> Int32 {
       process.signal(SIGTERM)
-      return await process.wait()
+      return await process.wait(atMost: .seconds(120)) ?? -1
     }
   }
 

@@ -149,7 +149,8 @@ struct SeveralServersTests {
     let out = NSTemporaryDirectory() + "tessera-out-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: out) }
     _ = try await ChildProcess.run(
-      try #require(ServeCommandTests.binary), arguments, standardOutput: .file(out), standardError: .standardOutput)
+      try #require(ServeCommandTests.binary), arguments, standardOutput: .file(out), standardError: .standardOutput,
+      atMost: .seconds(300))
     return try String(contentsOfFile: out, encoding: .utf8)
   }
 

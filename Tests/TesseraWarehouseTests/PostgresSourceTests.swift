@@ -284,7 +284,7 @@ struct PostgresSourceTests {
         try await Task.sleep(for: .milliseconds(5))
       }
       process.signal(SIGKILL)
-      _ = await process.wait()
+      _ = await process.wait(atMost: .seconds(30))
       let stored = try await Self.count(storeURL, "SELECT count(*) FROM events")
       #expect(stored > 0 && stored < n, "stored \(stored) of \(n) before the kill")
       let cursor = try #require(
@@ -295,7 +295,7 @@ struct PostgresSourceTests {
         "the cursor \(value) and the \(stored) events stored are not the same rows")
 
       let again = try Self.start(arguments, environment: ["CRM_URL": url])
-      #expect(await again.wait() == 0)
+      #expect(await again.wait(atMost: .seconds(300)) == 0)
       #expect(try await Self.count(storeURL, "SELECT count(*) FROM events") == n)
       #expect(try await Self.count(storeURL, "SELECT count(DISTINCT profile_id) FROM events") == n)
     }
