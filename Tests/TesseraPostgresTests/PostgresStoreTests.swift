@@ -160,6 +160,43 @@ struct PostgresStoreTests {
     }
   }
 
+  /// An operation already waiting for a pooled connection when the server goes away fails with
+  /// `connectionLost` as soon as the store's watcher notices, not when the pool gives up (about a minute; a
+  /// request to `tessera serve` waited that long before it got its 503); once the server is back, the store
+  /// works again. The only connection is held by a long query, so the second operation is in the pool's queue
+  /// before the server stops.
+  @Test func anOperationWaitingForThePoolFailsWhenTheServerGoes() async throws {
+    try await withCluster { cluster in
+      let url = try await cluster.newDatabase("waiting")
+      let store = try await PostgresStore(url: url, maximumConnections: 1)
+      let holding = Task {
+        try await store.read { conn in
+          for try await _ in try await conn.query("SELECT pg_sleep(120)", logger: store.logger) {}
+        }
+      }
+      try await Task.sleep(for: .milliseconds(500))
+      let waiting = Task { try await store.stats() }
+      try await Task.sleep(for: .milliseconds(500))
+      let stopped = ContinuousClock.now
+      try cluster.stopServer()
+      let result = await waiting.result
+      let waited = ContinuousClock.now - stopped
+      var kind: StoreUnavailable.Kind?
+      if case .failure(let error) = result { kind = (error as? StoreUnavailable)?.kind }
+      #expect(kind == .connectionLost, "\(result)")
+      #expect(waited < .seconds(20), "the waiting operation failed only after \(waited)")
+      #expect((try? await holding.value) == nil, "the held connection's query ended with the server")
+      try cluster.startServer()
+      var stats: StoreStats?
+      for _ in 0..<100 where stats == nil {
+        stats = try? await store.stats()
+        if stats == nil { try await Task.sleep(for: .milliseconds(200)) }
+      }
+      #expect(stats?.profiles == 0, "the store answers again once the server is back")
+      await store.close()
+    }
+  }
+
   /// A pipeline-sized batch (20,000 identifiers) commits: identifier locks are striped, so a batch never asks
   /// for more locks than PostgreSQL's lock table holds, and all of it is written.
   @Test func largeBatchCommits() async throws {
