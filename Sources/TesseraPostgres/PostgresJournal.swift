@@ -29,9 +29,10 @@ extension PostgresStore {
       }
     }
     let (answers, answer) = AsyncStream.makeStream(of: Result<Int32?, any Error>.self)
-    let holder = Task { [client, logger] in
+    let holder = Task { [logger] in
       do {
-        try await client.withConnection { conn in
+        // Leased as every operation is: a wait for the connection fails when the watcher sees the server gone.
+        try await self.leased { conn in
           var got = (false, Int32(0))
           let rows = try await conn.query(
             "SELECT pg_try_advisory_lock(\(Self.writerLock)), pg_backend_pid()", logger: logger)

@@ -176,15 +176,21 @@ struct PostgresStoreTests {
       }
       try await Task.sleep(for: .milliseconds(500))
       let waiting = Task { try await store.stats() }
+      // Asking for the writer role holds a pooled connection for as long as the role is held; it waits the same.
+      let role = Task { try await store.acquireWriter() }
       try await Task.sleep(for: .milliseconds(500))
       let stopped = ContinuousClock.now
       try cluster.stopServer()
       let result = await waiting.result
+      let roleResult = await role.result
       let waited = ContinuousClock.now - stopped
       var kind: StoreUnavailable.Kind?
       if case .failure(let error) = result { kind = (error as? StoreUnavailable)?.kind }
       #expect(kind == .connectionLost, "\(result)")
-      #expect(waited < .seconds(20), "the waiting operation failed only after \(waited)")
+      var roleKind: StoreUnavailable.Kind?
+      if case .failure(let error) = roleResult { roleKind = (error as? StoreUnavailable)?.kind }
+      #expect(roleKind == .connectionLost, "\(roleResult)")
+      #expect(waited < .seconds(20), "the waiting operations failed only after \(waited)")
       #expect((try? await holding.value) == nil, "the held connection's query ended with the server")
       try cluster.startServer()
       var stats: StoreStats?
