@@ -133,25 +133,26 @@ public final class ChildProcess: Sendable {
   /// Waits for the child to end; its exit code, or the number of the signal that ended it (as Foundation's
   /// `terminationStatus` reports).
   public func wait() async -> Int32 {
-    var pause = 1
     while true {
+      if let status = await poll(until: nil) { return status }
+    }
+  }
+
+  /// Polls (1 ms doubling to 20 ms) until the child ends or `end` passes: its status, nil at `end`.
+  func poll(until end: ContinuousClock.Instant?) async -> Int32? {
+    var pause = 1
+    while end.map({ ContinuousClock.now < $0 }) ?? true {
       if let status { return status }
       try? await Task.sleep(for: .milliseconds(pause))
       pause = min(pause * 2, 20)
     }
+    return status
   }
 
   /// Waits at most `limit` for the child to end: its status (as `wait()`), or nil when it still ran then, after
   /// which it is killed (SIGKILL) and reaped.
   public func wait(atMost limit: Duration) async -> Int32? {
-    let end = ContinuousClock.now + limit
-    var pause = 1
-    while ContinuousClock.now < end {
-      if let status { return status }
-      try? await Task.sleep(for: .milliseconds(pause))
-      pause = min(pause * 2, 20)
-    }
-    if let status { return status }
+    if let status = await poll(until: ContinuousClock.now + limit) { return status }
     signal(SIGKILL)
     _ = await wait()
     return nil

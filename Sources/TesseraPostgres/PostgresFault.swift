@@ -41,8 +41,8 @@ enum PostgresFault {
 
 /// Whether the database server answers, watched on a connection of its own outside the pool: when the server
 /// goes away (a restart, a crash) that connection closes at once, and every store operation fails fast with
-/// `StoreUnavailable.connectionLost` instead of waiting up to a minute for the pool to give up: those that come
-/// later at `check()`, those already waiting for a pooled connection (`Lending`s registered here) when the
+/// `StoreUnavailable.connectionLost` instead of waiting for the pool, which does not give up on a server that is
+/// gone: those that come later at `check()`, those already waiting for a pooled connection (`Lending`s registered here) when the
 /// watcher notices. The watcher reconnects with backoff (0.25 s doubling to 5 s) and operations go through again
 /// as soon as it has.
 final class Reachability: Sendable {
@@ -159,7 +159,7 @@ final class Lending: Sendable {
   /// Ends the wait with `error` unless the connection was handed over already.
   func fail(_ error: any Error) {
     let waiter = state.withLock { s -> CheckedContinuation<PostgresConnection, any Error>? in
-      if s.failed != nil || s.lent != nil || s.givenBack { return nil }
+      if s.failed != nil || s.lent != nil { return nil }
       s.failed = error
       defer { s.waiter = nil }
       return s.waiter

@@ -197,15 +197,15 @@ public final class PostgresStore: Store {
   /// Runs reads on one pooled connection (no transaction: each statement sees what is committed).
   func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
     try reachability.check()
-    do { return try await leased { conn in try await body(conn) } } catch {
+    do { return try await leased(body) } catch {
       throw PostgresFault.classify(error)
     }
   }
 
   /// Runs `body` on a pooled connection. With the server watched, the wait for the connection is raced against
   /// the watcher: an operation that asked the pool just before the server went away fails with
-  /// `connectionLost` as soon as the watcher notices, instead of waiting for the pool to reconnect or give up
-  /// (a minute). A child task holds the pool's lease and lends the connection (`Lending`).
+  /// `connectionLost` as soon as the watcher notices, instead of waiting for the pool (which waited on, without
+  /// end, for a server that stayed away). A child task holds the pool's lease and lends the connection (`Lending`).
   func leased<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
     guard watcher != nil else { return try await client.withConnection { conn in try await body(conn) } }
     let lending = Lending()
